@@ -1,0 +1,46 @@
+//! What one run gets: arguments, environment, directories, limits, callbacks.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::exit::ThreadExitCallback;
+
+/// Default for [`RunConfig::max_threads`].
+pub const DEFAULT_MAX_THREADS: u32 = 1024;
+
+/// A host directory the guest may use under `guest` path.
+#[derive(Clone, Debug)]
+pub struct Preopen {
+    pub host: PathBuf,
+    pub guest: String,
+    pub read_only: bool,
+}
+
+/// Settings for one run. Reusable: a run copies what it needs when it starts.
+#[derive(Clone)]
+pub struct RunConfig {
+    /// `argv`, `argv[0]` first. Empty means the guest sees one argument, `"wasm"`.
+    pub args: Vec<String>,
+    /// Environment variables, in order. Empty by default: the host's are not passed.
+    pub env: Vec<(String, String)>,
+    pub preopens: Vec<Preopen>,
+    /// Most spawned threads alive at once (the main thread not counted). Past it,
+    /// `thread-spawn` returns a negative value to the guest.
+    pub max_threads: u32,
+    /// End the run with [`crate::ExitKind::Timeout`] after this long.
+    pub timeout: Option<Duration>,
+    pub on_thread_exit: Option<ThreadExitCallback>,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            args: Vec::new(),
+            env: Vec::new(),
+            preopens: Vec::new(),
+            max_threads: DEFAULT_MAX_THREADS,
+            timeout: None,
+            on_thread_exit: None,
+        }
+    }
+}

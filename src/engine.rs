@@ -1,0 +1,81 @@
+//! The engine: one Wasmtime engine configured for wasi-threads, plus the host functions
+//! every module of it links against. Cheap to clone; safe to share between host threads.
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use wasmtime::{Linker, OptLevel};
+
+use crate::run::StoreData;
+
+/// Options for [`Engine::new`]. The defaults suit most hosts.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Cranelift optimisation: 0 = none, 1 = speed (default), 2 = speed and size.
+    pub opt_level: u8,
+    /// Use Wasmtime's on-disk compilation cache (default off).
+    pub cache: bool,
+    /// Largest wasm stack of one guest thread, in bytes (default 1 MiB). Deeper recursion
+    /// traps with "call stack exhausted"; it never crashes the host.
+    pub max_wasm_stack: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig { opt_level: 1, cache: false, max_wasm_stack: 1 << 20 }
+    }
+}
+
+/// Extra native stack each guest OS thread gets above its wasm stack, for host code
+/// (WASI calls) that runs on the same thread.
+const HOST_STACK_MARGIN: usize = 2 << 20;
+
+pub(crate) struct EngineInner {
+    pub(crate) wasmtime: wasmtime::Engine,
+    /// WASI preview 1, `wasi.thread-spawn` and our interruptible `proc_exit`, `poll_oneoff` etc.
+    pub(crate) linker: Linker<StoreData>,
+    pub(crate) thread_stack_size: usize,
+}
+
+/// A compilation and execution environment. Clones share the same engine.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<EngineInner>,
+}
+
+impl Engine {
+    pub fn new(config: &EngineConfig) -> Result<Engine> {
+        let mut c = wasmtime::Config::new();
+        c.wasm_threads(true)
+            .shared_memory(true)
+            // Busy guest threads are stopped by bumping the epoch when (and only when) a run
+            // ends; each store's deadline callback decides whether its run is over.
+            .epoch_interruption(true)
+            .max_wasm_stack(config.max_wasm_stack)
+            .cranelift_opt_level(match config.opt_level {
+                0 => OptLevel::None,
+                1 => OptLevel::Speed,
+                2 => OptLevel::SpeedAndSize,
+                n => anyhow::bail!("opt level must be 0, 1 or 2, not {n}"),
+            });
+        if config.cache {
+            let cache = wasmtime::Cache::from_file(None)?;
+            c.cache(Some(cache));
+        }
+        let wasmtime = wasmtime::Engine::new(&c)?;
+        let mut linker = Linker::new(&wasmtime);
+        crate::wasi::add_to_linker(&mut linker)?;
+        Ok(Engine {
+            inner: Arc::new(EngineInner {
+                wasmtime,
+                linker,
+                thread_stack_size: config.max_wasm_stack + HOST_STACK_MARGIN,
+            }),
+        })
+    }
+
+    /// The underlying Wasmtime engine.
+    pub fn wasmtime(&self) -> &wasmtime::Engine {
+        &self.inner.wasmtime
+    }
+}

@@ -1,0 +1,56 @@
+//! How a run, and each thread of it, ended.
+
+use std::sync::Arc;
+
+/// Why a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitKind {
+    /// `_start` returned (code 0) or some thread called `proc_exit(code)`.
+    Code,
+    /// Some thread trapped (or the host code serving it failed).
+    Trap,
+    /// The run's timeout elapsed.
+    Timeout,
+    /// The host cancelled the run.
+    Cancelled,
+}
+
+/// How a run that started ended. Exactly one per run: the first event wins.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunExit {
+    pub kind: ExitKind,
+    /// The exit code for [`ExitKind::Code`]; 0 otherwise.
+    pub code: i32,
+    /// The thread that ended the run (0 = main); -1 for timeout and cancel.
+    pub tid: i32,
+    /// For traps: the trap message followed by the wasm backtrace.
+    pub message: Option<String>,
+}
+
+impl RunExit {
+    pub(crate) fn code(tid: i32, code: i32) -> Self {
+        RunExit { kind: ExitKind::Code, code, tid, message: None }
+    }
+    pub(crate) fn trap(tid: i32, message: String) -> Self {
+        RunExit { kind: ExitKind::Trap, code: 0, tid, message: Some(message) }
+    }
+    pub(crate) fn host(kind: ExitKind) -> Self {
+        RunExit { kind, code: 0, tid: -1, message: None }
+    }
+}
+
+/// How one thread of a run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ThreadExit {
+    /// `_start` or `wasi_thread_start` returned.
+    Returned,
+    /// The thread called `proc_exit(code)`.
+    Exited(i32),
+    /// The thread trapped; the message includes the wasm backtrace.
+    Trapped(String),
+    /// The thread was stopped because another thread (or the host) ended the run.
+    Terminated,
+}
+
+/// Called once per thread of a run, on that thread, after it stopped running wasm.
+pub type ThreadExitCallback = Arc<dyn Fn(i32, &ThreadExit) + Send + Sync>;

@@ -1,0 +1,91 @@
+//! The panic boundary and pointer checks every export uses.
+
+use std::any::Any;
+use std::ffi::{CStr, c_char};
+
+use super::error::wt_error_t;
+
+/// What an export returns when its body panicked.
+pub(crate) trait Fallback {
+    fn on_panic(message: String) -> Self;
+}
+
+impl Fallback for *mut wt_error_t {
+    fn on_panic(message: String) -> Self {
+        wt_error_t::raw(format!("internal error (panic in wasithreads): {message}"))
+    }
+}
+
+impl Fallback for () {
+    fn on_panic(_: String) -> Self {}
+}
+
+impl<T> Fallback for *mut T
+where
+    T: NotError,
+{
+    fn on_panic(_: String) -> Self {
+        std::ptr::null_mut()
+    }
+}
+
+impl Fallback for *const c_char {
+    fn on_panic(_: String) -> Self {
+        std::ptr::null()
+    }
+}
+
+/// Marker for pointer results that are not errors (NULL after a panic).
+pub(crate) trait NotError {}
+
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// Runs an export's body, turning a panic into the return type's [`Fallback`].
+macro_rules! ffi_boundary {
+    ($($body:tt)*) => {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| { $($body)* })) {
+            Ok(value) => value,
+            Err(payload) => $crate::ffi::boundary::Fallback::on_panic(
+                $crate::ffi::boundary::panic_message(&*payload),
+            ),
+        }
+    };
+}
+
+/// `&T` from a pointer, or return an error naming the argument.
+macro_rules! try_ref {
+    ($ptr:ident) => {
+        // SAFETY: the caller passes NULL or a valid pointer from this library (header contract).
+        match unsafe { $ptr.as_ref() } {
+            Some(r) => r,
+            None => return $crate::ffi::error::wt_error_t::raw(concat!("`", stringify!($ptr), "` is NULL")),
+        }
+    };
+}
+
+/// `&mut T` from a pointer, or return an error naming the argument.
+macro_rules! try_mut {
+    ($ptr:ident) => {
+        // SAFETY: the caller passes NULL or a valid, unaliased pointer (header contract).
+        match unsafe { $ptr.as_mut() } {
+            Some(r) => r,
+            None => return $crate::ffi::error::wt_error_t::raw(concat!("`", stringify!($ptr), "` is NULL")),
+        }
+    };
+}
+
+/// A UTF-8 `&str` from a C string argument, or return an error naming it.
+pub(crate) fn str_arg<'a>(ptr: *const c_char, what: &str) -> Result<&'a str, String> {
+    if ptr.is_null() {
+        return Err(format!("`{what}` is NULL"));
+    }
+    // SAFETY: non-NULL, and the caller passes a NUL-terminated string (header contract).
+    let s = unsafe { CStr::from_ptr(ptr) };
+    s.to_str().map_err(|_| format!("`{what}` is not valid UTF-8"))
+}

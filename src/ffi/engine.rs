@@ -1,0 +1,106 @@
+//! `wt_engine_t` and `wt_engine_config_t`.
+
+use super::boundary::NotError;
+use super::error::wt_error_t;
+use crate::engine::{Engine, EngineConfig};
+
+/// Settings for `wt_engine_new`. Create with `wt_engine_config_new`, release with
+/// `wt_engine_config_free`. Not thread-safe: configure it from one thread.
+pub struct wt_engine_config {
+    pub(crate) inner: EngineConfig,
+}
+/// See `struct wt_engine_config`.
+pub type wt_engine_config_t = wt_engine_config;
+impl NotError for wt_engine_config {}
+
+/// A compilation and execution environment. Thread-safe: any number of host threads may
+/// load modules and run them on one engine at once. Release with `wt_engine_free`.
+pub struct wt_engine {
+    pub(crate) inner: Engine,
+}
+/// See `struct wt_engine`.
+pub type wt_engine_t = wt_engine;
+
+/// A new engine configuration with the defaults: Cranelift opt level 1 (speed), no
+/// on-disk compilation cache, a 1 MiB wasm stack per guest thread.
+/// The caller owns the result and must release it with `wt_engine_config_free`.
+/// Returns NULL only if memory ran out.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_engine_config_new() -> *mut wt_engine_config_t {
+    ffi_boundary! { Box::into_raw(Box::new(wt_engine_config { inner: EngineConfig::default() })) }
+}
+
+/// Releases a configuration. NULL is ignored.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_engine_config_free(config: *mut wt_engine_config_t) {
+    ffi_boundary! {
+        if !config.is_null() {
+            // SAFETY: from `wt_engine_config_new`, not yet freed (header contract).
+            drop(unsafe { Box::from_raw(config) });
+        }
+    }
+}
+
+/// Sets Cranelift's optimisation level: 0 = none, 1 = speed (default), 2 = speed and size.
+/// Other values make `wt_engine_new` fail. NULL `config` is ignored.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_engine_config_set_opt_level(config: *mut wt_engine_config_t, level: u8) {
+    ffi_boundary! {
+        // SAFETY: NULL or a live config (header contract).
+        if let Some(c) = unsafe { config.as_mut() } { c.inner.opt_level = level; }
+    }
+}
+
+/// Turns Wasmtime's on-disk compilation cache on or off (default off). Uses Wasmtime's
+/// default cache configuration and directory. NULL `config` is ignored.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_engine_config_set_cache(config: *mut wt_engine_config_t, enabled: bool) {
+    ffi_boundary! {
+        // SAFETY: NULL or a live config (header contract).
+        if let Some(c) = unsafe { config.as_mut() } { c.inner.cache = enabled; }
+    }
+}
+
+/// Sets the largest wasm stack of one guest thread, in bytes (default 1 MiB). Deeper
+/// recursion traps ("call stack exhausted"). 0 makes `wt_engine_new` fail. NULL is ignored.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_engine_config_set_max_wasm_stack(config: *mut wt_engine_config_t, bytes: usize) {
+    ffi_boundary! {
+        // SAFETY: NULL or a live config (header contract).
+        if let Some(c) = unsafe { config.as_mut() } { c.inner.max_wasm_stack = bytes; }
+    }
+}
+
+/// Creates an engine. `config` may be NULL for the defaults; it is not consumed.
+/// On success writes the engine to `*engine_out` (the caller owns it and must release it
+/// with `wt_engine_free`) and returns NULL. On failure returns an error and leaves
+/// `*engine_out` untouched.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_engine_new(
+    config: *const wt_engine_config_t,
+    engine_out: *mut *mut wt_engine_t,
+) -> *mut wt_error_t {
+    ffi_boundary! {
+        let out = try_mut!(engine_out);
+        // SAFETY: NULL or a live config (header contract).
+        let config = unsafe { config.as_ref() }.map(|c| c.inner.clone()).unwrap_or_default();
+        if config.max_wasm_stack == 0 {
+            return wt_error_t::raw("max wasm stack must be larger than 0");
+        }
+        wt_error_t::from_result(Engine::new(&config), |engine| {
+            *out = Box::into_raw(Box::new(wt_engine { inner: engine }));
+        })
+    }
+}
+
+/// Releases the caller's engine handle. Modules and runs made from it keep what they need
+/// alive, so objects may be freed in any order. NULL is ignored.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_engine_free(engine: *mut wt_engine_t) {
+    ffi_boundary! {
+        if !engine.is_null() {
+            // SAFETY: from `wt_engine_new`, not yet freed (header contract).
+            drop(unsafe { Box::from_raw(engine) });
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! `wt_error_t`: why a call failed.
+
+use std::ffi::{CString, c_char};
+
+/// An error: a call failed, or was misused. Created by the library, owned by the caller,
+/// who must release it with `wt_error_free`.
+pub struct wt_error {
+    message: CString,
+}
+/// See `struct wt_error`.
+pub type wt_error_t = wt_error;
+
+impl wt_error {
+    /// A new heap error for returning across the ABI.
+    pub(crate) fn raw(message: impl Into<String>) -> *mut wt_error_t {
+        let mut m = message.into();
+        m.retain(|c| c != '\0');
+        let message = CString::new(m).unwrap_or_default();
+        Box::into_raw(Box::new(wt_error { message }))
+    }
+
+    /// NULL on success; on error, an error with the whole cause chain ("a: b: c").
+    pub(crate) fn from_result<T>(r: anyhow::Result<T>, ok: impl FnOnce(T)) -> *mut wt_error_t {
+        match r {
+            Ok(v) => {
+                ok(v);
+                std::ptr::null_mut()
+            }
+            Err(e) => wt_error_t::raw(format!("{e:#}")),
+        }
+    }
+}
+
+/// The error's message: UTF-8, NUL-terminated, never NULL for a non-NULL `error`.
+/// Valid until `wt_error_free(error)`. Returns NULL if `error` is NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_error_message(error: *const wt_error_t) -> *const c_char {
+    ffi_boundary! {
+        // SAFETY: NULL or a live error from this library (header contract).
+        match unsafe { error.as_ref() } {
+            Some(e) => e.message.as_ptr(),
+            None => std::ptr::null(),
+        }
+    }
+}
+
+/// Releases an error. NULL is ignored.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_error_free(error: *mut wt_error_t) {
+    ffi_boundary! {
+        if !error.is_null() {
+            // SAFETY: a pointer returned by this library and not yet freed (header contract).
+            drop(unsafe { Box::from_raw(error) });
+        }
+    }
+}

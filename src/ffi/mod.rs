@@ -1,0 +1,30 @@
+//! The C ABI: `wt_*` functions over the safe core. The only module with raw pointers.
+//!
+//! Conventions (see `include/wasithreads.h`): fallible functions return `wt_error_t *`
+//! (NULL = success) and write their result to the last argument, named `*_out`, only on
+//! success. Every function catches panics. `_free(NULL)` does nothing.
+
+#![allow(non_camel_case_types)]
+
+#[macro_use]
+mod boundary;
+mod config;
+mod engine;
+mod error;
+mod module;
+mod run;
+
+pub use config::*;
+pub use engine::*;
+pub use error::*;
+pub use module::*;
+pub use run::*;
+
+use std::ffi::c_char;
+
+/// The library version as a static NUL-terminated string, e.g. "0.1.0".
+/// Never NULL; the caller must not free it.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}

@@ -1,0 +1,139 @@
+//! `wt_run` and how runs and threads end: `wt_exit_t`, `wt_thread_exit_t`.
+
+use std::ffi::{CString, c_char};
+use std::sync::Arc;
+
+use super::config::wt_run_config_t;
+use super::engine::wt_engine_t;
+use super::error::wt_error_t;
+use super::module::wt_module_t;
+use crate::config::RunConfig;
+use crate::exit::{ExitKind, RunExit};
+use crate::run::Run;
+
+/// Why a run ended.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum wt_exit_kind_t {
+    /// `_start` returned (code 0) or a thread called `proc_exit(code)`.
+    WT_EXIT_CODE = 0,
+    /// A thread trapped; `tid` says which and `message` why.
+    WT_EXIT_TRAP = 1,
+    /// The run's timeout passed.
+    WT_EXIT_TIMEOUT = 2,
+    /// The host cancelled the run.
+    WT_EXIT_CANCELLED = 3,
+}
+
+/// How a run that started ended. Filled by `wt_run`.
+#[repr(C)]
+#[derive(Debug)]
+pub struct wt_exit_t {
+    pub kind: wt_exit_kind_t,
+    /// For `WT_EXIT_CODE`: 0 when `_start` returned, else the `proc_exit` argument.
+    /// 0 for the other kinds.
+    pub code: i32,
+    /// The thread that ended the run: 0 = main thread, >0 = a spawned thread; -1 for
+    /// `WT_EXIT_TIMEOUT` and `WT_EXIT_CANCELLED`.
+    pub tid: i32,
+    /// For `WT_EXIT_TRAP`: UTF-8 "wasm trap: <reason>", then the wasm backtrace (function
+    /// names when the module has a name section). NULL for the other kinds. Owned by the
+    /// caller: release it with `wt_exit_clear`.
+    pub message: *mut c_char,
+}
+
+/// How one thread ended, as passed to the thread-exit callback.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum wt_thread_exit_kind_t {
+    /// `_start` or `wasi_thread_start` returned.
+    WT_THREAD_RETURNED = 0,
+    /// The thread called `proc_exit(code)`, which ended the run.
+    WT_THREAD_EXITED = 1,
+    /// The thread trapped, which ended the run.
+    WT_THREAD_TRAPPED = 2,
+    /// The thread was stopped because another thread, a timeout or the host ended the run.
+    WT_THREAD_TERMINATED = 3,
+}
+
+/// How one thread ended.
+#[repr(C)]
+#[derive(Debug)]
+pub struct wt_thread_exit_t {
+    pub kind: wt_thread_exit_kind_t,
+    /// The `proc_exit` code for `WT_THREAD_EXITED`; 0 otherwise.
+    pub code: i32,
+    /// For `WT_THREAD_TRAPPED`: the trap message and wasm backtrace; NULL otherwise.
+    /// Borrowed: valid only during the callback.
+    pub message: *const c_char,
+}
+
+impl wt_exit_t {
+    fn from_exit(e: RunExit) -> wt_exit_t {
+        wt_exit_t {
+            kind: match e.kind {
+                ExitKind::Code => wt_exit_kind_t::WT_EXIT_CODE,
+                ExitKind::Trap => wt_exit_kind_t::WT_EXIT_TRAP,
+                ExitKind::Timeout => wt_exit_kind_t::WT_EXIT_TIMEOUT,
+                ExitKind::Cancelled => wt_exit_kind_t::WT_EXIT_CANCELLED,
+            },
+            code: e.code,
+            tid: e.tid,
+            message: e
+                .message
+                .map_or(std::ptr::null_mut(), |m| CString::new(m.replace('\0', "")).unwrap_or_default().into_raw()),
+        }
+    }
+}
+
+/// Runs `module`'s `_start` with `config` (NULL = defaults) and waits until every thread
+/// of the run has exited and been joined and each thread's exit callback has returned.
+///
+/// A run ends at the first of: `_start` returns; any thread calls `proc_exit`; any thread
+/// traps; the timeout passes. All other threads are then stopped wherever they are (running
+/// wasm, in `memory.atomic.wait`, sleeping in `poll_oneoff`, reading stdin) within
+/// milliseconds. The host process never exits because of the guest.
+///
+/// Returns NULL and fills `*exit_out` when the run started (whatever way it ended; release
+/// `exit_out->message` with `wt_exit_clear`). Returns an error and leaves `*exit_out`
+/// untouched when it could not start (NULL arguments, a module from another engine, no
+/// `_start`, link errors, a preopen directory that cannot be opened, …).
+/// `module` must have been loaded by `engine`. Thread-safe: many host threads may call
+/// `wt_run` on the same engine and module at once.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run(
+    engine: *mut wt_engine_t,
+    module: *const wt_module_t,
+    config: *const wt_run_config_t,
+    exit_out: *mut wt_exit_t,
+) -> *mut wt_error_t {
+    ffi_boundary! {
+        let engine = try_ref!(engine);
+        let module = try_ref!(module);
+        let out = try_mut!(exit_out);
+        if !Arc::ptr_eq(&engine.inner.inner, &module.inner.inner.engine.inner) {
+            return wt_error_t::raw("the module was loaded by a different engine");
+        }
+        let default = RunConfig::default();
+        // SAFETY: NULL or a live config (header contract).
+        let config = unsafe { config.as_ref() }.map_or(&default, |c| &c.inner);
+        wt_error_t::from_result(Run::start(&module.inner, config), |mut run| {
+            *out = wt_exit_t::from_exit(run.wait());
+        })
+    }
+}
+
+/// Releases `exit->message` and sets it to NULL. Safe to call on any `wt_exit_t` filled by
+/// this library, any number of times. NULL is ignored.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_exit_clear(exit: *mut wt_exit_t) {
+    ffi_boundary! {
+        // SAFETY: NULL or a `wt_exit_t` filled by this library (header contract).
+        let Some(exit) = (unsafe { exit.as_mut() }) else { return };
+        let message = std::mem::replace(&mut exit.message, std::ptr::null_mut());
+        if !message.is_null() {
+            // SAFETY: made by `CString::into_raw` in `from_exit` and not yet released.
+            drop(unsafe { CString::from_raw(message) });
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! `wasi::thread-spawn`: a new instance of the module, in its own store, against the run's
+//! shared memory, on a new OS thread. Every failure is a negative return, never a trap.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use wasmtime::{Caller, Linker};
+
+use super::thread::{Entry, spawn_os_thread};
+use super::{RunShared, StoreData};
+use crate::module::THREAD_START;
+
+/// Largest thread id the proposal allows.
+const MAX_TID: i32 = 0x1FFF_FFFF;
+/// WASI errno `again`: resources (threads, ids) are exhausted.
+const EAGAIN: i32 = 6;
+/// WASI errno `nosys`: the module cannot run threads.
+const ENOSYS: i32 = 52;
+
+pub(crate) fn add_to_linker(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
+    linker.func_wrap("wasi", "thread-spawn", |caller: Caller<'_, StoreData>, arg: i32| -> i32 {
+        let run = caller.data().run.clone();
+        run.spawn(arg)
+    })?;
+    Ok(())
+}
+
+impl RunShared {
+    /// Returns the new thread's id, or a negative WASI errno.
+    fn spawn(self: &Arc<Self>, arg: i32) -> i32 {
+        if self.module.inner.thread_start.is_err() {
+            return -ENOSYS;
+        }
+        {
+            let mut st = self.state.lock();
+            if self.terminating() || st.spawned >= self.max_threads {
+                return -EAGAIN;
+            }
+            st.spawned += 1;
+            st.live += 1;
+        }
+        match self.try_spawn(arg) {
+            Some(tid) => tid,
+            None => {
+                self.thread_gone(true);
+                -EAGAIN
+            }
+        }
+    }
+
+    fn try_spawn(self: &Arc<Self>, arg: i32) -> Option<i32> {
+        let tid = self
+            .next_tid
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| (t <= MAX_TID).then_some(t + 1))
+            .ok()?;
+        let mut store = self.new_store(tid);
+        let instance = self.pre().instantiate(&mut store).ok()?;
+        let entry = instance.get_typed_func::<(i32, i32), ()>(&mut store, THREAD_START).ok()?;
+        spawn_os_thread(self, store, Entry::Spawned(entry, arg)).ok()?;
+        Some(tid)
+    }
+}

@@ -1,0 +1,102 @@
+//! The body of every guest thread: call into wasm, classify how it ended, end the run if
+//! the thread's end ends the run, report through the exit callback, leave.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use wasmtime::{Store, Trap, TypedFunc, WasmBacktrace};
+use wasmtime_wasi::I32Exit;
+
+use super::{RunShared, StoreData, Terminated};
+use crate::exit::{RunExit, ThreadExit};
+
+/// What a thread runs: `_start` for the main thread, `wasi_thread_start(tid, arg)` else.
+pub(super) enum Entry {
+    Main(TypedFunc<(), ()>),
+    Spawned(TypedFunc<(i32, i32), ()>, i32),
+}
+
+/// Turns the result of a guest call into how the thread ended.
+fn classify(result: std::thread::Result<wasmtime::Result<()>>) -> ThreadExit {
+    let err = match result {
+        Ok(Ok(())) => return ThreadExit::Returned,
+        Ok(Err(e)) => e,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            return ThreadExit::Trapped(format!("host panic while running the thread: {what}"));
+        }
+    };
+    if err.is::<Terminated>() {
+        return ThreadExit::Terminated;
+    }
+    if let Some(exit) = err.downcast_ref::<I32Exit>() {
+        return ThreadExit::Exited(exit.0);
+    }
+    ThreadExit::Trapped(trap_message(&err))
+}
+
+/// "wasm trap: <reason>" (or the host error), then the wasm backtrace if there is one.
+fn trap_message(err: &wasmtime::Error) -> String {
+    let reason = match err.downcast_ref::<Trap>() {
+        Some(trap) => format!("wasm trap: {trap}"),
+        None => format!("{}", err.root_cause()),
+    };
+    match err.downcast_ref::<WasmBacktrace>() {
+        Some(bt) if !bt.frames().is_empty() => format!("{reason}\nwasm backtrace:\n{bt}"),
+        _ => reason,
+    }
+}
+
+fn run_thread(run: Arc<RunShared>, mut store: Store<StoreData>, entry: Entry) {
+    let tid = store.data().tid;
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        if run.terminating() {
+            return Err(wasmtime::Error::new(Terminated));
+        }
+        match &entry {
+            Entry::Main(f) => f.call(&mut store, ()),
+            Entry::Spawned(f, arg) => f.call(&mut store, (tid, *arg)),
+        }
+    }));
+    let how = classify(result);
+    match &how {
+        ThreadExit::Returned if tid == 0 => run.finish(RunExit::code(0, 0)),
+        ThreadExit::Exited(code) => run.finish(RunExit::code(tid, *code)),
+        ThreadExit::Trapped(msg) => run.finish(RunExit::trap(tid, msg.clone())),
+        ThreadExit::Returned | ThreadExit::Terminated => {}
+    }
+    drop(store);
+    if let Some(cb) = &run.on_thread_exit {
+        // A panicking Rust callback must not take the thread's bookkeeping with it.
+        let _ = catch_unwind(AssertUnwindSafe(|| cb(tid, &how)));
+    }
+    run.thread_gone(tid != 0);
+}
+
+/// Starts an OS thread for a guest thread. On error nothing was started.
+pub(super) fn spawn_os_thread(run: &Arc<RunShared>, store: Store<StoreData>, entry: Entry) -> Result<()> {
+    let tid = store.data().tid;
+    let r = run.clone();
+    let handle = std::thread::Builder::new()
+        .name(format!("wasm-thread-{tid}"))
+        .stack_size(run.module.inner.engine.inner.thread_stack_size)
+        .spawn(move || run_thread(r, store, entry))
+        .context("the OS refused a new thread")?;
+    run.handles.lock().push(handle);
+    Ok(())
+}
+
+/// Instantiates the module in `store` (the main thread's) and starts `_start`.
+pub(super) fn start_main(run: &Arc<RunShared>, mut store: Store<StoreData>) -> Result<()> {
+    let instance = run
+        .pre()
+        .instantiate(&mut store)
+        .map_err(|e| anyhow::Error::from(e).context("instantiating the module"))?;
+    let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+    spawn_os_thread(run, store, Entry::Main(start)).context("starting the main thread")
+}

@@ -1,0 +1,79 @@
+;; A test guest: `_start` runs the body spliced in by tests/common/mod.rs; every spawned
+;; thread counts itself in "started" (address 200), then behaves as its spawn argument says.
+(module
+  (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll_oneoff (param i32 i32 i32 i32) (result i32)))
+  (import "env" "memory" (memory 2 2 shared))
+  (export "memory" (memory 0))
+
+  ;; Addresses: 100 tid seen by a thread, 104 arg seen, 200 started counter,
+  ;; 300/312 wait words (never notified), 400 a subscription, 500 events, 600 nevents,
+  ;; 700 iovec, 800 read buffer, 1000.. output text.
+  (data (i32.const 1000) "hello from thread\n")
+
+  (func $print (param $ptr i32) (param $len i32)
+    (i32.store (i32.const 700) (local.get $ptr))
+    (i32.store (i32.const 704) (local.get $len))
+    (drop (call $fd_write (i32.const 1) (i32.const 700) (i32.const 1) (i32.const 720))))
+
+  ;; Sleep for $ns nanoseconds with poll_oneoff on the monotonic clock.
+  (func $sleep (param $ns i64)
+    (i64.store (i32.const 400) (i64.const 0))
+    (i32.store8 (i32.const 408) (i32.const 0))
+    (i32.store (i32.const 416) (i32.const 1))
+    (i64.store (i32.const 424) (local.get $ns))
+    (i64.store (i32.const 432) (i64.const 0))
+    (i32.store16 (i32.const 440) (i32.const 0))
+    (drop (call $poll_oneoff (i32.const 400) (i32.const 500) (i32.const 1) (i32.const 600))))
+
+  ;; Wait until at least $n threads have counted themselves in.
+  (func $wait_started (param $n i32)
+    (local $seen i32)
+    (block $done
+      (loop $again
+        (local.set $seen (i32.atomic.load (i32.const 200)))
+        (br_if $done (i32.ge_u (local.get $seen) (local.get $n)))
+        (drop (memory.atomic.wait32 (i32.const 200) (local.get $seen) (i64.const 1000000)))
+        (br $again))))
+
+  ;; What a spawned thread does after starting.
+  (func $behave (param $mode i32)
+    (block $b7 (block $b6 (block $b5 (block $b4 (block $b3 (block $b2 (block $b1 (block $b0
+      (br_table $b0 $b1 $b2 $b3 $b4 $b5 $b6 $b7 (local.get $mode)))
+      ;; 0: spin forever
+      (loop $spin (br $spin)))
+      ;; 1: wait forever on a word nobody notifies
+      (drop (memory.atomic.wait32 (i32.const 300) (i32.const 0) (i64.const -1)))
+      (return))
+      ;; 2: sleep an hour
+      (call $sleep (i64.const 3600000000000))
+      (return))
+      ;; 3: read stdin
+      (i32.store (i32.const 700) (i32.const 800))
+      (i32.store (i32.const 704) (i32.const 16))
+      (drop (call $fd_read (i32.const 0) (i32.const 700) (i32.const 1) (i32.const 720)))
+      (return))
+      ;; 4: trap
+      unreachable)
+      ;; 5: proc_exit(33)
+      (call $proc_exit (i32.const 33))
+      (return))
+      ;; 6: print and return
+      (call $print (i32.const 1000) (i32.const 18))
+      (return))
+    ;; 7: a 64-bit wait forever, through a memarg offset
+    (drop (memory.atomic.wait64 offset=8 (i32.const 304) (i64.const 0) (i64.const -1))))
+
+  (func (export "wasi_thread_start") (param $tid i32) (param $arg i32)
+    (i32.store (i32.const 100) (local.get $tid))
+    (i32.store (i32.const 104) (local.get $arg))
+    (drop (i32.atomic.rmw.add (i32.const 200) (i32.const 1)))
+    (drop (memory.atomic.notify (i32.const 200) (i32.const -1)))
+    (call $behave (local.get $arg)))
+
+  (func (export "_start")
+    (local $i i32) (local $r i32)
+    MAIN_BODY))

@@ -1,0 +1,82 @@
+//! Shared helpers for the integration tests: guest modules and a watchdog.
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use wasithreads::{Engine, EngineConfig, Module, Run, RunConfig, RunExit, ThreadExit};
+
+/// Thread behaviours understood by `guest.wat` (the spawn argument).
+pub const SPIN: i32 = 0;
+pub const WAIT_FOREVER: i32 = 1;
+pub const SLEEP_HOUR: i32 = 2;
+pub const READ_STDIN: i32 = 3;
+pub const TRAP: i32 = 4;
+pub const EXIT_33: i32 = 5;
+pub const PRINT: i32 = 6;
+pub const WAIT64_FOREVER: i32 = 7;
+
+/// The test guest with `main_body` as the body of `_start` (locals `$i`, `$r`).
+pub fn guest(main_body: &str) -> String {
+    include_str!("guest.wat").replace("MAIN_BODY", main_body)
+}
+
+/// WAT that spawns one thread per mode and waits until all have started.
+pub fn spawn_all(modes: &[i32]) -> String {
+    let mut s = String::new();
+    for m in modes {
+        s.push_str(&format!("(drop (call $spawn (i32.const {m})))\n"));
+    }
+    s.push_str(&format!("(call $wait_started (i32.const {}))\n", modes.len()));
+    s
+}
+
+pub fn engine() -> Engine {
+    Engine::new(&EngineConfig::default()).expect("engine")
+}
+
+pub fn load(engine: &Engine, wat: &str) -> Module {
+    Module::new(engine, wat.as_bytes()).expect("module loads")
+}
+
+/// Every thread-exit callback of a run, in call order.
+#[derive(Clone, Default)]
+pub struct Exits(pub Arc<Mutex<Vec<(i32, ThreadExit)>>>);
+
+impl Exits {
+    pub fn install(&self, config: &mut RunConfig) {
+        let log = self.0.clone();
+        config.on_thread_exit = Some(Arc::new(move |tid, how| log.lock().unwrap().push((tid, how.clone()))));
+    }
+    pub fn sorted(&self) -> Vec<(i32, ThreadExit)> {
+        let mut v = self.0.lock().unwrap().clone();
+        v.sort_by_key(|(tid, _)| *tid);
+        v
+    }
+}
+
+/// Runs to the end, failing the test (instead of hanging it) if the run is not over
+/// within 60 s: a liveness check, not a speed check.
+pub fn run_watched(module: &Module, config: &RunConfig) -> (RunExit, Duration) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (module, config) = (module.clone(), config.clone());
+    let t = std::thread::spawn(move || {
+        let mut run = Run::start(&module, &config).expect("run starts");
+        let start = Instant::now();
+        let exit = run.wait();
+        tx.send((exit, start.elapsed())).unwrap();
+    });
+    let r = rx.recv_timeout(Duration::from_secs(60)).expect("the run did not end within 60 s");
+    t.join().unwrap();
+    r
+}
+
+/// Number of OS threads of this process.
+pub fn os_threads() -> usize {
+    std::fs::read_dir("/proc/self/task").unwrap().count()
+}
+
+/// Number of open file descriptors of this process.
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
