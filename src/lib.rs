@@ -8,7 +8,7 @@
 //!
 //! Nothing in this crate calls `std::process::exit` or aborts on purpose.
 
-mod config;
+pub mod config;
 mod engine;
 mod exit;
 mod module;

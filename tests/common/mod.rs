@@ -80,3 +80,29 @@ pub fn os_threads() -> usize {
 pub fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
+
+/// Builds `tests/guests/rust-threads` for wasm32-wasip1-threads (once per test binary)
+/// and returns the module's bytes.
+pub fn rust_guest() -> &'static [u8] {
+    static WASM: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    WASM.get_or_init(|| {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let target_dir = format!("{root}/target/guests");
+        let status = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--release", "--quiet", "--target", "wasm32-wasip1-threads", "--manifest-path"])
+            .arg(format!("{root}/tests/guests/rust-threads/Cargo.toml"))
+            .env("CARGO_TARGET_DIR", &target_dir)
+            .status()
+            .expect("running cargo for the guest");
+        assert!(status.success(), "building the Rust guest failed (is the wasm32-wasip1-threads target installed?)");
+        std::fs::read(format!("{target_dir}/wasm32-wasip1-threads/release/rust-threads.wasm")).unwrap()
+    })
+}
+
+/// A fresh empty directory under the target dir.
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::path::PathBuf::from(format!("{}/target/test-tmp/{name}-{}", env!("CARGO_MANIFEST_DIR"), std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
