@@ -1,0 +1,81 @@
+//! The C API through the committed header: compiles tests/c/*.c{,pp} against
+//! include/wasithreads.h and the cdylib this `cargo test` built, then runs them.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+/// target/<profile>/deps: where this `cargo test` built libwasithreads.so (cargo copies it
+/// up to target/<profile> only on `cargo build`, so that copy may be stale here).
+fn lib_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().to_path_buf()
+}
+
+fn compile(compiler: &str, std: &str, source: &str, out: &str) -> PathBuf {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let lib = lib_dir();
+    let exe_dir = lib.parent().unwrap().join("c-tests");
+    std::fs::create_dir_all(&exe_dir).unwrap();
+    let exe = exe_dir.join(out);
+    let status = Command::new(compiler)
+        .args([std, "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-o"])
+        .arg(&exe)
+        .arg(format!("-I{root}/include"))
+        .arg(format!("{root}/tests/c/{source}"))
+        .arg(format!("-L{}", lib.display()))
+        .arg("-lwasithreads")
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .status()
+        .unwrap_or_else(|e| panic!("running {compiler}: {e}"));
+    assert!(status.success(), "{compiler} {source} failed");
+    exe
+}
+
+fn api_test() -> PathBuf {
+    static EXE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    EXE.get_or_init(|| compile("cc", "-std=c11", "api_test.c", "c-api-test")).clone()
+}
+
+#[test]
+fn c_program_exercises_the_api() {
+    let out = Command::new(api_test()).stdin(Stdio::null()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("checks passed"), "{stdout}");
+}
+
+#[test]
+fn header_compiles_as_cpp17() {
+    let exe = compile("c++", "-std=c++17", "header_cpp.cpp", "c-api-header-cpp");
+    assert!(Command::new(exe).status().unwrap().success());
+}
+
+#[test]
+fn output_from_every_thread_arrives() {
+    let dir = common::temp_dir("c-print");
+    let wasm = dir.join("guest.wasm");
+    std::fs::write(&wasm, common::rust_guest()).unwrap();
+    let out = Command::new(api_test()).arg("run").arg(&wasm).arg("print").stdin(Stdio::null()).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let mut lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.last(), Some(&"done"));
+    lines.pop();
+    lines.sort();
+    let mut expected: Vec<String> = (0..4).flat_map(|t| (0..10).map(move |i| format!("thread {t} line {i}"))).collect();
+    expected.sort();
+    assert_eq!(lines, expected);
+}
+
+#[test]
+fn host_process_survives_a_guest_exit_and_reports_the_code() {
+    let dir = common::temp_dir("c-exit");
+    let wasm = dir.join("guest.wasm");
+    std::fs::write(&wasm, common::rust_guest()).unwrap();
+    let out = Command::new(api_test()).arg("run").arg(&wasm).arg("exit-while-join").output().unwrap();
+    // The C host itself returns the guest's code: it was alive after the guest's exit(42).
+    assert_eq!(out.status.code(), Some(42), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("unreachable"));
+}
