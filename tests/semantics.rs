@@ -130,3 +130,90 @@ fn timeout_stops_a_spinning_guest() {
     let (exit, _) = run_watched(&m, &c);
     assert_eq!(exit, RunExit { kind: ExitKind::Timeout, code: 0, tid: -1, message: None });
 }
+
+#[test]
+fn wrongly_typed_thread_start_makes_spawn_fail_not_trap() {
+    let e = engine();
+    let wat = r#"(module
+        (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+        (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+        (import "env" "memory" (memory 1 1 shared))
+        (func (export "wasi_thread_start") (param i32))
+        (func (export "_start")
+          (call $proc_exit (i32.lt_s (call $spawn (i32.const 0)) (i32.const 0)))))"#;
+    let (exit, _) = run_watched(&load(&e, wat), &RunConfig::default());
+    assert_eq!((exit.kind, exit.code), (ExitKind::Code, 1));
+}
+
+#[test]
+fn memory_may_be_imported_under_any_name() {
+    let e = engine();
+    // The thread writes 77 through the shared memory; main reads it after waiting.
+    let wat = r#"(module
+        (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+        (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+        (import "somewhere" "else" (memory 1 1 shared))
+        (func (export "wasi_thread_start") (param i32 i32)
+          (i32.atomic.store (i32.const 0) (i32.const 77))
+          (drop (memory.atomic.notify (i32.const 0) (i32.const 1))))
+        (func (export "_start")
+          (drop (call $spawn (i32.const 0)))
+          (drop (memory.atomic.wait32 (i32.const 0) (i32.const 0) (i64.const -1)))
+          (call $proc_exit (i32.atomic.load (i32.const 0)))))"#;
+    let (exit, _) = run_watched(&load(&e, wat), &RunConfig::default());
+    assert_eq!((exit.kind, exit.code), (ExitKind::Code, 77));
+}
+
+#[test]
+fn stack_overflow_is_a_trap_in_main_and_in_threads() {
+    let e = engine();
+    let recurse = "(func $deep (param i32) (result i32) (i32.add (call $deep (local.get 0)) (i32.const 1)))";
+    for (tid, body) in [(0, "(drop (call $deep (i32.const 0)))"), (1, "(drop (call $spawn (i32.const 0))) (loop $l (br $l))")] {
+        let wat = format!(r#"(module
+            (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+            (import "env" "memory" (memory 1 1 shared))
+            {recurse}
+            (func (export "wasi_thread_start") (param i32 i32) (drop (call $deep (i32.const 0))))
+            (func (export "_start") {body}))"#);
+        let (exit, _) = run_watched(&load(&e, &wat), &RunConfig::default());
+        assert_eq!((exit.kind, exit.tid), (ExitKind::Trap, tid), "{exit:?}");
+        let msg = exit.message.unwrap();
+        assert!(msg.contains("call stack exhausted"), "{msg}");
+    }
+}
+
+#[test]
+fn many_host_threads_share_one_engine_and_module() {
+    let e = engine();
+    let m = load(&e, &guest(&format!("{} (call $proc_exit (i32.const 21))", spawn_all(&[WAIT_FOREVER, SLEEP_HOUR, SPIN]))));
+    let hosts: Vec<_> = (0..4)
+        .map(|_| {
+            let m = m.clone();
+            std::thread::spawn(move || {
+                for _ in 0..25 {
+                    let exit = wasithreads::Run::start(&m, &RunConfig::default()).unwrap().wait();
+                    assert_eq!((exit.kind, exit.code), (ExitKind::Code, 21));
+                }
+            })
+        })
+        .collect();
+    for h in hosts {
+        h.join().unwrap();
+    }
+}
+
+#[test]
+fn plain_wasi_module_without_threads_runs() {
+    let e = engine();
+    let wat = r#"(module
+        (import "wasi_snapshot_preview1" "args_sizes_get" (func $sizes (param i32 i32) (result i32)))
+        (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+        (memory (export "memory") 1)
+        (func (export "_start")
+          (drop (call $sizes (i32.const 0) (i32.const 4)))
+          (call $proc_exit (i32.load (i32.const 0)))))"#;
+    let mut c = RunConfig::default();
+    c.args = vec!["a".into(), "b".into(), "c".into()];
+    let (exit, _) = run_watched(&load(&e, wat), &c);
+    assert_eq!((exit.kind, exit.code), (ExitKind::Code, 3), "argc arrives through the shared context");
+}

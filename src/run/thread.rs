@@ -40,16 +40,24 @@ fn classify(result: std::thread::Result<wasmtime::Result<()>>) -> ThreadExit {
     ThreadExit::Trapped(trap_message(&err))
 }
 
-/// "wasm trap: <reason>" (or the host error), then the wasm backtrace if there is one.
+/// "wasm trap: <reason>" (or the host error), then the wasm backtrace, one frame a line,
+/// innermost first, with function names where the module has a name section.
 fn trap_message(err: &wasmtime::Error) -> String {
-    let reason = match err.downcast_ref::<Trap>() {
-        Some(trap) => format!("wasm trap: {trap}"),
-        None => format!("{}", err.root_cause()),
+    let mut msg = match err.downcast_ref::<Trap>() {
+        Some(trap) => trap.to_string(),
+        None => err.root_cause().to_string(),
     };
-    match err.downcast_ref::<WasmBacktrace>() {
-        Some(bt) if !bt.frames().is_empty() => format!("{reason}\nwasm backtrace:\n{bt}"),
-        _ => reason,
+    if let Some(bt) = err.downcast_ref::<WasmBacktrace>().filter(|bt| !bt.frames().is_empty()) {
+        msg.push_str("\nwasm backtrace:");
+        for (i, frame) in bt.frames().iter().enumerate() {
+            let name = frame.func_name().map_or_else(|| format!("<wasm function {}>", frame.func_index()), String::from);
+            match frame.module_offset() {
+                Some(off) => msg.push_str(&format!("\n  {i:>3}: {name} (module offset {off:#x})")),
+                None => msg.push_str(&format!("\n  {i:>3}: {name}")),
+            }
+        }
     }
+    msg
 }
 
 fn run_thread(run: Arc<RunShared>, mut store: Store<StoreData>, entry: Entry) {
