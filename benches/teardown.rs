@@ -32,7 +32,7 @@ fn main() {
     }));
     let mut samples: Vec<Duration> = (0..31)
         .map(|_| {
-            let mut run = Run::start(&module, &config).unwrap();
+            let run = Run::start(&module, &config).unwrap();
             let exit = run.wait();
             let end = Instant::now();
             assert_eq!(exit.code, 0);

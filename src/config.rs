@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::exit::ThreadExitCallback;
+use crate::exit::{ThreadExitCallback, ThreadStartCallback};
+use crate::stdio::{Input, Output};
 
 /// Default for [`RunConfig::max_threads`].
 pub const DEFAULT_MAX_THREADS: u32 = 1024;
@@ -21,15 +22,24 @@ pub struct Preopen {
 pub struct RunConfig {
     /// `argv`, `argv[0]` first. Empty means the guest sees one argument, `"wasm"`.
     pub args: Vec<String>,
-    /// Environment variables, in order. Empty by default: the host's are not passed.
+    /// Environment variables, in order, after the host's if `inherit_env`.
     pub env: Vec<(String, String)>,
+    /// Pass the host process's environment to the guest (default false).
+    pub inherit_env: bool,
     pub preopens: Vec<Preopen>,
     /// Most spawned threads alive at once (the main thread not counted). Past it,
     /// `thread-spawn` returns a negative value to the guest.
     pub max_threads: u32,
     /// End the run with [`crate::ExitKind::Timeout`] after this long.
     pub timeout: Option<Duration>,
+    /// The most linear memory the guest may have, in bytes; growing past it fails
+    /// (`memory.grow` returns -1). `None` = only the module's own maximum.
+    pub max_memory: Option<u64>,
+    pub stdin: Input,
+    pub stdout: Output,
+    pub stderr: Output,
     pub on_thread_exit: Option<ThreadExitCallback>,
+    pub on_thread_start: Option<ThreadStartCallback>,
 }
 
 impl Default for RunConfig {
@@ -40,7 +50,13 @@ impl Default for RunConfig {
             preopens: Vec::new(),
             max_threads: DEFAULT_MAX_THREADS,
             timeout: None,
+            inherit_env: false,
+            max_memory: None,
+            stdin: Input::Inherit,
+            stdout: Output::Inherit,
+            stderr: Output::Inherit,
             on_thread_exit: None,
+            on_thread_start: None,
         }
     }
 }

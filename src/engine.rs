@@ -18,11 +18,19 @@ pub struct EngineConfig {
     /// Largest wasm stack of one guest thread, in bytes (default 1 MiB). Deeper recursion
     /// traps with "call stack exhausted"; it never crashes the host.
     pub max_wasm_stack: usize,
+    /// While a run is ending, how often threads that have not stopped yet are woken again
+    /// (bumping the epoch for busy threads, notifying waiters). Nothing ticks otherwise.
+    pub interrupt_tick: std::time::Duration,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { opt_level: 1, cache: false, max_wasm_stack: 1 << 20 }
+        EngineConfig {
+            opt_level: 1,
+            cache: false,
+            max_wasm_stack: 1 << 20,
+            interrupt_tick: std::time::Duration::from_millis(1),
+        }
     }
 }
 
@@ -35,6 +43,7 @@ pub(crate) struct EngineInner {
     /// WASI preview 1, `wasi.thread-spawn` and our interruptible `proc_exit`, `poll_oneoff` etc.
     pub(crate) linker: Linker<StoreData>,
     pub(crate) thread_stack_size: usize,
+    pub(crate) kick_interval: std::time::Duration,
 }
 
 /// A compilation and execution environment. Clones share the same engine.
@@ -70,6 +79,7 @@ impl Engine {
                 wasmtime,
                 linker,
                 thread_stack_size: config.max_wasm_stack + HOST_STACK_MARGIN,
+                kick_interval: config.interrupt_tick.max(std::time::Duration::from_micros(50)),
             }),
         })
     }

@@ -54,3 +54,6 @@ pub enum ThreadExit {
 
 /// Called once per thread of a run, on that thread, after it stopped running wasm.
 pub type ThreadExitCallback = Arc<dyn Fn(i32, &ThreadExit) + Send + Sync>;
+
+/// Called once per thread of a run, on that thread, just before it starts running wasm.
+pub type ThreadStartCallback = Arc<dyn Fn(i32) + Send + Sync>;

@@ -14,13 +14,14 @@ mod exit;
 mod module;
 mod rewrite;
 mod run;
+pub mod stdio;
 mod wasi;
 
 pub mod ffi;
 
 pub use config::RunConfig;
 pub use engine::{Engine, EngineConfig};
-pub use exit::{ExitKind, RunExit, ThreadExit, ThreadExitCallback};
+pub use exit::{ExitKind, RunExit, ThreadExit, ThreadExitCallback, ThreadStartCallback};
 pub use module::Module;
 pub use run::Run;
 

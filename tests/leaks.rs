@@ -18,7 +18,7 @@ fn thousand_runs_leave_no_threads_or_fds_behind() {
     let (threads0, fds0) = (os_threads(), open_fds());
     for i in 0..1000 {
         let m = if i % 2 == 0 { &exit_mod } else { &trap_mod };
-        let mut run = wasithreads::Run::start(m, &c).unwrap();
+        let run = wasithreads::Run::start(m, &c).unwrap();
         let exit = run.wait();
         let want = if i % 2 == 0 { ExitKind::Code } else { ExitKind::Trap };
         assert_eq!(exit.kind, want, "run {i}: {exit:?}");

@@ -117,7 +117,7 @@ pub extern "C" fn wt_run(
         let default = RunConfig::default();
         // SAFETY: NULL or a live config (header contract).
         let config = unsafe { config.as_ref() }.map_or(&default, |c| &c.inner);
-        wt_error_t::from_result(Run::start(&module.inner, config), |mut run| {
+        wt_error_t::from_result(Run::start(&module.inner, config), |run| {
             *out = wt_exit_t::from_exit(run.wait());
         })
     }

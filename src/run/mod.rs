@@ -24,12 +24,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use wasmtime::error::Context as _;
 use parking_lot::{Condvar, Mutex};
-use wasmtime::{InstancePre, SharedMemory, Store, UpdateDeadline};
+use wasmtime::{InstancePre, MemoryType, SharedMemory, Store, UpdateDeadline};
 use wasmtime_wasi::p1::WasiP1Ctx;
 
 use crate::config::RunConfig;
-use crate::exit::{ExitKind, RunExit, ThreadExitCallback};
-use crate::module::Module;
+use crate::exit::{ExitKind, RunExit, ThreadExitCallback, ThreadStartCallback};
+use crate::module::{MemoryImport, Module};
+use crate::stdio::Streams;
 use crate::wasi::Stdio;
 
 /// The error a thread leaves with when another thread, or the host, ended its run.
@@ -47,6 +48,8 @@ impl std::error::Error for Terminated {}
 pub(crate) struct StoreData {
     pub(crate) run: Arc<RunShared>,
     pub(crate) tid: i32,
+    /// Caps an unshared memory's growth (shared memories are capped by their type).
+    limits: wasmtime::StoreLimits,
 }
 
 #[derive(Default)]
@@ -57,6 +60,10 @@ pub(crate) struct State {
     pub(crate) live: usize,
     /// Spawned threads alive, for the thread limit.
     pub(crate) spawned: u32,
+    /// Someone (a waiter or the background supervisor) is running `supervise`.
+    pub(crate) supervising: bool,
+    /// The outcome, set once every thread has been joined.
+    pub(crate) result: Option<RunExit>,
 }
 
 /// Everything the threads of one run share.
@@ -70,7 +77,9 @@ pub(crate) struct RunShared {
     pub(crate) wasi: Mutex<WasiP1Ctx>,
     pub(crate) stdio: Stdio,
     pub(crate) max_threads: u32,
+    pub(crate) max_memory: Option<u64>,
     pub(crate) on_thread_exit: Option<ThreadExitCallback>,
+    pub(crate) on_thread_start: Option<ThreadStartCallback>,
     pub(crate) terminating: AtomicBool,
     pub(crate) state: Mutex<State>,
     /// Signalled on every state change and on every kick.
@@ -123,7 +132,13 @@ impl RunShared {
 
     /// A new store for thread `tid`, with the deadline callback that stops busy wasm.
     pub(crate) fn new_store(self: &Arc<Self>, tid: i32) -> Store<StoreData> {
-        let mut store = Store::new(&self.module.inner.engine.inner.wasmtime, StoreData { run: self.clone(), tid });
+        let mut limits = wasmtime::StoreLimitsBuilder::new();
+        if let Some(max) = self.max_memory {
+            limits = limits.memory_size(usize::try_from(max).unwrap_or(usize::MAX));
+        }
+        let data = StoreData { run: self.clone(), tid, limits: limits.build() };
+        let mut store = Store::new(&self.module.inner.engine.inner.wasmtime, data);
+        store.limiter(|d| &mut d.limits);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|ctx| {
             if ctx.data().run.terminating() {
@@ -171,7 +186,7 @@ impl RunShared {
             st = self.state.lock();
             if st.live > 0 {
                 self.cond.wait_for(&mut st, pause);
-                pause = (pause * 2).min(Duration::from_millis(2));
+                pause = (pause * 2).min(self.module.inner.engine.inner.kick_interval);
             }
         }
         let exit = st.outcome.clone().expect("outcome is set above");
@@ -180,20 +195,42 @@ impl RunShared {
             // Thread bodies catch panics, so join only fails if the runtime itself broke.
             let _ = h.join();
         }
+        self.state.lock().result = Some(exit.clone());
+        self.cond.notify_all();
         exit
     }
 }
 
 /// A started run. [`Run::wait`] returns how it ended; dropping a run that is still going
-/// cancels it and waits for its threads.
+/// cancels it and waits for its threads. All methods may be called from any thread.
 pub struct Run {
     shared: Arc<RunShared>,
     deadline: Option<Instant>,
-    result: Option<RunExit>,
+    /// The background supervisor of [`Run::start_background`].
+    supervisor: Mutex<Option<JoinHandle<()>>>,
 }
+
+/// The shared memory of a run: the module's type, its maximum lowered to `max_memory`.
+fn shared_memory(wt: &wasmtime::Engine, m: &MemoryImport, max_memory: Option<u64>) -> Result<SharedMemory> {
+    let declared = m.ty.maximum().unwrap_or(m.ty.minimum());
+    let cap = max_memory.map_or(declared, |bytes| declared.min(bytes / WASM_PAGE));
+    if cap < m.ty.minimum() {
+        bail!(
+            "the memory limit ({} bytes) is below the module's minimum memory ({} pages of 64 KiB)",
+            max_memory.unwrap_or(0),
+            m.ty.minimum()
+        );
+    }
+    let ty = MemoryType::shared(m.ty.minimum() as u32, cap as u32);
+    Ok(SharedMemory::new(wt, ty).with_context(|| format!("creating the shared memory `{}::{}`", m.module, m.name))?)
+}
+
+/// Wasm page size: memories here are 32-bit with 64 KiB pages.
+const WASM_PAGE: u64 = 65536;
 
 impl Run {
     /// Instantiates the module for the main thread and starts `_start` on a new OS thread.
+    /// The first [`Run::wait`] supervises the run (enforces the timeout, stops threads).
     /// Errors (link errors, a missing `_start`, …) mean nothing started.
     pub fn start(module: &Module, config: &RunConfig) -> Result<Run> {
         let inner = &module.inner;
@@ -202,10 +239,7 @@ impl Run {
         }
         let wt = &inner.engine.inner.wasmtime;
         let memory = match &inner.memory {
-            Some(m) if m.ty.is_shared() => Some(
-                SharedMemory::new(wt, m.ty.clone())
-                    .with_context(|| format!("creating the shared memory `{}::{}`", m.module, m.name))?,
-            ),
+            Some(m) if m.ty.is_shared() => Some(shared_memory(wt, m, config.max_memory)?),
             _ => None,
         };
         let shared = Arc::new(RunShared {
@@ -213,11 +247,13 @@ impl Run {
             pre: OnceLock::new(),
             memory,
             wasi: Mutex::new(crate::wasi::build_ctx(config)?),
-            stdio: Stdio::default(),
+            stdio: Stdio::new(Streams::open(&config.stdin, &config.stdout, &config.stderr)?),
             max_threads: config.max_threads,
+            max_memory: config.max_memory,
             on_thread_exit: config.on_thread_exit.clone(),
+            on_thread_start: config.on_thread_start.clone(),
             terminating: AtomicBool::new(false),
-            state: Mutex::new(State { outcome: None, live: 1, spawned: 0 }),
+            state: Mutex::new(State { live: 1, ..State::default() }),
             cond: Condvar::new(),
             waiters: Mutex::new(HashMap::new()),
             next_tid: AtomicI32::new(1),
@@ -242,18 +278,56 @@ impl Run {
         let pre = linker.instantiate_pre(&inner.wasmtime).context("linking the module")?;
         let _ = shared.pre.set(pre);
         thread::start_main(&shared, store)?;
-        Ok(Run { shared, deadline: config.timeout.map(|t| Instant::now() + t), result: None })
+        Ok(Run {
+            shared,
+            deadline: config.timeout.map(|t| Instant::now() + t),
+            supervisor: Mutex::new(None),
+        })
     }
 
-    /// Blocks until the run ended and every thread of it has been joined.
-    pub fn wait(&mut self) -> RunExit {
-        if self.result.is_none() {
-            self.result = Some(self.shared.supervise(self.deadline));
+    /// Like [`Run::start`], plus a supervisor thread that enforces the timeout and stops
+    /// the threads as soon as the run ends, whether or not anyone waits.
+    pub fn start_background(module: &Module, config: &RunConfig) -> Result<Run> {
+        let run = Run::start(module, config)?;
+        run.shared.state.lock().supervising = true;
+        let (shared, deadline) = (run.shared.clone(), run.deadline);
+        match std::thread::Builder::new()
+            .name("wasithreads-supervisor".into())
+            .spawn(move || drop(shared.supervise(deadline)))
+        {
+            Ok(h) => *run.supervisor.lock() = Some(h),
+            // No thread for a supervisor: the first `wait` will supervise instead.
+            Err(_) => run.shared.state.lock().supervising = false,
         }
-        self.result.clone().expect("set above")
+        Ok(run)
     }
 
-    /// Ends the run with [`ExitKind::Cancelled`] unless it already ended. Returns at once.
+    /// Blocks until the run ended and every thread of it has been joined. May be called
+    /// any number of times, from any threads; each call returns the same outcome.
+    pub fn wait(&self) -> RunExit {
+        let mut st = self.shared.state.lock();
+        loop {
+            if let Some(exit) = &st.result {
+                return exit.clone();
+            }
+            if !st.supervising {
+                st.supervising = true;
+                drop(st);
+                self.shared.supervise(self.deadline);
+                st = self.shared.state.lock();
+                continue;
+            }
+            self.shared.cond.wait(&mut st);
+        }
+    }
+
+    /// The outcome if the run has ended and all its threads are joined, else `None`.
+    pub fn try_wait(&self) -> Option<RunExit> {
+        self.shared.state.lock().result.clone()
+    }
+
+    /// Ends the run with [`ExitKind::Cancelled`] unless it already ended. Returns at once;
+    /// the threads stop within milliseconds. Harmless after the run ended.
     pub fn cancel(&self) {
         self.shared.finish(RunExit::host(ExitKind::Cancelled));
     }
@@ -261,9 +335,12 @@ impl Run {
 
 impl Drop for Run {
     fn drop(&mut self) {
-        if self.result.is_none() {
+        if self.try_wait().is_none() {
             self.cancel();
-            self.wait();
+        }
+        self.wait();
+        if let Some(h) = self.supervisor.lock().take() {
+            let _ = h.join();
         }
     }
 }

@@ -63,6 +63,9 @@ fn trap_message(err: &wasmtime::Error) -> String {
 fn run_thread(run: Arc<RunShared>, mut store: Store<StoreData>, entry: Entry) {
     let tid = store.data().tid;
     let result = catch_unwind(AssertUnwindSafe(|| {
+        if let Some(cb) = &run.on_thread_start {
+            cb(tid);
+        }
         if run.terminating() {
             return Err(wasmtime::Error::new(Terminated));
         }

@@ -38,7 +38,7 @@ fn wait(
     timeout_ns: i64,
     op: impl FnOnce(&wasmtime::SharedMemory, u64, Option<Duration>) -> Result<WaitResult, wasmtime::Trap>,
 ) -> wasmtime::Result<i32> {
-    let StoreData { run, tid } = caller.data();
+    let StoreData { run, tid, .. } = caller.data();
     // The rewrite only happens when memory 0 is an imported shared memory.
     let Some(mem) = &run.memory else {
         return Err(wasmtime::Trap::AtomicWaitNonSharedMemory.into());

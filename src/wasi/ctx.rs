@@ -6,6 +6,7 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use crate::config::RunConfig;
+use crate::stdio::{Input, Output};
 
 pub(crate) fn build_ctx(config: &RunConfig) -> Result<WasiP1Ctx> {
     let mut b = WasiCtxBuilder::new();
@@ -14,10 +15,24 @@ pub(crate) fn build_ctx(config: &RunConfig) -> Result<WasiP1Ctx> {
     } else {
         b.args(&config.args);
     }
+    if config.inherit_env {
+        b.inherit_env();
+    }
     b.envs(&config.env);
-    // Reads of fd 0 and writes to fds 1 and 2 are served by `stdio.rs`; the context's
-    // streams answer the other questions (fdstat, isatty) about the same host streams.
-    b.inherit_stdio();
+    // Reads of fd 0 and writes to fds 1 and 2 are served by `wasi/stdio.rs`; the context's
+    // streams only answer the other questions (fdstat, isatty) about them.
+    match config.stdin {
+        Input::Inherit => b.inherit_stdin(),
+        _ => b.stdin(std::io::empty()),
+    };
+    match config.stdout {
+        Output::Inherit => b.inherit_stdout(),
+        _ => b.stdout(std::io::empty()),
+    };
+    match config.stderr {
+        Output::Inherit => b.inherit_stderr(),
+        _ => b.stderr(std::io::empty()),
+    };
     for p in &config.preopens {
         let perms = if p.read_only { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
         b.preopened_dir(&p.host, &p.guest, perms)

@@ -3,8 +3,7 @@
 //! the run ends. Once the guest closes or renumbers one of these fds, that fd is left to
 //! the WASI context like any other.
 
-use std::io::Write;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use rustix::event::{EventfdFlags, PollFd, PollFlags};
@@ -18,14 +17,19 @@ use super::errno;
 use super::memory::{with_ctx, with_memory};
 use super::P1_MODULE;
 use crate::run::{RunShared, StoreData, Terminated};
+use crate::stdio::{Source, Streams};
 
-/// Which of fds 0, 1, 2 still are the streams the run started with.
-#[derive(Default)]
+/// The run's standard streams, and which of fds 0, 1, 2 still are those streams.
 pub(crate) struct Stdio {
+    pub(crate) streams: Streams,
     moved: [AtomicBool; 3],
 }
 
 impl Stdio {
+    pub(crate) fn new(streams: Streams) -> Stdio {
+        Stdio { streams, moved: Default::default() }
+    }
+
     /// True while `fd` is the original stdin (0), stdout (1) or stderr (2).
     pub(crate) fn owns(&self, fd: i32) -> bool {
         usize::try_from(fd).ok().and_then(|i| self.moved.get(i)).is_some_and(|m| !m.load(Ordering::SeqCst))
@@ -78,16 +82,6 @@ fn io_errno(e: &std::io::Error) -> i32 {
     if e.kind() == std::io::ErrorKind::BrokenPipe { errno::PIPE } else { errno::IO }
 }
 
-fn write_out(fd: i32, bytes: &[u8]) -> Result<(), i32> {
-    let r = if fd == 1 {
-        let mut out = std::io::stdout().lock();
-        out.write_all(bytes).and_then(|_| out.flush())
-    } else {
-        std::io::stderr().lock().write_all(bytes)
-    };
-    r.map_err(|e| io_errno(&e))
-}
-
 impl RunShared {
     /// The eventfd that becomes readable when the run ends.
     fn wake_fd(&self) -> wasmtime::Result<std::os::fd::BorrowedFd<'_>> {
@@ -101,8 +95,15 @@ impl RunShared {
 
     /// Blocks until stdin is readable (true), `timeout` passes (false), or the run ends.
     pub(crate) fn wait_stdin(&self, timeout: Option<std::time::Duration>) -> wasmtime::Result<bool> {
+        match &self.stdio.streams.stdin {
+            Source::Fd(None) => self.wait_fd(rustix::stdio::stdin(), timeout),
+            Source::Fd(Some(f)) => self.wait_fd(f.as_fd(), timeout),
+            Source::Bytes { .. } | Source::Null => Ok(true),
+        }
+    }
+
+    fn wait_fd(&self, fd: BorrowedFd<'_>, timeout: Option<std::time::Duration>) -> wasmtime::Result<bool> {
         let wake = self.wake_fd()?;
-        let stdin = std::io::stdin();
         let timeout = timeout.map(|d| rustix::time::Timespec {
             tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
             tv_nsec: d.subsec_nanos() as _,
@@ -111,7 +112,7 @@ impl RunShared {
             if self.terminating() {
                 return Err(wasmtime::Error::new(Terminated));
             }
-            let mut fds = [PollFd::new(&stdin, PollFlags::IN), PollFd::new(&wake, PollFlags::IN)];
+            let mut fds = [PollFd::new(&fd, PollFlags::IN), PollFd::new(&wake, PollFlags::IN)];
             match rustix::event::poll(&mut fds, timeout.as_ref()) {
                 Ok(_) => {}
                 Err(rustix::io::Errno::INTR) => continue,
@@ -129,11 +130,23 @@ impl RunShared {
         }
     }
 
-    /// Reads from the host's stdin into `buf`, waking up when the run ends.
+    /// Reads stdin into `buf`, waking up when the run ends. `Ok(Err(errno))` for I/O errors.
     fn read_stdin(&self, buf: &mut [u8]) -> wasmtime::Result<Result<usize, i32>> {
+        let fd = match &self.stdio.streams.stdin {
+            Source::Null => return Ok(Ok(0)),
+            Source::Bytes { data, pos } => {
+                let mut pos = pos.lock();
+                let n = buf.len().min(data.len() - *pos);
+                buf[..n].copy_from_slice(&data[*pos..*pos + n]);
+                *pos += n;
+                return Ok(Ok(n));
+            }
+            Source::Fd(None) => rustix::stdio::stdin(),
+            Source::Fd(Some(f)) => f.as_fd(),
+        };
         loop {
-            self.wait_stdin(None)?;
-            match rustix::io::read(std::io::stdin().as_fd(), &mut *buf) {
+            self.wait_fd(fd, None)?;
+            match rustix::io::read(fd, &mut *buf) {
                 Ok(n) => return Ok(Ok(n)),
                 Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => continue,
                 Err(rustix::io::Errno::BADF) => return Ok(Err(errno::BADF)),
@@ -151,10 +164,10 @@ pub(super) fn add_to_linker(linker: &mut Linker<StoreData>) -> anyhow::Result<()
             if !(fd == 1 || fd == 2) || !caller.data().run.stdio.owns(fd) {
                 return with_ctx(&mut caller, |ctx, mem| in_tokio(delegate::fd_write(ctx, mem, fd, iovs, len, nwritten)));
             }
-            with_memory(&mut caller, |mem, _run, _tid| {
+            with_memory(&mut caller, |mem, run, tid| {
                 let Ok(bytes) = gather(mem, iovs, len) else { return Ok(errno::FAULT) };
-                if let Err(e) = write_out(fd, &bytes) {
-                    return Ok(e);
+                if let Err(e) = run.stdio.streams.sink(fd).write(tid, &bytes) {
+                    return Ok(io_errno(&e));
                 }
                 match mem.write(GuestPtr::<u32>::new(nwritten as u32), bytes.len() as u32) {
                     Ok(()) => Ok(0),

@@ -61,7 +61,7 @@ pub fn run_watched(module: &Module, config: &RunConfig) -> (RunExit, Duration) {
     let (tx, rx) = std::sync::mpsc::channel();
     let (module, config) = (module.clone(), config.clone());
     let t = std::thread::spawn(move || {
-        let mut run = Run::start(&module, &config).expect("run starts");
+        let run = Run::start(&module, &config).expect("run starts");
         let start = Instant::now();
         let exit = run.wait();
         tx.send((exit, start.elapsed())).unwrap();
