@@ -96,6 +96,13 @@ typedef struct wt_error wt_error;
 typedef struct wt_module wt_module;
 
 /**
+ * A run started with `wt_run_start`. Thread-safe: `wt_run_cancel`, `wt_run_wait` and
+ * `wt_run_try_wait` may be called from any host threads at once. Release with
+ * `wt_run_free` (not concurrently with the other calls).
+ */
+typedef struct wt_run wt_run;
+
+/**
  * Settings for runs: arguments, environment, directories, limits, callbacks. A run
  * copies them when it starts, so one config may serve many runs and may be changed or
  * freed while they go on. Not thread-safe: change it from one thread at a time.
@@ -139,6 +146,19 @@ typedef struct {
 typedef void (*wt_thread_exit_callback_t)(void *user_data, int32_t tid, const wt_thread_exit_t *how);
 
 /**
+ * Called on each new guest thread (main included, tid 0) just before it runs wasm, e.g.
+ * to name or track it. `user_data` must be safe to use from any thread.
+ */
+typedef void (*wt_thread_start_callback_t)(void *user_data, int32_t tid);
+
+/**
+ * Receives guest output: what thread `tid` wrote with one `fd_write`, `len` bytes at
+ * `data` (valid only during the call). Called on the writing guest thread; calls for one
+ * stream never overlap, and one `fd_write` is never split or mixed with another.
+ */
+typedef void (*wt_output_callback_t)(void *user_data, int32_t tid, const uint8_t *data, size_t len);
+
+/**
  * See `struct wt_engine_config`.
  */
 typedef wt_engine_config wt_engine_config_t;
@@ -152,6 +172,14 @@ typedef wt_engine wt_engine_t;
  * See `struct wt_module`.
  */
 typedef wt_module wt_module_t;
+
+/**
+ * Bytes owned by the library, e.g. a serialized module. Release with `wt_bytes_free`.
+ */
+typedef struct {
+  uint8_t *data;
+  size_t len;
+} wt_bytes_t;
 
 /**
  * How a run that started ended. Filled by `wt_run`.
@@ -175,6 +203,11 @@ typedef struct {
    */
   char *message;
 } wt_exit_t;
+
+/**
+ * See `struct wt_run`.
+ */
+typedef wt_run wt_run_t;
 
 #ifdef __cplusplus
 extern "C" {
@@ -244,6 +277,99 @@ void wt_run_config_set_thread_exit_callback(wt_run_config_t *config,
                                             void *user_data);
 
 /**
+ * Passes the host process's environment to the guest when `inherit` is true (default
+ * false: the guest sees only variables pushed with `wt_run_config_push_env`, which come
+ * after the inherited ones). NULL `config` is ignored.
+ */
+void wt_run_config_inherit_env(wt_run_config_t *config, bool inherit);
+
+/**
+ * Like `wt_run_config_preopen_dir`, but the guest may only read: opening for writing,
+ * creating, renaming or removing anything under it fails with a WASI error.
+ */
+wt_error_t *wt_run_config_preopen_dir_readonly(wt_run_config_t *config,
+                                               const char *host_path,
+                                               const char *guest_path);
+
+/**
+ * Caps the guest's linear memory at `bytes` (rounded down to 64 KiB pages); growing past
+ * it fails (`memory.grow` returns -1) and the guest goes on. 0 (the default) = only the
+ * module's own maximum. A cap below the module's minimum makes runs fail to start.
+ * NULL `config` is ignored.
+ */
+void wt_run_config_set_max_memory(wt_run_config_t *config, uint64_t bytes);
+
+/**
+ * Sets (or, with `cb` NULL, clears) the thread-start callback. NULL `config` is ignored.
+ */
+void wt_run_config_set_thread_start_callback(wt_run_config_t *config,
+                                             wt_thread_start_callback_t cb,
+                                             void *user_data);
+
+/**
+ * Guest output on `stream` (1 = stdout, 2 = stderr) goes to the host process's own
+ * stdout / stderr (the default). Returns NULL, or an error for a bad argument.
+ */
+wt_error_t *wt_run_config_set_output_inherit(wt_run_config_t *config, int32_t stream);
+
+/**
+ * Guest output on `stream` (1 = stdout, 2 = stderr) is discarded; its writes succeed.
+ */
+wt_error_t *wt_run_config_set_output_null(wt_run_config_t *config, int32_t stream);
+
+/**
+ * Guest output on `stream` (1 = stdout, 2 = stderr) goes to the file at `path`, created
+ * or truncated now. Runs using this config append to the same open file.
+ */
+wt_error_t *wt_run_config_set_output_file(wt_run_config_t *config,
+                                          int32_t stream,
+                                          const char *path);
+
+/**
+ * Guest output on `stream` (1 = stdout, 2 = stderr) is written to the host descriptor
+ * `fd`, which is duplicated now: the caller keeps ownership of `fd` and may close it.
+ */
+wt_error_t *wt_run_config_set_output_fd(wt_run_config_t *config, int32_t stream, int32_t fd);
+
+/**
+ * Guest output on `stream` (1 = stdout, 2 = stderr) is handed to `cb` (see
+ * `wt_output_callback_t`). A NULL `cb` is an error.
+ */
+wt_error_t *wt_run_config_set_output_callback(wt_run_config_t *config,
+                                              int32_t stream,
+                                              wt_output_callback_t cb,
+                                              void *user_data);
+
+/**
+ * The guest's stdin is the host process's stdin (the default). NULL is ignored.
+ */
+void wt_run_config_set_stdin_inherit(wt_run_config_t *config);
+
+/**
+ * The guest's stdin is empty: reads return end-of-file. NULL is ignored.
+ */
+void wt_run_config_set_stdin_null(wt_run_config_t *config);
+
+/**
+ * The guest's stdin is the `len` bytes at `data` (copied now), then end-of-file. Each
+ * run reads them from the start. `data` may be NULL when `len` is 0.
+ */
+wt_error_t *wt_run_config_set_stdin_bytes(wt_run_config_t *config, const uint8_t *data, size_t len);
+
+/**
+ * The guest's stdin is the file at `path`, opened by each run when it starts (a run
+ * whose file cannot be opened fails to start).
+ */
+wt_error_t *wt_run_config_set_stdin_file(wt_run_config_t *config, const char *path);
+
+/**
+ * The guest's stdin is read from the host descriptor `fd` (a pipe, socket or file),
+ * duplicated now: the caller keeps ownership of `fd`. A guest blocked reading it is
+ * still stopped promptly when the run ends.
+ */
+wt_error_t *wt_run_config_set_stdin_fd(wt_run_config_t *config, int32_t fd);
+
+/**
  * A new engine configuration with the defaults: Cranelift opt level 1 (speed), no
  * on-disk compilation cache, a 1 MiB wasm stack per guest thread.
  * The caller owns the result and must release it with `wt_engine_config_free`.
@@ -289,6 +415,13 @@ wt_error_t *wt_engine_new(const wt_engine_config_t *config, wt_engine_t **engine
 void wt_engine_free(wt_engine_t *engine);
 
 /**
+ * While a run is ending, how often guest threads that have not stopped yet are woken
+ * again, in microseconds (default 1000; at least 50). No timer runs while no run is
+ * ending: busy guests cost nothing extra. NULL `config` is ignored.
+ */
+void wt_engine_config_set_interrupt_tick_us(wt_engine_config_t *config, uint64_t us);
+
+/**
  * The error's message: UTF-8, NUL-terminated, never NULL for a non-NULL `error`.
  * Valid until `wt_error_free(error)`. Returns NULL if `error` is NULL.
  */
@@ -320,6 +453,44 @@ wt_error_t *wt_module_load(wt_engine_t *engine,
 void wt_module_free(wt_module_t *module);
 
 /**
+ * Like `wt_module_load`, reading the module (`.wasm` or `.wat`) from the file at `path`.
+ */
+wt_error_t *wt_module_load_file(wt_engine_t *engine, const char *path, wt_module_t **module_out);
+
+/**
+ * Checks `len` bytes at `bytes` (`.wasm` or WAT) the way `wt_module_load` does, and
+ * says what is wrong, e.g. "the module imports wasi::thread-spawn but does not import a
+ * shared memory". Returns NULL if the module would load. It compiles the module to be
+ * sure, so it costs as much as loading.
+ */
+wt_error_t *wt_module_validate(wt_engine_t *engine, const uint8_t *bytes, size_t len);
+
+/**
+ * Serializes the compiled module (machine code included) so that a host can cache it on
+ * disk and skip compilation next time with `wt_module_deserialize`. On success fills
+ * `*bytes_out` (owned by the caller: release with `wt_bytes_free`) and returns NULL.
+ */
+wt_error_t *wt_module_serialize(const wt_module_t *module, wt_bytes_t *bytes_out);
+
+/**
+ * Loads a module from bytes made by `wt_module_serialize` with the same library version
+ * and engine settings (anything else is refused with an error), skipping compilation.
+ *
+ * SECURITY: the bytes contain machine code that is checked for format and version but
+ * not for integrity. Only pass bytes this library produced and nobody else could change
+ * (e.g. a cache file only the host can write). For untrusted input use `wt_module_load`.
+ */
+wt_error_t *wt_module_deserialize(wt_engine_t *engine,
+                                  const uint8_t *bytes,
+                                  size_t len,
+                                  wt_module_t **module_out);
+
+/**
+ * Releases bytes made by the library and sets them to NULL/0. NULL is ignored.
+ */
+void wt_bytes_free(wt_bytes_t *bytes);
+
+/**
  * Runs `module`'s `_start` with `config` (NULL = defaults) and waits until every thread
  * of the run has exited and been joined and each thread's exit callback has returned.
  *
@@ -345,6 +516,46 @@ wt_error_t *wt_run(wt_engine_t *engine,
  * this library, any number of times. NULL is ignored.
  */
 void wt_exit_clear(wt_exit_t *exit);
+
+/**
+ * Starts a run like `wt_run` but returns at once. A supervisor thread enforces the
+ * timeout and stops the guest's threads when the run ends, whether or not anyone waits.
+ * On success writes the run to `*run_out` (owned by the caller: release it with
+ * `wt_run_free`) and returns NULL; on failure returns an error and leaves `*run_out`
+ * untouched.
+ */
+wt_error_t *wt_run_start(wt_engine_t *engine,
+                         const wt_module_t *module,
+                         const wt_run_config_t *config,
+                         wt_run_t **run_out);
+
+/**
+ * Ends the run with `WT_EXIT_CANCELLED` unless it already ended; every guest thread is
+ * stopped wherever it is, within milliseconds. Returns at once. Safe from any thread, any
+ * number of times, also after the run ended (then it does nothing). NULL is ignored.
+ */
+void wt_run_cancel(const wt_run_t *run);
+
+/**
+ * Blocks until the run ended and every thread of it has been joined, then fills
+ * `*exit_out` (release `exit_out->message` with `wt_exit_clear`) and returns NULL.
+ * May be called more than once; each call reports the same outcome. Returns an error,
+ * leaving `*exit_out` untouched, only for NULL arguments.
+ */
+wt_error_t *wt_run_wait(const wt_run_t *run, wt_exit_t *exit_out);
+
+/**
+ * Does not block: if the run has ended and all its threads are joined, fills
+ * `*exit_out` (release its message with `wt_exit_clear`) and returns true; otherwise
+ * (or if an argument is NULL) returns false and leaves `*exit_out` untouched.
+ */
+bool wt_run_try_wait(const wt_run_t *run, wt_exit_t *exit_out);
+
+/**
+ * Releases a run. A run still going is cancelled and its threads joined first, so no
+ * guest thread outlives this call. NULL is ignored.
+ */
+void wt_run_free(wt_run_t *run);
 
 #ifdef __cplusplus
 }  // extern "C"

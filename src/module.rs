@@ -8,7 +8,7 @@ use wasmtime::error::Context as _;
 use wasmtime::{ExternType, Linker, MemoryType, ValType};
 
 use crate::engine::Engine;
-use crate::rewrite::{self, WAIT_MODULE};
+use crate::rewrite::{self, WAIT_MODULE, WaitImport};
 use crate::run::StoreData;
 use crate::wasi::{P1_FUNCTIONS, P1_MODULE};
 
@@ -68,17 +68,53 @@ fn to_binary(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
 }
 
 impl Module {
-    /// Loads a module from `.wasm` bytes or WAT text.
+    /// Loads a module from `.wasm` bytes or WAT text: validates it, checks its imports
+    /// and exports against what wasithreads provides, rewrites its atomic waits, compiles.
     pub fn new(engine: &Engine, bytes: &[u8]) -> Result<Module> {
         let wasm = to_binary(bytes)?;
         let wt = &engine.inner.wasmtime;
         wasmtime::Module::validate(wt, &wasm).context("invalid WebAssembly module")?;
-        let (compiled_bytes, waits) = match rewrite::rewrite_waits(&wasm)? {
-            Some((bytes, waits)) => (std::borrow::Cow::Owned(bytes), waits),
-            None => (wasm.clone(), Vec::new()),
+        let compiled = match rewrite::rewrite_waits(&wasm)? {
+            Some(rewritten) => wasmtime::Module::from_binary(wt, &rewritten),
+            None => wasmtime::Module::from_binary(wt, &wasm),
         };
-        let module = wasmtime::Module::from_binary(wt, &compiled_bytes).context("compiling module")?;
-        let (memory, spawns) = check_imports(&module)?;
+        Module::from_compiled(engine, compiled.context("compiling module")?)
+    }
+
+    /// Loads a module from a `.wasm` or `.wat` file.
+    pub fn from_file(engine: &Engine, path: &std::path::Path) -> Result<Module> {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        Module::new(engine, &bytes).map_err(|e| e.context(format!("loading {}", path.display())))
+    }
+
+    /// Checks a module as [`Module::new`] does (it compiles it, too) and drops it.
+    pub fn validate(engine: &Engine, bytes: &[u8]) -> Result<()> {
+        Module::new(engine, bytes).map(drop)
+    }
+
+    /// The compiled module (machine code, after the wait rewrite) as bytes, for
+    /// [`Module::deserialize`] on an engine with the same settings and library version.
+    pub fn serialize(&self) -> Result<Vec<u8>> {
+        Ok(self.inner.wasmtime.serialize()?)
+    }
+
+    /// Loads bytes made by [`Module::serialize`], skipping compilation.
+    ///
+    /// # Safety
+    /// The bytes are executable code that is only checked for its format, version and
+    /// engine settings, not for integrity: they must come from [`Module::serialize`] (for
+    /// example a cache file the host wrote and nobody else can write).
+    pub unsafe fn deserialize(engine: &Engine, bytes: &[u8]) -> Result<Module> {
+        // SAFETY: the caller guarantees the bytes came from `Module::serialize`.
+        let module = unsafe { wasmtime::Module::deserialize(&engine.inner.wasmtime, bytes) }
+            .context("not a module serialized by this version of wasithreads with these engine settings")?;
+        Module::from_compiled(engine, module)
+    }
+
+    /// Everything a run needs to know about a compiled module, derived from its imports
+    /// and exports (so it works the same for compiled and deserialized modules).
+    fn from_compiled(engine: &Engine, module: wasmtime::Module) -> Result<Module> {
+        let (memory, spawns, waits) = check_imports(&module)?;
         if spawns && !memory.as_ref().is_some_and(|m| m.ty.is_shared()) {
             bail!(
                 "the module imports wasi::thread-spawn but does not import a shared memory: \
@@ -118,11 +154,12 @@ impl Module {
     }
 }
 
-/// Checks every import is one we provide. Returns the memory import and whether the
-/// module imports `wasi::thread-spawn`.
-fn check_imports(module: &wasmtime::Module) -> Result<(Option<MemoryImport>, bool)> {
+/// Checks every import is one we provide. Returns the memory import, whether the module
+/// imports `wasi::thread-spawn`, and the wait functions the rewrite added.
+fn check_imports(module: &wasmtime::Module) -> Result<(Option<MemoryImport>, bool, Vec<WaitImport>)> {
     let mut memory = None;
     let mut spawns = false;
+    let mut waits = Vec::new();
     for imp in module.imports() {
         let (m, n) = (imp.module(), imp.name());
         match imp.ty() {
@@ -138,7 +175,9 @@ fn check_imports(module: &wasmtime::Module) -> Result<(Option<MemoryImport>, boo
                         bail!("import `wasi::thread-spawn` must have type (i32) -> i32");
                     }
                     spawns = true;
-                } else if !(m == P1_MODULE && P1_FUNCTIONS.contains(&n) || m == WAIT_MODULE) {
+                } else if m == WAIT_MODULE {
+                    waits.push(WaitImport::parse(n).ok_or_else(|| anyhow!("unknown import `{m}::{n}`"))?);
+                } else if !(m == P1_MODULE && P1_FUNCTIONS.contains(&n)) {
                     bail!(
                         "unknown import `{m}::{n}`: wasithreads provides `{P1_MODULE}` functions, \
                          `wasi::thread-spawn` and one memory"
@@ -148,5 +187,5 @@ fn check_imports(module: &wasmtime::Module) -> Result<(Option<MemoryImport>, boo
             _ => bail!("unsupported import `{m}::{n}`: only functions and one memory can be imported"),
         }
     }
-    Ok((memory, spawns))
+    Ok((memory, spawns, waits))
 }

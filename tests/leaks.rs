@@ -2,11 +2,30 @@
 
 mod common;
 
+use std::sync::Mutex;
+use std::time::Duration;
+
 use common::*;
-use wasithreads::{ExitKind, RunConfig};
+use wasithreads::{ExitKind, Run, RunConfig};
+
+/// Tests here count the process's threads and fds, so they must not overlap.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Waits (bounded) for detached helper threads, e.g. a background supervisor that is
+/// still returning after publishing the result, to be gone.
+fn settle(threads: usize) -> usize {
+    for _ in 0..400 {
+        if os_threads() <= threads {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    os_threads()
+}
 
 #[test]
 fn thousand_runs_leave_no_threads_or_fds_behind() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let e = engine();
     // Each run: three threads (one spinning, one waiting forever, one sleeping), then a trap
     // or an exit, alternating by run.
@@ -27,4 +46,29 @@ fn thousand_runs_leave_no_threads_or_fds_behind() {
     eprintln!("threads {threads0} -> {threads1}, fds {fds0} -> {fds1}");
     assert_eq!(threads1, threads0, "OS threads");
     assert_eq!(fds1, fds0, "open fds");
+}
+
+#[test]
+fn cancelled_and_dropped_background_runs_leave_nothing_behind() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let e = engine();
+    let m = load(&e, &guest(&format!("{} (call $proc_exit (i32.const 5))", spawn_all(&[SPIN, WAIT_FOREVER, SLEEP_HOUR]))));
+    let forever = load(&e, &guest(&format!("{} (loop $l (br $l))", spawn_all(&[SPIN, WAIT_FOREVER]))));
+    drop(Run::start_background(&m, &RunConfig::default()).unwrap().wait());
+    let (threads0, fds0) = (os_threads(), open_fds());
+    for i in 0..500 {
+        let run = Run::start_background(if i % 2 == 0 { &m } else { &forever }, &RunConfig::default()).unwrap();
+        spin_for(Duration::from_micros((i % 5) as u64 * 200));
+        if i % 3 == 0 {
+            drop(run); // cancels and joins a run still going
+        } else {
+            run.cancel();
+            let kind = run.wait().kind;
+            assert!(matches!(kind, ExitKind::Code | ExitKind::Cancelled), "{kind:?}");
+        }
+    }
+    let threads1 = settle(threads0);
+    eprintln!("threads {threads0} -> {threads1}, fds {fds0} -> {}", open_fds());
+    assert_eq!(threads1, threads0, "OS threads");
+    assert_eq!(open_fds(), fds0, "open fds");
 }

@@ -20,6 +20,12 @@ impl Fallback for () {
     fn on_panic(_: String) -> Self {}
 }
 
+impl Fallback for bool {
+    fn on_panic(_: String) -> Self {
+        false
+    }
+}
+
 impl<T> Fallback for *mut T
 where
     T: NotError,
@@ -89,3 +95,16 @@ pub(crate) fn str_arg<'a>(ptr: *const c_char, what: &str) -> Result<&'a str, Str
     let s = unsafe { CStr::from_ptr(ptr) };
     s.to_str().map_err(|_| format!("`{what}` is not valid UTF-8"))
 }
+
+/// `len` bytes at `bytes` as a slice; NULL is allowed only for `len` 0.
+pub(crate) fn byte_arg<'a>(bytes: *const u8, len: usize, what: &str) -> Result<&'a [u8], *mut wt_error_t> {
+    if len == 0 {
+        Ok(&[])
+    } else if bytes.is_null() {
+        Err(wt_error_t::raw(format!("`{what}` is NULL")))
+    } else {
+        // SAFETY: non-NULL, and the caller promises `len` readable bytes (header contract).
+        Ok(unsafe { std::slice::from_raw_parts(bytes, len) })
+    }
+}
+

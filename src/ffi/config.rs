@@ -1,15 +1,18 @@
 //! `wt_run_config_t`.
 
 use std::ffi::{CString, c_char, c_void};
+use std::fs::File;
+use std::os::fd::FromRawFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::boundary::{NotError, str_arg};
+use super::boundary::{NotError, byte_arg, str_arg};
 use super::error::wt_error_t;
 use super::run::{wt_thread_exit_kind_t, wt_thread_exit_t};
 use crate::config::{Preopen, RunConfig};
 use crate::exit::ThreadExit;
+use crate::stdio::{Input, Output};
 
 /// Settings for runs: arguments, environment, directories, limits, callbacks. A run
 /// copies them when it starts, so one config may serve many runs and may be changed or
@@ -110,15 +113,17 @@ pub extern "C" fn wt_run_config_preopen_dir(
     host_path: *const c_char,
     guest_path: *const c_char,
 ) -> *mut wt_error_t {
-    ffi_boundary! {
-        let config = try_mut!(config);
-        let (h, g) = match (str_arg(host_path, "host_path"), str_arg(guest_path, "guest_path")) {
-            (Ok(h), Ok(g)) => (h, g),
-            (Err(e), _) | (_, Err(e)) => return wt_error_t::raw(e),
-        };
-        config.inner.preopens.push(Preopen { host: PathBuf::from(h), guest: g.to_owned(), read_only: false });
-        std::ptr::null_mut()
-    }
+    ffi_boundary! { preopen(config, host_path, guest_path, false) }
+}
+
+fn preopen(config: *mut wt_run_config_t, host_path: *const c_char, guest_path: *const c_char, read_only: bool) -> *mut wt_error_t {
+    let config = try_mut!(config);
+    let (h, g) = match (str_arg(host_path, "host_path"), str_arg(guest_path, "guest_path")) {
+        (Ok(h), Ok(g)) => (h, g),
+        (Err(e), _) | (_, Err(e)) => return wt_error_t::raw(e),
+    };
+    config.inner.preopens.push(Preopen { host: PathBuf::from(h), guest: g.to_owned(), read_only });
+    std::ptr::null_mut()
 }
 
 /// Sets the most spawned threads alive at once (the main thread not counted; default
@@ -177,4 +182,223 @@ pub extern "C" fn wt_run_config_set_thread_exit_callback(
             unsafe { cb(user_data.get(), tid, &how) }
         }));
     }
+}
+
+/// Receives guest output: what thread `tid` wrote with one `fd_write`, `len` bytes at
+/// `data` (valid only during the call). Called on the writing guest thread; calls for one
+/// stream never overlap, and one `fd_write` is never split or mixed with another.
+pub type wt_output_callback_t =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, tid: i32, data: *const u8, len: usize)>;
+
+/// Called on each new guest thread (main included, tid 0) just before it runs wasm, e.g.
+/// to name or track it. `user_data` must be safe to use from any thread.
+pub type wt_thread_start_callback_t = Option<unsafe extern "C" fn(user_data: *mut c_void, tid: i32)>;
+
+/// Applies `f` to the config if it is not NULL.
+fn with_config(config: *mut wt_run_config_t, f: impl FnOnce(&mut RunConfig)) {
+    // SAFETY: NULL or a live config (header contract).
+    if let Some(c) = unsafe { config.as_mut() } {
+        f(&mut c.inner);
+    }
+}
+
+/// Passes the host process's environment to the guest when `inherit` is true (default
+/// false: the guest sees only variables pushed with `wt_run_config_push_env`, which come
+/// after the inherited ones). NULL `config` is ignored.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run_config_inherit_env(config: *mut wt_run_config_t, inherit: bool) {
+    ffi_boundary! { with_config(config, |c| c.inherit_env = inherit) }
+}
+
+/// Like `wt_run_config_preopen_dir`, but the guest may only read: opening for writing,
+/// creating, renaming or removing anything under it fails with a WASI error.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run_config_preopen_dir_readonly(
+    config: *mut wt_run_config_t,
+    host_path: *const c_char,
+    guest_path: *const c_char,
+) -> *mut wt_error_t {
+    ffi_boundary! { preopen(config, host_path, guest_path, true) }
+}
+
+/// Caps the guest's linear memory at `bytes` (rounded down to 64 KiB pages); growing past
+/// it fails (`memory.grow` returns -1) and the guest goes on. 0 (the default) = only the
+/// module's own maximum. A cap below the module's minimum makes runs fail to start.
+/// NULL `config` is ignored.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run_config_set_max_memory(config: *mut wt_run_config_t, bytes: u64) {
+    ffi_boundary! { with_config(config, |c| c.max_memory = (bytes > 0).then_some(bytes)) }
+}
+
+/// Sets (or, with `cb` NULL, clears) the thread-start callback. NULL `config` is ignored.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run_config_set_thread_start_callback(
+    config: *mut wt_run_config_t,
+    cb: wt_thread_start_callback_t,
+    user_data: *mut c_void,
+) {
+    ffi_boundary! {
+        let user_data = UserData(user_data);
+        with_config(config, |c| {
+            c.on_thread_start = cb.map(|cb| -> crate::ThreadStartCallback {
+                // SAFETY: the host registered `cb` for exactly this call shape.
+                Arc::new(move |tid| unsafe { cb(user_data.get(), tid) })
+            });
+        })
+    }
+}
+
+/// Which output stream a setter changes: 1 = stdout, 2 = stderr.
+fn output_slot(c: &mut RunConfig, stream: i32) -> Result<&mut Output, *mut wt_error_t> {
+    match stream {
+        1 => Ok(&mut c.stdout),
+        2 => Ok(&mut c.stderr),
+        n => Err(wt_error_t::raw(format!("stream must be 1 (stdout) or 2 (stderr), not {n}"))),
+    }
+}
+
+/// Sets output stream `stream` (1 = stdout, 2 = stderr), or returns an error.
+fn set_output(config: *mut wt_run_config_t, stream: i32, make: impl FnOnce() -> Result<Output, String>) -> *mut wt_error_t {
+    let config = try_mut!(config);
+    let slot = match output_slot(&mut config.inner, stream) {
+        Ok(slot) => slot,
+        Err(e) => return e,
+    };
+    match make() {
+        Ok(out) => {
+            *slot = out;
+            std::ptr::null_mut()
+        }
+        Err(e) => wt_error_t::raw(e),
+    }
+}
+
+/// Guest output on `stream` (1 = stdout, 2 = stderr) goes to the host process's own
+/// stdout / stderr (the default). Returns NULL, or an error for a bad argument.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run_config_set_output_inherit(config: *mut wt_run_config_t, stream: i32) -> *mut wt_error_t {
+    ffi_boundary! { set_output(config, stream, || Ok(Output::Inherit)) }
+}
+
+/// Guest output on `stream` (1 = stdout, 2 = stderr) is discarded; its writes succeed.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run_config_set_output_null(config: *mut wt_run_config_t, stream: i32) -> *mut wt_error_t {
+    ffi_boundary! { set_output(config, stream, || Ok(Output::Null)) }
+}
+
+/// Guest output on `stream` (1 = stdout, 2 = stderr) goes to the file at `path`, created
+/// or truncated now. Runs using this config append to the same open file.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run_config_set_output_file(
+    config: *mut wt_run_config_t,
+    stream: i32,
+    path: *const c_char,
+) -> *mut wt_error_t {
+    ffi_boundary! {
+        set_output(config, stream, || {
+            let path = str_arg(path, "path")?;
+            File::create(path).map(|f| Output::File(Arc::new(f))).map_err(|e| format!("creating {path}: {e}"))
+        })
+    }
+}
+
+/// Guest output on `stream` (1 = stdout, 2 = stderr) is written to the host descriptor
+/// `fd`, which is duplicated now: the caller keeps ownership of `fd` and may close it.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run_config_set_output_fd(config: *mut wt_run_config_t, stream: i32, fd: i32) -> *mut wt_error_t {
+    ffi_boundary! { set_output(config, stream, || dup_fd(fd).map(|f| Output::File(Arc::new(f)))) }
+}
+
+/// Guest output on `stream` (1 = stdout, 2 = stderr) is handed to `cb` (see
+/// `wt_output_callback_t`). A NULL `cb` is an error.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run_config_set_output_callback(
+    config: *mut wt_run_config_t,
+    stream: i32,
+    cb: wt_output_callback_t,
+    user_data: *mut c_void,
+) -> *mut wt_error_t {
+    ffi_boundary! {
+        let user_data = UserData(user_data);
+        set_output(config, stream, || {
+            let cb = cb.ok_or("`cb` is NULL")?;
+            Ok(Output::Callback(Arc::new(move |tid, data: &[u8]| {
+                // SAFETY: the host registered `cb` for this call shape; `data` outlives it.
+                unsafe { cb(user_data.get(), tid, data.as_ptr(), data.len()) }
+            })))
+        })
+    }
+}
+
+/// The guest's stdin is the host process's stdin (the default). NULL is ignored.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run_config_set_stdin_inherit(config: *mut wt_run_config_t) {
+    ffi_boundary! { with_config(config, |c| c.stdin = Input::Inherit) }
+}
+
+/// The guest's stdin is empty: reads return end-of-file. NULL is ignored.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run_config_set_stdin_null(config: *mut wt_run_config_t) {
+    ffi_boundary! { with_config(config, |c| c.stdin = Input::Null) }
+}
+
+/// The guest's stdin is the `len` bytes at `data` (copied now), then end-of-file. Each
+/// run reads them from the start. `data` may be NULL when `len` is 0.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run_config_set_stdin_bytes(
+    config: *mut wt_run_config_t,
+    data: *const u8,
+    len: usize,
+) -> *mut wt_error_t {
+    ffi_boundary! {
+        let config = try_mut!(config);
+        let bytes = match byte_arg(data, len, "data") {
+            Ok(b) => b,
+            Err(e) => return e,
+        };
+        config.inner.stdin = Input::Bytes(bytes.into());
+        std::ptr::null_mut()
+    }
+}
+
+/// The guest's stdin is the file at `path`, opened by each run when it starts (a run
+/// whose file cannot be opened fails to start).
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run_config_set_stdin_file(config: *mut wt_run_config_t, path: *const c_char) -> *mut wt_error_t {
+    ffi_boundary! {
+        let config = try_mut!(config);
+        match str_arg(path, "path") {
+            Ok(p) => { config.inner.stdin = Input::Path(p.into()); std::ptr::null_mut() }
+            Err(e) => wt_error_t::raw(e),
+        }
+    }
+}
+
+/// The guest's stdin is read from the host descriptor `fd` (a pipe, socket or file),
+/// duplicated now: the caller keeps ownership of `fd`. A guest blocked reading it is
+/// still stopped promptly when the run ends.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run_config_set_stdin_fd(config: *mut wt_run_config_t, fd: i32) -> *mut wt_error_t {
+    ffi_boundary! {
+        let config = try_mut!(config);
+        match dup_fd(fd) {
+            Ok(f) => { config.inner.stdin = Input::File(Arc::new(f)); std::ptr::null_mut() }
+            Err(e) => wt_error_t::raw(e),
+        }
+    }
+}
+
+/// A duplicate of the caller's descriptor, owned by the library.
+fn dup_fd(fd: i32) -> Result<File, String> {
+    if fd < 0 {
+        return Err(format!("{fd} is not a file descriptor"));
+    }
+    // SAFETY: `fcntl(F_DUPFD_CLOEXEC)` only reads the descriptor number; an invalid one
+    // yields EBADF, and the new descriptor it returns is ours alone.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if new < 0 {
+        return Err(format!("cannot duplicate descriptor {fd}: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: `new` is a fresh descriptor owned by nobody else.
+    Ok(unsafe { File::from_raw_fd(new) })
 }

@@ -104,3 +104,16 @@ pub extern "C" fn wt_engine_free(engine: *mut wt_engine_t) {
         }
     }
 }
+
+/// While a run is ending, how often guest threads that have not stopped yet are woken
+/// again, in microseconds (default 1000; at least 50). No timer runs while no run is
+/// ending: busy guests cost nothing extra. NULL `config` is ignored.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_engine_config_set_interrupt_tick_us(config: *mut wt_engine_config_t, us: u64) {
+    ffi_boundary! {
+        // SAFETY: NULL or a live config (header contract).
+        if let Some(c) = unsafe { config.as_mut() } {
+            c.inner.interrupt_tick = std::time::Duration::from_micros(us);
+        }
+    }
+}

@@ -1,5 +1,10 @@
 //! `wt_module_t`.
 
+use std::ffi::{CStr, c_char};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+use super::boundary::byte_arg;
 use super::engine::wt_engine_t;
 use super::error::wt_error_t;
 use crate::module::Module;
@@ -29,13 +34,9 @@ pub extern "C" fn wt_module_load(
     ffi_boundary! {
         let engine = try_ref!(engine);
         let out = try_mut!(module_out);
-        let bytes: &[u8] = if len == 0 {
-            &[]
-        } else if bytes.is_null() {
-            return wt_error_t::raw("`bytes` is NULL");
-        } else {
-            // SAFETY: non-NULL, and the caller promises `len` readable bytes (header contract).
-            unsafe { std::slice::from_raw_parts(bytes, len) }
+        let bytes = match byte_arg(bytes, len, "bytes") {
+            Ok(b) => b,
+            Err(e) => return e,
         };
         wt_error_t::from_result(Module::new(&engine.inner, bytes), |m| {
             *out = Box::into_raw(Box::new(wt_module { inner: m }));
@@ -53,4 +54,117 @@ pub extern "C" fn wt_module_free(module: *mut wt_module_t) {
             drop(unsafe { Box::from_raw(module) });
         }
     }
+}
+
+/// Bytes owned by the library, e.g. a serialized module. Release with `wt_bytes_free`.
+#[repr(C)]
+#[derive(Debug)]
+pub struct wt_bytes_t {
+    pub data: *mut u8,
+    pub len: usize,
+}
+
+/// Like `wt_module_load`, reading the module (`.wasm` or `.wat`) from the file at `path`.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_module_load_file(
+    engine: *mut wt_engine_t,
+    path: *const c_char,
+    module_out: *mut *mut wt_module_t,
+) -> *mut wt_error_t {
+    ffi_boundary! {
+        let engine = try_ref!(engine);
+        let out = try_mut!(module_out);
+        let path = match path_arg(path) {
+            Ok(p) => p,
+            Err(e) => return wt_error_t::raw(e),
+        };
+        wt_error_t::from_result(Module::from_file(&engine.inner, &path), |m| {
+            *out = Box::into_raw(Box::new(wt_module { inner: m }));
+        })
+    }
+}
+
+/// Checks `len` bytes at `bytes` (`.wasm` or WAT) the way `wt_module_load` does, and
+/// says what is wrong, e.g. "the module imports wasi::thread-spawn but does not import a
+/// shared memory". Returns NULL if the module would load. It compiles the module to be
+/// sure, so it costs as much as loading.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_module_validate(engine: *mut wt_engine_t, bytes: *const u8, len: usize) -> *mut wt_error_t {
+    ffi_boundary! {
+        let engine = try_ref!(engine);
+        let bytes = match byte_arg(bytes, len, "bytes") {
+            Ok(b) => b,
+            Err(e) => return e,
+        };
+        wt_error_t::from_result(Module::validate(&engine.inner, bytes), |()| {})
+    }
+}
+
+/// Serializes the compiled module (machine code included) so that a host can cache it on
+/// disk and skip compilation next time with `wt_module_deserialize`. On success fills
+/// `*bytes_out` (owned by the caller: release with `wt_bytes_free`) and returns NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_module_serialize(module: *const wt_module_t, bytes_out: *mut wt_bytes_t) -> *mut wt_error_t {
+    ffi_boundary! {
+        let module = try_ref!(module);
+        let out = try_mut!(bytes_out);
+        wt_error_t::from_result(module.inner.serialize(), |bytes| {
+            let boxed = bytes.into_boxed_slice();
+            let len = boxed.len();
+            *out = wt_bytes_t { data: Box::into_raw(boxed).cast(), len };
+        })
+    }
+}
+
+/// Loads a module from bytes made by `wt_module_serialize` with the same library version
+/// and engine settings (anything else is refused with an error), skipping compilation.
+///
+/// SECURITY: the bytes contain machine code that is checked for format and version but
+/// not for integrity. Only pass bytes this library produced and nobody else could change
+/// (e.g. a cache file only the host can write). For untrusted input use `wt_module_load`.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_module_deserialize(
+    engine: *mut wt_engine_t,
+    bytes: *const u8,
+    len: usize,
+    module_out: *mut *mut wt_module_t,
+) -> *mut wt_error_t {
+    ffi_boundary! {
+        let engine = try_ref!(engine);
+        let out = try_mut!(module_out);
+        let bytes = match byte_arg(bytes, len, "bytes") {
+            Ok(b) => b,
+            Err(e) => return e,
+        };
+        // SAFETY: the header requires bytes from `wt_module_serialize` (see SECURITY above).
+        let module = unsafe { Module::deserialize(&engine.inner, bytes) };
+        wt_error_t::from_result(module, |m| {
+            *out = Box::into_raw(Box::new(wt_module { inner: m }));
+        })
+    }
+}
+
+/// Releases bytes made by the library and sets them to NULL/0. NULL is ignored.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_bytes_free(bytes: *mut wt_bytes_t) {
+    ffi_boundary! {
+        // SAFETY: NULL or a `wt_bytes_t` filled by this library (header contract).
+        let Some(b) = (unsafe { bytes.as_mut() }) else { return };
+        if !b.data.is_null() {
+            let slice = std::ptr::slice_from_raw_parts_mut(b.data, b.len);
+            // SAFETY: made by `Box::into_raw` of a boxed slice of exactly this length.
+            drop(unsafe { Box::from_raw(slice) });
+        }
+        *b = wt_bytes_t { data: std::ptr::null_mut(), len: 0 };
+    }
+}
+
+/// A path argument: any bytes but NUL (paths need not be UTF-8).
+fn path_arg(path: *const c_char) -> Result<PathBuf, String> {
+    if path.is_null() {
+        return Err("`path` is NULL".into());
+    }
+    // SAFETY: non-NULL and NUL-terminated (header contract).
+    let bytes = unsafe { CStr::from_ptr(path) }.to_bytes();
+    Ok(PathBuf::from(std::ffi::OsStr::from_bytes(bytes)))
 }

@@ -111,8 +111,8 @@ pub extern "C" fn wt_run(
         let engine = try_ref!(engine);
         let module = try_ref!(module);
         let out = try_mut!(exit_out);
-        if !Arc::ptr_eq(&engine.inner.inner, &module.inner.inner.engine.inner) {
-            return wt_error_t::raw("the module was loaded by a different engine");
+        if let Err(e) = same_engine(engine, module) {
+            return e;
         }
         let default = RunConfig::default();
         // SAFETY: NULL or a live config (header contract).
@@ -135,5 +135,104 @@ pub extern "C" fn wt_exit_clear(exit: *mut wt_exit_t) {
             // SAFETY: made by `CString::into_raw` in `from_exit` and not yet released.
             drop(unsafe { CString::from_raw(message) });
         }
+    }
+}
+
+/// A run started with `wt_run_start`. Thread-safe: `wt_run_cancel`, `wt_run_wait` and
+/// `wt_run_try_wait` may be called from any host threads at once. Release with
+/// `wt_run_free` (not concurrently with the other calls).
+pub struct wt_run {
+    run: Run,
+}
+/// See `struct wt_run`.
+pub type wt_run_t = wt_run;
+
+/// Starts a run like `wt_run` but returns at once. A supervisor thread enforces the
+/// timeout and stops the guest's threads when the run ends, whether or not anyone waits.
+/// On success writes the run to `*run_out` (owned by the caller: release it with
+/// `wt_run_free`) and returns NULL; on failure returns an error and leaves `*run_out`
+/// untouched.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run_start(
+    engine: *mut wt_engine_t,
+    module: *const wt_module_t,
+    config: *const wt_run_config_t,
+    run_out: *mut *mut wt_run_t,
+) -> *mut wt_error_t {
+    ffi_boundary! {
+        let engine = try_ref!(engine);
+        let module = try_ref!(module);
+        let out = try_mut!(run_out);
+        if let Err(e) = same_engine(engine, module) {
+            return e;
+        }
+        let default = RunConfig::default();
+        // SAFETY: NULL or a live config (header contract).
+        let config = unsafe { config.as_ref() }.map_or(&default, |c| &c.inner);
+        wt_error_t::from_result(Run::start_background(&module.inner, config), |run| {
+            *out = Box::into_raw(Box::new(wt_run { run }));
+        })
+    }
+}
+
+/// Ends the run with `WT_EXIT_CANCELLED` unless it already ended; every guest thread is
+/// stopped wherever it is, within milliseconds. Returns at once. Safe from any thread, any
+/// number of times, also after the run ended (then it does nothing). NULL is ignored.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run_cancel(run: *const wt_run_t) {
+    ffi_boundary! {
+        // SAFETY: NULL or a live run (header contract).
+        if let Some(r) = unsafe { run.as_ref() } { r.run.cancel(); }
+    }
+}
+
+/// Blocks until the run ended and every thread of it has been joined, then fills
+/// `*exit_out` (release `exit_out->message` with `wt_exit_clear`) and returns NULL.
+/// May be called more than once; each call reports the same outcome. Returns an error,
+/// leaving `*exit_out` untouched, only for NULL arguments.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run_wait(run: *const wt_run_t, exit_out: *mut wt_exit_t) -> *mut wt_error_t {
+    ffi_boundary! {
+        let run = try_ref!(run);
+        let out = try_mut!(exit_out);
+        *out = wt_exit_t::from_exit(run.run.wait());
+        std::ptr::null_mut()
+    }
+}
+
+/// Does not block: if the run has ended and all its threads are joined, fills
+/// `*exit_out` (release its message with `wt_exit_clear`) and returns true; otherwise
+/// (or if an argument is NULL) returns false and leaves `*exit_out` untouched.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run_try_wait(run: *const wt_run_t, exit_out: *mut wt_exit_t) -> bool {
+    ffi_boundary! {
+        // SAFETY: NULL or live pointers (header contract).
+        let (Some(run), Some(out)) = (unsafe { run.as_ref() }, unsafe { exit_out.as_mut() }) else {
+            return false;
+        };
+        match run.run.try_wait() {
+            Some(exit) => { *out = wt_exit_t::from_exit(exit); true }
+            None => false,
+        }
+    }
+}
+
+/// Releases a run. A run still going is cancelled and its threads joined first, so no
+/// guest thread outlives this call. NULL is ignored.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run_free(run: *mut wt_run_t) {
+    ffi_boundary! {
+        if !run.is_null() {
+            // SAFETY: from `wt_run_start`, not yet freed, not in use by another call.
+            drop(unsafe { Box::from_raw(run) });
+        }
+    }
+}
+
+fn same_engine(engine: &wt_engine_t, module: &wt_module_t) -> Result<(), *mut wt_error_t> {
+    if Arc::ptr_eq(&engine.inner.inner, &module.inner.inner.engine.inner) {
+        Ok(())
+    } else {
+        Err(wt_error_t::raw("the module was loaded by a different engine"))
     }
 }

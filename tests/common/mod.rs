@@ -106,3 +106,26 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// Collects what a guest writes to one stream, one entry per `fd_write`.
+#[derive(Clone, Default)]
+pub struct Capture(pub Arc<Mutex<Vec<(i32, Vec<u8>)>>>);
+
+impl Capture {
+    pub fn output(&self) -> wasithreads::stdio::Output {
+        let log = self.0.clone();
+        wasithreads::stdio::Output::Callback(Arc::new(move |tid, data| log.lock().unwrap().push((tid, data.to_vec()))))
+    }
+    pub fn text(&self) -> String {
+        let chunks = self.0.lock().unwrap();
+        String::from_utf8(chunks.iter().flat_map(|(_, d)| d.clone()).collect()).unwrap()
+    }
+}
+
+/// Busy-waits for `d` (yielding would hand the core to spinning guests for a whole slice).
+pub fn spin_for(d: Duration) {
+    let until = Instant::now() + d;
+    while Instant::now() < until {
+        std::hint::spin_loop();
+    }
+}

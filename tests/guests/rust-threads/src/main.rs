@@ -84,8 +84,34 @@ fn main() {
             let _ = h.join();
             thread::sleep(Duration::from_secs(3600));
         }
+        // Copies stdin to stdout.
+        Some("echo") => {
+            std::io::copy(&mut std::io::stdin().lock(), &mut std::io::stdout().lock()).unwrap();
+        }
+        // Prints the environment, sorted, one KEY=VALUE a line.
+        Some("env") => {
+            let mut vars: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
+            vars.sort();
+            for v in vars {
+                println!("{v}");
+            }
+        }
+        // Tries file-system operations given as arguments; prints "ok OP" or "err OP".
+        Some("fs") => {
+            for op in &args[2..] {
+                let (kind, path) = op.split_once(':').expect("OP:PATH");
+                let r = match kind {
+                    "read" => std::fs::read_to_string(path).map(drop),
+                    "write" => std::fs::write(path, b"x"),
+                    "mkdir" => std::fs::create_dir(path),
+                    "remove" => std::fs::remove_file(path),
+                    _ => panic!("unknown op {kind}"),
+                };
+                println!("{} {op}", if r.is_ok() { "ok" } else { "err" });
+            }
+        }
         _ => {
-            eprintln!("usage: rust-threads print|shared-fd PATH|exit-while-join|sum|panic-in-thread");
+            eprintln!("usage: rust-threads print|shared-fd PATH|exit-while-join|sum|panic-in-thread|echo|env|fs OP:PATH...");
             std::process::exit(2);
         }
     }
