@@ -30,7 +30,7 @@
 /**
  * How one thread ended, as passed to the thread-exit callback.
  */
-typedef enum {
+enum wt_thread_exit_kind {
   /**
    * `_start` or `wasi_thread_start` returned.
    */
@@ -47,12 +47,12 @@ typedef enum {
    * The thread was stopped because another thread, a timeout or the host ended the run.
    */
   WT_THREAD_TERMINATED = 3,
-} wt_thread_exit_kind_t;
+};
 
 /**
  * Why a run ended.
  */
-typedef enum {
+enum wt_exit_kind {
   /**
    * `_start` returned (code 0) or a thread called `proc_exit(code)`.
    */
@@ -69,38 +69,38 @@ typedef enum {
    * The host cancelled the run.
    */
   WT_EXIT_CANCELLED = 3,
-} wt_exit_kind_t;
+};
 
 /**
  * A compilation and execution environment. Thread-safe: any number of host threads may
  * load modules and run them on one engine at once. Release with `wt_engine_free`.
  */
-typedef struct wt_engine wt_engine;
+struct wt_engine;
 
 /**
  * Settings for `wt_engine_new`. Create with `wt_engine_config_new`, release with
  * `wt_engine_config_free`. Not thread-safe: configure it from one thread.
  */
-typedef struct wt_engine_config wt_engine_config;
+struct wt_engine_config;
 
 /**
  * An error: a call failed, or was misused. Created by the library, owned by the caller,
  * who must release it with `wt_error_free`.
  */
-typedef struct wt_error wt_error;
+struct wt_error;
 
 /**
  * A compiled module. Thread-safe: it may be run by many host threads at once.
  * Release with `wt_module_free`.
  */
-typedef struct wt_module wt_module;
+struct wt_module;
 
 /**
  * A run started with `wt_run_start`. Thread-safe: `wt_run_cancel`, `wt_run_wait` and
  * `wt_run_try_wait` may be called from any host threads at once. Release with
  * `wt_run_free` (not concurrently with the other calls).
  */
-typedef struct wt_run wt_run;
+struct wt_run;
 
 /**
  * Settings for runs: arguments, environment, directories, limits, callbacks. A run
@@ -108,22 +108,27 @@ typedef struct wt_run wt_run;
  * freed while they go on. Not thread-safe: change it from one thread at a time.
  * Release with `wt_run_config_free`.
  */
-typedef struct wt_run_config wt_run_config;
+struct wt_run_config;
 
 /**
  * See `struct wt_run_config`.
  */
-typedef wt_run_config wt_run_config_t;
+typedef struct wt_run_config wt_run_config_t;
 
 /**
  * See `struct wt_error`.
  */
-typedef wt_error wt_error_t;
+typedef struct wt_error wt_error_t;
+
+/**
+ * See `enum wt_thread_exit_kind`.
+ */
+typedef enum wt_thread_exit_kind wt_thread_exit_kind_t;
 
 /**
  * How one thread ended.
  */
-typedef struct {
+struct wt_thread_exit {
   wt_thread_exit_kind_t kind;
   /**
    * The `proc_exit` code for `WT_THREAD_EXITED`; 0 otherwise.
@@ -134,7 +139,12 @@ typedef struct {
    * Borrowed: valid only during the callback.
    */
   const char *message;
-} wt_thread_exit_t;
+};
+
+/**
+ * See `struct wt_thread_exit`.
+ */
+typedef struct wt_thread_exit wt_thread_exit_t;
 
 /**
  * Called once for every thread of a run (the main thread, tid 0, included) after it
@@ -161,30 +171,40 @@ typedef void (*wt_output_callback_t)(void *user_data, int32_t tid, const uint8_t
 /**
  * See `struct wt_engine_config`.
  */
-typedef wt_engine_config wt_engine_config_t;
+typedef struct wt_engine_config wt_engine_config_t;
 
 /**
  * See `struct wt_engine`.
  */
-typedef wt_engine wt_engine_t;
+typedef struct wt_engine wt_engine_t;
 
 /**
  * See `struct wt_module`.
  */
-typedef wt_module wt_module_t;
+typedef struct wt_module wt_module_t;
 
 /**
  * Bytes owned by the library, e.g. a serialized module. Release with `wt_bytes_free`.
  */
-typedef struct {
+struct wt_bytes {
   uint8_t *data;
   size_t len;
-} wt_bytes_t;
+};
+
+/**
+ * See `struct wt_bytes`.
+ */
+typedef struct wt_bytes wt_bytes_t;
+
+/**
+ * See `enum wt_exit_kind`.
+ */
+typedef enum wt_exit_kind wt_exit_kind_t;
 
 /**
  * How a run that started ended. Filled by `wt_run`.
  */
-typedef struct {
+struct wt_exit {
   wt_exit_kind_t kind;
   /**
    * For `WT_EXIT_CODE`: 0 when `_start` returned, else the `proc_exit` argument.
@@ -202,12 +222,17 @@ typedef struct {
    * caller: release it with `wt_exit_clear`.
    */
   char *message;
-} wt_exit_t;
+};
+
+/**
+ * See `struct wt_exit`.
+ */
+typedef struct wt_exit wt_exit_t;
 
 /**
  * See `struct wt_run`.
  */
-typedef wt_run wt_run_t;
+typedef struct wt_run wt_run_t;
 
 #ifdef __cplusplus
 extern "C" {

@@ -6,6 +6,7 @@
 
 use std::fs::File;
 use std::io::Write;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -73,26 +74,54 @@ impl Sink {
     }
 
     /// Writes all of `bytes` in one piece: concurrent writers never interleave within it.
-    pub(crate) fn write(&self, tid: i32, bytes: &[u8]) -> std::io::Result<()> {
+    /// Descriptors are written in `PIPE_BUF` chunks, each after `ready` saw the descriptor
+    /// writable, so a guest stuck on a full pipe still stops when its run ends (`ready`
+    /// fails then). The inner result is the I/O error to report to the guest.
+    pub(crate) fn write(&self, tid: i32, bytes: &[u8], ready: Ready<'_>) -> wasmtime::Result<std::io::Result<()>> {
         match self {
-            Sink::Inherit(1) => {
-                let mut out = std::io::stdout().lock();
-                out.write_all(bytes)?;
-                out.flush()
+            Sink::Inherit(fd) => {
+                // Hold std's lock (and flush its buffer) so Rust code in the host that
+                // prints to the same stream neither interleaves nor reorders with us.
+                if *fd == 1 {
+                    let mut out = std::io::stdout().lock();
+                    if let Err(e) = out.flush() {
+                        return Ok(Err(e));
+                    }
+                    write_fd(rustix::stdio::stdout(), bytes, ready)
+                } else {
+                    let _err = std::io::stderr().lock();
+                    write_fd(rustix::stdio::stderr(), bytes, ready)
+                }
             }
-            Sink::Inherit(_) => std::io::stderr().lock().write_all(bytes),
-            Sink::Null => Ok(()),
+            Sink::Null => Ok(Ok(())),
             Sink::File(f, lock) => {
                 let _g = lock.lock();
-                (&**f).write_all(bytes)
+                write_fd(f.as_fd(), bytes, ready)
             }
             Sink::Callback(cb, lock) => {
                 let _g = lock.lock();
                 cb(tid, bytes);
-                Ok(())
+                Ok(Ok(()))
             }
         }
     }
+}
+
+/// Blocks until a descriptor is writable; fails when the run ends.
+pub(crate) type Ready<'a> = &'a dyn Fn(BorrowedFd<'_>) -> wasmtime::Result<()>;
+
+/// Writes all of `bytes` to `fd`, at most `PIPE_BUF` at a time, each when `fd` is writable.
+fn write_fd(fd: BorrowedFd<'_>, mut bytes: &[u8], ready: Ready<'_>) -> wasmtime::Result<std::io::Result<()>> {
+    const PIPE_BUF: usize = 4096;
+    while !bytes.is_empty() {
+        ready(fd)?;
+        match rustix::io::write(fd, &bytes[..bytes.len().min(PIPE_BUF)]) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => {}
+            Err(e) => return Ok(Err(e.into())),
+        }
+    }
+    Ok(Ok(()))
 }
 
 /// The three standard streams of one run.

@@ -14,6 +14,10 @@ fn lib_dir() -> PathBuf {
 }
 
 fn compile(compiler: &str, std: &str, source: &str, out: &str) -> PathBuf {
+    compile_with(compiler, std, source, out, &[])
+}
+
+fn compile_with(compiler: &str, std: &str, source: &str, out: &str, extra: &[&str]) -> PathBuf {
     let root = env!("CARGO_MANIFEST_DIR");
     let lib = lib_dir();
     let exe_dir = lib.parent().unwrap().join("c-tests");
@@ -27,10 +31,20 @@ fn compile(compiler: &str, std: &str, source: &str, out: &str) -> PathBuf {
         .arg(format!("-L{}", lib.display()))
         .arg("-lwasithreads")
         .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .args(extra)
         .status()
         .unwrap_or_else(|e| panic!("running {compiler}: {e}"));
     assert!(status.success(), "{compiler} {source} failed");
     exe
+}
+
+/// A command for a compiled C test program. cargo puts target/<profile> on
+/// LD_LIBRARY_PATH for tests, and that path wins over the program's RUNPATH: it could load
+/// a stale libwasithreads.so from an earlier `cargo build`. Point it at this build's.
+fn c_program(exe: &std::path::Path) -> Command {
+    let mut cmd = Command::new(exe);
+    cmd.env("LD_LIBRARY_PATH", lib_dir());
+    cmd
 }
 
 fn api_test() -> PathBuf {
@@ -40,7 +54,7 @@ fn api_test() -> PathBuf {
 
 #[test]
 fn c_program_exercises_the_api() {
-    let out = Command::new(api_test()).stdin(Stdio::null()).output().unwrap();
+    let out = c_program(&api_test()).stdin(Stdio::null()).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("checks passed"), "{stdout}");
@@ -49,7 +63,7 @@ fn c_program_exercises_the_api() {
 #[test]
 fn header_compiles_as_cpp17() {
     let exe = compile("c++", "-std=c++17", "header_cpp.cpp", "c-api-header-cpp");
-    assert!(Command::new(exe).status().unwrap().success());
+    assert!(c_program(&exe).status().unwrap().success());
 }
 
 #[test]
@@ -57,7 +71,7 @@ fn output_from_every_thread_arrives() {
     let dir = common::temp_dir("c-print");
     let wasm = dir.join("guest.wasm");
     std::fs::write(&wasm, common::rust_guest()).unwrap();
-    let out = Command::new(api_test()).arg("run").arg(&wasm).arg("print").stdin(Stdio::null()).output().unwrap();
+    let out = c_program(&api_test()).arg("run").arg(&wasm).arg("print").stdin(Stdio::null()).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout).unwrap();
     let mut lines: Vec<&str> = stdout.lines().collect();
@@ -74,8 +88,20 @@ fn host_process_survives_a_guest_exit_and_reports_the_code() {
     let dir = common::temp_dir("c-exit");
     let wasm = dir.join("guest.wasm");
     std::fs::write(&wasm, common::rust_guest()).unwrap();
-    let out = Command::new(api_test()).arg("run").arg(&wasm).arg("exit-while-join").output().unwrap();
+    let out = c_program(&api_test()).arg("run").arg(&wasm).arg("exit-while-join").output().unwrap();
     // The C host itself returns the guest's code: it was alive after the guest's exit(42).
     assert_eq!(out.status.code(), Some(42), "stderr: {}", String::from_utf8_lossy(&out.stderr));
     assert!(!String::from_utf8_lossy(&out.stdout).contains("unreachable"));
+}
+
+#[test]
+fn c_program_exercises_host_control() {
+    let exe = compile_with("cc", "-std=c11", "host_control.c", "c-host-control", &["-pthread", "-D_POSIX_C_SOURCE=200809L"]);
+    let dir = common::temp_dir("c-host-control");
+    let wasm = dir.join("guest.wasm");
+    std::fs::write(&wasm, common::rust_guest()).unwrap();
+    let out = c_program(&exe).arg(&wasm).stdin(Stdio::null()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{:?}\nstdout: {stdout}\nstderr: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("checks passed"), "{stdout}");
 }

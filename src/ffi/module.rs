@@ -59,10 +59,12 @@ pub extern "C" fn wt_module_free(module: *mut wt_module_t) {
 /// Bytes owned by the library, e.g. a serialized module. Release with `wt_bytes_free`.
 #[repr(C)]
 #[derive(Debug)]
-pub struct wt_bytes_t {
+pub struct wt_bytes {
     pub data: *mut u8,
     pub len: usize,
 }
+/// See `struct wt_bytes`.
+pub type wt_bytes_t = wt_bytes;
 
 /// Like `wt_module_load`, reading the module (`.wasm` or `.wat`) from the file at `path`.
 #[unsafe(no_mangle)]

@@ -14,7 +14,7 @@ use crate::run::Run;
 /// Why a run ended.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum wt_exit_kind_t {
+pub enum wt_exit_kind {
     /// `_start` returned (code 0) or a thread called `proc_exit(code)`.
     WT_EXIT_CODE = 0,
     /// A thread trapped; `tid` says which and `message` why.
@@ -24,11 +24,13 @@ pub enum wt_exit_kind_t {
     /// The host cancelled the run.
     WT_EXIT_CANCELLED = 3,
 }
+/// See `enum wt_exit_kind`.
+pub type wt_exit_kind_t = wt_exit_kind;
 
 /// How a run that started ended. Filled by `wt_run`.
 #[repr(C)]
 #[derive(Debug)]
-pub struct wt_exit_t {
+pub struct wt_exit {
     pub kind: wt_exit_kind_t,
     /// For `WT_EXIT_CODE`: 0 when `_start` returned, else the `proc_exit` argument.
     /// 0 for the other kinds.
@@ -41,11 +43,13 @@ pub struct wt_exit_t {
     /// caller: release it with `wt_exit_clear`.
     pub message: *mut c_char,
 }
+/// See `struct wt_exit`.
+pub type wt_exit_t = wt_exit;
 
 /// How one thread ended, as passed to the thread-exit callback.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum wt_thread_exit_kind_t {
+pub enum wt_thread_exit_kind {
     /// `_start` or `wasi_thread_start` returned.
     WT_THREAD_RETURNED = 0,
     /// The thread called `proc_exit(code)`, which ended the run.
@@ -55,11 +59,13 @@ pub enum wt_thread_exit_kind_t {
     /// The thread was stopped because another thread, a timeout or the host ended the run.
     WT_THREAD_TERMINATED = 3,
 }
+/// See `enum wt_thread_exit_kind`.
+pub type wt_thread_exit_kind_t = wt_thread_exit_kind;
 
 /// How one thread ended.
 #[repr(C)]
 #[derive(Debug)]
-pub struct wt_thread_exit_t {
+pub struct wt_thread_exit {
     pub kind: wt_thread_exit_kind_t,
     /// The `proc_exit` code for `WT_THREAD_EXITED`; 0 otherwise.
     pub code: i32,
@@ -67,6 +73,8 @@ pub struct wt_thread_exit_t {
     /// Borrowed: valid only during the callback.
     pub message: *const c_char,
 }
+/// See `struct wt_thread_exit`.
+pub type wt_thread_exit_t = wt_thread_exit;
 
 impl wt_exit_t {
     fn from_exit(e: RunExit) -> wt_exit_t {

@@ -60,7 +60,22 @@ fn trap_message(err: &wasmtime::Error) -> String {
     msg
 }
 
+/// Blocks SIGPIPE on the calling (guest) thread: a guest writing to a pipe without a
+/// reader gets EPIPE instead of the signal killing the host process. A SIGPIPE raised for
+/// this thread stays pending and is discarded when the thread exits.
+fn block_sigpipe() {
+    // SAFETY: plain libc calls on a local, fully initialised signal set; only this
+    // thread's mask changes.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
 fn run_thread(run: Arc<RunShared>, mut store: Store<StoreData>, entry: Entry) {
+    block_sigpipe();
     let tid = store.data().tid;
     let result = catch_unwind(AssertUnwindSafe(|| {
         if let Some(cb) = &run.on_thread_start {

@@ -96,13 +96,15 @@ impl RunShared {
     /// Blocks until stdin is readable (true), `timeout` passes (false), or the run ends.
     pub(crate) fn wait_stdin(&self, timeout: Option<std::time::Duration>) -> wasmtime::Result<bool> {
         match &self.stdio.streams.stdin {
-            Source::Fd(None) => self.wait_fd(rustix::stdio::stdin(), timeout),
-            Source::Fd(Some(f)) => self.wait_fd(f.as_fd(), timeout),
+            Source::Fd(None) => self.wait_fd(rustix::stdio::stdin(), PollFlags::IN, timeout),
+            Source::Fd(Some(f)) => self.wait_fd(f.as_fd(), PollFlags::IN, timeout),
             Source::Bytes { .. } | Source::Null => Ok(true),
         }
     }
 
-    fn wait_fd(&self, fd: BorrowedFd<'_>, timeout: Option<std::time::Duration>) -> wasmtime::Result<bool> {
+    /// Blocks until `fd` is readable (`PollFlags::IN`) or writable (`OUT`): true; until
+    /// `timeout` passes: false; or until the run ends: `Err(Terminated)`.
+    fn wait_fd(&self, fd: BorrowedFd<'_>, flags: PollFlags, timeout: Option<std::time::Duration>) -> wasmtime::Result<bool> {
         let wake = self.wake_fd()?;
         let timeout = timeout.map(|d| rustix::time::Timespec {
             tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
@@ -112,11 +114,11 @@ impl RunShared {
             if self.terminating() {
                 return Err(wasmtime::Error::new(Terminated));
             }
-            let mut fds = [PollFd::new(&fd, PollFlags::IN), PollFd::new(&wake, PollFlags::IN)];
+            let mut fds = [PollFd::new(&fd, flags), PollFd::new(&wake, PollFlags::IN)];
             match rustix::event::poll(&mut fds, timeout.as_ref()) {
                 Ok(_) => {}
                 Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => wasmtime::bail!("polling stdin: {e}"),
+                Err(e) => wasmtime::bail!("polling a standard stream: {e}"),
             }
             if !fds[1].revents().is_empty() || self.terminating() {
                 return Err(wasmtime::Error::new(Terminated));
@@ -145,7 +147,7 @@ impl RunShared {
             Source::Fd(Some(f)) => f.as_fd(),
         };
         loop {
-            self.wait_fd(fd, None)?;
+            self.wait_fd(fd, PollFlags::IN, None)?;
             match rustix::io::read(fd, &mut *buf) {
                 Ok(n) => return Ok(Ok(n)),
                 Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => continue,
@@ -166,7 +168,8 @@ pub(super) fn add_to_linker(linker: &mut Linker<StoreData>) -> anyhow::Result<()
             }
             with_memory(&mut caller, |mem, run, tid| {
                 let Ok(bytes) = gather(mem, iovs, len) else { return Ok(errno::FAULT) };
-                if let Err(e) = run.stdio.streams.sink(fd).write(tid, &bytes) {
+                let ready = |fd: BorrowedFd<'_>| run.wait_fd(fd, PollFlags::OUT, None).map(drop);
+                if let Err(e) = run.stdio.streams.sink(fd).write(tid, &bytes, &ready)? {
                     return Ok(io_errno(&e));
                 }
                 match mem.write(GuestPtr::<u32>::new(nwritten as u32), bytes.len() as u32) {
