@@ -298,6 +298,33 @@ int main(int argc, char **argv) {
     ok(wt_run(engine, rust, config, &how));
     CHECK(cap.len == strlen("GREETING=hello\n") && memcmp(cap.data, "GREETING=hello\n", cap.len) == 0);
     wt_run_config_free(config);
+
+    /* Read-only directory: reading works, writing and escaping do not. */
+    char dir[] = "/tmp/wasithreads-ro-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char file[64];
+    snprintf(file, sizeof file, "%s/hello.txt", dir);
+    FILE *f = fopen(file, "w");
+    CHECK(f != NULL);
+    fputs("hi", f);
+    fclose(f);
+    config = rust_args("fs", "read:/d/hello.txt");
+    ok(wt_run_config_push_arg(config, "write:/d/new.txt"));
+    ok(wt_run_config_push_arg(config, "read:/d/../etc/passwd"));
+    ok(wt_run_config_push_arg(config, "read:/etc/passwd"));
+    ok(wt_run_config_preopen_dir_readonly(config, dir, "/d"));
+    cap.len = 0;
+    ok(wt_run_config_set_output_callback(config, 1, on_output, &cap));
+    ok(wt_run(engine, rust, config, &how));
+    const char *expect = "ok read:/d/hello.txt\nerr write:/d/new.txt\nerr read:/d/../etc/passwd\nerr read:/etc/passwd\n";
+    CHECK(cap.len == strlen(expect) && memcmp(cap.data, expect, cap.len) == 0);
+    snprintf(file, sizeof file, "%s/new.txt", dir);
+    CHECK(access(file, F_OK) != 0);
+    snprintf(file, sizeof file, "%s/hello.txt", dir);
+    unlink(file);
+    rmdir(dir);
+    wt_run_config_free(config);
+
     free(cap.data);
     wt_module_free(cached);
     wt_module_free(rust);
