@@ -2,6 +2,10 @@
 //! The header is committed; `.ci/run` fails when a build changes it.
 
 fn main() {
+    // The shared library's SONAME, as installed by scripts/install.sh (libwasithreads.so.0
+    // -> libwasithreads.so.0.1.0). Bump the major with every ABI break.
+    let major = std::env::var("CARGO_PKG_VERSION_MAJOR").expect("cargo sets the version");
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libwasithreads.so.{major}");
     println!("cargo:rerun-if-changed=src/ffi");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");

@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
-# Runs every test: Rust unit and integration tests, the C API tests against the committed
-# header, and the Rust std::thread guest (which needs the wasm32-wasip1-threads target).
+# Runs every test: the Rust unit and integration tests (which include the C and C++ API
+# tests against the committed header, the Rust std::thread guests, wt-run as a cargo
+# runner and the Python ctypes test), the examples-c CMake project's CTest tests, and an
+# install into a temporary prefix used through pkg-config and find_package.
+# One cargo profile (release) and one target dir serve all of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rustup target add wasm32-wasip1-threads >/dev/null 2>&1 || rustup target add wasm32-wasip1-threads
+bash scripts/setup.sh
 cargo test --release --locked
+cmake -S examples-c -B target/examples-c >/dev/null
+cmake --build target/examples-c
+ctest --test-dir target/examples-c --output-on-failure
+bash scripts/check-install.sh

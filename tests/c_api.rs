@@ -4,52 +4,13 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
-/// target/<profile>/deps: where this `cargo test` built libwasithreads.so (cargo copies it
-/// up to target/<profile> only on `cargo build`, so that copy may be stale here).
-fn lib_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().to_path_buf()
-}
-
-fn compile(compiler: &str, std: &str, source: &str, out: &str) -> PathBuf {
-    compile_with(compiler, std, source, out, &[])
-}
-
-fn compile_with(compiler: &str, std: &str, source: &str, out: &str, extra: &[&str]) -> PathBuf {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let lib = lib_dir();
-    let exe_dir = lib.parent().unwrap().join("c-tests");
-    std::fs::create_dir_all(&exe_dir).unwrap();
-    let exe = exe_dir.join(out);
-    let status = Command::new(compiler)
-        .args([std, "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-o"])
-        .arg(&exe)
-        .arg(format!("-I{root}/include"))
-        .arg(format!("{root}/tests/c/{source}"))
-        .arg(format!("-L{}", lib.display()))
-        .arg("-lwasithreads")
-        .arg(format!("-Wl,-rpath,{}", lib.display()))
-        .args(extra)
-        .status()
-        .unwrap_or_else(|e| panic!("running {compiler}: {e}"));
-    assert!(status.success(), "{compiler} {source} failed");
-    exe
-}
-
-/// A command for a compiled C test program. cargo puts target/<profile> on
-/// LD_LIBRARY_PATH for tests, and that path wins over the program's RUNPATH: it could load
-/// a stale libwasithreads.so from an earlier `cargo build`. Point it at this build's.
-fn c_program(exe: &std::path::Path) -> Command {
-    let mut cmd = Command::new(exe);
-    cmd.env("LD_LIBRARY_PATH", lib_dir());
-    cmd
-}
+use common::c::{c_program, compile, compile_with};
 
 fn api_test() -> PathBuf {
     static EXE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    EXE.get_or_init(|| compile("cc", "-std=c11", "api_test.c", "c-api-test")).clone()
+    EXE.get_or_init(|| compile("cc", "-std=c11", "tests/c/api_test.c", "c-api-test")).clone()
 }
 
 #[test]
@@ -62,7 +23,7 @@ fn c_program_exercises_the_api() {
 
 #[test]
 fn header_compiles_as_cpp17() {
-    let exe = compile("c++", "-std=c++17", "header_cpp.cpp", "c-api-header-cpp");
+    let exe = compile("c++", "-std=c++17", "tests/c/header_cpp.cpp", "c-api-header-cpp");
     assert!(c_program(&exe).status().unwrap().success());
 }
 
@@ -96,7 +57,7 @@ fn host_process_survives_a_guest_exit_and_reports_the_code() {
 
 #[test]
 fn c_program_exercises_host_control() {
-    let exe = compile_with("cc", "-std=c11", "host_control.c", "c-host-control", &["-pthread", "-D_POSIX_C_SOURCE=200809L"]);
+    let exe = compile_with("cc", "-std=c11", "tests/c/host_control.c", "c-host-control", &["-pthread", "-D_POSIX_C_SOURCE=200809L"]);
     let dir = common::temp_dir("c-host-control");
     let wasm = dir.join("guest.wasm");
     std::fs::write(&wasm, common::rust_guest()).unwrap();

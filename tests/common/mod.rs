@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests: guest modules and a watchdog.
 #![allow(dead_code)]
 
+pub mod c;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 

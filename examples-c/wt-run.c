@@ -1,0 +1,192 @@
+/*
+ * wt-run: run a WebAssembly module that uses wasi-threads, from the command line.
+ *
+ *   wt-run [OPTIONS] [--] MODULE.wasm [ARGS...]
+ *
+ * The guest's argv is MODULE.wasm followed by ARGS; its stdin, stdout and stderr are
+ * ours. Options end at the first argument that does not start with "--" (or after "--"),
+ * so every argument after the module belongs to the guest: that makes wt-run usable as a
+ * cargo runner (CARGO_TARGET_WASM32_WASIP1_THREADS_RUNNER=wt-run).
+ *
+ * Exit status: the guest's exit code; 134 if a guest thread trapped (message and wasm
+ * backtrace on stderr); 124 on timeout; 2 for bad usage; 1 if the module could not be
+ * loaded or started.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wasithreads.h"
+
+static const char USAGE[] =
+    "usage: wt-run [OPTIONS] [--] MODULE.wasm [ARGS...]\n"
+    "\n"
+    "Runs a WebAssembly module (binary or WAT) that may use wasi-threads.\n"
+    "\n"
+    "options:\n"
+    "  --dir HOST::GUEST    give the guest the host directory HOST as GUEST (read-write);\n"
+    "                       --dir DIR alone maps DIR to the same path\n"
+    "  --dir-ro HOST::GUEST the same, read-only\n"
+    "  --env KEY=VALUE      set an environment variable for the guest (repeatable)\n"
+    "  --inherit-env        pass wt-run's own environment to the guest\n"
+    "  --max-threads N      most spawned guest threads alive at once (default 1024)\n"
+    "  --timeout-ms N       stop the guest after N milliseconds (exit status 124)\n"
+    "  --max-memory BYTES   cap the guest's linear memory\n"
+    "  --help               show this help\n"
+    "\n"
+    "exit status: the guest's exit code; 134 when a guest thread trapped; 124 on timeout;\n"
+    "1 when the module cannot be loaded or started; 2 for bad usage.\n";
+
+static int usage_error(const char *fmt, const char *arg) {
+    fprintf(stderr, "wt-run: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nTry 'wt-run --help'.\n");
+    return 2;
+}
+
+/* Parses a non-negative decimal number; returns 0 on success. */
+static int parse_u64(const char *s, unsigned long long max, unsigned long long *out) {
+    if (!s || !*s || *s == '-') return -1;
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v > max) return -1;
+    *out = v;
+    return 0;
+}
+
+/* Reports and frees an error; returns 1. */
+static int fail(const char *what, wt_error_t *err) {
+    fprintf(stderr, "wt-run: %s: %s\n", what, wt_error_message(err));
+    wt_error_free(err);
+    return 1;
+}
+
+/* Applies a --dir / --dir-ro value "HOST::GUEST" (or "DIR"). */
+static wt_error_t *add_dir(wt_run_config_t *config, const char *spec, int read_only) {
+    const char *sep = strstr(spec, "::");
+    char *host = sep ? strndup(spec, (size_t)(sep - spec)) : strdup(spec);
+    const char *guest = sep ? sep + 2 : spec;
+    wt_error_t *err = read_only ? wt_run_config_preopen_dir_readonly(config, host, guest)
+                                : wt_run_config_preopen_dir(config, host, guest);
+    free(host);
+    return err;
+}
+
+int main(int argc, char **argv) {
+    wt_run_config_t *config = wt_run_config_new();
+    if (!config) return 1;
+    int status = 2;
+    int i = 1;
+    wt_error_t *err = NULL;
+
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        const char *value = i + 1 < argc ? argv[i + 1] : NULL;
+        unsigned long long n;
+        if (strcmp(a, "--") == 0) {
+            i++;
+            break;
+        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(USAGE, stdout);
+            wt_run_config_free(config);
+            return 0;
+        } else if (strncmp(a, "--", 2) != 0) {
+            break; /* the module */
+        } else if (strcmp(a, "--inherit-env") == 0) {
+            wt_run_config_inherit_env(config, true);
+            continue;
+        } else if (!value) {
+            status = usage_error("option '%s' needs a value", a);
+            goto out;
+        } else if (strcmp(a, "--dir") == 0 || strcmp(a, "--dir-ro") == 0) {
+            if ((err = add_dir(config, value, a[5] == '-'))) goto config_error;
+        } else if (strcmp(a, "--env") == 0) {
+            const char *eq = strchr(value, '=');
+            if (!eq || eq == value) {
+                status = usage_error("--env needs KEY=VALUE, not '%s'", value);
+                goto out;
+            }
+            char *key = strndup(value, (size_t)(eq - value));
+            err = wt_run_config_push_env(config, key, eq + 1);
+            free(key);
+            if (err) goto config_error;
+        } else if (strcmp(a, "--max-threads") == 0) {
+            if (parse_u64(value, UINT32_MAX, &n)) {
+                status = usage_error("--max-threads needs a number, not '%s'", value);
+                goto out;
+            }
+            wt_run_config_set_max_threads(config, (uint32_t)n);
+        } else if (strcmp(a, "--timeout-ms") == 0) {
+            if (parse_u64(value, UINT64_MAX, &n)) {
+                status = usage_error("--timeout-ms needs a number, not '%s'", value);
+                goto out;
+            }
+            wt_run_config_set_timeout_ms(config, n);
+        } else if (strcmp(a, "--max-memory") == 0) {
+            if (parse_u64(value, UINT64_MAX, &n)) {
+                status = usage_error("--max-memory needs a number of bytes, not '%s'", value);
+                goto out;
+            }
+            wt_run_config_set_max_memory(config, n);
+        } else {
+            status = usage_error("unknown option '%s'", a);
+            goto out;
+        }
+        i++; /* the option's value */
+    }
+    if (i >= argc) {
+        status = usage_error("%s", "no module given");
+        goto out;
+    }
+
+    const char *path = argv[i];
+    for (int j = i; j < argc; j++) {
+        if ((err = wt_run_config_push_arg(config, argv[j]))) goto config_error;
+    }
+
+    wt_engine_t *engine = NULL;
+    if ((err = wt_engine_new(NULL, &engine))) {
+        status = fail("creating the engine", err);
+        goto out;
+    }
+    wt_module_t *module = NULL;
+    if ((err = wt_module_load_file(engine, path, &module))) {
+        status = fail("loading the module", err);
+        wt_engine_free(engine);
+        goto out;
+    }
+    wt_exit_t how;
+    err = wt_run(engine, module, config, &how);
+    wt_module_free(module);
+    wt_engine_free(engine);
+    if (err) {
+        status = fail("running the module", err);
+        goto out;
+    }
+    fflush(stdout);
+    switch (how.kind) {
+    case WT_EXIT_CODE: status = how.code; break;
+    case WT_EXIT_TRAP:
+        fprintf(stderr, "wt-run: guest thread %d trapped: %s\n", how.tid, how.message ? how.message : "");
+        status = 134;
+        break;
+    case WT_EXIT_TIMEOUT:
+        fprintf(stderr, "wt-run: timed out\n");
+        status = 124;
+        break;
+    case WT_EXIT_CANCELLED: status = 130; break;
+    }
+    wt_exit_clear(&how);
+    goto out;
+
+config_error:
+    status = usage_error("%s", wt_error_message(err));
+    wt_error_free(err);
+out:
+    wt_run_config_free(config);
+    return status;
+}
