@@ -4,6 +4,10 @@
 //! Run: `cargo bench --bench module_cache` (builds the guest with the
 //! wasm32-wasip1-threads target first).
 
+#[path = "../tests/common/mod.rs"]
+#[allow(dead_code)]
+mod common;
+
 use std::time::{Duration, Instant};
 
 use wasithreads::{Engine, EngineConfig, Module};
@@ -14,28 +18,18 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn main() {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let target = format!("{root}/target/guests");
-    let ok = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "--quiet", "--target", "wasm32-wasip1-threads", "--manifest-path"])
-        .arg(format!("{root}/tests/guests/rust-threads/Cargo.toml"))
-        .env("CARGO_TARGET_DIR", &target)
-        .status()
-        .expect("cargo")
-        .success();
-    assert!(ok, "building the guest");
-    let wasm = std::fs::read(format!("{target}/wasm32-wasip1-threads/release/rust-threads.wasm")).unwrap();
+    let wasm = common::rust_guest();
     let engine = Engine::new(&EngineConfig::default()).unwrap();
     let compile = median(
         (0..7)
             .map(|_| {
                 let t = Instant::now();
-                Module::new(&engine, &wasm).unwrap();
+                Module::new(&engine, wasm).unwrap();
                 t.elapsed()
             })
             .collect(),
     );
-    let bytes = Module::new(&engine, &wasm).unwrap().serialize().unwrap();
+    let bytes = Module::new(&engine, wasm).unwrap().serialize().unwrap();
     let load = median(
         (0..7)
             .map(|_| {

@@ -12,12 +12,6 @@ use wasithreads::config::Preopen;
 use wasithreads::stdio::{Input, Output};
 use wasithreads::{Engine, EngineConfig, ExitKind, Module, Run, RunConfig, RunExit, ThreadExit};
 
-fn rust_config(args: &[&str]) -> RunConfig {
-    let mut c = RunConfig::default();
-    c.args = std::iter::once("rust-threads").chain(args.iter().copied()).map(String::from).collect();
-    c
-}
-
 /// Waits (bounded) until `f` holds.
 fn eventually(what: &str, f: impl Fn() -> bool) {
     for _ in 0..6000 {

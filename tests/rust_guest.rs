@@ -4,20 +4,14 @@ mod common;
 
 use common::*;
 use wasithreads::config::Preopen;
-use wasithreads::{ExitKind, Module, RunConfig, ThreadExit};
-
-fn config(args: &[&str]) -> RunConfig {
-    let mut c = RunConfig::default();
-    c.args = std::iter::once("rust-threads").chain(args.iter().copied()).map(String::from).collect();
-    c
-}
+use wasithreads::{ExitKind, Module, ThreadExit};
 
 #[test]
 fn channel_and_mutex_across_sixteen_threads() {
     let e = engine();
     let m = Module::new(&e, rust_guest()).unwrap();
     let exits = Exits::default();
-    let mut c = config(&["sum"]);
+    let mut c = rust_config(&["sum"]);
     exits.install(&mut c);
     let (exit, _) = run_watched(&m, &c);
     assert_eq!((exit.kind, exit.code, exit.tid), (ExitKind::Code, 0, 0));
@@ -32,7 +26,7 @@ fn threads_share_one_file_descriptor() {
     let e = engine();
     let m = Module::new(&e, rust_guest()).unwrap();
     let dir = temp_dir("shared-fd");
-    let mut c = config(&["shared-fd", "/out/shared.txt"]);
+    let mut c = rust_config(&["shared-fd", "/out/shared.txt"]);
     c.preopens.push(Preopen { host: dir.clone(), guest: "/out".into(), read_only: false });
     let (exit, _) = run_watched(&m, &c);
     assert_eq!((exit.kind, exit.code), (ExitKind::Code, 0), "{exit:?}");
@@ -49,7 +43,7 @@ fn exit_from_a_thread_while_main_is_in_join() {
     let e = engine();
     let m = Module::new(&e, rust_guest()).unwrap();
     let exits = Exits::default();
-    let mut c = config(&["exit-while-join"]);
+    let mut c = rust_config(&["exit-while-join"]);
     exits.install(&mut c);
     let (exit, _) = run_watched(&m, &c);
     assert_eq!((exit.kind, exit.code), (ExitKind::Code, 42), "{exit:?}");
@@ -64,7 +58,7 @@ fn exit_from_a_thread_while_main_is_in_join() {
 fn panic_in_a_thread_is_a_trap_of_that_thread() {
     let e = engine();
     let m = Module::new(&e, rust_guest()).unwrap();
-    let (exit, _) = run_watched(&m, &config(&["panic-in-thread"]));
+    let (exit, _) = run_watched(&m, &rust_config(&["panic-in-thread"]));
     assert_eq!(exit.kind, ExitKind::Trap, "{exit:?}");
     assert!(exit.tid > 0);
     assert!(exit.message.unwrap().contains("wasm trap"));

@@ -31,17 +31,26 @@ pub extern "C" fn wt_module_load(
     len: usize,
     module_out: *mut *mut wt_module_t,
 ) -> *mut wt_error_t {
-    ffi_boundary! {
-        let engine = try_ref!(engine);
-        let out = try_mut!(module_out);
-        let bytes = match byte_arg(bytes, len, "bytes") {
-            Ok(b) => b,
-            Err(e) => return e,
-        };
-        wt_error_t::from_result(Module::new(&engine.inner, bytes), |m| {
-            *out = Box::into_raw(Box::new(wt_module { inner: m }));
-        })
-    }
+    ffi_boundary! { load_bytes(engine, bytes, len, module_out, Module::new) }
+}
+
+/// The shared body of the functions that make a module from a byte buffer.
+fn load_bytes(
+    engine: *mut wt_engine_t,
+    bytes: *const u8,
+    len: usize,
+    module_out: *mut *mut wt_module_t,
+    make: impl FnOnce(&crate::Engine, &[u8]) -> anyhow::Result<Module>,
+) -> *mut wt_error_t {
+    let engine = try_ref!(engine);
+    let out = try_mut!(module_out);
+    let bytes = match byte_arg(bytes, len, "bytes") {
+        Ok(b) => b,
+        Err(e) => return e,
+    };
+    wt_error_t::from_result(make(&engine.inner, bytes), |m| {
+        *out = Box::into_raw(Box::new(wt_module { inner: m }));
+    })
 }
 
 /// Releases the caller's module handle; runs in progress keep the module alive.
@@ -132,16 +141,9 @@ pub extern "C" fn wt_module_deserialize(
     module_out: *mut *mut wt_module_t,
 ) -> *mut wt_error_t {
     ffi_boundary! {
-        let engine = try_ref!(engine);
-        let out = try_mut!(module_out);
-        let bytes = match byte_arg(bytes, len, "bytes") {
-            Ok(b) => b,
-            Err(e) => return e,
-        };
-        // SAFETY: the header requires bytes from `wt_module_serialize` (see SECURITY above).
-        let module = unsafe { Module::deserialize(&engine.inner, bytes) };
-        wt_error_t::from_result(module, |m| {
-            *out = Box::into_raw(Box::new(wt_module { inner: m }));
+        load_bytes(engine, bytes, len, module_out, |engine, bytes| {
+            // SAFETY: the header requires bytes from `wt_module_serialize` (see SECURITY above).
+            unsafe { Module::deserialize(engine, bytes) }
         })
     }
 }

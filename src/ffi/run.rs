@@ -116,18 +116,8 @@ pub extern "C" fn wt_run(
     exit_out: *mut wt_exit_t,
 ) -> *mut wt_error_t {
     ffi_boundary! {
-        let engine = try_ref!(engine);
-        let module = try_ref!(module);
         let out = try_mut!(exit_out);
-        if let Err(e) = same_engine(engine, module) {
-            return e;
-        }
-        let default = RunConfig::default();
-        // SAFETY: NULL or a live config (header contract).
-        let config = unsafe { config.as_ref() }.map_or(&default, |c| &c.inner);
-        wt_error_t::from_result(Run::start(&module.inner, config), |run| {
-            *out = wt_exit_t::from_exit(run.wait());
-        })
+        start(engine, module, config, Run::start, |run| *out = wt_exit_t::from_exit(run.wait()))
     }
 }
 
@@ -168,16 +158,8 @@ pub extern "C" fn wt_run_start(
     run_out: *mut *mut wt_run_t,
 ) -> *mut wt_error_t {
     ffi_boundary! {
-        let engine = try_ref!(engine);
-        let module = try_ref!(module);
         let out = try_mut!(run_out);
-        if let Err(e) = same_engine(engine, module) {
-            return e;
-        }
-        let default = RunConfig::default();
-        // SAFETY: NULL or a live config (header contract).
-        let config = unsafe { config.as_ref() }.map_or(&default, |c| &c.inner);
-        wt_error_t::from_result(Run::start_background(&module.inner, config), |run| {
+        start(engine, module, config, Run::start_background, |run| {
             *out = Box::into_raw(Box::new(wt_run { run }));
         })
     }
@@ -237,10 +219,22 @@ pub extern "C" fn wt_run_free(run: *mut wt_run_t) {
     }
 }
 
-fn same_engine(engine: &wt_engine_t, module: &wt_module_t) -> Result<(), *mut wt_error_t> {
-    if Arc::ptr_eq(&engine.inner.inner, &module.inner.inner.engine.inner) {
-        Ok(())
-    } else {
-        Err(wt_error_t::raw("the module was loaded by a different engine"))
+/// The shared body of `wt_run` and `wt_run_start`: checks the arguments, starts the run
+/// with `how`, and hands it to `done`.
+fn start(
+    engine: *mut wt_engine_t,
+    module: *const wt_module_t,
+    config: *const wt_run_config_t,
+    how: fn(&crate::Module, &RunConfig) -> anyhow::Result<Run>,
+    done: impl FnOnce(Run),
+) -> *mut wt_error_t {
+    let engine = try_ref!(engine);
+    let module = try_ref!(module);
+    if !Arc::ptr_eq(&engine.inner.inner, &module.inner.inner.engine.inner) {
+        return wt_error_t::raw("the module was loaded by a different engine");
     }
+    let default = RunConfig::default();
+    // SAFETY: NULL or a live config (header contract).
+    let config = unsafe { config.as_ref() }.map_or(&default, |c| &c.inner);
+    wt_error_t::from_result(how(&module.inner, config), done)
 }

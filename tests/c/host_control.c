@@ -13,34 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "wasithreads.h"
+#include "check.h"
 
-static int checks = 0;
-
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        checks++;                                                                    \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            exit(1);                                                                 \
-        }                                                                            \
-    } while (0)
-
-static void ok(wt_error_t *err) {
-    if (err) {
-        fprintf(stderr, "unexpected error: %s\n", wt_error_message(err));
-        exit(1);
-    }
-}
-
-static void fails_with(wt_error_t *err, const char *needle) {
-    CHECK(err != NULL);
-    if (!strstr(wt_error_message(err), needle)) {
-        fprintf(stderr, "error \"%s\" lacks \"%s\"\n", wt_error_message(err), needle);
-        exit(1);
-    }
-    wt_error_free(err);
-}
+int checks = 0;
 
 static void sleep_ms(long ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -91,12 +66,6 @@ static const char WRITERS[] =
     "   (if (i32.lt_u (local.get $done) (i32.const 8)) (then\n"
     "    (drop (memory.atomic.wait32 (i32.const 2048) (local.get $done) (i64.const -1)))\n"
     "    (br $join))))))";
-
-static wt_module_t *load_text(wt_engine_t *engine, const char *wat) {
-    wt_module_t *m = NULL;
-    ok(wt_module_load(engine, (const uint8_t *)wat, strlen(wat), &m));
-    return m;
-}
 
 struct capture {
     pthread_mutex_t lock;
@@ -154,9 +123,9 @@ static void *cancel_later(void *run) {
 
 static wt_run_config_t *rust_args(const char *a, const char *b) {
     wt_run_config_t *c = wt_run_config_new();
-    ok(wt_run_config_push_arg(c, "rust-threads"));
-    ok(wt_run_config_push_arg(c, a));
-    if (b) ok(wt_run_config_push_arg(c, b));
+    expect_ok(wt_run_config_push_arg(c, "rust-threads"));
+    expect_ok(wt_run_config_push_arg(c, a));
+    if (b) expect_ok(wt_run_config_push_arg(c, b));
     return c;
 }
 
@@ -171,28 +140,28 @@ int main(int argc, char **argv) {
     wt_engine_config_set_max_wasm_stack(ec, 2 << 20);
     wt_engine_config_set_cache(ec, false);
     wt_engine_t *engine = NULL;
-    ok(wt_engine_new(ec, &engine));
+    expect_ok(wt_engine_new(ec, &engine));
     wt_engine_config_free(ec);
     wt_exit_t how;
 
     /* 1. Asynchronous run, cancelled from another host thread. */
-    wt_module_t *blocked = load_text(engine, BLOCKED);
+    wt_module_t *blocked = load(engine, BLOCKED);
     wt_run_config_t *config = wt_run_config_new();
     wt_run_config_set_thread_start_callback(config, on_start, NULL);
     wt_run_config_set_thread_exit_callback(config, on_exit_cb, NULL);
     wt_run_t *run = NULL;
-    ok(wt_run_start(engine, blocked, config, &run));
+    expect_ok(wt_run_start(engine, blocked, config, &run));
     CHECK(run != NULL);
     memset(&how, 0x11, sizeof how);
     CHECK(!wt_run_try_wait(run, &how));
     CHECK(how.code == 0x11111111);
     pthread_t canceller;
     CHECK(pthread_create(&canceller, NULL, cancel_later, run) == 0);
-    ok(wt_run_wait(run, &how));
+    expect_ok(wt_run_wait(run, &how));
     pthread_join(canceller, NULL);
     CHECK(how.kind == WT_EXIT_CANCELLED && how.tid == -1 && how.message == NULL);
     CHECK(wt_run_try_wait(run, &how) && how.kind == WT_EXIT_CANCELLED);
-    ok(wt_run_wait(run, &how)); /* waiting again reports the same */
+    expect_ok(wt_run_wait(run, &how)); /* waiting again reports the same */
     CHECK(how.kind == WT_EXIT_CANCELLED);
     wt_run_cancel(run);         /* after the end: nothing happens */
     CHECK(atomic_load(&started) == 4 && atomic_load(&exited) == 4);
@@ -200,14 +169,14 @@ int main(int argc, char **argv) {
 
     /* 2. Freeing a run that is still going cancels and joins it. */
     atomic_store(&exited, 0);
-    ok(wt_run_start(engine, blocked, config, &run));
+    expect_ok(wt_run_start(engine, blocked, config, &run));
     sleep_ms(20);
     wt_run_free(run);
     CHECK(atomic_load(&exited) == 4);
 
     /* 3. Timeout on an asynchronous run nobody waits for. */
     wt_run_config_set_timeout_ms(config, 40);
-    ok(wt_run_start(engine, blocked, config, &run));
+    expect_ok(wt_run_start(engine, blocked, config, &run));
     int polls = 0;
     while (!wt_run_try_wait(run, &how) && polls++ < 2000) sleep_ms(5);
     CHECK(how.kind == WT_EXIT_TIMEOUT);
@@ -216,11 +185,11 @@ int main(int argc, char **argv) {
     wt_module_free(blocked);
 
     /* 4. Capture stdout from 8 threads: nothing lost, nothing interleaved. */
-    wt_module_t *writers = load_text(engine, WRITERS);
+    wt_module_t *writers = load(engine, WRITERS);
     struct capture cap = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0, 0, 0};
     config = wt_run_config_new();
-    ok(wt_run_config_set_output_callback(config, 1, on_output, &cap));
-    ok(wt_run(engine, writers, config, &how));
+    expect_ok(wt_run_config_set_output_callback(config, 1, on_output, &cap));
+    expect_ok(wt_run(engine, writers, config, &how));
     CHECK(how.kind == WT_EXIT_CODE && how.code == 0);
     CHECK(cap.calls == 400 && cap.len == 400000 && !cap.bad_chunk);
     size_t per_letter[8] = {0};
@@ -230,12 +199,12 @@ int main(int argc, char **argv) {
     /* 5. stdout to a host descriptor (a pipe), and to null. */
     int fds[2];
     CHECK(pipe(fds) == 0);
-    ok(wt_run_config_set_output_fd(config, 1, fds[1]));
+    expect_ok(wt_run_config_set_output_fd(config, 1, fds[1]));
     close(fds[1]); /* the config holds its own duplicate */
     pthread_t drainer;
     CHECK(pthread_create(&drainer, NULL, drain, &fds[0]) == 0);
-    ok(wt_run(engine, writers, config, &how));
-    ok(wt_run_config_set_output_null(config, 1)); /* drops the duplicate: EOF for drain */
+    expect_ok(wt_run(engine, writers, config, &how));
+    expect_ok(wt_run_config_set_output_null(config, 1)); /* drops the duplicate: EOF for drain */
     void *piped;
     pthread_join(drainer, &piped);
     close(fds[0]);
@@ -243,59 +212,59 @@ int main(int argc, char **argv) {
 
     /* A guest blocked writing to a full pipe nobody reads is still cancelled promptly. */
     CHECK(pipe(fds) == 0);
-    ok(wt_run_config_set_output_fd(config, 1, fds[1]));
+    expect_ok(wt_run_config_set_output_fd(config, 1, fds[1]));
     close(fds[1]);
-    ok(wt_run_start(engine, writers, config, &run));
+    expect_ok(wt_run_start(engine, writers, config, &run));
     pthread_create(&canceller, NULL, cancel_later, run);
-    ok(wt_run_wait(run, &how));
+    expect_ok(wt_run_wait(run, &how));
     pthread_join(canceller, NULL);
     CHECK(how.kind == WT_EXIT_CANCELLED);
     wt_run_free(run);
     close(fds[0]);
     /* Now the pipe has no reader: writes fail with EPIPE inside the guest, and the host
      * process gets no SIGPIPE. */
-    ok(wt_run(engine, writers, config, &how));
+    expect_ok(wt_run(engine, writers, config, &how));
     CHECK(how.kind == WT_EXIT_CODE && how.code == 0);
-    ok(wt_run_config_set_output_null(config, 1));
-    ok(wt_run(engine, writers, config, &how));
+    expect_ok(wt_run_config_set_output_null(config, 1));
+    expect_ok(wt_run(engine, writers, config, &how));
     CHECK(how.kind == WT_EXIT_CODE && how.code == 0);
-    fails_with(wt_run_config_set_output_null(config, 3), "stream must be 1");
-    fails_with(wt_run_config_set_output_callback(config, 2, NULL, NULL), "cb");
-    fails_with(wt_run_config_set_output_fd(config, 1, -1), "not a file descriptor");
-    fails_with(wt_run_config_set_output_fd(config, 1, 9999), "cannot duplicate");
-    fails_with(wt_run_config_set_output_file(config, 2, "/nonexistent-dir/x"), "nonexistent-dir");
+    expect_error(wt_run_config_set_output_null(config, 3), "stream must be 1");
+    expect_error(wt_run_config_set_output_callback(config, 2, NULL, NULL), "cb");
+    expect_error(wt_run_config_set_output_fd(config, 1, -1), "not a file descriptor");
+    expect_error(wt_run_config_set_output_fd(config, 1, 9999), "cannot duplicate");
+    expect_error(wt_run_config_set_output_file(config, 2, "/nonexistent-dir/x"), "nonexistent-dir");
     wt_run_config_free(config);
     wt_module_free(writers);
 
     /* 6. The Rust guest: from a file, through the module cache, stdin bytes, env. */
     wt_module_t *rust = NULL;
-    fails_with(wt_module_load_file(engine, "/nonexistent.wasm", &rust), "nonexistent.wasm");
-    ok(wt_module_load_file(engine, argv[1], &rust));
+    expect_error(wt_module_load_file(engine, "/nonexistent.wasm", &rust), "nonexistent.wasm");
+    expect_ok(wt_module_load_file(engine, argv[1], &rust));
     wt_bytes_t serialized = {NULL, 0};
-    ok(wt_module_serialize(rust, &serialized));
+    expect_ok(wt_module_serialize(rust, &serialized));
     CHECK(serialized.data != NULL && serialized.len > 0);
     wt_module_t *cached = NULL;
-    ok(wt_module_deserialize(engine, serialized.data, serialized.len, &cached));
+    expect_ok(wt_module_deserialize(engine, serialized.data, serialized.len, &cached));
     wt_bytes_free(&serialized);
     CHECK(serialized.data == NULL && serialized.len == 0);
-    fails_with(wt_module_deserialize(engine, (const uint8_t *)"junk", 4, &cached), "not a module serialized");
+    expect_error(wt_module_deserialize(engine, (const uint8_t *)"junk", 4, &cached), "not a module serialized");
 
     config = rust_args("echo", NULL);
     const char input[] = "line one\nline two\n";
-    ok(wt_run_config_set_stdin_bytes(config, (const uint8_t *)input, strlen(input)));
+    expect_ok(wt_run_config_set_stdin_bytes(config, (const uint8_t *)input, strlen(input)));
     memset(&cap, 0, sizeof cap);
     pthread_mutex_init(&cap.lock, NULL);
-    ok(wt_run_config_set_output_callback(config, 1, on_output, &cap));
-    ok(wt_run(engine, cached, config, &how));
+    expect_ok(wt_run_config_set_output_callback(config, 1, on_output, &cap));
+    expect_ok(wt_run(engine, cached, config, &how));
     CHECK(how.kind == WT_EXIT_CODE && how.code == 0);
     CHECK(cap.len == strlen(input) && memcmp(cap.data, input, cap.len) == 0);
     wt_run_config_free(config);
 
     config = rust_args("env", NULL);
-    ok(wt_run_config_push_env(config, "GREETING", "hello"));
+    expect_ok(wt_run_config_push_env(config, "GREETING", "hello"));
     cap.len = 0;
-    ok(wt_run_config_set_output_callback(config, 1, on_output, &cap));
-    ok(wt_run(engine, rust, config, &how));
+    expect_ok(wt_run_config_set_output_callback(config, 1, on_output, &cap));
+    expect_ok(wt_run(engine, rust, config, &how));
     CHECK(cap.len == strlen("GREETING=hello\n") && memcmp(cap.data, "GREETING=hello\n", cap.len) == 0);
     wt_run_config_free(config);
 
@@ -309,13 +278,13 @@ int main(int argc, char **argv) {
     fputs("hi", f);
     fclose(f);
     config = rust_args("fs", "read:/d/hello.txt");
-    ok(wt_run_config_push_arg(config, "write:/d/new.txt"));
-    ok(wt_run_config_push_arg(config, "read:/d/../etc/passwd"));
-    ok(wt_run_config_push_arg(config, "read:/etc/passwd"));
-    ok(wt_run_config_preopen_dir_readonly(config, dir, "/d"));
+    expect_ok(wt_run_config_push_arg(config, "write:/d/new.txt"));
+    expect_ok(wt_run_config_push_arg(config, "read:/d/../etc/passwd"));
+    expect_ok(wt_run_config_push_arg(config, "read:/etc/passwd"));
+    expect_ok(wt_run_config_preopen_dir_readonly(config, dir, "/d"));
     cap.len = 0;
-    ok(wt_run_config_set_output_callback(config, 1, on_output, &cap));
-    ok(wt_run(engine, rust, config, &how));
+    expect_ok(wt_run_config_set_output_callback(config, 1, on_output, &cap));
+    expect_ok(wt_run(engine, rust, config, &how));
     const char *expect = "ok read:/d/hello.txt\nerr write:/d/new.txt\nerr read:/d/../etc/passwd\nerr read:/etc/passwd\n";
     CHECK(cap.len == strlen(expect) && memcmp(cap.data, expect, cap.len) == 0);
     snprintf(file, sizeof file, "%s/new.txt", dir);
@@ -336,13 +305,13 @@ int main(int argc, char **argv) {
         " (func (export \"_start\") (block $full (loop $more"
         "  (br_if $full (i32.eq (memory.grow (i32.const 1)) (i32.const -1))) (br $more)))"
         "  (call $exit (memory.size))))";
-    wt_module_t *grower = load_text(engine, grow);
+    wt_module_t *grower = load(engine, grow);
     config = wt_run_config_new();
     wt_run_config_set_max_memory(config, 5 * 65536);
-    ok(wt_run(engine, grower, config, &how));
+    expect_ok(wt_run(engine, grower, config, &how));
     CHECK(how.kind == WT_EXIT_CODE && how.code == 5);
     wt_run_config_set_max_memory(config, 0);
-    ok(wt_run(engine, grower, config, &how));
+    expect_ok(wt_run(engine, grower, config, &how));
     CHECK(how.code == 100);
     wt_run_config_free(config);
     wt_module_free(grower);
@@ -350,20 +319,20 @@ int main(int argc, char **argv) {
     /* 8. Validation says what is wrong. */
     const char *unshared = "(module (import \"wasi\" \"thread-spawn\" (func (param i32) (result i32)))"
                            " (memory 1) (func (export \"_start\")))";
-    fails_with(wt_module_validate(engine, (const uint8_t *)unshared, strlen(unshared)),
+    expect_error(wt_module_validate(engine, (const uint8_t *)unshared, strlen(unshared)),
                "does not import a shared memory");
-    ok(wt_module_validate(engine, (const uint8_t *)WRITERS, strlen(WRITERS)));
-    fails_with(wt_module_validate(engine, NULL, 3), "bytes");
+    expect_ok(wt_module_validate(engine, (const uint8_t *)WRITERS, strlen(WRITERS)));
+    expect_error(wt_module_validate(engine, NULL, 3), "bytes");
 
     /* 9. NULL handling of the new calls. */
-    fails_with(wt_run_start(engine, NULL, NULL, &run), "module");
-    fails_with(wt_run_wait(NULL, &how), "run");
+    expect_error(wt_run_start(engine, NULL, NULL, &run), "module");
+    expect_error(wt_run_wait(NULL, &how), "run");
     CHECK(!wt_run_try_wait(NULL, &how));
     wt_run_cancel(NULL);
     wt_run_free(NULL);
     wt_bytes_free(NULL);
-    fails_with(wt_module_serialize(NULL, &serialized), "module");
-    fails_with(wt_run_config_set_stdin_bytes(NULL, NULL, 0), "config");
+    expect_error(wt_module_serialize(NULL, &serialized), "module");
+    expect_error(wt_run_config_set_stdin_bytes(NULL, NULL, 0), "config");
     wt_run_config_set_stdin_null(NULL);
     wt_run_config_inherit_env(NULL, true);
 

@@ -27,6 +27,7 @@ pub fn compile_with(compiler: &str, std: &str, source: &str, out: &str, extra: &
         .args([std, "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-o"])
         .arg(&exe)
         .arg(format!("-I{root}/include"))
+        .arg(format!("-I{root}/tests/c"))
         .arg(format!("{root}/{source}"))
         .arg(format!("-L{}", lib.display()))
         .arg("-lwasithreads")

@@ -131,3 +131,10 @@ pub fn spin_for(d: Duration) {
         std::hint::spin_loop();
     }
 }
+
+/// A config whose argv is `rust-threads ARGS...`, for the Rust guest.
+pub fn rust_config(args: &[&str]) -> RunConfig {
+    let mut c = RunConfig::default();
+    c.args = std::iter::once("rust-threads").chain(args.iter().copied()).map(String::from).collect();
+    c
+}

@@ -1,0 +1,51 @@
+/* Assertions shared by the C test programs. Each program defines `int checks`. */
+#ifndef WASITHREADS_TEST_CHECK_H
+#define WASITHREADS_TEST_CHECK_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wasithreads.h"
+
+extern int checks;
+
+#define CHECK(cond)                                                                  \
+    do {                                                                             \
+        checks++;                                                                    \
+        if (!(cond)) {                                                               \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+            exit(1);                                                                 \
+        }                                                                            \
+    } while (0)
+
+/* Expects `err` to be an error whose message contains `needle`; frees it. */
+static inline void expect_error(wt_error_t *err, const char *needle) {
+    CHECK(err != NULL);
+    const char *msg = wt_error_message(err);
+    CHECK(msg != NULL);
+    if (strstr(msg, needle) == NULL) {
+        fprintf(stderr, "error message \"%s\" lacks \"%s\"\n", msg, needle);
+        exit(1);
+    }
+    wt_error_free(err);
+}
+
+/* Expects success. */
+static inline void expect_ok(wt_error_t *err) {
+    if (err != NULL) {
+        fprintf(stderr, "unexpected error: %s\n", wt_error_message(err));
+        wt_error_free(err);
+        exit(1);
+    }
+}
+
+/* Compiles WAT text or fails the test. */
+static inline wt_module_t *load(wt_engine_t *engine, const char *wat) {
+    wt_module_t *module = NULL;
+    expect_ok(wt_module_load(engine, (const uint8_t *)wat, strlen(wat), &module));
+    CHECK(module != NULL);
+    return module;
+}
+
+#endif
