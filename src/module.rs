@@ -8,7 +8,7 @@ use wasmtime::error::Context as _;
 use wasmtime::{ExternType, Linker, MemoryType, ValType};
 
 use crate::engine::Engine;
-use crate::rewrite::{self, WAIT_MODULE, WaitImport};
+use crate::rewrite::{self, ATOMICS_MODULE, AtomicImport};
 use crate::run::StoreData;
 use crate::wasi::{P1_FUNCTIONS, P1_MODULE};
 
@@ -26,7 +26,7 @@ pub(crate) struct MemoryImport {
 pub(crate) struct ModuleInner {
     pub(crate) engine: Engine,
     pub(crate) wasmtime: wasmtime::Module,
-    /// The engine's linker plus this module's wait functions; each run adds its memory.
+    /// The engine's linker plus this module's atomics functions; each run adds its memory.
     pub(crate) linker: Linker<StoreData>,
     pub(crate) memory: Option<MemoryImport>,
     /// `Err(why)` when `wasi_thread_start` is missing or has the wrong type: spawns fail.
@@ -69,12 +69,12 @@ fn to_binary(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
 
 impl Module {
     /// Loads a module from `.wasm` bytes or WAT text: validates it, checks its imports
-    /// and exports against what wasithreads provides, rewrites its atomic waits, compiles.
+    /// and exports against what wasithreads provides, rewrites its atomic waits and notifies, compiles.
     pub fn new(engine: &Engine, bytes: &[u8]) -> Result<Module> {
         let wasm = to_binary(bytes)?;
         let wt = &engine.inner.wasmtime;
         wasmtime::Module::validate(wt, &wasm).context("invalid WebAssembly module")?;
-        let compiled = match rewrite::rewrite_waits(&wasm)? {
+        let compiled = match rewrite::rewrite_atomics(&wasm)? {
             Some(rewritten) => wasmtime::Module::from_binary(wt, &rewritten),
             None => wasmtime::Module::from_binary(wt, &wasm),
         };
@@ -114,7 +114,7 @@ impl Module {
     /// Everything a run needs to know about a compiled module, derived from its imports
     /// and exports (so it works the same for compiled and deserialized modules).
     fn from_compiled(engine: &Engine, module: wasmtime::Module) -> Result<Module> {
-        let (memory, spawns, waits) = check_imports(&module)?;
+        let (memory, spawns, atomics) = check_imports(&module)?;
         if spawns && !memory.as_ref().is_some_and(|m| m.ty.is_shared()) {
             bail!(
                 "the module imports wasi::thread-spawn but does not import a shared memory: \
@@ -133,8 +133,8 @@ impl Module {
             Some(_) => Err("`_start` is not a function of type () -> ()".to_string()),
         };
         let mut linker = engine.inner.linker.clone();
-        for w in waits {
-            crate::run::wait::define(&mut linker, w)?;
+        for imp in atomics {
+            crate::run::wait::define(&mut linker, imp)?;
         }
         Ok(Module {
             inner: Arc::new(ModuleInner {
@@ -155,11 +155,11 @@ impl Module {
 }
 
 /// Checks every import is one we provide. Returns the memory import, whether the module
-/// imports `wasi::thread-spawn`, and the wait functions the rewrite added.
-fn check_imports(module: &wasmtime::Module) -> Result<(Option<MemoryImport>, bool, Vec<WaitImport>)> {
+/// imports `wasi::thread-spawn`, and the atomics functions the rewrite added.
+fn check_imports(module: &wasmtime::Module) -> Result<(Option<MemoryImport>, bool, Vec<AtomicImport>)> {
     let mut memory = None;
     let mut spawns = false;
-    let mut waits = Vec::new();
+    let mut atomics = Vec::new();
     for imp in module.imports() {
         let (m, n) = (imp.module(), imp.name());
         match imp.ty() {
@@ -175,8 +175,8 @@ fn check_imports(module: &wasmtime::Module) -> Result<(Option<MemoryImport>, boo
                         bail!("import `wasi::thread-spawn` must have type (i32) -> i32");
                     }
                     spawns = true;
-                } else if m == WAIT_MODULE {
-                    waits.push(WaitImport::parse(n).ok_or_else(|| anyhow!("unknown import `{m}::{n}`"))?);
+                } else if m == ATOMICS_MODULE {
+                    atomics.push(AtomicImport::parse(n).ok_or_else(|| anyhow!("unknown import `{m}::{n}`"))?);
                 } else if !(m == P1_MODULE && P1_FUNCTIONS.contains(&n)) {
                     bail!(
                         "unknown import `{m}::{n}`: wasithreads provides `{P1_MODULE}` functions, \
@@ -187,5 +187,5 @@ fn check_imports(module: &wasmtime::Module) -> Result<(Option<MemoryImport>, boo
             _ => bail!("unsupported import `{m}::{n}`: only functions and one memory can be imported"),
         }
     }
-    Ok((memory, spawns, waits))
+    Ok((memory, spawns, atomics))
 }

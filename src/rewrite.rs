@@ -1,47 +1,73 @@
-//! Module rewriting: turn `memory.atomic.wait32/64` on the imported shared memory into calls
-//! to host functions, so a run that ends can wake threads parked in an infinite wait.
+//! Module rewriting: turn `memory.atomic.wait32/64` and `memory.atomic.notify` on the
+//! imported shared memory into calls to host functions (`run/wait.rs`).
 //!
 //! Wasmtime has no API that wakes a thread parked in a wasm wait instruction (Wasmtime issue
-//! #12809). A host function that waits with `SharedMemory::atomic_wait32/64` records the
-//! address it waits on; the run's teardown notifies every recorded address. Guest
-//! `memory.atomic.notify` instructions are unchanged: both sides use Wasmtime's parking spot.
+//! #12809), so a run that ends could not stop a thread waiting forever. The host functions
+//! implement wait and notify with `parking_lot_core`, keyed by the host address of the
+//! waited-on word, and record who waits where; teardown wakes those addresses. Waits and
+//! notifies are rewritten together so that both sides use the same parking lot.
 //!
-//! Each distinct memarg offset gets its own import (`wait32@16`), because the host must add
-//! the offset to the address operand, and the operand sits under two others on the stack.
+//! Each distinct (instruction, memarg offset) gets its own import (`wait32@16`,
+//! `notify@0`), because the host must add the offset to the address operand, which sits
+//! under the other operands on the stack.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context, Result};
 use wasm_encoder::reencode::{self, Reencode};
 use wasm_encoder::{EntityType, Instruction, ValType};
-use wasmparser::{Operator, Parser, Payload, TypeRef};
+use wasmparser::{MemArg, Operator, Parser, Payload, TypeRef};
 
-/// Import module of the host wait functions added by the rewrite.
-pub(crate) const WAIT_MODULE: &str = "wasithreads:internal";
+/// Import module of the host functions added by the rewrite.
+pub(crate) const ATOMICS_MODULE: &str = "wasithreads:internal";
 
-/// One host wait function the rewritten module imports.
+/// Which atomic instruction an import replaces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct WaitImport {
-    /// `memory.atomic.wait64` (else wait32).
-    pub wide: bool,
+pub(crate) enum AtomicOp {
+    Wait32,
+    Wait64,
+    Notify,
+}
+
+/// One host function the rewritten module imports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct AtomicImport {
+    pub op: AtomicOp,
     /// The memarg offset added to the address operand.
     pub offset: u64,
 }
 
-impl WaitImport {
+impl AtomicImport {
     pub(crate) fn name(&self) -> String {
-        format!("wait{}@{}", if self.wide { 64 } else { 32 }, self.offset)
+        let op = match self.op {
+            AtomicOp::Wait32 => "wait32",
+            AtomicOp::Wait64 => "wait64",
+            AtomicOp::Notify => "notify",
+        };
+        format!("{op}@{}", self.offset)
     }
 
-    /// The inverse of [`WaitImport::name`], for modules loaded from a serialized cache.
-    pub(crate) fn parse(name: &str) -> Option<WaitImport> {
-        let (kind, offset) = name.split_once('@')?;
-        let wide = match kind {
-            "wait32" => false,
-            "wait64" => true,
+    /// The inverse of [`AtomicImport::name`], for modules loaded from a serialized cache.
+    pub(crate) fn parse(name: &str) -> Option<AtomicImport> {
+        let (op, offset) = name.split_once('@')?;
+        let op = match op {
+            "wait32" => AtomicOp::Wait32,
+            "wait64" => AtomicOp::Wait64,
+            "notify" => AtomicOp::Notify,
             _ => return None,
         };
-        Some(WaitImport { wide, offset: offset.parse().ok()? })
+        Some(AtomicImport { op, offset: offset.parse().ok()? })
+    }
+
+    /// The import an instruction is rewritten to, if it is one we rewrite.
+    fn of(op: &Operator<'_>) -> Option<AtomicImport> {
+        let (op, memarg): (AtomicOp, &MemArg) = match op {
+            Operator::MemoryAtomicWait32 { memarg } => (AtomicOp::Wait32, memarg),
+            Operator::MemoryAtomicWait64 { memarg } => (AtomicOp::Wait64, memarg),
+            Operator::MemoryAtomicNotify { memarg } => (AtomicOp::Notify, memarg),
+            _ => return None,
+        };
+        (memarg.memory == 0).then_some(AtomicImport { op, offset: memarg.offset })
     }
 }
 
@@ -50,13 +76,12 @@ struct Scan {
     num_types: u32,
     num_func_imports: u32,
     memory0_imported_shared: bool,
-    waits: Vec<WaitImport>,
+    atomics: BTreeSet<AtomicImport>,
 }
 
 fn scan(wasm: &[u8]) -> Result<Scan> {
-    let mut s = Scan { num_types: 0, num_func_imports: 0, memory0_imported_shared: false, waits: Vec::new() };
+    let mut s = Scan { num_types: 0, num_func_imports: 0, memory0_imported_shared: false, atomics: BTreeSet::new() };
     let mut memories = 0u32;
-    let mut waits = std::collections::BTreeSet::new();
     for payload in Parser::new(0).parse_all(wasm) {
         match payload? {
             Payload::TypeSection(r) => {
@@ -81,32 +106,26 @@ fn scan(wasm: &[u8]) -> Result<Scan> {
             Payload::CodeSectionEntry(body) => {
                 let mut ops = body.get_operators_reader()?;
                 while !ops.eof() {
-                    let (wide, memarg) = match ops.read()? {
-                        Operator::MemoryAtomicWait32 { memarg } => (false, memarg),
-                        Operator::MemoryAtomicWait64 { memarg } => (true, memarg),
-                        _ => continue,
-                    };
-                    if memarg.memory == 0 {
-                        waits.insert(WaitImport { wide, offset: memarg.offset });
+                    if let Some(imp) = AtomicImport::of(&ops.read()?) {
+                        s.atomics.insert(imp);
                     }
                 }
             }
             _ => {}
         }
     }
-    s.waits = waits.into_iter().collect();
     Ok(s)
 }
 
-struct WaitRewriter {
+struct AtomicsRewriter {
     num_func_imports: u32,
-    type32: u32,
-    type64: u32,
-    /// Function index of the import for each wait, in the rewritten module.
-    index: BTreeMap<WaitImport, u32>,
+    /// Type index of the first added function type (wait32, then wait64, then notify).
+    first_type: u32,
+    /// Function index of the import for each instruction, in the rewritten module.
+    index: BTreeMap<AtomicImport, u32>,
 }
 
-impl Reencode for WaitRewriter {
+impl Reencode for AtomicsRewriter {
     type Error = std::convert::Infallible;
 
     fn function_index(&mut self, func: u32) -> Result<u32, reencode::Error> {
@@ -121,6 +140,7 @@ impl Reencode for WaitRewriter {
         reencode::utils::parse_type_section(self, types, section)?;
         types.ty().function([ValType::I32, ValType::I32, ValType::I64], [ValType::I32]);
         types.ty().function([ValType::I32, ValType::I64, ValType::I64], [ValType::I32]);
+        types.ty().function([ValType::I32, ValType::I32], [ValType::I32]);
         Ok(())
     }
 
@@ -130,46 +150,30 @@ impl Reencode for WaitRewriter {
         section: wasmparser::ImportSectionReader<'_>,
     ) -> Result<(), reencode::Error> {
         reencode::utils::parse_import_section(self, imports, section)?;
-        for w in self.index.keys() {
-            let ty = if w.wide { self.type64 } else { self.type32 };
-            imports.import(WAIT_MODULE, &w.name(), EntityType::Function(ty));
+        for imp in self.index.keys() {
+            let ty = self.first_type + imp.op as u32;
+            imports.import(ATOMICS_MODULE, &imp.name(), EntityType::Function(ty));
         }
         Ok(())
     }
 
     fn instruction<'a>(&mut self, op: Operator<'a>) -> Result<Instruction<'a>, reencode::Error> {
-        let key = match op {
-            Operator::MemoryAtomicWait32 { memarg } if memarg.memory == 0 => {
-                WaitImport { wide: false, offset: memarg.offset }
-            }
-            Operator::MemoryAtomicWait64 { memarg } if memarg.memory == 0 => {
-                WaitImport { wide: true, offset: memarg.offset }
-            }
-            _ => return reencode::utils::instruction(self, op),
-        };
-        Ok(Instruction::Call(self.index[&key]))
+        match AtomicImport::of(&op) {
+            Some(imp) => Ok(Instruction::Call(self.index[&imp])),
+            None => reencode::utils::instruction(self, op),
+        }
     }
 }
 
-/// Rewrites the wait instructions of a validated module. Returns `None` when there is
-/// nothing to rewrite (no waits, or memory 0 is not an imported shared memory).
-pub(crate) fn rewrite_waits(wasm: &[u8]) -> Result<Option<Vec<u8>>> {
+/// Rewrites the atomic waits and notifies of a validated module. Returns `None` when there
+/// is nothing to rewrite (none of them, or memory 0 is not an imported shared memory).
+pub(crate) fn rewrite_atomics(wasm: &[u8]) -> Result<Option<Vec<u8>>> {
     let scan = scan(wasm).context("reading module")?;
-    if scan.waits.is_empty() || !scan.memory0_imported_shared {
+    if scan.atomics.is_empty() || !scan.memory0_imported_shared {
         return Ok(None);
     }
-    let index = scan
-        .waits
-        .iter()
-        .enumerate()
-        .map(|(i, w)| (*w, scan.num_func_imports + i as u32))
-        .collect();
-    let mut r = WaitRewriter {
-        num_func_imports: scan.num_func_imports,
-        type32: scan.num_types,
-        type64: scan.num_types + 1,
-        index,
-    };
+    let index = scan.atomics.iter().enumerate().map(|(i, imp)| (*imp, scan.num_func_imports + i as u32)).collect();
+    let mut r = AtomicsRewriter { num_func_imports: scan.num_func_imports, first_type: scan.num_types, index };
     let mut module = wasm_encoder::Module::new();
     r.parse_core_module(&mut module, Parser::new(0), wasm)
         .map_err(|e| anyhow::anyhow!("rewriting atomic waits: {e}"))?;
@@ -181,7 +185,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rewrites_waits_and_shifts_function_indices() {
+    fn rewrites_waits_and_notifies_and_shifts_function_indices() {
         let wat = r#"(module
             (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
             (import "env" "memory" (memory 1 1 shared))
@@ -189,19 +193,23 @@ mod tests {
               (memory.atomic.wait32 offset=8 (i32.const 0) (i32.const 0) (i64.const 0)))
             (func $b (export "b") (result i32)
               (drop (call $a))
+              (drop (memory.atomic.notify (i32.const 4) (i32.const 1)))
               (memory.atomic.wait64 (i32.const 0) (i64.const 1) (i64.const 0))))"#;
         let wasm = wat::parse_str(wat).unwrap();
-        let out = rewrite_waits(&wasm).unwrap().unwrap();
-        assert_eq!(WaitImport::parse("wait32@8"), Some(WaitImport { wide: false, offset: 8 }));
+        let out = rewrite_atomics(&wasm).unwrap().unwrap();
         let text = wasmprinter::print_bytes(&out).unwrap();
         assert!(text.contains("\"wasithreads:internal\" \"wait32@8\""), "{text}");
         assert!(text.contains("\"wasithreads:internal\" \"wait64@0\""), "{text}");
-        assert!(!text.contains("memory.atomic.wait"), "{text}");
-        // $a moved from index 1 to 3 (two imports were added after the spawn import).
-        assert!(text.contains("call $a") || text.contains("call 3"), "{text}");
-        wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
-            .validate_all(&out)
-            .unwrap();
+        assert!(text.contains("\"wasithreads:internal\" \"notify@0\""), "{text}");
+        assert!(!text.contains("memory.atomic.wait") && !text.contains("memory.atomic.notify"), "{text}");
+        // $a moved from index 1 to 4 (three imports were added after the spawn import),
+        // and its name came along.
+        assert!(text.contains("call $a"), "{text}");
+        wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all()).validate_all(&out).unwrap();
+        for name in ["wait32@8", "wait64@0", "notify@0"] {
+            assert_eq!(AtomicImport::parse(name).unwrap().name(), name);
+        }
+        assert_eq!(AtomicImport::parse("wait16@0"), None);
     }
 
     #[test]
@@ -211,6 +219,6 @@ mod tests {
                  (func (result i32) (memory.atomic.wait32 (i32.const 0) (i32.const 0) (i64.const 0))))"#,
         )
         .unwrap();
-        assert!(rewrite_waits(&wasm).unwrap().is_none());
+        assert!(rewrite_atomics(&wasm).unwrap().is_none());
     }
 }

@@ -217,3 +217,48 @@ fn plain_wasi_module_without_threads_runs() {
     let (exit, _) = run_watched(&load(&e, wat), &c);
     assert_eq!((exit.kind, exit.code), (ExitKind::Code, 3), "argc arrives through the shared context");
 }
+
+#[test]
+fn rewritten_atomics_keep_wasm_semantics() {
+    let e = engine();
+    // Exit code = wait32 on a mismatching value (1) * 1 + wait32 timing out (2) * 10
+    // + wait64 timing out (2) * 100 + notify with no waiters (0) * 1000.
+    let wat = r#"(module
+        (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+        (import "env" "memory" (memory 1 1 shared))
+        (func (export "_start")
+          (i32.store (i32.const 16) (i32.const 5))
+          (call $exit (i32.add (i32.add
+            (memory.atomic.wait32 (i32.const 16) (i32.const 4) (i64.const -1))
+            (i32.mul (i32.const 10) (memory.atomic.wait32 (i32.const 16) (i32.const 5) (i64.const 1000000))))
+            (i32.add
+              (i32.mul (i32.const 100) (memory.atomic.wait64 (i32.const 24) (i64.const 0) (i64.const 1000)))
+              (i32.mul (i32.const 1000) (memory.atomic.notify (i32.const 16) (i32.const 1))))))))"#;
+    let (exit, _) = run_watched(&load(&e, wat), &RunConfig::default());
+    assert_eq!((exit.kind, exit.code), (ExitKind::Code, 221));
+    for (what, body) in [
+        ("unaligned", "(drop (memory.atomic.wait32 (i32.const 2) (i32.const 0) (i64.const 0)))"),
+        ("out of bounds", "(drop (memory.atomic.wait32 (i32.const 65536) (i32.const 0) (i64.const 0)))"),
+        ("out of bounds", "(drop (memory.atomic.notify offset=65532 (i32.const 4) (i32.const 1)))"),
+        ("unaligned", "(drop (memory.atomic.notify (i32.const 1) (i32.const 1)))"),
+    ] {
+        let wat = format!(r#"(module (import "env" "memory" (memory 1 1 shared)) (func (export "_start") {body}))"#);
+        let (exit, _) = run_watched(&load(&e, &wat), &RunConfig::default());
+        assert_eq!(exit.kind, ExitKind::Trap, "{body}");
+        assert!(exit.message.as_deref().unwrap().contains(what), "{body}: {exit:?}");
+    }
+}
+
+#[test]
+fn notify_wakes_exactly_count_waiters_and_reports_them() {
+    let e = engine();
+    // Three threads wait on word 300 (mode 1 of guest.wat); main wakes 2 of them, then
+    // exits with how many notify said it woke (2), plus 10 * the second notify's count (1).
+    let m = load(&e, &guest(&format!(
+        "{} (call $sleep (i64.const 20000000))
+           (local.set $r (memory.atomic.notify (i32.const 300) (i32.const 2)))
+           (call $proc_exit (i32.add (local.get $r) (i32.mul (i32.const 10) (memory.atomic.notify (i32.const 300) (i32.const 5)))))",
+        spawn_all(&[WAIT_FOREVER, WAIT_FOREVER, WAIT_FOREVER]))));
+    let (exit, _) = run_watched(&m, &RunConfig::default());
+    assert_eq!((exit.kind, exit.code), (ExitKind::Code, 12));
+}

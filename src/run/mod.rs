@@ -84,8 +84,8 @@ pub(crate) struct RunShared {
     pub(crate) state: Mutex<State>,
     /// Signalled on every state change and on every kick.
     pub(crate) cond: Condvar,
-    /// Address each thread is waiting on in an atomic wait, by tid.
-    pub(crate) waiters: Mutex<HashMap<i32, u64>>,
+    /// The host address each thread is waiting on in an atomic wait, by tid.
+    pub(crate) waiters: Mutex<HashMap<i32, usize>>,
     pub(crate) next_tid: AtomicI32,
     /// Becomes readable when the run ends; created on the first blocking stdin read.
     pub(crate) wake_fd: OnceLock<OwnedFd>,
@@ -116,12 +116,8 @@ impl RunShared {
     /// Wakes every thread wherever it blocks so it can notice `terminating`.
     fn kick(&self) {
         self.module.inner.engine.inner.wasmtime.increment_epoch();
-        if let Some(mem) = &self.memory {
-            let addrs: Vec<u64> = self.waiters.lock().values().copied().collect();
-            for addr in addrs {
-                let _ = mem.atomic_notify(addr, u32::MAX);
-            }
-        }
+        let keys: Vec<usize> = self.waiters.lock().values().copied().collect();
+        wait::wake_all(keys);
         if let Some(fd) = self.wake_fd.get() {
             let _ = rustix::io::write(fd, &1u64.to_ne_bytes());
         }

@@ -1,61 +1,123 @@
-//! The host side of rewritten `memory.atomic.wait32/64` instructions (see `rewrite.rs`):
-//! the same wait, but registered with the run so that teardown can wake it.
+//! The host side of rewritten `memory.atomic.wait32/64` and `memory.atomic.notify` (see
+//! `rewrite.rs`): the same semantics, on `parking_lot_core` queues keyed by the host
+//! address of the word, with each waiter recorded in its run so that teardown can wake it.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-use wasmtime::{Caller, Linker, WaitResult};
+use parking_lot_core::{DEFAULT_PARK_TOKEN, DEFAULT_UNPARK_TOKEN, FilterOp, ParkResult};
+use wasmtime::{Caller, Linker, SharedMemory, Trap};
 
-use super::{StoreData, Terminated};
-use crate::rewrite::{WAIT_MODULE, WaitImport};
+use super::{RunShared, StoreData, Terminated};
+use crate::rewrite::{ATOMICS_MODULE, AtomicImport, AtomicOp};
 
-/// Defines the host function for one rewritten wait instruction.
-pub(crate) fn define(linker: &mut Linker<StoreData>, w: WaitImport) -> anyhow::Result<()> {
-    let offset = w.offset;
-    if w.wide {
-        linker.func_wrap(
-            WAIT_MODULE,
-            &w.name(),
-            move |caller: Caller<'_, StoreData>, addr: i32, expected: i64, timeout: i64| {
-                wait(&caller, addr, offset, timeout, |mem, a, t| mem.atomic_wait64(a, expected as u64, t))
-            },
-        )?;
-    } else {
-        linker.func_wrap(
-            WAIT_MODULE,
-            &w.name(),
+/// Defines the host function for one rewritten instruction.
+pub(crate) fn define(linker: &mut Linker<StoreData>, imp: AtomicImport) -> anyhow::Result<()> {
+    let (name, offset) = (imp.name(), imp.offset);
+    match imp.op {
+        AtomicOp::Wait32 => linker.func_wrap(
+            ATOMICS_MODULE,
+            &name,
             move |caller: Caller<'_, StoreData>, addr: i32, expected: i32, timeout: i64| {
-                wait(&caller, addr, offset, timeout, |mem, a, t| mem.atomic_wait32(a, expected as u32, t))
+                wait(caller.data(), addr, offset, 4, expected as u32 as u64, timeout)
             },
-        )?;
-    }
+        )?,
+        AtomicOp::Wait64 => linker.func_wrap(
+            ATOMICS_MODULE,
+            &name,
+            move |caller: Caller<'_, StoreData>, addr: i32, expected: i64, timeout: i64| {
+                wait(caller.data(), addr, offset, 8, expected as u64, timeout)
+            },
+        )?,
+        AtomicOp::Notify => linker.func_wrap(
+            ATOMICS_MODULE,
+            &name,
+            move |caller: Caller<'_, StoreData>, addr: i32, count: i32| notify(caller.data(), addr, offset, count as u32),
+        )?,
+    };
     Ok(())
 }
 
-fn wait(
-    caller: &Caller<'_, StoreData>,
-    addr: i32,
-    offset: u64,
-    timeout_ns: i64,
-    op: impl FnOnce(&wasmtime::SharedMemory, u64, Option<Duration>) -> Result<WaitResult, wasmtime::Trap>,
-) -> wasmtime::Result<i32> {
-    let StoreData { run, tid, .. } = caller.data();
-    // The rewrite only happens when memory 0 is an imported shared memory.
-    let Some(mem) = &run.memory else {
-        return Err(wasmtime::Trap::AtomicWaitNonSharedMemory.into());
-    };
-    // Effective address as the instruction computes it; out-of-range traps in `op`.
-    let addr = (addr as u32 as u64).saturating_add(offset);
+/// The host address of the `size`-byte word at `addr + offset`, checked as the wasm
+/// instruction checks it: misaligned or out-of-bounds accesses trap.
+fn locate(mem: &SharedMemory, addr: i32, offset: u64, size: u64) -> Result<usize, Trap> {
+    let ea = (addr as u32 as u64).checked_add(offset).ok_or(Trap::MemoryOutOfBounds)?;
+    if ea % size != 0 {
+        return Err(Trap::HeapMisaligned);
+    }
+    let data = mem.data();
+    if ea + size > data.len() as u64 {
+        return Err(Trap::MemoryOutOfBounds);
+    }
+    Ok(data.as_ptr() as usize + ea as usize)
+}
+
+/// The run's shared memory; the rewrite only happens for modules that import one.
+fn memory(run: &RunShared) -> Result<&SharedMemory, Trap> {
+    run.memory.as_ref().ok_or(Trap::AtomicWaitNonSharedMemory)
+}
+
+fn wait(data: &StoreData, addr: i32, offset: u64, size: u64, expected: u64, timeout_ns: i64) -> wasmtime::Result<i32> {
+    let run = &data.run;
+    let key = locate(memory(run)?, addr, offset, size)?;
     // Negative timeouts mean "forever".
-    let timeout = u64::try_from(timeout_ns).ok().map(Duration::from_nanos);
-    run.waiters.lock().insert(*tid, addr);
-    let result = if run.terminating() { Err(None) } else { op(mem, addr, timeout).map_err(Some) };
-    run.waiters.lock().remove(tid);
+    let deadline = u64::try_from(timeout_ns).ok().and_then(|ns| Instant::now().checked_add(Duration::from_nanos(ns)));
+    let current = || {
+        // SAFETY: `key` is the address of an in-bounds, `size`-aligned word of the run's
+        // shared memory (checked by `locate`), which `run` keeps mapped, never moves, and
+        // only accesses atomically where threads race (wasm atomics, or wasm data races
+        // that the wasm memory model allows).
+        unsafe {
+            if size == 4 {
+                u64::from((*(key as *const AtomicU32)).load(Ordering::SeqCst))
+            } else {
+                (*(key as *const AtomicU64)).load(Ordering::SeqCst)
+            }
+        }
+    };
+    run.waiters.lock().insert(data.tid, key);
+    // The check of `terminating` runs under the queue's lock, like teardown's wake-up of
+    // this key, so a thread either sees the run ending or is in the queue when it is woken.
+    let validate = || !run.terminating() && current() == expected;
+    // SAFETY: the key is an address inside guest memory, which no other parking_lot user
+    // parks on; the callbacks do not panic or call into parking_lot.
+    let result = unsafe { parking_lot_core::park(key, validate, || {}, |_, _| {}, DEFAULT_PARK_TOKEN, deadline) };
+    run.waiters.lock().remove(&data.tid);
     if run.terminating() {
         return Err(wasmtime::Error::new(Terminated));
     }
-    match result {
-        Ok(r) => Ok(r as i32),
-        Err(Some(trap)) => Err(trap.into()),
-        Err(None) => Err(wasmtime::Error::new(Terminated)),
+    Ok(match result {
+        ParkResult::Unparked(_) => 0, // "ok"
+        ParkResult::Invalid => 1,     // "not-equal"
+        ParkResult::TimedOut => 2,    // "timed-out"
+    })
+}
+
+fn notify(data: &StoreData, addr: i32, offset: u64, count: u32) -> wasmtime::Result<i32> {
+    let key = locate(memory(&data.run)?, addr, offset, 4)?;
+    let mut woken = 0u32;
+    // SAFETY: as in `wait`; the callbacks do not panic or call into parking_lot.
+    unsafe {
+        parking_lot_core::unpark_filter(
+            key,
+            |_| {
+                if woken < count {
+                    woken += 1;
+                    FilterOp::Unpark
+                } else {
+                    FilterOp::Stop
+                }
+            },
+            |_| DEFAULT_UNPARK_TOKEN,
+        );
+    }
+    Ok(woken as i32)
+}
+
+/// Wakes every thread of the run waiting at one of these keys.
+pub(super) fn wake_all(keys: impl IntoIterator<Item = usize>) {
+    for key in keys {
+        // SAFETY: keys recorded by `wait`, addresses inside guest memory.
+        unsafe { parking_lot_core::unpark_all(key, DEFAULT_UNPARK_TOKEN) };
     }
 }
