@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use wasmtime::{Linker, OptLevel};
 
+use crate::pool::Pool;
 use crate::run::StoreData;
 
 /// Options for [`Engine::new`]. The defaults suit most hosts.
@@ -42,8 +43,16 @@ pub(crate) struct EngineInner {
     pub(crate) wasmtime: wasmtime::Engine,
     /// WASI preview 1, `wasi.thread-spawn` and our interruptible `proc_exit`, `poll_oneoff` etc.
     pub(crate) linker: Linker<StoreData>,
-    pub(crate) thread_stack_size: usize,
+    /// OS threads for guest threads, each with a stack for `max_wasm_stack` plus host code.
+    pub(crate) pool: Arc<Pool>,
     pub(crate) kick_interval: std::time::Duration,
+}
+
+impl Drop for EngineInner {
+    fn drop(&mut self) {
+        // No run is left (each holds the engine), so idle pool threads can go now.
+        self.pool.shutdown();
+    }
 }
 
 /// A compilation and execution environment. Clones share the same engine.
@@ -78,7 +87,7 @@ impl Engine {
             inner: Arc::new(EngineInner {
                 wasmtime,
                 linker,
-                thread_stack_size: config.max_wasm_stack + HOST_STACK_MARGIN,
+                pool: Pool::new(config.max_wasm_stack + HOST_STACK_MARGIN),
                 kick_interval: config.interrupt_tick.max(std::time::Duration::from_micros(50)),
             }),
         })

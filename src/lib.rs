@@ -12,6 +12,7 @@ pub mod config;
 mod engine;
 mod exit;
 mod module;
+mod pool;
 mod rewrite;
 mod run;
 pub mod stdio;

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -354,27 +353,22 @@ fn load_file_validate_and_engine_settings() {
 fn thread_start_callback_runs_once_per_thread_before_its_exit_callback() {
     let e = engine();
     let m = load(&e, &guest(&format!("{} (call $proc_exit (i32.const 0))", spawn_all(&[PRINT, WAIT_FOREVER, SPIN]))));
-    let events: Arc<Mutex<Vec<(i32, &'static str)>>> = Arc::default();
+    // (tid, event, OS thread the callback ran on)
+    let events: Arc<Mutex<Vec<(i32, &'static str, std::thread::ThreadId)>>> = Arc::default();
     let mut c = RunConfig::default();
     c.stdout = Output::Null;
     let (s, x) = (events.clone(), events.clone());
-    let names = Arc::new(AtomicUsize::new(0));
-    let n = names.clone();
-    c.on_thread_start = Some(Arc::new(move |tid| {
-        // The callback runs on the guest thread itself, which is named after its tid.
-        if std::thread::current().name() == Some(&format!("wasm-thread-{tid}")) {
-            n.fetch_add(1, Ordering::SeqCst);
-        }
-        s.lock().unwrap().push((tid, "start"));
-    }));
-    c.on_thread_exit = Some(Arc::new(move |tid, _| x.lock().unwrap().push((tid, "exit"))));
+    c.on_thread_start = Some(Arc::new(move |tid| s.lock().unwrap().push((tid, "start", std::thread::current().id()))));
+    c.on_thread_exit = Some(Arc::new(move |tid, _| x.lock().unwrap().push((tid, "exit", std::thread::current().id()))));
     run_watched(&m, &c);
     let ev = events.lock().unwrap().clone();
     assert_eq!(ev.len(), 8, "{ev:?}");
     for tid in 0..4 {
-        let start = ev.iter().position(|e| *e == (tid, "start")).unwrap();
-        let exit = ev.iter().position(|e| *e == (tid, "exit")).unwrap();
+        let start = ev.iter().position(|e| e.0 == tid && e.1 == "start").unwrap();
+        let exit = ev.iter().position(|e| e.0 == tid && e.1 == "exit").unwrap();
         assert!(start < exit, "{ev:?}");
+        // Both ran on the guest thread itself, never on the host's.
+        assert_eq!(ev[start].2, ev[exit].2);
+        assert_ne!(ev[start].2, std::thread::current().id());
     }
-    assert_eq!(names.load(Ordering::SeqCst), 4);
 }

@@ -11,10 +11,10 @@ use wasithreads::{ExitKind, Run, RunConfig};
 /// Tests here count the process's threads and fds, so they must not overlap.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// Waits (bounded) for detached helper threads, e.g. a background supervisor that is
-/// still returning after publishing the result, to be gone.
+/// Waits (bounded) for helper threads to be gone: a background supervisor still returning
+/// after publishing its result, and idle pool threads (they exit after 0.5 s idle).
 fn settle(threads: usize) -> usize {
-    for _ in 0..400 {
+    for _ in 0..1000 {
         if os_threads() <= threads {
             break;
         }
@@ -32,9 +32,11 @@ fn thousand_runs_leave_no_threads_or_fds_behind() {
     let exit_mod = load(&e, &guest(&format!("{} (call $proc_exit (i32.const 3))", spawn_all(&[SPIN, WAIT_FOREVER, SLEEP_HOUR]))));
     let trap_mod = load(&e, &guest(&format!("{} unreachable", spawn_all(&[SPIN, WAIT_FOREVER, SLEEP_HOUR]))));
     let c = RunConfig::default();
-    // Warm up once so lazily created process-wide state exists before counting.
+    // Warm up once so lazily created process-wide state exists before counting, and let
+    // the warm-up's pool threads go idle and exit.
+    let baseline = os_threads();
     run_watched(&exit_mod, &c);
-    let (threads0, fds0) = (os_threads(), open_fds());
+    let (threads0, fds0) = (settle(baseline), open_fds());
     for i in 0..1000 {
         let m = if i % 2 == 0 { &exit_mod } else { &trap_mod };
         let run = wasithreads::Run::start(m, &c).unwrap();
@@ -42,7 +44,7 @@ fn thousand_runs_leave_no_threads_or_fds_behind() {
         let want = if i % 2 == 0 { ExitKind::Code } else { ExitKind::Trap };
         assert_eq!(exit.kind, want, "run {i}: {exit:?}");
     }
-    let (threads1, fds1) = (os_threads(), open_fds());
+    let (threads1, fds1) = (settle(threads0), open_fds());
     eprintln!("threads {threads0} -> {threads1}, fds {fds0} -> {fds1}");
     assert_eq!(threads1, threads0, "OS threads");
     assert_eq!(fds1, fds0, "open fds");
@@ -54,8 +56,9 @@ fn cancelled_and_dropped_background_runs_leave_nothing_behind() {
     let e = engine();
     let m = load(&e, &guest(&format!("{} (call $proc_exit (i32.const 5))", spawn_all(&[SPIN, WAIT_FOREVER, SLEEP_HOUR]))));
     let forever = load(&e, &guest(&format!("{} (loop $l (br $l))", spawn_all(&[SPIN, WAIT_FOREVER]))));
+    let baseline = os_threads();
     drop(Run::start_background(&m, &RunConfig::default()).unwrap().wait());
-    let (threads0, fds0) = (os_threads(), open_fds());
+    let (threads0, fds0) = (settle(baseline), open_fds());
     for i in 0..500 {
         let run = Run::start_background(if i % 2 == 0 { &m } else { &forever }, &RunConfig::default()).unwrap();
         spin_for(Duration::from_micros((i % 5) as u64 * 200));

@@ -89,7 +89,8 @@ pub(crate) struct RunShared {
     pub(crate) next_tid: AtomicI32,
     /// Becomes readable when the run ends; created on the first blocking stdin read.
     pub(crate) wake_fd: OnceLock<OwnedFd>,
-    pub(crate) handles: Mutex<Vec<JoinHandle<()>>>,
+    /// One per thread started: set when that thread is completely done with the run.
+    pub(crate) handles: Mutex<Vec<Arc<crate::pool::Done>>>,
 }
 
 impl RunShared {
@@ -187,9 +188,8 @@ impl RunShared {
         }
         let exit = st.outcome.clone().expect("outcome is set above");
         drop(st);
-        for h in std::mem::take(&mut *self.handles.lock()) {
-            // Thread bodies catch panics, so join only fails if the runtime itself broke.
-            let _ = h.join();
+        for done in std::mem::take(&mut *self.handles.lock()) {
+            done.wait();
         }
         self.state.lock().result = Some(exit.clone());
         self.cond.notify_all();

@@ -104,16 +104,18 @@ fn run_thread(run: Arc<RunShared>, mut store: Store<StoreData>, entry: Entry) {
     run.thread_gone(tid != 0);
 }
 
-/// Starts an OS thread for a guest thread. On error nothing was started.
+/// Runs a guest thread on a thread of the engine's pool. On error nothing was started.
 pub(super) fn spawn_os_thread(run: &Arc<RunShared>, store: Store<StoreData>, entry: Entry) -> Result<()> {
-    let tid = store.data().tid;
     let r = run.clone();
-    let handle = std::thread::Builder::new()
-        .name(format!("wasm-thread-{tid}"))
-        .stack_size(run.module.inner.engine.inner.thread_stack_size)
-        .spawn(move || run_thread(r, store, entry))
+    let done = run
+        .module
+        .inner
+        .engine
+        .inner
+        .pool
+        .execute(move || run_thread(r, store, entry))
         .context("the OS refused a new thread")?;
-    run.handles.lock().push(handle);
+    run.handles.lock().push(done);
     Ok(())
 }
 

@@ -87,18 +87,7 @@ pub fn open_fds() -> usize {
 /// and returns the module's bytes.
 pub fn rust_guest() -> &'static [u8] {
     static WASM: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-    WASM.get_or_init(|| {
-        let root = env!("CARGO_MANIFEST_DIR");
-        let target_dir = format!("{root}/target/guests");
-        let status = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", "--release", "--quiet", "--target", "wasm32-wasip1-threads", "--manifest-path"])
-            .arg(format!("{root}/tests/guests/rust-threads/Cargo.toml"))
-            .env("CARGO_TARGET_DIR", &target_dir)
-            .status()
-            .expect("running cargo for the guest");
-        assert!(status.success(), "building the Rust guest failed (is the wasm32-wasip1-threads target installed?)");
-        std::fs::read(format!("{target_dir}/wasm32-wasip1-threads/release/rust-threads.wasm")).unwrap()
-    })
+    WASM.get_or_init(|| std::fs::read(build_guest("tests/guests/rust-threads/Cargo.toml", "rust-threads", false)).unwrap())
 }
 
 /// A fresh empty directory under the target dir.
@@ -137,4 +126,23 @@ pub fn rust_config(args: &[&str]) -> RunConfig {
     let mut c = RunConfig::default();
     c.args = std::iter::once("rust-threads").chain(args.iter().copied()).map(String::from).collect();
     c
+}
+
+/// Builds a guest crate under tests/ or benches/ for wasm32-wasip1-threads (and, with
+/// `native`, for the host too) into target/guests; returns the path of the artifact.
+pub fn build_guest(manifest: &str, name: &str, native: bool) -> std::path::PathBuf {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let target_dir = format!("{root}/target/guests");
+    let mut cmd = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.args(["build", "--release", "--quiet", "--manifest-path"]).arg(format!("{root}/{manifest}"));
+    if !native {
+        cmd.args(["--target", "wasm32-wasip1-threads"]);
+    }
+    let status = cmd.env("CARGO_TARGET_DIR", &target_dir).status().expect("running cargo for a guest");
+    assert!(status.success(), "building {manifest} failed (is the wasm32-wasip1-threads target installed?)");
+    if native {
+        format!("{target_dir}/release/{name}").into()
+    } else {
+        format!("{target_dir}/wasm32-wasip1-threads/release/{name}.wasm").into()
+    }
 }

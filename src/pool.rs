@@ -1,0 +1,119 @@
+//! A pool of OS threads for guest threads, so that a guest spawning threads in a loop does
+//! not pay for creating and destroying an OS thread (stack mapping, Wasmtime's per-thread
+//! signal stack) each time.
+//!
+//! A finished job's thread waits for another job for `IDLE_TIMEOUT`, then exits. Each job
+//! comes with a [`Done`] latch, set after the job returned and dropped everything it
+//! captured: waiting on it is the pool's "join".
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+
+/// How long an idle thread waits for a new job before it exits.
+const IDLE_TIMEOUT: Duration = Duration::from_millis(500);
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Set once a job has finished and dropped what it captured.
+#[derive(Default)]
+pub(crate) struct Done {
+    done: Mutex<bool>,
+    cond: Condvar,
+}
+
+impl Done {
+    fn set(&self) {
+        *self.done.lock() = true;
+        self.cond.notify_all();
+    }
+
+    /// Blocks until the job has finished.
+    pub(crate) fn wait(&self) {
+        let mut done = self.done.lock();
+        while !*done {
+            self.cond.wait(&mut done);
+        }
+    }
+}
+
+/// Where an idle thread waits for its next job.
+#[derive(Default)]
+struct Slot {
+    job: Mutex<Option<Job>>,
+    cond: Condvar,
+}
+
+pub(crate) struct Pool {
+    stack_size: usize,
+    idle: Mutex<Vec<Arc<Slot>>>,
+    shutdown: AtomicBool,
+}
+
+impl Pool {
+    pub(crate) fn new(stack_size: usize) -> Arc<Pool> {
+        Arc::new(Pool { stack_size, idle: Mutex::new(Vec::new()), shutdown: AtomicBool::new(false) })
+    }
+
+    /// Runs `job` on an idle thread of the pool, or on a new one.
+    pub(crate) fn execute(self: &Arc<Self>, job: impl FnOnce() + Send + 'static) -> std::io::Result<Arc<Done>> {
+        let done = Arc::new(Done::default());
+        let latch = done.clone();
+        let job: Job = Box::new(move || {
+            // Guest thread bodies catch their own panics; this only keeps the pool thread
+            // and the latch alive if something else ever panics.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+            latch.set();
+        });
+        if let Some(slot) = self.idle.lock().pop() {
+            *slot.job.lock() = Some(job);
+            slot.cond.notify_one();
+            return Ok(done);
+        }
+        let pool = self.clone();
+        std::thread::Builder::new()
+            .name("wasithreads-worker".into())
+            .stack_size(self.stack_size)
+            .spawn(move || pool.work(job))?;
+        Ok(done)
+    }
+
+    /// The life of one pool thread: run jobs until idle for too long or shut down.
+    fn work(self: Arc<Self>, mut job: Job) {
+        let slot = Arc::new(Slot::default());
+        loop {
+            job();
+            if self.shutdown.load(Ordering::SeqCst) {
+                return;
+            }
+            self.idle.lock().push(slot.clone());
+            let mut next = slot.job.lock();
+            job = loop {
+                if let Some(j) = next.take() {
+                    break j;
+                }
+                if slot.cond.wait_for(&mut next, IDLE_TIMEOUT).timed_out() && next.is_none() {
+                    // Leave, unless a caller took this slot off the idle list and is about
+                    // to hand it a job: then wait for that job.
+                    let mut idle = self.idle.lock();
+                    if let Some(i) = idle.iter().position(|s| Arc::ptr_eq(s, &slot)) {
+                        idle.swap_remove(i);
+                        return;
+                    }
+                }
+            };
+        }
+    }
+
+    /// Tells idle threads to exit now, and busy ones to exit after their job.
+    pub(crate) fn shutdown(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        for slot in self.idle.lock().drain(..) {
+            // An empty job: the thread runs it, sees `shutdown`, and exits.
+            *slot.job.lock() = Some(Box::new(|| {}));
+            slot.cond.notify_one();
+        }
+    }
+}
