@@ -273,7 +273,8 @@ wt_error_t *wt_run_config_push_env(wt_run_config_t *config, const char *key, con
 /**
  * Gives the guest the host directory `host_path` (which must exist and be a directory
  * when the run starts) under the name `guest_path` (e.g. "/" or "/data"), read-write.
- * The guest cannot leave it by `..`, absolute paths or symlinks. Strings are copied.
+ * The guest cannot leave it by `..`, absolute paths or symlinks. `host_path` may be any
+ * bytes (Linux paths need not be UTF-8); `guest_path` must be UTF-8. Strings are copied.
  * Returns NULL on success, else an error (config unchanged).
  */
 wt_error_t *wt_run_config_preopen_dir(wt_run_config_t *config,

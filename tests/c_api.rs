@@ -66,3 +66,12 @@ fn c_program_exercises_host_control() {
     assert!(out.status.success(), "{:?}\nstdout: {stdout}\nstderr: {}", out.status, String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("checks passed"), "{stdout}");
 }
+
+#[test]
+fn null_for_every_pointer_argument() {
+    let exe = compile("cc", "-std=c11", "tests/c/null_args.c", "c-null-args");
+    let out = c_program(&exe).stdin(Stdio::null()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{:?}\nstdout: {stdout}\nstderr: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("checks passed"), "{stdout}");
+}

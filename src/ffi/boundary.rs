@@ -2,6 +2,8 @@
 
 use std::any::Any;
 use std::ffi::{CStr, c_char};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
 
 use super::error::wt_error_t;
 
@@ -108,3 +110,13 @@ pub(crate) fn byte_arg<'a>(bytes: *const u8, len: usize, what: &str) -> Result<&
     }
 }
 
+
+/// A path argument: any bytes but NUL (paths need not be UTF-8).
+pub(crate) fn path_arg(path: *const c_char, what: &str) -> Result<PathBuf, String> {
+    if path.is_null() {
+        return Err(format!("`{what}` is NULL"));
+    }
+    // SAFETY: non-NULL and NUL-terminated (header contract).
+    let bytes = unsafe { CStr::from_ptr(path) }.to_bytes();
+    Ok(PathBuf::from(std::ffi::OsStr::from_bytes(bytes)))
+}

@@ -3,11 +3,10 @@
 use std::ffi::{CString, c_char, c_void};
 use std::fs::File;
 use std::os::fd::FromRawFd;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::boundary::{NotError, byte_arg, str_arg};
+use super::boundary::{NotError, byte_arg, path_arg, str_arg};
 use super::error::wt_error_t;
 use super::run::{wt_thread_exit_kind_t, wt_thread_exit_t};
 use crate::config::{Preopen, RunConfig};
@@ -105,7 +104,8 @@ pub extern "C" fn wt_run_config_push_env(
 
 /// Gives the guest the host directory `host_path` (which must exist and be a directory
 /// when the run starts) under the name `guest_path` (e.g. "/" or "/data"), read-write.
-/// The guest cannot leave it by `..`, absolute paths or symlinks. Strings are copied.
+/// The guest cannot leave it by `..`, absolute paths or symlinks. `host_path` may be any
+/// bytes (Linux paths need not be UTF-8); `guest_path` must be UTF-8. Strings are copied.
 /// Returns NULL on success, else an error (config unchanged).
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_run_config_preopen_dir(
@@ -118,11 +118,11 @@ pub extern "C" fn wt_run_config_preopen_dir(
 
 fn preopen(config: *mut wt_run_config_t, host_path: *const c_char, guest_path: *const c_char, read_only: bool) -> *mut wt_error_t {
     let config = try_mut!(config);
-    let (h, g) = match (str_arg(host_path, "host_path"), str_arg(guest_path, "guest_path")) {
+    let (host, guest) = match (path_arg(host_path, "host_path"), str_arg(guest_path, "guest_path")) {
         (Ok(h), Ok(g)) => (h, g),
         (Err(e), _) | (_, Err(e)) => return wt_error_t::raw(e),
     };
-    config.inner.preopens.push(Preopen { host: PathBuf::from(h), guest: g.to_owned(), read_only });
+    config.inner.preopens.push(Preopen { host, guest: guest.to_owned(), read_only });
     std::ptr::null_mut()
 }
 
@@ -296,8 +296,8 @@ pub extern "C" fn wt_run_config_set_output_file(
 ) -> *mut wt_error_t {
     ffi_boundary! {
         set_output(config, stream, || {
-            let path = str_arg(path, "path")?;
-            File::create(path).map(|f| Output::File(Arc::new(f))).map_err(|e| format!("creating {path}: {e}"))
+            let path = path_arg(path, "path")?;
+            File::create(&path).map(|f| Output::File(Arc::new(f))).map_err(|e| format!("creating {}: {e}", path.display()))
         })
     }
 }
@@ -367,8 +367,8 @@ pub extern "C" fn wt_run_config_set_stdin_bytes(
 pub extern "C" fn wt_run_config_set_stdin_file(config: *mut wt_run_config_t, path: *const c_char) -> *mut wt_error_t {
     ffi_boundary! {
         let config = try_mut!(config);
-        match str_arg(path, "path") {
-            Ok(p) => { config.inner.stdin = Input::Path(p.into()); std::ptr::null_mut() }
+        match path_arg(path, "path") {
+            Ok(p) => { config.inner.stdin = Input::Path(p); std::ptr::null_mut() }
             Err(e) => wt_error_t::raw(e),
         }
     }

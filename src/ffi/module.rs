@@ -1,10 +1,8 @@
 //! `wt_module_t`.
 
-use std::ffi::{CStr, c_char};
-use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
+use std::ffi::c_char;
 
-use super::boundary::byte_arg;
+use super::boundary::{byte_arg, path_arg};
 use super::engine::wt_engine_t;
 use super::error::wt_error_t;
 use crate::module::Module;
@@ -85,7 +83,7 @@ pub extern "C" fn wt_module_load_file(
     ffi_boundary! {
         let engine = try_ref!(engine);
         let out = try_mut!(module_out);
-        let path = match path_arg(path) {
+        let path = match path_arg(path, "path") {
             Ok(p) => p,
             Err(e) => return wt_error_t::raw(e),
         };
@@ -163,12 +161,3 @@ pub extern "C" fn wt_bytes_free(bytes: *mut wt_bytes_t) {
     }
 }
 
-/// A path argument: any bytes but NUL (paths need not be UTF-8).
-fn path_arg(path: *const c_char) -> Result<PathBuf, String> {
-    if path.is_null() {
-        return Err("`path` is NULL".into());
-    }
-    // SAFETY: non-NULL and NUL-terminated (header contract).
-    let bytes = unsafe { CStr::from_ptr(path) }.to_bytes();
-    Ok(PathBuf::from(std::ffi::OsStr::from_bytes(bytes)))
-}
