@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the build and tests need beyond the Rust toolchain: the
 # wasm32-wasip1-threads target (for the Rust guests), and cmake, pkg-config, a C/C++
-# compiler and readelf (Debian packages) when they are missing.
+# compiler, readelf and valgrind (Debian packages) when they are missing.
 set -euo pipefail
 rustup target list --installed | grep -qx wasm32-wasip1-threads || rustup target add wasm32-wasip1-threads
 missing=()
@@ -11,6 +11,7 @@ command -v cc >/dev/null || missing+=(gcc)
 command -v c++ >/dev/null || missing+=(g++)
 command -v readelf >/dev/null || missing+=(binutils)
 command -v python3 >/dev/null || missing+=(python3)
+command -v valgrind >/dev/null || missing+=(valgrind)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "setup: please install: ${missing[*]}" >&2
