@@ -75,3 +75,61 @@ fn cancelled_and_dropped_background_runs_leave_nothing_behind() {
     assert_eq!(threads1, threads0, "OS threads");
     assert_eq!(open_fds(), fds0, "open fds");
 }
+
+#[test]
+fn eight_host_threads_two_hundred_runs_each_on_one_engine() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let e = engine();
+    let exiting = load(&e, &guest(&format!("{} (call $proc_exit (i32.const 9))", spawn_all(&[SPIN, WAIT_FOREVER, SLEEP_HOUR]))));
+    let trapping = load(&e, &guest(&format!("{} unreachable", spawn_all(&[WAIT_FOREVER, PRINT]))));
+    let baseline = os_threads();
+    let hosts: Vec<_> = (0..8)
+        .map(|h| {
+            let (exiting, trapping) = (exiting.clone(), trapping.clone());
+            std::thread::spawn(move || {
+                let mut c = RunConfig::default();
+                c.stdout = wasithreads::stdio::Output::Null;
+                for i in 0..200 {
+                    let (m, want) = if (h + i) % 2 == 0 { (&exiting, ExitKind::Code) } else { (&trapping, ExitKind::Trap) };
+                    let exit = Run::start(m, &c).unwrap().wait();
+                    assert_eq!(exit.kind, want, "host thread {h}, run {i}: {exit:?}");
+                }
+            })
+        })
+        .collect();
+    for h in hosts {
+        h.join().unwrap();
+    }
+    assert_eq!(settle(baseline), baseline, "OS threads after 1600 concurrent runs");
+}
+
+#[test]
+fn cancel_races_with_exit_and_trap_one_result_each_time() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let e = engine();
+    // Exits or traps almost at once, so cancel lands before, during and after.
+    let exiting = load(&e, &guest(&format!("(drop (call $spawn (i32.const {SPIN}))) (call $proc_exit (i32.const 3))")));
+    let trapping = load(&e, &guest(&format!("(drop (call $spawn (i32.const {WAIT_FOREVER}))) unreachable")));
+    let baseline = os_threads();
+    let mut seen = std::collections::HashMap::new();
+    for i in 0..2000u64 {
+        let m = if i % 2 == 0 { &exiting } else { &trapping };
+        let exits = Exits::default();
+        let mut c = RunConfig::default();
+        exits.install(&mut c);
+        let run = Run::start_background(m, &c).unwrap();
+        spin_for(Duration::from_micros((i % 20) * 60));
+        run.cancel();
+        let exit = run.wait();
+        assert!(matches!(exit.kind, ExitKind::Code | ExitKind::Trap | ExitKind::Cancelled), "{exit:?}");
+        assert_eq!(run.try_wait(), Some(exit.clone()), "exactly one result");
+        drop(run);
+        let got = exits.sorted();
+        let mut tids: Vec<i32> = got.iter().map(|(t, _)| *t).collect();
+        tids.dedup();
+        assert_eq!(tids.len(), got.len(), "one exit callback per thread: {got:?}");
+        *seen.entry(format!("{:?}", exit.kind)).or_insert(0) += 1;
+    }
+    eprintln!("cancel race outcomes: {seen:?}");
+    assert_eq!(settle(baseline), baseline, "OS threads");
+}
