@@ -153,3 +153,29 @@ fn infinite_loop_without_timeout_is_ended_by_cancel() {
     run.cancel();
     assert_eq!(run.wait().kind, ExitKind::Cancelled);
 }
+
+#[test]
+fn oversized_io_requests_are_bounded() {
+    let e = engine();
+    // fd_write of one 20 MiB buffer: a short write of 16 MiB. 2000 iovecs: EINVAL (28).
+    // poll_oneoff with 100 000 subscriptions: an error, no hang, no huge allocation.
+    let m = load(&e, r#"(module
+        (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+        (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+        (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+        (memory (export "memory") 400)
+        (func (export "_start")
+          (i32.store (i32.const 0) (i32.const 1024))
+          (i32.store (i32.const 4) (i32.const 20971520))
+          (if (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 16)) (then (call $exit (i32.const 90))))
+          (if (i32.ne (i32.load (i32.const 16)) (i32.const 16777216)) (then (call $exit (i32.const 91))))
+          (if (i32.ne (call $write (i32.const 1) (i32.const 0) (i32.const 2000) (i32.const 16)) (i32.const 28))
+            (then (call $exit (i32.const 92))))
+          (if (i32.eqz (call $poll (i32.const 0) (i32.const 8192) (i32.const 100000) (i32.const 16)))
+            (then (call $exit (i32.const 93))))
+          (call $exit (i32.const 0))))"#);
+    let mut c = RunConfig::default();
+    c.stdout = wasithreads::stdio::Output::Null;
+    let (exit, _) = run_watched(&m, &c);
+    assert_eq!((exit.kind, exit.code), (ExitKind::Code, 0), "{exit:?}");
+}

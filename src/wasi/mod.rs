@@ -38,6 +38,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<StoreData>) -> anyhow::Result<()
 pub(crate) mod errno {
     pub const BADF: i32 = 8;
     pub const FAULT: i32 = 21;
+    pub const INVAL: i32 = 28;
     pub const IO: i32 = 29;
     pub const PIPE: i32 = 64;
 }

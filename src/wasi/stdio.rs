@@ -43,15 +43,31 @@ impl Stdio {
 }
 
 /// The bytes of a guest `ciovec` array, concatenated: one write per `fd_write`.
-fn gather(mem: &GuestMemory<'_>, iovs: i32, len: i32) -> Result<Vec<u8>, wiggle::GuestError> {
+/// At most this many bytes are taken from one `fd_write` (a short write, which WASI
+/// allows and guests retry), so that a guest cannot make the host copy gigabytes at once.
+const MAX_WRITE: usize = 16 << 20;
+
+/// The bytes of a guest `ciovec` array, concatenated, up to [`MAX_WRITE`]: one write per
+/// `fd_write`. `None` when the array is longer than `IOV_MAX` entries.
+fn gather(mem: &GuestMemory<'_>, iovs: i32, len: i32) -> Result<Option<Vec<u8>>, wiggle::GuestError> {
+    if len as u32 > IOV_MAX {
+        return Ok(None);
+    }
     let iovs = GuestPtr::<[Ciovec]>::new((iovs as u32, len as u32));
     let mut out = Vec::new();
     for iov in iovs.iter() {
         let iov = mem.read(iov?)?;
-        out.extend_from_slice(&mem.to_vec(iov.buf.as_array(iov.buf_len))?);
+        let take = iov.buf_len.min((MAX_WRITE - out.len()) as u32);
+        out.extend_from_slice(&mem.to_vec(iov.buf.as_array(take))?);
+        if out.len() == MAX_WRITE {
+            break;
+        }
     }
-    Ok(out)
+    Ok(Some(out))
 }
+
+/// Most iovec entries one call may pass, as POSIX's IOV_MAX on Linux.
+pub(super) const IOV_MAX: u32 = 1024;
 
 /// Copies `data` into a guest `iovec` array, in order.
 fn scatter(mem: &mut GuestMemory<'_>, iovs: i32, len: i32, mut data: &[u8]) -> Result<(), wiggle::GuestError> {
@@ -68,9 +84,9 @@ fn scatter(mem: &mut GuestMemory<'_>, iovs: i32, len: i32, mut data: &[u8]) -> R
     Ok(())
 }
 
-/// Total capacity of a guest `iovec` array.
+/// Total capacity of a guest `iovec` array (of at most `IOV_MAX` entries).
 fn capacity(mem: &GuestMemory<'_>, iovs: i32, len: i32) -> Result<usize, wiggle::GuestError> {
-    let iovs = GuestPtr::<[Iovec]>::new((iovs as u32, len as u32));
+    let iovs = GuestPtr::<[Iovec]>::new((iovs as u32, (len as u32).min(IOV_MAX)));
     let mut total = 0usize;
     for iov in iovs.iter() {
         total = total.saturating_add(mem.read(iov?)?.buf_len as usize);
@@ -167,7 +183,11 @@ pub(super) fn add_to_linker(linker: &mut Linker<StoreData>) -> anyhow::Result<()
                 return with_ctx(&mut caller, |ctx, mem| in_tokio(delegate::fd_write(ctx, mem, fd, iovs, len, nwritten)));
             }
             with_memory(&mut caller, |mem, run, tid| {
-                let Ok(bytes) = gather(mem, iovs, len) else { return Ok(errno::FAULT) };
+                let bytes = match gather(mem, iovs, len) {
+                    Ok(Some(bytes)) => bytes,
+                    Ok(None) => return Ok(errno::INVAL),
+                    Err(_) => return Ok(errno::FAULT),
+                };
                 let ready = |fd: BorrowedFd<'_>| run.wait_fd(fd, PollFlags::OUT, None).map(drop);
                 if let Err(e) = run.stdio.streams.sink(fd).write(tid, &bytes, &ready)? {
                     return Ok(io_errno(&e));
