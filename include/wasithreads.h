@@ -528,7 +528,9 @@ void wt_bytes_free(wt_bytes_t *bytes);
  * Returns NULL and fills `*exit_out` when the run started (whatever way it ended; release
  * `exit_out->message` with `wt_exit_clear`). Returns an error and leaves `*exit_out`
  * untouched when it could not start (NULL arguments, a module from another engine, no
- * `_start`, link errors, a preopen directory that cannot be opened, …).
+ * `_start`, link errors, a preopen directory that cannot be opened, …). Instantiation
+ * happens on the main guest thread: a module start function that traps ends the run as
+ * `WT_EXIT_TRAP` of thread 0, and one that never returns is stopped by timeout or cancel.
  * `module` must have been loaded by `engine`. Thread-safe: many host threads may call
  * `wt_run` on the same engine and module at once.
  */

@@ -179,3 +179,28 @@ fn oversized_io_requests_are_bounded() {
     let (exit, _) = run_watched(&m, &c);
     assert_eq!((exit.kind, exit.code), (ExitKind::Code, 0), "{exit:?}");
 }
+
+/// Found by the run_smith fuzz target: a start function (the wasm `start` section) that
+/// never returns used to run on the host's thread inside `Run::start`, out of reach of
+/// timeout and cancel.
+#[test]
+fn start_function_that_never_returns_is_stopped() {
+    let e = engine();
+    let m = load(&e, r#"(module
+        (import "env" "memory" (memory 1 1 shared))
+        (func $forever (loop $l (br $l)))
+        (start $forever)
+        (func (export "_start")))"#);
+    let mut c = RunConfig::default();
+    c.timeout = Some(std::time::Duration::from_millis(50));
+    let (exit, _) = run_watched(&m, &c);
+    assert_eq!(exit.kind, ExitKind::Timeout);
+    let run = Run::start_background(&m, &RunConfig::default()).unwrap();
+    run.cancel();
+    assert_eq!(run.wait().kind, ExitKind::Cancelled);
+    // A start function that traps ends the run as a trap of the main thread.
+    let m = load(&e, r#"(module (func $boom unreachable) (start $boom) (func (export "_start")))"#);
+    let (exit, _) = run_watched(&m, &RunConfig::default());
+    assert_eq!((exit.kind, exit.tid), (ExitKind::Trap, 0));
+    assert!(exit.message.unwrap().contains("unreachable"));
+}

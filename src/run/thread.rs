@@ -11,9 +11,10 @@ use wasmtime_wasi::I32Exit;
 use super::{RunShared, StoreData, Terminated};
 use crate::exit::{RunExit, ThreadExit};
 
-/// What a thread runs: `_start` for the main thread, `wasi_thread_start(tid, arg)` else.
+/// What a thread runs: for the main thread, instantiation (which runs the module's start
+/// function, if any) and `_start`; for the others `wasi_thread_start(tid, arg)`.
 pub(super) enum Entry {
-    Main(TypedFunc<(), ()>),
+    Main,
     Spawned(TypedFunc<(i32, i32), ()>, i32),
 }
 
@@ -85,7 +86,12 @@ fn run_thread(run: Arc<RunShared>, mut store: Store<StoreData>, entry: Entry) {
             return Err(wasmtime::Error::new(Terminated));
         }
         match &entry {
-            Entry::Main(f) => f.call(&mut store, ()),
+            Entry::Main => {
+                // Here, not on the host's thread: a start function that never returns is
+                // then stopped by timeout or cancel like any guest code.
+                let instance = run.pre().instantiate(&mut store)?;
+                instance.get_typed_func::<(), ()>(&mut store, "_start")?.call(&mut store, ())
+            }
             Entry::Spawned(f, arg) => f.call(&mut store, (tid, *arg)),
         }
     }));
@@ -119,12 +125,7 @@ pub(super) fn spawn_os_thread(run: &Arc<RunShared>, store: Store<StoreData>, ent
     Ok(())
 }
 
-/// Instantiates the module in `store` (the main thread's) and starts `_start`.
-pub(super) fn start_main(run: &Arc<RunShared>, mut store: Store<StoreData>) -> Result<()> {
-    let instance = run
-        .pre()
-        .instantiate(&mut store)
-        .map_err(|e| anyhow::Error::from(e).context("instantiating the module"))?;
-    let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
-    spawn_os_thread(run, store, Entry::Main(start)).context("starting the main thread")
+/// Starts the main thread, which instantiates the module in `store` and calls `_start`.
+pub(super) fn start_main(run: &Arc<RunShared>, store: Store<StoreData>) -> Result<()> {
+    spawn_os_thread(run, store, Entry::Main).context("starting the main thread")
 }
