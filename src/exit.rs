@@ -57,3 +57,12 @@ pub type ThreadExitCallback = Arc<dyn Fn(i32, &ThreadExit) + Send + Sync>;
 
 /// Called once per thread of a run, on that thread, just before it starts running wasm.
 pub type ThreadStartCallback = Arc<dyn Fn(i32) + Send + Sync>;
+
+/// The message of a caught panic, for errors and trap reports.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}

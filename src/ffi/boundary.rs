@@ -1,6 +1,5 @@
 //! The panic boundary and pointer checks every export uses.
 
-use std::any::Any;
 use std::ffi::{CStr, c_char};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
@@ -46,21 +45,13 @@ impl Fallback for *const c_char {
 /// Marker for pointer results that are not errors (NULL after a panic).
 pub(crate) trait NotError {}
 
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into())
-}
-
 /// Runs an export's body, turning a panic into the return type's [`Fallback`].
 macro_rules! ffi_boundary {
     ($($body:tt)*) => {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| { $($body)* })) {
             Ok(value) => value,
             Err(payload) => $crate::ffi::boundary::Fallback::on_panic(
-                $crate::ffi::boundary::panic_message(&*payload),
+                $crate::exit::panic_message(&*payload),
             ),
         }
     };
@@ -119,4 +110,13 @@ pub(crate) fn path_arg(path: *const c_char, what: &str) -> Result<PathBuf, Strin
     // SAFETY: non-NULL and NUL-terminated (header contract).
     let bytes = unsafe { CStr::from_ptr(path) }.to_bytes();
     Ok(PathBuf::from(std::ffi::OsStr::from_bytes(bytes)))
+}
+
+/// Calls `f` with the object behind `ptr` unless `ptr` is NULL: the body of the setters
+/// that return nothing and ignore NULL.
+pub(crate) fn with_live<T>(ptr: *mut T, f: impl FnOnce(&mut T)) {
+    // SAFETY: NULL or a live object from this library, not used concurrently (header contract).
+    if let Some(obj) = unsafe { ptr.as_mut() } {
+        f(obj);
+    }
 }

@@ -6,7 +6,7 @@ use std::os::fd::FromRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::boundary::{NotError, byte_arg, path_arg, str_arg};
+use super::boundary::{NotError, byte_arg, path_arg, str_arg, with_live};
 use super::error::wt_error_t;
 use super::run::{wt_thread_exit_kind_t, wt_thread_exit_t};
 use crate::config::{Preopen, RunConfig};
@@ -132,8 +132,7 @@ fn preopen(config: *mut wt_run_config_t, host_path: *const c_char, guest_path: *
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_run_config_set_max_threads(config: *mut wt_run_config_t, max_threads: u32) {
     ffi_boundary! {
-        // SAFETY: NULL or a live config (header contract).
-        if let Some(c) = unsafe { config.as_mut() } { c.inner.max_threads = max_threads; }
+        with_config(config, |c| c.max_threads = max_threads)
     }
 }
 
@@ -142,10 +141,7 @@ pub extern "C" fn wt_run_config_set_max_threads(config: *mut wt_run_config_t, ma
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_run_config_set_timeout_ms(config: *mut wt_run_config_t, timeout_ms: u64) {
     ffi_boundary! {
-        // SAFETY: NULL or a live config (header contract).
-        if let Some(c) = unsafe { config.as_mut() } {
-            c.inner.timeout = (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms));
-        }
+        with_config(config, |c| c.timeout = (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms)))
     }
 }
 
@@ -196,10 +192,7 @@ pub type wt_thread_start_callback_t = Option<unsafe extern "C" fn(user_data: *mu
 
 /// Applies `f` to the config if it is not NULL.
 fn with_config(config: *mut wt_run_config_t, f: impl FnOnce(&mut RunConfig)) {
-    // SAFETY: NULL or a live config (header contract).
-    if let Some(c) = unsafe { config.as_mut() } {
-        f(&mut c.inner);
-    }
+    with_live(config, |c| f(&mut c.inner));
 }
 
 /// Passes the host process's environment to the guest when `inherit` is true (default

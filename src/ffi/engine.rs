@@ -1,6 +1,6 @@
 //! `wt_engine_t` and `wt_engine_config_t`.
 
-use super::boundary::NotError;
+use super::boundary::{NotError, with_live};
 use super::error::wt_error_t;
 use crate::engine::{Engine, EngineConfig};
 
@@ -46,8 +46,7 @@ pub extern "C" fn wt_engine_config_free(config: *mut wt_engine_config_t) {
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_engine_config_set_opt_level(config: *mut wt_engine_config_t, level: u8) {
     ffi_boundary! {
-        // SAFETY: NULL or a live config (header contract).
-        if let Some(c) = unsafe { config.as_mut() } { c.inner.opt_level = level; }
+        with_live(config, |c| c.inner.opt_level = level)
     }
 }
 
@@ -56,8 +55,7 @@ pub extern "C" fn wt_engine_config_set_opt_level(config: *mut wt_engine_config_t
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_engine_config_set_cache(config: *mut wt_engine_config_t, enabled: bool) {
     ffi_boundary! {
-        // SAFETY: NULL or a live config (header contract).
-        if let Some(c) = unsafe { config.as_mut() } { c.inner.cache = enabled; }
+        with_live(config, |c| c.inner.cache = enabled)
     }
 }
 
@@ -66,8 +64,7 @@ pub extern "C" fn wt_engine_config_set_cache(config: *mut wt_engine_config_t, en
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_engine_config_set_max_wasm_stack(config: *mut wt_engine_config_t, bytes: usize) {
     ffi_boundary! {
-        // SAFETY: NULL or a live config (header contract).
-        if let Some(c) = unsafe { config.as_mut() } { c.inner.max_wasm_stack = bytes; }
+        with_live(config, |c| c.inner.max_wasm_stack = bytes)
     }
 }
 
@@ -111,9 +108,6 @@ pub extern "C" fn wt_engine_free(engine: *mut wt_engine_t) {
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_engine_config_set_interrupt_tick_us(config: *mut wt_engine_config_t, us: u64) {
     ffi_boundary! {
-        // SAFETY: NULL or a live config (header contract).
-        if let Some(c) = unsafe { config.as_mut() } {
-            c.inner.interrupt_tick = std::time::Duration::from_micros(us);
-        }
+        with_live(config, |c| c.inner.interrupt_tick = std::time::Duration::from_micros(us))
     }
 }

@@ -9,7 +9,7 @@ use wasmtime::{Store, Trap, TypedFunc, WasmBacktrace};
 use wasmtime_wasi::I32Exit;
 
 use super::{RunShared, StoreData, Terminated};
-use crate::exit::{RunExit, ThreadExit};
+use crate::exit::{RunExit, ThreadExit, panic_message};
 
 /// What a thread runs: for the main thread, instantiation (which runs the module's start
 /// function, if any) and `_start`; for the others `wasi_thread_start(tid, arg)`.
@@ -24,11 +24,7 @@ fn classify(result: std::thread::Result<wasmtime::Result<()>>) -> ThreadExit {
         Ok(Ok(())) => return ThreadExit::Returned,
         Ok(Err(e)) => e,
         Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
+            let what = panic_message(&*panic);
             return ThreadExit::Trapped(format!("host panic while running the thread: {what}"));
         }
     };

@@ -67,7 +67,7 @@ fn gather(mem: &GuestMemory<'_>, iovs: i32, len: i32) -> Result<Option<Vec<u8>>,
 }
 
 /// Most iovec entries one call may pass, as POSIX's IOV_MAX on Linux.
-pub(super) const IOV_MAX: u32 = 1024;
+const IOV_MAX: u32 = 1024;
 
 /// Copies `data` into a guest `iovec` array, in order.
 fn scatter(mem: &mut GuestMemory<'_>, iovs: i32, len: i32, mut data: &[u8]) -> Result<(), wiggle::GuestError> {
