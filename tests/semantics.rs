@@ -8,9 +8,10 @@ use wasithreads::{ExitKind, RunConfig, RunExit, ThreadExit};
 #[test]
 fn spawn_delivers_tid_and_arg() {
     let e = engine();
-    // One thread with mode PRINT (6); main then exits with tid * 1000 + arg seen by it.
+    // One thread with mode PRINT (6); once it has printed, main exits with tid * 1000 +
+    // arg seen by it.
     let m = load(&e, &guest(&format!(
-        "{} (call $proc_exit (i32.add (i32.mul (i32.load (i32.const 100)) (i32.const 1000)) (i32.load (i32.const 104))))",
+        "{} (call $wait_printed (i32.const 1)) (call $proc_exit (i32.add (i32.mul (i32.load (i32.const 100)) (i32.const 1000)) (i32.load (i32.const 104))))",
         spawn_all(&[PRINT]))));
     let exits = Exits::default();
     let mut c = RunConfig::default();

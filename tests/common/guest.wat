@@ -10,7 +10,8 @@
   (import "env" "memory" (memory 2 2 shared))
   (export "memory" (memory 0))
 
-  ;; Addresses: 100 tid seen by a thread, 104 arg seen, 200 started counter,
+  ;; Addresses: 100 tid seen by a thread, 104 arg seen, 200 started counter, 204 counter of
+  ;; threads that finished printing (mode 6),
   ;; 300/312 wait words (never notified), 400 a subscription, 500 events, 600 nevents,
   ;; 700 iovec, 800 read buffer, 1000.. output text.
   (data (i32.const 1000) "hello from thread\n")
@@ -30,15 +31,25 @@
     (i32.store16 (i32.const 440) (i32.const 0))
     (drop (call $poll_oneoff (i32.const 400) (i32.const 500) (i32.const 1) (i32.const 600))))
 
-  ;; Wait until at least $n threads have counted themselves in.
-  (func $wait_started (param $n i32)
+  ;; Wait until the counter at $addr reaches at least $n.
+  (func $wait_count (param $addr i32) (param $n i32)
     (local $seen i32)
     (block $done
       (loop $again
-        (local.set $seen (i32.atomic.load (i32.const 200)))
+        (local.set $seen (i32.atomic.load (local.get $addr)))
         (br_if $done (i32.ge_u (local.get $seen) (local.get $n)))
-        (drop (memory.atomic.wait32 (i32.const 200) (local.get $seen) (i64.const 1000000)))
+        (drop (memory.atomic.wait32 (local.get $addr) (local.get $seen) (i64.const 1000000)))
         (br $again))))
+
+  ;; Wait until at least $n threads have counted themselves in.
+  (func $wait_started (param $n i32)
+    (call $wait_count (i32.const 200) (local.get $n)))
+
+  ;; Wait until at least $n mode-6 threads have printed. Their last act is a host call that
+  ;; never checks for the run ending, with no loop or call after it, so a thread counted
+  ;; here always ends as "returned", even if main ends the run at once.
+  (func $wait_printed (param $n i32)
+    (call $wait_count (i32.const 204) (local.get $n)))
 
   ;; What a spawned thread does after starting.
   (func $behave (param $mode i32)
@@ -62,8 +73,10 @@
       ;; 5: proc_exit(33)
       (call $proc_exit (i32.const 33))
       (return))
-      ;; 6: print and return
+      ;; 6: print, count in as done, return
       (call $print (i32.const 1000) (i32.const 18))
+      (drop (i32.atomic.rmw.add (i32.const 204) (i32.const 1)))
+      (drop (memory.atomic.notify (i32.const 204) (i32.const -1)))
       (return))
     ;; 7: a 64-bit wait forever, through a memarg offset
     (drop (memory.atomic.wait64 offset=8 (i32.const 304) (i64.const 0) (i64.const -1))))
