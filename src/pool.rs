@@ -5,6 +5,9 @@
 //! A finished job's thread waits for another job for `IDLE_TIMEOUT`, then exits. Each job
 //! comes with a [`Done`] latch, set after the job returned and dropped everything it
 //! captured: waiting on it is the pool's "join".
+//!
+//! Lock order: a slot's `job` lock may be held while taking `idle`, never the other way
+//! round (a thread timing out holds its slot and looks itself up in `idle`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,13 +51,18 @@ struct Slot {
 
 pub(crate) struct Pool {
     stack_size: usize,
+    idle_timeout: Duration,
     idle: Mutex<Vec<Arc<Slot>>>,
     shutdown: AtomicBool,
 }
 
 impl Pool {
     pub(crate) fn new(stack_size: usize) -> Arc<Pool> {
-        Arc::new(Pool { stack_size, idle: Mutex::new(Vec::new()), shutdown: AtomicBool::new(false) })
+        Pool::with_idle_timeout(stack_size, IDLE_TIMEOUT)
+    }
+
+    fn with_idle_timeout(stack_size: usize, idle_timeout: Duration) -> Arc<Pool> {
+        Arc::new(Pool { stack_size, idle_timeout, idle: Mutex::new(Vec::new()), shutdown: AtomicBool::new(false) })
     }
 
     /// Runs `job` on an idle thread of the pool, or on a new one.
@@ -67,7 +75,9 @@ impl Pool {
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
             latch.set();
         });
-        if let Some(slot) = self.idle.lock().pop() {
+        // A statement of its own: the `idle` lock must be released before the slot's.
+        let idle = self.idle.lock().pop();
+        if let Some(slot) = idle {
             *slot.job.lock() = Some(job);
             slot.cond.notify_one();
             return Ok(done);
@@ -94,7 +104,7 @@ impl Pool {
                 if let Some(j) = next.take() {
                     break j;
                 }
-                if slot.cond.wait_for(&mut next, IDLE_TIMEOUT).timed_out() && next.is_none() {
+                if slot.cond.wait_for(&mut next, self.idle_timeout).timed_out() && next.is_none() {
                     // Leave, unless a caller took this slot off the idle list and is about
                     // to hand it a job: then wait for that job.
                     let mut idle = self.idle.lock();
@@ -110,10 +120,49 @@ impl Pool {
     /// Tells idle threads to exit now, and busy ones to exit after their job.
     pub(crate) fn shutdown(&self) {
         self.shutdown.store(true, Ordering::SeqCst);
-        for slot in self.idle.lock().drain(..) {
+        let idle: Vec<_> = self.idle.lock().drain(..).collect();
+        for slot in idle {
             // An empty job: the thread runs it, sees `shutdown`, and exits.
             *slot.job.lock() = Some(Box::new(|| {}));
             slot.cond.notify_one();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// Jobs handed out just as idle threads time out: with a 1 ms idle timeout, many
+    /// hand-overs race with a thread leaving. Every job must run, and nothing may hang
+    /// (this deadlocked when `execute` held `idle` while taking a slot's lock).
+    #[test]
+    fn hand_over_racing_with_idle_exit_runs_every_job() {
+        let pool = Pool::with_idle_timeout(256 * 1024, Duration::from_millis(1));
+        let ran = Arc::new(AtomicUsize::new(0));
+        let submitters: Vec<_> = (0..4)
+            .map(|s| {
+                let (pool, ran) = (pool.clone(), ran.clone());
+                std::thread::spawn(move || {
+                    for i in 0..2000u64 {
+                        let r = ran.clone();
+                        let done = pool.execute(move || {
+                            r.fetch_add(1, Ordering::SeqCst);
+                        });
+                        done.unwrap().wait();
+                        // Sometimes let the thread reach its idle timeout before the next job.
+                        if (i + s) % 7 == 0 {
+                            std::thread::sleep(Duration::from_micros(900 + (i % 5) * 100));
+                        }
+                    }
+                })
+            })
+            .collect();
+        for s in submitters {
+            s.join().unwrap();
+        }
+        assert_eq!(ran.load(Ordering::SeqCst), 8000);
+        pool.shutdown();
     }
 }

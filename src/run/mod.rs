@@ -188,7 +188,9 @@ impl RunShared {
         }
         let exit = st.outcome.clone().expect("outcome is set above");
         drop(st);
-        for done in std::mem::take(&mut *self.handles.lock()) {
+        // Taken in a statement of its own, so the lock is not held while joining.
+        let handles = std::mem::take(&mut *self.handles.lock());
+        for done in handles {
             done.wait();
         }
         self.state.lock().result = Some(exit.clone());
