@@ -139,6 +139,14 @@ mod tests {
     /// (this deadlocked when `execute` held `idle` while taking a slot's lock).
     #[test]
     fn hand_over_racing_with_idle_exit_runs_every_job() {
+        // On a thread of its own, so a deadlock fails the test instead of hanging it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(hand_over_race()).unwrap());
+        let ran = rx.recv_timeout(Duration::from_secs(120)).expect("the pool deadlocked");
+        assert_eq!(ran, 8000);
+    }
+
+    fn hand_over_race() -> usize {
         let pool = Pool::with_idle_timeout(256 * 1024, Duration::from_millis(1));
         let ran = Arc::new(AtomicUsize::new(0));
         let submitters: Vec<_> = (0..4)
@@ -162,7 +170,7 @@ mod tests {
         for s in submitters {
             s.join().unwrap();
         }
-        assert_eq!(ran.load(Ordering::SeqCst), 8000);
         pool.shutdown();
+        ran.load(Ordering::SeqCst)
     }
 }

@@ -73,6 +73,24 @@ pub fn run_watched(module: &Module, config: &RunConfig) -> (RunExit, Duration) {
     r
 }
 
+/// Runs `f` on a thread of its own and fails the test if it has not finished within
+/// `limit`: a deadlock then fails the test (with the others still reported) instead of
+/// hanging the whole test run.
+pub fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(v) => {
+            t.join().unwrap();
+            v
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => std::panic::resume_unwind(t.join().unwrap_err()),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("not finished within {limit:?}: deadlock?"),
+    }
+}
+
 /// Number of OS threads of this process.
 pub fn os_threads() -> usize {
     std::fs::read_dir("/proc/self/task").unwrap().count()
