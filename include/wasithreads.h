@@ -150,21 +150,25 @@ typedef struct wt_thread_exit wt_thread_exit_t;
  * Called once for every thread of a run (the main thread, tid 0, included) after it
  * stopped running wasm, on that thread, before `wt_run` returns. `how` and the strings in
  * it are valid only during the call. Calls for different threads may run concurrently,
- * so `user_data` must be safe to use from any thread. The callback must not call `wt_run`
- * on the same run or free objects the run uses.
+ * so `user_data` must be safe to use from any thread. Like every run callback, it may call
+ * `wt_run_cancel` on its own run, but must not wait for it (`wt_run`, `wt_run_wait`), free
+ * it, or free objects the run uses.
  */
 typedef void (*wt_thread_exit_callback_t)(void *user_data, int32_t tid, const wt_thread_exit_t *how);
 
 /**
  * Called on each new guest thread (main included, tid 0) just before it runs wasm, e.g.
- * to name or track it. `user_data` must be safe to use from any thread.
+ * to name or track it. `user_data` must be safe to use from any thread. It may call
+ * `wt_run_cancel` on its own run, but must not wait for or free that run.
  */
 typedef void (*wt_thread_start_callback_t)(void *user_data, int32_t tid);
 
 /**
  * Receives guest output: what thread `tid` wrote with one `fd_write`, `len` bytes at
  * `data` (valid only during the call). Called on the writing guest thread; calls for one
- * stream never overlap, and one `fd_write` is never split or mixed with another.
+ * stream never overlap, and one `fd_write` is never split or mixed with another. It may
+ * call `wt_run_cancel` on its own run (to stop a guest on some output), but must not wait
+ * for or free that run.
  */
 typedef void (*wt_output_callback_t)(void *user_data, int32_t tid, const uint8_t *data, size_t len);
 

@@ -372,3 +372,31 @@ fn thread_start_callback_runs_once_per_thread_before_its_exit_callback() {
         assert_ne!(ev[start].2, std::thread::current().id());
     }
 }
+
+#[test]
+fn an_output_callback_may_cancel_its_own_run() {
+    let e = engine();
+    // Main prints every 10 ms forever while a thread waits forever: only the cancel from
+    // the output callback (running on the printing guest thread) can end this run.
+    let m = load(&e, &guest(&format!(
+        "{} (loop $l (call $print (i32.const 1000) (i32.const 18)) (call $sleep (i64.const 10000000)) (br $l))",
+        spawn_all(&[WAIT_FOREVER]))));
+    // A weak reference: the run owns the callback, which must not own the run.
+    let slot: Arc<std::sync::OnceLock<std::sync::Weak<Run>>> = Arc::default();
+    let prints = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let mut c = RunConfig::default();
+    let (s, p) = (slot.clone(), prints.clone());
+    c.stdout = Output::Callback(Arc::new(move |_tid, _bytes| {
+        p.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if let Some(run) = s.get().and_then(std::sync::Weak::upgrade) {
+            run.cancel();
+        }
+    }));
+    let exit = within(Duration::from_secs(60), move || {
+        let run = Arc::new(Run::start_background(&m, &c).unwrap());
+        assert!(slot.set(Arc::downgrade(&run)).is_ok());
+        run.wait()
+    });
+    assert_eq!(exit.kind, ExitKind::Cancelled);
+    assert!(prints.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+}
