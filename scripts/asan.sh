@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Runs the Rust integration tests under AddressSanitizer with LeakSanitizer (leaks are
-# reported at exit). Needs -Zsanitizer, so it uses RUSTC_BOOTSTRAP on the stable
-# toolchain. Builds everything instrumented into target/asan (~10 minutes on 2 cores).
+# Runs the unit tests and the Rust integration tests under AddressSanitizer with
+# LeakSanitizer (leaks are reported at exit). Needs -Zsanitizer, so it uses
+# RUSTC_BOOTSTRAP on the stable toolchain. Builds everything instrumented into target/asan (~10 minutes on 2 cores).
 # The C programs are checked with valgrind instead (CTest memcheck-* tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tests=(semantics host_control bad_input stdin rust_guest leaks)
-args=()
+args=(--lib)
 for t in "${tests[@]}"; do args+=(--test "$t"); done
 # Wasmtime turns SIGSEGV/SIGILL/SIGFPE/SIGBUS in guest code into traps: ASan must leave
 # those signals to it.

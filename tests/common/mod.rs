@@ -156,6 +156,8 @@ pub fn build_guest(manifest: &str, name: &str, native: bool) -> std::path::PathB
     if !native {
         cmd.args(["--target", "wasm32-wasip1-threads"]);
     }
+    // Flags meant for the library (e.g. scripts/asan.sh's sanitizer) must not reach guests.
+    cmd.env_remove("RUSTFLAGS").env_remove("CARGO_ENCODED_RUSTFLAGS");
     let status = cmd.env("CARGO_TARGET_DIR", &target_dir).status().expect("running cargo for a guest");
     assert!(status.success(), "building {manifest} failed (is the wasm32-wasip1-threads target installed?)");
     if native {
