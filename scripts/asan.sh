@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the unit tests and the Rust integration tests under AddressSanitizer with
 # LeakSanitizer (leaks are reported at exit). Needs -Zsanitizer, so it uses
-# RUSTC_BOOTSTRAP on the stable toolchain. Builds everything instrumented into target/asan (~10 minutes on 2 cores).
+# RUSTC_BOOTSTRAP on the stable toolchain. Builds everything instrumented into
+# target/asan (~10 minutes on 2 cores).
 # The C programs are checked with valgrind instead (CTest memcheck-* tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
