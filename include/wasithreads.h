@@ -287,7 +287,9 @@ wt_error_t *wt_run_config_preopen_dir(wt_run_config_t *config,
 
 /**
  * Sets the most spawned threads alive at once (the main thread not counted; default
- * 1024). Past it `wasi::thread-spawn` returns a negative value and the guest goes on.
+ * 1024). A thread counts until its `wasi_thread_start` returns, so a guest that joined a
+ * thread may spawn another. Past the limit `wasi::thread-spawn` returns a negative value
+ * (after waiting up to 20 ms for a thread that is just finishing) and the guest goes on.
  * NULL `config` is ignored.
  */
 void wt_run_config_set_max_threads(wt_run_config_t *config, uint32_t max_threads);

@@ -27,8 +27,10 @@ pub struct RunConfig {
     /// Pass the host process's environment to the guest (default false).
     pub inherit_env: bool,
     pub preopens: Vec<Preopen>,
-    /// Most spawned threads alive at once (the main thread not counted). Past it,
-    /// `thread-spawn` returns a negative value to the guest.
+    /// Most spawned threads running at once (the main thread not counted). A thread counts
+    /// until its `wasi_thread_start` returns or it is stopped. Past the limit,
+    /// `thread-spawn` returns a negative value to the guest (after waiting up to 20 ms for
+    /// a thread that is just finishing).
     pub max_threads: u32,
     /// End the run with [`crate::ExitKind::Timeout`] after this long.
     pub timeout: Option<Duration>,

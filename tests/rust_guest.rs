@@ -63,3 +63,21 @@ fn panic_in_a_thread_is_a_trap_of_that_thread() {
     assert!(exit.tid > 0);
     assert!(exit.message.unwrap().contains("wasm trap"));
 }
+
+#[test]
+fn joined_threads_free_their_place_under_the_thread_limit() {
+    let e = engine();
+    let m = Module::new(&e, rust_guest()).unwrap();
+    let exits = Exits::default();
+    // 250 rounds of spawn 4 + join 4 with a limit of 4: a thread the guest has joined may
+    // still be returning from wasm when the next spawn comes; that spawn must not fail
+    // (std's thread::spawn would panic, which is a trap).
+    let mut c = rust_config(&["rounds", "250"]);
+    c.max_threads = 4;
+    exits.install(&mut c);
+    let (exit, _) = run_watched(&m, &c);
+    assert_eq!((exit.kind, exit.code, exit.message.as_deref()), (ExitKind::Code, 0, None));
+    let got = exits.sorted();
+    assert_eq!(got.len(), 1001, "main and 1000 threads each report once");
+    assert!(got[1..].iter().all(|(_, h)| *h == ThreadExit::Returned), "{:?}", &got[..5]);
+}

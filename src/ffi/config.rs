@@ -128,7 +128,9 @@ fn preopen(config: *mut wt_run_config_t, host_path: *const c_char, guest_path: *
 }
 
 /// Sets the most spawned threads alive at once (the main thread not counted; default
-/// 1024). Past it `wasi::thread-spawn` returns a negative value and the guest goes on.
+/// 1024). A thread counts until its `wasi_thread_start` returns, so a guest that joined a
+/// thread may spawn another. Past the limit `wasi::thread-spawn` returns a negative value
+/// (after waiting up to 20 ms for a thread that is just finishing) and the guest goes on.
 /// NULL `config` is ignored.
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_run_config_set_max_threads(config: *mut wt_run_config_t, max_threads: u32) {

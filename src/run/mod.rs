@@ -58,7 +58,7 @@ pub(crate) struct State {
     pub(crate) outcome: Option<RunExit>,
     /// Threads that exist (main included) and have not finished their exit callback.
     pub(crate) live: usize,
-    /// Spawned threads alive, for the thread limit.
+    /// Spawned threads that have not stopped running wasm, for the thread limit.
     pub(crate) spawned: u32,
     /// Someone (a waiter or the background supervisor) is running `supervise`.
     pub(crate) supervising: bool,
@@ -147,14 +147,16 @@ impl RunShared {
         store
     }
 
+    /// Called by a spawned thread as soon as it has stopped running wasm: from then on it
+    /// no longer counts against the thread limit (a guest that joined it may spawn again).
+    pub(crate) fn thread_left_wasm(&self) {
+        self.state.lock().spawned -= 1;
+        self.cond.notify_all();
+    }
+
     /// Called by each thread as its very last act on the run.
-    pub(crate) fn thread_gone(&self, spawned: bool) {
-        let mut st = self.state.lock();
-        st.live -= 1;
-        if spawned {
-            st.spawned -= 1;
-        }
-        drop(st);
+    pub(crate) fn thread_gone(&self) {
+        self.state.lock().live -= 1;
         self.cond.notify_all();
     }
 

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use wasmtime::{Caller, Linker};
 
@@ -12,6 +13,8 @@ use crate::module::THREAD_START;
 
 /// Largest thread id the proposal allows.
 const MAX_TID: i32 = 0x1FFF_FFFF;
+/// How long a spawn at the thread limit waits for a thread to finish leaving.
+const LIMIT_GRACE: Duration = Duration::from_millis(20);
 /// WASI errno `again`: resources (threads, ids) are exhausted.
 const EAGAIN: i32 = 6;
 /// WASI errno `nosys`: the module cannot run threads.
@@ -33,6 +36,14 @@ impl RunShared {
         }
         {
             let mut st = self.state.lock();
+            // At the limit, give a thread that is just leaving (its joiner already woke up,
+            // it is returning from wasm) a moment to count itself out.
+            let grace = Instant::now() + LIMIT_GRACE;
+            while st.spawned >= self.max_threads && !self.terminating() {
+                if self.cond.wait_until(&mut st, grace).timed_out() {
+                    break;
+                }
+            }
             if self.terminating() || st.spawned >= self.max_threads {
                 return -EAGAIN;
             }
@@ -42,7 +53,8 @@ impl RunShared {
         match self.try_spawn(arg) {
             Some(tid) => tid,
             None => {
-                self.thread_gone(true);
+                self.thread_left_wasm();
+                self.thread_gone();
                 -EAGAIN
             }
         }

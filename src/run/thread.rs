@@ -98,12 +98,15 @@ fn run_thread(run: Arc<RunShared>, mut store: Store<StoreData>, entry: Entry) {
         ThreadExit::Trapped(msg) => run.finish(RunExit::trap(tid, msg.clone())),
         ThreadExit::Returned | ThreadExit::Terminated => {}
     }
+    if tid != 0 {
+        run.thread_left_wasm();
+    }
     drop(store);
     if let Some(cb) = &run.on_thread_exit {
         // A panicking Rust callback must not take the thread's bookkeeping with it.
         let _ = catch_unwind(AssertUnwindSafe(|| cb(tid, &how)));
     }
-    run.thread_gone(tid != 0);
+    run.thread_gone();
 }
 
 /// Runs a guest thread on a thread of the engine's pool. On error nothing was started.

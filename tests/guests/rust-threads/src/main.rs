@@ -78,6 +78,24 @@ fn main() {
             let ok = via_channel == expected && *total.lock().unwrap() == expected;
             std::process::exit(if ok { 0 } else { 1 });
         }
+        // ROUNDS rounds of 4 threads spawned and joined: under a thread limit of 4, every
+        // spawn must succeed (a joined thread no longer counts). Exit 0 when all ran.
+        Some("rounds") => {
+            let rounds: u64 = args[2].parse().unwrap();
+            let ran = Arc::new(Mutex::new(0u64));
+            for _ in 0..rounds {
+                let handles: Vec<_> = (0..4)
+                    .map(|_| {
+                        let ran = ran.clone();
+                        thread::spawn(move || *ran.lock().unwrap() += 1)
+                    })
+                    .collect();
+                for h in handles {
+                    h.join().unwrap();
+                }
+            }
+            std::process::exit(if *ran.lock().unwrap() == rounds * 4 { 0 } else { 1 });
+        }
         // A thread panics: with panic=abort this is a trap in that thread.
         Some("panic-in-thread") => {
             let h = thread::spawn(|| panic!("boom in a thread"));
