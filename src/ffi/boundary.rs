@@ -112,6 +112,18 @@ pub(crate) fn path_arg(path: *const c_char, what: &str) -> Result<PathBuf, Strin
     Ok(PathBuf::from(std::ffi::OsStr::from_bytes(bytes)))
 }
 
+/// Frees a handle made by `Box::into_raw`: the body of every `wt_*_free`. NULL is ignored.
+///
+/// # Safety
+/// `ptr` is NULL or came from `Box::into_raw` for this `T`, is not yet freed and is not in
+/// use by another call.
+pub(crate) unsafe fn free_box<T>(ptr: *mut T) {
+    if !ptr.is_null() {
+        // SAFETY: guaranteed by the caller (see above).
+        drop(unsafe { Box::from_raw(ptr) });
+    }
+}
+
 /// Calls `f` with the object behind `ptr` unless `ptr` is NULL: the body of the setters
 /// that return nothing and ignore NULL.
 pub(crate) fn with_live<T>(ptr: *mut T, f: impl FnOnce(&mut T)) {

@@ -6,7 +6,7 @@ use std::os::fd::FromRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::boundary::{NotError, byte_arg, path_arg, str_arg, with_live};
+use super::boundary::{NotError, byte_arg, free_box, path_arg, str_arg, with_live};
 use super::error::wt_error_t;
 use super::run::{wt_thread_exit_kind_t, wt_thread_exit_t};
 use crate::config::{Preopen, RunConfig};
@@ -60,10 +60,8 @@ pub extern "C" fn wt_run_config_new() -> *mut wt_run_config_t {
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_run_config_free(config: *mut wt_run_config_t) {
     ffi_boundary! {
-        if !config.is_null() {
-            // SAFETY: from `wt_run_config_new`, not yet freed (header contract).
-            drop(unsafe { Box::from_raw(config) });
-        }
+        // SAFETY: NULL or from `wt_run_config_new`, not yet freed (header contract).
+        unsafe { free_box(config) }
     }
 }
 

@@ -1,6 +1,6 @@
 //! `wt_engine_t` and `wt_engine_config_t`.
 
-use super::boundary::{NotError, with_live};
+use super::boundary::{NotError, free_box, with_live};
 use super::error::wt_error_t;
 use crate::engine::{Engine, EngineConfig};
 
@@ -34,10 +34,8 @@ pub extern "C" fn wt_engine_config_new() -> *mut wt_engine_config_t {
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_engine_config_free(config: *mut wt_engine_config_t) {
     ffi_boundary! {
-        if !config.is_null() {
-            // SAFETY: from `wt_engine_config_new`, not yet freed (header contract).
-            drop(unsafe { Box::from_raw(config) });
-        }
+        // SAFETY: NULL or from `wt_engine_config_new`, not yet freed (header contract).
+        unsafe { free_box(config) }
     }
 }
 
@@ -95,10 +93,8 @@ pub extern "C" fn wt_engine_new(
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_engine_free(engine: *mut wt_engine_t) {
     ffi_boundary! {
-        if !engine.is_null() {
-            // SAFETY: from `wt_engine_new`, not yet freed (header contract).
-            drop(unsafe { Box::from_raw(engine) });
-        }
+        // SAFETY: NULL or from `wt_engine_new`, not yet freed (header contract).
+        unsafe { free_box(engine) }
     }
 }
 

@@ -2,6 +2,8 @@
 
 use std::ffi::{CString, c_char};
 
+use super::boundary::free_box;
+
 /// An error: a call failed, or was misused. Created by the library, owned by the caller,
 /// who must release it with `wt_error_free`.
 pub struct wt_error {
@@ -48,9 +50,7 @@ pub extern "C" fn wt_error_message(error: *const wt_error_t) -> *const c_char {
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_error_free(error: *mut wt_error_t) {
     ffi_boundary! {
-        if !error.is_null() {
-            // SAFETY: a pointer returned by this library and not yet freed (header contract).
-            drop(unsafe { Box::from_raw(error) });
-        }
+        // SAFETY: NULL or a pointer returned by this library and not yet freed (header contract).
+        unsafe { free_box(error) }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::ffi::c_char;
 
-use super::boundary::{byte_arg, path_arg};
+use super::boundary::{byte_arg, free_box, path_arg};
 use super::engine::wt_engine_t;
 use super::error::wt_error_t;
 use crate::module::Module;
@@ -56,10 +56,8 @@ fn load_bytes(
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_module_free(module: *mut wt_module_t) {
     ffi_boundary! {
-        if !module.is_null() {
-            // SAFETY: from `wt_module_load`, not yet freed (header contract).
-            drop(unsafe { Box::from_raw(module) });
-        }
+        // SAFETY: NULL or from `wt_module_load`, not yet freed (header contract).
+        unsafe { free_box(module) }
     }
 }
 

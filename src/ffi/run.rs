@@ -3,6 +3,7 @@
 use std::ffi::{CString, c_char};
 use std::sync::Arc;
 
+use super::boundary::free_box;
 use super::config::wt_run_config_t;
 use super::engine::wt_engine_t;
 use super::error::wt_error_t;
@@ -214,10 +215,8 @@ pub extern "C" fn wt_run_try_wait(run: *const wt_run_t, exit_out: *mut wt_exit_t
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_run_free(run: *mut wt_run_t) {
     ffi_boundary! {
-        if !run.is_null() {
-            // SAFETY: from `wt_run_start`, not yet freed, not in use by another call.
-            drop(unsafe { Box::from_raw(run) });
-        }
+        // SAFETY: NULL or from `wt_run_start`, not yet freed, not in use by another call.
+        unsafe { free_box(run) }
     }
 }
 
