@@ -108,16 +108,22 @@ fn spawn_past_the_limit_returns_negative_and_the_guest_goes_on() {
     assert_eq!(exit.code, 101);
 }
 
-#[test]
-fn missing_thread_start_makes_spawn_fail_not_trap() {
-    let e = engine();
-    let wat = r#"(module
+/// A guest whose main exits with 1 when its one `thread-spawn` fails; `thread_start` is
+/// spliced in as its `wasi_thread_start` export (or its absence).
+fn spawn_failure_guest(thread_start: &str) -> String {
+    format!(r#"(module
         (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
         (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
         (import "env" "memory" (memory 1 1 shared))
+        {thread_start}
         (func (export "_start")
-          (call $proc_exit (i32.lt_s (call $spawn (i32.const 0)) (i32.const 0)))))"#;
-    let m = load(&e, wat);
+          (call $proc_exit (i32.lt_s (call $spawn (i32.const 0)) (i32.const 0)))))"#)
+}
+
+#[test]
+fn missing_thread_start_makes_spawn_fail_not_trap() {
+    let e = engine();
+    let m = load(&e, &spawn_failure_guest(""));
     let (exit, _) = run_watched(&m, &RunConfig::default());
     assert_eq!(exit, RunExit { kind: ExitKind::Code, code: 1, tid: 0, message: None });
 }
@@ -135,14 +141,8 @@ fn timeout_stops_a_spinning_guest() {
 #[test]
 fn wrongly_typed_thread_start_makes_spawn_fail_not_trap() {
     let e = engine();
-    let wat = r#"(module
-        (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
-        (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
-        (import "env" "memory" (memory 1 1 shared))
-        (func (export "wasi_thread_start") (param i32))
-        (func (export "_start")
-          (call $proc_exit (i32.lt_s (call $spawn (i32.const 0)) (i32.const 0)))))"#;
-    let (exit, _) = run_watched(&load(&e, wat), &RunConfig::default());
+    let m = load(&e, &spawn_failure_guest(r#"(func (export "wasi_thread_start") (param i32))"#));
+    let (exit, _) = run_watched(&m, &RunConfig::default());
     assert_eq!((exit.kind, exit.code), (ExitKind::Code, 1));
 }
 

@@ -60,17 +60,13 @@ impl Exits {
 /// Runs to the end, failing the test (instead of hanging it) if the run is not over
 /// within 60 s: a liveness check, not a speed check.
 pub fn run_watched(module: &Module, config: &RunConfig) -> (RunExit, Duration) {
-    let (tx, rx) = std::sync::mpsc::channel();
     let (module, config) = (module.clone(), config.clone());
-    let t = std::thread::spawn(move || {
+    within(Duration::from_secs(60), move || {
         let run = Run::start(&module, &config).expect("run starts");
         let start = Instant::now();
         let exit = run.wait();
-        tx.send((exit, start.elapsed())).unwrap();
-    });
-    let r = rx.recv_timeout(Duration::from_secs(60)).expect("the run did not end within 60 s");
-    t.join().unwrap();
-    r
+        (exit, start.elapsed())
+    })
 }
 
 /// Runs `f` on a thread of its own and fails the test if it has not finished within
