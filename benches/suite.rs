@@ -17,7 +17,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use wasithreads::stdio::Output;
+use wasithreads::io::Output;
 use wasithreads::{Engine, EngineConfig, Module, Run, RunConfig, ThreadExit};
 
 fn reps() -> usize {
@@ -288,7 +288,7 @@ fn teardown(reps: usize) -> f64 {
     let (reader, writer) = std::io::pipe().unwrap();
     let exited_at: Arc<Mutex<Option<Instant>>> = Arc::default();
     let mut config = RunConfig::default();
-    config.stdin = wasithreads::stdio::Input::File(Arc::new(std::fs::File::from(std::os::fd::OwnedFd::from(reader))));
+    config.stdin = wasithreads::io::Input::File(Arc::new(std::fs::File::from(std::os::fd::OwnedFd::from(reader))));
     let stamp = exited_at.clone();
     config.on_thread_exit = Some(Arc::new(move |_, how| {
         if matches!(how, ThreadExit::Exited(_)) {

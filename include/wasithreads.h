@@ -116,11 +116,6 @@ struct wt_run_config;
 typedef struct wt_run_config wt_run_config_t;
 
 /**
- * See `struct wt_error`.
- */
-typedef struct wt_error wt_error_t;
-
-/**
  * See `enum wt_thread_exit_kind`.
  */
 typedef enum wt_thread_exit_kind wt_thread_exit_kind_t;
@@ -164,18 +159,14 @@ typedef void (*wt_thread_exit_callback_t)(void *user_data, int32_t tid, const wt
 typedef void (*wt_thread_start_callback_t)(void *user_data, int32_t tid);
 
 /**
- * Receives guest output: what thread `tid` wrote with one `fd_write`, `len` bytes at
- * `data` (valid only during the call). Called on the writing guest thread; calls for one
- * stream never overlap, and one `fd_write` is never split or mixed with another. It may
- * call `wt_run_cancel` on its own run (to stop a guest on some output), but must not wait
- * for or free that run.
- */
-typedef void (*wt_output_callback_t)(void *user_data, int32_t tid, const uint8_t *data, size_t len);
-
-/**
  * See `struct wt_engine_config`.
  */
 typedef struct wt_engine_config wt_engine_config_t;
+
+/**
+ * See `struct wt_error`.
+ */
+typedef struct wt_error wt_error_t;
 
 /**
  * See `struct wt_engine`.
@@ -238,6 +229,15 @@ typedef struct wt_exit wt_exit_t;
  */
 typedef struct wt_run wt_run_t;
 
+/**
+ * Receives guest output: what thread `tid` wrote with one `fd_write`, `len` bytes at
+ * `data` (valid only during the call). Called on the writing guest thread; calls for one
+ * stream never overlap, and one `fd_write` is never split or mixed with another. It may
+ * call `wt_run_cancel` on its own run (to stop a guest on some output), but must not wait
+ * for or free that run.
+ */
+typedef void (*wt_output_callback_t)(void *user_data, int32_t tid, const uint8_t *data, size_t len);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -247,6 +247,215 @@ extern "C" {
  * Never NULL; the caller must not free it.
  */
 const char *wt_version(void);
+
+/**
+ * Sets (or, with `cb` NULL, clears) the thread-exit callback; see
+ * `wt_thread_exit_callback_t`. NULL `config` is ignored.
+ */
+void wt_run_config_set_thread_exit_callback(wt_run_config_t *config,
+                                            wt_thread_exit_callback_t cb,
+                                            void *user_data);
+
+/**
+ * Sets (or, with `cb` NULL, clears) the thread-start callback; see
+ * `wt_thread_start_callback_t`. NULL `config` is ignored.
+ */
+void wt_run_config_set_thread_start_callback(wt_run_config_t *config,
+                                             wt_thread_start_callback_t cb,
+                                             void *user_data);
+
+/**
+ * A new engine configuration with the defaults: Cranelift opt level 1 (speed), no
+ * on-disk compilation cache, a 1 MiB wasm stack per guest thread.
+ * The caller owns the result and must release it with `wt_engine_config_free`.
+ * Returns NULL only if memory ran out.
+ */
+wt_engine_config_t *wt_engine_config_new(void);
+
+/**
+ * Releases a configuration. NULL is ignored.
+ */
+void wt_engine_config_free(wt_engine_config_t *config);
+
+/**
+ * Sets Cranelift's optimisation level: 0 = none, 1 = speed (default), 2 = speed and size.
+ * Other values make `wt_engine_new` fail. NULL `config` is ignored.
+ */
+void wt_engine_config_set_opt_level(wt_engine_config_t *config, uint8_t level);
+
+/**
+ * Turns Wasmtime's on-disk compilation cache on or off (default off). Uses Wasmtime's
+ * default cache configuration and directory. NULL `config` is ignored.
+ */
+void wt_engine_config_set_cache(wt_engine_config_t *config, bool enabled);
+
+/**
+ * Sets the largest wasm stack of one guest thread, in bytes (default 1 MiB). Deeper
+ * recursion traps ("call stack exhausted"). 0 makes `wt_engine_new` fail. NULL is ignored.
+ */
+void wt_engine_config_set_max_wasm_stack(wt_engine_config_t *config, size_t bytes);
+
+/**
+ * Creates an engine. `config` may be NULL for the defaults; it is not consumed.
+ * On success writes the engine to `*engine_out` (the caller owns it and must release it
+ * with `wt_engine_free`) and returns NULL. On failure returns an error and leaves
+ * `*engine_out` untouched.
+ */
+wt_error_t *wt_engine_new(const wt_engine_config_t *config, wt_engine_t **engine_out);
+
+/**
+ * Releases the caller's engine handle. Modules and runs made from it keep what they need
+ * alive, so objects may be freed in any order. NULL is ignored.
+ */
+void wt_engine_free(wt_engine_t *engine);
+
+/**
+ * Sets the interrupt tick: while a run is ending, how often guest threads that have not
+ * stopped yet are woken again, in microseconds (default 1000; at least 50). No timer runs while no run is
+ * ending: busy guests cost nothing extra. NULL `config` is ignored.
+ */
+void wt_engine_config_set_interrupt_tick_us(wt_engine_config_t *config,
+                                            uint64_t us);
+
+/**
+ * The error's message: UTF-8, NUL-terminated, never NULL for a non-NULL `error`.
+ * Valid until `wt_error_free(error)`. Returns NULL if `error` is NULL.
+ */
+const char *wt_error_message(const wt_error_t *error);
+
+/**
+ * Releases an error. NULL is ignored.
+ */
+void wt_error_free(wt_error_t *error);
+
+/**
+ * Compiles a module from `.wasm` bytes or WAT text (`len` bytes at `bytes`, which are
+ * copied; the caller keeps ownership). Checks that the module is valid WebAssembly, that
+ * every import is one wasithreads provides (WASI preview 1, `wasi::thread-spawn`, one
+ * memory) and that a module importing `thread-spawn` imports a shared memory.
+ * On success writes the module to `*module_out` (owned by the caller; release with
+ * `wt_module_free`) and returns NULL; on failure returns an error saying what is wrong
+ * and leaves `*module_out` untouched.
+ */
+wt_error_t *wt_module_load(const wt_engine_t *engine,
+                           const uint8_t *bytes,
+                           size_t len,
+                           wt_module_t **module_out);
+
+/**
+ * Releases the caller's module handle; runs in progress keep the module alive.
+ * NULL is ignored.
+ */
+void wt_module_free(wt_module_t *module);
+
+/**
+ * Like `wt_module_load`, reading the module (`.wasm` or `.wat`) from the file at `path`.
+ */
+wt_error_t *wt_module_load_file(const wt_engine_t *engine,
+                                const char *path,
+                                wt_module_t **module_out);
+
+/**
+ * Checks `len` bytes at `bytes` (`.wasm` or WAT) the way `wt_module_load` does, and
+ * says what is wrong, e.g. "the module imports wasi::thread-spawn but does not import a
+ * shared memory". Returns NULL if the module would load. It compiles the module to be
+ * sure, so it costs as much as loading.
+ */
+wt_error_t *wt_module_validate(const wt_engine_t *engine, const uint8_t *bytes, size_t len);
+
+/**
+ * Serializes the compiled module (machine code included) so that a host can cache it on
+ * disk and skip compilation next time with `wt_module_deserialize`. On success fills
+ * `*bytes_out` (owned by the caller: release with `wt_bytes_free`) and returns NULL.
+ */
+wt_error_t *wt_module_serialize(const wt_module_t *module, wt_bytes_t *bytes_out);
+
+/**
+ * Loads a module from bytes made by `wt_module_serialize` with the same library version
+ * and engine settings (anything else is refused with an error), skipping compilation.
+ *
+ * SECURITY: the bytes contain machine code that is checked for format and version but
+ * not for integrity. Only pass bytes this library produced and nobody else could change
+ * (e.g. a cache file only the host can write). For untrusted input use `wt_module_load`.
+ */
+wt_error_t *wt_module_deserialize(const wt_engine_t *engine,
+                                  const uint8_t *bytes,
+                                  size_t len,
+                                  wt_module_t **module_out);
+
+/**
+ * Releases bytes made by the library and sets them to NULL/0. NULL is ignored.
+ */
+void wt_bytes_free(wt_bytes_t *bytes);
+
+/**
+ * Runs `module`'s `_start` with `config` (NULL = defaults) and waits until every thread
+ * of the run has exited and been joined and each thread's exit callback has returned.
+ *
+ * A run ends at the first of: `_start` returns; any thread calls `proc_exit`; any thread
+ * traps; the timeout passes. All other threads are then stopped wherever they are (running
+ * wasm, in `memory.atomic.wait`, sleeping in `poll_oneoff`, reading stdin) within
+ * milliseconds. The host process never exits because of the guest.
+ *
+ * Returns NULL and fills `*exit_out` when the run started (whatever way it ended; release
+ * `exit_out->message` with `wt_exit_clear`). Returns an error and leaves `*exit_out`
+ * untouched when it could not start (NULL arguments, a module from another engine, no
+ * `_start`, link errors, a preopen directory that cannot be opened, …). Instantiation
+ * happens on the main guest thread: a module start function that traps ends the run as
+ * `WT_EXIT_TRAP` of thread 0, and one that never returns is stopped by timeout or cancel.
+ * `module` must have been loaded by `engine`. Thread-safe: many host threads may call
+ * `wt_run` on the same engine and module at once.
+ */
+wt_error_t *wt_run(const wt_engine_t *engine,
+                   const wt_module_t *module,
+                   const wt_run_config_t *config,
+                   wt_exit_t *exit_out);
+
+/**
+ * Releases `exit->message` and sets it to NULL. Safe to call on any `wt_exit_t` filled by
+ * this library, any number of times. NULL is ignored.
+ */
+void wt_exit_clear(wt_exit_t *exit);
+
+/**
+ * Starts a run like `wt_run` but returns at once. A supervisor thread enforces the
+ * timeout and stops the guest's threads when the run ends, whether or not anyone waits.
+ * On success writes the run to `*run_out` (owned by the caller: release it with
+ * `wt_run_free`) and returns NULL; on failure returns an error and leaves `*run_out`
+ * untouched.
+ */
+wt_error_t *wt_run_start(const wt_engine_t *engine,
+                         const wt_module_t *module,
+                         const wt_run_config_t *config,
+                         wt_run_t **run_out);
+
+/**
+ * Ends the run with `WT_EXIT_CANCELLED` unless it already ended; every guest thread is
+ * stopped wherever it is, within milliseconds. Returns at once. Safe from any thread, any
+ * number of times, also after the run ended (then it does nothing). NULL is ignored.
+ */
+void wt_run_cancel(const wt_run_t *run);
+
+/**
+ * Blocks until the run ended and every thread of it has been joined, then fills
+ * `*exit_out` (release `exit_out->message` with `wt_exit_clear`) and returns NULL.
+ * May be called more than once; each call reports the same outcome. Returns an error,
+ * leaving `*exit_out` untouched, only for NULL arguments.
+ */
+wt_error_t *wt_run_wait(const wt_run_t *run, wt_exit_t *exit_out);
+
+/**
+ * Does not block: if the run has ended and all its threads are joined, fills
+ * `*exit_out` (release its message with `wt_exit_clear`) and returns true; otherwise
+ * (or if an argument is NULL) returns false and leaves `*exit_out` untouched.
+ */
+bool wt_run_try_wait(const wt_run_t *run, wt_exit_t *exit_out);
+
+/**
+ * Releases a run. A run still going is cancelled and its threads joined first, so no
+ * guest thread outlives this call. NULL is ignored.
+ */
+void wt_run_free(wt_run_t *run);
 
 /**
  * A new run configuration with the defaults: argv = {"wasm"}, no environment, no
@@ -275,6 +484,13 @@ wt_error_t *wt_run_config_push_arg(wt_run_config_t *config, const char *arg);
 wt_error_t *wt_run_config_push_env(wt_run_config_t *config, const char *key, const char *value);
 
 /**
+ * Passes the host process's environment to the guest when `inherit` is true (default
+ * false: the guest sees only variables pushed with `wt_run_config_push_env`, which come
+ * after the inherited ones). NULL `config` is ignored.
+ */
+void wt_run_config_inherit_env(wt_run_config_t *config, bool inherit);
+
+/**
  * Gives the guest the host directory `host_path` (which must exist and be a directory
  * when the run starts) under the name `guest_path` (e.g. "/" or "/data"), read-write.
  * The guest cannot leave it by `..`, absolute paths or symlinks. `host_path` may be any
@@ -284,6 +500,14 @@ wt_error_t *wt_run_config_push_env(wt_run_config_t *config, const char *key, con
 wt_error_t *wt_run_config_preopen_dir(wt_run_config_t *config,
                                       const char *host_path,
                                       const char *guest_path);
+
+/**
+ * Like `wt_run_config_preopen_dir`, but the guest may only read: opening for writing,
+ * creating, renaming or removing anything under it fails with a WASI error.
+ */
+wt_error_t *wt_run_config_preopen_dir_readonly(wt_run_config_t *config,
+                                               const char *host_path,
+                                               const char *guest_path);
 
 /**
  * Sets the most spawned threads alive at once (the main thread not counted; default
@@ -301,42 +525,12 @@ void wt_run_config_set_max_threads(wt_run_config_t *config, uint32_t max_threads
 void wt_run_config_set_timeout_ms(wt_run_config_t *config, uint64_t timeout_ms);
 
 /**
- * Sets (or, with `cb` NULL, clears) the thread-exit callback; see
- * `wt_thread_exit_callback_t`. NULL `config` is ignored.
- */
-void wt_run_config_set_thread_exit_callback(wt_run_config_t *config,
-                                            wt_thread_exit_callback_t cb,
-                                            void *user_data);
-
-/**
- * Passes the host process's environment to the guest when `inherit` is true (default
- * false: the guest sees only variables pushed with `wt_run_config_push_env`, which come
- * after the inherited ones). NULL `config` is ignored.
- */
-void wt_run_config_inherit_env(wt_run_config_t *config, bool inherit);
-
-/**
- * Like `wt_run_config_preopen_dir`, but the guest may only read: opening for writing,
- * creating, renaming or removing anything under it fails with a WASI error.
- */
-wt_error_t *wt_run_config_preopen_dir_readonly(wt_run_config_t *config,
-                                               const char *host_path,
-                                               const char *guest_path);
-
-/**
  * Caps the guest's linear memory at `bytes` (rounded down to 64 KiB pages); growing past
  * it fails (`memory.grow` returns -1) and the guest goes on. 0 (the default) = only the
  * module's own maximum. A cap below the module's minimum makes runs fail to start.
  * NULL `config` is ignored.
  */
 void wt_run_config_set_max_memory(wt_run_config_t *config, uint64_t bytes);
-
-/**
- * Sets (or, with `cb` NULL, clears) the thread-start callback. NULL `config` is ignored.
- */
-void wt_run_config_set_thread_start_callback(wt_run_config_t *config,
-                                             wt_thread_start_callback_t cb,
-                                             void *user_data);
 
 /**
  * Guest output on `stream` (1 = stdout, 2 = stderr) goes to the host process's own
@@ -400,196 +594,6 @@ wt_error_t *wt_run_config_set_stdin_file(wt_run_config_t *config, const char *pa
  * still stopped promptly when the run ends.
  */
 wt_error_t *wt_run_config_set_stdin_fd(wt_run_config_t *config, int32_t fd);
-
-/**
- * A new engine configuration with the defaults: Cranelift opt level 1 (speed), no
- * on-disk compilation cache, a 1 MiB wasm stack per guest thread.
- * The caller owns the result and must release it with `wt_engine_config_free`.
- * Returns NULL only if memory ran out.
- */
-wt_engine_config_t *wt_engine_config_new(void);
-
-/**
- * Releases a configuration. NULL is ignored.
- */
-void wt_engine_config_free(wt_engine_config_t *config);
-
-/**
- * Sets Cranelift's optimisation level: 0 = none, 1 = speed (default), 2 = speed and size.
- * Other values make `wt_engine_new` fail. NULL `config` is ignored.
- */
-void wt_engine_config_set_opt_level(wt_engine_config_t *config, uint8_t level);
-
-/**
- * Turns Wasmtime's on-disk compilation cache on or off (default off). Uses Wasmtime's
- * default cache configuration and directory. NULL `config` is ignored.
- */
-void wt_engine_config_set_cache(wt_engine_config_t *config, bool enabled);
-
-/**
- * Sets the largest wasm stack of one guest thread, in bytes (default 1 MiB). Deeper
- * recursion traps ("call stack exhausted"). 0 makes `wt_engine_new` fail. NULL is ignored.
- */
-void wt_engine_config_set_max_wasm_stack(wt_engine_config_t *config, size_t bytes);
-
-/**
- * Creates an engine. `config` may be NULL for the defaults; it is not consumed.
- * On success writes the engine to `*engine_out` (the caller owns it and must release it
- * with `wt_engine_free`) and returns NULL. On failure returns an error and leaves
- * `*engine_out` untouched.
- */
-wt_error_t *wt_engine_new(const wt_engine_config_t *config, wt_engine_t **engine_out);
-
-/**
- * Releases the caller's engine handle. Modules and runs made from it keep what they need
- * alive, so objects may be freed in any order. NULL is ignored.
- */
-void wt_engine_free(wt_engine_t *engine);
-
-/**
- * While a run is ending, how often guest threads that have not stopped yet are woken
- * again, in microseconds (default 1000; at least 50). No timer runs while no run is
- * ending: busy guests cost nothing extra. NULL `config` is ignored.
- */
-void wt_engine_config_set_interrupt_tick_us(wt_engine_config_t *config, uint64_t us);
-
-/**
- * The error's message: UTF-8, NUL-terminated, never NULL for a non-NULL `error`.
- * Valid until `wt_error_free(error)`. Returns NULL if `error` is NULL.
- */
-const char *wt_error_message(const wt_error_t *error);
-
-/**
- * Releases an error. NULL is ignored.
- */
-void wt_error_free(wt_error_t *error);
-
-/**
- * Compiles a module from `.wasm` bytes or WAT text (`len` bytes at `bytes`, which are
- * copied; the caller keeps ownership). Checks that the module is valid WebAssembly, that
- * every import is one wasithreads provides (WASI preview 1, `wasi::thread-spawn`, one
- * memory) and that a module importing `thread-spawn` imports a shared memory.
- * On success writes the module to `*module_out` (owned by the caller; release with
- * `wt_module_free`) and returns NULL; on failure returns an error saying what is wrong
- * and leaves `*module_out` untouched.
- */
-wt_error_t *wt_module_load(wt_engine_t *engine,
-                           const uint8_t *bytes,
-                           size_t len,
-                           wt_module_t **module_out);
-
-/**
- * Releases the caller's module handle; runs in progress keep the module alive.
- * NULL is ignored.
- */
-void wt_module_free(wt_module_t *module);
-
-/**
- * Like `wt_module_load`, reading the module (`.wasm` or `.wat`) from the file at `path`.
- */
-wt_error_t *wt_module_load_file(wt_engine_t *engine, const char *path, wt_module_t **module_out);
-
-/**
- * Checks `len` bytes at `bytes` (`.wasm` or WAT) the way `wt_module_load` does, and
- * says what is wrong, e.g. "the module imports wasi::thread-spawn but does not import a
- * shared memory". Returns NULL if the module would load. It compiles the module to be
- * sure, so it costs as much as loading.
- */
-wt_error_t *wt_module_validate(wt_engine_t *engine, const uint8_t *bytes, size_t len);
-
-/**
- * Serializes the compiled module (machine code included) so that a host can cache it on
- * disk and skip compilation next time with `wt_module_deserialize`. On success fills
- * `*bytes_out` (owned by the caller: release with `wt_bytes_free`) and returns NULL.
- */
-wt_error_t *wt_module_serialize(const wt_module_t *module, wt_bytes_t *bytes_out);
-
-/**
- * Loads a module from bytes made by `wt_module_serialize` with the same library version
- * and engine settings (anything else is refused with an error), skipping compilation.
- *
- * SECURITY: the bytes contain machine code that is checked for format and version but
- * not for integrity. Only pass bytes this library produced and nobody else could change
- * (e.g. a cache file only the host can write). For untrusted input use `wt_module_load`.
- */
-wt_error_t *wt_module_deserialize(wt_engine_t *engine,
-                                  const uint8_t *bytes,
-                                  size_t len,
-                                  wt_module_t **module_out);
-
-/**
- * Releases bytes made by the library and sets them to NULL/0. NULL is ignored.
- */
-void wt_bytes_free(wt_bytes_t *bytes);
-
-/**
- * Runs `module`'s `_start` with `config` (NULL = defaults) and waits until every thread
- * of the run has exited and been joined and each thread's exit callback has returned.
- *
- * A run ends at the first of: `_start` returns; any thread calls `proc_exit`; any thread
- * traps; the timeout passes. All other threads are then stopped wherever they are (running
- * wasm, in `memory.atomic.wait`, sleeping in `poll_oneoff`, reading stdin) within
- * milliseconds. The host process never exits because of the guest.
- *
- * Returns NULL and fills `*exit_out` when the run started (whatever way it ended; release
- * `exit_out->message` with `wt_exit_clear`). Returns an error and leaves `*exit_out`
- * untouched when it could not start (NULL arguments, a module from another engine, no
- * `_start`, link errors, a preopen directory that cannot be opened, …). Instantiation
- * happens on the main guest thread: a module start function that traps ends the run as
- * `WT_EXIT_TRAP` of thread 0, and one that never returns is stopped by timeout or cancel.
- * `module` must have been loaded by `engine`. Thread-safe: many host threads may call
- * `wt_run` on the same engine and module at once.
- */
-wt_error_t *wt_run(wt_engine_t *engine,
-                   const wt_module_t *module,
-                   const wt_run_config_t *config,
-                   wt_exit_t *exit_out);
-
-/**
- * Releases `exit->message` and sets it to NULL. Safe to call on any `wt_exit_t` filled by
- * this library, any number of times. NULL is ignored.
- */
-void wt_exit_clear(wt_exit_t *exit);
-
-/**
- * Starts a run like `wt_run` but returns at once. A supervisor thread enforces the
- * timeout and stops the guest's threads when the run ends, whether or not anyone waits.
- * On success writes the run to `*run_out` (owned by the caller: release it with
- * `wt_run_free`) and returns NULL; on failure returns an error and leaves `*run_out`
- * untouched.
- */
-wt_error_t *wt_run_start(wt_engine_t *engine,
-                         const wt_module_t *module,
-                         const wt_run_config_t *config,
-                         wt_run_t **run_out);
-
-/**
- * Ends the run with `WT_EXIT_CANCELLED` unless it already ended; every guest thread is
- * stopped wherever it is, within milliseconds. Returns at once. Safe from any thread, any
- * number of times, also after the run ended (then it does nothing). NULL is ignored.
- */
-void wt_run_cancel(const wt_run_t *run);
-
-/**
- * Blocks until the run ended and every thread of it has been joined, then fills
- * `*exit_out` (release `exit_out->message` with `wt_exit_clear`) and returns NULL.
- * May be called more than once; each call reports the same outcome. Returns an error,
- * leaving `*exit_out` untouched, only for NULL arguments.
- */
-wt_error_t *wt_run_wait(const wt_run_t *run, wt_exit_t *exit_out);
-
-/**
- * Does not block: if the run has ended and all its threads are joined, fills
- * `*exit_out` (release its message with `wt_exit_clear`) and returns true; otherwise
- * (or if an argument is NULL) returns false and leaves `*exit_out` untouched.
- */
-bool wt_run_try_wait(const wt_run_t *run, wt_exit_t *exit_out);
-
-/**
- * Releases a run. A run still going is cancelled and its threads joined first, so no
- * guest thread outlives this call. NULL is ignored.
- */
-void wt_run_free(wt_run_t *run);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Runs every test: the Rust unit and integration tests (which include the C and C++ API
-# tests against the committed header, the Rust std::thread guests, wt-run as a cargo
-# runner and the Python ctypes test), the examples-c CMake project's CTest tests, and an
-# install into a temporary prefix used through pkg-config and find_package.
+# Runs every test: the check of the layer map in src/lib.rs (scripts/check-layers.py),
+# the Rust unit and integration tests (which include the C and C++ API tests against the
+# committed header, the Rust std::thread guests, wt-run as a cargo runner and the Python
+# ctypes test), the examples-c CMake project's CTest tests, and an install into a
+# temporary prefix used through pkg-config and find_package.
 # One cargo profile (release) and one target dir serve all of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+python3 scripts/check-layers.py
 cargo test --release --locked
 cmake -S examples-c -B target/examples-c >/dev/null
 cmake --build target/examples-c

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::exit::{ThreadExitCallback, ThreadStartCallback};
-use crate::stdio::{Input, Output};
+use crate::io::{Input, Output};
 
 /// Default for [`RunConfig::max_threads`].
 pub const DEFAULT_MAX_THREADS: u32 = 1024;

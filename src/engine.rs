@@ -1,13 +1,13 @@
-//! The engine: one Wasmtime engine configured for wasi-threads, plus the host functions
-//! every module of it links against. Cheap to clone; safe to share between host threads.
+//! The engine: one Wasmtime engine configured for wasi-threads, and the pool of OS
+//! threads its guest threads run on. Cheap to clone; safe to share between host threads.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Result;
-use wasmtime::{Linker, OptLevel};
+use wasmtime::OptLevel;
 
 use crate::pool::Pool;
-use crate::run::StoreData;
 
 /// Options for [`Engine::new`]. The defaults suit most hosts.
 #[derive(Clone, Debug)]
@@ -19,9 +19,10 @@ pub struct EngineConfig {
     /// Largest wasm stack of one guest thread, in bytes (default 1 MiB). Deeper recursion
     /// traps with "call stack exhausted"; it never crashes the host.
     pub max_wasm_stack: usize,
-    /// While a run is ending, how often threads that have not stopped yet are woken again
-    /// (bumping the epoch for busy threads, notifying waiters). Nothing ticks otherwise.
-    pub interrupt_tick: std::time::Duration,
+    /// The interrupt tick: while a run is ending, how often threads that have not stopped
+    /// yet are woken again (bumping the epoch for busy threads, notifying waiters). At
+    /// least 50 µs. Nothing ticks otherwise.
+    pub interrupt_tick: Duration,
 }
 
 impl Default for EngineConfig {
@@ -30,7 +31,7 @@ impl Default for EngineConfig {
             opt_level: 1,
             cache: false,
             max_wasm_stack: 1 << 20,
-            interrupt_tick: std::time::Duration::from_millis(1),
+            interrupt_tick: Duration::from_millis(1),
         }
     }
 }
@@ -39,13 +40,14 @@ impl Default for EngineConfig {
 /// (WASI calls) that runs on the same thread.
 const HOST_STACK_MARGIN: usize = 2 << 20;
 
-pub(crate) struct EngineInner {
-    pub(crate) wasmtime: wasmtime::Engine,
-    /// WASI preview 1, `wasi.thread-spawn` and our interruptible `proc_exit`, `poll_oneoff` etc.
-    pub(crate) linker: Linker<StoreData>,
+/// The shortest interrupt tick.
+const MIN_INTERRUPT_TICK: Duration = Duration::from_micros(50);
+
+struct EngineInner {
+    wasmtime: wasmtime::Engine,
     /// OS threads for guest threads, each with a stack for `max_wasm_stack` plus host code.
-    pub(crate) pool: Arc<Pool>,
-    pub(crate) kick_interval: std::time::Duration,
+    pool: Arc<Pool>,
+    interrupt_tick: Duration,
 }
 
 impl Drop for EngineInner {
@@ -58,7 +60,7 @@ impl Drop for EngineInner {
 /// A compilation and execution environment. Clones share the same engine.
 #[derive(Clone)]
 pub struct Engine {
-    pub(crate) inner: Arc<EngineInner>,
+    inner: Arc<EngineInner>,
 }
 
 impl Engine {
@@ -80,15 +82,11 @@ impl Engine {
             let cache = wasmtime::Cache::from_file(None)?;
             c.cache(Some(cache));
         }
-        let wasmtime = wasmtime::Engine::new(&c)?;
-        let mut linker = Linker::new(&wasmtime);
-        crate::wasi::add_to_linker(&mut linker)?;
         Ok(Engine {
             inner: Arc::new(EngineInner {
-                wasmtime,
-                linker,
+                wasmtime: wasmtime::Engine::new(&c)?,
                 pool: Pool::new(config.max_wasm_stack + HOST_STACK_MARGIN),
-                kick_interval: config.interrupt_tick.max(std::time::Duration::from_micros(50)),
+                interrupt_tick: config.interrupt_tick.max(MIN_INTERRUPT_TICK),
             }),
         })
     }
@@ -96,5 +94,20 @@ impl Engine {
     /// The underlying Wasmtime engine.
     pub fn wasmtime(&self) -> &wasmtime::Engine {
         &self.inner.wasmtime
+    }
+
+    /// True when both handles are the same engine.
+    pub fn same_as(&self, other: &Engine) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// The OS threads guest threads run on.
+    pub(crate) fn pool(&self) -> &Arc<Pool> {
+        &self.inner.pool
+    }
+
+    /// See [`EngineConfig::interrupt_tick`].
+    pub(crate) fn interrupt_tick(&self) -> Duration {
+        self.inner.interrupt_tick
     }
 }

@@ -1,28 +1,45 @@
 //! wasithreads: run WebAssembly modules that use wasi-threads on Wasmtime, in-process.
 //!
-//! The crate has two layers:
-//! - a safe Rust core ([`Engine`], [`Module`], [`RunConfig`], [`Run`]) that owns every
-//!   guest thread of a run and turns traps, `proc_exit` and timeouts into a [`RunExit`]
-//!   value instead of ending the process;
-//! - a thin C ABI in [`ffi`] (`wt_*` functions, header `include/wasithreads.h`).
+//! A safe Rust core ([`Engine`], [`Module`], [`RunConfig`], [`Run`]) owns every guest
+//! thread of a run and turns traps, `proc_exit` and timeouts into a [`RunExit`] value
+//! instead of ending the process; a thin C ABI in [`ffi`] (`wt_*`, header
+//! `include/wasithreads.h`) sits on top. Nothing here calls `std::process::exit` or aborts
+//! on purpose.
 //!
-//! Nothing in this crate calls `std::process::exit` or aborts on purpose.
+//! # Layers
+//! Each module uses only the modules listed after it (`scripts/check-layers.py` checks
+//! this list against the `crate::` paths in the sources, in CI):
+//!
+//! ```text
+//! layer   module  may use                                      what it is
+//! leaf    exit    -                                            how runs and threads end
+//! leaf    pool    -                                            OS threads for guest threads
+//! leaf    io      -                                            stdio specs and live streams
+//! core    config  exit io                                      what one run gets
+//! core    group   exit io pool                                 a run's threads: state, spawn, teardown
+//! core    host    group io config                              every import: WASI, thread-spawn, atomics
+//! core    engine  pool                                         the Wasmtime engine and pool
+//! core    module  engine group host                            load, shape checks, rewrite
+//! top     run     config exit group host io module             the public Run: joins the rest
+//! top     ffi     config engine exit io module run             the C ABI
+//! ```
 
 pub mod config;
 mod engine;
 mod exit;
+mod group;
+mod host;
+pub mod io;
 mod module;
 mod pool;
-mod rewrite;
 mod run;
-pub mod stdio;
-mod wasi;
 
 pub mod ffi;
 
-pub use config::RunConfig;
+pub use config::{Preopen, RunConfig};
 pub use engine::{Engine, EngineConfig};
 pub use exit::{ExitKind, RunExit, ThreadExit, ThreadExitCallback, ThreadStartCallback};
+pub use io::{Input, Output, OutputCallback};
 pub use module::Module;
 pub use run::Run;
 

@@ -175,7 +175,7 @@ fn oversized_io_requests_are_bounded() {
             (then (call $exit (i32.const 93))))
           (call $exit (i32.const 0))))"#);
     let mut c = RunConfig::default();
-    c.stdout = wasithreads::stdio::Output::Null;
+    c.stdout = wasithreads::io::Output::Null;
     let (exit, _) = run_watched(&m, &c);
     assert_eq!((exit.kind, exit.code), (ExitKind::Code, 0), "{exit:?}");
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use wasithreads::config::Preopen;
-use wasithreads::stdio::{Input, Output};
+use wasithreads::io::{Input, Output};
 use wasithreads::{Engine, EngineConfig, ExitKind, Module, Run, RunConfig, RunExit, ThreadExit};
 
 /// Waits (bounded) until `f` holds.

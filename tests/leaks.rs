@@ -96,7 +96,7 @@ fn eight_host_threads_two_hundred_runs_each_on_one_engine() {
                 let (exiting, trapping) = (exiting.clone(), trapping.clone());
                 std::thread::spawn(move || {
                     let mut c = RunConfig::default();
-                    c.stdout = wasithreads::stdio::Output::Null;
+                    c.stdout = wasithreads::io::Output::Null;
                     for i in 0..200 {
                         let (m, want) = if (h + i) % 2 == 0 { (&exiting, ExitKind::Code) } else { (&trapping, ExitKind::Trap) };
                         let exit = Run::start(m, &c).unwrap().wait();

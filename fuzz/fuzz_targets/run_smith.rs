@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use libfuzzer_sys::arbitrary::Unstructured;
 use libfuzzer_sys::fuzz_target;
-use wasithreads::stdio::Output;
+use wasithreads::io::Output;
 use wasithreads::{Engine, EngineConfig, ExitKind, Module, Run, RunConfig};
 
 const SHAPE: &str = r#"(module

@@ -1,7 +1,9 @@
 //! `wt_engine_t` and `wt_engine_config_t`.
 
-use super::boundary::{NotError, free_box, with_live};
+use super::args::with_live;
+use super::boundary::NotError;
 use super::error::wt_error_t;
+use super::handle::Handle;
 use crate::engine::{Engine, EngineConfig};
 
 /// Settings for `wt_engine_new`. Create with `wt_engine_config_new`, release with
@@ -12,6 +14,7 @@ pub struct wt_engine_config {
 /// See `struct wt_engine_config`.
 pub type wt_engine_config_t = wt_engine_config;
 impl NotError for wt_engine_config {}
+impl Handle for wt_engine_config {}
 
 /// A compilation and execution environment. Thread-safe: any number of host threads may
 /// load modules and run them on one engine at once. Release with `wt_engine_free`.
@@ -20,6 +23,7 @@ pub struct wt_engine {
 }
 /// See `struct wt_engine`.
 pub type wt_engine_t = wt_engine;
+impl Handle for wt_engine {}
 
 /// A new engine configuration with the defaults: Cranelift opt level 1 (speed), no
 /// on-disk compilation cache, a 1 MiB wasm stack per guest thread.
@@ -27,7 +31,7 @@ pub type wt_engine_t = wt_engine;
 /// Returns NULL only if memory ran out.
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_engine_config_new() -> *mut wt_engine_config_t {
-    ffi_boundary! { Box::into_raw(Box::new(wt_engine_config { inner: EngineConfig::default() })) }
+    ffi_boundary! { wt_engine_config { inner: EngineConfig::default() }.into_raw() }
 }
 
 /// Releases a configuration. NULL is ignored.
@@ -35,7 +39,7 @@ pub extern "C" fn wt_engine_config_new() -> *mut wt_engine_config_t {
 pub extern "C" fn wt_engine_config_free(config: *mut wt_engine_config_t) {
     ffi_boundary! {
         // SAFETY: NULL or from `wt_engine_config_new`, not yet freed (header contract).
-        unsafe { free_box(config) }
+        unsafe { wt_engine_config::free(config) }
     }
 }
 
@@ -83,7 +87,7 @@ pub extern "C" fn wt_engine_new(
             return wt_error_t::raw("max wasm stack must be larger than 0");
         }
         wt_error_t::from_result(Engine::new(&config), |engine| {
-            *out = Box::into_raw(Box::new(wt_engine { inner: engine }));
+            *out = wt_engine { inner: engine }.into_raw();
         })
     }
 }
@@ -94,12 +98,12 @@ pub extern "C" fn wt_engine_new(
 pub extern "C" fn wt_engine_free(engine: *mut wt_engine_t) {
     ffi_boundary! {
         // SAFETY: NULL or from `wt_engine_new`, not yet freed (header contract).
-        unsafe { free_box(engine) }
+        unsafe { wt_engine::free(engine) }
     }
 }
 
-/// While a run is ending, how often guest threads that have not stopped yet are woken
-/// again, in microseconds (default 1000; at least 50). No timer runs while no run is
+/// Sets the interrupt tick: while a run is ending, how often guest threads that have not
+/// stopped yet are woken again, in microseconds (default 1000; at least 50). No timer runs while no run is
 /// ending: busy guests cost nothing extra. NULL `config` is ignored.
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_engine_config_set_interrupt_tick_us(config: *mut wt_engine_config_t, us: u64) {

@@ -2,7 +2,8 @@
 
 use std::ffi::{CString, c_char};
 
-use super::boundary::free_box;
+use super::args::c_string;
+use super::handle::Handle;
 
 /// An error: a call failed, or was misused. Created by the library, owned by the caller,
 /// who must release it with `wt_error_free`.
@@ -11,17 +12,16 @@ pub struct wt_error {
 }
 /// See `struct wt_error`.
 pub type wt_error_t = wt_error;
+impl Handle for wt_error {}
 
 impl wt_error {
     /// A new heap error for returning across the ABI.
     pub(crate) fn raw(message: impl Into<String>) -> *mut wt_error_t {
-        let mut m = message.into();
-        m.retain(|c| c != '\0');
-        let message = CString::new(m).unwrap_or_default();
-        Box::into_raw(Box::new(wt_error { message }))
+        wt_error { message: c_string(message) }.into_raw()
     }
 
-    /// NULL on success; on error, an error with the whole cause chain ("a: b: c").
+    /// NULL on success (after `ok` stored the value); on error, an error with the whole
+    /// cause chain ("a: b: c"). Out-parameters are only ever written by `ok`.
     pub(crate) fn from_result<T>(r: anyhow::Result<T>, ok: impl FnOnce(T)) -> *mut wt_error_t {
         match r {
             Ok(v) => {
@@ -51,6 +51,6 @@ pub extern "C" fn wt_error_message(error: *const wt_error_t) -> *const c_char {
 pub extern "C" fn wt_error_free(error: *mut wt_error_t) {
     ffi_boundary! {
         // SAFETY: NULL or a pointer returned by this library and not yet freed (header contract).
-        unsafe { free_box(error) }
+        unsafe { wt_error::free(error) }
     }
 }

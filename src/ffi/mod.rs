@@ -3,22 +3,34 @@
 //! Conventions (see `include/wasithreads.h`): fallible functions return `wt_error_t *`
 //! (NULL = success) and write their result to the last argument, named `*_out`, only on
 //! success. Every function catches panics. `_free(NULL)` does nothing.
+//!
+//! Plumbing: `boundary.rs` (the panic boundary), `args.rs` (pointer and argument checks,
+//! one error type for them), `handle.rs` (owned handles). One file per exported concept:
+//! `error.rs`, `engine.rs`, `module.rs`, `run_config.rs`, `stdio.rs`, `callbacks.rs`,
+//! `run.rs`.
 
 #![allow(non_camel_case_types)]
 
 #[macro_use]
 mod boundary;
-mod config;
+#[macro_use]
+mod args;
+mod callbacks;
 mod engine;
 mod error;
+mod handle;
 mod module;
 mod run;
+mod run_config;
+mod stdio;
 
-pub use config::*;
+pub use callbacks::*;
 pub use engine::*;
 pub use error::*;
 pub use module::*;
 pub use run::*;
+pub use run_config::*;
+pub use stdio::*;
 
 use std::ffi::c_char;
 

@@ -2,9 +2,11 @@
 
 use std::ffi::c_char;
 
-use super::boundary::{byte_arg, free_box, path_arg};
+use super::args::{byte_arg, path_arg};
 use super::engine::wt_engine_t;
 use super::error::wt_error_t;
+use super::handle::Handle;
+use crate::engine::Engine;
 use crate::module::Module;
 
 /// A compiled module. Thread-safe: it may be run by many host threads at once.
@@ -14,6 +16,7 @@ pub struct wt_module {
 }
 /// See `struct wt_module`.
 pub type wt_module_t = wt_module;
+impl Handle for wt_module {}
 
 /// Compiles a module from `.wasm` bytes or WAT text (`len` bytes at `bytes`, which are
 /// copied; the caller keeps ownership). Checks that the module is valid WebAssembly, that
@@ -24,7 +27,7 @@ pub type wt_module_t = wt_module;
 /// and leaves `*module_out` untouched.
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_module_load(
-    engine: *mut wt_engine_t,
+    engine: *const wt_engine_t,
     bytes: *const u8,
     len: usize,
     module_out: *mut *mut wt_module_t,
@@ -34,21 +37,16 @@ pub extern "C" fn wt_module_load(
 
 /// The shared body of the functions that make a module from a byte buffer.
 fn load_bytes(
-    engine: *mut wt_engine_t,
+    engine: *const wt_engine_t,
     bytes: *const u8,
     len: usize,
     module_out: *mut *mut wt_module_t,
-    make: impl FnOnce(&crate::Engine, &[u8]) -> anyhow::Result<Module>,
+    make: impl FnOnce(&Engine, &[u8]) -> anyhow::Result<Module>,
 ) -> *mut wt_error_t {
     let engine = try_ref!(engine);
     let out = try_mut!(module_out);
-    let bytes = match byte_arg(bytes, len, "bytes") {
-        Ok(b) => b,
-        Err(e) => return e,
-    };
-    wt_error_t::from_result(make(&engine.inner, bytes), |m| {
-        *out = Box::into_raw(Box::new(wt_module { inner: m }));
-    })
+    let bytes = try_arg!(byte_arg(bytes, len, "bytes"));
+    wt_error_t::from_result(make(&engine.inner, bytes), |m| *out = wt_module { inner: m }.into_raw())
 }
 
 /// Releases the caller's module handle; runs in progress keep the module alive.
@@ -57,7 +55,7 @@ fn load_bytes(
 pub extern "C" fn wt_module_free(module: *mut wt_module_t) {
     ffi_boundary! {
         // SAFETY: NULL or from `wt_module_load`, not yet freed (header contract).
-        unsafe { free_box(module) }
+        unsafe { wt_module::free(module) }
     }
 }
 
@@ -74,20 +72,15 @@ pub type wt_bytes_t = wt_bytes;
 /// Like `wt_module_load`, reading the module (`.wasm` or `.wat`) from the file at `path`.
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_module_load_file(
-    engine: *mut wt_engine_t,
+    engine: *const wt_engine_t,
     path: *const c_char,
     module_out: *mut *mut wt_module_t,
 ) -> *mut wt_error_t {
     ffi_boundary! {
         let engine = try_ref!(engine);
         let out = try_mut!(module_out);
-        let path = match path_arg(path, "path") {
-            Ok(p) => p,
-            Err(e) => return wt_error_t::raw(e),
-        };
-        wt_error_t::from_result(Module::from_file(&engine.inner, &path), |m| {
-            *out = Box::into_raw(Box::new(wt_module { inner: m }));
-        })
+        let path = try_arg!(path_arg(path, "path"));
+        wt_error_t::from_result(Module::from_file(&engine.inner, &path), |m| *out = wt_module { inner: m }.into_raw())
     }
 }
 
@@ -96,13 +89,10 @@ pub extern "C" fn wt_module_load_file(
 /// shared memory". Returns NULL if the module would load. It compiles the module to be
 /// sure, so it costs as much as loading.
 #[unsafe(no_mangle)]
-pub extern "C" fn wt_module_validate(engine: *mut wt_engine_t, bytes: *const u8, len: usize) -> *mut wt_error_t {
+pub extern "C" fn wt_module_validate(engine: *const wt_engine_t, bytes: *const u8, len: usize) -> *mut wt_error_t {
     ffi_boundary! {
         let engine = try_ref!(engine);
-        let bytes = match byte_arg(bytes, len, "bytes") {
-            Ok(b) => b,
-            Err(e) => return e,
-        };
+        let bytes = try_arg!(byte_arg(bytes, len, "bytes"));
         wt_error_t::from_result(Module::validate(&engine.inner, bytes), |()| {})
     }
 }
@@ -131,7 +121,7 @@ pub extern "C" fn wt_module_serialize(module: *const wt_module_t, bytes_out: *mu
 /// (e.g. a cache file only the host can write). For untrusted input use `wt_module_load`.
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_module_deserialize(
-    engine: *mut wt_engine_t,
+    engine: *const wt_engine_t,
     bytes: *const u8,
     len: usize,
     module_out: *mut *mut wt_module_t,

@@ -1,13 +1,13 @@
-//! `wt_run` and how runs and threads end: `wt_exit_t`, `wt_thread_exit_t`.
+//! `wt_run`, `wt_run_t` and how a run ended: `wt_exit_t`.
 
 use std::ffi::{CString, c_char};
-use std::sync::Arc;
 
-use super::boundary::free_box;
-use super::config::wt_run_config_t;
+use super::args::c_string;
 use super::engine::wt_engine_t;
 use super::error::wt_error_t;
+use super::handle::Handle;
 use super::module::wt_module_t;
+use super::run_config::wt_run_config_t;
 use crate::config::RunConfig;
 use crate::exit::{ExitKind, RunExit};
 use crate::run::Run;
@@ -47,36 +47,6 @@ pub struct wt_exit {
 /// See `struct wt_exit`.
 pub type wt_exit_t = wt_exit;
 
-/// How one thread ended, as passed to the thread-exit callback.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum wt_thread_exit_kind {
-    /// `_start` or `wasi_thread_start` returned.
-    WT_THREAD_RETURNED = 0,
-    /// The thread called `proc_exit(code)`, which ended the run.
-    WT_THREAD_EXITED = 1,
-    /// The thread trapped, which ended the run.
-    WT_THREAD_TRAPPED = 2,
-    /// The thread was stopped because another thread, a timeout or the host ended the run.
-    WT_THREAD_TERMINATED = 3,
-}
-/// See `enum wt_thread_exit_kind`.
-pub type wt_thread_exit_kind_t = wt_thread_exit_kind;
-
-/// How one thread ended.
-#[repr(C)]
-#[derive(Debug)]
-pub struct wt_thread_exit {
-    pub kind: wt_thread_exit_kind_t,
-    /// The `proc_exit` code for `WT_THREAD_EXITED`; 0 otherwise.
-    pub code: i32,
-    /// For `WT_THREAD_TRAPPED`: the trap message and wasm backtrace; NULL otherwise.
-    /// Borrowed: valid only during the callback.
-    pub message: *const c_char,
-}
-/// See `struct wt_thread_exit`.
-pub type wt_thread_exit_t = wt_thread_exit;
-
 impl wt_exit_t {
     fn from_exit(e: RunExit) -> wt_exit_t {
         wt_exit_t {
@@ -88,9 +58,7 @@ impl wt_exit_t {
             },
             code: e.code,
             tid: e.tid,
-            message: e
-                .message
-                .map_or(std::ptr::null_mut(), |m| CString::new(m.replace('\0', "")).unwrap_or_default().into_raw()),
+            message: e.message.map_or(std::ptr::null_mut(), |m| c_string(m).into_raw()),
         }
     }
 }
@@ -113,7 +81,7 @@ impl wt_exit_t {
 /// `wt_run` on the same engine and module at once.
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_run(
-    engine: *mut wt_engine_t,
+    engine: *const wt_engine_t,
     module: *const wt_module_t,
     config: *const wt_run_config_t,
     exit_out: *mut wt_exit_t,
@@ -147,6 +115,7 @@ pub struct wt_run {
 }
 /// See `struct wt_run`.
 pub type wt_run_t = wt_run;
+impl Handle for wt_run {}
 
 /// Starts a run like `wt_run` but returns at once. A supervisor thread enforces the
 /// timeout and stops the guest's threads when the run ends, whether or not anyone waits.
@@ -155,7 +124,7 @@ pub type wt_run_t = wt_run;
 /// untouched.
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_run_start(
-    engine: *mut wt_engine_t,
+    engine: *const wt_engine_t,
     module: *const wt_module_t,
     config: *const wt_run_config_t,
     run_out: *mut *mut wt_run_t,
@@ -163,7 +132,7 @@ pub extern "C" fn wt_run_start(
     ffi_boundary! {
         let out = try_mut!(run_out);
         start(engine, module, config, Run::start_background, |run| {
-            *out = Box::into_raw(Box::new(wt_run { run }));
+            *out = wt_run { run }.into_raw();
         })
     }
 }
@@ -216,14 +185,14 @@ pub extern "C" fn wt_run_try_wait(run: *const wt_run_t, exit_out: *mut wt_exit_t
 pub extern "C" fn wt_run_free(run: *mut wt_run_t) {
     ffi_boundary! {
         // SAFETY: NULL or from `wt_run_start`, not yet freed, not in use by another call.
-        unsafe { free_box(run) }
+        unsafe { wt_run::free(run) }
     }
 }
 
 /// The shared body of `wt_run` and `wt_run_start`: checks the arguments, starts the run
 /// with `how`, and hands it to `done`.
 fn start(
-    engine: *mut wt_engine_t,
+    engine: *const wt_engine_t,
     module: *const wt_module_t,
     config: *const wt_run_config_t,
     how: fn(&crate::Module, &RunConfig) -> anyhow::Result<Run>,
@@ -231,7 +200,7 @@ fn start(
 ) -> *mut wt_error_t {
     let engine = try_ref!(engine);
     let module = try_ref!(module);
-    if !Arc::ptr_eq(&engine.inner.inner, &module.inner.inner.engine.inner) {
+    if !module.inner.belongs_to(&engine.inner) {
         return wt_error_t::raw("the module was loaded by a different engine");
     }
     let default = RunConfig::default();

@@ -117,9 +117,9 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
 pub struct Capture(pub Arc<Mutex<Vec<(i32, Vec<u8>)>>>);
 
 impl Capture {
-    pub fn output(&self) -> wasithreads::stdio::Output {
+    pub fn output(&self) -> wasithreads::io::Output {
         let log = self.0.clone();
-        wasithreads::stdio::Output::Callback(Arc::new(move |tid, data| log.lock().unwrap().push((tid, data.to_vec()))))
+        wasithreads::io::Output::Callback(Arc::new(move |tid, data| log.lock().unwrap().push((tid, data.to_vec()))))
     }
     pub fn text(&self) -> String {
         let chunks = self.0.lock().unwrap();

@@ -15,27 +15,25 @@ mod stdio;
 
 use wasmtime::Linker;
 
-use crate::run::StoreData;
+use crate::group::StoreData;
 
 pub(crate) use ctx::build_ctx;
 pub(crate) use delegate::P1_FUNCTIONS;
-pub(crate) use stdio::Stdio;
 
 /// The import module of WASI preview 1.
 pub(crate) const P1_MODULE: &str = "wasi_snapshot_preview1";
 
-/// Defines all WASI preview 1 functions and `wasi::thread-spawn`.
-pub(crate) fn add_to_linker(linker: &mut Linker<StoreData>) -> anyhow::Result<()> {
+/// Defines all WASI preview 1 functions.
+pub(super) fn add_to_linker(linker: &mut Linker<StoreData>) -> anyhow::Result<()> {
     delegate::add_to_linker(linker)?;
     stdio::add_to_linker(linker)?;
     poll::add_to_linker(linker)?;
     proc::add_to_linker(linker)?;
-    crate::run::add_spawn_to_linker(linker)?;
     Ok(())
 }
 
 /// WASI errno values returned by our own implementations.
-pub(crate) mod errno {
+mod errno {
     pub const BADF: i32 = 8;
     pub const FAULT: i32 = 21;
     pub const INVAL: i32 = 28;

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use rustix::event::PollFlags;
 use wasmtime::{Caller, Linker};
 use wasmtime_wasi::p1::types::{
     Clockid, Errno, Event, EventFdReadwrite, Eventrwflags, Eventtype, Subclockflags, Subscription,
@@ -13,7 +14,7 @@ use wiggle::GuestPtr;
 
 use super::memory::{with_ctx, with_memory};
 use super::{P1_MODULE, delegate, errno};
-use crate::run::{StoreData, Terminated};
+use crate::group::StoreData;
 
 /// Most subscriptions served here; more go to the WASI context.
 const MAX_SUBSCRIPTIONS: u32 = 4096;
@@ -67,21 +68,22 @@ pub(super) fn add_to_linker(linker: &mut Linker<StoreData>) -> anyhow::Result<()
         P1_MODULE,
         "poll_oneoff",
         |mut caller: Caller<'_, StoreData>, subs_ptr: i32, events_ptr: i32, n: i32, nevents: i32| -> wasmtime::Result<i32> {
-            let read = with_memory(&mut caller, |mem, run, _| {
+            let read = with_memory(&mut caller, |mem, group, _| {
                 // Long lists go to the context, which limits them with its hostcall fuel.
                 if n as u32 > MAX_SUBSCRIPTIONS {
                     return Ok(None);
                 }
                 let subs = GuestPtr::<[Subscription]>::new((subs_ptr as u32, n as u32));
                 let subs: Result<Vec<_>, _> = subs.iter().map(|p| mem.read(p?)).collect();
-                Ok(subs.ok().and_then(|subs| Some((plan(&subs, |fd| run.stdio.owns(fd))?, subs))))
+                Ok(subs.ok().and_then(|subs| Some((plan(&subs, |fd| group.stdio.owns(fd))?, subs))))
             })?;
             let Some((waits, subs)) = read.filter(|(w, _)| !w.is_empty()) else {
                 return with_ctx(&mut caller, |ctx, mem| {
                     in_tokio(delegate::poll_oneoff(ctx, mem, subs_ptr, events_ptr, n, nevents))
                 });
             };
-            let run = caller.data().run.clone();
+            let group = caller.data().group.clone();
+            let teardown = &group.teardown;
             let earliest = waits.iter().filter_map(|w| if let Wait::Until(t) = w { Some(*t) } else { None }).min();
             let wants_stdin = waits.iter().any(|w| matches!(w, Wait::Stdin));
             let mut stdin_ready = false;
@@ -91,24 +93,16 @@ pub(super) fn add_to_linker(linker: &mut Linker<StoreData>) -> anyhow::Result<()
                 if stdin_ready || clock_due || waits.iter().any(|w| matches!(w, Wait::Writable)) {
                     break;
                 }
-                if wants_stdin {
-                    let timeout = earliest.map(|t| t.saturating_duration_since(now));
-                    stdin_ready = run.wait_stdin(timeout)?;
-                } else {
-                    let mut st = run.state.lock();
-                    if run.terminating() {
-                        return Err(wasmtime::Error::new(Terminated));
+                match group.stdio.stdin.fd().filter(|_| wants_stdin) {
+                    Some(fd) => {
+                        let timeout = earliest.map(|t| t.saturating_duration_since(now));
+                        stdin_ready = teardown.wait_fd(fd, PollFlags::IN, timeout)?;
                     }
-                    match earliest {
-                        Some(t) => {
-                            run.cond.wait_until(&mut st, t);
-                        }
-                        None => run.cond.wait(&mut st),
-                    }
+                    // Bytes and null stdin never block.
+                    None if wants_stdin => stdin_ready = true,
+                    None => teardown.sleep_until(earliest)?,
                 }
-                if run.terminating() {
-                    return Err(wasmtime::Error::new(Terminated));
-                }
+                teardown.bail_if_ending()?;
             }
             let now = Instant::now();
             let events: Vec<Event> = subs

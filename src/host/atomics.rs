@@ -1,6 +1,10 @@
 //! The host side of rewritten `memory.atomic.wait32/64` and `memory.atomic.notify` (see
-//! `rewrite.rs`): the same semantics, on `parking_lot_core` queues keyed by the host
-//! address of the word, with each waiter recorded in its run so that teardown can wake it.
+//! `module/rewrite.rs`): the same semantics, on `parking_lot_core` queues keyed by the host
+//! address of the word, with each waiter recorded in its group's [`Teardown`] so that
+//! teardown can wake it.
+//!
+//! Also the names of these imports ([`AtomicImport`]): the contract between the rewrite,
+//! which adds the imports, and this file, which defines them.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -8,8 +12,51 @@ use std::time::{Duration, Instant};
 use parking_lot_core::{DEFAULT_PARK_TOKEN, DEFAULT_UNPARK_TOKEN, FilterOp, ParkResult};
 use wasmtime::{Caller, Linker, SharedMemory, Trap};
 
-use super::{RunShared, StoreData, Terminated};
-use crate::rewrite::{ATOMICS_MODULE, AtomicImport, AtomicOp};
+use crate::group::{StoreData, Teardown};
+
+/// Import module of the host functions added by the rewrite.
+pub(crate) const ATOMICS_MODULE: &str = "wasithreads:internal";
+
+/// Which atomic instruction an import replaces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum AtomicOp {
+    Wait32,
+    Wait64,
+    Notify,
+}
+
+/// One host function a rewritten module imports: one per distinct (instruction, memarg
+/// offset), because the host must add the offset to the address operand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct AtomicImport {
+    pub op: AtomicOp,
+    /// The memarg offset added to the address operand.
+    pub offset: u64,
+}
+
+impl AtomicImport {
+    /// The import name, e.g. `wait32@16`.
+    pub(crate) fn name(&self) -> String {
+        let op = match self.op {
+            AtomicOp::Wait32 => "wait32",
+            AtomicOp::Wait64 => "wait64",
+            AtomicOp::Notify => "notify",
+        };
+        format!("{op}@{}", self.offset)
+    }
+
+    /// The inverse of [`AtomicImport::name`], for modules loaded from a serialized cache.
+    pub(crate) fn parse(name: &str) -> Option<AtomicImport> {
+        let (op, offset) = name.split_once('@')?;
+        let op = match op {
+            "wait32" => AtomicOp::Wait32,
+            "wait64" => AtomicOp::Wait64,
+            "notify" => AtomicOp::Notify,
+            _ => return None,
+        };
+        Some(AtomicImport { op, offset: offset.parse().ok()? })
+    }
+}
 
 /// Defines the host function for one rewritten instruction.
 pub(crate) fn define(linker: &mut Linker<StoreData>, imp: AtomicImport) -> anyhow::Result<()> {
@@ -53,18 +100,18 @@ fn locate(mem: &SharedMemory, addr: i32, offset: u64, size: u64) -> Result<usize
 }
 
 /// The run's shared memory; the rewrite only happens for modules that import one.
-fn memory(run: &RunShared) -> Result<&SharedMemory, Trap> {
-    run.memory.as_ref().ok_or(Trap::AtomicWaitNonSharedMemory)
+fn memory(data: &StoreData) -> Result<&SharedMemory, Trap> {
+    data.group.memory.as_ref().ok_or(Trap::AtomicWaitNonSharedMemory)
 }
 
 fn wait(data: &StoreData, addr: i32, offset: u64, size: u64, expected: u64, timeout_ns: i64) -> wasmtime::Result<i32> {
-    let run = &data.run;
-    let key = locate(memory(run)?, addr, offset, size)?;
+    let teardown: &Teardown = &data.group.teardown;
+    let key = locate(memory(data)?, addr, offset, size)?;
     // Negative timeouts mean "forever".
     let deadline = u64::try_from(timeout_ns).ok().and_then(|ns| Instant::now().checked_add(Duration::from_nanos(ns)));
     let current = || {
         // SAFETY: `key` is the address of an in-bounds, `size`-aligned word of the run's
-        // shared memory (checked by `locate`), which `run` keeps mapped, never moves, and
+        // shared memory (checked by `locate`), which the group keeps mapped, never moves, and
         // only accesses atomically where threads race (wasm atomics, or wasm data races
         // that the wasm memory model allows).
         unsafe {
@@ -75,17 +122,15 @@ fn wait(data: &StoreData, addr: i32, offset: u64, size: u64, expected: u64, time
             }
         }
     };
-    run.waiters.lock().insert(data.tid, key);
-    // The check of `terminating` runs under the queue's lock, like teardown's wake-up of
-    // this key, so a thread either sees the run ending or is in the queue when it is woken.
-    let validate = || !run.terminating() && current() == expected;
+    teardown.waiting_at(data.tid, key);
+    // The check of `ending` runs under the queue's lock, like teardown's wake-up of this
+    // key, so a thread either sees the run ending or is in the queue when it is woken.
+    let validate = || !teardown.is_ending() && current() == expected;
     // SAFETY: the key is an address inside guest memory, which no other parking_lot user
     // parks on; the callbacks do not panic or call into parking_lot.
     let result = unsafe { parking_lot_core::park(key, validate, || {}, |_, _| {}, DEFAULT_PARK_TOKEN, deadline) };
-    run.waiters.lock().remove(&data.tid);
-    if run.terminating() {
-        return Err(wasmtime::Error::new(Terminated));
-    }
+    teardown.done_waiting(data.tid);
+    teardown.bail_if_ending()?;
     Ok(match result {
         ParkResult::Unparked(_) => 0, // "ok"
         ParkResult::Invalid => 1,     // "not-equal"
@@ -94,7 +139,7 @@ fn wait(data: &StoreData, addr: i32, offset: u64, size: u64, expected: u64, time
 }
 
 fn notify(data: &StoreData, addr: i32, offset: u64, count: u32) -> wasmtime::Result<i32> {
-    let key = locate(memory(&data.run)?, addr, offset, 4)?;
+    let key = locate(memory(data)?, addr, offset, 4)?;
     let mut woken = 0u32;
     // SAFETY: as in `wait`; the callbacks do not panic or call into parking_lot.
     unsafe {
@@ -112,12 +157,4 @@ fn notify(data: &StoreData, addr: i32, offset: u64, count: u32) -> wasmtime::Res
         );
     }
     Ok(woken as i32)
-}
-
-/// Wakes every thread of the run waiting at one of these keys.
-pub(super) fn wake_all(keys: impl IntoIterator<Item = usize>) {
-    for key in keys {
-        // SAFETY: keys recorded by `wait`, addresses inside guest memory.
-        unsafe { parking_lot_core::unpark_all(key, DEFAULT_UNPARK_TOKEN) };
-    }
 }

@@ -8,8 +8,11 @@ use anyhow::{Context as _, Result};
 use wasmtime::{Store, Trap, TypedFunc, WasmBacktrace};
 use wasmtime_wasi::I32Exit;
 
-use super::{RunShared, StoreData, Terminated};
+use super::{Group, StoreData, Terminated};
 use crate::exit::{RunExit, ThreadExit, panic_message};
+
+/// The export that runs a spawned thread, fixed by the wasi-threads proposal.
+pub(crate) const THREAD_START: &str = "wasi_thread_start";
 
 /// What a thread runs: for the main thread, instantiation (which runs the module's start
 /// function, if any) and `_start`; for the others `wasi_thread_start(tid, arg)`.
@@ -71,21 +74,19 @@ fn block_sigpipe() {
     }
 }
 
-fn run_thread(run: Arc<RunShared>, mut store: Store<StoreData>, entry: Entry) {
+fn run_thread(group: Arc<Group>, mut store: Store<StoreData>, entry: Entry) {
     block_sigpipe();
     let tid = store.data().tid;
     let result = catch_unwind(AssertUnwindSafe(|| {
-        if let Some(cb) = &run.on_thread_start {
+        if let Some(cb) = &group.on_thread_start {
             cb(tid);
         }
-        if run.terminating() {
-            return Err(wasmtime::Error::new(Terminated));
-        }
+        group.teardown.bail_if_ending()?;
         match &entry {
             Entry::Main => {
                 // Here, not on the host's thread: a start function that never returns is
                 // then stopped by timeout or cancel like any guest code.
-                let instance = run.pre().instantiate(&mut store)?;
+                let instance = group.pre().instantiate(&mut store)?;
                 instance.get_typed_func::<(), ()>(&mut store, "_start")?.call(&mut store, ())
             }
             Entry::Spawned(f, arg) => f.call(&mut store, (tid, *arg)),
@@ -93,38 +94,34 @@ fn run_thread(run: Arc<RunShared>, mut store: Store<StoreData>, entry: Entry) {
     }));
     let how = classify(result);
     match &how {
-        ThreadExit::Returned if tid == 0 => run.finish(RunExit::code(0, 0)),
-        ThreadExit::Exited(code) => run.finish(RunExit::code(tid, *code)),
-        ThreadExit::Trapped(msg) => run.finish(RunExit::trap(tid, msg.clone())),
+        ThreadExit::Returned if tid == 0 => group.finish(RunExit::code(0, 0)),
+        ThreadExit::Exited(code) => group.finish(RunExit::code(tid, *code)),
+        ThreadExit::Trapped(msg) => group.finish(RunExit::trap(tid, msg.clone())),
         ThreadExit::Returned | ThreadExit::Terminated => {}
     }
     if tid != 0 {
-        run.thread_left_wasm();
+        group.thread_left_wasm();
     }
     drop(store);
-    if let Some(cb) = &run.on_thread_exit {
+    if let Some(cb) = &group.on_thread_exit {
         // A panicking Rust callback must not take the thread's bookkeeping with it.
         let _ = catch_unwind(AssertUnwindSafe(|| cb(tid, &how)));
     }
-    run.thread_gone();
+    group.thread_gone();
 }
 
-/// Runs a guest thread on a thread of the engine's pool. On error nothing was started.
-pub(super) fn spawn_os_thread(run: &Arc<RunShared>, store: Store<StoreData>, entry: Entry) -> Result<()> {
-    let r = run.clone();
-    let done = run
-        .module
-        .inner
-        .engine
-        .inner
-        .pool
-        .execute(move || run_thread(r, store, entry))
-        .context("the OS refused a new thread")?;
-    run.handles.lock().push(done);
+/// Runs a guest thread on a thread of the pool. On error nothing was started.
+pub(super) fn spawn_os_thread(group: &Arc<Group>, store: Store<StoreData>, entry: Entry) -> Result<()> {
+    let g = group.clone();
+    let done = group.pool.execute(move || run_thread(g, store, entry)).context("the OS refused a new thread")?;
+    group.handles.lock().push(done);
     Ok(())
 }
 
-/// Starts the main thread, which instantiates the module in `store` and calls `_start`.
-pub(super) fn start_main(run: &Arc<RunShared>, store: Store<StoreData>) -> Result<()> {
-    spawn_os_thread(run, store, Entry::Main).context("starting the main thread")
+impl Group {
+    /// Starts the main thread, which instantiates the module in `store` (made by
+    /// [`Group::new_store`] for tid 0) and calls `_start`.
+    pub(crate) fn start_main(self: &Arc<Self>, store: Store<StoreData>) -> Result<()> {
+        spawn_os_thread(self, store, Entry::Main).context("starting the main thread")
+    }
 }

@@ -6,7 +6,7 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use crate::config::RunConfig;
-use crate::stdio::{Input, Output};
+use crate::io::{Input, Output};
 
 pub(crate) fn build_ctx(config: &RunConfig) -> Result<WasiP1Ctx> {
     let mut b = WasiCtxBuilder::new();

@@ -4,7 +4,7 @@ use wasmtime::{Caller, Linker};
 use wasmtime_wasi::I32Exit;
 
 use super::P1_MODULE;
-use crate::run::StoreData;
+use crate::group::StoreData;
 
 pub(super) fn add_to_linker(linker: &mut Linker<StoreData>) -> anyhow::Result<()> {
     // Ends the calling thread with `I32Exit`; the thread's runner then ends the run.

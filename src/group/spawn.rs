@@ -1,15 +1,12 @@
-//! `wasi::thread-spawn`: a new instance of the module, in its own store, against the run's
-//! shared memory, on a new OS thread. Every failure is a negative return, never a trap.
+//! `thread-spawn` for a group: the thread limit, thread ids, a new instance of the module
+//! in its own store on a new OS thread. Every failure is a negative return, never a trap.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use wasmtime::{Caller, Linker};
-
-use super::thread::{Entry, spawn_os_thread};
-use super::{RunShared, StoreData};
-use crate::module::THREAD_START;
+use super::Group;
+use super::thread::{Entry, THREAD_START, spawn_os_thread};
 
 /// Largest thread id the proposal allows.
 const MAX_TID: i32 = 0x1FFF_FFFF;
@@ -20,18 +17,11 @@ const EAGAIN: i32 = 6;
 /// WASI errno `nosys`: the module cannot run threads.
 const ENOSYS: i32 = 52;
 
-pub(crate) fn add_to_linker(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
-    linker.func_wrap("wasi", "thread-spawn", |caller: Caller<'_, StoreData>, arg: i32| -> i32 {
-        let run = caller.data().run.clone();
-        run.spawn(arg)
-    })?;
-    Ok(())
-}
-
-impl RunShared {
-    /// Returns the new thread's id, or a negative WASI errno.
-    fn spawn(self: &Arc<Self>, arg: i32) -> i32 {
-        if self.module.inner.thread_start.is_err() {
+impl Group {
+    /// Starts a thread running `wasi_thread_start(tid, arg)`. Returns the new thread's
+    /// id, or a negative WASI errno.
+    pub(crate) fn spawn(self: &Arc<Self>, arg: i32) -> i32 {
+        if !self.can_spawn {
             return -ENOSYS;
         }
         {
@@ -39,12 +29,12 @@ impl RunShared {
             // At the limit, give a thread that is just leaving (its joiner already woke up,
             // it is returning from wasm) a moment to count itself out.
             let grace = Instant::now() + LIMIT_GRACE;
-            while st.spawned >= self.max_threads && !self.terminating() {
+            while st.spawned >= self.max_threads && !self.teardown.is_ending() {
                 if self.cond.wait_until(&mut st, grace).timed_out() {
                     break;
                 }
             }
-            if self.terminating() || st.spawned >= self.max_threads {
+            if self.teardown.is_ending() || st.spawned >= self.max_threads {
                 return -EAGAIN;
             }
             st.spawned += 1;

@@ -6,7 +6,7 @@ use wasmtime_wasi::runtime::in_tokio;
 
 use super::P1_MODULE;
 use super::memory::with_ctx;
-use crate::run::StoreData;
+use crate::group::StoreData;
 
 /// Defines `name(args) -> errno` as a locked call of the wiggle entry point of that name.
 /// `async` entry points are driven to completion on this thread.

@@ -1,5 +1,6 @@
 //! Module rewriting: turn `memory.atomic.wait32/64` and `memory.atomic.notify` on the
-//! imported shared memory into calls to host functions (`run/wait.rs`).
+//! imported shared memory into calls to host functions (`host/atomics.rs`). Pure: bytes
+//! in, bytes out.
 //!
 //! Wasmtime has no API that wakes a thread parked in a wasm wait instruction (Wasmtime issue
 //! #12809), so a run that ends could not stop a thread waiting forever. The host functions
@@ -18,57 +19,17 @@ use wasm_encoder::reencode::{self, Reencode};
 use wasm_encoder::{EntityType, Instruction, ValType};
 use wasmparser::{MemArg, Operator, Parser, Payload, TypeRef};
 
-/// Import module of the host functions added by the rewrite.
-pub(crate) const ATOMICS_MODULE: &str = "wasithreads:internal";
+use crate::host::atomics::{ATOMICS_MODULE, AtomicImport, AtomicOp};
 
-/// Which atomic instruction an import replaces.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum AtomicOp {
-    Wait32,
-    Wait64,
-    Notify,
-}
-
-/// One host function the rewritten module imports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct AtomicImport {
-    pub op: AtomicOp,
-    /// The memarg offset added to the address operand.
-    pub offset: u64,
-}
-
-impl AtomicImport {
-    pub(crate) fn name(&self) -> String {
-        let op = match self.op {
-            AtomicOp::Wait32 => "wait32",
-            AtomicOp::Wait64 => "wait64",
-            AtomicOp::Notify => "notify",
-        };
-        format!("{op}@{}", self.offset)
-    }
-
-    /// The inverse of [`AtomicImport::name`], for modules loaded from a serialized cache.
-    pub(crate) fn parse(name: &str) -> Option<AtomicImport> {
-        let (op, offset) = name.split_once('@')?;
-        let op = match op {
-            "wait32" => AtomicOp::Wait32,
-            "wait64" => AtomicOp::Wait64,
-            "notify" => AtomicOp::Notify,
-            _ => return None,
-        };
-        Some(AtomicImport { op, offset: offset.parse().ok()? })
-    }
-
-    /// The import an instruction is rewritten to, if it is one we rewrite.
-    fn of(op: &Operator<'_>) -> Option<AtomicImport> {
-        let (op, memarg): (AtomicOp, &MemArg) = match op {
-            Operator::MemoryAtomicWait32 { memarg } => (AtomicOp::Wait32, memarg),
-            Operator::MemoryAtomicWait64 { memarg } => (AtomicOp::Wait64, memarg),
-            Operator::MemoryAtomicNotify { memarg } => (AtomicOp::Notify, memarg),
-            _ => return None,
-        };
-        (memarg.memory == 0).then_some(AtomicImport { op, offset: memarg.offset })
-    }
+/// The import an instruction is rewritten to, if it is one we rewrite.
+fn import_for(op: &Operator<'_>) -> Option<AtomicImport> {
+    let (op, memarg): (AtomicOp, &MemArg) = match op {
+        Operator::MemoryAtomicWait32 { memarg } => (AtomicOp::Wait32, memarg),
+        Operator::MemoryAtomicWait64 { memarg } => (AtomicOp::Wait64, memarg),
+        Operator::MemoryAtomicNotify { memarg } => (AtomicOp::Notify, memarg),
+        _ => return None,
+    };
+    (memarg.memory == 0).then_some(AtomicImport { op, offset: memarg.offset })
 }
 
 /// What the first pass learned about a module.
@@ -106,7 +67,7 @@ fn scan(wasm: &[u8]) -> Result<Scan> {
             Payload::CodeSectionEntry(body) => {
                 let mut ops = body.get_operators_reader()?;
                 while !ops.eof() {
-                    if let Some(imp) = AtomicImport::of(&ops.read()?) {
+                    if let Some(imp) = import_for(&ops.read()?) {
                         s.atomics.insert(imp);
                     }
                 }
@@ -158,7 +119,7 @@ impl Reencode for AtomicsRewriter {
     }
 
     fn instruction<'a>(&mut self, op: Operator<'a>) -> Result<Instruction<'a>, reencode::Error> {
-        match AtomicImport::of(&op) {
+        match import_for(&op) {
             Some(imp) => Ok(Instruction::Call(self.index[&imp])),
             None => reencode::utils::instruction(self, op),
         }

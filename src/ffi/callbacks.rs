@@ -1,0 +1,122 @@
+//! The run callbacks the host can register: thread exit (with `wt_thread_exit_t`, how one
+//! thread ended) and thread start; and [`UserData`], the host pointer every callback gets.
+
+use std::ffi::c_void;
+use std::sync::Arc;
+
+use super::args::c_string;
+use super::run_config::{wt_run_config_t, with_config};
+use crate::exit::{ThreadExit, ThreadStartCallback};
+
+/// How one thread ended, as passed to the thread-exit callback.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum wt_thread_exit_kind {
+    /// `_start` or `wasi_thread_start` returned.
+    WT_THREAD_RETURNED = 0,
+    /// The thread called `proc_exit(code)`, which ended the run.
+    WT_THREAD_EXITED = 1,
+    /// The thread trapped, which ended the run.
+    WT_THREAD_TRAPPED = 2,
+    /// The thread was stopped because another thread, a timeout or the host ended the run.
+    WT_THREAD_TERMINATED = 3,
+}
+/// See `enum wt_thread_exit_kind`.
+pub type wt_thread_exit_kind_t = wt_thread_exit_kind;
+
+/// How one thread ended.
+#[repr(C)]
+#[derive(Debug)]
+pub struct wt_thread_exit {
+    pub kind: wt_thread_exit_kind_t,
+    /// The `proc_exit` code for `WT_THREAD_EXITED`; 0 otherwise.
+    pub code: i32,
+    /// For `WT_THREAD_TRAPPED`: the trap message and wasm backtrace; NULL otherwise.
+    /// Borrowed: valid only during the callback.
+    pub message: *const std::ffi::c_char,
+}
+/// See `struct wt_thread_exit`.
+pub type wt_thread_exit_t = wt_thread_exit;
+
+/// Called once for every thread of a run (the main thread, tid 0, included) after it
+/// stopped running wasm, on that thread, before `wt_run` returns. `how` and the strings in
+/// it are valid only during the call. Calls for different threads may run concurrently,
+/// so `user_data` must be safe to use from any thread. Like every run callback, it may call
+/// `wt_run_cancel` on its own run, but must not wait for it (`wt_run`, `wt_run_wait`), free
+/// it, or free objects the run uses.
+pub type wt_thread_exit_callback_t =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, tid: i32, how: *const wt_thread_exit_t)>;
+
+/// Called on each new guest thread (main included, tid 0) just before it runs wasm, e.g.
+/// to name or track it. `user_data` must be safe to use from any thread. It may call
+/// `wt_run_cancel` on its own run, but must not wait for or free that run.
+pub type wt_thread_start_callback_t = Option<unsafe extern "C" fn(user_data: *mut c_void, tid: i32)>;
+
+/// A host pointer handed back to a callback on guest threads.
+pub(super) struct UserData(*mut c_void);
+// SAFETY: the header requires `user_data` to be usable from any thread.
+unsafe impl Send for UserData {}
+// SAFETY: as above; the library only passes the pointer through.
+unsafe impl Sync for UserData {}
+
+impl UserData {
+    pub(super) fn new(ptr: *mut c_void) -> UserData {
+        UserData(ptr)
+    }
+
+    /// A method, so that closures capture the whole (Send + Sync) wrapper.
+    pub(super) fn get(&self) -> *mut c_void {
+        self.0
+    }
+}
+
+/// Sets (or, with `cb` NULL, clears) the thread-exit callback; see
+/// `wt_thread_exit_callback_t`. NULL `config` is ignored.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run_config_set_thread_exit_callback(
+    config: *mut wt_run_config_t,
+    cb: wt_thread_exit_callback_t,
+    user_data: *mut c_void,
+) {
+    ffi_boundary! {
+        let user_data = UserData::new(user_data);
+        with_config(config, |c| {
+            c.on_thread_exit = cb.map(|cb| -> crate::ThreadExitCallback {
+                Arc::new(move |tid: i32, how: &ThreadExit| {
+                    let (kind, code, message) = match how {
+                        ThreadExit::Returned => (wt_thread_exit_kind_t::WT_THREAD_RETURNED, 0, None),
+                        ThreadExit::Exited(code) => (wt_thread_exit_kind_t::WT_THREAD_EXITED, *code, None),
+                        ThreadExit::Trapped(m) => (wt_thread_exit_kind_t::WT_THREAD_TRAPPED, 0, Some(c_string(m.as_str()))),
+                        ThreadExit::Terminated => (wt_thread_exit_kind_t::WT_THREAD_TERMINATED, 0, None),
+                    };
+                    let how = wt_thread_exit_t {
+                        kind,
+                        code,
+                        message: message.as_ref().map_or(std::ptr::null(), |m| m.as_ptr()),
+                    };
+                    // SAFETY: the host registered `cb` for exactly this call shape; `how` outlives it.
+                    unsafe { cb(user_data.get(), tid, &how) }
+                })
+            });
+        })
+    }
+}
+
+/// Sets (or, with `cb` NULL, clears) the thread-start callback; see
+/// `wt_thread_start_callback_t`. NULL `config` is ignored.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run_config_set_thread_start_callback(
+    config: *mut wt_run_config_t,
+    cb: wt_thread_start_callback_t,
+    user_data: *mut c_void,
+) {
+    ffi_boundary! {
+        let user_data = UserData::new(user_data);
+        with_config(config, |c| {
+            c.on_thread_start = cb.map(|cb| -> ThreadStartCallback {
+                // SAFETY: the host registered `cb` for exactly this call shape.
+                Arc::new(move |tid| unsafe { cb(user_data.get(), tid) })
+            });
+        })
+    }
+}

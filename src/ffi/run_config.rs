@@ -1,0 +1,148 @@
+//! `wt_run_config_t`: what a run gets — arguments, environment, directories, limits.
+//! Its stdio setters are in `stdio.rs`, its callbacks in `callbacks.rs`.
+
+use std::ffi::c_char;
+use std::time::Duration;
+
+use super::args::{path_arg, str_arg, with_live};
+use super::boundary::NotError;
+use super::error::wt_error_t;
+use super::handle::Handle;
+use crate::config::{Preopen, RunConfig};
+
+/// Settings for runs: arguments, environment, directories, limits, callbacks. A run
+/// copies them when it starts, so one config may serve many runs and may be changed or
+/// freed while they go on. Not thread-safe: change it from one thread at a time.
+/// Release with `wt_run_config_free`.
+pub struct wt_run_config {
+    pub(crate) inner: RunConfig,
+}
+/// See `struct wt_run_config`.
+pub type wt_run_config_t = wt_run_config;
+impl NotError for wt_run_config {}
+impl Handle for wt_run_config {}
+
+/// Applies `f` to the config if it is not NULL.
+pub(super) fn with_config(config: *mut wt_run_config_t, f: impl FnOnce(&mut RunConfig)) {
+    with_live(config, |c| f(&mut c.inner));
+}
+
+/// A new run configuration with the defaults: argv = {"wasm"}, no environment, no
+/// directories, stdin/stdout/stderr inherited from the host process, at most 1024 spawned
+/// threads alive at once, no timeout, no callback. Owned by the caller; release with
+/// `wt_run_config_free`. Returns NULL only if memory ran out.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run_config_new() -> *mut wt_run_config_t {
+    ffi_boundary! { wt_run_config { inner: RunConfig::default() }.into_raw() }
+}
+
+/// Releases a run configuration. Runs already started are not affected. NULL is ignored.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run_config_free(config: *mut wt_run_config_t) {
+    ffi_boundary! {
+        // SAFETY: NULL or from `wt_run_config_new`, not yet freed (header contract).
+        unsafe { wt_run_config::free(config) }
+    }
+}
+
+/// Appends one argument to the guest's argv (`argv[0]` first). `arg` must be UTF-8; it is
+/// copied. Returns NULL on success, else an error (config unchanged).
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run_config_push_arg(config: *mut wt_run_config_t, arg: *const c_char) -> *mut wt_error_t {
+    ffi_boundary! {
+        let config = try_mut!(config);
+        let arg = try_arg!(str_arg(arg, "arg"));
+        config.inner.args.push(arg.to_owned());
+        std::ptr::null_mut()
+    }
+}
+
+/// Adds the environment variable `key=value` for the guest. The guest sees no host
+/// variables unless pushed. Both must be UTF-8 and `key` non-empty without '='; they are
+/// copied. Returns NULL on success, else an error (config unchanged).
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run_config_push_env(
+    config: *mut wt_run_config_t,
+    key: *const c_char,
+    value: *const c_char,
+) -> *mut wt_error_t {
+    ffi_boundary! {
+        let config = try_mut!(config);
+        let key = try_arg!(str_arg(key, "key"));
+        let value = try_arg!(str_arg(value, "value"));
+        if key.is_empty() || key.contains('=') {
+            return wt_error_t::raw(format!("environment key {key:?} must be non-empty and contain no '='"));
+        }
+        config.inner.env.push((key.to_owned(), value.to_owned()));
+        std::ptr::null_mut()
+    }
+}
+
+/// Passes the host process's environment to the guest when `inherit` is true (default
+/// false: the guest sees only variables pushed with `wt_run_config_push_env`, which come
+/// after the inherited ones). NULL `config` is ignored.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run_config_inherit_env(config: *mut wt_run_config_t, inherit: bool) {
+    ffi_boundary! { with_config(config, |c| c.inherit_env = inherit) }
+}
+
+/// Gives the guest the host directory `host_path` (which must exist and be a directory
+/// when the run starts) under the name `guest_path` (e.g. "/" or "/data"), read-write.
+/// The guest cannot leave it by `..`, absolute paths or symlinks. `host_path` may be any
+/// bytes (Linux paths need not be UTF-8); `guest_path` must be UTF-8. Strings are copied.
+/// Returns NULL on success, else an error (config unchanged).
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run_config_preopen_dir(
+    config: *mut wt_run_config_t,
+    host_path: *const c_char,
+    guest_path: *const c_char,
+) -> *mut wt_error_t {
+    ffi_boundary! { preopen(config, host_path, guest_path, false) }
+}
+
+/// Like `wt_run_config_preopen_dir`, but the guest may only read: opening for writing,
+/// creating, renaming or removing anything under it fails with a WASI error.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run_config_preopen_dir_readonly(
+    config: *mut wt_run_config_t,
+    host_path: *const c_char,
+    guest_path: *const c_char,
+) -> *mut wt_error_t {
+    ffi_boundary! { preopen(config, host_path, guest_path, true) }
+}
+
+fn preopen(config: *mut wt_run_config_t, host_path: *const c_char, guest_path: *const c_char, read_only: bool) -> *mut wt_error_t {
+    let config = try_mut!(config);
+    let host = try_arg!(path_arg(host_path, "host_path"));
+    let guest = try_arg!(str_arg(guest_path, "guest_path"));
+    config.inner.preopens.push(Preopen { host, guest: guest.to_owned(), read_only });
+    std::ptr::null_mut()
+}
+
+/// Sets the most spawned threads alive at once (the main thread not counted; default
+/// 1024). A thread counts until its `wasi_thread_start` returns, so a guest that joined a
+/// thread may spawn another. Past the limit `wasi::thread-spawn` returns a negative value
+/// (after waiting up to 20 ms for a thread that is just finishing) and the guest goes on.
+/// NULL `config` is ignored.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run_config_set_max_threads(config: *mut wt_run_config_t, max_threads: u32) {
+    ffi_boundary! { with_config(config, |c| c.max_threads = max_threads) }
+}
+
+/// Ends a run with `WT_EXIT_TIMEOUT` once it has gone on for `timeout_ms` milliseconds;
+/// 0 (the default) means no timeout. NULL `config` is ignored.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run_config_set_timeout_ms(config: *mut wt_run_config_t, timeout_ms: u64) {
+    ffi_boundary! {
+        with_config(config, |c| c.timeout = (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms)))
+    }
+}
+
+/// Caps the guest's linear memory at `bytes` (rounded down to 64 KiB pages); growing past
+/// it fails (`memory.grow` returns -1) and the guest goes on. 0 (the default) = only the
+/// module's own maximum. A cap below the module's minimum makes runs fail to start.
+/// NULL `config` is ignored.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run_config_set_max_memory(config: *mut wt_run_config_t, bytes: u64) {
+    ffi_boundary! { with_config(config, |c| c.max_memory = (bytes > 0).then_some(bytes)) }
+}

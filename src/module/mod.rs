@@ -1,0 +1,126 @@
+//! A module: loading (WAT or binary), validation, the wasi-threads shape checks
+//! (`shape.rs`), the wait rewrite (`rewrite.rs`, bytes to bytes), compilation and
+//! serialization. Each module carries the linker with every host function it imports.
+
+mod rewrite;
+mod shape;
+
+use std::sync::Arc;
+
+use anyhow::{Result, anyhow, bail};
+use wasmtime::Linker;
+use wasmtime::error::Context as _;
+
+use crate::engine::Engine;
+use crate::group::StoreData;
+
+pub(crate) use shape::MemoryImport;
+
+pub(crate) struct ModuleInner {
+    pub(crate) engine: Engine,
+    pub(crate) wasmtime: wasmtime::Module,
+    /// Every host function the module imports; each run adds its memory.
+    pub(crate) linker: Linker<StoreData>,
+    pub(crate) memory: Option<MemoryImport>,
+    /// `Err(why)` when `wasi_thread_start` is missing or has the wrong type: spawns fail.
+    pub(crate) thread_start: Result<(), String>,
+    /// `Err(why)` when `_start` is missing or has the wrong type: runs fail to start.
+    pub(crate) start: Result<(), String>,
+}
+
+/// A compiled module. Cheap to clone; safe to share and to run many times at once.
+#[derive(Clone)]
+pub struct Module {
+    pub(crate) inner: Arc<ModuleInner>,
+}
+
+/// Turns WAT text into binary; binary passes through. The error says which it looked like.
+fn to_binary(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
+    if bytes.is_empty() {
+        bail!("module bytes are empty");
+    }
+    if bytes.starts_with(b"\0asm") {
+        return Ok(bytes.into());
+    }
+    let text = std::str::from_utf8(bytes).map_err(|_| {
+        anyhow!(
+            "not a WebAssembly module: no `\\0asm` header ({} bytes starting {:02x?}) and not WAT text",
+            bytes.len(),
+            &bytes[..bytes.len().min(8)]
+        )
+    })?;
+    Ok(wat::parse_str(text).context("not a WebAssembly binary, and not valid WAT text")?.into())
+}
+
+impl Module {
+    /// Loads a module from `.wasm` bytes or WAT text: validates it, checks its imports
+    /// and exports against what wasithreads provides, rewrites its atomic waits and notifies, compiles.
+    pub fn new(engine: &Engine, bytes: &[u8]) -> Result<Module> {
+        let wasm = to_binary(bytes)?;
+        let wasmtime = engine.wasmtime();
+        wasmtime::Module::validate(wasmtime, &wasm).context("invalid WebAssembly module")?;
+        let compiled = match rewrite::rewrite_atomics(&wasm)? {
+            Some(rewritten) => wasmtime::Module::from_binary(wasmtime, &rewritten),
+            None => wasmtime::Module::from_binary(wasmtime, &wasm),
+        };
+        Module::from_compiled(engine, compiled.context("compiling module")?)
+    }
+
+    /// Loads a module from a `.wasm` or `.wat` file.
+    pub fn from_file(engine: &Engine, path: &std::path::Path) -> Result<Module> {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        Module::new(engine, &bytes).map_err(|e| e.context(format!("loading {}", path.display())))
+    }
+
+    /// Checks a module as [`Module::new`] does (it compiles it, too) and drops it.
+    pub fn validate(engine: &Engine, bytes: &[u8]) -> Result<()> {
+        Module::new(engine, bytes).map(drop)
+    }
+
+    /// The compiled module (machine code, after the wait rewrite) as bytes, for
+    /// [`Module::deserialize`] on an engine with the same settings and library version.
+    pub fn serialize(&self) -> Result<Vec<u8>> {
+        Ok(self.inner.wasmtime.serialize()?)
+    }
+
+    /// Loads bytes made by [`Module::serialize`], skipping compilation.
+    ///
+    /// # Safety
+    /// The bytes are executable code that is only checked for its format, version and
+    /// engine settings, not for integrity: they must come from [`Module::serialize`] (for
+    /// example a cache file the host wrote and nobody else can write).
+    pub unsafe fn deserialize(engine: &Engine, bytes: &[u8]) -> Result<Module> {
+        // SAFETY: the caller guarantees the bytes came from `Module::serialize`.
+        let module = unsafe { wasmtime::Module::deserialize(engine.wasmtime(), bytes) }
+            .context("not a module serialized by this version of wasithreads with these engine settings")?;
+        Module::from_compiled(engine, module)
+    }
+
+    /// Everything a run needs to know about a compiled module, derived from its imports
+    /// and exports (so it works the same for compiled and deserialized modules).
+    fn from_compiled(engine: &Engine, module: wasmtime::Module) -> Result<Module> {
+        let shape = shape::Shape::of(&module)?;
+        let mut linker = Linker::new(engine.wasmtime());
+        crate::host::add_to_linker(&mut linker, &shape.atomics)?;
+        Ok(Module {
+            inner: Arc::new(ModuleInner {
+                engine: engine.clone(),
+                wasmtime: module,
+                linker,
+                memory: shape.memory,
+                thread_start: shape.thread_start,
+                start: shape.start,
+            }),
+        })
+    }
+
+    /// True when this module was loaded by `engine` (or a clone of it).
+    pub fn belongs_to(&self, engine: &Engine) -> bool {
+        self.inner.engine.same_as(engine)
+    }
+
+    /// The underlying Wasmtime module (after the wait rewrite).
+    pub fn wasmtime(&self) -> &wasmtime::Module {
+        &self.inner.wasmtime
+    }
+}

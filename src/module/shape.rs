@@ -1,0 +1,98 @@
+//! The wasi-threads shape of a compiled module: which imports it needs (each must be one
+//! the library provides), its memory, and whether it can start threads and run at all.
+//! Read from the compiled module's imports and exports, so it works the same for compiled
+//! and deserialized modules.
+
+use anyhow::{Result, anyhow, bail};
+use wasmtime::{ExternType, MemoryType, ValType};
+
+use crate::group::THREAD_START;
+use crate::host::atomics::ATOMICS_MODULE;
+use crate::host::{AtomicImport, P1_FUNCTIONS, P1_MODULE, SPAWN_IMPORT};
+
+/// The memory a module imports; every run creates one and all its threads share it.
+#[derive(Clone, Debug)]
+pub(crate) struct MemoryImport {
+    pub module: String,
+    pub name: String,
+    pub ty: MemoryType,
+}
+
+/// What a run needs to know about a module.
+pub(super) struct Shape {
+    pub memory: Option<MemoryImport>,
+    /// The host functions of the atomics rewrite that the module imports.
+    pub atomics: Vec<AtomicImport>,
+    /// `Err(why)` when `wasi_thread_start` is missing or has the wrong type.
+    pub thread_start: Result<(), String>,
+    /// `Err(why)` when `_start` is missing or has the wrong type.
+    pub start: Result<(), String>,
+}
+
+impl Shape {
+    pub(super) fn of(module: &wasmtime::Module) -> Result<Shape> {
+        let (memory, spawns, atomics) = check_imports(module)?;
+        if spawns && !memory.as_ref().is_some_and(|m| m.ty.is_shared()) {
+            bail!(
+                "the module imports wasi::thread-spawn but does not import a shared memory: \
+                 wasi-threads modules must import their memory, declared `shared`"
+            );
+        }
+        let export = |name: &str| module.get_export(name);
+        let thread_start = match export(THREAD_START) {
+            None => Err(format!("the module has no `{THREAD_START}` export")),
+            Some(ty) if is_func(&ty, &[ValType::I32, ValType::I32], &[]) => Ok(()),
+            Some(_) => Err(format!("`{THREAD_START}` is not a function of type (i32, i32) -> ()")),
+        };
+        let start = match export("_start") {
+            None => Err("the module has no `_start` export (is it a WASI command?)".to_string()),
+            Some(ty) if is_func(&ty, &[], &[]) => Ok(()),
+            Some(_) => Err("`_start` is not a function of type () -> ()".to_string()),
+        };
+        Ok(Shape { memory, atomics, thread_start, start })
+    }
+}
+
+fn is_func(ty: &ExternType, params: &[ValType], results: &[ValType]) -> bool {
+    let ExternType::Func(f) = ty else { return false };
+    let same = |a: &mut dyn ExactSizeIterator<Item = ValType>, b: &[ValType]| {
+        a.len() == b.len() && a.zip(b).all(|(x, y)| ValType::eq(&x, y))
+    };
+    same(&mut f.params(), params) && same(&mut f.results(), results)
+}
+
+/// Checks every import is one we provide. Returns the memory import, whether the module
+/// imports `wasi::thread-spawn`, and the atomics functions the rewrite added.
+fn check_imports(module: &wasmtime::Module) -> Result<(Option<MemoryImport>, bool, Vec<AtomicImport>)> {
+    let mut memory = None;
+    let mut spawns = false;
+    let mut atomics = Vec::new();
+    for imp in module.imports() {
+        let (m, n) = (imp.module(), imp.name());
+        match imp.ty() {
+            ExternType::Memory(ty) => {
+                if memory.is_some() {
+                    bail!("the module imports more than one memory (`{m}::{n}` is the second)");
+                }
+                memory = Some(MemoryImport { module: m.into(), name: n.into(), ty });
+            }
+            ty @ ExternType::Func(_) => {
+                if (m, n) == SPAWN_IMPORT {
+                    if !is_func(&ty, &[ValType::I32], &[ValType::I32]) {
+                        bail!("import `wasi::thread-spawn` must have type (i32) -> i32");
+                    }
+                    spawns = true;
+                } else if m == ATOMICS_MODULE {
+                    atomics.push(AtomicImport::parse(n).ok_or_else(|| anyhow!("unknown import `{m}::{n}`"))?);
+                } else if !(m == P1_MODULE && P1_FUNCTIONS.contains(&n)) {
+                    bail!(
+                        "unknown import `{m}::{n}`: wasithreads provides `{P1_MODULE}` functions, \
+                         `wasi::thread-spawn` and one memory"
+                    );
+                }
+            }
+            _ => bail!("unsupported import `{m}::{n}`: only functions and one memory can be imported"),
+        }
+    }
+    Ok((memory, spawns, atomics))
+}
