@@ -32,6 +32,9 @@ pub struct RunConfig {
     /// `thread-spawn` returns a negative value to the guest (after waiting up to 20 ms for
     /// a thread that is just finishing).
     pub max_threads: u32,
+    /// Most descriptors open at once in the run, stdio and preopened directories
+    /// included. Past it, `path_open` fails with `mfile`.
+    pub max_fds: u32,
     /// End the run with [`crate::ExitKind::Timeout`] after this long.
     pub timeout: Option<Duration>,
     /// The most linear memory the guest may have, in bytes; growing past it fails
@@ -51,6 +54,7 @@ impl Default for RunConfig {
             env: Vec::new(),
             preopens: Vec::new(),
             max_threads: DEFAULT_MAX_THREADS,
+            max_fds: crate::io::DEFAULT_MAX_FDS,
             timeout: None,
             inherit_env: false,
             max_memory: None,

@@ -44,6 +44,14 @@ fn shared_memory(engine: &wasmtime::Engine, m: &MemoryImport, max_memory: Option
     Ok(SharedMemory::new(engine, ty).with_context(|| format!("creating the shared memory `{}::{}`", m.module, m.name))?)
 }
 
+/// The guest's environment, `KEY=value` each: the host's first if inherited, then the
+/// config's own.
+fn guest_env(config: &RunConfig) -> Vec<String> {
+    let inherited = config.inherit_env.then(std::env::vars_os).into_iter().flatten();
+    let inherited = inherited.filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+    inherited.chain(config.env.iter().cloned()).map(|(k, v)| format!("{k}={v}")).collect()
+}
+
 impl Run {
     /// Instantiates the module for the main thread and starts `_start` on a new OS thread.
     /// The first [`Run::wait`] supervises the run (enforces the timeout, stops threads).
@@ -64,7 +72,9 @@ impl Run {
             interrupt_tick: inner.engine.interrupt_tick(),
             can_spawn: inner.thread_start.is_ok(),
             memory,
-            wasi: crate::host::build_ctx(config)?,
+            args: if config.args.is_empty() { vec!["wasm".to_string()] } else { config.args.clone() },
+            env: guest_env(config),
+            fds: crate::host::open_fds(config)?,
             stdio: Stdio::open(&config.stdin, &config.stdout, &config.stderr)?,
             max_threads: config.max_threads,
             max_memory: config.max_memory,

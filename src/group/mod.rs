@@ -21,14 +21,13 @@ pub(crate) use thread::THREAD_START;
 
 use std::sync::atomic::AtomicI32;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 use wasmtime::{InstancePre, SharedMemory, Store, UpdateDeadline};
-use wasmtime_wasi::p1::WasiP1Ctx;
 
 use crate::exit::{RunExit, ThreadExitCallback, ThreadStartCallback};
-use crate::io::Stdio;
+use crate::io::{FdTable, Stdio};
 use crate::pool::{Done, Pool};
 
 /// Per-store data: which group and which thread a store belongs to.
@@ -47,7 +46,10 @@ pub(crate) struct Setup {
     /// False when the module lacks a usable `wasi_thread_start`: spawns fail.
     pub(crate) can_spawn: bool,
     pub(crate) memory: Option<SharedMemory>,
-    pub(crate) wasi: WasiP1Ctx,
+    /// `argv` and `KEY=value` environment strings, as the guest sees them.
+    pub(crate) args: Vec<String>,
+    pub(crate) env: Vec<String>,
+    pub(crate) fds: FdTable,
     pub(crate) stdio: Stdio,
     pub(crate) max_threads: u32,
     pub(crate) max_memory: Option<u64>,
@@ -79,9 +81,13 @@ pub(crate) struct Group {
     can_spawn: bool,
     /// The run's shared memory, if the module imports one.
     pub(crate) memory: Option<SharedMemory>,
-    /// One WASI context for all threads. Never held across a blocking wait.
-    pub(crate) wasi: Mutex<WasiP1Ctx>,
+    pub(crate) args: Vec<String>,
+    pub(crate) env: Vec<String>,
+    /// The descriptors of the run, shared by all threads; locked only for lookups.
+    pub(crate) fds: FdTable,
     pub(crate) stdio: Stdio,
+    /// Time zero of the guest's monotonic clock (`clock_time_get(monotonic)`).
+    pub(crate) clock_zero: Instant,
     max_threads: u32,
     max_memory: Option<u64>,
     on_thread_exit: Option<ThreadExitCallback>,
@@ -104,8 +110,11 @@ impl Group {
             pre: OnceLock::new(),
             can_spawn: s.can_spawn,
             memory: s.memory,
-            wasi: Mutex::new(s.wasi),
+            args: s.args,
+            env: s.env,
+            fds: s.fds,
             stdio: s.stdio,
+            clock_zero: Instant::now(),
             max_threads: s.max_threads,
             max_memory: s.max_memory,
             on_thread_exit: s.on_thread_exit,

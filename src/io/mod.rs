@@ -1,12 +1,16 @@
 //! A run's standard streams, in one vocabulary:
 //! - [`Input`] and [`Output`]: what the host asks for (in a [`RunConfig`](crate::RunConfig));
 //! - [`InputStream`] and [`OutputStream`]: the live streams a run opens from them;
-//! - [`Stdio`]: a run's three live streams and which of fds 0, 1, 2 still are them.
+//! - [`Stdio`]: a run's three live streams;
+//! - [`FdTable`]: a run's descriptors, shared by its threads (the streams among them).
 //!
 //! The streams block only through a `ready` function the caller passes (wait until a
 //! descriptor is readable or writable, fail when the run ends), so this module knows
 //! nothing of runs and the WASI glue in `host/wasi/stdio.rs` keeps them interruptible.
 
+mod dir;
+mod fds;
+mod file;
 mod input;
 mod output;
 
@@ -18,6 +22,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Result;
 
+pub use fds::DEFAULT_MAX_FDS;
+pub(crate) use dir::DirDesc;
+pub(crate) use fds::{Descriptor, FdError, FdTable};
+pub(crate) use file::{FileDesc, FileKind};
 pub(crate) use input::InputStream;
 pub(crate) use output::OutputStream;
 

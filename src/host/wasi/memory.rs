@@ -1,8 +1,6 @@
-//! Access to the calling thread's linear memory and to the run's shared WASI context.
+//! Access to the calling thread's linear memory.
 
-use wasmtime::{AsContextMut, Caller, Extern};
-use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1;
+use wasmtime::{Caller, Extern};
 use wiggle::GuestMemory;
 
 use crate::group::{Group, StoreData};
@@ -22,17 +20,4 @@ pub(super) fn with_memory<R>(
         Some(Extern::SharedMemory(m)) => f(&mut GuestMemory::Shared(m.data()), &group, tid),
         _ => wasmtime::bail!("the module does not export its memory as \"memory\", which WASI needs"),
     }
-}
-
-/// Calls `f` with the run's WASI context, locked for the length of the call.
-pub(super) fn with_ctx<R>(
-    caller: &mut Caller<'_, StoreData>,
-    f: impl FnOnce(&mut WasiP1Ctx, &mut GuestMemory<'_>) -> wasmtime::Result<R>,
-) -> wasmtime::Result<R> {
-    let fuel = caller.as_context_mut().hostcall_fuel();
-    with_memory(caller, |mem, group, _| {
-        let mut ctx = group.wasi.lock();
-        ctx.set_hostcall_fuel(fuel);
-        f(&mut ctx, mem)
-    })
 }

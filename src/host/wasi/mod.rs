@@ -1,42 +1,47 @@
-//! WASI preview 1 for every thread of a run, from one shared `WasiP1Ctx`.
+//! WASI preview 1 for every thread of a run, implemented here over the host's own
+//! system calls (`rustix`, and `cap-primitives` for sandboxed path resolution), with no
+//! run-wide lock: the run's descriptor table ([`FdTable`](crate::io::FdTable)) is
+//! locked only to look a descriptor up, and all I/O runs on the calling guest thread.
+//! Every call that can block waits through the group's
+//! [`Teardown`](crate::group::Teardown), so it wakes when the run ends.
 //!
-//! Most functions lock the run's context for the length of one call and hand it to the
-//! wiggle entry points of `wasmtime-wasi` (`delegate.rs`). The calls that can block for
-//! long are ours, so that they never hold the lock while blocking and wake when the run
-//! ends: reads from stdin and writes to stdout/stderr (`stdio.rs`), `poll_oneoff` on clocks
-//! and stdin (`poll.rs`), `proc_exit` and `sched_yield` (`proc.rs`).
+//! - `linker.rs`: registers every function, through wiggle's generated entry points;
+//! - `ctx.rs`: the `WasiSnapshotPreview1` trait for one call, handing over to:
+//! - `env.rs`: arguments, environment, clocks, randomness, `proc_exit`, `sched_yield`;
+//! - `fd.rs`: descriptor I/O and state (read, write, seek, sync, fdstat, close, renumber);
+//! - `path.rs`: everything under a directory descriptor (open, stat, create, remove,
+//!   rename, links, `fd_readdir`);
+//! - `poll.rs`: `poll_oneoff`;
+//! - `sock.rs`: sockets handed to the guest;
+//! - `stat.rs`, `errno.rs`: conversions shared by the others;
+//! - `setup.rs`: the descriptor table a run starts with (stdio, preopens).
 
 mod ctx;
-mod delegate;
+mod env;
+mod errno;
+mod fd;
+mod linker;
 mod memory;
+mod path;
 mod poll;
-mod proc;
-mod stdio;
+mod setup;
+mod sock;
+mod stat;
 
-use wasmtime::Linker;
+pub(crate) use linker::{P1_FUNCTIONS, P1_MODULE, add_to_linker};
+pub(crate) use setup::open_fds;
 
-use crate::group::StoreData;
+use crate::group::Group;
 
-pub(crate) use ctx::build_ctx;
-pub(crate) use delegate::P1_FUNCTIONS;
-
-/// The import module of WASI preview 1.
-pub(crate) const P1_MODULE: &str = "wasi_snapshot_preview1";
-
-/// Defines all WASI preview 1 functions.
-pub(super) fn add_to_linker(linker: &mut Linker<StoreData>) -> anyhow::Result<()> {
-    delegate::add_to_linker(linker)?;
-    stdio::add_to_linker(linker)?;
-    poll::add_to_linker(linker)?;
-    proc::add_to_linker(linker)?;
-    Ok(())
+/// One WASI call of one guest thread: what every function gets.
+pub(super) struct Ctx<'a> {
+    pub(super) group: &'a Group,
+    pub(super) tid: i32,
 }
 
-/// WASI errno values returned by our own implementations.
-mod errno {
-    pub const BADF: i32 = 8;
-    pub const FAULT: i32 = 21;
-    pub const INVAL: i32 = 28;
-    pub const IO: i32 = 29;
-    pub const PIPE: i32 = 64;
+impl Ctx<'_> {
+    /// The descriptor at `fd` (a brief read lock of the table, then an `Arc` clone).
+    pub(super) fn descriptor(&self, fd: wasmtime_wasi::p1::types::Fd) -> Result<std::sync::Arc<crate::io::Descriptor>, wasmtime_wasi::p1::types::Error> {
+        self.group.fds.get(u32::from(fd)).map_err(errno::fd)
+    }
 }

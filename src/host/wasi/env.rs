@@ -1,0 +1,125 @@
+//! Arguments, environment, clocks, randomness, `proc_exit`, `proc_raise`, `sched_yield`:
+//! calls that touch no descriptor and take no lock.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use wasmtime_wasi::p1::types::{self, Clockid, Errno};
+use wiggle::{GuestMemory, GuestPtr};
+
+use super::Ctx;
+use super::errno;
+
+/// Writes `strings` NUL-terminated into `buf` and a pointer to each into `ptrs`.
+fn write_strings(
+    memory: &mut GuestMemory<'_>,
+    strings: &[String],
+    mut ptrs: GuestPtr<GuestPtr<u8>>,
+    mut buf: GuestPtr<u8>,
+) -> Result<(), types::Error> {
+    for s in strings {
+        memory.write(ptrs, buf)?;
+        ptrs = ptrs.add(1)?;
+        let bytes = s.as_bytes();
+        let len = u32::try_from(bytes.len()).map_err(|_| Errno::Overflow)?;
+        memory.copy_from_slice(bytes, buf.as_array(len))?;
+        buf = buf.add(len)?;
+        memory.write(buf, 0u8)?;
+        buf = buf.add(1)?;
+    }
+    Ok(())
+}
+
+/// The count of `strings` and the bytes they take NUL-terminated.
+fn sizes(strings: &[String]) -> Result<(types::Size, types::Size), types::Error> {
+    let count = u32::try_from(strings.len()).map_err(|_| Errno::Overflow)?;
+    let bytes: usize = strings.iter().map(|s| s.len() + 1).sum();
+    Ok((count, u32::try_from(bytes).map_err(|_| Errno::Overflow)?))
+}
+
+pub(super) fn args_get(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, argv: GuestPtr<GuestPtr<u8>>, argv_buf: GuestPtr<u8>) -> Result<(), types::Error> {
+    write_strings(memory, &ctx.group.args, argv, argv_buf)
+}
+
+pub(super) fn args_sizes_get(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>) -> Result<(types::Size, types::Size), types::Error> {
+    sizes(&ctx.group.args)
+}
+
+pub(super) fn environ_get(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, environ: GuestPtr<GuestPtr<u8>>, environ_buf: GuestPtr<u8>) -> Result<(), types::Error> {
+    write_strings(memory, &ctx.group.env, environ, environ_buf)
+}
+
+pub(super) fn environ_sizes_get(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>) -> Result<(types::Size, types::Size), types::Error> {
+    sizes(&ctx.group.env)
+}
+
+/// The host clock behind a WASI clock id (monotonic is measured from the run's start).
+fn host_clock(id: Clockid) -> rustix::time::ClockId {
+    match id {
+        Clockid::Realtime => rustix::time::ClockId::Realtime,
+        Clockid::Monotonic => rustix::time::ClockId::Monotonic,
+        Clockid::ProcessCputimeId => rustix::time::ClockId::ProcessCPUTime,
+        Clockid::ThreadCputimeId => rustix::time::ClockId::ThreadCPUTime,
+    }
+}
+
+fn timespec_nanos(t: rustix::time::Timespec) -> u64 {
+    (t.tv_sec.max(0) as u64).saturating_mul(1_000_000_000).saturating_add(t.tv_nsec.max(0) as u64)
+}
+
+pub(super) fn clock_res_get(_ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, id: types::Clockid) -> Result<types::Timestamp, types::Error> {
+    Ok(timespec_nanos(rustix::time::clock_getres(host_clock(id))).max(1))
+}
+
+pub(super) fn clock_time_get(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, id: types::Clockid, _precision: types::Timestamp) -> Result<types::Timestamp, types::Error> {
+    Ok(match id {
+        Clockid::Realtime => {
+            let since = SystemTime::now().duration_since(UNIX_EPOCH).map_err(|_| Errno::Overflow)?;
+            u64::try_from(since.as_nanos()).map_err(|_| Errno::Overflow)?
+        }
+        Clockid::Monotonic => monotonic_now(ctx),
+        other => timespec_nanos(rustix::time::clock_gettime(host_clock(other))),
+    })
+}
+
+/// The guest's monotonic clock: nanoseconds since the run started. `poll.rs` turns
+/// absolute monotonic deadlines into host instants with the same zero.
+pub(super) fn monotonic_now(ctx: &Ctx<'_>) -> u64 {
+    u64::try_from(ctx.group.clock_zero.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+pub(super) fn proc_exit(_ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, status: types::Exitcode) -> wasmtime::Error {
+    // Ends the calling thread; the thread's runner then ends the run with this code.
+    wasmtime::Error::new(wasmtime_wasi::I32Exit(status as i32))
+}
+
+pub(super) fn proc_raise(_ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, _sig: types::Signal) -> Result<(), types::Error> {
+    Err(Errno::Notsup.into())
+}
+
+pub(super) fn sched_yield(_ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>) -> Result<(), types::Error> {
+    std::thread::yield_now();
+    Ok(())
+}
+
+/// Most random bytes produced per host call (and buffered at once).
+const RANDOM_CHUNK: u32 = 64 * 1024;
+
+pub(super) fn random_get(_ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, buf: GuestPtr<u8>, buf_len: types::Size) -> Result<(), types::Error> {
+    let mut chunk = vec![0u8; buf_len.min(RANDOM_CHUNK) as usize];
+    let mut done = 0u32;
+    while done < buf_len {
+        let n = (buf_len - done).min(RANDOM_CHUNK);
+        let part = &mut chunk[..n as usize];
+        let mut filled = 0;
+        while filled < part.len() {
+            match rustix::rand::getrandom(&mut part[filled..], rustix::rand::GetRandomFlags::empty()) {
+                Ok(k) => filled += k,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(errno::sys(e)),
+            }
+        }
+        memory.copy_from_slice(part, buf.add(done)?.as_array(n))?;
+        done += n;
+    }
+    Ok(())
+}

@@ -1,0 +1,105 @@
+//! A run's descriptor table: what each guest fd is, shared by every thread of the run.
+//!
+//! The table is locked only to look a descriptor up (a read lock, then an `Arc` clone) or
+//! to change a slot (a write lock); all I/O happens on the `Arc<Descriptor>` outside the
+//! lock, so threads using different descriptors never wait for each other, and a
+//! descriptor closed or renumbered while another thread uses it stays valid until that
+//! use ends (as with POSIX `close` racing `read`).
+
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use super::dir::DirDesc;
+use super::file::FileDesc;
+
+/// Default for [`RunConfig::max_fds`](crate::RunConfig::max_fds).
+pub const DEFAULT_MAX_FDS: u32 = 256;
+
+/// What a guest descriptor refers to.
+pub(crate) enum Descriptor {
+    /// The run's stdin ([`Stdio::stdin`](super::Stdio)), wherever it was renumbered to.
+    Stdin,
+    /// The run's stdout (1) or stderr (2) stream, wherever it was renumbered to.
+    Output(i32),
+    /// Anything that is not a directory: a regular file, a FIFO, a character device, a
+    /// socket, opened by `path_open` (or given by the host).
+    File(FileDesc),
+    /// A directory: a preopen or one opened by `path_open`.
+    Dir(DirDesc),
+}
+
+/// Why a table operation failed.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum FdError {
+    /// No such descriptor.
+    BadFd,
+    /// The run's descriptor limit is reached.
+    TooMany,
+}
+
+/// The descriptor table of one run.
+pub(crate) struct FdTable {
+    slots: RwLock<Vec<Option<Arc<Descriptor>>>>,
+    max: u32,
+}
+
+impl FdTable {
+    /// A table holding at most `max` descriptors (stdio and preopens included).
+    pub(crate) fn new(max: u32) -> FdTable {
+        FdTable { slots: RwLock::new(Vec::new()), max }
+    }
+
+    /// The descriptor at `fd`.
+    pub(crate) fn get(&self, fd: u32) -> Result<Arc<Descriptor>, FdError> {
+        self.slots.read().get(fd as usize).and_then(|s| s.clone()).ok_or(FdError::BadFd)
+    }
+
+    /// Puts `d` in the lowest free slot and returns its number.
+    pub(crate) fn insert(&self, d: Descriptor) -> Result<u32, FdError> {
+        let mut slots = self.slots.write();
+        let used = slots.iter().filter(|s| s.is_some()).count();
+        if used >= self.max as usize {
+            return Err(FdError::TooMany);
+        }
+        let fd = match slots.iter().position(|s| s.is_none()) {
+            Some(free) => free,
+            None => {
+                slots.push(None);
+                slots.len() - 1
+            }
+        };
+        slots[fd] = Some(Arc::new(d));
+        Ok(fd as u32)
+    }
+
+    /// Removes `fd`. The descriptor itself closes when its last user drops it.
+    pub(crate) fn remove(&self, fd: u32) -> Result<Arc<Descriptor>, FdError> {
+        let mut slots = self.slots.write();
+        let d = slots.get_mut(fd as usize).and_then(Option::take).ok_or(FdError::BadFd)?;
+        while slots.last().is_some_and(Option::is_none) {
+            slots.pop();
+        }
+        Ok(d)
+    }
+
+    /// Moves `from` to `to` (closing what `to` was), as POSIX `dup2` + `close`. A failure
+    /// (either fd not open) changes nothing.
+    pub(crate) fn renumber(&self, from: u32, to: u32) -> Result<(), FdError> {
+        let mut slots = self.slots.write();
+        let open = |fd: u32| slots.get(fd as usize).is_some_and(Option::is_some);
+        if !open(from) || !open(to) {
+            return Err(FdError::BadFd);
+        }
+        if from != to {
+            let d = slots[from as usize].take();
+            slots[to as usize] = d;
+        }
+        Ok(())
+    }
+
+    /// How many descriptors are open.
+    pub(crate) fn len(&self) -> usize {
+        self.slots.read().iter().filter(|s| s.is_some()).count()
+    }
+}
