@@ -152,11 +152,26 @@ typedef struct wt_thread_exit wt_thread_exit_t;
 typedef void (*wt_thread_exit_callback_t)(void *user_data, int32_t tid, const wt_thread_exit_t *how);
 
 /**
- * Called on each new guest thread (main included, tid 0) just before it runs wasm, e.g.
- * to name or track it. `user_data` must be safe to use from any thread. It may call
- * `wt_run_cancel` on its own run, but must not wait for or free that run.
+ * Called on each new guest thread, on that thread, e.g. to name or track it: for the
+ * main thread (tid 0) before its instance is made (so before the module's start
+ * function), for a spawned thread after its instance is made and before
+ * `wasi_thread_start` — a spawn that fails never calls it. Every tid it is called for
+ * gets exactly one thread-exit callback. `user_data` must be safe to use from any thread.
+ * It may call `wt_run_cancel` on its own run, but must not wait for or free that run.
  */
 typedef void (*wt_thread_start_callback_t)(void *user_data, int32_t tid);
+
+/**
+ * Tells the host about something the guest ran into that the guest itself only sees as
+ * an error code, or that the host should know: a `thread-spawn` that failed and why (the
+ * thread limit, a trap in the new instance's start function, the OS refusing a thread),
+ * or threads that had not stopped when the teardown grace ran out. `tid` is the thread
+ * concerned (for a spawn, the spawning thread); `message` is UTF-8, valid only during the
+ * call. Called on a guest thread or the run's supervisor; at most 64 times per run (the
+ * 64th says that later ones are dropped). `user_data` must be safe to use from any
+ * thread. It may call `wt_run_cancel` on its own run, but must not wait for or free it.
+ */
+typedef void (*wt_diagnostic_callback_t)(void *user_data, int32_t tid, const char *message);
 
 /**
  * See `struct wt_engine_config`.
@@ -265,6 +280,14 @@ void wt_run_config_set_thread_start_callback(wt_run_config_t *config,
                                              void *user_data);
 
 /**
+ * Sets (or, with `cb` NULL, clears) the diagnostic callback; see
+ * `wt_diagnostic_callback_t`. NULL `config` is ignored.
+ */
+void wt_run_config_set_diagnostic_callback(wt_run_config_t *config,
+                                           wt_diagnostic_callback_t cb,
+                                           void *user_data);
+
+/**
  * A new engine configuration with the defaults: Cranelift opt level 1 (speed), no
  * on-disk compilation cache, a 1 MiB wasm stack per guest thread.
  * The caller owns the result and must release it with `wt_engine_config_free`.
@@ -290,8 +313,10 @@ void wt_engine_config_set_opt_level(wt_engine_config_t *config, uint8_t level);
 void wt_engine_config_set_cache(wt_engine_config_t *config, bool enabled);
 
 /**
- * Sets the largest wasm stack of one guest thread, in bytes (default 1 MiB). Deeper
- * recursion traps ("call stack exhausted"). 0 makes `wt_engine_new` fail. NULL is ignored.
+ * Sets the largest wasm stack of one guest thread, in bytes (default 1 MiB, at most
+ * 256 MiB: every guest thread reserves this much native stack, plus 2 MiB for host code).
+ * Deeper recursion traps ("call stack exhausted"). 0 or more than 256 MiB makes
+ * `wt_engine_new` fail with a message saying why. NULL is ignored.
  */
 void wt_engine_config_set_max_wasm_stack(wt_engine_config_t *config, size_t bytes);
 
@@ -531,6 +556,33 @@ void wt_run_config_set_timeout_ms(wt_run_config_t *config, uint64_t timeout_ms);
  * NULL `config` is ignored.
  */
 void wt_run_config_set_max_memory(wt_run_config_t *config, uint64_t bytes);
+
+/**
+ * Sets the most descriptors a run may have open at once, stdin, stdout, stderr and
+ * preopened directories included (default 256). Past it `path_open` fails with the WASI
+ * errno `mfile` and the guest goes on; the host process's own descriptors are never
+ * exhausted by a guest. A limit that leaves no room for stdio and the preopens makes runs
+ * fail to start. NULL `config` is ignored.
+ */
+void wt_run_config_set_max_fds(wt_run_config_t *config, uint32_t max_fds);
+
+/**
+ * Sets the most table elements (function references) all threads' tables may hold
+ * together (default 10 000 000, about 80 MB). `table.grow` past it returns -1; a thread
+ * whose initial tables do not fit fails to start (its spawn returns an error; for the
+ * main thread the run ends with `WT_EXIT_TRAP`). NULL `config` is ignored.
+ */
+void wt_run_config_set_max_table_elements(wt_run_config_t *config, uint64_t elements);
+
+/**
+ * Sets how long the end of a run waits for its threads to stop, in milliseconds
+ * (default 5000). Threads normally stop within milliseconds wherever they are; only a
+ * thread inside a host callback that does not return, or inside one long wasm
+ * instruction (a `memory.fill` of gigabytes), can take longer. Past the grace `wt_run`
+ * and `wt_run_wait` return anyway, the diagnostic callback names the threads, and they
+ * are stopped as soon as they reach their next interruption point. NULL is ignored.
+ */
+void wt_run_config_set_teardown_grace_ms(wt_run_config_t *config, uint64_t grace_ms);
 
 /**
  * Guest output on `stream` (1 = stdout, 2 = stderr) goes to the host process's own

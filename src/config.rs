@@ -3,11 +3,17 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::exit::{ThreadExitCallback, ThreadStartCallback};
+use crate::exit::{DiagnosticCallback, ThreadExitCallback, ThreadStartCallback};
 use crate::io::{Input, Output};
 
 /// Default for [`RunConfig::max_threads`].
 pub const DEFAULT_MAX_THREADS: u32 = 1024;
+
+/// Default for [`RunConfig::teardown_grace`].
+pub const DEFAULT_TEARDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Default for [`RunConfig::max_table_elements`]: 10 million (about 80 MB of host memory).
+pub const DEFAULT_MAX_TABLE_ELEMENTS: u64 = 10_000_000;
 
 /// A host directory the guest may use under `guest` path.
 #[derive(Clone, Debug)]
@@ -40,12 +46,26 @@ pub struct RunConfig {
     /// The most linear memory the guest may have, in bytes; growing past it fails
     /// (`memory.grow` returns -1). `None` = only the module's own maximum.
     pub max_memory: Option<u64>,
+    /// The most table elements (function references) all threads' tables may hold
+    /// together; `table.grow` past it returns -1, and an instance whose tables do not fit
+    /// fails to instantiate (default [`DEFAULT_MAX_TABLE_ELEMENTS`]).
+    pub max_table_elements: u64,
+    /// How long the end of a run waits for its threads to stop (default
+    /// [`DEFAULT_TEARDOWN_GRACE`]). Threads stop within milliseconds unless one is in a
+    /// long host callback or one long wasm instruction (a `memory.fill` of gigabytes);
+    /// past the grace the result is given without them ([`RunExit::unstopped`](crate::RunExit)).
+    pub teardown_grace: Duration,
     pub stdin: Input,
     pub stdout: Output,
     pub stderr: Output,
     pub on_thread_exit: Option<ThreadExitCallback>,
     pub on_thread_start: Option<ThreadStartCallback>,
+    /// See [`DiagnosticCallback`]; at most [`MAX_DIAGNOSTICS`] calls per run.
+    pub on_diagnostic: Option<DiagnosticCallback>,
 }
+
+/// Most diagnostic callbacks one run makes; the last says that more were dropped.
+pub const MAX_DIAGNOSTICS: u32 = 64;
 
 impl Default for RunConfig {
     fn default() -> Self {
@@ -58,11 +78,14 @@ impl Default for RunConfig {
             timeout: None,
             inherit_env: false,
             max_memory: None,
+            max_table_elements: DEFAULT_MAX_TABLE_ELEMENTS,
+            teardown_grace: DEFAULT_TEARDOWN_GRACE,
             stdin: Input::Inherit,
             stdout: Output::Inherit,
             stderr: Output::Inherit,
             on_thread_exit: None,
             on_thread_start: None,
+            on_diagnostic: None,
         }
     }
 }

@@ -40,6 +40,9 @@ impl Default for EngineConfig {
 /// (WASI calls) that runs on the same thread.
 const HOST_STACK_MARGIN: usize = 2 << 20;
 
+/// The largest `max_wasm_stack` accepted: every guest thread reserves this much stack.
+pub const MAX_WASM_STACK_LIMIT: usize = 256 << 20;
+
 /// The shortest interrupt tick.
 const MIN_INTERRUPT_TICK: Duration = Duration::from_micros(50);
 
@@ -65,6 +68,13 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(config: &EngineConfig) -> Result<Engine> {
+        if config.max_wasm_stack == 0 || config.max_wasm_stack > MAX_WASM_STACK_LIMIT {
+            anyhow::bail!(
+                "max wasm stack must be between 1 byte and {} MiB (each guest thread reserves that much native stack), not {}",
+                MAX_WASM_STACK_LIMIT >> 20,
+                config.max_wasm_stack
+            );
+        }
         let mut c = wasmtime::Config::new();
         c.wasm_threads(true)
             .shared_memory(true)
@@ -72,6 +82,9 @@ impl Engine {
             // ends; each store's deadline callback decides whether its run is over.
             .epoch_interruption(true)
             .max_wasm_stack(config.max_wasm_stack)
+            // Wasmtime requires its async stack (unused here: no fibers) to be at least the
+            // wasm stack; guest threads run on pool threads sized for the wasm stack.
+            .async_stack_size(config.max_wasm_stack.max(2 << 20) + (1 << 20))
             .cranelift_opt_level(match config.opt_level {
                 0 => OptLevel::None,
                 1 => OptLevel::Speed,

@@ -25,17 +25,20 @@ pub struct RunExit {
     pub tid: i32,
     /// For traps: the trap message followed by the wasm backtrace.
     pub message: Option<String>,
+    /// Threads that had not stopped when the teardown grace ran out (normally none):
+    /// the result was given without waiting for them.
+    pub unstopped: Vec<i32>,
 }
 
 impl RunExit {
     pub(crate) fn code(tid: i32, code: i32) -> Self {
-        RunExit { kind: ExitKind::Code, code, tid, message: None }
+        RunExit { kind: ExitKind::Code, code, tid, message: None, unstopped: Vec::new() }
     }
     pub(crate) fn trap(tid: i32, message: String) -> Self {
-        RunExit { kind: ExitKind::Trap, code: 0, tid, message: Some(message) }
+        RunExit { kind: ExitKind::Trap, code: 0, tid, message: Some(message), unstopped: Vec::new() }
     }
     pub(crate) fn host(kind: ExitKind) -> Self {
-        RunExit { kind, code: 0, tid: -1, message: None }
+        RunExit { kind, code: 0, tid: -1, message: None, unstopped: Vec::new() }
     }
 }
 
@@ -57,6 +60,11 @@ pub type ThreadExitCallback = Arc<dyn Fn(i32, &ThreadExit) + Send + Sync>;
 
 /// Called once per thread of a run, on that thread, just before it starts running wasm.
 pub type ThreadStartCallback = Arc<dyn Fn(i32) + Send + Sync>;
+
+/// Called when something a guest did failed in a way the guest itself only sees as an
+/// error code (a refused `thread-spawn` and why), or the host should know about (threads
+/// that did not stop in time): `(tid of the thread concerned, message)`.
+pub type DiagnosticCallback = Arc<dyn Fn(i32, &str) + Send + Sync>;
 
 /// The message of a caught panic, for errors and trap reports.
 pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {

@@ -38,7 +38,7 @@ pub mod ffi;
 
 pub use config::{Preopen, RunConfig};
 pub use engine::{Engine, EngineConfig};
-pub use exit::{ExitKind, RunExit, ThreadExit, ThreadExitCallback, ThreadStartCallback};
+pub use exit::{DiagnosticCallback, ExitKind, RunExit, ThreadExit, ThreadExitCallback, ThreadStartCallback};
 pub use io::{Input, Output, OutputCallback};
 pub use module::Module;
 pub use run::Run;

@@ -2,9 +2,8 @@
 //! not pay for creating and destroying an OS thread (stack mapping, Wasmtime's per-thread
 //! signal stack) each time.
 //!
-//! A finished job's thread waits for another job for `IDLE_TIMEOUT`, then exits. Each job
-//! comes with a [`Done`] latch, set after the job returned and dropped everything it
-//! captured: waiting on it is the pool's "join".
+//! A finished job's thread waits for another job for `IDLE_TIMEOUT`, then exits. Callers
+//! that must know when a job is done (the group's join) put that in the job itself.
 //!
 //! Lock order: a slot's `job` lock may be held while taking `idle`, never the other way
 //! round (a thread timing out holds its slot and looks itself up in `idle`).
@@ -19,28 +18,6 @@ use parking_lot::{Condvar, Mutex};
 const IDLE_TIMEOUT: Duration = Duration::from_millis(500);
 
 type Job = Box<dyn FnOnce() + Send>;
-
-/// Set once a job has finished and dropped what it captured.
-#[derive(Default)]
-pub(crate) struct Done {
-    done: Mutex<bool>,
-    cond: Condvar,
-}
-
-impl Done {
-    fn set(&self) {
-        *self.done.lock() = true;
-        self.cond.notify_all();
-    }
-
-    /// Blocks until the job has finished.
-    pub(crate) fn wait(&self) {
-        let mut done = self.done.lock();
-        while !*done {
-            self.cond.wait(&mut done);
-        }
-    }
-}
 
 /// Where an idle thread waits for its next job.
 #[derive(Default)]
@@ -66,28 +43,25 @@ impl Pool {
     }
 
     /// Runs `job` on an idle thread of the pool, or on a new one.
-    pub(crate) fn execute(self: &Arc<Self>, job: impl FnOnce() + Send + 'static) -> std::io::Result<Arc<Done>> {
-        let done = Arc::new(Done::default());
-        let latch = done.clone();
+    pub(crate) fn execute(self: &Arc<Self>, job: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
         let job: Job = Box::new(move || {
             // Guest thread bodies catch their own panics; this only keeps the pool thread
-            // and the latch alive if something else ever panics.
+            // alive if something else ever panics.
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-            latch.set();
         });
         // A statement of its own: the `idle` lock must be released before the slot's.
         let idle = self.idle.lock().pop();
         if let Some(slot) = idle {
             *slot.job.lock() = Some(job);
             slot.cond.notify_one();
-            return Ok(done);
+            return Ok(());
         }
         let pool = self.clone();
         std::thread::Builder::new()
             .name("wasithreads-worker".into())
             .stack_size(self.stack_size)
             .spawn(move || pool.work(job))?;
-        Ok(done)
+        Ok(())
     }
 
     /// The life of one pool thread: run jobs until idle for too long or shut down.
@@ -155,10 +129,13 @@ mod tests {
                 std::thread::spawn(move || {
                     for i in 0..2000u64 {
                         let r = ran.clone();
-                        let done = pool.execute(move || {
+                        let (tx, rx) = std::sync::mpsc::channel();
+                        pool.execute(move || {
                             r.fetch_add(1, Ordering::SeqCst);
-                        });
-                        done.unwrap().wait();
+                            let _ = tx.send(());
+                        })
+                        .unwrap();
+                        rx.recv().unwrap();
                         // Sometimes let the thread reach its idle timeout before the next job.
                         if (i + s) % 7 == 0 {
                             std::thread::sleep(Duration::from_micros(900 + (i % 5) * 100));

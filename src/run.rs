@@ -78,8 +78,12 @@ impl Run {
             stdio: Stdio::open(&config.stdin, &config.stdout, &config.stderr)?,
             max_threads: config.max_threads,
             max_memory: config.max_memory,
+            max_table_elements: config.max_table_elements,
             on_thread_exit: config.on_thread_exit.clone(),
             on_thread_start: config.on_thread_start.clone(),
+            on_diagnostic: config.on_diagnostic.clone(),
+            max_diagnostics: crate::config::MAX_DIAGNOSTICS,
+            teardown_grace: config.teardown_grace,
         });
         let mut store = group.new_store(0);
         let mut linker = inner.linker.clone();
@@ -117,7 +121,7 @@ impl Run {
 
     /// The outcome if the run has ended and all its threads are joined, else `None`.
     pub fn try_wait(&self) -> Option<RunExit> {
-        self.group.try_wait()
+        self.group.try_wait(self.deadline)
     }
 
     /// Ends the run with [`ExitKind::Cancelled`] unless it already ended. Returns at once;

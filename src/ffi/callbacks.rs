@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::args::c_string;
 use super::run_config::{wt_run_config_t, with_config};
-use crate::exit::{ThreadExit, ThreadStartCallback};
+use crate::exit::{DiagnosticCallback, ThreadExit, ThreadStartCallback};
 
 /// How one thread ended, as passed to the thread-exit callback.
 #[repr(C)]
@@ -47,10 +47,24 @@ pub type wt_thread_exit_t = wt_thread_exit;
 pub type wt_thread_exit_callback_t =
     Option<unsafe extern "C" fn(user_data: *mut c_void, tid: i32, how: *const wt_thread_exit_t)>;
 
-/// Called on each new guest thread (main included, tid 0) just before it runs wasm, e.g.
-/// to name or track it. `user_data` must be safe to use from any thread. It may call
-/// `wt_run_cancel` on its own run, but must not wait for or free that run.
+/// Called on each new guest thread, on that thread, e.g. to name or track it: for the
+/// main thread (tid 0) before its instance is made (so before the module's start
+/// function), for a spawned thread after its instance is made and before
+/// `wasi_thread_start` — a spawn that fails never calls it. Every tid it is called for
+/// gets exactly one thread-exit callback. `user_data` must be safe to use from any thread.
+/// It may call `wt_run_cancel` on its own run, but must not wait for or free that run.
 pub type wt_thread_start_callback_t = Option<unsafe extern "C" fn(user_data: *mut c_void, tid: i32)>;
+
+/// Tells the host about something the guest ran into that the guest itself only sees as
+/// an error code, or that the host should know: a `thread-spawn` that failed and why (the
+/// thread limit, a trap in the new instance's start function, the OS refusing a thread),
+/// or threads that had not stopped when the teardown grace ran out. `tid` is the thread
+/// concerned (for a spawn, the spawning thread); `message` is UTF-8, valid only during the
+/// call. Called on a guest thread or the run's supervisor; at most 64 times per run (the
+/// 64th says that later ones are dropped). `user_data` must be safe to use from any
+/// thread. It may call `wt_run_cancel` on its own run, but must not wait for or free it.
+pub type wt_diagnostic_callback_t =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, tid: i32, message: *const std::ffi::c_char)>;
 
 /// A host pointer handed back to a callback on guest threads.
 pub(super) struct UserData(*mut c_void);
@@ -116,6 +130,28 @@ pub extern "C" fn wt_run_config_set_thread_start_callback(
             c.on_thread_start = cb.map(|cb| -> ThreadStartCallback {
                 // SAFETY: the host registered `cb` for exactly this call shape.
                 Arc::new(move |tid| unsafe { cb(user_data.get(), tid) })
+            });
+        })
+    }
+}
+
+/// Sets (or, with `cb` NULL, clears) the diagnostic callback; see
+/// `wt_diagnostic_callback_t`. NULL `config` is ignored.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run_config_set_diagnostic_callback(
+    config: *mut wt_run_config_t,
+    cb: wt_diagnostic_callback_t,
+    user_data: *mut c_void,
+) {
+    ffi_boundary! {
+        let user_data = UserData::new(user_data);
+        with_config(config, |c| {
+            c.on_diagnostic = cb.map(|cb| -> DiagnosticCallback {
+                Arc::new(move |tid, message: &str| {
+                    let message = c_string(message);
+                    // SAFETY: the host registered `cb` for this call shape; `message` outlives it.
+                    unsafe { cb(user_data.get(), tid, message.as_ptr()) }
+                })
             });
         })
     }

@@ -61,8 +61,10 @@ pub extern "C" fn wt_engine_config_set_cache(config: *mut wt_engine_config_t, en
     }
 }
 
-/// Sets the largest wasm stack of one guest thread, in bytes (default 1 MiB). Deeper
-/// recursion traps ("call stack exhausted"). 0 makes `wt_engine_new` fail. NULL is ignored.
+/// Sets the largest wasm stack of one guest thread, in bytes (default 1 MiB, at most
+/// 256 MiB: every guest thread reserves this much native stack, plus 2 MiB for host code).
+/// Deeper recursion traps ("call stack exhausted"). 0 or more than 256 MiB makes
+/// `wt_engine_new` fail with a message saying why. NULL is ignored.
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_engine_config_set_max_wasm_stack(config: *mut wt_engine_config_t, bytes: usize) {
     ffi_boundary! {
@@ -83,9 +85,6 @@ pub extern "C" fn wt_engine_new(
         let out = try_mut!(engine_out);
         // SAFETY: NULL or a live config (header contract).
         let config = unsafe { config.as_ref() }.map(|c| c.inner.clone()).unwrap_or_default();
-        if config.max_wasm_stack == 0 {
-            return wt_error_t::raw("max wasm stack must be larger than 0");
-        }
         wt_error_t::from_result(Engine::new(&config), |engine| {
             *out = wt_engine { inner: engine }.into_raw();
         })

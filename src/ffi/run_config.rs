@@ -146,3 +146,33 @@ pub extern "C" fn wt_run_config_set_timeout_ms(config: *mut wt_run_config_t, tim
 pub extern "C" fn wt_run_config_set_max_memory(config: *mut wt_run_config_t, bytes: u64) {
     ffi_boundary! { with_config(config, |c| c.max_memory = (bytes > 0).then_some(bytes)) }
 }
+
+/// Sets the most descriptors a run may have open at once, stdin, stdout, stderr and
+/// preopened directories included (default 256). Past it `path_open` fails with the WASI
+/// errno `mfile` and the guest goes on; the host process's own descriptors are never
+/// exhausted by a guest. A limit that leaves no room for stdio and the preopens makes runs
+/// fail to start. NULL `config` is ignored.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run_config_set_max_fds(config: *mut wt_run_config_t, max_fds: u32) {
+    ffi_boundary! { with_config(config, |c| c.max_fds = max_fds) }
+}
+
+/// Sets the most table elements (function references) all threads' tables may hold
+/// together (default 10 000 000, about 80 MB). `table.grow` past it returns -1; a thread
+/// whose initial tables do not fit fails to start (its spawn returns an error; for the
+/// main thread the run ends with `WT_EXIT_TRAP`). NULL `config` is ignored.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run_config_set_max_table_elements(config: *mut wt_run_config_t, elements: u64) {
+    ffi_boundary! { with_config(config, |c| c.max_table_elements = elements) }
+}
+
+/// Sets how long the end of a run waits for its threads to stop, in milliseconds
+/// (default 5000). Threads normally stop within milliseconds wherever they are; only a
+/// thread inside a host callback that does not return, or inside one long wasm
+/// instruction (a `memory.fill` of gigabytes), can take longer. Past the grace `wt_run`
+/// and `wt_run_wait` return anyway, the diagnostic callback names the threads, and they
+/// are stopped as soon as they reach their next interruption point. NULL is ignored.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run_config_set_teardown_grace_ms(config: *mut wt_run_config_t, grace_ms: u64) {
+    ffi_boundary! { with_config(config, |c| c.teardown_grace = Duration::from_millis(grace_ms)) }
+}

@@ -11,6 +11,7 @@
 //! - `spawn.rs`: `thread-spawn`, the thread limit and thread ids;
 //! - `supervise.rs`: waiting for the end, the timeout, joining, the outcome.
 
+mod limits;
 mod spawn;
 mod supervise;
 mod teardown;
@@ -19,23 +20,24 @@ mod thread;
 pub(crate) use teardown::{Teardown, Terminated};
 pub(crate) use thread::THREAD_START;
 
-use std::sync::atomic::AtomicI32;
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 use wasmtime::{InstancePre, SharedMemory, Store, UpdateDeadline};
 
-use crate::exit::{RunExit, ThreadExitCallback, ThreadStartCallback};
+use crate::exit::{DiagnosticCallback, RunExit, ThreadExitCallback, ThreadStartCallback};
 use crate::io::{FdTable, Stdio};
-use crate::pool::{Done, Pool};
+use crate::pool::Pool;
 
 /// Per-store data: which group and which thread a store belongs to.
 pub(crate) struct StoreData {
     pub(crate) group: Arc<Group>,
     pub(crate) tid: i32,
-    /// Caps an unshared memory's growth (shared memories are capped by their type).
-    limits: wasmtime::StoreLimits,
+    /// Table elements this store took from the run's budget (`limits.rs`).
+    table_elements: u64,
 }
 
 /// What a group is given when it is made (by `run.rs`).
@@ -53,8 +55,16 @@ pub(crate) struct Setup {
     pub(crate) stdio: Stdio,
     pub(crate) max_threads: u32,
     pub(crate) max_memory: Option<u64>,
+    /// Table elements all threads' tables may hold together.
+    pub(crate) max_table_elements: u64,
     pub(crate) on_thread_exit: Option<ThreadExitCallback>,
     pub(crate) on_thread_start: Option<ThreadStartCallback>,
+    pub(crate) on_diagnostic: Option<DiagnosticCallback>,
+    /// How many diagnostic callbacks the run may make.
+    pub(crate) max_diagnostics: u32,
+    /// How long teardown waits for threads to stop before the run's result is given
+    /// without them.
+    pub(crate) teardown_grace: Duration,
 }
 
 /// The bookkeeping of a group, under [`Group::state`].
@@ -63,7 +73,7 @@ struct State {
     /// The first event that ended the run: it decides the outcome.
     first_exit: Option<RunExit>,
     /// Threads that exist (main included) and have not finished their exit callback.
-    live: usize,
+    live: BTreeSet<i32>,
     /// Spawned threads that have not stopped running wasm, for the thread limit.
     spawned: u32,
     /// Someone (a waiter or the background supervisor) is running `supervise`.
@@ -90,15 +100,52 @@ pub(crate) struct Group {
     pub(crate) clock_zero: Instant,
     max_threads: u32,
     max_memory: Option<u64>,
+    table_budget: limits::TableBudget,
     on_thread_exit: Option<ThreadExitCallback>,
     on_thread_start: Option<ThreadStartCallback>,
+    on_diagnostic: Option<DiagnosticCallback>,
+    diagnostics_left: AtomicU32,
+    teardown_grace: Duration,
     pub(crate) teardown: Teardown,
     state: Mutex<State>,
     /// Signalled on every change of `state` and on every kick.
     cond: Condvar,
     next_tid: AtomicI32,
-    /// One per thread started: set when that thread is completely done with the run.
-    handles: Mutex<Vec<Arc<Done>>>,
+    /// Guest threads whose pool job has not finished (and dropped what it held).
+    jobs: Arc<Jobs>,
+}
+
+/// Counts the pool jobs of a group that have not finished: what the supervisor joins.
+/// O(1) per thread however many threads a run spawns over its life.
+#[derive(Default)]
+pub(super) struct Jobs {
+    running: Mutex<usize>,
+    cond: Condvar,
+}
+
+/// One running job; dropping it (when the job is done) counts it out.
+pub(super) struct Job(Arc<Jobs>);
+
+impl Jobs {
+    pub(super) fn begin(self: &Arc<Self>) -> Job {
+        *self.running.lock() += 1;
+        Job(self.clone())
+    }
+
+    /// Blocks until every job has finished.
+    pub(super) fn wait_all(&self) {
+        let mut running = self.running.lock();
+        while *running > 0 {
+            self.cond.wait(&mut running);
+        }
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        *self.0.running.lock() -= 1;
+        self.0.cond.notify_all();
+    }
 }
 
 impl Group {
@@ -117,12 +164,16 @@ impl Group {
             clock_zero: Instant::now(),
             max_threads: s.max_threads,
             max_memory: s.max_memory,
+            table_budget: limits::TableBudget::new(s.max_table_elements),
             on_thread_exit: s.on_thread_exit,
             on_thread_start: s.on_thread_start,
-            state: Mutex::new(State { live: 1, ..State::default() }),
+            on_diagnostic: s.on_diagnostic,
+            diagnostics_left: AtomicU32::new(s.max_diagnostics),
+            teardown_grace: s.teardown_grace,
+            state: Mutex::new(State { live: BTreeSet::from([0]), ..State::default() }),
             cond: Condvar::new(),
             next_tid: AtomicI32::new(1),
-            handles: Mutex::new(Vec::new()),
+            jobs: Arc::default(),
         })
     }
 
@@ -137,13 +188,9 @@ impl Group {
 
     /// A new store for thread `tid`, with the deadline callback that stops busy wasm.
     pub(crate) fn new_store(self: &Arc<Self>, tid: i32) -> Store<StoreData> {
-        let mut limits = wasmtime::StoreLimitsBuilder::new();
-        if let Some(max) = self.max_memory {
-            limits = limits.memory_size(usize::try_from(max).unwrap_or(usize::MAX));
-        }
-        let data = StoreData { group: self.clone(), tid, limits: limits.build() };
+        let data = StoreData { group: self.clone(), tid, table_elements: 0 };
         let mut store = Store::new(&self.engine, data);
-        store.limiter(|d| &mut d.limits);
+        store.limiter(|d| d);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|ctx| {
             ctx.data().group.teardown.bail_if_ending()?;
@@ -173,6 +220,20 @@ impl Group {
         self.cond.notify_all();
     }
 
+    /// Tells the host (diagnostic callback) about something thread `tid` ran into. The
+    /// run's budget of messages ends with one that says more were dropped.
+    pub(crate) fn diagnose(&self, tid: i32, message: &str) {
+        let Some(cb) = &self.on_diagnostic else { return };
+        let left = self.diagnostics_left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        let message = match left {
+            Ok(1) => format!("{message} (further diagnostics of this run are dropped)"),
+            Ok(_) => message.to_string(),
+            Err(_) => return,
+        };
+        // A panicking Rust callback must not unwind into the guest's host call.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(tid, &message)));
+    }
+
     /// Called by a spawned thread as soon as it has stopped running wasm: from then on it
     /// no longer counts against the thread limit (a guest that joined it may spawn again).
     fn thread_left_wasm(&self) {
@@ -181,8 +242,8 @@ impl Group {
     }
 
     /// Called by each thread as its very last act on the run.
-    fn thread_gone(&self) {
-        self.state.lock().live -= 1;
+    fn thread_gone(&self, tid: i32) {
+        self.state.lock().live.remove(&tid);
         self.cond.notify_all();
     }
 }

@@ -1,12 +1,14 @@
-//! `thread-spawn` for a group: the thread limit, thread ids, a new instance of the module
-//! in its own store on a new OS thread. Every failure is a negative return, never a trap.
+//! `thread-spawn` for a group: the thread limit, thread ids, a new store on a new OS
+//! thread, which makes its own instance (see `thread.rs`) and tells the spawner whether
+//! that worked. Every failure is a negative return to the guest, never a trap, and is
+//! reported to the host through the diagnostic callback.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::Group;
-use super::thread::{Entry, THREAD_START, spawn_os_thread};
+use super::thread::{Entry, Started, spawn_os_thread};
 
 /// Largest thread id the proposal allows.
 const MAX_TID: i32 = 0x1FFF_FFFF;
@@ -19,12 +21,17 @@ const ENOSYS: i32 = 52;
 
 impl Group {
     /// Starts a thread running `wasi_thread_start(tid, arg)`. Returns the new thread's
-    /// id, or a negative WASI errno.
-    pub(crate) fn spawn(self: &Arc<Self>, arg: i32) -> i32 {
+    /// id, or a negative WASI errno; `Err` only when the run ended meanwhile.
+    pub(crate) fn spawn(self: &Arc<Self>, spawner: i32, arg: i32) -> wasmtime::Result<i32> {
         if !self.can_spawn {
-            return -ENOSYS;
+            self.diagnose(spawner, "thread-spawn failed: the module has no usable `wasi_thread_start` export");
+            return Ok(-ENOSYS);
         }
-        {
+        if self.max_threads == 0 {
+            self.diagnose(spawner, "thread-spawn failed: the run's thread limit is 0");
+            return Ok(-EAGAIN);
+        }
+        let tid = {
             let mut st = self.state.lock();
             // At the limit, give a thread that is just leaving (its joiner already woke up,
             // it is returning from wasm) a moment to count itself out.
@@ -34,31 +41,38 @@ impl Group {
                     break;
                 }
             }
-            if self.teardown.is_ending() || st.spawned >= self.max_threads {
-                return -EAGAIN;
+            self.teardown.bail_if_ending()?;
+            if st.spawned >= self.max_threads {
+                drop(st);
+                let limit = self.max_threads;
+                self.diagnose(spawner, &format!("thread-spawn failed: the run's limit of {limit} threads is reached"));
+                return Ok(-EAGAIN);
             }
+            let next = self.next_tid.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| (t <= MAX_TID).then_some(t + 1));
+            let Ok(tid) = next else {
+                drop(st);
+                self.diagnose(spawner, "thread-spawn failed: all thread ids of the run are used");
+                return Ok(-EAGAIN);
+            };
             st.spawned += 1;
-            st.live += 1;
+            st.live.insert(tid);
+            tid
+        };
+        let started = Arc::new(Started::default());
+        let store = self.new_store(tid);
+        if let Err(e) = spawn_os_thread(self, store, Entry::Spawned { arg, started: started.clone() }) {
+            self.thread_left_wasm();
+            self.thread_gone(tid);
+            self.diagnose(spawner, &format!("thread-spawn failed: {e:#}"));
+            return Ok(-EAGAIN);
         }
-        match self.try_spawn(arg) {
-            Some(tid) => tid,
-            None => {
-                self.thread_left_wasm();
-                self.thread_gone();
-                -EAGAIN
+        // The new thread counts itself out if its instance cannot be made.
+        match started.wait(&self.teardown)? {
+            Ok(()) => Ok(tid),
+            Err(why) => {
+                self.diagnose(spawner, &format!("thread-spawn failed: {why}"));
+                Ok(-EAGAIN)
             }
         }
-    }
-
-    fn try_spawn(self: &Arc<Self>, arg: i32) -> Option<i32> {
-        let tid = self
-            .next_tid
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| (t <= MAX_TID).then_some(t + 1))
-            .ok()?;
-        let mut store = self.new_store(tid);
-        let instance = self.pre().instantiate(&mut store).ok()?;
-        let entry = instance.get_typed_func::<(i32, i32), ()>(&mut store, THREAD_START).ok()?;
-        spawn_os_thread(self, store, Entry::Spawned(entry, arg)).ok()?;
-        Some(tid)
     }
 }

@@ -8,6 +8,8 @@ use anyhow::{Context as _, Result};
 use wasmtime::{Store, Trap, TypedFunc, WasmBacktrace};
 use wasmtime_wasi::I32Exit;
 
+use parking_lot::{Condvar, Mutex};
+
 use super::{Group, StoreData, Terminated};
 use crate::exit::{RunExit, ThreadExit, panic_message};
 
@@ -15,10 +17,51 @@ use crate::exit::{RunExit, ThreadExit, panic_message};
 pub(crate) const THREAD_START: &str = "wasi_thread_start";
 
 /// What a thread runs: for the main thread, instantiation (which runs the module's start
-/// function, if any) and `_start`; for the others `wasi_thread_start(tid, arg)`.
+/// function, if any) and `_start`; for the others, instantiation and
+/// `wasi_thread_start(tid, arg)`, telling the spawner through `started` whether the
+/// instance could be made. Either way the instance is made on the thread that runs it, so
+/// a start function never runs on another thread's native stack.
 pub(super) enum Entry {
     Main,
-    Spawned(TypedFunc<(i32, i32), ()>, i32),
+    Spawned { arg: i32, started: Arc<Started> },
+}
+
+/// How a spawned thread's instantiation went, for the spawner waiting on it.
+#[derive(Default)]
+pub(super) struct Started {
+    result: Mutex<Option<Result<(), String>>>,
+    cond: Condvar,
+}
+
+impl Started {
+    fn set(&self, r: Result<(), String>) {
+        let mut slot = self.result.lock();
+        if slot.is_none() {
+            *slot = Some(r);
+        }
+        self.cond.notify_all();
+    }
+
+    /// Waits for the thread's answer, or until the run ends (`Err(Terminated)`).
+    pub(super) fn wait(&self, teardown: &super::Teardown) -> wasmtime::Result<Result<(), String>> {
+        let mut slot = self.result.lock();
+        loop {
+            if let Some(r) = slot.take() {
+                return Ok(r);
+            }
+            teardown.bail_if_ending()?;
+            self.cond.wait_for(&mut slot, teardown.interrupt_tick);
+        }
+    }
+}
+
+/// Answers the spawner with an error if the thread never said how it went (a panic).
+struct AnswerOnDrop(Arc<Started>);
+
+impl Drop for AnswerOnDrop {
+    fn drop(&mut self) {
+        self.0.set(Err("the thread failed before its instance was made".into()));
+    }
 }
 
 /// Turns the result of a guest call into how the thread ended.
@@ -74,25 +117,58 @@ fn block_sigpipe() {
     }
 }
 
+/// Instantiates the module in `store` (running its start function here) and finds
+/// `wasi_thread_start`.
+fn instantiate_spawned(group: &Group, store: &mut Store<StoreData>) -> wasmtime::Result<TypedFunc<(i32, i32), ()>> {
+    let instance = group.pre().instantiate(&mut *store)?;
+    instance.get_typed_func::<(i32, i32), ()>(&mut *store, THREAD_START)
+}
+
 fn run_thread(group: Arc<Group>, mut store: Store<StoreData>, entry: Entry) {
     block_sigpipe();
     let tid = store.data().tid;
-    let result = catch_unwind(AssertUnwindSafe(|| {
-        if let Some(cb) = &group.on_thread_start {
-            cb(tid);
-        }
-        group.teardown.bail_if_ending()?;
-        match &entry {
-            Entry::Main => {
+    let result = catch_unwind(AssertUnwindSafe(|| -> Option<wasmtime::Result<()>> {
+        match entry {
+            Entry::Main => Some((|| {
+                if let Some(cb) = &group.on_thread_start {
+                    cb(tid);
+                }
+                group.teardown.bail_if_ending()?;
                 // Here, not on the host's thread: a start function that never returns is
                 // then stopped by timeout or cancel like any guest code.
                 let instance = group.pre().instantiate(&mut store)?;
                 instance.get_typed_func::<(), ()>(&mut store, "_start")?.call(&mut store, ())
+            })()),
+            Entry::Spawned { arg, started } => {
+                let answer = AnswerOnDrop(started);
+                let entry = match instantiate_spawned(&group, &mut store) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        let why = if e.is::<Terminated>() { "the run ended".to_string() } else { trap_message(&e) };
+                        answer.0.set(Err(format!("instantiating thread {tid} failed: {why}")));
+                        return None;
+                    }
+                };
+                if let Some(cb) = &group.on_thread_start {
+                    cb(tid);
+                }
+                answer.0.set(Ok(()));
+                Some(group.teardown.bail_if_ending().and_then(|()| entry.call(&mut store, (tid, arg))))
             }
-            Entry::Spawned(f, arg) => f.call(&mut store, (tid, *arg)),
         }
     }));
-    let how = classify(result);
+    let how = match result {
+        // A spawned thread that could not be instantiated never existed for the guest
+        // (its spawn returned an error) nor for the host (no start or exit callback).
+        Ok(None) => {
+            drop(store);
+            group.thread_left_wasm();
+            group.thread_gone(tid);
+            return;
+        }
+        Ok(Some(r)) => classify(Ok(r)),
+        Err(panic) => classify(Err(panic)),
+    };
     match &how {
         ThreadExit::Returned if tid == 0 => group.finish(RunExit::code(0, 0)),
         ThreadExit::Exited(code) => group.finish(RunExit::code(tid, *code)),
@@ -107,14 +183,21 @@ fn run_thread(group: Arc<Group>, mut store: Store<StoreData>, entry: Entry) {
         // A panicking Rust callback must not take the thread's bookkeeping with it.
         let _ = catch_unwind(AssertUnwindSafe(|| cb(tid, &how)));
     }
-    group.thread_gone();
+    group.thread_gone(tid);
 }
 
 /// Runs a guest thread on a thread of the pool. On error nothing was started.
 pub(super) fn spawn_os_thread(group: &Arc<Group>, store: Store<StoreData>, entry: Entry) -> Result<()> {
     let g = group.clone();
-    let done = group.pool.execute(move || run_thread(g, store, entry)).context("the OS refused a new thread")?;
-    group.handles.lock().push(done);
+    let job = group.jobs.begin();
+    group
+        .pool
+        .execute(move || {
+            run_thread(g, store, entry);
+            // Everything the thread held of the run (its store, the group) is gone now.
+            drop(job);
+        })
+        .context("the OS refused a new thread")?;
     Ok(())
 }
 

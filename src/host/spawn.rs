@@ -8,9 +8,9 @@ use crate::group::StoreData;
 
 pub(super) fn add_to_linker(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
     let (module, name) = SPAWN_IMPORT;
-    linker.func_wrap(module, name, |caller: Caller<'_, StoreData>, arg: i32| -> i32 {
+    linker.func_wrap(module, name, |caller: Caller<'_, StoreData>, arg: i32| -> wasmtime::Result<i32> {
         let group = caller.data().group.clone();
-        group.spawn(arg)
+        group.spawn(caller.data().tid, arg)
     })?;
     Ok(())
 }

@@ -11,6 +11,7 @@ int checks = 0;
 
 static void exit_cb(void *u, int32_t t, const wt_thread_exit_t *h) { (void)u; (void)t; (void)h; }
 static void start_cb(void *u, int32_t t) { (void)u; (void)t; }
+static void diag_cb(void *u, int32_t t, const char *m) { (void)u; (void)t; (void)m; }
 static void out_cb(void *u, int32_t t, const uint8_t *d, size_t n) { (void)u; (void)t; (void)d; (void)n; }
 
 int main(void) {
@@ -76,6 +77,11 @@ int main(void) {
     wt_run_config_set_thread_exit_callback(config, NULL, NULL);
     wt_run_config_set_thread_start_callback(NULL, start_cb, NULL);
     wt_run_config_set_thread_start_callback(config, NULL, NULL);
+    wt_run_config_set_diagnostic_callback(NULL, diag_cb, NULL);
+    wt_run_config_set_diagnostic_callback(config, NULL, NULL);
+    wt_run_config_set_max_fds(NULL, 8);
+    wt_run_config_set_max_table_elements(NULL, 8);
+    wt_run_config_set_teardown_grace_ms(NULL, 8);
     NULL_ERROR(wt_run_config_set_output_inherit(NULL, 1), "config");
     NULL_ERROR(wt_run_config_set_output_null(NULL, 2), "config");
     NULL_ERROR(wt_run_config_set_output_file(NULL, 1, "/tmp/x"), "config");
