@@ -111,6 +111,8 @@ pub(crate) struct Group {
     /// Signalled on every change of `state` and on every kick.
     cond: Condvar,
     next_tid: AtomicI32,
+    /// Set by the first instance that asks (`first_instance` of the rewrite).
+    first_instance_claimed: std::sync::atomic::AtomicBool,
     /// Guest threads whose pool job has not finished (and dropped what it held).
     jobs: Arc<Jobs>,
 }
@@ -173,6 +175,7 @@ impl Group {
             state: Mutex::new(State { live: BTreeSet::from([0]), ..State::default() }),
             cond: Condvar::new(),
             next_tid: AtomicI32::new(1),
+            first_instance_claimed: Default::default(),
             jobs: Arc::default(),
         })
     }
@@ -218,6 +221,12 @@ impl Group {
         // Taking the lock orders this notify after any waiter's check of `ending`.
         drop(self.state.lock());
         self.cond.notify_all();
+    }
+
+    /// True for the first caller in the run's life: the instance that applies the shared
+    /// memory's data segments.
+    pub(crate) fn claim_first_instance(&self) -> bool {
+        !self.first_instance_claimed.swap(true, Ordering::SeqCst)
     }
 
     /// Tells the host (diagnostic callback) about something thread `tid` ran into. The

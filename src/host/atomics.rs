@@ -17,6 +17,13 @@ use crate::group::{StoreData, Teardown};
 /// Import module of the host functions added by the rewrite.
 pub(crate) const ATOMICS_MODULE: &str = "wasithreads:internal";
 
+/// The import a defined shared memory becomes.
+pub(crate) const SHARED_MEMORY: &str = "memory";
+
+/// `() -> i32`: 1 for the first instance of a run, 0 for every later one (so the
+/// generated start function applies data segments once).
+pub(crate) const FIRST_INSTANCE: &str = "first_instance";
+
 /// Which atomic instruction an import replaces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum AtomicOp {
@@ -56,6 +63,14 @@ impl AtomicImport {
         };
         Some(AtomicImport { op, offset: offset.parse().ok()? })
     }
+}
+
+/// Defines `first_instance`.
+pub(crate) fn define_first_instance(linker: &mut Linker<StoreData>) -> anyhow::Result<()> {
+    linker.func_wrap(ATOMICS_MODULE, FIRST_INSTANCE, |caller: Caller<'_, StoreData>| -> i32 {
+        i32::from(caller.data().group.claim_first_instance())
+    })?;
+    Ok(())
 }
 
 /// Defines the host function for one rewritten instruction.

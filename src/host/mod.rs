@@ -28,6 +28,7 @@ pub(crate) const SPAWN_IMPORT: (&str, &str) = ("wasi", "thread-spawn");
 pub(crate) fn add_to_linker(linker: &mut Linker<StoreData>, atomics: &[AtomicImport]) -> anyhow::Result<()> {
     wasi::add_to_linker(linker)?;
     spawn::add_to_linker(linker)?;
+    atomics::define_first_instance(linker)?;
     for imp in atomics {
         atomics::define(linker, *imp)?;
     }

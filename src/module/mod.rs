@@ -59,7 +59,7 @@ impl Module {
         let wasm = to_binary(bytes)?;
         let wasmtime = engine.wasmtime();
         wasmtime::Module::validate(wasmtime, &wasm).context("invalid WebAssembly module")?;
-        let compiled = match rewrite::rewrite_atomics(&wasm)? {
+        let compiled = match rewrite::rewrite(&wasm)? {
             Some(rewritten) => wasmtime::Module::from_binary(wasmtime, &rewritten),
             None => wasmtime::Module::from_binary(wasmtime, &wasm),
         };

@@ -1,73 +1,161 @@
-//! Module rewriting: turn `memory.atomic.wait32/64` and `memory.atomic.notify` on the
-//! imported shared memory into calls to host functions (`host/atomics.rs`). Pure: bytes
-//! in, bytes out.
+//! Module rewriting, bytes to bytes, so that every thread of a run shares one memory
+//! and every wait on it can be woken by teardown:
 //!
-//! Wasmtime has no API that wakes a thread parked in a wasm wait instruction (Wasmtime issue
-//! #12809), so a run that ends could not stop a thread waiting forever. The host functions
-//! implement wait and notify with `parking_lot_core`, keyed by the host address of the
-//! waited-on word, and record who waits where; teardown wakes those addresses. Waits and
-//! notifies are rewritten together so that both sides use the same parking lot.
+//! - `memory.atomic.wait32/64` and `memory.atomic.notify` on the shared memory become
+//!   calls to host functions (`host/atomics.rs`). Wasmtime has no API that wakes a thread
+//!   parked in a wasm wait instruction (Wasmtime issue #12809), so a run that ends could
+//!   not stop a thread waiting forever. The host functions implement wait and notify with
+//!   `parking_lot_core`, keyed by the host address of the waited-on word, and record who
+//!   waits where; teardown wakes those addresses. Waits and notifies are rewritten
+//!   together so that both sides use the same parking lot. Each distinct (instruction,
+//!   memarg offset) gets its own import (`wait32@16`, `notify@0`), because the host must
+//!   add the offset to the address operand, which sits under the other operands.
+//! - A shared memory the module *defines* becomes an import
+//!   (`wasithreads:internal::memory`), so that the run creates it once and every thread's
+//!   instance uses it (Wasmtime 46 gave each thread its own copy: Wasmtime issue #12219).
+//!   Its export and its index stay as they were for the module's code.
+//! - Active data segments of the shared memory become passive, and a generated start
+//!   function copies them in with `memory.init` only in the run's first instance (asking
+//!   the host `wasithreads:internal::first_instance`), then calls the module's own start
+//!   function: a spawned thread's instantiation no longer re-applies them over what other
+//!   threads wrote.
 //!
-//! Each distinct (instruction, memarg offset) gets its own import (`wait32@16`,
-//! `notify@0`), because the host must add the offset to the address operand, which sits
-//! under the other operands on the stack.
+//! A module may have at most one shared memory (it is the one all threads share).
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use wasm_encoder::reencode::{self, Reencode};
-use wasm_encoder::{EntityType, Instruction, ValType};
-use wasmparser::{MemArg, Operator, Parser, Payload, TypeRef};
+use wasm_encoder::{EntityType, Instruction, MemoryType, SectionId, ValType};
+use wasmparser::{DataKind, MemArg, Operator, Parser, Payload, TypeRef};
 
-use crate::host::atomics::{ATOMICS_MODULE, AtomicImport, AtomicOp};
+use crate::host::atomics::{ATOMICS_MODULE, AtomicImport, AtomicOp, FIRST_INSTANCE, SHARED_MEMORY};
 
-/// The import an instruction is rewritten to, if it is one we rewrite.
-fn import_for(op: &Operator<'_>) -> Option<AtomicImport> {
+/// Where the module's one shared memory is.
+#[derive(Clone, Copy, Debug)]
+struct Shared {
+    /// Its index in the original module.
+    index: u32,
+    /// `Some(type)` when the module defines it (it becomes an import).
+    defined: Option<wasmparser::MemoryType>,
+}
+
+/// What the first pass learned about a module.
+#[derive(Default)]
+struct Scan {
+    num_types: u32,
+    num_func_imports: u32,
+    num_defined_funcs: u32,
+    memory_imports: u32,
+    shared: Option<Shared>,
+    atomics: BTreeSet<AtomicImport>,
+    /// The active data segments of the shared memory: index, offset, length.
+    active: Vec<(u32, i32, u32)>,
+    start: Option<u32>,
+    has_data_count: bool,
+    has_type_section: bool,
+    has_import_section: bool,
+    has_function_section: bool,
+    has_code_section: bool,
+    has_start_section: bool,
+    data_segments: u32,
+}
+
+/// The import an instruction is rewritten to, if it is a wait or notify on `shared`.
+fn import_for(op: &Operator<'_>, shared: u32) -> Option<AtomicImport> {
     let (op, memarg): (AtomicOp, &MemArg) = match op {
         Operator::MemoryAtomicWait32 { memarg } => (AtomicOp::Wait32, memarg),
         Operator::MemoryAtomicWait64 { memarg } => (AtomicOp::Wait64, memarg),
         Operator::MemoryAtomicNotify { memarg } => (AtomicOp::Notify, memarg),
         _ => return None,
     };
-    (memarg.memory == 0).then_some(AtomicImport { op, offset: memarg.offset })
-}
-
-/// What the first pass learned about a module.
-struct Scan {
-    num_types: u32,
-    num_func_imports: u32,
-    memory0_imported_shared: bool,
-    atomics: BTreeSet<AtomicImport>,
+    (memarg.memory == shared).then_some(AtomicImport { op, offset: memarg.offset })
 }
 
 fn scan(wasm: &[u8]) -> Result<Scan> {
-    let mut s = Scan { num_types: 0, num_func_imports: 0, memory0_imported_shared: false, atomics: BTreeSet::new() };
+    let mut s = Scan::default();
     let mut memories = 0u32;
+    let mut data_index = 0u32;
+    let note_memory = |s: &mut Scan, index: u32, ty: wasmparser::MemoryType, defined: bool| -> Result<()> {
+        if !ty.shared {
+            return Ok(());
+        }
+        if let Some(first) = s.shared {
+            bail!(
+                "the module has more than one shared memory (memories {} and {index}): wasithreads shares one \
+                 memory between the threads of a run",
+                first.index
+            );
+        }
+        if ty.memory64 {
+            bail!("shared memory {index} is a 64-bit memory, which wasithreads does not support");
+        }
+        s.shared = Some(Shared { index, defined: defined.then_some(ty) });
+        Ok(())
+    };
     for payload in Parser::new(0).parse_all(wasm) {
         match payload? {
             Payload::TypeSection(r) => {
+                s.has_type_section = true;
                 for group in r {
                     s.num_types += group?.types().len() as u32;
                 }
             }
             Payload::ImportSection(r) => {
+                s.has_import_section = true;
                 for imp in r.into_imports() {
                     match imp?.ty {
                         TypeRef::Func(_) | TypeRef::FuncExact(_) => s.num_func_imports += 1,
                         TypeRef::Memory(m) => {
-                            if memories == 0 && m.shared && !m.memory64 {
-                                s.memory0_imported_shared = true;
-                            }
+                            note_memory(&mut s, memories, m, false)?;
                             memories += 1;
+                            s.memory_imports += 1;
                         }
                         _ => {}
                     }
                 }
             }
+            Payload::FunctionSection(r) => {
+                s.has_function_section = true;
+                s.num_defined_funcs = r.count();
+            }
+            Payload::MemorySection(r) => {
+                for m in r {
+                    note_memory(&mut s, memories, m?, true)?;
+                    memories += 1;
+                }
+            }
+            Payload::StartSection { func, .. } => {
+                s.has_start_section = true;
+                s.start = Some(func);
+            }
+            Payload::DataCountSection { .. } => s.has_data_count = true,
+            Payload::DataSection(r) => {
+                for d in r {
+                    let d = d?;
+                    if let (DataKind::Active { memory_index, offset_expr }, Some(shared)) = (&d.kind, s.shared) {
+                        if *memory_index == shared.index {
+                            let mut ops = offset_expr.get_operators_reader();
+                            let offset = match (ops.read()?, ops.read()?) {
+                                (Operator::I32Const { value }, Operator::End) => value,
+                                _ => bail!(
+                                    "data segment {data_index} of the shared memory has an offset that is not an \
+                                     `i32.const`, which wasithreads cannot apply once for all threads"
+                                ),
+                            };
+                            s.active.push((data_index, offset, d.data.len() as u32));
+                        }
+                    }
+                    data_index += 1;
+                }
+                s.data_segments = data_index;
+            }
+            Payload::CodeSectionStart { .. } => s.has_code_section = true,
             Payload::CodeSectionEntry(body) => {
+                let Some(shared) = s.shared else { continue };
                 let mut ops = body.get_operators_reader()?;
                 while !ops.eof() {
-                    if let Some(imp) = import_for(&ops.read()?) {
+                    if let Some(imp) = import_for(&ops.read()?, shared.index) {
                         s.atomics.insert(imp);
                     }
                 }
@@ -78,19 +166,71 @@ fn scan(wasm: &[u8]) -> Result<Scan> {
     Ok(s)
 }
 
-struct AtomicsRewriter {
-    num_func_imports: u32,
-    /// Type index of the first added function type (wait32, then wait64, then notify).
-    first_type: u32,
+struct Rewriter {
+    scan: Scan,
+    /// Function imports added after the module's own: atomics, then `first_instance`.
+    added_func_imports: u32,
     /// Function index of the import for each instruction, in the rewritten module.
     index: BTreeMap<AtomicImport, u32>,
+    /// Type indices of the added function types.
+    wait32_type: u32,
+    first_instance_type: u32,
+    init_type: u32,
+    /// The generated start function, when data segments must be applied once.
+    init_func: Option<u32>,
+    /// Counts data segments as they are re-encoded.
+    next_data: u32,
+    /// Counts defined memories as they are re-encoded.
+    next_defined_memory: u32,
 }
 
-impl Reencode for AtomicsRewriter {
+impl Rewriter {
+    fn converts_memory(&self) -> bool {
+        self.scan.shared.is_some_and(|s| s.defined.is_some())
+    }
+
+    /// The body of the generated start function: apply the shared memory's active
+    /// segments in the run's first instance, then run the module's own start function.
+    fn init_body(&mut self) -> Result<wasm_encoder::Function, reencode::Error> {
+        let mut f = wasm_encoder::Function::new([]);
+        let first_instance = self.scan.num_func_imports + self.added_func_imports - 1;
+        let mem = self.memory_index(self.scan.shared.map_or(0, |s| s.index))?;
+        f.instruction(&Instruction::Call(first_instance));
+        f.instruction(&Instruction::If(wasm_encoder::BlockType::Empty));
+        for &(segment, offset, len) in &self.scan.active {
+            f.instruction(&Instruction::I32Const(offset));
+            f.instruction(&Instruction::I32Const(0));
+            f.instruction(&Instruction::I32Const(len as i32));
+            f.instruction(&Instruction::MemoryInit { mem, data_index: segment });
+        }
+        f.instruction(&Instruction::End);
+        if let Some(start) = self.scan.start {
+            f.instruction(&Instruction::Call(self.function_index(start)?));
+        }
+        f.instruction(&Instruction::End);
+        Ok(f)
+    }
+}
+
+impl Reencode for Rewriter {
     type Error = std::convert::Infallible;
 
     fn function_index(&mut self, func: u32) -> Result<u32, reencode::Error> {
-        Ok(if func >= self.num_func_imports { func + self.index.len() as u32 } else { func })
+        Ok(if func >= self.scan.num_func_imports { func + self.added_func_imports } else { func })
+    }
+
+    fn memory_index(&mut self, memory: u32) -> Result<u32, reencode::Error> {
+        // A converted memory becomes the last memory import (index `memory_imports`); the
+        // defined memories before it move up by one.
+        let Some(Shared { index: shared, defined: Some(_) }) = self.scan.shared else { return Ok(memory) };
+        let first_defined = self.scan.memory_imports;
+        Ok(if memory == shared {
+            first_defined
+        } else if memory >= first_defined && memory < shared {
+            memory + 1
+        } else {
+            memory
+        })
     }
 
     fn parse_type_section(
@@ -99,9 +239,7 @@ impl Reencode for AtomicsRewriter {
         section: wasmparser::TypeSectionReader<'_>,
     ) -> Result<(), reencode::Error> {
         reencode::utils::parse_type_section(self, types, section)?;
-        types.ty().function([ValType::I32, ValType::I32, ValType::I64], [ValType::I32]);
-        types.ty().function([ValType::I32, ValType::I64, ValType::I64], [ValType::I32]);
-        types.ty().function([ValType::I32, ValType::I32], [ValType::I32]);
+        add_types(types);
         Ok(())
     }
 
@@ -111,33 +249,203 @@ impl Reencode for AtomicsRewriter {
         section: wasmparser::ImportSectionReader<'_>,
     ) -> Result<(), reencode::Error> {
         reencode::utils::parse_import_section(self, imports, section)?;
-        for imp in self.index.keys() {
-            let ty = self.first_type + imp.op as u32;
-            imports.import(ATOMICS_MODULE, &imp.name(), EntityType::Function(ty));
+        self.add_imports(imports);
+        Ok(())
+    }
+
+    fn parse_memory_section(
+        &mut self,
+        memories: &mut wasm_encoder::MemorySection,
+        section: wasmparser::MemorySectionReader<'_>,
+    ) -> Result<(), reencode::Error> {
+        for m in section {
+            let index = self.scan.memory_imports + self.next_defined_memory;
+            self.next_defined_memory += 1;
+            if self.converts_memory() && self.scan.shared.is_some_and(|s| s.index == index) {
+                continue;
+            }
+            memories.memory(self.memory_type(m?)?);
+        }
+        Ok(())
+    }
+
+    fn parse_function_section(
+        &mut self,
+        functions: &mut wasm_encoder::FunctionSection,
+        section: wasmparser::FunctionSectionReader<'_>,
+    ) -> Result<(), reencode::Error> {
+        reencode::utils::parse_function_section(self, functions, section)?;
+        if self.init_func.is_some() {
+            functions.function(self.init_type);
+        }
+        Ok(())
+    }
+
+    fn parse_code_section(
+        &mut self,
+        code: &mut wasm_encoder::CodeSection,
+        section: wasmparser::CodeSectionReader<'_>,
+    ) -> Result<(), reencode::Error> {
+        reencode::utils::parse_code_section(self, code, section)?;
+        if self.init_func.is_some() {
+            code.function(&self.init_body()?);
+        }
+        Ok(())
+    }
+
+    fn parse_data(&mut self, data: &mut wasm_encoder::DataSection, datum: wasmparser::Data<'_>) -> Result<(), reencode::Error> {
+        let index = self.next_data;
+        self.next_data += 1;
+        if self.init_func.is_some() && self.scan.active.iter().any(|(i, _, _)| *i == index) {
+            data.passive(datum.data.iter().copied());
+            return Ok(());
+        }
+        reencode::utils::parse_data(self, data, datum)
+    }
+
+    fn start_section(&mut self, start: u32) -> Result<u32, reencode::Error> {
+        match self.init_func {
+            Some(init) => Ok(init),
+            None => self.function_index(start),
+        }
+    }
+
+    fn intersperse_section_hook(
+        &mut self,
+        module: &mut wasm_encoder::Module,
+        after: Option<SectionId>,
+        before: Option<SectionId>,
+    ) -> Result<(), reencode::Error> {
+        // Sections the rewrite needs where the module has none, each added in the gap where
+        // it belongs.
+        let crosses = |id: SectionId| rank(after, 0) < rank(Some(id), 0) && rank(Some(id), 0) < rank(before, u8::MAX);
+        if !self.scan.has_type_section && crosses(SectionId::Type) {
+            let mut types = wasm_encoder::TypeSection::new();
+            add_types(&mut types);
+            module.section(&types);
+        }
+        if !self.scan.has_import_section && crosses(SectionId::Import) {
+            let mut imports = wasm_encoder::ImportSection::new();
+            self.add_imports(&mut imports);
+            module.section(&imports);
+        }
+        let Some(init) = self.init_func else { return Ok(()) };
+        if !self.scan.has_function_section && crosses(SectionId::Function) {
+            let mut functions = wasm_encoder::FunctionSection::new();
+            functions.function(self.init_type);
+            module.section(&functions);
+        }
+        if !self.scan.has_start_section && crosses(SectionId::Start) {
+            module.section(&wasm_encoder::StartSection { function_index: init });
+        }
+        if !self.scan.has_data_count && crosses(SectionId::DataCount) {
+            module.section(&wasm_encoder::DataCountSection { count: self.next_data_count() });
+        }
+        if !self.scan.has_code_section && crosses(SectionId::Code) {
+            let mut code = wasm_encoder::CodeSection::new();
+            code.function(&self.init_body()?);
+            module.section(&code);
         }
         Ok(())
     }
 
     fn instruction<'a>(&mut self, op: Operator<'a>) -> Result<Instruction<'a>, reencode::Error> {
-        match import_for(&op) {
+        let shared = self.scan.shared.map_or(u32::MAX, |s| s.index);
+        match import_for(&op, shared) {
             Some(imp) => Ok(Instruction::Call(self.index[&imp])),
             None => reencode::utils::instruction(self, op),
         }
     }
 }
 
-/// Rewrites the atomic waits and notifies of a validated module. Returns `None` when there
-/// is nothing to rewrite (none of them, or memory 0 is not an imported shared memory).
-pub(crate) fn rewrite_atomics(wasm: &[u8]) -> Result<Option<Vec<u8>>> {
+/// Where a section goes in a module (`None` = before the first or after the last).
+fn rank(id: Option<SectionId>, none: u8) -> u8 {
+    let Some(id) = id else { return none };
+    match id {
+        SectionId::Custom => 0,
+        SectionId::Type => 1,
+        SectionId::Import => 2,
+        SectionId::Function => 3,
+        SectionId::Table => 4,
+        SectionId::Memory => 5,
+        SectionId::Tag => 6,
+        SectionId::Global => 7,
+        SectionId::Export => 8,
+        SectionId::Start => 9,
+        SectionId::Element => 10,
+        SectionId::DataCount => 11,
+        SectionId::Code => 12,
+        SectionId::Data => 13,
+    }
+}
+
+/// The function types the rewrite adds after the module's own: wait32, wait64, notify,
+/// `first_instance`, the generated start function.
+fn add_types(types: &mut wasm_encoder::TypeSection) {
+    types.ty().function([ValType::I32, ValType::I32, ValType::I64], [ValType::I32]);
+    types.ty().function([ValType::I32, ValType::I64, ValType::I64], [ValType::I32]);
+    types.ty().function([ValType::I32, ValType::I32], [ValType::I32]);
+    types.ty().function([], [ValType::I32]);
+    types.ty().function([], []);
+}
+
+impl Rewriter {
+    /// The imports the rewrite adds after the module's own: the converted memory, the
+    /// atomics functions, `first_instance`.
+    fn add_imports(&self, imports: &mut wasm_encoder::ImportSection) {
+        if let Some(Shared { defined: Some(ty), .. }) = self.scan.shared {
+            let ty = MemoryType {
+                minimum: ty.initial,
+                maximum: ty.maximum,
+                memory64: false,
+                shared: true,
+                page_size_log2: ty.page_size_log2,
+            };
+            imports.import(ATOMICS_MODULE, SHARED_MEMORY, EntityType::Memory(ty));
+        }
+        for imp in self.index.keys() {
+            let ty = self.wait32_type + imp.op as u32;
+            imports.import(ATOMICS_MODULE, &imp.name(), EntityType::Function(ty));
+        }
+        if self.init_func.is_some() {
+            imports.import(ATOMICS_MODULE, FIRST_INSTANCE, EntityType::Function(self.first_instance_type));
+        }
+    }
+
+    /// The number of data segments, for a data count section the module lacked.
+    fn next_data_count(&self) -> u32 {
+        self.scan.data_segments
+    }
+}
+
+/// Rewrites a validated module as the opening of this file says. Returns `None` when
+/// there is nothing to rewrite (no shared memory, or one that is imported with neither
+/// waits, notifies nor active data segments).
+pub(crate) fn rewrite(wasm: &[u8]) -> Result<Option<Vec<u8>>> {
     let scan = scan(wasm).context("reading module")?;
-    if scan.atomics.is_empty() || !scan.memory0_imported_shared {
+    let Some(shared) = scan.shared else { return Ok(None) };
+    let needs_init = !scan.active.is_empty();
+    if scan.atomics.is_empty() && shared.defined.is_none() && !needs_init {
         return Ok(None);
     }
+    let atomics = scan.atomics.len() as u32;
+    let added_func_imports = atomics + u32::from(needs_init);
     let index = scan.atomics.iter().enumerate().map(|(i, imp)| (*imp, scan.num_func_imports + i as u32)).collect();
-    let mut r = AtomicsRewriter { num_func_imports: scan.num_func_imports, first_type: scan.num_types, index };
+    let init_func = needs_init.then(|| scan.num_func_imports + added_func_imports + scan.num_defined_funcs);
+    let first_type = scan.num_types;
+    let mut r = Rewriter {
+        scan,
+        added_func_imports,
+        index,
+        wait32_type: first_type,
+        first_instance_type: first_type + 3,
+        init_type: first_type + 4,
+        init_func,
+        next_data: 0,
+        next_defined_memory: 0,
+    };
     let mut module = wasm_encoder::Module::new();
-    r.parse_core_module(&mut module, Parser::new(0), wasm)
-        .map_err(|e| anyhow::anyhow!("rewriting atomic waits: {e}"))?;
+    r.parse_core_module(&mut module, Parser::new(0), wasm).map_err(|e| anyhow::anyhow!("rewriting the module: {e}"))?;
     Ok(Some(module.finish()))
 }
 
@@ -157,7 +465,7 @@ mod tests {
               (drop (memory.atomic.notify (i32.const 4) (i32.const 1)))
               (memory.atomic.wait64 (i32.const 0) (i64.const 1) (i64.const 0))))"#;
         let wasm = wat::parse_str(wat).unwrap();
-        let out = rewrite_atomics(&wasm).unwrap().unwrap();
+        let out = rewrite(&wasm).unwrap().unwrap();
         let text = wasmprinter::print_bytes(&out).unwrap();
         assert!(text.contains("\"wasithreads:internal\" \"wait32@8\""), "{text}");
         assert!(text.contains("\"wasithreads:internal\" \"wait64@0\""), "{text}");
@@ -174,12 +482,64 @@ mod tests {
     }
 
     #[test]
-    fn leaves_modules_without_shared_imported_memory_alone() {
+    fn leaves_modules_without_shared_memory_alone() {
         let wasm = wat::parse_str(
-            r#"(module (memory 1 1 shared)
-                 (func (result i32) (memory.atomic.wait32 (i32.const 0) (i32.const 0) (i64.const 0))))"#,
+            r#"(module (memory 1 1) (data (i32.const 8) "x")
+                 (func (result i32) (memory.atomic.notify (i32.const 0) (i32.const 1))))"#,
         )
         .unwrap();
-        assert!(rewrite_atomics(&wasm).unwrap().is_none());
+        assert!(rewrite(&wasm).unwrap().is_none());
+    }
+
+    fn validate(wasm: &[u8]) {
+        wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all()).validate_all(wasm).unwrap();
+    }
+
+    #[test]
+    fn a_defined_shared_memory_becomes_an_import_and_its_data_is_applied_once() {
+        let wat = r#"(module
+            (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+            (memory $m (export "memory") 1 1 shared)
+            (data (i32.const 16) "hello")
+            (data $p "passive")
+            (func $start (drop (i32.atomic.load (i32.const 16))))
+            (start $start)
+            (func (export "_start") (drop (memory.atomic.wait32 (i32.const 0) (i32.const 0) (i64.const 0)))))"#;
+        let out = rewrite(&wat::parse_str(wat).unwrap()).unwrap().unwrap();
+        validate(&out);
+        let text = wasmprinter::print_bytes(&out).unwrap();
+        assert!(text.contains("(import \"wasithreads:internal\" \"memory\" (memory"), "{text}");
+        assert!(text.contains("shared"), "{text}");
+        assert!(text.contains("\"first_instance\""), "{text}");
+        assert!(!text.contains("(data (;0;) (i32.const 16)"), "the active segment became passive: {text}");
+        assert!(text.contains("memory.init"), "{text}");
+        assert!(text.contains("call $start"), "the generated start function calls the module's: {text}");
+        assert!(text.contains("(export \"memory\" (memory $m))"), "{text}");
+    }
+
+    #[test]
+    fn waits_on_a_shared_memory_at_index_one_are_rewritten() {
+        let wat = r#"(module
+            (memory $private 1)
+            (memory $shared 1 1 shared)
+            (data (memory $private) (i32.const 0) "p")
+            (func (export "_start")
+              (drop (memory.atomic.wait32 $shared (i32.const 0) (i32.const 0) (i64.const 0)))
+              (drop (memory.atomic.notify $shared (i32.const 0) (i32.const 1)))
+              (i32.store $private (i32.const 0) (i32.const 1))))"#;
+        let out = rewrite(&wat::parse_str(wat).unwrap()).unwrap().unwrap();
+        validate(&out);
+        let text = wasmprinter::print_bytes(&out).unwrap();
+        assert!(!text.contains("memory.atomic.wait32"), "{text}");
+        // The shared memory is now imported (index 0) and the private one moved to index 1.
+        assert!(text.contains("i32.store 1") || text.contains("i32.store $private"), "{text}");
+        assert!(!text.contains("first_instance"), "no data segment of the shared memory: {text}");
+    }
+
+    #[test]
+    fn two_shared_memories_are_refused_naming_the_second() {
+        let wat = r#"(module (memory 1 1 shared) (memory 1 1 shared))"#;
+        let err = rewrite(&wat::parse_str(wat).unwrap()).unwrap_err();
+        assert!(format!("{err:#}").contains("memories 0 and 1"), "{err:#}");
     }
 }

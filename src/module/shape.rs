@@ -7,7 +7,7 @@ use anyhow::{Result, anyhow, bail};
 use wasmtime::{ExternType, MemoryType, ValType};
 
 use crate::group::THREAD_START;
-use crate::host::atomics::ATOMICS_MODULE;
+use crate::host::atomics::{ATOMICS_MODULE, FIRST_INSTANCE};
 use crate::host::{AtomicImport, P1_FUNCTIONS, P1_MODULE, SPAWN_IMPORT};
 
 /// The memory a module imports; every run creates one and all its threads share it.
@@ -34,8 +34,9 @@ impl Shape {
         let (memory, spawns, atomics) = check_imports(module)?;
         if spawns && !memory.as_ref().is_some_and(|m| m.ty.is_shared()) {
             bail!(
-                "the module imports wasi::thread-spawn but does not import a shared memory: \
-                 wasi-threads modules must import their memory, declared `shared`"
+                "the module imports wasi::thread-spawn but has no shared memory: every thread would get \
+                 its own copy of a memory that is not `shared`, so threads could not see each other's \
+                 data; declare the memory `shared` (with a maximum)"
             );
         }
         let export = |name: &str| module.get_export(name);
@@ -82,6 +83,8 @@ fn check_imports(module: &wasmtime::Module) -> Result<(Option<MemoryImport>, boo
                         bail!("import `wasi::thread-spawn` must have type (i32) -> i32");
                     }
                     spawns = true;
+                } else if m == ATOMICS_MODULE && n == FIRST_INSTANCE {
+                    // Defined for every module.
                 } else if m == ATOMICS_MODULE {
                     atomics.push(AtomicImport::parse(n).ok_or_else(|| anyhow!("unknown import `{m}::{n}`"))?);
                 } else if !(m == P1_MODULE && P1_FUNCTIONS.contains(&n)) {
