@@ -8,9 +8,11 @@
  * so every argument after the module belongs to the guest: that makes wt-run usable as a
  * cargo runner (CARGO_TARGET_WASM32_WASIP1_THREADS_RUNNER=wt-run).
  *
- * Exit status: the guest's exit code; 134 if a guest thread trapped (message and wasm
- * backtrace on stderr); 124 on timeout; 2 for bad usage; 1 if the module could not be
- * loaded or started.
+ * Exit status: the guest's exit code when it is 0..255 (any other code, which a process
+ * status cannot carry, is reported on stderr and gives 1, never 0); 134 if a guest thread
+ * trapped (message and wasm backtrace on stderr); 124 on timeout; 2 for bad usage; 1 if
+ * the module could not be loaded or started. Diagnostics (a refused thread-spawn and
+ * why) are printed on stderr.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -35,10 +37,12 @@ static const char USAGE[] =
     "  --max-threads N      most spawned guest threads alive at once (default 1024)\n"
     "  --timeout-ms N       stop the guest after N milliseconds (exit status 124)\n"
     "  --max-memory BYTES   cap the guest's linear memory\n"
+    "  --max-fds N          most descriptors the guest may have open (default 256)\n"
     "  --help               show this help\n"
     "\n"
-    "exit status: the guest's exit code; 134 when a guest thread trapped; 124 on timeout;\n"
-    "1 when the module cannot be loaded or started; 2 for bad usage.\n";
+    "exit status: the guest's exit code (codes outside 0..255 give 1); 134 when a guest\n"
+    "thread trapped; 124 on timeout; 1 when the module cannot be loaded or started; 2 for\n"
+    "bad usage.\n";
 
 static int usage_error(const char *fmt, const char *arg) {
     fprintf(stderr, "wt-run: ");
@@ -56,6 +60,12 @@ static int parse_u64(const char *s, unsigned long long max, unsigned long long *
     if (errno || *end || v > max) return -1;
     *out = v;
     return 0;
+}
+
+/* Prints what the library reports about the guest (a refused thread-spawn and why). */
+static void print_diagnostic(void *user_data, int32_t tid, const char *message) {
+    (void)user_data;
+    fprintf(stderr, "wt-run: thread %d: %s\n", tid, message);
 }
 
 /* Reports and frees an error; returns 1. */
@@ -79,6 +89,7 @@ static wt_error_t *add_dir(wt_run_config_t *config, const char *spec, int read_o
 int main(int argc, char **argv) {
     wt_run_config_t *config = wt_run_config_new();
     if (!config) return 1;
+    wt_run_config_set_diagnostic_callback(config, print_diagnostic, NULL);
     int status = 2;
     int i = 1;
     wt_error_t *err = NULL;
@@ -132,6 +143,12 @@ int main(int argc, char **argv) {
                 goto out;
             }
             wt_run_config_set_max_memory(config, n);
+        } else if (strcmp(a, "--max-fds") == 0) {
+            if (parse_u64(value, UINT32_MAX, &n)) {
+                status = usage_error("--max-fds needs a number, not '%s'", value);
+                goto out;
+            }
+            wt_run_config_set_max_fds(config, (uint32_t)n);
         } else {
             status = usage_error("unknown option '%s'", a);
             goto out;
@@ -169,7 +186,13 @@ int main(int argc, char **argv) {
     }
     fflush(stdout);
     switch (how.kind) {
-    case WT_EXIT_CODE: status = how.code; break;
+    case WT_EXIT_CODE:
+        status = how.code;
+        if (how.code < 0 || how.code > 255) {
+            fprintf(stderr, "wt-run: the guest exited with code %d, which is not a process exit status\n", how.code);
+            status = 1;
+        }
+        break;
     case WT_EXIT_TRAP:
         fprintf(stderr, "wt-run: guest thread %d trapped: %s\n", how.tid, how.message ? how.message : "");
         status = 134;

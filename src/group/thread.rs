@@ -42,16 +42,19 @@ impl Started {
         self.cond.notify_all();
     }
 
-    /// Waits for the thread's answer, or until the run ends (`Err(Terminated)`).
+    /// Waits for the thread's answer; `Err(Terminated)` if the run ended meanwhile. The
+    /// answer always comes, without polling: the new thread's instantiation is stopped by
+    /// teardown like any wasm, and [`AnswerOnDrop`] answers for a thread that failed.
     pub(super) fn wait(&self, teardown: &super::Teardown) -> wasmtime::Result<Result<(), String>> {
         let mut slot = self.result.lock();
-        loop {
+        let answer = loop {
             if let Some(r) = slot.take() {
-                return Ok(r);
+                break r;
             }
-            teardown.bail_if_ending()?;
-            self.cond.wait_for(&mut slot, teardown.interrupt_tick);
-        }
+            self.cond.wait(&mut slot);
+        };
+        teardown.bail_if_ending()?;
+        Ok(answer)
     }
 }
 
