@@ -78,9 +78,9 @@ impl Engine {
         let mut c = wasmtime::Config::new();
         c.wasm_threads(true)
             .shared_memory(true)
-            // Busy guest threads are stopped by bumping the epoch when (and only when) a run
-            // ends; each store's deadline callback decides whether its run is over.
-            .epoch_interruption(true)
+            // Busy guest threads are stopped by the interrupt page of their run (see
+            // `module/rewrite.rs`), not by Wasmtime's epoch checks, which cost more.
+            .epoch_interruption(false)
             .max_wasm_stack(config.max_wasm_stack)
             // Wasmtime requires its async stack (unused here: no fibers) to be at least the
             // wasm stack; guest threads run on pool threads sized for the wasm stack.

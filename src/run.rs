@@ -14,6 +14,7 @@ use wasmtime::{MemoryType, SharedMemory};
 use crate::config::RunConfig;
 use crate::exit::{ExitKind, RunExit};
 use crate::group::{Group, Setup};
+use crate::host::atomics::{ATOMICS_MODULE, INTERRUPT_MEMORY};
 use crate::io::Stdio;
 use crate::module::{MemoryImport, Module};
 
@@ -66,8 +67,10 @@ impl Run {
             Some(m) if m.ty.is_shared() => Some(shared_memory(engine, m, config.max_memory)?),
             _ => None,
         };
+        let interrupt = SharedMemory::new(engine, MemoryType::shared(1, 1)).context("creating the interrupt page")?;
         let group = Group::new(Setup {
             engine: engine.clone(),
+            interrupt: interrupt.clone(),
             pool: inner.engine.pool().clone(),
             interrupt_tick: inner.engine.interrupt_tick(),
             can_spawn: inner.thread_start.is_ok(),
@@ -87,6 +90,7 @@ impl Run {
         });
         let mut store = group.new_store(0);
         let mut linker = inner.linker.clone();
+        linker.define(&store, ATOMICS_MODULE, INTERRUPT_MEMORY, interrupt)?;
         match (&inner.memory, &group.memory) {
             (Some(m), Some(mem)) => {
                 // A shared memory belongs to no store, so every thread's store can use this

@@ -219,9 +219,8 @@ fn a_spawning_module_whose_memory_is_not_shared_is_refused_with_the_reason() {
 
 #[test]
 fn a_wasm_stack_above_2_mib_works() {
-    let engine = wasithreads::Engine::new(&EngineConfig { max_wasm_stack: 16 << 20, ..Default::default() }).unwrap();
-    // 40 000 frames with 8 i64 locals each: about 4 MiB of wasm stack, more than the
-    // default 1 MiB allows.
+    let engine = wasithreads::Engine::new(&EngineConfig { max_wasm_stack: 64 << 20, ..Default::default() }).unwrap();
+    // 400 000 frames: several MiB of wasm stack, more than the default 1 MiB allows.
     let wat = r#"(module
       (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
       (memory (export "memory") 1)
@@ -230,10 +229,10 @@ fn a_wasm_stack_above_2_mib_works() {
         (if (result i32) (local.get $n)
           (then (i32.add (i32.const 1) (call $deep (i32.sub (local.get $n) (i32.const 1)))))
           (else (i32.const 0))))
-      (func (export "_start") (call $exit (i32.rem_u (call $deep (i32.const 40000)) (i32.const 256)))))"#;
+      (func (export "_start") (call $exit (i32.rem_u (call $deep (i32.const 400000)) (i32.const 256)))))"#;
     let module = load(&engine, wat);
     let (exit, _) = run_watched(&module, &RunConfig::default());
-    assert_eq!((exit.kind, exit.code), (ExitKind::Code, 40000 % 256), "{exit:?}");
+    assert_eq!((exit.kind, exit.code), (ExitKind::Code, 400000 % 256), "{exit:?}");
     let small = load(&common::engine(), wat);
     let (exit, _) = run_watched(&small, &RunConfig::default());
     assert_eq!(exit.kind, ExitKind::Trap, "1 MiB is not enough: {exit:?}");

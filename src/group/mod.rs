@@ -26,7 +26,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
-use wasmtime::{InstancePre, SharedMemory, Store, UpdateDeadline};
+use wasmtime::{InstancePre, SharedMemory, Store};
 
 use crate::exit::{DiagnosticCallback, RunExit, ThreadExitCallback, ThreadStartCallback};
 use crate::io::{FdTable, Stdio};
@@ -43,6 +43,8 @@ pub(crate) struct StoreData {
 /// What a group is given when it is made (by `run.rs`).
 pub(crate) struct Setup {
     pub(crate) engine: wasmtime::Engine,
+    /// The run's interrupt page (see `teardown.rs`).
+    pub(crate) interrupt: SharedMemory,
     pub(crate) pool: Arc<Pool>,
     pub(crate) interrupt_tick: Duration,
     /// False when the module lacks a usable `wasi_thread_start`: spawns fail.
@@ -153,7 +155,7 @@ impl Drop for Job {
 impl Group {
     pub(crate) fn new(s: Setup) -> Arc<Group> {
         Arc::new(Group {
-            teardown: Teardown::new(s.engine.clone(), s.interrupt_tick),
+            teardown: Teardown::new(s.interrupt, s.interrupt_tick),
             engine: s.engine,
             pool: s.pool,
             pre: OnceLock::new(),
@@ -189,16 +191,11 @@ impl Group {
         self.pre.get().expect("the instance-pre is set before any thread starts")
     }
 
-    /// A new store for thread `tid`, with the deadline callback that stops busy wasm.
+    /// A new store for thread `tid`, with the run's resource limits.
     pub(crate) fn new_store(self: &Arc<Self>, tid: i32) -> Store<StoreData> {
         let data = StoreData { group: self.clone(), tid, table_elements: 0 };
         let mut store = Store::new(&self.engine, data);
         store.limiter(|d| d);
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|ctx| {
-            ctx.data().group.teardown.bail_if_ending()?;
-            Ok(UpdateDeadline::Continue(1))
-        });
         store
     }
 

@@ -1,8 +1,9 @@
 //! Teardown: how every thread of a group is stopped, wherever it is, when the run ends.
 //!
-//! Ending a run sets `ending`, then repeatedly *kicks* every thread until all have exited:
-//! the engine epoch is bumped (busy wasm reaches its deadline callback), every address a
-//! thread waits on in a rewritten atomic wait is notified, WASI sleepers are woken through
+//! Ending a run sets `ending` and makes the run's interrupt page inaccessible (busy wasm
+//! faults at its next interruption point: a function entry or loop head, see
+//! `module/rewrite.rs`), then repeatedly *kicks* every thread until all have exited: every
+//! address a thread waits on in a rewritten atomic wait is notified, WASI sleepers are woken through
 //! a condvar and threads polling a descriptor through an eventfd. Each woken thread sees
 //! `ending` and leaves with a [`Terminated`] error. Kicks repeat until the threads are
 //! gone, which closes the window between a thread checking `ending` and starting to block.
@@ -20,6 +21,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 use parking_lot_core::DEFAULT_UNPARK_TOKEN;
 use rustix::event::{EventfdFlags, PollFd, PollFlags};
+use wasmtime::SharedMemory;
 
 /// The error a thread leaves with when another thread, or the host, ended its run.
 #[derive(Debug)]
@@ -35,8 +37,8 @@ impl std::error::Error for Terminated {}
 /// Everything needed to stop the threads of one group.
 pub(crate) struct Teardown {
     ending: AtomicBool,
-    /// The engine whose epoch interrupts busy wasm.
-    epoch: wasmtime::Engine,
+    /// The run's interrupt page, imported by every instance of the run.
+    interrupt: SharedMemory,
     /// While ending, how often threads that have not stopped yet are kicked again.
     pub(super) interrupt_tick: Duration,
     /// The host address each thread is waiting on in an atomic wait, by tid.
@@ -49,10 +51,10 @@ pub(crate) struct Teardown {
 }
 
 impl Teardown {
-    pub(super) fn new(epoch: wasmtime::Engine, interrupt_tick: Duration) -> Teardown {
+    pub(super) fn new(interrupt: SharedMemory, interrupt_tick: Duration) -> Teardown {
         Teardown {
             ending: AtomicBool::new(false),
-            epoch,
+            interrupt,
             interrupt_tick,
             waiters: Mutex::new(HashMap::new()),
             sleepers: Mutex::new(()),
@@ -72,14 +74,30 @@ impl Teardown {
         if self.is_ending() { Err(wasmtime::Error::new(Terminated)) } else { Ok(()) }
     }
 
-    /// Marks the run as ending. The caller kicks next.
+    /// Marks the run as ending and closes the interrupt page. The caller kicks next.
     pub(super) fn begin(&self) {
-        self.ending.store(true, Ordering::SeqCst);
+        if self.ending.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let page = self.interrupt.data();
+        // SAFETY: `page` is the whole of the interrupt memory (one wasm page, 64 KiB, a
+        // multiple of the host page, starting at Wasmtime's page-aligned mapping), which
+        // `self.interrupt` keeps mapped. No host code reads or writes it; wasm only loads
+        // from it at interruption points, and a load from it faulting is what we want:
+        // Wasmtime's signal handler turns it into a trap because the address lies in a
+        // memory of the faulting store. The mapping is released with the memory. (Failure
+        // is not expected for our own mapped range; busy wasm would then run until its
+        // next host call, and the teardown grace bounds the wait.)
+        let _ = unsafe { libc::mprotect(page.as_ptr() as *mut libc::c_void, page.len(), libc::PROT_NONE) };
+    }
+
+    /// True when `trap` is a thread reaching an interruption point after the run ended.
+    pub(crate) fn is_interruption(&self, trap: Option<&wasmtime::Trap>) -> bool {
+        self.is_ending() && matches!(trap, Some(wasmtime::Trap::MemoryOutOfBounds))
     }
 
     /// Wakes every thread wherever it blocks so it can notice the run is ending.
     pub(super) fn kick(&self) {
-        self.epoch.increment_epoch();
         let keys: Vec<usize> = self.waiters.lock().values().copied().collect();
         for key in keys {
             // SAFETY: keys recorded by `host/atomics.rs` `wait`: addresses inside guest

@@ -68,7 +68,7 @@ impl Drop for AnswerOnDrop {
 }
 
 /// Turns the result of a guest call into how the thread ended.
-fn classify(result: std::thread::Result<wasmtime::Result<()>>) -> ThreadExit {
+fn classify(group: &Group, result: std::thread::Result<wasmtime::Result<()>>) -> ThreadExit {
     let err = match result {
         Ok(Ok(())) => return ThreadExit::Returned,
         Ok(Err(e)) => e,
@@ -77,7 +77,7 @@ fn classify(result: std::thread::Result<wasmtime::Result<()>>) -> ThreadExit {
             return ThreadExit::Trapped(format!("host panic while running the thread: {what}"));
         }
     };
-    if err.is::<Terminated>() {
+    if err.is::<Terminated>() || group.teardown.is_interruption(err.downcast_ref::<Trap>()) {
         return ThreadExit::Terminated;
     }
     if let Some(exit) = err.downcast_ref::<I32Exit>() {
@@ -147,7 +147,8 @@ fn run_thread(group: Arc<Group>, mut store: Store<StoreData>, entry: Entry) {
                 let entry = match instantiate_spawned(&group, &mut store) {
                     Ok(f) => f,
                     Err(e) => {
-                        let why = if e.is::<Terminated>() { "the run ended".to_string() } else { trap_message(&e) };
+                        let stopped = e.is::<Terminated>() || group.teardown.is_interruption(e.downcast_ref::<Trap>());
+                        let why = if stopped { "the run ended".to_string() } else { trap_message(&e) };
                         answer.0.set(Err(format!("instantiating thread {tid} failed: {why}")));
                         return None;
                     }
@@ -169,8 +170,8 @@ fn run_thread(group: Arc<Group>, mut store: Store<StoreData>, entry: Entry) {
             group.thread_gone(tid);
             return;
         }
-        Ok(Some(r)) => classify(Ok(r)),
-        Err(panic) => classify(Err(panic)),
+        Ok(Some(r)) => classify(&group, Ok(r)),
+        Err(panic) => classify(&group, Err(panic)),
     };
     match &how {
         ThreadExit::Returned if tid == 0 => group.finish(RunExit::code(0, 0)),

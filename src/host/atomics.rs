@@ -17,6 +17,10 @@ use crate::group::{StoreData, Teardown};
 /// Import module of the host functions added by the rewrite.
 pub(crate) const ATOMICS_MODULE: &str = "wasithreads:internal";
 
+/// The run's interrupt page (see `module/rewrite.rs`): one shared page that teardown
+/// makes inaccessible, so the next interruption point of every thread faults.
+pub(crate) const INTERRUPT_MEMORY: &str = "interrupt";
+
 /// The import a defined shared memory becomes.
 pub(crate) const SHARED_MEMORY: &str = "memory";
 

@@ -59,10 +59,7 @@ impl Module {
         let wasm = to_binary(bytes)?;
         let wasmtime = engine.wasmtime();
         wasmtime::Module::validate(wasmtime, &wasm).context("invalid WebAssembly module")?;
-        let compiled = match rewrite::rewrite(&wasm)? {
-            Some(rewritten) => wasmtime::Module::from_binary(wasmtime, &rewritten),
-            None => wasmtime::Module::from_binary(wasmtime, &wasm),
-        };
+        let compiled = wasmtime::Module::from_binary(wasmtime, &rewrite::rewrite(&wasm)?);
         Module::from_compiled(engine, compiled.context("compiling module")?)
     }
 

@@ -20,7 +20,18 @@
 //!   function: a spawned thread's instantiation no longer re-applies them over what other
 //!   threads wrote.
 //!
-//! A module may have at most one shared memory (it is the one all threads share).
+//! - Every module gets one more shared memory, the run's *interrupt page*
+//!   (`wasithreads:internal::interrupt`, one page), and a dead `i32.load` from it at the
+//!   entry of every function and the head of every loop. While the run goes on the load
+//!   costs about what a load costs; when the run ends, teardown makes the page
+//!   inaccessible and the next such load in every thread faults. Wasmtime's own signal
+//!   handler turns the fault into a "memory out of bounds" trap (the address lies in a
+//!   memory of the store), which the thread reports as stopped. This replaces Wasmtime's
+//!   epoch checks (a compare and branch at the same places, about 5x the cost; see
+//!   Wasmtime issue #1749 and PR #12990).
+//!
+//! A module may have at most one shared memory of its own (it is the one all threads
+//! share).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -29,7 +40,7 @@ use wasm_encoder::reencode::{self, Reencode};
 use wasm_encoder::{EntityType, Instruction, MemoryType, SectionId, ValType};
 use wasmparser::{DataKind, MemArg, Operator, Parser, Payload, TypeRef};
 
-use crate::host::atomics::{ATOMICS_MODULE, AtomicImport, AtomicOp, FIRST_INSTANCE, SHARED_MEMORY};
+use crate::host::atomics::{ATOMICS_MODULE, AtomicImport, AtomicOp, FIRST_INSTANCE, INTERRUPT_MEMORY, SHARED_MEMORY};
 
 /// Where the module's one shared memory is.
 #[derive(Clone, Copy, Debug)]
@@ -189,6 +200,27 @@ impl Rewriter {
         self.scan.shared.is_some_and(|s| s.defined.is_some())
     }
 
+    /// Memory imports the rewrite adds: the converted memory, if any, and the interrupt page.
+    fn added_memory_imports(&self) -> u32 {
+        u32::from(self.converts_memory()) + 1
+    }
+
+    /// The index of the interrupt page in the rewritten module.
+    fn interrupt_memory(&self) -> u32 {
+        self.scan.memory_imports + u32::from(self.converts_memory())
+    }
+
+    /// The interruption point: a dead load from the interrupt page. Atomic, because
+    /// Cranelift's alias analysis would otherwise merge a loop head's plain load with the
+    /// one at the function entry (nothing stores to the page) and drop it; on x86-64 and
+    /// aarch64 an atomic 32-bit load is an ordinary load instruction.
+    fn interruption_point(&self, f: &mut wasm_encoder::Function) {
+        let memarg = wasm_encoder::MemArg { offset: 0, align: 2, memory_index: self.interrupt_memory() };
+        f.instruction(&Instruction::I32Const(0));
+        f.instruction(&Instruction::I32AtomicLoad(memarg));
+        f.instruction(&Instruction::Drop);
+    }
+
     /// The body of the generated start function: apply the shared memory's active
     /// segments in the run's first instance, then run the module's own start function.
     fn init_body(&mut self) -> Result<wasm_encoder::Function, reencode::Error> {
@@ -220,17 +252,18 @@ impl Reencode for Rewriter {
     }
 
     fn memory_index(&mut self, memory: u32) -> Result<u32, reencode::Error> {
-        // A converted memory becomes the last memory import (index `memory_imports`); the
-        // defined memories before it move up by one.
-        let Some(Shared { index: shared, defined: Some(_) }) = self.scan.shared else { return Ok(memory) };
+        // The module's imported memories keep their indices; after them come the added
+        // imports (the converted shared memory, then the interrupt page), then the
+        // defined memories that remain, in their order.
         let first_defined = self.scan.memory_imports;
-        Ok(if memory == shared {
-            first_defined
-        } else if memory >= first_defined && memory < shared {
-            memory + 1
-        } else {
-            memory
-        })
+        if memory < first_defined {
+            return Ok(memory);
+        }
+        match self.scan.shared {
+            Some(Shared { index, defined: Some(_) }) if memory == index => Ok(first_defined),
+            Some(Shared { index, defined: Some(_) }) if memory > index => Ok(memory + 1),
+            _ => Ok(memory + self.added_memory_imports()),
+        }
     }
 
     fn parse_type_section(
@@ -349,6 +382,26 @@ impl Reencode for Rewriter {
         Ok(())
     }
 
+    fn parse_function_body(
+        &mut self,
+        code: &mut wasm_encoder::CodeSection,
+        func: wasmparser::FunctionBody<'_>,
+    ) -> Result<(), reencode::Error> {
+        let mut f = reencode::utils::new_function_with_parsed_locals(self, &func)?;
+        self.interruption_point(&mut f);
+        let mut reader = func.get_operators_reader()?;
+        while !reader.eof() {
+            let op = reader.read()?;
+            let is_loop = matches!(op, Operator::Loop { .. });
+            f.instruction(&self.instruction(op)?);
+            if is_loop {
+                self.interruption_point(&mut f);
+            }
+        }
+        code.function(&f);
+        Ok(())
+    }
+
     fn instruction<'a>(&mut self, op: Operator<'a>) -> Result<Instruction<'a>, reencode::Error> {
         let shared = self.scan.shared.map_or(u32::MAX, |s| s.index);
         match import_for(&op, shared) {
@@ -357,6 +410,10 @@ impl Reencode for Rewriter {
         }
     }
 }
+
+/// The type of the interrupt page: one shared page.
+const INTERRUPT_PAGE: MemoryType =
+    MemoryType { minimum: 1, maximum: Some(1), memory64: false, shared: true, page_size_log2: None };
 
 /// Where a section goes in a module (`None` = before the first or after the last).
 fn rank(id: Option<SectionId>, none: u8) -> u8 {
@@ -403,6 +460,7 @@ impl Rewriter {
             };
             imports.import(ATOMICS_MODULE, SHARED_MEMORY, EntityType::Memory(ty));
         }
+        imports.import(ATOMICS_MODULE, INTERRUPT_MEMORY, EntityType::Memory(INTERRUPT_PAGE));
         for imp in self.index.keys() {
             let ty = self.wait32_type + imp.op as u32;
             imports.import(ATOMICS_MODULE, &imp.name(), EntityType::Function(ty));
@@ -418,16 +476,10 @@ impl Rewriter {
     }
 }
 
-/// Rewrites a validated module as the opening of this file says. Returns `None` when
-/// there is nothing to rewrite (no shared memory, or one that is imported with neither
-/// waits, notifies nor active data segments).
-pub(crate) fn rewrite(wasm: &[u8]) -> Result<Option<Vec<u8>>> {
+/// Rewrites a validated module as the opening of this file says.
+pub(crate) fn rewrite(wasm: &[u8]) -> Result<Vec<u8>> {
     let scan = scan(wasm).context("reading module")?;
-    let Some(shared) = scan.shared else { return Ok(None) };
     let needs_init = !scan.active.is_empty();
-    if scan.atomics.is_empty() && shared.defined.is_none() && !needs_init {
-        return Ok(None);
-    }
     let atomics = scan.atomics.len() as u32;
     let added_func_imports = atomics + u32::from(needs_init);
     let index = scan.atomics.iter().enumerate().map(|(i, imp)| (*imp, scan.num_func_imports + i as u32)).collect();
@@ -446,7 +498,7 @@ pub(crate) fn rewrite(wasm: &[u8]) -> Result<Option<Vec<u8>>> {
     };
     let mut module = wasm_encoder::Module::new();
     r.parse_core_module(&mut module, Parser::new(0), wasm).map_err(|e| anyhow::anyhow!("rewriting the module: {e}"))?;
-    Ok(Some(module.finish()))
+    Ok(module.finish())
 }
 
 #[cfg(test)]
@@ -465,7 +517,7 @@ mod tests {
               (drop (memory.atomic.notify (i32.const 4) (i32.const 1)))
               (memory.atomic.wait64 (i32.const 0) (i64.const 1) (i64.const 0))))"#;
         let wasm = wat::parse_str(wat).unwrap();
-        let out = rewrite(&wasm).unwrap().unwrap();
+        let out = rewrite(&wasm).unwrap();
         let text = wasmprinter::print_bytes(&out).unwrap();
         assert!(text.contains("\"wasithreads:internal\" \"wait32@8\""), "{text}");
         assert!(text.contains("\"wasithreads:internal\" \"wait64@0\""), "{text}");
@@ -482,13 +534,20 @@ mod tests {
     }
 
     #[test]
-    fn leaves_modules_without_shared_memory_alone() {
+    fn every_function_entry_and_loop_head_gets_an_interruption_point() {
         let wasm = wat::parse_str(
-            r#"(module (memory 1 1) (data (i32.const 8) "x")
-                 (func (result i32) (memory.atomic.notify (i32.const 0) (i32.const 1))))"#,
+            r#"(module (memory $m 1) (data (i32.const 8) "x")
+                 (func (result i32) (loop $l (br_if $l (i32.const 0))) (i32.load $m (i32.const 8))))"#,
         )
         .unwrap();
-        assert!(rewrite(&wasm).unwrap().is_none());
+        let out = rewrite(&wasm).unwrap();
+        validate(&out);
+        let text = wasmprinter::print_bytes(&out).unwrap();
+        assert!(text.contains("(import \"wasithreads:internal\" \"interrupt\" (memory (;0;) 1 1 shared))"), "{text}");
+        // The module's own memory moved to index 1, after the interrupt page.
+        assert!(text.contains("i32.load 1") || text.contains("i32.load $m"), "{text}");
+        let points = text.lines().filter(|l| l.trim() == "i32.atomic.load").count();
+        assert_eq!(points, 2, "one at the entry, one at the loop head: {text}");
     }
 
     fn validate(wasm: &[u8]) {
@@ -505,7 +564,7 @@ mod tests {
             (func $start (drop (i32.atomic.load (i32.const 16))))
             (start $start)
             (func (export "_start") (drop (memory.atomic.wait32 (i32.const 0) (i32.const 0) (i64.const 0)))))"#;
-        let out = rewrite(&wat::parse_str(wat).unwrap()).unwrap().unwrap();
+        let out = rewrite(&wat::parse_str(wat).unwrap()).unwrap();
         validate(&out);
         let text = wasmprinter::print_bytes(&out).unwrap();
         assert!(text.contains("(import \"wasithreads:internal\" \"memory\" (memory"), "{text}");
@@ -527,7 +586,7 @@ mod tests {
               (drop (memory.atomic.wait32 $shared (i32.const 0) (i32.const 0) (i64.const 0)))
               (drop (memory.atomic.notify $shared (i32.const 0) (i32.const 1)))
               (i32.store $private (i32.const 0) (i32.const 1))))"#;
-        let out = rewrite(&wat::parse_str(wat).unwrap()).unwrap().unwrap();
+        let out = rewrite(&wat::parse_str(wat).unwrap()).unwrap();
         validate(&out);
         let text = wasmprinter::print_bytes(&out).unwrap();
         assert!(!text.contains("memory.atomic.wait32"), "{text}");

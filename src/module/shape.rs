@@ -7,7 +7,7 @@ use anyhow::{Result, anyhow, bail};
 use wasmtime::{ExternType, MemoryType, ValType};
 
 use crate::group::THREAD_START;
-use crate::host::atomics::{ATOMICS_MODULE, FIRST_INSTANCE};
+use crate::host::atomics::{ATOMICS_MODULE, FIRST_INSTANCE, INTERRUPT_MEMORY};
 use crate::host::{AtomicImport, P1_FUNCTIONS, P1_MODULE, SPAWN_IMPORT};
 
 /// The memory a module imports; every run creates one and all its threads share it.
@@ -32,6 +32,9 @@ pub(super) struct Shape {
 impl Shape {
     pub(super) fn of(module: &wasmtime::Module) -> Result<Shape> {
         let (memory, spawns, atomics) = check_imports(module)?;
+        if !module.imports().any(|i| (i.module(), i.name()) == (ATOMICS_MODULE, INTERRUPT_MEMORY)) {
+            bail!("the compiled module has no interruption points: it was not made by this version of wasithreads");
+        }
         if spawns && !memory.as_ref().is_some_and(|m| m.ty.is_shared()) {
             bail!(
                 "the module imports wasi::thread-spawn but has no shared memory: every thread would get \
@@ -71,6 +74,8 @@ fn check_imports(module: &wasmtime::Module) -> Result<(Option<MemoryImport>, boo
     for imp in module.imports() {
         let (m, n) = (imp.module(), imp.name());
         match imp.ty() {
+            // The run's interrupt page, added by the rewrite; not the module's memory.
+            ExternType::Memory(_) if (m, n) == (ATOMICS_MODULE, INTERRUPT_MEMORY) => {}
             ExternType::Memory(ty) => {
                 if memory.is_some() {
                     bail!("the module imports more than one memory (`{m}::{n}` is the second)");
