@@ -3,7 +3,8 @@
 # the Rust unit and integration tests (which include the C and C++ API tests against the
 # committed header, the Rust std::thread guests, wt-run as a cargo runner and the Python
 # ctypes test), the examples-c CMake project's CTest tests, and an install into a
-# temporary prefix used through pkg-config and find_package.
+# temporary prefix used through pkg-config and find_package, and the Go binding's tests
+# (bindings/go/test.sh installs Go when missing).
 # One cargo profile (release) and one target dir serve all of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,4 +14,5 @@ cargo test --release --locked
 cmake -S examples-c -B target/examples-c >/dev/null
 cmake --build target/examples-c
 ctest --test-dir target/examples-c --output-on-failure
+bash bindings/go/test.sh target/release
 bash scripts/check-install.sh

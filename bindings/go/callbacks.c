@@ -1,0 +1,34 @@
+// C trampolines for the run callbacks: the library calls these with user_data = a
+// runtime/cgo.Handle, and they call the //export functions of callbacks.go.
+#include <stdint.h>
+#include "wasithreads.h"
+#include "_cgo_export.h"
+
+static void wtgo_stdout(void *user_data, int32_t tid, const uint8_t *data, size_t len) {
+    wtgoOutput((uintptr_t)user_data, 1, tid, (uint8_t *)data, len);
+}
+
+static void wtgo_stderr(void *user_data, int32_t tid, const uint8_t *data, size_t len) {
+    wtgoOutput((uintptr_t)user_data, 2, tid, (uint8_t *)data, len);
+}
+
+static void wtgo_thread_start(void *user_data, int32_t tid) {
+    wtgoThreadStart((uintptr_t)user_data, tid);
+}
+
+static void wtgo_thread_exit(void *user_data, int32_t tid, const wt_thread_exit_t *how) {
+    wtgoThreadExit((uintptr_t)user_data, tid, (int)how->kind, how->code, (char *)how->message);
+}
+
+wt_error_t *wtgo_set_output_callback(wt_run_config_t *config, int32_t stream, uintptr_t handle) {
+    return wt_run_config_set_output_callback(config, stream, stream == 2 ? wtgo_stderr : wtgo_stdout,
+                                             (void *)handle);
+}
+
+void wtgo_set_thread_exit_callback(wt_run_config_t *config, uintptr_t handle) {
+    wt_run_config_set_thread_exit_callback(config, wtgo_thread_exit, (void *)handle);
+}
+
+void wtgo_set_thread_start_callback(wt_run_config_t *config, uintptr_t handle) {
+    wt_run_config_set_thread_start_callback(config, wtgo_thread_start, (void *)handle);
+}

@@ -1,0 +1,88 @@
+package wasithreads_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"sync"
+	"time"
+
+	"wasithreads"
+)
+
+// A guest whose four threads each print a line (printers, in guests_test.go), with its
+// output captured per guest thread.
+func Example() {
+	eng, err := wasithreads.NewEngine(nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer eng.Close()
+	mod, err := eng.LoadModule([]byte(printers)) // .wasm bytes or WAT text
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer mod.Close()
+
+	var mu sync.Mutex
+	lines := map[int32]string{}
+	exit, err := mod.Run(context.Background(), &wasithreads.RunConfig{
+		Args: []string{"printers"},
+		// Called on the guest thread that wrote, with its id.
+		Stdout: wasithreads.OutputFunc(func(tid int32, p []byte) {
+			mu.Lock()
+			lines[tid] += string(p)
+			mu.Unlock()
+		}),
+		Timeout: 10 * time.Second,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(exit)
+	for tid := int32(1); tid <= 4; tid++ {
+		fmt.Printf("thread %d: %s", tid, lines[tid])
+	}
+	// Output:
+	// exit code 3 (thread 0)
+	// thread 1: line from thread 0
+	// thread 2: line from thread 1
+	// thread 3: line from thread 2
+	// thread 4: line from thread 3
+}
+
+// A run in the background, cancelled by its context once its threads are running.
+func ExampleModule_Start() {
+	eng, err := wasithreads.NewEngine(nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer eng.Close()
+	mod, err := eng.LoadModule([]byte(blocked)) // threads that never end by themselves
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer mod.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	started := make(chan int32, 8)
+	run, err := mod.Start(ctx, &wasithreads.RunConfig{
+		OnThreadStart: func(tid int32) { started <- tid },
+		OnThreadExit: func(tid int32, how wasithreads.ThreadExit) {
+			if how.Kind != wasithreads.ThreadTerminated {
+				log.Printf("thread %d: %v", tid, how.Kind)
+			}
+		},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for i := 0; i < 4; i++ {
+		<-started
+	}
+	cancel() // or run.Cancel()
+	exit, err := run.Wait()
+	fmt.Println(exit, err)
+	// Output: cancelled <nil>
+}

@@ -1,0 +1,3 @@
+module wasithreads
+
+go 1.19

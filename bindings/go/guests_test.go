@@ -1,0 +1,219 @@
+package wasithreads_test
+
+import "fmt"
+
+// Hand-written WAT guests (the library accepts WAT text). Threaded ones import
+// wasi::thread-spawn and a shared memory and export wasi_thread_start(tid, arg).
+
+// printers: thread N (spawn argument N, tid N+1) writes "line from thread N\n"; main
+// joins the 4 threads and calls proc_exit(3). With two arguments main first spawns a
+// thread (tid 1) that traps in $crash. (The Python ctypes test's guest.)
+const printers = `(module
+  (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "args_sizes_get" (func $argc (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (import "env" "memory" (memory 1 1 shared))
+  (data (i32.const 256) "line from thread 0\n")
+  (func $crash unreachable)
+  (func (export "wasi_thread_start") (param $tid i32) (param $n i32) (local $at i32)
+    (if (i32.eq (local.get $n) (i32.const 99)) (then (call $crash)))
+    (local.set $at (i32.add (i32.const 512) (i32.mul (local.get $n) (i32.const 64))))
+    (memory.copy (local.get $at) (i32.const 256) (i32.const 19))
+    (i32.store8 offset=17 (local.get $at) (i32.add (i32.const 48) (local.get $n)))
+    (i32.store offset=32 (local.get $at) (local.get $at))
+    (i32.store offset=36 (local.get $at) (i32.const 19))
+    (drop (call $write (i32.const 1) (i32.add (local.get $at) (i32.const 32)) (i32.const 1)
+                       (i32.add (local.get $at) (i32.const 40))))
+    (drop (i32.atomic.rmw.add (i32.const 0) (i32.const 1)))
+    (drop (memory.atomic.notify (i32.const 0) (i32.const 1))))
+  (func (export "_start") (local $n i32) (local $done i32)
+    (drop (call $argc (i32.const 8) (i32.const 12)))
+    (if (i32.eq (i32.load (i32.const 8)) (i32.const 2)) (then
+      (drop (call $spawn (i32.const 99)))
+      (drop (memory.atomic.wait32 (i32.const 4) (i32.const 0) (i64.const -1)))))
+    (loop $s (drop (call $spawn (local.get $n)))
+      (local.set $n (i32.add (local.get $n) (i32.const 1)))
+      (br_if $s (i32.lt_u (local.get $n) (i32.const 4))))
+    (loop $join (local.set $done (i32.atomic.load (i32.const 0)))
+      (if (i32.lt_u (local.get $done) (i32.const 4)) (then
+        (drop (memory.atomic.wait32 (i32.const 0) (local.get $done) (i64.const -1))) (br $join))))
+    (call $exit (i32.const 3))))`
+
+// writers: eight threads each fd_write a 1000-byte block of their own letter ('A' for
+// tid 1, ...) 50 times to stdout; main joins them and returns. (tests/c/host_control.c)
+const writers = `(module
+  (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (import "env" "memory" (memory 2 2 shared))
+  (func (export "wasi_thread_start") (param $tid i32) (param $n i32) (local $i i32) (local $base i32)
+    (local.set $base (i32.add (i32.const 4096) (i32.mul (local.get $n) (i32.const 1024))))
+    (memory.fill (local.get $base) (i32.add (i32.const 65) (local.get $n)) (i32.const 1000))
+    (i32.store (i32.mul (local.get $n) (i32.const 16)) (local.get $base))
+    (i32.store offset=4 (i32.mul (local.get $n) (i32.const 16)) (i32.const 1000))
+    (loop $again
+      (drop (call $write (i32.const 1) (i32.mul (local.get $n) (i32.const 16)) (i32.const 1)
+                         (i32.add (i32.const 8) (i32.mul (local.get $n) (i32.const 16)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $again (i32.lt_u (local.get $i) (i32.const 50))))
+    (drop (i32.atomic.rmw.add (i32.const 2048) (i32.const 1)))
+    (drop (memory.atomic.notify (i32.const 2048) (i32.const 1))))
+  (func (export "_start") (local $n i32) (local $done i32)
+    (loop $s (drop (call $spawn (local.get $n)))
+      (local.set $n (i32.add (local.get $n) (i32.const 1)))
+      (br_if $s (i32.lt_u (local.get $n) (i32.const 8))))
+    (loop $join (local.set $done (i32.atomic.load (i32.const 2048)))
+      (if (i32.lt_u (local.get $done) (i32.const 8)) (then
+        (drop (memory.atomic.wait32 (i32.const 2048) (local.get $done) (i64.const -1)))
+        (br $join))))))`
+
+// blocked: main spawns three threads that wait forever / spin / sleep an hour, then
+// spins itself: the run ends only by timeout or cancel. (tests/c/host_control.c)
+const blocked = `(module
+  (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (import "env" "memory" (memory 1 1 shared))
+  (func $block (param $mode i32)
+    (if (i32.eq (local.get $mode) (i32.const 1)) (then (loop $l (br $l))))
+    (if (i32.eq (local.get $mode) (i32.const 2)) (then
+      (i32.store8 (i32.const 408) (i32.const 0)) (i32.store (i32.const 416) (i32.const 1))
+      (i64.store (i32.const 424) (i64.const 3600000000000))
+      (drop (call $poll (i32.const 400) (i32.const 500) (i32.const 1) (i32.const 600)))))
+    (drop (memory.atomic.wait32 (i32.const 8) (i32.const 0) (i64.const -1))))
+  (func (export "wasi_thread_start") (param i32 i32) (call $block (local.get 1)))
+  (func (export "_start")
+    (drop (call $spawn (i32.const 0))) (drop (call $spawn (i32.const 1)))
+    (drop (call $spawn (i32.const 2))) (call $block (i32.const 1))))`
+
+// exiter returns a guest whose thread tid 1 (inThread) or main calls proc_exit(code);
+// in the first case main waits forever meanwhile.
+func exiter(code int32, inThread bool) string {
+	main := fmt.Sprintf("(call $exit (i32.const %d))", code)
+	if inThread {
+		main = fmt.Sprintf(`(drop (call $spawn (i32.const %d)))
+    (drop (memory.atomic.wait32 (i32.const 8) (i32.const 0) (i64.const -1)))`, code)
+	}
+	return `(module
+  (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (import "env" "memory" (memory 1 1 shared))
+  (func (export "wasi_thread_start") (param $tid i32) (param $code i32)
+    (call $exit (local.get $code)))
+  (func (export "_start")
+    ` + main + `))`
+}
+
+// returner: _start returns at once (exit code 0).
+const returner = `(module (memory (export "memory") 1) (func (export "_start")))`
+
+// tiny: the smallest runnable module, for the benchmark.
+const tiny = `(module (func (export "_start")))`
+
+// echo copies stdin to stdout until end-of-file (a plain WASI program, no threads).
+const echo = `(module
+  (import "wasi_snapshot_preview1" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (block $eof (loop $more
+      (i32.store (i32.const 0) (i32.const 1024))
+      (i32.store (i32.const 4) (i32.const 4096))
+      (br_if $eof (call $read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 16)))
+      (br_if $eof (i32.eqz (i32.load (i32.const 16))))
+      (i32.store (i32.const 4) (i32.load (i32.const 16)))
+      (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 20)))
+      (br $more)))))`
+
+// argsEnv writes its argv buffer, then its environment buffer, to stdout (two writes,
+// NUL-separated strings as WASI gives them).
+const argsEnv = `(module
+  (import "wasi_snapshot_preview1" "args_sizes_get" (func $asz (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "args_get" (func $aget (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "environ_sizes_get" (func $esz (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "environ_get" (func $eget (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 2)
+  (func $show (param $len i32)
+    (i32.store (i32.const 16) (i32.const 8192))
+    (i32.store (i32.const 20) (local.get $len))
+    (drop (call $write (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 32))))
+  (func (export "_start")
+    (drop (call $asz (i32.const 0) (i32.const 4)))
+    (drop (call $aget (i32.const 1024) (i32.const 8192)))
+    (call $show (i32.load (i32.const 4)))
+    (drop (call $esz (i32.const 0) (i32.const 4)))
+    (drop (call $eget (i32.const 1024) (i32.const 8192)))
+    (call $show (i32.load (i32.const 4)))))`
+
+// dirs writes the names of preopens fd 3 and 4 (each followed by "\n"), then tries to
+// create "new.txt" in each and exits with errno(fd 3) * 1000 + errno(fd 4).
+const dirs = `(module
+  (import "wasi_snapshot_preview1" "fd_prestat_get" (func $prestat (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_prestat_dir_name" (func $name (param i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_open" (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 900) "new.txt")
+  (data (i32.const 950) "\n")
+  (func $show (param $fd i32) (local $len i32)
+    (drop (call $prestat (local.get $fd) (i32.const 0)))
+    (local.set $len (i32.load (i32.const 4)))
+    (drop (call $name (local.get $fd) (i32.const 1024) (local.get $len)))
+    (i32.store (i32.const 16) (i32.const 1024))
+    (i32.store (i32.const 20) (local.get $len))
+    (i32.store (i32.const 24) (i32.const 950))
+    (i32.store (i32.const 28) (i32.const 1))
+    (drop (call $write (i32.const 1) (i32.const 16) (i32.const 2) (i32.const 32))))
+  (func $create (param $fd i32) (result i32)
+    (call $open (local.get $fd) (i32.const 0) (i32.const 900) (i32.const 7) (i32.const 1)
+                (i64.const 64) (i64.const 0) (i32.const 0) (i32.const 40)))
+  (func (export "_start")
+    (call $show (i32.const 3))
+    (call $show (i32.const 4))
+    (call $exit (i32.add (i32.mul (call $create (i32.const 3)) (i32.const 1000))
+                         (call $create (i32.const 4))))))`
+
+// grower grows its memory one page at a time until refused, then exits with its size in
+// pages. (tests/c/host_control.c)
+const grower = `(module (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (import "env" "memory" (memory 1 100 shared))
+  (func (export "_start") (block $full (loop $more
+    (br_if $full (i32.eq (memory.grow (i32.const 1)) (i32.const -1))) (br $more)))
+    (call $exit (memory.size))))`
+
+// spawner spawns threads that wait forever until thread-spawn fails, then exits with
+// the number it spawned.
+const spawner = `(module
+  (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (import "env" "memory" (memory 1 1 shared))
+  (func (export "wasi_thread_start") (param i32 i32)
+    (drop (memory.atomic.wait32 (i32.const 8) (i32.const 0) (i64.const -1))))
+  (func (export "_start") (local $n i32)
+    (block $full (loop $more
+      (br_if $full (i32.lt_s (call $spawn (i32.const 0)) (i32.const 0)))
+      (local.set $n (i32.add (local.get $n) (i32.const 1)))
+      (br_if $more (i32.lt_u (local.get $n) (i32.const 1000)))))
+    (call $exit (local.get $n))))`
+
+// recurse recurses until the wasm stack is exhausted.
+const recurse = `(module (memory (export "memory") 1)
+  (func $deeper (call $deeper))
+  (func (export "_start") (call $deeper)))`
+
+// faulter returns a guest in which thread tid 1 (inThread) or main executes op, an
+// instruction sequence that traps (an out-of-bounds load, a division by zero, ...); in
+// the first case main waits forever meanwhile.
+func faulter(op string, inThread bool) string {
+	main := op
+	if inThread {
+		main = `(drop (call $spawn (i32.const 0)))
+    (drop (memory.atomic.wait32 (i32.const 8) (i32.const 0) (i64.const -1)))`
+	}
+	return `(module
+  (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+  (import "env" "memory" (memory 1 1 shared))
+  (func (export "wasi_thread_start") (param i32 i32) ` + op + `)
+  (func (export "_start") ` + main + `))`
+}
