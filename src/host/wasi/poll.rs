@@ -130,7 +130,7 @@ fn classify(ctx: &Ctx<'_>, fd: types::Fd, write: bool, detail: bool) -> Readines
     match &*desc {
         Descriptor::Stdin if write => refused(),
         Descriptor::Stdin => match &ctx.group.stdio.stdin {
-            InputStream::Fd(_) => match ctx.group.stdio.stdin.fd() {
+            InputStream::Fd { .. } => match ctx.group.stdio.stdin.fd() {
                 Some(raw) => {
                     let raw = raw.as_raw_fd();
                     Readiness::Poll { desc, raw }

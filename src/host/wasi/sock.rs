@@ -87,7 +87,7 @@ pub(super) fn sock_recv(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, fd: typ
     let sock = match &*desc {
         Descriptor::Stdin => match (&ctx.group.stdio.stdin, ctx.group.stdio.stdin.fd()) {
             // Whether it is a socket, the host says: `recvmsg` fails with `notsock`.
-            (InputStream::Fd(_), Some(fd)) => Sock { fd, nonblock: false },
+            (InputStream::Fd { .. }, Some(fd)) => Sock { fd, nonblock: false },
             _ => return Err(Errno::Notsock.into()),
         },
         other => {
