@@ -3,8 +3,9 @@
 # the Rust unit and integration tests (which include the C and C++ API tests against the
 # committed header, the Rust std::thread guests, wt-run as a cargo runner and the Python
 # ctypes test), the examples-c CMake project's CTest tests, and an install into a
-# temporary prefix used through pkg-config and find_package, and the Go binding's tests
-# (bindings/go/test.sh installs Go when missing).
+# temporary prefix used through pkg-config and find_package, and the Go and Python
+# bindings' tests (bindings/go/test.sh installs Go when missing; bindings/python/test.sh
+# pip-installs the package into a venv, reusing this target dir).
 # One cargo profile (release) and one target dir serve all of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,3 +17,4 @@ cmake --build target/examples-c
 ctest --test-dir target/examples-c --output-on-failure
 bash bindings/go/test.sh target/release
 bash scripts/check-install.sh
+bash bindings/python/test.sh

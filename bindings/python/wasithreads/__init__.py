@@ -1,0 +1,51 @@
+"""Run WebAssembly modules that use wasi-threads, in-process, on Wasmtime.
+
+A Python binding (ctypes, ABI mode) of libwasithreads::
+
+    import wasithreads as wt
+
+    engine = wt.Engine()
+    module = engine.load(b'(module ...)')        # .wasm bytes, WAT text as bytes, or a path
+    exit = module.run(args=["prog", "x"], stdout=lambda tid, data: print(tid, data))
+    if exit.kind is wt.ExitKind.TRAP:
+        print(f"thread {exit.tid} trapped:", exit.message)
+
+Set ``WASITHREADS_LIB=/path/to/libwasithreads.so`` to use another build of the library
+than the one shipped in the package.
+"""
+
+from ._core import (
+    DEVNULL,
+    CallbackError,
+    Engine,
+    Error,
+    Exit,
+    ExitKind,
+    Module,
+    Run,
+    library_path,
+    version,
+)
+
+try:
+    from importlib.metadata import PackageNotFoundError as _NotFound, version as _dist_version
+
+    try:
+        __version__ = _dist_version("wasithreads")
+    except _NotFound:  # used from a source tree with WASITHREADS_LIB
+        __version__ = version()
+except ImportError:  # pragma: no cover
+    __version__ = version()
+
+__all__ = [
+    "DEVNULL",
+    "CallbackError",
+    "Engine",
+    "Error",
+    "Exit",
+    "ExitKind",
+    "Module",
+    "Run",
+    "library_path",
+    "version",
+]
