@@ -39,7 +39,7 @@ fn cancel_stops_threads_in_every_blocked_state() {
     assert_eq!(run.try_wait(), None, "still running");
     run.cancel();
     let exit = run.wait();
-    assert_eq!(exit, RunExit { kind: ExitKind::Cancelled, code: 0, tid: -1, message: None });
+    assert_eq!(exit, RunExit { kind: ExitKind::Cancelled, code: 0, tid: -1, message: None, unstopped: vec![] });
     let got = exits.sorted();
     assert_eq!(got.len(), modes.len() + 1, "{got:?}");
     assert!(got.iter().all(|(_, h)| *h == ThreadExit::Terminated), "{got:?}");

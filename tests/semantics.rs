@@ -17,7 +17,7 @@ fn spawn_delivers_tid_and_arg() {
     let mut c = RunConfig::default();
     exits.install(&mut c);
     let (exit, _) = run_watched(&m, &c);
-    assert_eq!(exit, RunExit { kind: ExitKind::Code, code: 1006, tid: 0, message: None });
+    assert_eq!(exit, RunExit { kind: ExitKind::Code, code: 1006, tid: 0, message: None, unstopped: vec![] });
     assert_eq!(exits.sorted(), vec![(0, ThreadExit::Exited(1006)), (1, ThreadExit::Returned)]);
 }
 
@@ -29,7 +29,7 @@ fn main_returning_ends_the_run_with_code_zero() {
     let mut c = RunConfig::default();
     exits.install(&mut c);
     let (exit, _) = run_watched(&m, &c);
-    assert_eq!(exit, RunExit { kind: ExitKind::Code, code: 0, tid: 0, message: None });
+    assert_eq!(exit, RunExit { kind: ExitKind::Code, code: 0, tid: 0, message: None, unstopped: vec![] });
     let got = exits.sorted();
     assert_eq!(got.len(), 5, "{got:?}");
     assert_eq!(got[0], (0, ThreadExit::Returned));
@@ -48,7 +48,7 @@ fn proc_exit_in_main_stops_blocked_threads() {
     exits.install(&mut c);
     let (exit, took) = run_watched(&m, &c);
     eprintln!("teardown with 5 blocked threads: {took:?}");
-    assert_eq!(exit, RunExit { kind: ExitKind::Code, code: 7, tid: 0, message: None });
+    assert_eq!(exit, RunExit { kind: ExitKind::Code, code: 7, tid: 0, message: None, unstopped: vec![] });
     let got = exits.sorted();
     assert_eq!(got[0], (0, ThreadExit::Exited(7)));
     assert!(got[1..].iter().all(|(_, h)| *h == ThreadExit::Terminated), "{got:?}");
@@ -66,7 +66,7 @@ fn proc_exit_in_spawned_thread_ends_everything() {
     let mut c = RunConfig::default();
     exits.install(&mut c);
     let (exit, _) = run_watched(&m, &c);
-    assert_eq!(exit, RunExit { kind: ExitKind::Code, code: 33, tid: 4, message: None });
+    assert_eq!(exit, RunExit { kind: ExitKind::Code, code: 33, tid: 4, message: None, unstopped: vec![] });
     let got = exits.sorted();
     assert_eq!(got.len(), 5, "{got:?}");
     assert_eq!(got[4], (4, ThreadExit::Exited(33)));
@@ -125,7 +125,7 @@ fn missing_thread_start_makes_spawn_fail_not_trap() {
     let e = engine();
     let m = load(&e, &spawn_failure_guest(""));
     let (exit, _) = run_watched(&m, &RunConfig::default());
-    assert_eq!(exit, RunExit { kind: ExitKind::Code, code: 1, tid: 0, message: None });
+    assert_eq!(exit, RunExit { kind: ExitKind::Code, code: 1, tid: 0, message: None, unstopped: vec![] });
 }
 
 #[test]
@@ -135,7 +135,7 @@ fn timeout_stops_a_spinning_guest() {
     let mut c = RunConfig::default();
     c.timeout = Some(std::time::Duration::from_millis(200));
     let (exit, _) = run_watched(&m, &c);
-    assert_eq!(exit, RunExit { kind: ExitKind::Timeout, code: 0, tid: -1, message: None });
+    assert_eq!(exit, RunExit { kind: ExitKind::Timeout, code: 0, tid: -1, message: None, unstopped: vec![] });
 }
 
 #[test]

@@ -25,7 +25,7 @@ fn proc_exit_stops_threads_reading_stdin() {
     let mut c = RunConfig::default();
     exits.install(&mut c);
     let (exit, _) = run_watched(&m, &c);
-    assert_eq!(exit, RunExit { kind: ExitKind::Code, code: 9, tid: 0, message: None });
+    assert_eq!(exit, RunExit { kind: ExitKind::Code, code: 9, tid: 0, message: None, unstopped: vec![] });
     let got = exits.sorted();
     assert_eq!(got.len(), 4);
     assert!(got[1..].iter().all(|(_, h)| *h == ThreadExit::Terminated), "{got:?}");
