@@ -157,4 +157,39 @@ impl Teardown {
             }
         }
     }
+
+    /// Blocks until at least one of `fds` is ready for what it asks (`revents` of each
+    /// entry are set, as by `poll(2)`): returns how many are; until `deadline` passes
+    /// (forever for `None`): 0; or until the run ends: `Err(Terminated)`. A deadline
+    /// already past still polls once, without waiting.
+    pub(crate) fn wait_fds<'f>(&'f self, fds: &mut [PollFd<'f>], deadline: Option<Instant>) -> wasmtime::Result<usize> {
+        let wake = self.wake_fd()?;
+        let mut all: Vec<PollFd<'f>> = Vec::with_capacity(fds.len() + 1);
+        all.extend(fds.iter().cloned());
+        all.push(PollFd::from_borrowed_fd(wake, PollFlags::IN));
+        loop {
+            self.bail_if_ending()?;
+            // Recomputed on every round, so a signal (EINTR) does not restart the wait.
+            let timeout = deadline.map(|t| {
+                let d = t.saturating_duration_since(Instant::now());
+                rustix::time::Timespec { tv_sec: d.as_secs().min(i64::MAX as u64) as i64, tv_nsec: d.subsec_nanos() as _ }
+            });
+            let ready = match rustix::event::poll(&mut all, timeout.as_ref()) {
+                Ok(n) => n,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => wasmtime::bail!("polling {} descriptors: {e}", fds.len()),
+            };
+            let (woken, polled) = all.split_last().expect("holds the wake fd");
+            if !woken.revents().is_empty() {
+                return Err(wasmtime::Error::new(Terminated));
+            }
+            self.bail_if_ending()?;
+            if ready > 0 || deadline.is_some_and(|t| Instant::now() >= t) {
+                for (out, got) in fds.iter_mut().zip(polled) {
+                    *out = got.clone();
+                }
+                return Ok(ready);
+            }
+        }
+    }
 }
