@@ -651,3 +651,48 @@ fn a_buffer_outside_memory_traps_as_in_wasmtime() {
         assert_eq!(exit.kind, ExitKind::Trap, "{call}: {exit:?}");
     }
 }
+
+#[test]
+fn two_runs_sharing_a_full_stdout_pipe_both_end_on_timeout() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    let mut c = RunConfig::default();
+    c.stdout = Output::File(Arc::new(File::from(std::os::fd::OwnedFd::from(writer))));
+    c.timeout = Some(Duration::from_millis(300));
+    let thread = r#"
+        (call $started)
+        (loop $again
+          (br_if $again (i32.eqz (call $write (i32.const 1) (i32.const 16384) (i32.const 65536)))))"#;
+    let body = r#"(drop (call $spawn (i32.const 0))) (drop (call $spawn (i32.const 0))) (call $wait_started (i32.const 2)) (call $wait_forever)"#;
+    let e = engine();
+    let m = load(&e, &wat("", body, thread));
+    let runs: Vec<_> = (0..2).map(|_| Run::start_background(&m, &c).unwrap()).collect();
+    let exits = within(Duration::from_secs(30), move || runs.iter().map(|r| r.wait()).collect::<Vec<_>>());
+    assert!(exits.iter().all(|x| x.kind == ExitKind::Timeout), "{exits:?}");
+    drop(reader);
+}
+
+#[test]
+fn two_runs_sharing_a_stdin_pipe_both_end_on_cancel() {
+    let (reader, mut writer) = std::io::pipe().unwrap();
+    use std::io::Write;
+    writer.write_all(b"0123456789").unwrap();
+    let mut c = RunConfig::default();
+    c.stdin = Input::File(Arc::new(File::from(std::os::fd::OwnedFd::from(reader))));
+    let out = Capture::default();
+    c.stdout = out.output();
+    let e = engine();
+    let m = load(&e, &wat("", TWO_READERS_MAIN, ECHO_THREAD));
+    let runs: Vec<_> = (0..2).map(|_| Run::start_background(&m, &c).unwrap()).collect();
+    let seen = out.clone();
+    eventually("the input to be read", move || seen.text().len() == 10);
+    std::thread::sleep(Duration::from_millis(50));
+    for r in &runs {
+        r.cancel();
+    }
+    let exits = within(Duration::from_secs(30), move || runs.iter().map(|r| r.wait()).collect::<Vec<_>>());
+    assert!(exits.iter().all(|x| x.kind == ExitKind::Cancelled), "{exits:?}");
+    let mut got: Vec<u8> = out.text().into_bytes();
+    got.sort();
+    assert_eq!(got, b"0123456789");
+    drop(writer);
+}
