@@ -102,6 +102,12 @@ impl FdTable {
         Ok(())
     }
 
+    /// True when no descriptor can be added (`insert` would fail with `TooMany`): lets
+    /// `path_open` fail before it creates or opens anything.
+    pub(crate) fn is_full(&self) -> bool {
+        self.len() >= self.max as usize
+    }
+
     /// How many descriptors are open.
     pub(crate) fn len(&self) -> usize {
         self.slots.read().iter().filter(|s| s.is_some()).count()

@@ -41,7 +41,7 @@ const LOCK_POLL: Duration = Duration::from_millis(2);
 
 /// How a descriptor stdin is read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Mode {
+enum Mode {
     /// A regular file or block device: reads never block.
     Direct,
     /// A socket: `recv` with `MSG_DONTWAIT` after the readiness check.
@@ -50,11 +50,21 @@ pub(crate) enum Mode {
     Poll,
 }
 
+/// A descriptor stdin.
+pub(crate) struct FdInput {
+    /// The host's descriptor; `None` is the host's fd 0.
+    file: Option<Arc<File>>,
+    /// The run's own non-blocking description of the same pipe, when it could be opened.
+    own: Option<File>,
+    mode: Mode,
+    /// Serialises the run's readers (see the module comment).
+    lock: Mutex<()>,
+}
+
 /// Live stdin of a run.
 pub(crate) enum InputStream {
-    /// A descriptor to poll and read: `file` `None` is the host's fd 0; `own` is the
-    /// run's own non-blocking description of the same pipe, when it could be opened.
-    Fd { file: Option<Arc<File>>, own: Option<File>, mode: Mode, lock: Mutex<()> },
+    /// A descriptor to poll and read.
+    Fd(FdInput),
     Bytes { data: Arc<[u8]>, pos: Mutex<usize> },
     Null,
 }
@@ -91,7 +101,7 @@ impl InputStream {
                 Some((FileType::Fifo, dev, ino)) if reopen => (Mode::Poll, reopen_pipe(host, dev, ino)),
                 _ => (Mode::Poll, None),
             };
-            InputStream::Fd { file, own, mode, lock: Mutex::new(()) }
+            InputStream::Fd(FdInput { file, own, mode, lock: Mutex::new(()) })
         };
         Ok(match spec {
             Input::Inherit => fd(None, true),
@@ -116,9 +126,9 @@ impl InputStream {
     /// The descriptor to wait on, or `None` when reads never block (bytes, null).
     pub(crate) fn fd(&self) -> Option<BorrowedFd<'_>> {
         match self {
-            InputStream::Fd { own: Some(f), .. } => Some(f.as_fd()),
-            InputStream::Fd { file: None, .. } => Some(rustix::stdio::stdin()),
-            InputStream::Fd { file: Some(f), .. } => Some(f.as_fd()),
+            InputStream::Fd(FdInput { own: Some(f), .. }) => Some(f.as_fd()),
+            InputStream::Fd(FdInput { file: None, .. }) => Some(rustix::stdio::stdin()),
+            InputStream::Fd(FdInput { file: Some(f), .. }) => Some(f.as_fd()),
             InputStream::Bytes { .. } | InputStream::Null => None,
         }
     }
@@ -143,7 +153,7 @@ impl InputStream {
                 *pos += n;
                 return Ok(Ok(rest[..n].to_vec()));
             }
-            InputStream::Fd { mode, lock, .. } => (*mode, lock),
+            InputStream::Fd(FdInput { mode, lock, .. }) => (*mode, lock),
         };
         let Some(fd) = self.fd() else { return Ok(Ok(Vec::new())) };
         if max == 0 {

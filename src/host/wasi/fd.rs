@@ -15,9 +15,11 @@
 //! - directories ([`Descriptor::Dir`]) answer fdstat, filestat, prestat and set_times.
 //!
 //! Limits on what one call moves (see `iovec.rs`): at most 1024 iovecs (`inval` past
-//! that), at most 16 MiB per call (more is a short read or write), and copy buffers of at
-//! most 64 MiB in flight across all threads of a run beyond 64 KiB that each call always
-//! gets (a call finding that budget spent takes less: a short read or write).
+//! that), at most 16 MiB per call (more is a short read or write; reads of streams ask
+//! for at most 1 MiB), and copy buffers of at most 64 MiB in flight across all threads of
+//! a run beyond 64 KiB that each call always gets (a call finding that budget spent
+//! takes less: a short read or write). Reads of regular files into unshared memory go
+//! straight into the guest's buffer, without a copy.
 //!
 //! Errno choices follow Wasmtime 48's preview 1: reading a descriptor that is not open
 //! for reading, or writing one not open for writing, is `badf`; reading or writing a
@@ -35,6 +37,11 @@ use wiggle::{GuestMemory, GuestPtr};
 
 use super::{Ctx, errno, iovec, stat};
 use crate::io::{Descriptor, FileDesc, FileKind};
+
+/// Most bytes one read of a stream (stdin, a pipe, a socket, a device) asks for: a pipe
+/// holds at most 1 MiB (Linux's `pipe-max-size`), so a larger buffer would only be
+/// allocated to stay empty.
+const MAX_STREAM_READ: usize = 1 << 20;
 
 /// Reads a regular file at its cursor (`None`) or at an offset, into a new buffer of at
 /// most `len` bytes.
@@ -111,7 +118,7 @@ fn read_file(ctx: &Ctx<'_>, memory: &mut GuestMemory<'_>, f: &FileDesc, iovs: ty
         iovec::scatter(memory, iovs, &data)?;
         return size(data.len());
     }
-    let grant = iovec::reserve(&ctx.group.fds, cap);
+    let grant = iovec::reserve(&ctx.group.fds, cap.min(MAX_STREAM_READ));
     let mut buf = Vec::with_capacity(grant.len);
     retry_blocking(ctx, f, PollFlags::IN, || match at {
         None => rustix::io::read(&f.file, rustix::buffer::spare_capacity(&mut buf)),
@@ -165,7 +172,7 @@ fn wait(ctx: &Ctx<'_>, fd: BorrowedFd<'_>, flags: PollFlags) -> wasmtime::Result
 /// `fd_read` of the run's stdin.
 fn read_stdin(ctx: &Ctx<'_>, memory: &mut GuestMemory<'_>, iovs: types::IovecArray) -> Result<types::Size, types::Error> {
     let cap = iovec::capacity(memory, iovs)?;
-    let grant = iovec::reserve(&ctx.group.fds, cap);
+    let grant = iovec::reserve(&ctx.group.fds, cap.min(MAX_STREAM_READ));
     let ready = |fd: BorrowedFd<'_>| wait(ctx, fd, PollFlags::IN);
     let alive = || ctx.group.teardown.bail_if_ending();
     let data = ctx.group.stdio.stdin.read(grant.len, &ready, &alive).map_err(errno::trap)?.map_err(errno::io)?;

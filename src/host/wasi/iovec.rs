@@ -162,3 +162,25 @@ pub(super) fn scatter(mem: &mut GuestMemory<'_>, iovs: types::IovecArray, mut da
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grants_are_capped_per_call_and_per_run_and_returned() {
+        let fds = FdTable::new(8);
+        assert_eq!(reserve(&fds, 10).len, 10);
+        assert_eq!(reserve(&fds, usize::MAX).len, MAX_CALL);
+        let held: Vec<_> = (0..4).map(|_| reserve(&fds, MAX_CALL)).collect();
+        assert!(held.iter().all(|g| g.len == MAX_CALL));
+        assert_eq!(fds.copy_bytes.load(Ordering::Relaxed), 4 * (MAX_CALL - FLOOR));
+        // The budget is spent (but for what the floors leave): a short grant, never none.
+        let short = reserve(&fds, MAX_CALL);
+        assert_eq!(short.len, FLOOR + (RUN_BUDGET - 4 * (MAX_CALL - FLOOR)));
+        assert_eq!(reserve(&fds, MAX_CALL).len, FLOOR);
+        drop(short);
+        drop(held);
+        assert_eq!(fds.copy_bytes.load(Ordering::Relaxed), 0);
+    }
+}
