@@ -9,6 +9,7 @@
 mod common;
 
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -537,6 +538,28 @@ fn a_read_of_a_fifo_without_writer_ends_with_the_run() {
         run.wait()
     });
     assert_eq!(exit.kind, ExitKind::Cancelled, "{exit:?}");
+
+    // A writer that comes later: its bytes, then end of file once it has gone.
+    let mut g = Guest::new();
+    let fifo = g.s("fifo");
+    let mut b = expect(1, SUCCESS, &format!("(call $open {fifo} (i32.const 0) (i64.const {READ}) (i32.const 0))"));
+    b += "(i32.store (i32.const 128) (i32.const 4096)) (i32.store (i32.const 132) (i32.const 16))\n";
+    b += &expect(2, SUCCESS, "(call $fd_read (i32.load (i32.const 0)) (i32.const 128) (i32.const 1) (i32.const 8))");
+    b += "(local.set $n (i32.load (i32.const 8)))\n";
+    b += &expect(3, SUCCESS, "(call $fd_read (i32.load (i32.const 0)) (i32.const 128) (i32.const 1) (i32.const 8))");
+    b += "(call $proc_exit (i32.add (i32.mul (local.get $n) (i32.const 100)) (i32.load (i32.const 8))))\n";
+    let mut c = RunConfig::default();
+    preopen(&mut c, &dir.0, false);
+    let m = load(&engine(), &g.wat(&b));
+    let path = dir.path("fifo");
+    let exit = within(Duration::from_secs(60), move || {
+        let run = Run::start_background(&m, &c).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        // Waits (in this host thread) at most until the guest has opened its end.
+        std::fs::OpenOptions::new().write(true).open(&path).unwrap().write_all(b"hello").unwrap();
+        run.wait()
+    });
+    assert_eq!((exit.kind, exit.code), (ExitKind::Code, 500), "{exit:?}");
 }
 
 #[test]
