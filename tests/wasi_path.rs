@@ -563,6 +563,30 @@ fn a_read_of_a_fifo_without_writer_ends_with_the_run() {
 }
 
 #[test]
+fn character_devices_open_and_read() {
+    let _s = serial();
+    let mut g = Guest::new();
+    let (null, zero) = (g.s("null"), g.s("zero"));
+    let mut b = String::new();
+    b += "(i32.store (i32.const 128) (i32.const 4096)) (i32.store (i32.const 132) (i32.const 16))\n";
+    b += "(i64.store (i32.const 4096) (i64.const -1))\n";
+    // /dev/zero: 16 zero bytes; /dev/null: end of file; writing under a read-only /dev: perm.
+    b += &expect(1, SUCCESS, &format!("(call $open {zero} (i32.const 0) (i64.const {READ}) (i32.const 0))"));
+    b += &expect(2, SUCCESS, "(call $fd_read (i32.load (i32.const 0)) (i32.const 128) (i32.const 1) (i32.const 8))");
+    b += "(call $assert (i32.eq (i32.load (i32.const 8)) (i32.const 16)) (i32.const 3))\n";
+    b += "(call $assert (i64.eqz (i64.load (i32.const 4096))) (i32.const 4))\n";
+    b += &expect(5, SUCCESS, &format!("(call $open {null} (i32.const 0) (i64.const {READ}) (i32.const 0))"));
+    b += &expect(6, SUCCESS, "(call $fd_read (i32.load (i32.const 0)) (i32.const 128) (i32.const 1) (i32.const 8))");
+    b += "(call $assert (i32.eqz (i32.load (i32.const 8))) (i32.const 7))\n";
+    b += &expect(8, SUCCESS, &format!("(call $path_filestat_get (i32.const 3) (i32.const 0) {null} (i32.const 64))"));
+    b += "(call $assert (i32.eq (i32.load8_u (i32.const 80)) (i32.const 2)) (i32.const 9))\n";
+    b += &expect(10, PERM, &format!("(call $open {null} (i32.const 0) (i64.const {WRITE}) (i32.const 0))"));
+    let mut c = RunConfig::default();
+    preopen(&mut c, Path::new("/dev"), true);
+    assert_exit_0(&run_wat(&g.wat(&b), &c));
+}
+
+#[test]
 fn the_descriptor_limit_stops_path_open_with_mfile_and_leaks_nothing() {
     let _s = serial();
     let dir = TempDir::new("limit");
