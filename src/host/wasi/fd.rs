@@ -120,12 +120,36 @@ fn read_file(ctx: &Ctx<'_>, memory: &mut GuestMemory<'_>, f: &FileDesc, iovs: ty
     }
     let grant = iovec::reserve(&ctx.group.fds, cap.min(MAX_STREAM_READ));
     let mut buf = Vec::with_capacity(grant.len);
-    retry_blocking(ctx, f, PollFlags::IN, || match at {
-        None => rustix::io::read(&f.file, rustix::buffer::spare_capacity(&mut buf)),
-        Some(off) => rustix::io::pread(&f.file, rustix::buffer::spare_capacity(&mut buf), off),
+    retry_blocking(ctx, f, PollFlags::IN, || {
+        let n = match at {
+            None => rustix::io::read(&f.file, rustix::buffer::spare_capacity(&mut buf)),
+            Some(off) => rustix::io::pread(&f.file, rustix::buffer::spare_capacity(&mut buf), off),
+        }?;
+        if n == 0 && f.kind == FileKind::Fifo && !f.is_nonblock() && !fifo_writer_left(f) {
+            // No writer has opened the FIFO since `path_open` (which never waits for
+            // one): POSIX's blocking open would still be waiting, so wait for data or
+            // for a writer to come and go instead of reporting end of file.
+            return Err(rustix::io::Errno::AGAIN);
+        }
+        Ok(n)
     })?;
     iovec::scatter(memory, iovs, &buf)?;
     size(buf.len())
+}
+
+/// True when a FIFO read end reports hang-up with nothing to read: a writer has been
+/// and gone (Linux suppresses `POLLHUP` on a non-blocking read end until it has seen a
+/// writer), so a read of 0 bytes is end of file.
+fn fifo_writer_left(f: &FileDesc) -> bool {
+    let mut fds = [rustix::event::PollFd::new(&f.file, PollFlags::IN)];
+    let zero = rustix::time::Timespec { tv_sec: 0, tv_nsec: 0 };
+    match rustix::event::poll(&mut fds, Some(&zero)) {
+        Ok(_) => {
+            let ev = fds[0].revents();
+            ev.contains(PollFlags::HUP) && !ev.contains(PollFlags::IN)
+        }
+        Err(_) => true,
+    }
 }
 
 /// `fd_write` (`at` `None`) or `fd_pwrite` of a file. In append mode the host descriptor
