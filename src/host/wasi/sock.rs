@@ -15,8 +15,9 @@
 //! - anything else: `notsock` (after `badf` for a descriptor not open), as Wasmtime 48,
 //!   which answers `notsock` for every descriptor.
 //!
-//! `sock_recv` honours `recv_peek` and `recv_waitall` (waiting, interruptibly, until the
-//! buffers are full or the peer shuts down; with `recv_peek` it returns what is there) and
+//! `sock_recv` honours `recv_peek` and `recv_waitall` (on a stream socket: waiting,
+//! interruptibly, until the buffers are full or the peer shuts down; with `recv_peek`, or
+//! on a datagram socket, it returns what one receive gets) and
 //! reports `recv_data_truncated` for a datagram longer than the buffers; control messages
 //! are discarded (file descriptors sent over a Unix socket are closed by the kernel).
 //! `sock_send` never raises `SIGPIPE` (`MSG_NOSIGNAL`; a closed peer is `pipe`). One call
@@ -96,7 +97,11 @@ pub(super) fn sock_recv(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, fd: typ
         }
     };
     let peek = ri_flags.contains(Riflags::RECV_PEEK);
-    let waitall = ri_flags.contains(Riflags::RECV_WAITALL) && !peek;
+    // Waiting for all applies to byte streams only (datagrams are never joined), and not
+    // to a peek (which would see the same bytes again).
+    let waitall = ri_flags.contains(Riflags::RECV_WAITALL)
+        && !peek
+        && rustix::net::sockopt::socket_type(sock.fd).is_ok_and(|t| t == rustix::net::SocketType::STREAM);
     let mut flags = RecvFlags::DONTWAIT | RecvFlags::CMSG_CLOEXEC;
     if peek {
         flags |= RecvFlags::PEEK;
