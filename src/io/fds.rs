@@ -7,6 +7,7 @@
 //! use ends (as with POSIX `close` racing `read`).
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use parking_lot::RwLock;
 
@@ -42,12 +43,15 @@ pub(crate) enum FdError {
 pub(crate) struct FdTable {
     slots: RwLock<Vec<Option<Arc<Descriptor>>>>,
     max: u32,
+    /// Bytes of host copy buffers that WASI calls of this run hold right now (the
+    /// run-wide budget of `host/wasi/iovec.rs`).
+    pub(crate) copy_bytes: AtomicUsize,
 }
 
 impl FdTable {
     /// A table holding at most `max` descriptors (stdio and preopens included).
     pub(crate) fn new(max: u32) -> FdTable {
-        FdTable { slots: RwLock::new(Vec::new()), max }
+        FdTable { slots: RwLock::new(Vec::new()), max, copy_bytes: AtomicUsize::new(0) }
     }
 
     /// The descriptor at `fd`.
@@ -96,6 +100,12 @@ impl FdTable {
             slots[to as usize] = d;
         }
         Ok(())
+    }
+
+    /// True when no descriptor can be added (`insert` would fail with `TooMany`): lets
+    /// `path_open` fail before it creates or opens anything.
+    pub(crate) fn is_full(&self) -> bool {
+        self.len() >= self.max as usize
     }
 
     /// How many descriptors are open.

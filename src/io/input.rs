@@ -1,67 +1,201 @@
 //! The live stdin of a run.
+//!
+//! A descriptor stdin is read only after the caller's `ready` saw it readable, so that a
+//! reader waiting for input stops when its run ends. The host's fd 0, or a descriptor the
+//! host handed over, shares its open file description with the host (and with other runs
+//! given the same descriptor), so it must stay in whatever blocking mode the host chose:
+//! we never set `O_NONBLOCK` on it. Instead:
+//! - a pipe or FIFO is reopened through `/proc/self/fd` when the run starts, which gives
+//!   the run its own description of the same pipe, non-blocking: a read that finds the
+//!   pipe drained by someone else returns `EAGAIN` and waits again;
+//! - a socket is read with `MSG_DONTWAIT`, which needs no descriptor flag;
+//! - regular files never block and are read directly;
+//! - whatever else (a tty, or a pipe that could not be reopened) keeps its blocking
+//!   description; readers of one run are then serialised from the readiness check to the
+//!   end of the read (the `lock`, taken in every case), so that two guest threads both
+//!   told "readable" cannot both read while only one finds data and the other blocks in
+//!   `read(2)` out of teardown's reach. The wait for that lock is itself bounded: it is
+//!   re-checked every [`LOCK_POLL`] against the caller's `alive`. (A reader outside the
+//!   run, such as the host itself, racing for the same tty can still win the bytes; that
+//!   needs the host's cooperation.)
 
 use std::fs::File;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
+use rustix::fs::FileType;
 
 use super::{Input, Ready};
 
+/// Fails when the run has ended (the caller's teardown check).
+pub(crate) type Alive<'a> = &'a dyn Fn() -> wasmtime::Result<()>;
+
+/// How often a reader waiting for another reader of the same stdin checks that its run
+/// is still going (the holder normally lets go at once when the run ends; this bounds
+/// the wait even if it cannot).
+const LOCK_POLL: Duration = Duration::from_millis(2);
+
+/// How a descriptor stdin is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// A regular file or block device: reads never block.
+    Direct,
+    /// A socket: `recv` with `MSG_DONTWAIT` after the readiness check.
+    Socket,
+    /// Anything else (a pipe, FIFO, tty): wait for readiness, then read.
+    Poll,
+}
+
+/// A descriptor stdin.
+pub(crate) struct FdInput {
+    /// The host's descriptor; `None` is the host's fd 0.
+    file: Option<Arc<File>>,
+    /// The run's own non-blocking description of the same pipe, when it could be opened.
+    own: Option<File>,
+    mode: Mode,
+    /// Serialises the run's readers (see the module comment).
+    lock: Mutex<()>,
+}
+
 /// Live stdin of a run.
 pub(crate) enum InputStream {
-    /// A descriptor to poll and read; `None` is the host's fd 0.
-    Fd(Option<Arc<File>>),
+    /// A descriptor to poll and read.
+    Fd(FdInput),
     Bytes { data: Arc<[u8]>, pos: Mutex<usize> },
     Null,
 }
 
+/// The kind of file at `fd`.
+fn file_type(fd: BorrowedFd<'_>) -> Option<(FileType, u64, u64)> {
+    rustix::fs::fstat(fd).ok().map(|st| (FileType::from_raw_mode(st.st_mode), st.st_dev, st.st_ino))
+}
+
+/// A new non-blocking read description of the pipe or FIFO at `fd`, when `/proc` offers
+/// one and it is the same pipe.
+fn reopen_pipe(fd: BorrowedFd<'_>, dev: u64, ino: u64) -> Option<File> {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
+        .open(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .ok()?;
+    match file_type(f.as_fd()) {
+        Some((FileType::Fifo, d, i)) if d == dev && i == ino => Some(f),
+        _ => None,
+    }
+}
+
 impl InputStream {
     pub(super) fn open(spec: &Input) -> Result<InputStream> {
+        let fd = |file: Option<Arc<File>>, reopen: bool| {
+            let host = match &file {
+                Some(f) => f.as_fd(),
+                None => rustix::stdio::stdin(),
+            };
+            let (mode, own) = match file_type(host) {
+                Some((FileType::RegularFile | FileType::BlockDevice, ..)) => (Mode::Direct, None),
+                Some((FileType::Socket, ..)) => (Mode::Socket, None),
+                Some((FileType::Fifo, dev, ino)) if reopen => (Mode::Poll, reopen_pipe(host, dev, ino)),
+                _ => (Mode::Poll, None),
+            };
+            InputStream::Fd(FdInput { file, own, mode, lock: Mutex::new(()) })
+        };
         Ok(match spec {
-            Input::Inherit => InputStream::Fd(None),
+            Input::Inherit => fd(None, true),
             Input::Null => InputStream::Null,
             Input::Bytes(b) => InputStream::Bytes { data: b.clone(), pos: Mutex::new(0) },
-            Input::Path(p) => InputStream::Fd(Some(Arc::new(
-                File::open(p).with_context(|| format!("opening {} as the guest's stdin", p.display()))?,
-            ))),
-            Input::File(f) => InputStream::Fd(Some(f.clone())),
+            // The run's own description, opened non-blocking so that opening a FIFO does
+            // not wait for a writer (reads wait, through `ready`) and reads never block.
+            Input::Path(p) => fd(
+                Some(Arc::new(
+                    std::fs::OpenOptions::new()
+                        .read(true)
+                        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
+                        .open(p)
+                        .with_context(|| format!("opening {} as the guest's stdin", p.display()))?,
+                )),
+                false,
+            ),
+            Input::File(f) => fd(Some(f.clone()), true),
         })
     }
 
     /// The descriptor to wait on, or `None` when reads never block (bytes, null).
     pub(crate) fn fd(&self) -> Option<BorrowedFd<'_>> {
         match self {
-            InputStream::Fd(None) => Some(rustix::stdio::stdin()),
-            InputStream::Fd(Some(f)) => Some(f.as_fd()),
+            InputStream::Fd(FdInput { own: Some(f), .. }) => Some(f.as_fd()),
+            InputStream::Fd(FdInput { file: None, .. }) => Some(rustix::stdio::stdin()),
+            InputStream::Fd(FdInput { file: Some(f), .. }) => Some(f.as_fd()),
             InputStream::Bytes { .. } | InputStream::Null => None,
         }
     }
 
-    /// Reads into `buf`, each attempt after `ready` saw the descriptor readable, so a
-    /// reader blocked on an empty pipe still stops when its run ends (`ready` fails then).
-    /// The inner result is the I/O error to report to the guest.
-    pub(crate) fn read(&self, buf: &mut [u8], ready: Ready<'_>) -> wasmtime::Result<std::io::Result<usize>> {
-        let fd = match self {
-            InputStream::Null => return Ok(Ok(0)),
+    /// True when stdin is a terminal.
+    pub(crate) fn is_terminal(&self) -> bool {
+        use std::io::IsTerminal;
+        self.fd().is_some_and(|fd| fd.is_terminal())
+    }
+
+    /// Reads at most `max` bytes (none at end of input), each attempt after `ready` saw
+    /// the descriptor readable, so a reader blocked on an empty pipe still stops when its
+    /// run ends (`ready` or `alive` fail then). The inner result is the I/O error to
+    /// report to the guest.
+    pub(crate) fn read(&self, max: usize, ready: Ready<'_>, alive: Alive<'_>) -> wasmtime::Result<std::io::Result<Vec<u8>>> {
+        let (mode, lock) = match self {
+            InputStream::Null => return Ok(Ok(Vec::new())),
             InputStream::Bytes { data, pos } => {
                 let mut pos = pos.lock();
-                let n = buf.len().min(data.len() - *pos);
-                buf[..n].copy_from_slice(&data[*pos..*pos + n]);
+                let rest = data.get(*pos..).unwrap_or_default();
+                let n = max.min(rest.len());
                 *pos += n;
-                return Ok(Ok(n));
+                return Ok(Ok(rest[..n].to_vec()));
             }
-            InputStream::Fd(None) => rustix::stdio::stdin(),
-            InputStream::Fd(Some(f)) => f.as_fd(),
+            InputStream::Fd(FdInput { mode, lock, .. }) => (*mode, lock),
         };
+        let Some(fd) = self.fd() else { return Ok(Ok(Vec::new())) };
+        if max == 0 {
+            return Ok(Ok(Vec::new()));
+        }
+        let mut buf = Vec::with_capacity(max);
+        if mode == Mode::Direct {
+            return Ok(retry(|| rustix::io::read(fd, rustix::buffer::spare_capacity(&mut buf))).map(|_| buf));
+        }
+        let _serial = lock_alive(lock, alive)?;
         loop {
             ready(fd)?;
-            match rustix::io::read(fd, &mut *buf) {
-                Ok(n) => return Ok(Ok(n)),
+            let got = if mode == Mode::Socket {
+                rustix::net::recv(fd, rustix::buffer::spare_capacity(&mut buf), rustix::net::RecvFlags::DONTWAIT).map(|(n, _)| n)
+            } else {
+                rustix::io::read(fd, rustix::buffer::spare_capacity(&mut buf))
+            };
+            match got {
+                Ok(_) => return Ok(Ok(buf)),
                 Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => continue,
                 Err(e) => return Ok(Err(e.into())),
             }
+        }
+    }
+}
+
+/// Runs `f` again while it fails with `EINTR`.
+fn retry(mut f: impl FnMut() -> rustix::io::Result<usize>) -> std::io::Result<usize> {
+    loop {
+        match f() {
+            Err(rustix::io::Errno::INTR) => continue,
+            other => return other.map_err(Into::into),
+        }
+    }
+}
+
+/// Takes `lock`, giving up when `alive` fails.
+fn lock_alive<'a>(lock: &'a Mutex<()>, alive: Alive<'_>) -> wasmtime::Result<MutexGuard<'a, ()>> {
+    loop {
+        alive()?;
+        if let Some(g) = lock.try_lock_for(LOCK_POLL) {
+            return Ok(g);
         }
     }
 }

@@ -20,6 +20,7 @@ mod ctx;
 mod env;
 mod errno;
 mod fd;
+mod iovec;
 mod linker;
 mod memory;
 mod path;

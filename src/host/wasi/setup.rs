@@ -28,7 +28,7 @@ pub(crate) fn open_fds(config: &RunConfig) -> Result<FdTable> {
             .open(&p.host)
             .with_context(|| format!("opening directory {} for the guest", p.host.display()))?;
         table
-            .insert(Descriptor::Dir(DirDesc { dir, preopen: Some(p.guest.clone()), read_only: p.read_only }))
+            .insert(Descriptor::Dir(DirDesc::new(dir, Some(p.guest.clone()), p.read_only)))
             .ok()
             .context(full)?;
     }

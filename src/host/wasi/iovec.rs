@@ -1,0 +1,164 @@
+//! Guest `iovec`/`ciovec` arrays: gathering what a guest writes into one host buffer, and
+//! scattering what the host read back into the guest's buffers. Shared by `fd.rs`
+//! (`fd_read`, `fd_write`, `fd_pread`, `fd_pwrite`) and `sock.rs` (`sock_recv`, `sock_send`).
+//!
+//! Guest memory of a threaded module is shared, so the host can neither borrow it nor let
+//! a system call write into it: every transfer goes through a host copy buffer. Those
+//! buffers are bounded:
+//! - an array longer than [`IOV_MAX`] (1024) entries is refused with `inval`, as
+//!   POSIX `readv`/`writev` do;
+//! - one call moves at most [`MAX_CALL`] (16 MiB); more is a short read or write, which
+//!   WASI allows and every guest library retries;
+//! - all calls of one run together hold at most [`RUN_BUDGET`] (64 MiB) of copy buffers
+//!   beyond a floor of [`FLOOR`] (64 KiB) that each call always gets. A call that finds
+//!   the budget spent takes less (at least the floor): a short read or write, never an
+//!   unbounded allocation. So a run's copy buffers never exceed
+//!   `RUN_BUDGET + threads × FLOOR` (at most 128 MiB with the default 1024 threads).
+//!
+//! The budget lives in the run's descriptor table ([`FdTable::copy_bytes`]).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use wasmtime_wasi::p1::types::{self, Errno};
+use wiggle::{GuestMemory, GuestPtr};
+
+use crate::io::FdTable;
+
+/// Most entries in one `iovec` or `ciovec` array (Linux's `IOV_MAX`).
+pub(super) const IOV_MAX: u32 = 1024;
+
+/// Most bytes one call reads or writes.
+pub(super) const MAX_CALL: usize = 16 << 20;
+
+/// Most bytes of copy buffers all calls of a run hold at once, beyond each call's floor.
+pub(super) const RUN_BUDGET: usize = 64 << 20;
+
+/// Bytes every call may take whatever the budget says (so a run always makes progress).
+pub(super) const FLOOR: usize = 64 << 10;
+
+/// A share of the run's copy budget, returned when dropped.
+pub(super) struct Grant<'a> {
+    budget: &'a AtomicUsize,
+    /// Bytes counted against the budget (beyond the floor).
+    counted: usize,
+    /// Bytes the call may move.
+    pub(super) len: usize,
+}
+
+impl Drop for Grant<'_> {
+    fn drop(&mut self) {
+        if self.counted > 0 {
+            self.budget.fetch_sub(self.counted, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Reserves room for a copy of up to `want` bytes: the grant is `want` capped at
+/// [`MAX_CALL`] and at what the run's budget has left, but never below the floor.
+pub(super) fn reserve(fds: &FdTable, want: usize) -> Grant<'_> {
+    let budget = &fds.copy_bytes;
+    let want = want.min(MAX_CALL);
+    if want <= FLOOR {
+        return Grant { budget, counted: 0, len: want };
+    }
+    let extra = want - FLOOR;
+    let mut used = budget.load(Ordering::Relaxed);
+    loop {
+        let take = extra.min(RUN_BUDGET.saturating_sub(used));
+        if take == 0 {
+            return Grant { budget, counted: 0, len: FLOOR };
+        }
+        match budget.compare_exchange_weak(used, used + take, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return Grant { budget, counted: take, len: FLOOR + take },
+            Err(now) => used = now,
+        }
+    }
+}
+
+/// Fails with `inval` when an array has more than [`IOV_MAX`] entries.
+fn check_len<T>(iovs: &GuestPtr<[T]>) -> Result<(), types::Error> {
+    if iovs.len() > IOV_MAX { Err(Errno::Inval.into()) } else { Ok(()) }
+}
+
+/// Total bytes the buffers of an `iovec` array can take (saturating).
+pub(super) fn capacity(mem: &GuestMemory<'_>, iovs: types::IovecArray) -> Result<usize, types::Error> {
+    check_len(&iovs)?;
+    let mut total = 0usize;
+    for iov in iovs.iter() {
+        total = total.saturating_add(mem.read(iov?)?.buf_len as usize);
+    }
+    Ok(total)
+}
+
+/// The first non-empty buffer of an `iovec` array, if it is the only one: then a read can
+/// go straight into it when memory is not shared.
+pub(super) fn single(mem: &GuestMemory<'_>, iovs: types::IovecArray) -> Result<Option<GuestPtr<[u8]>>, types::Error> {
+    check_len(&iovs)?;
+    let mut found = None;
+    for iov in iovs.iter() {
+        let iov = mem.read(iov?)?;
+        if iov.buf_len == 0 {
+            continue;
+        }
+        if found.is_some() {
+            return Ok(None);
+        }
+        found = Some(iov.buf.as_array(iov.buf_len));
+    }
+    Ok(found)
+}
+
+/// Total bytes of a `ciovec` array (saturating).
+pub(super) fn total(mem: &GuestMemory<'_>, ciovs: types::CiovecArray) -> Result<usize, types::Error> {
+    check_len(&ciovs)?;
+    let mut total = 0usize;
+    for iov in ciovs.iter() {
+        total = total.saturating_add(mem.read(iov?)?.buf_len as usize);
+    }
+    Ok(total)
+}
+
+/// The bytes of a `ciovec` array, concatenated, up to `limit` bytes (one write per call).
+/// Fails with `inval` when the array has more than [`IOV_MAX`] entries, `fault` when an
+/// entry lies outside memory.
+pub(super) fn gather(mem: &GuestMemory<'_>, ciovs: types::CiovecArray, limit: usize) -> Result<Vec<u8>, types::Error> {
+    check_len(&ciovs)?;
+    let mut out: Vec<u8> = Vec::new();
+    for iov in ciovs.iter() {
+        let room = limit - out.len();
+        if room == 0 {
+            break;
+        }
+        let iov = mem.read(iov?)?;
+        if iov.buf_len == 0 {
+            continue;
+        }
+        let take = (iov.buf_len as usize).min(room) as u32;
+        let part = iov.buf.as_array(take);
+        if out.is_empty() {
+            // The common case, one buffer: its copy is the whole buffer.
+            out = mem.to_vec(part)?;
+        } else {
+            out.extend_from_slice(&mem.to_vec(part)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Copies `data` into the buffers of an `iovec` array, in order (as many as it fills).
+pub(super) fn scatter(mem: &mut GuestMemory<'_>, iovs: types::IovecArray, mut data: &[u8]) -> Result<(), types::Error> {
+    check_len(&iovs)?;
+    for iov in iovs.iter() {
+        if data.is_empty() {
+            break;
+        }
+        let iov = mem.read(iov?)?;
+        let n = data.len().min(iov.buf_len as usize);
+        if n == 0 {
+            continue;
+        }
+        mem.copy_from_slice(&data[..n], iov.buf.as_array(n as u32))?;
+        data = &data[n..];
+    }
+    Ok(())
+}

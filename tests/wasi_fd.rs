@@ -1,0 +1,653 @@
+//! The `fd_*` functions of our WASI preview 1, through WAT guests: file I/O in a preopened
+//! directory (content checked on the host), append, renumbering and closing stdio,
+//! directories and preopens, errno choices, and blocked reads and writes (stdin, pipes,
+//! FIFOs) that must end when the run is cancelled or times out.
+//!
+//! Each guest records the results of its calls (errnos, counts, loaded words) as i32s and
+//! writes them, in one `fd_write`, to a report stream the test captures; the test
+//! compares them with what it expects.
+
+mod common;
+
+use std::fs::File;
+use std::os::unix::fs::OpenOptionsExt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use wasithreads::config::Preopen;
+use wasithreads::io::{Input, Output};
+use wasithreads::{ExitKind, Run, RunConfig, ThreadExit};
+
+// WASI errnos.
+const SUCCESS: i32 = 0;
+const AGAIN: i32 = 6;
+const BADF: i32 = 8;
+const INVAL: i32 = 28;
+const NAMETOOLONG: i32 = 37;
+const NOTDIR: i32 = 54;
+const NOTSUP: i32 = 58;
+const SPIPE: i32 = 70;
+
+// Rights bits.
+const FD_READ: i64 = 1 << 1;
+const FD_WRITE: i64 = 1 << 6;
+/// Every right preview 1 defines (bits 0 to 28).
+const ALL: i64 = (1 << 29) - 1;
+
+// oflags / fdflags.
+const CREAT: i32 = 1;
+const TRUNC: i32 = 8;
+const APPEND: i32 = 1;
+const NONBLOCK: i32 = 4;
+
+/// A guest: `DATA` (data segments from 1024 on), `_start` running `BODY` (locals `$i`,
+/// `$fd`, `$r`), `wasi_thread_start` running `THREAD` (params `$tid`, `$arg`; locals `$r`,
+/// `$iov`).
+///
+/// Memory: 32 the iovec of the helpers, 48 their count result, 52 the fd `path_open`
+/// returned, 96 the offset `fd_seek`/`fd_tell` returned, 128 a stat buffer, 200 the
+/// started counter, 300 a word nobody notifies, 1024.. strings, 2048.. per-thread iovecs,
+/// 3000.. read buffers, 4096.. the records, 16384.. a large buffer.
+const TEMPLATE: &str = r#"
+(module
+  (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_pread" (func $fd_pread (param i32 i32 i32 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_pwrite" (func $fd_pwrite (param i32 i32 i32 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_seek" (func $fd_seek (param i32 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_tell" (func $fd_tell (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_close" (func $fd_close (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_renumber" (func $fd_renumber (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_sync" (func $fd_sync (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_datasync" (func $fd_datasync (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_advise" (func $fd_advise (param i32 i64 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_allocate" (func $fd_allocate (param i32 i64 i64) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_fdstat_get" (func $fd_fdstat_get (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_fdstat_set_flags" (func $fd_fdstat_set_flags (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_fdstat_set_rights" (func $fd_fdstat_set_rights (param i32 i64 i64) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_filestat_get" (func $fd_filestat_get (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_filestat_set_size" (func $fd_filestat_set_size (param i32 i64) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_filestat_set_times" (func $fd_filestat_set_times (param i32 i64 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_prestat_get" (func $fd_prestat_get (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_prestat_dir_name" (func $fd_prestat_dir_name (param i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_open" (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "env" "memory" (memory 4 4 shared))
+  (export "memory" (memory 0))
+  (global $n (mut i32) (i32.const 0))
+  DATA
+
+  ;; Appends $v to the records.
+  (func $rec (param $v i32)
+    (i32.store (i32.add (i32.const 4096) (i32.shl (global.get $n) (i32.const 2))) (local.get $v))
+    (global.set $n (i32.add (global.get $n) (i32.const 1))))
+  ;; Writes the records to $fd in one fd_write.
+  (func $report (param $fd i32)
+    (i32.store (i32.const 40) (i32.const 4096))
+    (i32.store (i32.const 44) (i32.shl (global.get $n) (i32.const 2)))
+    (drop (call $fd_write (local.get $fd) (i32.const 40) (i32.const 1) (i32.const 56))))
+  (func $iov (param $p i32) (param $l i32) (result i32)
+    (i32.store (i32.const 32) (local.get $p))
+    (i32.store (i32.const 36) (local.get $l))
+    (i32.const 32))
+  (func $write (param $fd i32) (param $p i32) (param $l i32) (result i32)
+    (call $fd_write (local.get $fd) (call $iov (local.get $p) (local.get $l)) (i32.const 1) (i32.const 48)))
+  (func $read (param $fd i32) (param $p i32) (param $l i32) (result i32)
+    (call $fd_read (local.get $fd) (call $iov (local.get $p) (local.get $l)) (i32.const 1) (i32.const 48)))
+  (func $pread (param $fd i32) (param $p i32) (param $l i32) (param $off i64) (result i32)
+    (call $fd_pread (local.get $fd) (call $iov (local.get $p) (local.get $l)) (i32.const 1) (local.get $off) (i32.const 48)))
+  (func $pwrite (param $fd i32) (param $p i32) (param $l i32) (param $off i64) (result i32)
+    (call $fd_pwrite (local.get $fd) (call $iov (local.get $p) (local.get $l)) (i32.const 1) (local.get $off) (i32.const 48)))
+  ;; The count the last read or write returned.
+  (func $count (result i32) (i32.load (i32.const 48)))
+  (func $open (param $p i32) (param $l i32) (param $oflags i32) (param $rights i64) (param $fdflags i32) (result i32)
+    (call $path_open (i32.const 3) (i32.const 0) (local.get $p) (local.get $l) (local.get $oflags)
+      (local.get $rights) (local.get $rights) (local.get $fdflags) (i32.const 52)))
+  (func $opened (result i32) (i32.load (i32.const 52)))
+  (func $seek (param $fd i32) (param $off i64) (param $whence i32) (result i32)
+    (call $fd_seek (local.get $fd) (local.get $off) (local.get $whence) (i32.const 96)))
+  (func $tell (param $fd i32) (result i32) (call $fd_tell (local.get $fd) (i32.const 96)))
+  (func $pos (result i32) (i32.wrap_i64 (i64.load (i32.const 96))))
+  ;; Waits until at least $k threads counted themselves in at 200.
+  (func $wait_started (param $k i32)
+    (block $done (loop $again
+      (br_if $done (i32.ge_u (i32.atomic.load (i32.const 200)) (local.get $k)))
+      (drop (memory.atomic.wait32 (i32.const 200) (i32.atomic.load (i32.const 200)) (i64.const 1000000)))
+      (br $again))))
+  (func $wait_forever (drop (memory.atomic.wait32 (i32.const 300) (i32.const 0) (i64.const -1))))
+  (func $started
+    (drop (i32.atomic.rmw.add (i32.const 200) (i32.const 1)))
+    (drop (memory.atomic.notify (i32.const 200) (i32.const -1))))
+
+  (func (export "wasi_thread_start") (param $tid i32) (param $arg i32)
+    (local $r i32) (local $iov i32)
+    THREAD)
+  (func (export "_start")
+    (local $i i32) (local $fd i32) (local $r i32)
+    BODY))
+"#;
+
+fn wat(data: &str, body: &str, thread: &str) -> String {
+    TEMPLATE.replace("DATA", data).replace("BODY", body).replace("THREAD", thread)
+}
+
+/// The records a guest reported in its last write to `cap`.
+fn records(cap: &Capture) -> Vec<i32> {
+    let chunks = cap.0.lock().unwrap();
+    let (_, last) = chunks.last().expect("the guest reported");
+    last.chunks_exact(4).map(|w| i32::from_le_bytes(w.try_into().unwrap())).collect()
+}
+
+/// Little-endian i32 of the first four bytes of `s`, as `i32.load` sees them.
+fn word(s: &[u8]) -> i32 {
+    i32::from_le_bytes(s[..4].try_into().unwrap())
+}
+
+/// A config with `dir` preopened as `/sandbox` (fd 3) and the report captured on stderr.
+fn config_with(dir: &std::path::Path) -> (RunConfig, Capture) {
+    let mut c = RunConfig::default();
+    c.preopens.push(Preopen { host: dir.to_path_buf(), guest: "/sandbox".into(), read_only: false });
+    let report = Capture::default();
+    c.stderr = report.output();
+    (c, report)
+}
+
+fn run_ok(wat: &str, c: &RunConfig) {
+    let e = engine();
+    let m = load(&e, wat);
+    let (exit, _) = run_watched(&m, c);
+    assert_eq!((exit.kind, exit.code), (ExitKind::Code, 0), "{exit:?}");
+}
+
+fn mkfifo(path: &std::path::Path) {
+    rustix::fs::mknodat(rustix::fs::CWD, path, rustix::fs::FileType::Fifo, rustix::fs::Mode::from_raw_mode(0o600), 0).unwrap();
+}
+
+/// Waits (bounded) until `f` holds.
+fn eventually(what: &str, f: impl Fn() -> bool) {
+    for _ in 0..6000 {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Starts `wat`, waits until `ready` holds, cancels, and checks that the run ends soon
+/// (a generous liveness bound) with every thread terminated.
+fn cancel_when(wat: &str, c: &RunConfig, threads: usize, ready: impl Fn() -> bool) {
+    let e = engine();
+    let m = load(&e, wat);
+    let exits = Exits::default();
+    let mut c = c.clone();
+    exits.install(&mut c);
+    let run = Run::start_background(&m, &c).unwrap();
+    eventually("the guest to block", ready);
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(run.try_wait(), None, "still running");
+    let t = Instant::now();
+    run.cancel();
+    let exit = within(Duration::from_secs(30), move || run.wait());
+    assert!(t.elapsed() < Duration::from_secs(10), "cancel took {:?}", t.elapsed());
+    assert_eq!(exit.kind, ExitKind::Cancelled, "{exit:?}");
+    let got = exits.sorted();
+    assert_eq!(got.len(), threads, "{got:?}");
+    assert!(got.iter().all(|(_, h)| *h == ThreadExit::Terminated), "{got:?}");
+}
+
+#[test]
+fn file_write_read_seek_tell_pread_pwrite_and_state() {
+    let dir = temp_dir("wasi-fd-file");
+    let (c, report) = config_with(&dir);
+    let body = format!(
+        r#"
+        (call $rec (call $open (i32.const 1024) (i32.const 5) (i32.const {oflags}) (i64.const {ALL}) (i32.const 0)))
+        (local.set $fd (call $opened))
+        (call $rec (call $write (local.get $fd) (i32.const 1040) (i32.const 11)))
+        (call $rec (call $count))
+        (call $rec (call $tell (local.get $fd)))
+        (call $rec (call $pos))
+        (call $rec (call $seek (local.get $fd) (i64.const 0) (i32.const 0)))
+        (call $rec (call $pos))
+        (call $rec (call $read (local.get $fd) (i32.const 3000) (i32.const 5)))
+        (call $rec (call $count))
+        (call $rec (i32.load (i32.const 3000)))
+        (call $rec (call $tell (local.get $fd)))
+        (call $rec (call $pos))
+        (call $rec (call $pwrite (local.get $fd) (i32.const 1060) (i32.const 5) (i64.const 0)))
+        (call $rec (call $count))
+        (call $rec (call $tell (local.get $fd)))
+        (call $rec (call $pos))
+        (call $rec (call $pread (local.get $fd) (i32.const 3100) (i32.const 100) (i64.const 6)))
+        (call $rec (call $count))
+        (call $rec (i32.load (i32.const 3100)))
+        (call $rec (call $seek (local.get $fd) (i64.const -2) (i32.const 2)))
+        (call $rec (call $pos))
+        (call $rec (call $seek (local.get $fd) (i64.const -1) (i32.const 0)))
+        (call $rec (call $read (local.get $fd) (i32.const 3200) (i32.const 100)))
+        (call $rec (call $count))
+        (call $rec (call $read (local.get $fd) (i32.const 3200) (i32.const 100)))
+        (call $rec (call $count))
+        (call $rec (call $fd_filestat_get (local.get $fd) (i32.const 128)))
+        (call $rec (i32.load8_u (i32.const 144)))
+        (call $rec (i32.wrap_i64 (i64.load (i32.const 160))))
+        (call $rec (call $fd_filestat_set_size (local.get $fd) (i64.const 13)))
+        (call $rec (call $fd_sync (local.get $fd)))
+        (call $rec (call $fd_datasync (local.get $fd)))
+        (call $rec (call $fd_advise (local.get $fd) (i64.const 0) (i64.const 0) (i32.const 2)))
+        (call $rec (call $fd_allocate (local.get $fd) (i64.const 0) (i64.const 100)))
+        (call $rec (call $fd_fdstat_get (local.get $fd) (i32.const 128)))
+        (call $rec (i32.load8_u (i32.const 128)))
+        (call $rec (i32.load16_u (i32.const 130)))
+        (call $rec (i32.and (i32.wrap_i64 (i64.load (i32.const 136))) (i32.const {rw})))
+        (call $rec (call $fd_fdstat_set_rights (local.get $fd) (i64.const 0) (i64.const 0)))
+        (call $rec (call $fd_filestat_set_times (local.get $fd) (i64.const 1000000000000) (i64.const 2000000000000) (i32.const 5)))
+        (call $rec (call $fd_filestat_set_times (local.get $fd) (i64.const 0) (i64.const 0) (i32.const 3)))
+        (call $rec (call $fd_close (local.get $fd)))
+        (call $rec (call $fd_close (local.get $fd)))
+        (call $rec (call $write (local.get $fd) (i32.const 1040) (i32.const 1)))
+        (call $report (i32.const 2))"#,
+        oflags = CREAT | TRUNC,
+        rw = FD_READ | FD_WRITE,
+    );
+    let data = r#"(data (i32.const 1024) "f.txt") (data (i32.const 1040) "hello world") (data (i32.const 1060) "HELLO")"#;
+    run_ok(&wat(data, &body, ""), &c);
+    assert_eq!(
+        records(&report),
+        vec![
+            SUCCESS,
+            SUCCESS, 11, // write
+            SUCCESS, 11, // tell
+            SUCCESS, 0, // seek set 0
+            SUCCESS, 5, word(b"hell"), // read 5
+            SUCCESS, 5, // tell
+            SUCCESS, 5, // pwrite at 0
+            SUCCESS, 5, // the cursor did not move
+            SUCCESS, 5, word(b"worl"), // pread at 6: "world"
+            SUCCESS, 9, // seek end -2
+            INVAL, // seek set -1
+            SUCCESS, 2, // read the rest: "ld"
+            SUCCESS, 0, // end of file
+            SUCCESS, 4, 11, // filestat: regular file, 11 bytes
+            SUCCESS, // set_size 13
+            SUCCESS, SUCCESS, SUCCESS, // sync, datasync, advise
+            NOTSUP, // allocate
+            SUCCESS, 4, 0, (FD_READ | FD_WRITE) as i32, // fdstat: regular, no flags, read+write
+            NOTSUP, // set_rights
+            SUCCESS, // set_times atim, mtim
+            INVAL,   // set_times atim and atim_now
+            SUCCESS, BADF, BADF, // close, close again, write after close
+        ]
+    );
+    // The times first: reading the file may update its atime.
+    let m = std::fs::metadata(dir.join("f.txt")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!((m.atime(), m.mtime()), (1000, 2000));
+    assert_eq!(std::fs::read(dir.join("f.txt")).unwrap(), b"HELLO world\0\0");
+}
+
+#[test]
+fn append_mode_appends_every_write_until_cleared() {
+    let dir = temp_dir("wasi-fd-append");
+    std::fs::write(dir.join("a.txt"), b"abc").unwrap();
+    let (c, report) = config_with(&dir);
+    let body = format!(
+        r#"
+        (call $rec (call $open (i32.const 1024) (i32.const 5) (i32.const 0) (i64.const {ALL}) (i32.const {APPEND})))
+        (local.set $fd (call $opened))
+        (call $rec (call $write (local.get $fd) (i32.const 1040) (i32.const 3)))
+        (call $rec (call $pwrite (local.get $fd) (i32.const 1043) (i32.const 1) (i64.const 0)))
+        (call $rec (call $fd_fdstat_get (local.get $fd) (i32.const 128)))
+        (call $rec (i32.load16_u (i32.const 130)))
+        (call $rec (call $fd_fdstat_set_flags (local.get $fd) (i32.const 0)))
+        (call $rec (call $fd_fdstat_get (local.get $fd) (i32.const 128)))
+        (call $rec (i32.load16_u (i32.const 130)))
+        (call $rec (call $seek (local.get $fd) (i64.const 0) (i32.const 0)))
+        (call $rec (call $write (local.get $fd) (i32.const 1044) (i32.const 1)))
+        (call $rec (call $fd_fdstat_set_flags (local.get $fd) (i32.const 2)))
+        (call $report (i32.const 2))"#
+    );
+    let data = r#"(data (i32.const 1024) "a.txt") (data (i32.const 1040) "defXQ")"#;
+    run_ok(&wat(data, &body, ""), &c);
+    assert_eq!(records(&report), vec![SUCCESS, SUCCESS, SUCCESS, SUCCESS, APPEND, SUCCESS, SUCCESS, 0, SUCCESS, SUCCESS, INVAL]);
+    assert_eq!(std::fs::read(dir.join("a.txt")).unwrap(), b"QbcdefX");
+}
+
+#[test]
+fn reading_write_only_and_writing_read_only_files_is_badf() {
+    let dir = temp_dir("wasi-fd-rights");
+    std::fs::write(dir.join("r.txt"), b"data").unwrap();
+    let (c, report) = config_with(&dir);
+    let body = format!(
+        r#"
+        (call $rec (call $open (i32.const 1024) (i32.const 5) (i32.const 0) (i64.const {FD_READ}) (i32.const 0)))
+        (local.set $fd (call $opened))
+        (call $rec (call $write (local.get $fd) (i32.const 1040) (i32.const 1)))
+        (call $rec (call $pwrite (local.get $fd) (i32.const 1040) (i32.const 1) (i64.const 0)))
+        (call $rec (call $read (local.get $fd) (i32.const 3000) (i32.const 4)))
+        (call $rec (call $count))
+        (call $rec (call $fd_fdstat_get (local.get $fd) (i32.const 128)))
+        (call $rec (i32.and (i32.wrap_i64 (i64.load (i32.const 136))) (i32.const {rw})))
+        (call $rec (call $open (i32.const 1024) (i32.const 5) (i32.const 0) (i64.const {FD_WRITE}) (i32.const 0)))
+        (local.set $fd (call $opened))
+        (call $rec (call $read (local.get $fd) (i32.const 3000) (i32.const 4)))
+        (call $rec (call $pread (local.get $fd) (i32.const 3000) (i32.const 4) (i64.const 0)))
+        (call $rec (call $fd_fdstat_get (local.get $fd) (i32.const 128)))
+        (call $rec (i32.and (i32.wrap_i64 (i64.load (i32.const 136))) (i32.const {rw})))
+        (call $report (i32.const 2))"#,
+        rw = FD_READ | FD_WRITE,
+    );
+    let data = r#"(data (i32.const 1024) "r.txt") (data (i32.const 1040) "x")"#;
+    run_ok(&wat(data, &body, ""), &c);
+    assert_eq!(
+        records(&report),
+        vec![SUCCESS, BADF, BADF, SUCCESS, 4, SUCCESS, FD_READ as i32, SUCCESS, BADF, BADF, SUCCESS, FD_WRITE as i32]
+    );
+    assert_eq!(std::fs::read(dir.join("r.txt")).unwrap(), b"data");
+}
+
+#[test]
+fn directories_stdio_and_preopens_answer_as_wasmtime() {
+    let dir = temp_dir("wasi-fd-dir");
+    let (c, report) = config_with(&dir);
+    let body = r#"
+        ;; the preopen
+        (call $rec (call $read (i32.const 3) (i32.const 3000) (i32.const 4)))
+        (call $rec (call $write (i32.const 3) (i32.const 3000) (i32.const 4)))
+        (call $rec (call $fd_fdstat_get (i32.const 3) (i32.const 128)))
+        (call $rec (i32.load8_u (i32.const 128)))
+        (call $rec (call $fd_filestat_get (i32.const 3) (i32.const 128)))
+        (call $rec (i32.load8_u (i32.const 144)))
+        (call $rec (call $fd_prestat_get (i32.const 3) (i32.const 128)))
+        (call $rec (i32.load8_u (i32.const 128)))
+        (call $rec (i32.load (i32.const 132)))
+        (call $rec (call $fd_prestat_dir_name (i32.const 3) (i32.const 3000) (i32.const 7)))
+        (call $rec (call $fd_prestat_dir_name (i32.const 3) (i32.const 3000) (i32.const 8)))
+        (call $rec (i32.load (i32.const 3000)))
+        (call $rec (i32.load (i32.const 3004)))
+        (call $rec (call $seek (i32.const 3) (i64.const 0) (i32.const 0)))
+        (call $rec (call $fd_sync (i32.const 3)))
+        (call $rec (call $fd_fdstat_set_flags (i32.const 3) (i32.const 0)))
+        (call $rec (call $fd_fdstat_set_rights (i32.const 3) (i64.const 0) (i64.const 0)))
+        ;; stdio
+        (call $rec (call $fd_prestat_get (i32.const 1) (i32.const 128)))
+        (call $rec (call $fd_prestat_dir_name (i32.const 1) (i32.const 3000) (i32.const 8)))
+        (call $rec (call $seek (i32.const 1) (i64.const 0) (i32.const 0)))
+        (call $rec (call $tell (i32.const 0)))
+        (call $rec (call $pread (i32.const 0) (i32.const 3000) (i32.const 4) (i64.const 0)))
+        (call $rec (call $pwrite (i32.const 1) (i32.const 3000) (i32.const 4) (i64.const 0)))
+        (call $rec (call $pread (i32.const 1) (i32.const 3000) (i32.const 4) (i64.const 0)))
+        (call $rec (call $write (i32.const 0) (i32.const 3000) (i32.const 4)))
+        (call $rec (call $read (i32.const 1) (i32.const 3000) (i32.const 4)))
+        (call $rec (call $fd_fdstat_set_rights (i32.const 1) (i64.const 0) (i64.const 0)))
+        (call $rec (call $fd_fdstat_set_flags (i32.const 1) (i32.const 0)))
+        (call $rec (call $fd_sync (i32.const 1)))
+        (call $rec (call $fd_fdstat_get (i32.const 1) (i32.const 128)))
+        (call $rec (i32.load8_u (i32.const 128)))
+        (call $rec (i32.wrap_i64 (i64.load (i32.const 136))))
+        (call $rec (call $fd_fdstat_get (i32.const 0) (i32.const 128)))
+        (call $rec (i32.wrap_i64 (i64.load (i32.const 136))))
+        (call $rec (call $fd_filestat_get (i32.const 2) (i32.const 128)))
+        (call $rec (call $fd_prestat_get (i32.const 77) (i32.const 128)))
+        ;; a preopen may be closed
+        (call $rec (call $fd_close (i32.const 3)))
+        (call $rec (call $fd_prestat_get (i32.const 3) (i32.const 128)))
+        (call $report (i32.const 2))"#;
+    // stdin is empty bytes and stdout discarded, neither a terminal.
+    let mut c = c;
+    c.stdin = Input::Bytes(Arc::from(&b""[..]));
+    c.stdout = Output::Null;
+    run_ok(&wat("", body, ""), &c);
+    let name = b"/sandbox";
+    assert_eq!(
+        records(&report),
+        vec![
+            BADF, BADF, // read, write a directory
+            SUCCESS, 3, // fdstat: directory
+            SUCCESS, 3, // filestat: directory
+            SUCCESS, 0, 8, // prestat: dir, name length 8
+            NAMETOOLONG,
+            SUCCESS, word(&name[..4]), word(&name[4..]),
+            BADF, BADF, BADF, // seek, sync, set_flags
+            NOTSUP, // set_rights
+            BADF, NOTDIR, // prestat of stdout
+            SPIPE, SPIPE, SPIPE, SPIPE, // seek stdout, tell stdin, pread stdin, pwrite stdout
+            BADF, BADF, BADF, // pread stdout, write stdin, read stdout
+            BADF, BADF, BADF, // set_rights, set_flags, sync on stdout
+            SUCCESS, 0, FD_WRITE as i32, // stdout: unknown type (a callback), write right
+            SUCCESS, FD_READ as i32,
+            SUCCESS,
+            BADF, // no such fd
+            SUCCESS, BADF, // close the preopen, then it is gone
+        ]
+    );
+}
+
+#[test]
+fn renumbered_stdout_still_reaches_the_callback_and_a_failed_renumber_changes_nothing() {
+    let dir = temp_dir("wasi-fd-renumber");
+    let dir2 = temp_dir("wasi-fd-renumber2");
+    let (mut c, report) = config_with(&dir);
+    c.preopens.push(Preopen { host: dir2.clone(), guest: "/other".into(), read_only: false });
+    let out = Capture::default();
+    c.stdout = out.output();
+    let body = r#"
+        (call $rec (call $fd_renumber (i32.const 1) (i32.const 4)))
+        (call $rec (call $write (i32.const 4) (i32.const 1024) (i32.const 6)))
+        (call $rec (call $write (i32.const 1) (i32.const 1024) (i32.const 6)))
+        (call $rec (call $fd_prestat_get (i32.const 4) (i32.const 128)))
+        ;; fails: 9 is not open (either way round); nothing changes
+        (call $rec (call $fd_renumber (i32.const 9) (i32.const 4)))
+        (call $rec (call $fd_renumber (i32.const 4) (i32.const 9)))
+        (call $rec (call $fd_renumber (i32.const 1) (i32.const 3)))
+        (call $rec (call $write (i32.const 4) (i32.const 1030) (i32.const 6)))
+        (call $rec (call $fd_prestat_get (i32.const 3) (i32.const 128)))
+        ;; renumber onto itself
+        (call $rec (call $fd_renumber (i32.const 4) (i32.const 4)))
+        (call $rec (call $write (i32.const 4) (i32.const 1036) (i32.const 5)))
+        ;; stderr (the report) moved to 3; the preopen there is closed
+        (call $rec (call $fd_renumber (i32.const 2) (i32.const 3)))
+        (call $rec (call $fd_prestat_get (i32.const 3) (i32.const 128)))
+        (call $report (i32.const 3))"#;
+    let data = r#"(data (i32.const 1024) "first\nsecondthird")"#;
+    run_ok(&wat(data, body, ""), &c);
+    assert_eq!(records(&report), vec![SUCCESS, SUCCESS, BADF, BADF, BADF, BADF, BADF, SUCCESS, SUCCESS, SUCCESS, SUCCESS, SUCCESS, BADF]);
+    assert_eq!(out.text(), "first\nsecondthird");
+}
+
+#[test]
+fn a_closed_stdout_fails_with_badf() {
+    let (mut c, report) = config_with(&temp_dir("wasi-fd-close"));
+    let out = Capture::default();
+    c.stdout = out.output();
+    let body = r#"
+        (call $rec (call $write (i32.const 1) (i32.const 1024) (i32.const 3)))
+        (call $rec (call $fd_close (i32.const 1)))
+        (call $rec (call $write (i32.const 1) (i32.const 1024) (i32.const 3)))
+        (call $rec (call $fd_close (i32.const 1)))
+        (call $rec (call $fd_fdstat_get (i32.const 1) (i32.const 128)))
+        (call $report (i32.const 2))"#;
+    run_ok(&wat(r#"(data (i32.const 1024) "one")"#, body, ""), &c);
+    assert_eq!(records(&report), vec![SUCCESS, SUCCESS, BADF, BADF, BADF]);
+    assert_eq!(out.text(), "one");
+}
+
+#[test]
+fn fd_write_gathers_iovecs_into_one_callback_and_refuses_too_many() {
+    let (mut c, report) = config_with(&temp_dir("wasi-fd-iovecs"));
+    let out = Capture::default();
+    c.stdout = out.output();
+    // Three ciovecs at 2048: "ab", "", "cde"; then 1025 ciovecs; then 1024 empty ones.
+    let body = r#"
+        (i32.store (i32.const 2048) (i32.const 1024)) (i32.store (i32.const 2052) (i32.const 2))
+        (i32.store (i32.const 2056) (i32.const 1030)) (i32.store (i32.const 2060) (i32.const 0))
+        (i32.store (i32.const 2064) (i32.const 1026)) (i32.store (i32.const 2068) (i32.const 3))
+        (call $rec (call $fd_write (i32.const 1) (i32.const 2048) (i32.const 3) (i32.const 48)))
+        (call $rec (call $count))
+        (call $rec (call $fd_write (i32.const 1) (i32.const 8192) (i32.const 1025) (i32.const 48)))
+        (call $rec (call $fd_write (i32.const 1) (i32.const 8192) (i32.const 1024) (i32.const 48)))
+        (call $rec (call $count))
+        (call $rec (call $fd_read (i32.const 0) (i32.const 8192) (i32.const 1025) (i32.const 48)))
+        (call $report (i32.const 2))"#;
+    c.stdin = Input::Bytes(Arc::from(&b"x"[..]));
+    run_ok(&wat(r#"(data (i32.const 1024) "abcde")"#, body, ""), &c);
+    assert_eq!(records(&report), vec![SUCCESS, 5, INVAL, SUCCESS, 0, INVAL]);
+    let chunks: Vec<Vec<u8>> = out.0.lock().unwrap().iter().map(|(_, d)| d.clone()).collect();
+    assert_eq!(chunks[0], b"abcde", "one callback call for the whole fd_write");
+}
+
+/// Each thread reads stdin (16 bytes at a time) and echoes what it got to stdout, until
+/// end of input or an error.
+const ECHO_THREAD: &str = r#"
+    (local.set $iov (i32.add (i32.const 2048) (i32.shl (local.get $tid) (i32.const 4))))
+    (call $started)
+    (block $end (loop $again
+      (i32.store (local.get $iov) (i32.add (i32.const 3000) (i32.shl (local.get $tid) (i32.const 6))))
+      (i32.store offset=4 (local.get $iov) (i32.const 16))
+      (br_if $end (call $fd_read (i32.const 0) (local.get $iov) (i32.const 1) (i32.add (local.get $iov) (i32.const 8))))
+      (br_if $end (i32.eqz (i32.load offset=8 (local.get $iov))))
+      (i32.store offset=4 (local.get $iov) (i32.load offset=8 (local.get $iov)))
+      (drop (call $fd_write (i32.const 1) (local.get $iov) (i32.const 1) (i32.add (local.get $iov) (i32.const 12))))
+      (br $again)))"#;
+
+const TWO_READERS_MAIN: &str = r#"
+    (drop (call $spawn (i32.const 0)))
+    (drop (call $spawn (i32.const 0)))
+    (call $wait_started (i32.const 2))
+    (call $wait_forever)"#;
+
+#[test]
+fn two_threads_reading_a_stdin_pipe_both_end_on_cancel() {
+    let (reader, mut writer) = std::io::pipe().unwrap();
+    use std::io::Write;
+    writer.write_all(b"ab").unwrap();
+    let mut c = RunConfig::default();
+    c.stdin = Input::File(Arc::new(File::from(std::os::fd::OwnedFd::from(reader))));
+    let out = Capture::default();
+    c.stdout = out.output();
+    let seen = out.clone();
+    cancel_when(&wat("", TWO_READERS_MAIN, ECHO_THREAD), &c, 3, move || seen.text() == "ab");
+    assert_eq!(out.text(), "ab");
+    drop(writer);
+}
+
+#[test]
+fn two_threads_reading_a_stdin_socket_both_end_on_cancel() {
+    let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+    use std::io::Write;
+    b.write_all(b"xyz").unwrap();
+    let mut c = RunConfig::default();
+    c.stdin = Input::File(Arc::new(File::from(std::os::fd::OwnedFd::from(a))));
+    let out = Capture::default();
+    c.stdout = out.output();
+    let seen = out.clone();
+    cancel_when(&wat("", TWO_READERS_MAIN, ECHO_THREAD), &c, 3, move || seen.text() == "xyz");
+    assert_eq!(out.text(), "xyz");
+    drop(b);
+}
+
+#[test]
+fn a_thread_writing_to_a_full_stdout_pipe_ends_on_timeout() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    let mut c = RunConfig::default();
+    c.stdout = Output::File(Arc::new(File::from(std::os::fd::OwnedFd::from(writer))));
+    c.timeout = Some(Duration::from_millis(300));
+    let exits = Exits::default();
+    exits.install(&mut c);
+    // A thread writes 64 KiB at a time forever; main waits.
+    let thread = r#"
+        (call $started)
+        (loop $again
+          (br_if $again (i32.eqz (call $write (i32.const 1) (i32.const 16384) (i32.const 65536)))))"#;
+    let body = r#"(drop (call $spawn (i32.const 0))) (call $wait_started (i32.const 1)) (call $wait_forever)"#;
+    let e = engine();
+    let m = load(&e, &wat("", body, thread));
+    let (exit, _) = run_watched(&m, &c);
+    assert_eq!(exit.kind, ExitKind::Timeout, "{exit:?}");
+    let got = exits.sorted();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got.iter().all(|(_, h)| *h == ThreadExit::Terminated), "{got:?}");
+    drop(reader);
+}
+
+#[test]
+fn a_thread_reading_a_fifo_stdin_ends_on_cancel() {
+    let dir = temp_dir("wasi-fd-fifo-stdin");
+    let fifo = dir.join("fifo");
+    mkfifo(&fifo);
+    // A writer that never writes keeps the FIFO open (read+write, so opening never waits).
+    let _writer = std::fs::OpenOptions::new().read(true).write(true).open(&fifo).unwrap();
+    let mut c = RunConfig::default();
+    c.stdin = Input::Path(fifo.clone());
+    let out = Capture::default();
+    c.stdout = out.output();
+    let body = r#"(drop (call $spawn (i32.const 0))) (call $wait_started (i32.const 1)) (call $wait_forever)"#;
+    let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = started.clone();
+    c.on_thread_start = Some(Arc::new(move |_| flag.store(true, std::sync::atomic::Ordering::SeqCst)));
+    cancel_when(&wat("", body, ECHO_THREAD), &c, 2, move || started.load(std::sync::atomic::Ordering::SeqCst));
+    assert_eq!(out.text(), "");
+}
+
+#[test]
+fn a_fifo_opened_in_a_preopen_blocks_until_cancel_and_nonblock_returns_again() {
+    let dir = temp_dir("wasi-fd-fifo");
+    let fifo = dir.join("fifo");
+    mkfifo(&fifo);
+    let _writer = std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_NONBLOCK).open(&fifo).unwrap();
+    // First with nonblock, from open and then from fd_fdstat_set_flags: `again`.
+    let (c, report) = config_with(&dir);
+    let body = format!(
+        r#"
+        (call $rec (call $open (i32.const 1024) (i32.const 4) (i32.const 0) (i64.const {FD_READ}) (i32.const {NONBLOCK})))
+        (local.set $fd (call $opened))
+        (call $rec (call $read (local.get $fd) (i32.const 3000) (i32.const 4)))
+        (call $rec (call $fd_fdstat_get (local.get $fd) (i32.const 128)))
+        (call $rec (i32.load16_u (i32.const 130)))
+        (call $rec (call $pread (local.get $fd) (i32.const 3000) (i32.const 4) (i64.const 0)))
+        (call $rec (call $seek (local.get $fd) (i64.const 0) (i32.const 1)))
+        (call $rec (call $open (i32.const 1024) (i32.const 4) (i32.const 0) (i64.const {FD_READ}) (i32.const 0)))
+        (local.set $fd (call $opened))
+        (call $rec (call $fd_fdstat_set_flags (local.get $fd) (i32.const {NONBLOCK})))
+        (call $rec (call $read (local.get $fd) (i32.const 3000) (i32.const 4)))
+        (call $report (i32.const 2))"#
+    );
+    let data = r#"(data (i32.const 1024) "fifo")"#;
+    run_ok(&wat(data, &body, ""), &c);
+    assert_eq!(records(&report), vec![SUCCESS, AGAIN, SUCCESS, NONBLOCK, SPIPE, SPIPE, SUCCESS, SUCCESS, AGAIN]);
+
+    // Then a blocking read in a thread, ended by cancel.
+    let thread = format!(
+        r#"
+        (drop (call $open (i32.const 1024) (i32.const 4) (i32.const 0) (i64.const {FD_READ}) (i32.const 0)))
+        (call $started)
+        (drop (call $read (call $opened) (i32.const 3000) (i32.const 4)))"#
+    );
+    let body = r#"(drop (call $spawn (i32.const 0))) (call $wait_started (i32.const 1)) (call $wait_forever)"#;
+    let (mut c, _) = config_with(&dir);
+    let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = started.clone();
+    c.on_thread_start = Some(Arc::new(move |_| flag.store(true, std::sync::atomic::Ordering::SeqCst)));
+    cancel_when(&wat(data, body, &thread), &c, 2, move || started.load(std::sync::atomic::Ordering::SeqCst));
+}
+
+#[test]
+fn a_buffer_outside_memory_traps_as_in_wasmtime() {
+    for call in [
+        "(drop (call $write (i32.const 1) (i32.const 0x3fff0) (i32.const 100)))",
+        "(drop (call $read (i32.const 0) (i32.const 0x3fffc) (i32.const 100)))",
+        "(drop (call $fd_write (i32.const 1) (i32.const 0x7ffffff0) (i32.const 1) (i32.const 48)))",
+        "(drop (call $fd_prestat_dir_name (i32.const 3) (i32.const 0x7ffffff0) (i32.const 100)))",
+    ] {
+        let (mut c, _) = config_with(&temp_dir("wasi-fd-oob"));
+        c.stdin = Input::Bytes(Arc::from(&b"some input"[..]));
+        c.stdout = Output::Null;
+        let e = engine();
+        let m = load(&e, &wat("", call, ""));
+        let (exit, _) = run_watched(&m, &c);
+        assert_eq!(exit.kind, ExitKind::Trap, "{call}: {exit:?}");
+    }
+}
