@@ -184,14 +184,7 @@ fn polled_event(fd: BorrowedFd<'_>, revents: PollFlags, write: bool) -> Option<(
     if revents.contains(PollFlags::ERR) && !revents.intersects(wanted) {
         return Some((if write { Errno::Pipe } else { Errno::Io }, hangup, 0));
     }
-    let nbytes = if write {
-        1
-    } else {
-        match rustix::io::ioctl_fionread(fd) {
-            Ok(n) => n,
-            Err(_) => 1,
-        }
-    };
+    let nbytes = if write { 1 } else { rustix::io::ioctl_fionread(fd).unwrap_or(1) };
     Some((Errno::Success, hangup, nbytes))
 }
 

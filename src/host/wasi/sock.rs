@@ -15,15 +15,16 @@
 //! - anything else: `notsock` (after `badf` for a descriptor not open), as Wasmtime 48,
 //!   which answers `notsock` for every descriptor.
 //!
-//! `sock_recv` honours `recv_peek` and `recv_waitall` (waiting, interruptibly, until the
-//! buffers are full or the peer shuts down; with `recv_peek` it returns what is there) and
+//! `sock_recv` honours `recv_peek` and `recv_waitall` (on a stream socket: waiting,
+//! interruptibly, until the buffers are full or the peer shuts down; with `recv_peek`, or
+//! on a datagram socket, it returns what one receive gets) and
 //! reports `recv_data_truncated` for a datagram longer than the buffers; control messages
 //! are discarded (file descriptors sent over a Unix socket are closed by the kernel).
-//! `sock_send` never raises `SIGPIPE` (`MSG_NOSIGNAL`; a closed peer is `pipe`). One call
-//! moves at most [`MAX_IO`] bytes through at most [`MAX_IOVECS`] buffers (`inval` past
-//! that many buffers, as `readv`/`writev`).
+//! `sock_send` never raises `SIGPIPE` (`MSG_NOSIGNAL`; a closed peer is `pipe`). The
+//! bytes go through a host copy buffer bounded as for `fd_read`/`fd_write` (`iovec.rs`:
+//! at most 1024 buffers, 16 MiB per call, within the run's copy budget; a short count
+//! otherwise).
 
-use std::borrow::Cow;
 use std::os::fd::{AsFd, BorrowedFd};
 
 use rustix::event::PollFlags;
@@ -31,14 +32,8 @@ use rustix::net::{RecvAncillaryBuffer, RecvFlags, ReturnFlags, SendFlags, Shutdo
 use wasmtime_wasi::p1::types::{self, Errno, Fdflags, Riflags, Roflags, Sdflags};
 use wiggle::GuestMemory;
 
-use super::{Ctx, errno};
+use super::{Ctx, errno, iovec};
 use crate::io::{Descriptor, FileDesc, FileKind, InputStream};
-
-/// Most bytes one call receives or sends (as `fd_read`/`fd_write`).
-pub(super) const MAX_IO: u32 = 16 << 20;
-
-/// Most buffers in one call's iovec array (`IOV_MAX`).
-pub(super) const MAX_IOVECS: u32 = 1024;
 
 /// The socket a call works on, and whether the guest asked not to wait.
 struct Sock<'a> {
@@ -69,19 +64,6 @@ fn wait(ctx: &Ctx<'_>, sock: &Sock<'_>, flags: PollFlags) -> Result<(), types::E
     Ok(())
 }
 
-/// The total length of the buffers of an iovec array, capped at [`MAX_IO`].
-fn total_len<T: wiggle::GuestType>(memory: &GuestMemory<'_>, iovs: wiggle::GuestPtr<[T]>, len: impl Fn(&T) -> u32) -> Result<u32, types::Error> {
-    if iovs.len() > MAX_IOVECS {
-        return Err(Errno::Inval.into());
-    }
-    let mut total = 0u32;
-    for iov in iovs.iter() {
-        let iov = memory.read(iov?)?;
-        total = total.saturating_add(len(&iov)).min(MAX_IO);
-    }
-    Ok(total)
-}
-
 pub(super) fn sock_recv(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, fd: types::Fd, ri_data: types::IovecArray, ri_flags: types::Riflags) -> Result<(types::Size, types::Roflags), types::Error> {
     let desc = ctx.descriptor(fd)?;
     let sock = match &*desc {
@@ -96,14 +78,18 @@ pub(super) fn sock_recv(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, fd: typ
         }
     };
     let peek = ri_flags.contains(Riflags::RECV_PEEK);
-    let waitall = ri_flags.contains(Riflags::RECV_WAITALL) && !peek;
+    // Waiting for all applies to byte streams only (datagrams are never joined), and not
+    // to a peek (which would see the same bytes again).
+    let waitall = ri_flags.contains(Riflags::RECV_WAITALL)
+        && !peek
+        && rustix::net::sockopt::socket_type(sock.fd).is_ok_and(|t| t == rustix::net::SocketType::STREAM);
     let mut flags = RecvFlags::DONTWAIT | RecvFlags::CMSG_CLOEXEC;
     if peek {
         flags |= RecvFlags::PEEK;
     }
 
-    let total = total_len(memory, ri_data, |iov: &types::Iovec| iov.buf_len)?;
-    let mut buf = vec![0u8; total as usize];
+    let grant = iovec::reserve(&ctx.group.fds, iovec::capacity(memory, ri_data)?);
+    let mut buf = vec![0u8; grant.len];
     let mut filled = 0usize;
     let mut truncated = false;
     loop {
@@ -127,18 +113,8 @@ pub(super) fn sock_recv(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, fd: typ
         }
     }
 
-    // Scatter into the guest's buffers, in order.
-    let mut rest = &buf[..filled];
-    for iov in ri_data.iter() {
-        if rest.is_empty() {
-            break;
-        }
-        let iov = memory.read(iov?)?;
-        let k = rest.len().min(iov.buf_len as usize);
-        memory.copy_from_slice(&rest[..k], iov.buf.as_array(k as u32))?;
-        rest = &rest[k..];
-    }
-    let n = u32::try_from(filled - rest.len()).map_err(|_| Errno::Overflow)?;
+    iovec::scatter(memory, ri_data, &buf[..filled])?;
+    let n = u32::try_from(filled).map_err(|_| Errno::Overflow)?;
     Ok((n, if truncated { Roflags::RECV_DATA_TRUNCATED } else { Roflags::empty() }))
 }
 
@@ -152,27 +128,8 @@ pub(super) fn sock_send(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, fd: typ
         }
     };
 
-    // Gather: one buffer is sent from guest memory as it is (or a copy of it, for shared
-    // memory); several are copied into one host buffer, at most MAX_IO bytes in all.
-    let total = total_len(memory, si_data, |iov: &types::Ciovec| iov.buf_len)?;
-    let mut data: Cow<'_, [u8]> = Cow::Borrowed(&[]);
-    let mut left = total;
-    for iov in si_data.iter() {
-        let iov = memory.read(iov?)?;
-        let k = iov.buf_len.min(left);
-        if k == 0 {
-            continue;
-        }
-        let part = memory.as_cow(iov.buf.as_array(k))?;
-        if data.is_empty() {
-            data = part;
-        } else {
-            let buf = data.to_mut();
-            buf.reserve_exact((left) as usize);
-            buf.extend_from_slice(&part);
-        }
-        left -= k;
-    }
+    let grant = iovec::reserve(&ctx.group.fds, iovec::total(memory, si_data)?);
+    let data = iovec::gather(memory, si_data, grant.len)?;
 
     let flags = SendFlags::DONTWAIT | SendFlags::NOSIGNAL;
     let mut sent = 0usize;
