@@ -18,7 +18,6 @@ use std::fs::File;
 use std::os::fd::BorrowedFd;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Result;
 
@@ -66,13 +65,12 @@ pub enum Input {
 /// when the run ends.
 pub(crate) type Ready<'a> = &'a dyn Fn(BorrowedFd<'_>) -> wasmtime::Result<()>;
 
-/// The three standard streams of one run, and which of fds 0, 1, 2 still are them.
+/// The three standard streams of one run. Which guest fds refer to them is the
+/// descriptor table's business ([`Descriptor::Stdin`], [`Descriptor::Output`]).
 pub(crate) struct Stdio {
     pub(crate) stdin: InputStream,
     stdout: OutputStream,
     stderr: OutputStream,
-    /// Set once the guest closed or renumbered that fd: it is then an ordinary WASI fd.
-    moved: [AtomicBool; 3],
 }
 
 impl Stdio {
@@ -81,24 +79,11 @@ impl Stdio {
             stdin: InputStream::open(stdin)?,
             stdout: OutputStream::new(stdout, 1),
             stderr: OutputStream::new(stderr, 2),
-            moved: Default::default(),
         })
     }
 
     /// The output stream for fd 1 (stdout) or 2 (stderr).
     pub(crate) fn output(&self, fd: i32) -> &OutputStream {
         if fd == 1 { &self.stdout } else { &self.stderr }
-    }
-
-    /// True while `fd` is the original stdin (0), stdout (1) or stderr (2).
-    pub(crate) fn owns(&self, fd: i32) -> bool {
-        usize::try_from(fd).ok().and_then(|i| self.moved.get(i)).is_some_and(|m| !m.load(Ordering::SeqCst))
-    }
-
-    /// From now on `fd` is left to the WASI context (the guest closed or renumbered it).
-    pub(crate) fn release(&self, fd: i32) {
-        if let Some(m) = usize::try_from(fd).ok().and_then(|i| self.moved.get(i)) {
-            m.store(true, Ordering::SeqCst);
-        }
     }
 }

@@ -12,7 +12,7 @@
 
   ;; Addresses: 100 tid seen by a thread, 104 arg seen, 200 started counter, 204 counter of
   ;; threads that finished printing (mode 6),
-  ;; 300/312 wait words (never notified), 400 a subscription, 500 events, 600 nevents,
+  ;; 300/312 wait words (never notified), 400 a subscription, 504 events, 600 nevents,
   ;; 700 iovec, 800 read buffer, 1000.. output text.
   (data (i32.const 1000) "hello from thread\n")
 
@@ -29,7 +29,7 @@
     (i64.store (i32.const 424) (local.get $ns))
     (i64.store (i32.const 432) (i64.const 0))
     (i32.store16 (i32.const 440) (i32.const 0))
-    (drop (call $poll_oneoff (i32.const 400) (i32.const 500) (i32.const 1) (i32.const 600))))
+    (drop (call $poll_oneoff (i32.const 400) (i32.const 504) (i32.const 1) (i32.const 600))))
 
   ;; Wait until the counter at $addr reaches at least $n.
   (func $wait_count (param $addr i32) (param $n i32)
