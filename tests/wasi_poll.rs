@@ -137,7 +137,7 @@ fn cancel_and_check(run: Run, exits: &Exits, threads: usize) {
     run.cancel();
     let exit = within(LIVENESS, move || run.wait());
     assert!(t.elapsed() < LIVENESS);
-    assert_eq!(exit, RunExit { kind: ExitKind::Cancelled, code: 0, tid: -1, message: None });
+    assert_eq!(exit, RunExit { kind: ExitKind::Cancelled, code: 0, tid: -1, message: None, unstopped: vec![] });
     let got = exits.sorted();
     assert_eq!(got.len(), threads, "{got:?}");
     assert!(got.iter().all(|(_, h)| *h == ThreadExit::Terminated), "{got:?}");

@@ -6,7 +6,7 @@
 //!
 //! The streams block only through a `ready` function the caller passes (wait until a
 //! descriptor is readable or writable, fail when the run ends), so this module knows
-//! nothing of runs and the WASI glue in `host/wasi/stdio.rs` keeps them interruptible.
+//! nothing of runs and the WASI glue in `host/wasi/fd.rs` keeps them interruptible.
 
 mod dir;
 mod fds;
