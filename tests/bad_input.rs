@@ -28,13 +28,13 @@ fn bad_modules_get_clear_errors() {
     }
     assert!(load_err(r#"(module (import "env" "memory" (memory 1 shared)))"#).contains("invalid WebAssembly module"));
     assert!(load_err(r#"(module (import "wasi" "thread-spawn" (func (param i32) (result i32))) (import "env" "memory" (memory 1 1)))"#)
-        .contains("does not import a shared memory"));
+        .contains("has no shared memory"));
     assert!(load_err(r#"(module (import "wasi" "thread-spawn" (func (param i64))) (import "env" "memory" (memory 1 1 shared)))"#)
         .contains("must have type (i32) -> i32"));
     assert!(load_err(r#"(module (import "env" "f" (func)))"#).contains("unknown import `env::f`"));
     assert!(load_err(r#"(module (import "env" "t" (table 1 funcref)))"#).contains("unsupported import `env::t`"));
     assert!(load_err(r#"(module (import "a" "m" (memory 1 1 shared)) (import "b" "m" (memory 1 1 shared)))"#)
-        .contains("more than one memory"));
+        .contains("more than one shared memory"));
 }
 
 #[test]

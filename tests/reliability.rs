@@ -277,3 +277,4 @@ fn try_wait_alone_enforces_the_timeout() {
     });
     assert_eq!(exit.kind, ExitKind::Timeout, "{exit:?}");
 }
+

@@ -18,8 +18,9 @@ impl Group {
             self.finish(RunExit::host(ExitKind::Cancelled));
             RunExit::trap(-1, format!("internal error: the run's supervisor panicked: {}", panic_message(&*panic)))
         });
-        let mut st = self.state.lock();
-        st.joined_exit.get_or_insert(exit).clone()
+        let exit = self.state.lock().joined_exit.get_or_insert(exit).clone();
+        self.cond.notify_all();
+        exit
     }
 
     fn supervise_inner(self: &Arc<Self>, deadline: Option<Instant>) -> RunExit {
