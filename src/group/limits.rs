@@ -1,8 +1,9 @@
 //! What one thread's store may take, as Wasmtime asks it ([`wasmtime::ResourceLimiter`]):
-//! one instance, a few tables and memories, unshared memories up to the run's memory
-//! limit, and table elements from a budget shared by every thread of the run — so that
-//! a guest cannot reach gigabytes of host memory by `table.grow` or by spawning threads
-//! whose tables add up. (The shared memory belongs to no store; its type caps it.)
+//! one instance, a few tables and memories, and — from budgets shared by every thread of
+//! the run — table elements and the bytes of private (unshared) memories, so that a guest
+//! cannot reach gigabytes of host memory by `table.grow`, `memory.grow`, many memories,
+//! or spawning threads whose copies add up. (The shared memory belongs to no store; its
+//! type, lowered to the run's memory limit, caps it.)
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -13,12 +14,12 @@ pub(crate) const MAX_TABLES: usize = 100;
 /// Most memories one instance may define, the imported one included.
 pub(crate) const MAX_MEMORIES: usize = 100;
 
-/// Table elements left for the whole run.
-pub(crate) struct TableBudget(AtomicU64);
+/// Units (table elements, bytes) left for the whole run.
+pub(crate) struct Budget(AtomicU64);
 
-impl TableBudget {
-    pub(crate) fn new(elements: u64) -> TableBudget {
-        TableBudget(AtomicU64::new(elements))
+impl Budget {
+    pub(crate) fn new(units: u64) -> Budget {
+        Budget(AtomicU64::new(units))
     }
 
     /// Takes `n` elements if that many are left.
@@ -32,8 +33,13 @@ impl TableBudget {
 }
 
 impl wasmtime::ResourceLimiter for StoreData {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        Ok(self.group.max_memory.is_none_or(|max| desired as u64 <= max))
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let extra = desired.saturating_sub(current) as u64;
+        if !self.group.memory_budget.take(extra) {
+            return Ok(false);
+        }
+        self.memory_bytes += extra;
+        Ok(true)
     }
 
     fn table_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
@@ -59,8 +65,10 @@ impl wasmtime::ResourceLimiter for StoreData {
 }
 
 impl Drop for StoreData {
-    /// A thread's tables go with its store: their elements return to the run's budget.
+    /// A thread's tables and private memories go with its store: what they held returns
+    /// to the run's budgets.
     fn drop(&mut self) {
         self.group.table_budget.give_back(self.table_elements);
+        self.group.memory_budget.give_back(self.memory_bytes);
     }
 }

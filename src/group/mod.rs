@@ -36,8 +36,10 @@ use crate::pool::Pool;
 pub(crate) struct StoreData {
     pub(crate) group: Arc<Group>,
     pub(crate) tid: i32,
-    /// Table elements this store took from the run's budget (`limits.rs`).
+    /// Table elements and private-memory bytes this store took from the run's budgets
+    /// (`limits.rs`).
     table_elements: u64,
+    memory_bytes: u64,
 }
 
 /// What a group is given when it is made (by `run.rs`).
@@ -101,8 +103,9 @@ pub(crate) struct Group {
     /// Time zero of the guest's monotonic clock (`clock_time_get(monotonic)`).
     pub(crate) clock_zero: Instant,
     max_threads: u32,
-    max_memory: Option<u64>,
-    table_budget: limits::TableBudget,
+    table_budget: limits::Budget,
+    /// Bytes all private (unshared) memories of the run may hold together.
+    memory_budget: limits::Budget,
     on_thread_exit: Option<ThreadExitCallback>,
     on_thread_start: Option<ThreadStartCallback>,
     on_diagnostic: Option<DiagnosticCallback>,
@@ -167,8 +170,8 @@ impl Group {
             stdio: s.stdio,
             clock_zero: Instant::now(),
             max_threads: s.max_threads,
-            max_memory: s.max_memory,
-            table_budget: limits::TableBudget::new(s.max_table_elements),
+            table_budget: limits::Budget::new(s.max_table_elements),
+            memory_budget: limits::Budget::new(s.max_memory.unwrap_or(u64::MAX)),
             on_thread_exit: s.on_thread_exit,
             on_thread_start: s.on_thread_start,
             on_diagnostic: s.on_diagnostic,
@@ -193,7 +196,7 @@ impl Group {
 
     /// A new store for thread `tid`, with the run's resource limits.
     pub(crate) fn new_store(self: &Arc<Self>, tid: i32) -> Store<StoreData> {
-        let data = StoreData { group: self.clone(), tid, table_elements: 0 };
+        let data = StoreData { group: self.clone(), tid, table_elements: 0, memory_bytes: 0 };
         let mut store = Store::new(&self.engine, data);
         store.limiter(|d| d);
         store

@@ -6,10 +6,10 @@
 //! descriptor closed or renumbered while another thread uses it stays valid until that
 //! use ends (as with POSIX `close` racing `read`).
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::sync::atomic::AtomicUsize;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use super::dir::DirDesc;
 use super::file::FileDesc;
@@ -42,6 +42,9 @@ pub(crate) enum FdError {
 /// The descriptor table of one run.
 pub(crate) struct FdTable {
     slots: RwLock<Vec<Option<Arc<Descriptor>>>>,
+    /// Descriptors that left the table but may still be in use (see `held`). Lock order:
+    /// `slots`, then `retired`.
+    retired: Mutex<Vec<Weak<Descriptor>>>,
     max: u32,
     /// Bytes of host copy buffers that WASI calls of this run hold right now (the
     /// run-wide budget of `host/wasi/iovec.rs`).
@@ -51,7 +54,7 @@ pub(crate) struct FdTable {
 impl FdTable {
     /// A table holding at most `max` descriptors (stdio and preopens included).
     pub(crate) fn new(max: u32) -> FdTable {
-        FdTable { slots: RwLock::new(Vec::new()), max, copy_bytes: AtomicUsize::new(0) }
+        FdTable { slots: RwLock::new(Vec::new()), retired: Mutex::new(Vec::new()), max, copy_bytes: AtomicUsize::new(0) }
     }
 
     /// The descriptor at `fd`.
@@ -59,11 +62,24 @@ impl FdTable {
         self.slots.read().get(fd as usize).and_then(|s| s.clone()).ok_or(FdError::BadFd)
     }
 
+    /// How many descriptors the run holds: those in the table, and those closed or
+    /// renumbered away while another thread still uses them (a `poll_oneoff` or a read in
+    /// flight), which hold their host descriptor until that use ends.
+    fn held(&self, slots: &[Option<Arc<Descriptor>>]) -> usize {
+        let mut retired = self.retired.lock();
+        retired.retain(|w| w.strong_count() > 0);
+        slots.iter().filter(|s| s.is_some()).count() + retired.len()
+    }
+
+    /// Remembers a descriptor that left the table, while someone still holds it.
+    fn retire(&self, d: &Arc<Descriptor>) {
+        self.retired.lock().push(Arc::downgrade(d));
+    }
+
     /// Puts `d` in the lowest free slot and returns its number.
     pub(crate) fn insert(&self, d: Descriptor) -> Result<u32, FdError> {
         let mut slots = self.slots.write();
-        let used = slots.iter().filter(|s| s.is_some()).count();
-        if used >= self.max as usize {
+        if self.held(&slots) >= self.max as usize {
             return Err(FdError::TooMany);
         }
         let fd = match slots.iter().position(|s| s.is_none()) {
@@ -81,6 +97,7 @@ impl FdTable {
     pub(crate) fn remove(&self, fd: u32) -> Result<Arc<Descriptor>, FdError> {
         let mut slots = self.slots.write();
         let d = slots.get_mut(fd as usize).and_then(Option::take).ok_or(FdError::BadFd)?;
+        self.retire(&d);
         while slots.last().is_some_and(Option::is_none) {
             slots.pop();
         }
@@ -97,7 +114,9 @@ impl FdTable {
         }
         if from != to {
             let d = slots[from as usize].take();
-            slots[to as usize] = d;
+            if let Some(old) = std::mem::replace(&mut slots[to as usize], d) {
+                self.retire(&old);
+            }
         }
         Ok(())
     }
@@ -105,11 +124,6 @@ impl FdTable {
     /// True when no descriptor can be added (`insert` would fail with `TooMany`): lets
     /// `path_open` fail before it creates or opens anything.
     pub(crate) fn is_full(&self) -> bool {
-        self.len() >= self.max as usize
-    }
-
-    /// How many descriptors are open.
-    pub(crate) fn len(&self) -> usize {
-        self.slots.read().iter().filter(|s| s.is_some()).count()
+        self.held(&self.slots.read()) >= self.max as usize
     }
 }

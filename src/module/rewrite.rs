@@ -115,7 +115,16 @@ fn scan(wasm: &[u8]) -> Result<Scan> {
             Payload::ImportSection(r) => {
                 s.has_import_section = true;
                 for imp in r.into_imports() {
-                    match imp?.ty {
+                    let imp = imp?;
+                    if imp.module == ATOMICS_MODULE {
+                        bail!(
+                            "the module imports `{}::{}`: the import module `{ATOMICS_MODULE}` is reserved for \
+                             wasithreads itself",
+                            imp.module,
+                            imp.name
+                        );
+                    }
+                    match imp.ty {
                         TypeRef::Func(_) | TypeRef::FuncExact(_) => s.num_func_imports += 1,
                         TypeRef::Memory(m) => {
                             note_memory(&mut s, memories, m, false)?;
@@ -174,8 +183,18 @@ fn scan(wasm: &[u8]) -> Result<Scan> {
             _ => {}
         }
     }
+    if memories >= MAX_MEMORIES {
+        bail!(
+            "the module has {memories} memories; WebAssembly allows {MAX_MEMORIES} and wasithreads adds one of its \
+             own (the run's interrupt page), so a module may have at most {}",
+            MAX_MEMORIES - 1
+        );
+    }
     Ok(s)
 }
+
+/// The most memories a module may have (wasmparser's limit).
+const MAX_MEMORIES: u32 = 100;
 
 struct Rewriter {
     scan: Scan,
@@ -236,6 +255,11 @@ impl Rewriter {
             f.instruction(&Instruction::MemoryInit { mem, data_index: segment });
         }
         f.instruction(&Instruction::End);
+        // Applied or not, the segments are dropped in every instance, as instantiation
+        // drops active segments: a later `memory.init` of one traps as it would have.
+        for &(segment, _, _) in &self.scan.active {
+            f.instruction(&Instruction::DataDrop(segment));
+        }
         if let Some(start) = self.scan.start {
             f.instruction(&Instruction::Call(self.function_index(start)?));
         }

@@ -377,7 +377,7 @@ class Engine:
     def validate(self, source: Union[bytes, bytearray, memoryview]) -> None:
         """Checks ``.wasm`` bytes or WAT text the way ``load`` does (it compiles them, so it
         costs as much) and raises ``Error`` saying what is wrong, e.g. "the module imports
-        wasi::thread-spawn but does not import a shared memory"."""
+        wasi::thread-spawn but has no shared memory"."""
         if not isinstance(source, (bytes, bytearray, memoryview)):
             raise TypeError(f"source must be bytes, not {type(source).__name__}")
         data = bytes(source)

@@ -104,10 +104,12 @@ pub(super) fn sched_yield(_ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>) -> 
 /// Most random bytes produced per host call (and buffered at once).
 const RANDOM_CHUNK: u32 = 64 * 1024;
 
-pub(super) fn random_get(_ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, buf: GuestPtr<u8>, buf_len: types::Size) -> Result<(), types::Error> {
+pub(super) fn random_get(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, buf: GuestPtr<u8>, buf_len: types::Size) -> Result<(), types::Error> {
     let mut chunk = vec![0u8; buf_len.min(RANDOM_CHUNK) as usize];
     let mut done = 0u32;
     while done < buf_len {
+        // A 4 GiB request takes seconds: stop between chunks when the run ends.
+        ctx.group.teardown.bail_if_ending().map_err(errno::trap)?;
         let n = (buf_len - done).min(RANDOM_CHUNK);
         let part = &mut chunk[..n as usize];
         let mut filled = 0;

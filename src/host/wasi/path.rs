@@ -114,6 +114,18 @@ fn filestat(m: &cap_primitives::fs::Metadata) -> types::Filestat {
 /// Longest sleep between two attempts to open a FIFO for writing that has no reader.
 const FIFO_RETRY_MAX: Duration = Duration::from_millis(50);
 
+/// Longest path (and symlink target) a call may pass, as Linux's `PATH_MAX`: longer ones
+/// fail with `nametoolong` before anything is copied into host memory.
+const PATH_MAX: u32 = 4096;
+
+/// A path argument from guest memory, refused over [`PATH_MAX`] bytes.
+fn read_path<'m>(memory: &'m GuestMemory<'_>, path: GuestPtr<str>) -> Result<std::borrow::Cow<'m, str>, types::Error> {
+    if path.len() > PATH_MAX {
+        return Err(Errno::Nametoolong.into());
+    }
+    Ok(memory.as_cow_str(path)?)
+}
+
 pub(super) fn path_open(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, dirfd: types::Fd, dirflags: types::Lookupflags, path: GuestPtr<str>, oflags: types::Oflags, fs_rights_base: types::Rights, _fs_rights_inheriting: types::Rights, fdflags: types::Fdflags) -> Result<types::Fd, types::Error> {
     let desc = ctx.descriptor(dirfd)?;
     let parent = match &*desc {
@@ -121,7 +133,7 @@ pub(super) fn path_open(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, dirfd: 
         Descriptor::File(_) => return Err(Errno::Notdir.into()),
         _ => return Err(Errno::Badf.into()),
     };
-    let path = memory.as_cow_str(path)?;
+    let path = read_path(memory, path)?;
     let path = Path::new(&*path);
 
     let creat = oflags.contains(Oflags::CREAT);
@@ -234,7 +246,7 @@ fn open_interruptibly(ctx: &Ctx<'_>, parent: &DirDesc, path: &Path, opts: &OpenO
 pub(super) fn path_filestat_get(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, dirfd: types::Fd, flags: types::Lookupflags, path: GuestPtr<str>) -> Result<types::Filestat, types::Error> {
     let desc = dir_desc(ctx, dirfd)?;
     let d = as_dir(&desc)?;
-    let path = memory.as_cow_str(path)?;
+    let path = read_path(memory, path)?;
     let m = cap_primitives::fs::stat(&d.dir, Path::new(&*path), follow(flags)).map_err(errno::io)?;
     Ok(filestat(&m))
 }
@@ -257,7 +269,7 @@ pub(super) fn path_filestat_set_times(ctx: &mut Ctx<'_>, memory: &mut GuestMemor
     };
     let desc = dir_desc(ctx, dirfd)?;
     let d = as_dir(&desc)?;
-    let path = memory.as_cow_str(path)?;
+    let path = read_path(memory, path)?;
     writable(d)?;
     // An O_PATH handle opens nothing (no FIFO wait, no device open, no access needed);
     // with O_NOFOLLOW it is the symlink itself.
@@ -282,7 +294,7 @@ pub(super) fn path_filestat_set_times(ctx: &mut Ctx<'_>, memory: &mut GuestMemor
 pub(super) fn path_create_directory(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, dirfd: types::Fd, path: GuestPtr<str>) -> Result<(), types::Error> {
     let desc = dir_desc(ctx, dirfd)?;
     let d = as_dir(&desc)?;
-    let path = memory.as_cow_str(path)?;
+    let path = read_path(memory, path)?;
     writable(d)?;
     cap_primitives::fs::create_dir(&d.dir, Path::new(&*path), &DirOptions::new()).map_err(errno::io)
 }
@@ -290,7 +302,7 @@ pub(super) fn path_create_directory(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<
 pub(super) fn path_remove_directory(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, dirfd: types::Fd, path: GuestPtr<str>) -> Result<(), types::Error> {
     let desc = dir_desc(ctx, dirfd)?;
     let d = as_dir(&desc)?;
-    let path = memory.as_cow_str(path)?;
+    let path = read_path(memory, path)?;
     writable(d)?;
     cap_primitives::fs::remove_dir(&d.dir, Path::new(&*path)).map_err(errno::io)
 }
@@ -298,7 +310,7 @@ pub(super) fn path_remove_directory(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<
 pub(super) fn path_unlink_file(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, dirfd: types::Fd, path: GuestPtr<str>) -> Result<(), types::Error> {
     let desc = dir_desc(ctx, dirfd)?;
     let d = as_dir(&desc)?;
-    let path = memory.as_cow_str(path)?;
+    let path = read_path(memory, path)?;
     writable(d)?;
     cap_primitives::fs::remove_file(&d.dir, Path::new(&*path)).map_err(errno::io)
 }
@@ -307,8 +319,8 @@ pub(super) fn path_rename(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, src_f
     let src = dir_desc(ctx, src_fd)?;
     let dest = dir_desc(ctx, dest_fd)?;
     let (src, dest) = (as_dir(&src)?, as_dir(&dest)?);
-    let src_path = memory.as_cow_str(src_path)?;
-    let dest_path = memory.as_cow_str(dest_path)?;
+    let src_path = read_path(memory, src_path)?;
+    let dest_path = read_path(memory, dest_path)?;
     writable(src)?;
     writable(dest)?;
     cap_primitives::fs::rename(&src.dir, Path::new(&*src_path), &dest.dir, Path::new(&*dest_path)).map_err(errno::io)
@@ -318,8 +330,8 @@ pub(super) fn path_link(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, src_fd:
     let src = dir_desc(ctx, src_fd)?;
     let target = dir_desc(ctx, target_fd)?;
     let (src, target) = (as_dir(&src)?, as_dir(&target)?);
-    let src_path = memory.as_cow_str(src_path)?;
-    let target_path = memory.as_cow_str(target_path)?;
+    let src_path = read_path(memory, src_path)?;
+    let target_path = read_path(memory, target_path)?;
     writable(src)?;
     writable(target)?;
     // A link to what a symlink points at is not offered (as Wasmtime 48): it could name
@@ -333,8 +345,8 @@ pub(super) fn path_link(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, src_fd:
 pub(super) fn path_symlink(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, src_path: GuestPtr<str>, dirfd: types::Fd, dest_path: GuestPtr<str>) -> Result<(), types::Error> {
     let desc = dir_desc(ctx, dirfd)?;
     let d = as_dir(&desc)?;
-    let target = memory.as_cow_str(src_path)?;
-    let dest_path = memory.as_cow_str(dest_path)?;
+    let target = read_path(memory, src_path)?;
+    let dest_path = read_path(memory, dest_path)?;
     writable(d)?;
     // The link keeps its relative contents; an absolute target is refused (`perm`, as
     // Wasmtime 48). Following it later resolves inside the sandbox like any path.
@@ -344,7 +356,7 @@ pub(super) fn path_symlink(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, src_
 pub(super) fn path_readlink(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, dirfd: types::Fd, path: GuestPtr<str>, buf: GuestPtr<u8>, buf_len: types::Size) -> Result<types::Size, types::Error> {
     let desc = dir_desc(ctx, dirfd)?;
     let d = as_dir(&desc)?;
-    let path = memory.as_cow_str(path)?;
+    let path = read_path(memory, path)?;
     let link = cap_primitives::fs::read_link(&d.dir, Path::new(&*path)).map_err(errno::io)?;
     let bytes = std::os::unix::ffi::OsStrExt::as_bytes(link.as_os_str());
     // Silently truncated to the buffer, as readlink(2) and Wasmtime 48.
