@@ -55,6 +55,7 @@ impl Group {
         drop(st);
         if exit.unstopped.is_empty() {
             self.jobs.wait_all();
+            self.fds.close_all();
         } else {
             self.abandon(&exit.unstopped);
         }

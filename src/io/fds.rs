@@ -30,6 +30,17 @@ pub(crate) enum Descriptor {
     Dir(DirDesc),
 }
 
+/// How many host descriptors `d` holds.
+fn host_fds(d: &Descriptor) -> usize {
+    match d {
+        // A cursor in use right now (locked) is counted as open.
+        Descriptor::Dir(dir) => 1 + usize::from(dir.cursor.try_lock().is_none_or(|c| c.is_some())),
+        Descriptor::File(_) => 1,
+        // The run's stdio streams are the host's or the config's, not the guest's.
+        Descriptor::Stdin | Descriptor::Output(_) => 1,
+    }
+}
+
 /// Why a table operation failed.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum FdError {
@@ -65,10 +76,13 @@ impl FdTable {
     /// How many descriptors the run holds: those in the table, and those closed or
     /// renumbered away while another thread still uses them (a `poll_oneoff` or a read in
     /// flight), which hold their host descriptor until that use ends.
+    /// A directory being listed holds a second host descriptor (its cursor): it counts
+    /// twice.
     fn held(&self, slots: &[Option<Arc<Descriptor>>]) -> usize {
         let mut retired = self.retired.lock();
         retired.retain(|w| w.strong_count() > 0);
-        slots.iter().filter(|s| s.is_some()).count() + retired.len()
+        let open: usize = slots.iter().flatten().map(|d| host_fds(d)).sum();
+        open + retired.iter().filter_map(Weak::upgrade).map(|d| host_fds(&d)).sum::<usize>()
     }
 
     /// Remembers a descriptor that left the table, while someone still holds it.
@@ -119,6 +133,15 @@ impl FdTable {
             }
         }
         Ok(())
+    }
+
+    /// Closes every descriptor (the run is over and its threads are joined): the host
+    /// descriptors a guest opened are released when the run ends, not when the host
+    /// frees the run handle.
+    pub(crate) fn close_all(&self) {
+        let slots = std::mem::take(&mut *self.slots.write());
+        self.retired.lock().clear();
+        drop(slots);
     }
 
     /// True when no descriptor can be added (`insert` would fail with `TooMany`): lets
