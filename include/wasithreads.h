@@ -343,6 +343,17 @@ void wt_engine_config_set_interrupt_tick_us(wt_engine_config_t *config,
                                             uint64_t us);
 
 /**
+ * Stops busy guest code with Wasmtime's epoch checks instead of wasithreads' interrupt
+ * page when `enabled` (default false). The interrupt page costs a load at each loop head
+ * and function entry, and stops a thread by a fault in its code, which Wasmtime's signal
+ * handler turns into a trap; epoch checks cost about five times as much but need no
+ * signal, for running under tools that cannot deliver a fault in generated code to that
+ * handler, such as valgrind. The environment variable `WASITHREADS_EPOCH_INTERRUPTION=1`
+ * turns it on for every engine. NULL `config` is ignored.
+ */
+void wt_engine_config_set_epoch_interruption(wt_engine_config_t *config, bool enabled);
+
+/**
  * The error's message: UTF-8, NUL-terminated, never NULL for a non-NULL `error`.
  * Valid until `wt_error_free(error)`. Returns NULL if `error` is NULL.
  */

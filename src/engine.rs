@@ -23,6 +23,11 @@ pub struct EngineConfig {
     /// yet are woken again (bumping the epoch for busy threads, notifying waiters). At
     /// least 50 µs. Nothing ticks otherwise.
     pub interrupt_tick: Duration,
+    /// Stop busy wasm with Wasmtime's epoch checks instead of the interrupt page (see
+    /// `module/rewrite.rs`): about 5x the cost at every loop head and function entry, for
+    /// tools that cannot deliver a fault in JIT code to Wasmtime's signal handler (valgrind).
+    /// Also on when the environment variable `WASITHREADS_EPOCH_INTERRUPTION=1` is set.
+    pub epoch_interruption: bool,
 }
 
 impl Default for EngineConfig {
@@ -32,6 +37,7 @@ impl Default for EngineConfig {
             cache: false,
             max_wasm_stack: 1 << 20,
             interrupt_tick: Duration::from_millis(1),
+            epoch_interruption: false,
         }
     }
 }
@@ -51,6 +57,7 @@ struct EngineInner {
     /// OS threads for guest threads, each with a stack for `max_wasm_stack` plus host code.
     pool: Arc<Pool>,
     interrupt_tick: Duration,
+    epoch_interruption: bool,
 }
 
 impl Drop for EngineInner {
@@ -75,12 +82,13 @@ impl Engine {
                 config.max_wasm_stack
             );
         }
+        let epoch = config.epoch_interruption || std::env::var_os("WASITHREADS_EPOCH_INTERRUPTION").is_some_and(|v| v == "1");
         let mut c = wasmtime::Config::new();
         c.wasm_threads(true)
             .shared_memory(true)
             // Busy guest threads are stopped by the interrupt page of their run (see
             // `module/rewrite.rs`), not by Wasmtime's epoch checks, which cost more.
-            .epoch_interruption(false)
+            .epoch_interruption(epoch)
             .max_wasm_stack(config.max_wasm_stack)
             // Wasmtime requires its async stack (unused here: no fibers) to be at least the
             // wasm stack; guest threads run on pool threads sized for the wasm stack.
@@ -100,6 +108,7 @@ impl Engine {
                 wasmtime: wasmtime::Engine::new(&c)?,
                 pool: Pool::new(config.max_wasm_stack + HOST_STACK_MARGIN),
                 interrupt_tick: config.interrupt_tick.max(MIN_INTERRUPT_TICK),
+                epoch_interruption: epoch,
             }),
         })
     }
@@ -117,6 +126,11 @@ impl Engine {
     /// The OS threads guest threads run on.
     pub(crate) fn pool(&self) -> &Arc<Pool> {
         &self.inner.pool
+    }
+
+    /// See [`EngineConfig::epoch_interruption`].
+    pub(crate) fn epoch_interruption(&self) -> bool {
+        self.inner.epoch_interruption
     }
 
     /// See [`EngineConfig::interrupt_tick`].

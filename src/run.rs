@@ -71,6 +71,7 @@ impl Run {
         let group = Group::new(Setup {
             engine: engine.clone(),
             interrupt: interrupt.clone(),
+            epoch_interruption: inner.engine.epoch_interruption(),
             pool: inner.engine.pool().clone(),
             interrupt_tick: inner.engine.interrupt_tick(),
             can_spawn: inner.thread_start.is_ok(),

@@ -278,3 +278,16 @@ fn try_wait_alone_enforces_the_timeout() {
     assert_eq!(exit.kind, ExitKind::Timeout, "{exit:?}");
 }
 
+
+#[test]
+fn epoch_interruption_stops_busy_code_too() {
+    let engine = wasithreads::Engine::new(&EngineConfig { epoch_interruption: true, ..Default::default() }).unwrap();
+    let module = load(&engine, &common::guest(&format!("{} (loop $l (br $l))", common::spawn_all(&[common::SPIN]))));
+    let exit = within(Duration::from_secs(60), move || {
+        let run = Run::start(&module, &RunConfig::default()).unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        run.cancel();
+        run.wait()
+    });
+    assert_eq!(exit.kind, ExitKind::Cancelled, "{exit:?}");
+}

@@ -110,3 +110,17 @@ pub extern "C" fn wt_engine_config_set_interrupt_tick_us(config: *mut wt_engine_
         with_live(config, |c| c.inner.interrupt_tick = std::time::Duration::from_micros(us))
     }
 }
+
+/// Stops busy guest code with Wasmtime's epoch checks instead of wasithreads' interrupt
+/// page when `enabled` (default false). The interrupt page costs a load at each loop head
+/// and function entry, and stops a thread by a fault in its code, which Wasmtime's signal
+/// handler turns into a trap; epoch checks cost about five times as much but need no
+/// signal, for running under tools that cannot deliver a fault in generated code to that
+/// handler, such as valgrind. The environment variable `WASITHREADS_EPOCH_INTERRUPTION=1`
+/// turns it on for every engine. NULL `config` is ignored.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_engine_config_set_epoch_interruption(config: *mut wt_engine_config_t, enabled: bool) {
+    ffi_boundary! {
+        with_live(config, |c| c.inner.epoch_interruption = enabled)
+    }
+}

@@ -47,6 +47,8 @@ pub(crate) struct Setup {
     pub(crate) engine: wasmtime::Engine,
     /// The run's interrupt page (see `teardown.rs`).
     pub(crate) interrupt: SharedMemory,
+    /// The engine stops busy wasm with epoch checks instead of the interrupt page.
+    pub(crate) epoch_interruption: bool,
     pub(crate) pool: Arc<Pool>,
     pub(crate) interrupt_tick: Duration,
     /// False when the module lacks a usable `wasi_thread_start`: spawns fail.
@@ -158,7 +160,7 @@ impl Drop for Job {
 impl Group {
     pub(crate) fn new(s: Setup) -> Arc<Group> {
         Arc::new(Group {
-            teardown: Teardown::new(s.interrupt, s.interrupt_tick),
+            teardown: Teardown::new(s.interrupt, s.epoch_interruption.then(|| s.engine.clone()), s.interrupt_tick),
             engine: s.engine,
             pool: s.pool,
             pre: OnceLock::new(),
@@ -199,6 +201,13 @@ impl Group {
         let data = StoreData { group: self.clone(), tid, table_elements: 0, memory_bytes: 0 };
         let mut store = Store::new(&self.engine, data);
         store.limiter(|d| d);
+        if self.teardown.uses_epochs() {
+            store.set_epoch_deadline(1);
+            store.epoch_deadline_callback(|ctx| {
+                ctx.data().group.teardown.bail_if_ending()?;
+                Ok(wasmtime::UpdateDeadline::Continue(1))
+            });
+        }
         store
     }
 

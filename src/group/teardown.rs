@@ -39,6 +39,9 @@ pub(crate) struct Teardown {
     ending: AtomicBool,
     /// The run's interrupt page, imported by every instance of the run.
     interrupt: SharedMemory,
+    /// With epoch interruption (see `EngineConfig::epoch_interruption`): the engine whose
+    /// epoch is bumped by each kick, instead of closing the page.
+    epoch: Option<wasmtime::Engine>,
     /// While ending, how often threads that have not stopped yet are kicked again.
     pub(super) interrupt_tick: Duration,
     /// The host address each thread is waiting on in an atomic wait, by tid.
@@ -51,10 +54,11 @@ pub(crate) struct Teardown {
 }
 
 impl Teardown {
-    pub(super) fn new(interrupt: SharedMemory, interrupt_tick: Duration) -> Teardown {
+    pub(super) fn new(interrupt: SharedMemory, epoch: Option<wasmtime::Engine>, interrupt_tick: Duration) -> Teardown {
         Teardown {
             ending: AtomicBool::new(false),
             interrupt,
+            epoch,
             interrupt_tick,
             waiters: Mutex::new(HashMap::new()),
             sleepers: Mutex::new(()),
@@ -76,7 +80,7 @@ impl Teardown {
 
     /// Marks the run as ending and closes the interrupt page. The caller kicks next.
     pub(super) fn begin(&self) {
-        if self.ending.swap(true, Ordering::SeqCst) {
+        if self.ending.swap(true, Ordering::SeqCst) || self.epoch.is_some() {
             return;
         }
         let page = self.interrupt.data();
@@ -91,6 +95,11 @@ impl Teardown {
         let _ = unsafe { libc::mprotect(page.as_ptr() as *mut libc::c_void, page.len(), libc::PROT_NONE) };
     }
 
+    /// True when stores stop busy wasm with epoch deadlines (see `Group::new_store`).
+    pub(super) fn uses_epochs(&self) -> bool {
+        self.epoch.is_some()
+    }
+
     /// True when `trap` is a thread reaching an interruption point after the run ended.
     pub(crate) fn is_interruption(&self, trap: Option<&wasmtime::Trap>) -> bool {
         self.is_ending() && matches!(trap, Some(wasmtime::Trap::MemoryOutOfBounds))
@@ -98,6 +107,9 @@ impl Teardown {
 
     /// Wakes every thread wherever it blocks so it can notice the run is ending.
     pub(super) fn kick(&self) {
+        if let Some(engine) = &self.epoch {
+            engine.increment_epoch();
+        }
         let keys: Vec<usize> = self.waiters.lock().values().copied().collect();
         for key in keys {
             // SAFETY: keys recorded by `host/atomics.rs` `wait`: addresses inside guest

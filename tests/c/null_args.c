@@ -82,6 +82,7 @@ int main(void) {
     wt_run_config_set_max_fds(NULL, 8);
     wt_run_config_set_max_table_elements(NULL, 8);
     wt_run_config_set_teardown_grace_ms(NULL, 8);
+    wt_engine_config_set_epoch_interruption(NULL, true);
     NULL_ERROR(wt_run_config_set_output_inherit(NULL, 1), "config");
     NULL_ERROR(wt_run_config_set_output_null(NULL, 2), "config");
     NULL_ERROR(wt_run_config_set_output_file(NULL, 1, "/tmp/x"), "config");
