@@ -299,7 +299,41 @@ def _take_exit(raw: _ffi.wt_exit_t) -> Exit:
 # Engine and Module
 
 
-class Engine:
+class _Owned:
+    """Lifetime of an object that owns one `_Handle` as `self._h`: `close()` (idempotent),
+    `with` blocks, `__del__` as a backstop."""
+
+    _h: "_Handle"
+
+    @property
+    def closed(self) -> bool:
+        return self._h.closed
+
+    def close(self) -> None:
+        h = getattr(self, "_h", None)
+        if h is not None:
+            h.close()
+
+    def __enter__(self: "_T") -> "_T":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __repr__(self) -> str:
+        return f"<wasithreads.{type(self).__name__}{' closed' if self.closed else ''}>"
+
+
+_T = TypeVar("_T", bound="_Owned")
+
+
+class Engine(_Owned):
     """A compilation and execution environment (``wt_engine_t``). Thread-safe.
 
     Args:
@@ -397,33 +431,12 @@ class Engine:
 
     # -- lifetime
 
-    @property
-    def closed(self) -> bool:
-        return self._h.closed
-
     def close(self) -> None:
         """Releases the engine (idempotent). Runs already started go on."""
-        h = getattr(self, "_h", None)
-        if h is not None:
-            h.close()
-
-    def __enter__(self) -> "Engine":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
-
-    def __repr__(self) -> str:
-        return f"<wasithreads.Engine{' closed' if self.closed else ''}>"
+        super().close()
 
 
-class Module:
+class Module(_Owned):
     """A compiled module (``wt_module_t``), made by ``Engine.load``. Thread-safe: any number
     of threads may run it at once."""
 
@@ -584,30 +597,9 @@ class Module:
         finally:
             lib.wt_bytes_free(byref(raw))
 
-    @property
-    def closed(self) -> bool:
-        return self._h.closed
-
     def close(self) -> None:
         """Releases the module (idempotent). Runs in progress keep it alive."""
-        h = getattr(self, "_h", None)
-        if h is not None:
-            h.close()
-
-    def __enter__(self) -> "Module":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
-
-    def __repr__(self) -> str:
-        return f"<wasithreads.Module{' closed' if self.closed else ''}>"
+        super().close()
 
 
 # ---------------------------------------------------------------------------------------
