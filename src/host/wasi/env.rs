@@ -101,25 +101,30 @@ pub(super) fn sched_yield(_ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>) -> 
     Ok(())
 }
 
-/// Most random bytes produced per host call (and buffered at once).
+/// Most random bytes produced (and buffered) at once.
 const RANDOM_CHUNK: u32 = 64 * 1024;
 
+/// Random bytes from the calling thread's CSPRNG (`rand`'s `ThreadRng`: ChaCha12, seeded
+/// and periodically reseeded from the OS), as Wasmtime's WASI does: no system call per
+/// call, nothing shared between threads.
 pub(super) fn random_get(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, buf: GuestPtr<u8>, buf_len: types::Size) -> Result<(), types::Error> {
-    let mut chunk = vec![0u8; buf_len.min(RANDOM_CHUNK) as usize];
+    use rand::Rng as _;
+    let mut rng = rand::rng();
+    let mut small = [0u8; 256];
+    let mut large = Vec::new();
+    let chunk: &mut [u8] = if buf_len as usize <= small.len() {
+        &mut small[..buf_len as usize]
+    } else {
+        large.resize(buf_len.min(RANDOM_CHUNK) as usize, 0);
+        &mut large
+    };
     let mut done = 0u32;
     while done < buf_len {
         // A 4 GiB request takes seconds: stop between chunks when the run ends.
         ctx.group.teardown.bail_if_ending().map_err(errno::trap)?;
-        let n = (buf_len - done).min(RANDOM_CHUNK);
+        let n = (buf_len - done).min(chunk.len() as u32);
         let part = &mut chunk[..n as usize];
-        let mut filled = 0;
-        while filled < part.len() {
-            match rustix::rand::getrandom(&mut part[filled..], rustix::rand::GetRandomFlags::empty()) {
-                Ok(k) => filled += k,
-                Err(rustix::io::Errno::INTR) => {}
-                Err(e) => return Err(errno::sys(e)),
-            }
-        }
+        rng.fill_bytes(part);
         memory.copy_from_slice(part, buf.add(done)?.as_array(n))?;
         done += n;
     }
