@@ -105,7 +105,7 @@ fn places() -> Vec<Place> {
         Place { name: "running wasm (a loop)", body: "(call $started) (loop $l (br $l))".into(), setup: no_setup },
         Place {
             name: "a loop of WASI calls (clock_time_get)",
-            body: "(call $started) (loop $l (drop (call $clock (i32.const 1) (i64.const 0) (i32.const 900))) (br $l))".into(),
+            body: "(call $started) (loop $l (drop (call $clock (i32.const 1) (i64.const 0) (i32.const 904))) (br $l))".into(),
             setup: no_setup,
         },
         Place {
@@ -120,12 +120,12 @@ fn places() -> Vec<Place> {
         },
         Place {
             name: "poll_oneoff, relative 1 h monotonic",
-            body: format!("(call $clock_sub (i32.const 400) (i32.const 1) (i64.const {hour}) (i32.const 0)) (call $started) (drop (call $poll (i32.const 400) (i32.const 500) (i32.const 1) (i32.const 600)))"),
+            body: format!("(call $clock_sub (i32.const 400) (i32.const 1) (i64.const {hour}) (i32.const 0)) (call $started) (drop (call $poll (i32.const 400) (i32.const 504) (i32.const 1) (i32.const 600)))"),
             setup: no_setup,
         },
         Place {
             name: "poll_oneoff, absolute monotonic +1 h",
-            body: format!("(drop (call $clock (i32.const 1) (i64.const 0) (i32.const 900))) (call $clock_sub (i32.const 400) (i32.const 1) (i64.add (i64.load (i32.const 900)) (i64.const {hour})) (i32.const 1)) (call $started) (drop (call $poll (i32.const 400) (i32.const 500) (i32.const 1) (i32.const 600)))"),
+            body: format!("(drop (call $clock (i32.const 1) (i64.const 0) (i32.const 904))) (call $clock_sub (i32.const 400) (i32.const 1) (i64.add (i64.load (i32.const 904)) (i64.const {hour})) (i32.const 1)) (call $started) (drop (call $poll (i32.const 400) (i32.const 504) (i32.const 1) (i32.const 600)))"),
             setup: no_setup,
         },
         Place {
@@ -135,7 +135,7 @@ fn places() -> Vec<Place> {
         },
         Place {
             name: "poll_oneoff, fd_read on an empty stdin pipe",
-            body: "(i64.store (i32.const 400) (i64.const 7)) (i32.store8 (i32.const 408) (i32.const 1)) (i32.store (i32.const 416) (i32.const 0)) (call $started) (drop (call $poll (i32.const 400) (i32.const 500) (i32.const 1) (i32.const 600)))".into(),
+            body: "(i64.store (i32.const 400) (i64.const 7)) (i32.store8 (i32.const 408) (i32.const 1)) (i32.store (i32.const 416) (i32.const 0)) (call $started) (drop (call $poll (i32.const 400) (i32.const 504) (i32.const 1) (i32.const 600)))".into(),
             setup: stdin_pipe,
         },
         Place { name: "fd_read, empty stdin pipe", body: "(call $started) (call $read_fd (i32.const 0))".into(), setup: stdin_pipe },
@@ -170,6 +170,14 @@ fn main() {
         for _ in 0..reps {
             let mut config = RunConfig::default();
             let keep = (place.setup)(&mut config, &dir);
+            // The thread must still be where it was sent when the run ends.
+            let how = Arc::new(std::sync::Mutex::new(None));
+            let h = how.clone();
+            config.on_thread_exit = Some(Arc::new(move |tid, exit| {
+                if tid == 1 {
+                    *h.lock().unwrap() = Some(exit.clone());
+                }
+            }));
             let run = Run::start_background(&module, &config).unwrap();
             // Give the thread time to get there (it takes microseconds).
             std::thread::sleep(Duration::from_millis(20));
@@ -179,6 +187,8 @@ fn main() {
             samples.push(t.elapsed().as_secs_f64());
             assert_eq!(exit.kind, wasithreads::ExitKind::Cancelled, "{}: {exit:?}", place.name);
             assert!(exit.unstopped.is_empty(), "{}: {exit:?}", place.name);
+            let thread = how.lock().unwrap().clone();
+            assert_eq!(thread, Some(wasithreads::ThreadExit::Terminated), "{}: the thread was not blocked there", place.name);
             drop(keep);
         }
         let worst = samples.iter().cloned().fold(0.0, f64::max);

@@ -118,8 +118,9 @@ fn kinds() -> Vec<Kind> {
             iters: 20000,
             main_setup: "",
             setup: "(i32.store (i32.add (local.get $buf) (i32.const 131072)) (i32.add (local.get $buf) (i32.const 1024))) (i32.store (i32.add (local.get $buf) (i32.const 131076)) (i32.const 4096)) (i32.store8 (local.get $buf) (i32.const 102))",
-            // name "fNN" built in $buf[0..3] from $i % 100
-            body: "(i32.store8 (i32.add (local.get $buf) (i32.const 1)) (i32.add (i32.const 48) (i32.div_u (i32.rem_u (local.get $i) (i32.const 100)) (i32.const 10)))) (i32.store8 (i32.add (local.get $buf) (i32.const 2)) (i32.add (i32.const 48) (i32.rem_u (local.get $i) (i32.const 10)))) (local.set $fd (call $open_at (local.get $buf) (i32.const 3) (i32.const 0) (i64.const 2097154) (i32.add (local.get $buf) (i32.const 16)))) (drop (call $fstat (local.get $fd) (i32.add (local.get $buf) (i32.const 512)))) (drop (call $fd_read (local.get $fd) (i32.add (local.get $buf) (i32.const 131072)) (i32.const 1) (i32.add (local.get $buf) (i32.const 131080)))) (drop (call $fd_close (local.get $fd)))",
+            // name "fNN" built in $buf[0..3] from ($i + 50 * thread) % 100: threads open
+            // different files, as a parallel tree walk does
+            body: "(local.set $n (i32.rem_u (i32.add (local.get $i) (i32.mul (local.get $t) (i32.const 50))) (i32.const 100))) (i32.store8 (i32.add (local.get $buf) (i32.const 1)) (i32.add (i32.const 48) (i32.div_u (local.get $n) (i32.const 10)))) (i32.store8 (i32.add (local.get $buf) (i32.const 2)) (i32.add (i32.const 48) (i32.rem_u (local.get $n) (i32.const 10)))) (local.set $fd (call $open_at (local.get $buf) (i32.const 3) (i32.const 0) (i64.const 2097154) (i32.add (local.get $buf) (i32.const 16)))) (drop (call $fstat (local.get $fd) (i32.add (local.get $buf) (i32.const 512)))) (drop (call $fd_read (local.get $fd) (i32.add (local.get $buf) (i32.const 131072)) (i32.const 1) (i32.add (local.get $buf) (i32.const 131080)))) (drop (call $fd_close (local.get $fd)))",
         },
         Kind {
             name: "fd_readdir, 10 000 entries, 4 KiB buffer",
