@@ -12,11 +12,14 @@
  * status cannot carry, is reported on stderr and gives 1, never 0); 134 if a guest thread
  * trapped (message and wasm backtrace on stderr); 124 on timeout; 2 for bad usage; 1 if
  * the module could not be loaded or started. Diagnostics (a refused thread-spawn and
- * why) are printed on stderr.
+ * why) are printed on stderr. When the run ends by timeout, Ctrl-C or a trap, every other
+ * thread's wasm backtrace at the moment it was stopped follows on stderr, in the function
+ * indices and offsets of MODULE (as `wasm-objdump -d MODULE` shows them).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +71,55 @@ static void print_diagnostic(void *user_data, int32_t tid, const char *message) 
     fprintf(stderr, "wt-run: thread %d: %s\n", tid, message);
 }
 
+/* Where each stopped thread was, as the thread-exit callback reported it. */
+struct stop {
+    int32_t tid;
+    char *backtrace;
+};
+static struct {
+    pthread_mutex_t lock;
+    struct stop *items;
+    size_t len, cap;
+} stops = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0};
+
+static void record_stop(void *user_data, int32_t tid, const wt_thread_exit_t *how) {
+    (void)user_data;
+    if (how->kind != WT_THREAD_TERMINATED || !how->backtrace) return;
+    char *copy = strdup(how->backtrace);
+    if (!copy) return;
+    pthread_mutex_lock(&stops.lock);
+    if (stops.len == stops.cap) {
+        size_t cap = stops.cap ? 2 * stops.cap : 16;
+        struct stop *grown = realloc(stops.items, cap * sizeof *grown);
+        if (!grown) {
+            pthread_mutex_unlock(&stops.lock);
+            free(copy);
+            return;
+        }
+        stops.items = grown;
+        stops.cap = cap;
+    }
+    stops.items[stops.len++] = (struct stop){tid, copy};
+    pthread_mutex_unlock(&stops.lock);
+}
+
+static int by_tid(const void *a, const void *b) {
+    int32_t x = ((const struct stop *)a)->tid, y = ((const struct stop *)b)->tid;
+    return (x > y) - (x < y);
+}
+
+/* Prints (when `print`) and frees where each stopped thread was, by tid. */
+static void report_stops(int print) {
+    qsort(stops.items, stops.len, sizeof *stops.items, by_tid);
+    for (size_t k = 0; k < stops.len; k++) {
+        if (print) fprintf(stderr, "wt-run: thread %d was stopped here:\n%s\n", stops.items[k].tid, stops.items[k].backtrace);
+        free(stops.items[k].backtrace);
+    }
+    free(stops.items);
+    stops.items = NULL;
+    stops.len = stops.cap = 0;
+}
+
 /* Reports and frees an error; returns 1. */
 static int fail(const char *what, wt_error_t *err) {
     fprintf(stderr, "wt-run: %s: %s\n", what, wt_error_message(err));
@@ -90,6 +142,7 @@ int main(int argc, char **argv) {
     wt_run_config_t *config = wt_run_config_new();
     if (!config) return 1;
     wt_run_config_set_diagnostic_callback(config, print_diagnostic, NULL);
+    wt_run_config_set_thread_exit_callback(config, record_stop, NULL);
     int status = 2;
     int i = 1;
     wt_error_t *err = NULL;
@@ -203,6 +256,7 @@ int main(int argc, char **argv) {
         break;
     case WT_EXIT_CANCELLED: status = 130; break;
     }
+    report_stops(how.kind != WT_EXIT_CODE);
     wt_exit_clear(&how);
     goto out;
 

@@ -134,6 +134,16 @@ struct wt_thread_exit {
    * Borrowed: valid only during the callback.
    */
   const char *message;
+  /**
+   * For `WT_THREAD_TERMINATED`: where the thread was when the run's end stopped it
+   * (timeout, cancel, a trap or `proc_exit` elsewhere), as UTF-8 "wasm backtrace:" then
+   * one frame a line, innermost first, `  N: name (module offset 0x..)`, in the
+   * function indices and offsets of the module the host loaded (what `wasm-objdump -d`
+   * shows of it). A thread stopped inside a host call (a wait, `poll_oneoff`, a read)
+   * shows the call's caller. NULL when no wasm was on its stack, and for other kinds.
+   * Borrowed: valid only during the callback.
+   */
+  const char *backtrace;
 };
 
 /**

@@ -52,7 +52,19 @@ pub enum ThreadExit {
     /// The thread trapped; the message includes the wasm backtrace.
     Trapped(String),
     /// The thread was stopped because another thread (or the host) ended the run.
-    Terminated,
+    Terminated {
+        /// Where it was when it stopped: "wasm backtrace:" and one frame a line, innermost
+        /// first, in the function indices and offsets of the module the host loaded.
+        /// `None` when no wasm was on its stack (e.g. stopped before it started).
+        backtrace: Option<String>,
+    },
+}
+
+impl ThreadExit {
+    /// True for [`ThreadExit::Terminated`], wherever the thread was.
+    pub fn is_terminated(&self) -> bool {
+        matches!(self, ThreadExit::Terminated { .. })
+    }
 }
 
 /// Called once per thread of a run, on that thread, after it stopped running wasm.

@@ -15,11 +15,12 @@
 //! leaf    exit    -                                            how runs and threads end
 //! leaf    pool    -                                            OS threads for guest threads
 //! leaf    io      -                                            stdio specs and live streams
+//! leaf    trace   -                                            offsets and backtraces in the user's module
 //! core    config  exit io                                      what one run gets
-//! core    group   exit io pool                                 a run's threads: state, spawn, teardown
+//! core    group   exit io pool trace                           a run's threads: state, spawn, teardown
 //! core    host    group io config                              every import: WASI, thread-spawn, atomics
 //! core    engine  pool                                         the Wasmtime engine and pool
-//! core    module  engine group host                            load, shape checks, rewrite
+//! core    module  engine group host trace                      load, shape checks, rewrite
 //! top     run     config exit group host io module             the public Run: joins the rest
 //! top     ffi     config engine exit io module run             the C ABI
 //! ```
@@ -33,6 +34,7 @@ pub mod io;
 mod module;
 mod pool;
 mod run;
+mod trace;
 
 pub mod ffi;
 
@@ -42,6 +44,7 @@ pub use exit::{DiagnosticCallback, ExitKind, RunExit, ThreadExit, ThreadExitCall
 pub use io::{Input, Output, OutputCallback};
 pub use module::Module;
 pub use run::Run;
+pub use trace::Frame;
 
 /// The library version, as in `Cargo.toml`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -88,6 +88,7 @@ impl Run {
             on_diagnostic: config.on_diagnostic.clone(),
             max_diagnostics: crate::config::MAX_DIAGNOSTICS,
             teardown_grace: config.teardown_grace,
+            offsets: inner.offsets.clone(),
         });
         let mut store = group.new_store(0);
         let mut linker = inner.linker.clone();

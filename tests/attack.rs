@@ -641,7 +641,7 @@ fn cancel_stops_threads_blocked_everywhere_and_leaks_nothing() {
         assert!(took < Duration::from_secs(1), "cancel took {took:?}");
         let got = exits.sorted();
         assert_eq!(got.len(), 11, "{got:?}");
-        assert!(got.iter().all(|(_, h)| *h == wasithreads::ThreadExit::Terminated), "{got:?}");
+        assert!(got.iter().all(|(_, h)| h.is_terminated()), "{got:?}");
         drop(write_end);
     }
     assert_eq!(settled(), (fds0, threads0), "descriptors and threads back to baseline");

@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::*;
 use wasithreads::config::Preopen;
 use wasithreads::io::{Input, Output};
-use wasithreads::{Engine, EngineConfig, ExitKind, Module, Run, RunConfig, RunExit, ThreadExit};
+use wasithreads::{Engine, EngineConfig, ExitKind, Module, Run, RunConfig, RunExit};
 
 /// Waits (bounded) until `f` holds.
 fn eventually(what: &str, f: impl Fn() -> bool) {
@@ -42,7 +42,7 @@ fn cancel_stops_threads_in_every_blocked_state() {
     assert_eq!(exit, RunExit { kind: ExitKind::Cancelled, code: 0, tid: -1, message: None, unstopped: vec![] });
     let got = exits.sorted();
     assert_eq!(got.len(), modes.len() + 1, "{got:?}");
-    assert!(got.iter().all(|(_, h)| *h == ThreadExit::Terminated), "{got:?}");
+    assert!(got.iter().all(|(_, h)| h.is_terminated()), "{got:?}");
     // Later calls agree and do nothing more.
     run.cancel();
     assert_eq!(run.wait(), exit);
@@ -96,7 +96,7 @@ fn dropping_a_running_run_cancels_and_joins_it() {
     drop(run);
     let got = exits.sorted();
     assert_eq!(got.len(), 4, "all threads reported before drop returned: {got:?}");
-    assert!(got.iter().all(|(_, h)| *h == ThreadExit::Terminated));
+    assert!(got.iter().all(|(_, h)| h.is_terminated()));
 }
 
 #[test]

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use wasithreads::{ExitKind, RunConfig, RunExit, ThreadExit};
+use wasithreads::{ExitKind, RunConfig, RunExit};
 
 fn block_stdin() {
     static ONCE: std::sync::Once = std::sync::Once::new();
@@ -28,7 +28,7 @@ fn proc_exit_stops_threads_reading_stdin() {
     assert_eq!(exit, RunExit { kind: ExitKind::Code, code: 9, tid: 0, message: None, unstopped: vec![] });
     let got = exits.sorted();
     assert_eq!(got.len(), 4);
-    assert!(got[1..].iter().all(|(_, h)| *h == ThreadExit::Terminated), "{got:?}");
+    assert!(got[1..].iter().all(|(_, h)| h.is_terminated()), "{got:?}");
 }
 
 #[test]

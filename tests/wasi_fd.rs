@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use wasithreads::config::Preopen;
 use wasithreads::io::{Input, Output};
-use wasithreads::{ExitKind, Run, RunConfig, ThreadExit};
+use wasithreads::{ExitKind, Run, RunConfig};
 
 // WASI errnos.
 const SUCCESS: i32 = 0;
@@ -195,7 +195,7 @@ fn cancel_when(wat: &str, c: &RunConfig, threads: usize, ready: impl Fn() -> boo
     assert_eq!(exit.kind, ExitKind::Cancelled, "{exit:?}");
     let got = exits.sorted();
     assert_eq!(got.len(), threads, "{got:?}");
-    assert!(got.iter().all(|(_, h)| *h == ThreadExit::Terminated), "{got:?}");
+    assert!(got.iter().all(|(_, h)| h.is_terminated()), "{got:?}");
 }
 
 #[test]
@@ -569,7 +569,7 @@ fn a_thread_writing_to_a_full_stdout_pipe_ends_on_timeout() {
     assert_eq!(exit.kind, ExitKind::Timeout, "{exit:?}");
     let got = exits.sorted();
     assert_eq!(got.len(), 2, "{got:?}");
-    assert!(got.iter().all(|(_, h)| *h == ThreadExit::Terminated), "{got:?}");
+    assert!(got.iter().all(|(_, h)| h.is_terminated()), "{got:?}");
     drop(reader);
 }
 

@@ -34,6 +34,14 @@ pub struct wt_thread_exit {
     /// For `WT_THREAD_TRAPPED`: the trap message and wasm backtrace; NULL otherwise.
     /// Borrowed: valid only during the callback.
     pub message: *const std::ffi::c_char,
+    /// For `WT_THREAD_TERMINATED`: where the thread was when the run's end stopped it
+    /// (timeout, cancel, a trap or `proc_exit` elsewhere), as UTF-8 "wasm backtrace:" then
+    /// one frame a line, innermost first, `  N: name (module offset 0x..)`, in the
+    /// function indices and offsets of the module the host loaded (what `wasm-objdump -d`
+    /// shows of it). A thread stopped inside a host call (a wait, `poll_oneoff`, a read)
+    /// shows the call's caller. NULL when no wasm was on its stack, and for other kinds.
+    /// Borrowed: valid only during the callback.
+    pub backtrace: *const std::ffi::c_char,
 }
 /// See `struct wt_thread_exit`.
 pub type wt_thread_exit_t = wt_thread_exit;
@@ -97,17 +105,17 @@ pub extern "C" fn wt_run_config_set_thread_exit_callback(
         with_config(config, |c| {
             c.on_thread_exit = cb.map(|cb| -> crate::ThreadExitCallback {
                 Arc::new(move |tid: i32, how: &ThreadExit| {
-                    let (kind, code, message) = match how {
-                        ThreadExit::Returned => (wt_thread_exit_kind_t::WT_THREAD_RETURNED, 0, None),
-                        ThreadExit::Exited(code) => (wt_thread_exit_kind_t::WT_THREAD_EXITED, *code, None),
-                        ThreadExit::Trapped(m) => (wt_thread_exit_kind_t::WT_THREAD_TRAPPED, 0, Some(c_string(m.as_str()))),
-                        ThreadExit::Terminated => (wt_thread_exit_kind_t::WT_THREAD_TERMINATED, 0, None),
+                    use wt_thread_exit_kind::*;
+                    let (kind, code, message, backtrace) = match how {
+                        ThreadExit::Returned => (WT_THREAD_RETURNED, 0, None, None),
+                        ThreadExit::Exited(code) => (WT_THREAD_EXITED, *code, None, None),
+                        ThreadExit::Trapped(m) => (WT_THREAD_TRAPPED, 0, Some(c_string(m.as_str())), None),
+                        ThreadExit::Terminated { backtrace } => {
+                            (WT_THREAD_TERMINATED, 0, None, backtrace.as_deref().map(c_string))
+                        }
                     };
-                    let how = wt_thread_exit_t {
-                        kind,
-                        code,
-                        message: message.as_ref().map_or(std::ptr::null(), |m| m.as_ptr()),
-                    };
+                    let ptr = |s: &Option<std::ffi::CString>| s.as_ref().map_or(std::ptr::null(), |s| s.as_ptr());
+                    let how = wt_thread_exit_t { kind, code, message: ptr(&message), backtrace: ptr(&backtrace) };
                     // SAFETY: the host registered `cb` for exactly this call shape; `how` outlives it.
                     unsafe { cb(user_data.get(), tid, &how) }
                 })

@@ -31,6 +31,7 @@ use wasmtime::{InstancePre, SharedMemory, Store};
 use crate::exit::{DiagnosticCallback, RunExit, ThreadExitCallback, ThreadStartCallback};
 use crate::io::{FdTable, Stdio};
 use crate::pool::Pool;
+use crate::trace::OffsetMap;
 
 /// Per-store data: which group and which thread a store belongs to.
 pub(crate) struct StoreData {
@@ -71,6 +72,8 @@ pub(crate) struct Setup {
     /// How long teardown waits for threads to stop before the run's result is given
     /// without them.
     pub(crate) teardown_grace: Duration,
+    /// The module's offset map, for backtraces in the user's offsets.
+    pub(crate) offsets: Arc<OffsetMap>,
 }
 
 /// The bookkeeping of a group, under [`Group::state`].
@@ -113,6 +116,7 @@ pub(crate) struct Group {
     on_diagnostic: Option<DiagnosticCallback>,
     diagnostics_left: AtomicU32,
     teardown_grace: Duration,
+    offsets: Arc<OffsetMap>,
     pub(crate) teardown: Teardown,
     state: Mutex<State>,
     /// Signalled on every change of `state` and on every kick.
@@ -179,6 +183,7 @@ impl Group {
             on_diagnostic: s.on_diagnostic,
             diagnostics_left: AtomicU32::new(s.max_diagnostics),
             teardown_grace: s.teardown_grace,
+            offsets: s.offsets,
             state: Mutex::new(State { live: BTreeSet::from([0]), ..State::default() }),
             cond: Condvar::new(),
             next_tid: AtomicI32::new(1),

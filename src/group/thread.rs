@@ -78,32 +78,34 @@ fn classify(group: &Group, result: std::thread::Result<wasmtime::Result<()>>) ->
         }
     };
     if err.is::<Terminated>() || group.teardown.is_interruption(err.downcast_ref::<Trap>()) {
-        return ThreadExit::Terminated;
+        return ThreadExit::Terminated { backtrace: group.backtrace(&err) };
     }
     if let Some(exit) = err.downcast_ref::<I32Exit>() {
         return ThreadExit::Exited(exit.0);
     }
-    ThreadExit::Trapped(trap_message(&err))
+    ThreadExit::Trapped(trap_message(group, &err))
 }
 
 /// "wasm trap: <reason>" (or the host error), then the wasm backtrace, one frame a line,
 /// innermost first, with function names where the module has a name section.
-fn trap_message(err: &wasmtime::Error) -> String {
+fn trap_message(group: &Group, err: &wasmtime::Error) -> String {
     let mut msg = match err.downcast_ref::<Trap>() {
         Some(trap) => trap.to_string(),
         None => err.root_cause().to_string(),
     };
-    if let Some(bt) = err.downcast_ref::<WasmBacktrace>().filter(|bt| !bt.frames().is_empty()) {
-        msg.push_str("\nwasm backtrace:");
-        for (i, frame) in bt.frames().iter().enumerate() {
-            let name = frame.func_name().map_or_else(|| format!("<wasm function {}>", frame.func_index()), String::from);
-            match frame.module_offset() {
-                Some(off) => msg.push_str(&format!("\n  {i:>3}: {name} (module offset {off:#x})")),
-                None => msg.push_str(&format!("\n  {i:>3}: {name}")),
-            }
-        }
+    if let Some(bt) = group.backtrace(err) {
+        msg.push('\n');
+        msg.push_str(&bt);
     }
     msg
+}
+
+impl Group {
+    /// The wasm backtrace an error carries, in the user's module's offsets.
+    fn backtrace(&self, err: &wasmtime::Error) -> Option<String> {
+        let bt = err.downcast_ref::<WasmBacktrace>().filter(|bt| !bt.frames().is_empty())?;
+        Some(crate::trace::render(&crate::trace::frames(bt, &self.offsets)))
+    }
 }
 
 /// Blocks SIGPIPE on the calling (guest) thread: a guest writing to a pipe without a
@@ -148,7 +150,7 @@ fn run_thread(group: Arc<Group>, mut store: Store<StoreData>, entry: Entry) {
                     Ok(f) => f,
                     Err(e) => {
                         let stopped = e.is::<Terminated>() || group.teardown.is_interruption(e.downcast_ref::<Trap>());
-                        let why = if stopped { "the run ended".to_string() } else { trap_message(&e) };
+                        let why = if stopped { "the run ended".to_string() } else { trap_message(&group, &e) };
                         answer.0.set(Err(format!("instantiating thread {tid} failed: {why}")));
                         return None;
                     }
@@ -177,7 +179,7 @@ fn run_thread(group: Arc<Group>, mut store: Store<StoreData>, entry: Entry) {
         ThreadExit::Returned if tid == 0 => group.finish(RunExit::code(0, 0)),
         ThreadExit::Exited(code) => group.finish(RunExit::code(tid, *code)),
         ThreadExit::Trapped(msg) => group.finish(RunExit::trap(tid, msg.clone())),
-        ThreadExit::Returned | ThreadExit::Terminated => {}
+        ThreadExit::Returned | ThreadExit::Terminated { .. } => {}
     }
     if tid != 0 {
         group.thread_left_wasm();

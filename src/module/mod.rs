@@ -1,8 +1,9 @@
 //! A module: loading (WAT or binary), validation, the wasi-threads shape checks
-//! (`shape.rs`), the wait rewrite (`rewrite.rs`, bytes to bytes), compilation and
-//! serialization. Each module carries the linker with every host function it imports.
+//! (`shape.rs`), the wait rewrite (`rewrite.rs`, bytes to bytes, leaving an offset map),
+//! compilation and serialization (`serialized.rs`: Wasmtime's bytes and the map). Each module carries the linker with every host function it imports.
 
 mod rewrite;
+mod serialized;
 mod shape;
 
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use wasmtime::error::Context as _;
 
 use crate::engine::Engine;
 use crate::group::StoreData;
+use crate::trace::OffsetMap;
 
 pub(crate) use shape::MemoryImport;
 
@@ -26,6 +28,8 @@ pub(crate) struct ModuleInner {
     pub(crate) thread_start: Result<(), String>,
     /// `Err(why)` when `_start` is missing or has the wrong type: runs fail to start.
     pub(crate) start: Result<(), String>,
+    /// Where the rewritten code came from, for backtraces in the user's offsets.
+    pub(crate) offsets: Arc<OffsetMap>,
 }
 
 /// A compiled module. Cheap to clone; safe to share and to run many times at once.
@@ -59,8 +63,9 @@ impl Module {
         let wasm = to_binary(bytes)?;
         let wasmtime = engine.wasmtime();
         wasmtime::Module::validate(wasmtime, &wasm).context("invalid WebAssembly module")?;
-        let compiled = wasmtime::Module::from_binary(wasmtime, &rewrite::rewrite(&wasm)?);
-        Module::from_compiled(engine, compiled.context("compiling module")?)
+        let (rewritten, offsets) = rewrite::rewrite(&wasm)?;
+        let compiled = wasmtime::Module::from_binary(wasmtime, &rewritten);
+        Module::from_compiled(engine, compiled.context("compiling module")?, offsets)
     }
 
     /// Loads a module from a `.wasm` or `.wat` file.
@@ -74,10 +79,11 @@ impl Module {
         Module::new(engine, bytes).map(drop)
     }
 
-    /// The compiled module (machine code, after the wait rewrite) as bytes, for
-    /// [`Module::deserialize`] on an engine with the same settings and library version.
+    /// The compiled module (machine code, after the wait rewrite, and the offset map that
+    /// leads back to the original module) as bytes, for [`Module::deserialize`] on an
+    /// engine with the same settings and library version.
     pub fn serialize(&self) -> Result<Vec<u8>> {
-        Ok(self.inner.wasmtime.serialize()?)
+        Ok(serialized::wrap(&self.inner.offsets, &self.inner.wasmtime.serialize()?))
     }
 
     /// Loads bytes made by [`Module::serialize`], skipping compilation.
@@ -87,15 +93,16 @@ impl Module {
     /// engine settings, not for integrity: they must come from [`Module::serialize`] (for
     /// example a cache file the host wrote and nobody else can write).
     pub unsafe fn deserialize(engine: &Engine, bytes: &[u8]) -> Result<Module> {
+        let (offsets, compiled) = serialized::unwrap(bytes)?;
         // SAFETY: the caller guarantees the bytes came from `Module::serialize`.
-        let module = unsafe { wasmtime::Module::deserialize(engine.wasmtime(), bytes) }
+        let module = unsafe { wasmtime::Module::deserialize(engine.wasmtime(), compiled) }
             .context("not a module serialized by this version of wasithreads with these engine settings")?;
-        Module::from_compiled(engine, module)
+        Module::from_compiled(engine, module, offsets)
     }
 
     /// Everything a run needs to know about a compiled module, derived from its imports
     /// and exports (so it works the same for compiled and deserialized modules).
-    fn from_compiled(engine: &Engine, module: wasmtime::Module) -> Result<Module> {
+    fn from_compiled(engine: &Engine, module: wasmtime::Module, offsets: OffsetMap) -> Result<Module> {
         let shape = shape::Shape::of(&module)?;
         let mut linker = Linker::new(engine.wasmtime());
         crate::host::add_to_linker(&mut linker, &shape.atomics)?;
@@ -107,6 +114,7 @@ impl Module {
                 memory: shape.memory,
                 thread_start: shape.thread_start,
                 start: shape.start,
+                offsets: Arc::new(offsets),
             }),
         })
     }

@@ -40,6 +40,7 @@ use wasm_encoder::reencode::{self, Reencode};
 use wasm_encoder::{EntityType, Instruction, MemoryType, SectionId, ValType};
 use wasmparser::{DataKind, MemArg, Operator, Parser, Payload, TypeRef};
 
+use crate::trace::OffsetMap;
 use crate::host::atomics::{ATOMICS_MODULE, AtomicImport, AtomicOp, FIRST_INSTANCE, INTERRUPT_MEMORY, SHARED_MEMORY};
 
 /// Where the module's one shared memory is.
@@ -212,6 +213,8 @@ struct Rewriter {
     next_data: u32,
     /// Counts defined memories as they are re-encoded.
     next_defined_memory: u32,
+    /// Where each rewritten instruction came from.
+    map: OffsetMap,
 }
 
 impl Rewriter {
@@ -412,13 +415,25 @@ impl Reencode for Rewriter {
         func: wasmparser::FunctionBody<'_>,
     ) -> Result<(), reencode::Error> {
         let mut f = reencode::utils::new_function_with_parsed_locals(self, &func)?;
-        self.interruption_point(&mut f);
+        let body = func.range().start;
+        self.map.begin_body(body as u32);
         let mut reader = func.get_operators_reader()?;
+        // Offsets within the body, new and original, for the offset map.
+        let at = |f: &wasm_encoder::Function, reader: &wasmparser::OperatorsReader<'_>| {
+            (f.byte_len() as u32, (reader.original_position() - body) as u32)
+        };
+        let (new, orig) = at(&f, &reader);
+        self.map.at(new, orig);
+        self.interruption_point(&mut f);
         while !reader.eof() {
+            let (new, orig) = at(&f, &reader);
+            self.map.at(new, orig);
             let op = reader.read()?;
             let is_loop = matches!(op, Operator::Loop { .. });
             f.instruction(&self.instruction(op)?);
             if is_loop {
+                let (new, orig) = at(&f, &reader);
+                self.map.at(new, orig);
                 self.interruption_point(&mut f);
             }
         }
@@ -500,8 +515,9 @@ impl Rewriter {
     }
 }
 
-/// Rewrites a validated module as the opening of this file says.
-pub(crate) fn rewrite(wasm: &[u8]) -> Result<Vec<u8>> {
+/// Rewrites a validated module as the opening of this file says; the map says where each
+/// function and instruction of the result came from.
+pub(crate) fn rewrite(wasm: &[u8]) -> Result<(Vec<u8>, OffsetMap)> {
     let scan = scan(wasm).context("reading module")?;
     let needs_init = !scan.active.is_empty();
     let atomics = scan.atomics.len() as u32;
@@ -509,6 +525,7 @@ pub(crate) fn rewrite(wasm: &[u8]) -> Result<Vec<u8>> {
     let index = scan.atomics.iter().enumerate().map(|(i, imp)| (*imp, scan.num_func_imports + i as u32)).collect();
     let init_func = needs_init.then(|| scan.num_func_imports + added_func_imports + scan.num_defined_funcs);
     let first_type = scan.num_types;
+    let scan_func_imports = scan.num_func_imports;
     let mut r = Rewriter {
         scan,
         added_func_imports,
@@ -519,10 +536,11 @@ pub(crate) fn rewrite(wasm: &[u8]) -> Result<Vec<u8>> {
         init_func,
         next_data: 0,
         next_defined_memory: 0,
+        map: OffsetMap::new(scan_func_imports, added_func_imports),
     };
     let mut module = wasm_encoder::Module::new();
     r.parse_core_module(&mut module, Parser::new(0), wasm).map_err(|e| anyhow::anyhow!("rewriting the module: {e}"))?;
-    Ok(module.finish())
+    Ok((module.finish(), r.map))
 }
 
 #[cfg(test)]
@@ -541,7 +559,7 @@ mod tests {
               (drop (memory.atomic.notify (i32.const 4) (i32.const 1)))
               (memory.atomic.wait64 (i32.const 0) (i64.const 1) (i64.const 0))))"#;
         let wasm = wat::parse_str(wat).unwrap();
-        let out = rewrite(&wasm).unwrap();
+        let out = rewrite(&wasm).unwrap().0;
         let text = wasmprinter::print_bytes(&out).unwrap();
         assert!(text.contains("\"wasithreads:internal\" \"wait32@8\""), "{text}");
         assert!(text.contains("\"wasithreads:internal\" \"wait64@0\""), "{text}");
@@ -564,7 +582,7 @@ mod tests {
                  (func (result i32) (loop $l (br_if $l (i32.const 0))) (i32.load $m (i32.const 8))))"#,
         )
         .unwrap();
-        let out = rewrite(&wasm).unwrap();
+        let out = rewrite(&wasm).unwrap().0;
         validate(&out);
         let text = wasmprinter::print_bytes(&out).unwrap();
         assert!(text.contains("(import \"wasithreads:internal\" \"interrupt\" (memory (;0;) 1 1 shared))"), "{text}");
@@ -588,7 +606,7 @@ mod tests {
             (func $start (drop (i32.atomic.load (i32.const 16))))
             (start $start)
             (func (export "_start") (drop (memory.atomic.wait32 (i32.const 0) (i32.const 0) (i64.const 0)))))"#;
-        let out = rewrite(&wat::parse_str(wat).unwrap()).unwrap();
+        let out = rewrite(&wat::parse_str(wat).unwrap()).unwrap().0;
         validate(&out);
         let text = wasmprinter::print_bytes(&out).unwrap();
         assert!(text.contains("(import \"wasithreads:internal\" \"memory\" (memory"), "{text}");
@@ -610,7 +628,7 @@ mod tests {
               (drop (memory.atomic.wait32 $shared (i32.const 0) (i32.const 0) (i64.const 0)))
               (drop (memory.atomic.notify $shared (i32.const 0) (i32.const 1)))
               (i32.store $private (i32.const 0) (i32.const 1))))"#;
-        let out = rewrite(&wat::parse_str(wat).unwrap()).unwrap();
+        let out = rewrite(&wat::parse_str(wat).unwrap()).unwrap().0;
         validate(&out);
         let text = wasmprinter::print_bytes(&out).unwrap();
         assert!(!text.contains("memory.atomic.wait32"), "{text}");

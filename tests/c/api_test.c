@@ -36,8 +36,12 @@ int checks = 0;
 
 struct counts {
     atomic_int returned, exited, trapped, terminated, total;
+    /* Terminated threads that said where they were ("wasm backtrace:" and frames). */
+    atomic_int backtraces;
     atomic_int last_exit_code;
 };
+
+#define BACKTRACE_START "wasm backtrace:\n    0: "
 
 static void on_exit_cb(void *user_data, int32_t tid, const wt_thread_exit_t *how) {
     struct counts *c = user_data;
@@ -53,8 +57,14 @@ static void on_exit_cb(void *user_data, int32_t tid, const wt_thread_exit_t *how
         atomic_fetch_add(&c->trapped, 1);
         if (how->message == NULL || strstr(how->message, "unreachable") == NULL) exit(3);
         break;
-    case WT_THREAD_TERMINATED: atomic_fetch_add(&c->terminated, 1); break;
+    case WT_THREAD_TERMINATED:
+        atomic_fetch_add(&c->terminated, 1);
+        if (how->backtrace && strncmp(how->backtrace, BACKTRACE_START, strlen(BACKTRACE_START)) == 0)
+            atomic_fetch_add(&c->backtraces, 1);
+        break;
     }
+    /* Only a terminated thread has a backtrace field (a trap's is in its message). */
+    if (how->kind != WT_THREAD_TERMINATED && how->backtrace != NULL) exit(5);
 }
 
 static int run_file(int argc, char **argv) {
@@ -198,9 +208,13 @@ int main(int argc, char **argv) {
     /* Timeout on a guest that never ends by itself. */
     wt_module_t *forever = load(engine, THREADED("(loop $l (br $l))"));
     wt_run_config_set_max_threads(config, 16);
-    wt_run_config_set_timeout_ms(config, 50);
+    wt_run_config_set_timeout_ms(config, 200);
+    memset(&counts, 0, sizeof counts);
     expect_ok(wt_run(engine, forever, config, &exit_info));
     CHECK(exit_info.kind == WT_EXIT_TIMEOUT && exit_info.tid == -1);
+    /* Every thread was in wasm (two waiting, main looping): each says where. */
+    CHECK(atomic_load(&counts.terminated) == 3);
+    CHECK(atomic_load(&counts.backtraces) == 3);
     wt_module_free(forever);
 
     /* Bad strings for config setters. */

@@ -1,0 +1,245 @@
+//! Diagnostics point at the user's own module: trap backtraces and the place every thread
+//! was stopped carry the function indices and code offsets of the bytes the host loaded
+//! (what `wasm-objdump -d` shows of them), not of the module wasithreads rewrote — also
+//! for serialized and deserialized modules.
+
+mod common;
+
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Exits, engine, run_watched};
+use wasithreads::io::Input;
+use wasithreads::{ExitKind, Module, RunConfig, ThreadExit};
+use wasmparser::{Operator, Parser, Payload};
+
+/// One function body of a module: its index, where it starts and ends, and each
+/// instruction's offset and `Debug` text.
+struct Body {
+    start: usize,
+    end: usize,
+    ops: Vec<(usize, String)>,
+}
+
+impl Body {
+    /// The offset of the `n`th instruction (0-based) whose `Debug` text starts with `prefix`.
+    fn nth(&self, prefix: &str, n: usize) -> usize {
+        let found: Vec<usize> = self.ops.iter().filter(|(_, op)| op.starts_with(prefix)).map(|(o, _)| *o).collect();
+        *found.get(n).unwrap_or_else(|| panic!("no {prefix} #{n} in {:?}", self.ops))
+    }
+
+    fn find(&self, prefix: &str) -> usize {
+        self.nth(prefix, 0)
+    }
+}
+
+/// The body of function `index` of `wasm` (the module's original bytes).
+fn body(wasm: &[u8], index: u32) -> Body {
+    let mut imports = 0;
+    let mut next = 0;
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload.unwrap() {
+            Payload::ImportSection(r) => {
+                imports = r.into_imports().filter(|i| matches!(i.as_ref().unwrap().ty, wasmparser::TypeRef::Func(_))).count()
+                    as u32
+            }
+            Payload::CodeSectionEntry(b) => {
+                if imports + next == index {
+                    let mut ops = Vec::new();
+                    let mut r = b.get_operators_reader().unwrap();
+                    while !r.eof() {
+                        let (op, off) = r.read_with_offset().unwrap();
+                        ops.push((off, format!("{op:?}")));
+                    }
+                    return Body { start: b.range().start, end: b.range().end, ops };
+                }
+                next += 1;
+            }
+            _ => {}
+        }
+    }
+    panic!("no function {index}");
+}
+
+/// The frames of a backtrace text: (name, module offset) per line after "wasm backtrace:".
+fn frames(text: &str) -> Vec<(String, Option<usize>)> {
+    let bt = text.split("wasm backtrace:").nth(1).unwrap_or_else(|| panic!("no backtrace in {text:?}"));
+    bt.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let rest = l.trim().split_once(": ").unwrap().1;
+            match rest.rsplit_once(" (module offset 0x") {
+                Some((name, off)) => (name.to_string(), Some(usize::from_str_radix(off.trim_end_matches(')'), 16).unwrap())),
+                None => (rest.to_string(), None),
+            }
+        })
+        .collect()
+}
+
+/// A trap in `$boom`, which comes after a function with a rewritten wait (so its index
+/// and offsets moved in the rewrite), called from `_start` (no name: `<wasm function N>`),
+/// or in `$early`, which comes before it. `which` picks the one `_start` calls.
+fn trapping_module(which: &str) -> String {
+    format!(
+        r#"(module
+  (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (import "env" "memory" (memory 1 1 shared))
+  (func $early (param i32) (result i32) (i32.div_u (i32.const 1) (local.get 0)))
+  (func $waits (param i32) (result i32)
+    (drop (memory.atomic.notify (local.get 0) (i32.const 1)))
+    (memory.atomic.wait32 (local.get 0) (i32.const 1) (i64.const 0)))
+  (func $boom (param i32)
+    (loop $l (br_if $l (i32.eqz (i32.const 1))))
+    (drop (call $waits (local.get 0)))
+    unreachable)
+  (func (export "_start") (drop (call $waits (i32.const 0))) {which})
+  (func (export "wasi_thread_start") (param i32 i32)))"#
+    )
+}
+
+fn trap_text(module: &Module) -> String {
+    let (exit, _) = run_watched(module, &RunConfig::default());
+    assert_eq!((exit.kind, exit.tid), (ExitKind::Trap, 0), "{exit:?}");
+    exit.message.unwrap()
+}
+
+#[test]
+fn a_trap_after_rewritten_atomics_names_the_original_function_and_offset() {
+    let wat = trapping_module("(call $boom (i32.const 0))");
+    let wasm = wat::parse_str(&wat).unwrap();
+    let (boom, start) = (body(&wasm, 4), body(&wasm, 5));
+    let text = trap_text(&Module::new(&engine(), &wasm).unwrap());
+    assert!(text.starts_with("wasm trap: wasm `unreachable` instruction executed"), "{text}");
+    assert_eq!(
+        frames(&text),
+        [
+            ("boom".to_string(), Some(boom.find("Unreachable"))),
+            ("<wasm function 5>".to_string(), Some(start.find("Call { function_index: 4 }"))),
+        ],
+        "{text}"
+    );
+}
+
+#[test]
+fn a_trap_before_rewritten_atomics_names_the_original_function_and_offset() {
+    let wat = trapping_module("(drop (call $early (i32.const 0)))");
+    let wasm = wat::parse_str(&wat).unwrap();
+    let (early, start) = (body(&wasm, 2), body(&wasm, 5));
+    let text = trap_text(&Module::new(&engine(), &wasm).unwrap());
+    assert!(text.contains("integer divide by zero"), "{text}");
+    assert_eq!(
+        frames(&text),
+        [
+            ("early".to_string(), Some(early.find("I32DivU"))),
+            ("<wasm function 5>".to_string(), Some(start.find("Call { function_index: 2 }"))),
+        ],
+        "{text}"
+    );
+}
+
+#[test]
+fn a_deserialized_module_reports_the_same_offsets() {
+    let wasm = wat::parse_str(trapping_module("(call $boom (i32.const 0))")).unwrap();
+    let engine = engine();
+    let loaded = Module::new(&engine, &wasm).unwrap();
+    let bytes = loaded.serialize().unwrap();
+    // SAFETY: the bytes were just made by `serialize` with this engine.
+    let back = unsafe { Module::deserialize(&engine, &bytes) }.unwrap();
+    assert_eq!(frames(&trap_text(&back)), frames(&trap_text(&loaded)));
+    assert_eq!(frames(&trap_text(&back))[0].1, Some(body(&wasm, 4).find("Unreachable")));
+    // Wasmtime's own bytes, without wasithreads' header, are refused with a message.
+    let err = unsafe { Module::deserialize(&engine, &loaded.wasmtime().serialize().unwrap()) }.err().unwrap();
+    assert!(format!("{err:#}").contains("not a module serialized by this version of wasithreads"), "{err:#}");
+}
+
+/// Eight threads in four places (two each): a busy loop, a wait on the shared memory,
+/// `poll_oneoff` on a one-hour clock, `fd_read` of a stdin pipe nobody writes; the main
+/// thread waits too. `$place` sends thread `tid` to place `(tid - 1) % 4`.
+const EIGHT_THREADS: &str = r#"(module
+  (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
+  (import "env" "memory" (memory 1 1 shared))
+  (func $spin (loop $l (br $l)))
+  (func $waiter (drop (memory.atomic.wait32 (i32.const 0x80) (i32.const 0) (i64.const -1))))
+  (func $sleeper
+    (i64.store (i32.const 0x200) (i64.const 0))
+    (i32.store8 (i32.const 0x208) (i32.const 0))
+    (i32.store (i32.const 0x210) (i32.const 1))
+    (i64.store (i32.const 0x218) (i64.const 3600000000000))
+    (i64.store (i32.const 0x220) (i64.const 0))
+    (i32.store16 (i32.const 0x228) (i32.const 0))
+    (drop (call $poll (i32.const 0x200) (i32.const 0x300) (i32.const 1) (i32.const 0x100))))
+  (func $reader
+    (i32.store (i32.const 0x400) (i32.const 0x500))
+    (i32.store (i32.const 0x404) (i32.const 16))
+    (drop (call $read (i32.const 0) (i32.const 0x400) (i32.const 1) (i32.const 0x410))))
+  (func $place (param i32)
+    (block (block (block (block (br_table 0 1 2 3 (local.get 0)))
+      (call $spin) (return))
+      (call $waiter) (return))
+      (call $sleeper) (return))
+    (call $reader))
+  (func $thread_start (export "wasi_thread_start") (param $tid i32) (param $arg i32)
+    (drop (i32.atomic.rmw.add (i32.const 0x40) (i32.const 1)))
+    (call $place (local.get $arg)))
+  (func $main (export "_start") (local $i i32)
+    (loop $l
+      (drop (call $spawn (i32.rem_u (local.get $i) (i32.const 4))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 8))))
+    (loop $arrived (br_if $arrived (i32.ne (i32.atomic.load (i32.const 0x40)) (i32.const 8))))
+    (call $waiter)))"#;
+
+#[test]
+fn a_timeout_reports_where_each_of_eight_threads_was_in_the_original_offsets() {
+    let wasm = wat::parse_str(EIGHT_THREADS).unwrap();
+    // Imports are functions 0-2; then spin 3, waiter 4, sleeper 5, reader 6, place 7,
+    // thread_start 8, main 9.
+    let (spin, waiter, sleeper, reader, place) =
+        (body(&wasm, 3), body(&wasm, 4), body(&wasm, 5), body(&wasm, 6), body(&wasm, 7));
+    let thread_start = body(&wasm, 8);
+    let main = body(&wasm, 9);
+    let (pipe, writer) = std::io::pipe().unwrap();
+    let exits = Exits::default();
+    let mut c = RunConfig { timeout: Some(Duration::from_millis(1500)), ..RunConfig::default() };
+    c.stdin = Input::File(Arc::new(std::fs::File::from(OwnedFd::from(pipe))));
+    exits.install(&mut c);
+    let (exit, _) = run_watched(&Module::new(&engine(), &wasm).unwrap(), &c);
+    drop(writer);
+    assert_eq!(exit.kind, ExitKind::Timeout, "{exit:?}");
+    let got = exits.sorted();
+    assert_eq!(got.len(), 9, "{got:?}");
+    let call_of = |b: &Body, f: u32| Some(b.find(&format!("Call {{ function_index: {f} }}")));
+    for (tid, how) in &got {
+        let ThreadExit::Terminated { backtrace: Some(bt) } = how else { panic!("thread {tid}: {how:?}") };
+        let frames = frames(bt);
+        let names: Vec<&str> = frames.iter().map(|(n, _)| n.as_str()).collect();
+        if *tid == 0 {
+            assert_eq!(names, ["waiter", "main"], "{bt}");
+            assert_eq!(frames[0].1, Some(waiter.find("MemoryAtomicWait32")), "{bt}");
+            assert_eq!(frames[1].1, call_of(&main, 4), "{bt}");
+            continue;
+        }
+        let place_index = (tid - 1) % 4;
+        let (inner, callee) = match place_index {
+            0 => ("spin", 3),
+            1 => ("waiter", 4),
+            2 => ("sleeper", 5),
+            _ => ("reader", 6),
+        };
+        assert_eq!(names, [inner, "place", "thread_start"], "thread {tid}: {bt}");
+        let at = frames[0].1.unwrap();
+        match place_index {
+            // Stopped at its loop's interruption point: somewhere in the loop.
+            0 => assert!(spin.start < at && at < spin.end, "thread {tid} at {at:#x}: {bt}"),
+            1 => assert_eq!(at, waiter.find("MemoryAtomicWait32"), "{bt}"),
+            2 => assert_eq!(at, sleeper.find("Call { function_index: 1 }"), "{bt}"),
+            _ => assert_eq!(at, reader.find("Call { function_index: 2 }"), "{bt}"),
+        }
+        assert_eq!(frames[1].1, call_of(&place, callee), "thread {tid}: {bt}");
+        assert_eq!(frames[2].1, call_of(&thread_start, 7), "thread {tid}: {bt}");
+    }
+}
