@@ -41,6 +41,8 @@ static const char USAGE[] =
     "  --timeout-ms N       stop the guest after N milliseconds (exit status 124)\n"
     "  --max-memory BYTES   cap the guest's linear memory\n"
     "  --max-fds N          most descriptors the guest may have open (default 256)\n"
+    "  --coredump PATH      if a guest thread traps, write a wasm core dump of every\n"
+    "                       thread and the memory to PATH\n"
     "  --help               show this help\n"
     "\n"
     "exit status: the guest's exit code (codes outside 0..255 give 1); 134 when a guest\n"
@@ -196,6 +198,8 @@ int main(int argc, char **argv) {
                 goto out;
             }
             wt_run_config_set_max_memory(config, n);
+        } else if (strcmp(a, "--coredump") == 0) {
+            if ((err = wt_run_config_set_coredump_path(config, value))) goto config_error;
         } else if (strcmp(a, "--max-fds") == 0) {
             if (parse_u64(value, UINT32_MAX, &n)) {
                 status = usage_error("--max-fds needs a number, not '%s'", value);

@@ -619,6 +619,19 @@ void wt_run_config_set_max_table_elements(wt_run_config_t *config, uint64_t elem
 void wt_run_config_set_teardown_grace_ms(wt_run_config_t *config, uint64_t grace_ms);
 
 /**
+ * When a run with this config ends by a trap (`WT_EXIT_TRAP`), write a WebAssembly core
+ * dump to `path` (created or replaced once every thread has stopped), in the format of
+ * the tool-conventions `Coredump.md` that Wasmtime and `wasmgdb` use: the run's shared
+ * memory, the trapping thread's globals and private memories, and one `corestack`
+ * section per thread ("main", "thread N"; the trapping thread's first) in the function
+ * indices and code offsets of the module the host loaded. `path` may be any bytes; NULL
+ * clears the setting. A failure to write the file does not change the run's result; it
+ * is reported through the diagnostic callback. Returns NULL on success, else an error
+ * (config unchanged).
+ */
+wt_error_t *wt_run_config_set_coredump_path(wt_run_config_t *config, const char *path);
+
+/**
  * Guest output on `stream` (1 = stdout, 2 = stderr) goes to the host process's own
  * stdout / stderr (the default). Returns NULL, or an error for a bad argument.
  */

@@ -62,6 +62,12 @@ pub struct RunConfig {
     pub on_thread_start: Option<ThreadStartCallback>,
     /// See [`DiagnosticCallback`]; at most [`MAX_DIAGNOSTICS`] calls per run.
     pub on_diagnostic: Option<DiagnosticCallback>,
+    /// When the run ends by a trap, write a WebAssembly core dump here (replacing the
+    /// file): the run's shared memory, the trapping thread's globals and private
+    /// memories, and every thread's stack (the trapping thread's first), in the function
+    /// indices and offsets of the module the host loaded. A failure to write is reported
+    /// through [`RunConfig::on_diagnostic`].
+    pub coredump_path: Option<std::path::PathBuf>,
 }
 
 /// Most diagnostic callbacks one run makes; the last says that more were dropped.
@@ -86,6 +92,7 @@ impl Default for RunConfig {
             on_thread_exit: None,
             on_thread_start: None,
             on_diagnostic: None,
+            coredump_path: None,
         }
     }
 }

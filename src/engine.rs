@@ -89,6 +89,9 @@ impl Engine {
             // Busy guest threads are stopped by the interrupt page of their run (see
             // `module/rewrite.rs`), not by Wasmtime's epoch checks, which cost more.
             .epoch_interruption(epoch)
+            // Traps carry what a core dump needs (globals and private memories of the
+            // store); only runs with a core dump path use it (`group/coredump.rs`).
+            .coredump_on_trap(true)
             .max_wasm_stack(config.max_wasm_stack)
             // Wasmtime requires its async stack (unused here: no fibers) to be at least the
             // wasm stack; guest threads run on pool threads sized for the wasm stack.

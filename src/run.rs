@@ -89,6 +89,7 @@ impl Run {
             max_diagnostics: crate::config::MAX_DIAGNOSTICS,
             teardown_grace: config.teardown_grace,
             offsets: inner.offsets.clone(),
+            coredump_path: config.coredump_path.clone(),
         });
         let mut store = group.new_store(0);
         let mut linker = inner.linker.clone();

@@ -243,3 +243,130 @@ fn a_timeout_reports_where_each_of_eight_threads_was_in_the_original_offsets() {
         assert_eq!(frames[2].1, call_of(&thread_start, 7), "thread {tid}: {bt}");
     }
 }
+
+/// The main thread sets a global and writes a marker into the shared memory, then traps
+/// in `$boom` while thread 1 waits in `$waiter`.
+const TRAP_WITH_A_WAITER: &str = r#"(module
+  (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+  (import "env" "memory" (memory 2 2 shared))
+  (global $g (mut i32) (i32.const 0))
+  (func $waiter (drop (memory.atomic.wait32 (i32.const 0x80) (i32.const 0) (i64.const -1))))
+  (func $thread_start (export "wasi_thread_start") (param i32 i32)
+    (i32.atomic.store (i32.const 0x40) (i32.const 1))
+    (call $waiter))
+  (func $boom (global.set $g (i32.const 1234)) unreachable)
+  (func $main (export "_start")
+    (drop (call $spawn (i32.const 0)))
+    (loop $l (br_if $l (i32.eqz (i32.atomic.load (i32.const 0x40)))))
+    (i64.store (i32.const 0x11000) (i64.const 0x1122334455667788))
+    (call $boom)))"#;
+
+/// A `corestack` section's thread name and frames (funcidx, codeoffset).
+fn corestack(data: &[u8]) -> (String, Vec<(u32, u32)>) {
+    let mut r = wasmparser::BinaryReader::new(data, 0);
+    assert_eq!(r.read_u8().unwrap(), 0);
+    let name = r.read_string().unwrap().to_string();
+    let frames = (0..r.read_var_u32().unwrap())
+        .map(|_| {
+            assert_eq!(r.read_u8().unwrap(), 0);
+            let _instance = r.read_var_u32().unwrap();
+            let func = r.read_var_u32().unwrap();
+            let offset = r.read_var_u32().unwrap();
+            assert_eq!((r.read_var_u32().unwrap(), r.read_var_u32().unwrap()), (0, 0), "no locals or stack values");
+            (func, offset)
+        })
+        .collect();
+    (name, frames)
+}
+
+#[test]
+fn a_trap_writes_a_core_dump_with_every_thread_and_the_shared_memory() {
+    let wasm = wat::parse_str(TRAP_WITH_A_WAITER).unwrap();
+    // Function 0 is the import; waiter 1, thread_start 2, boom 3, main 4.
+    let (waiter, thread_start, boom, main) = (body(&wasm, 1), body(&wasm, 2), body(&wasm, 3), body(&wasm, 4));
+    let path = common::temp_dir("coredump").join("core.wasm");
+    let c = RunConfig { coredump_path: Some(path.clone()), ..RunConfig::default() };
+    let (exit, _) = run_watched(&Module::new(&engine(), &wasm).unwrap(), &c);
+    assert_eq!((exit.kind, exit.tid), (ExitKind::Trap, 0), "{exit:?}");
+    let dump = std::fs::read(&path).expect("the core dump was written");
+    wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all()).validate_all(&dump).unwrap();
+
+    let (mut customs, mut stacks, mut globals, mut memories, mut marker) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), false);
+    for payload in Parser::new(0).parse_all(&dump) {
+        match payload.unwrap() {
+            Payload::CustomSection(s) => {
+                customs.push(s.name().to_string());
+                if s.name() == "corestack" {
+                    stacks.push(corestack(s.data()));
+                }
+            }
+            Payload::GlobalSection(r) => {
+                for g in r {
+                    let mut ops = g.unwrap().init_expr.get_operators_reader();
+                    globals.push(format!("{:?}", ops.read().unwrap()));
+                }
+            }
+            Payload::MemorySection(r) => memories.extend(r.into_iter().map(|m| m.unwrap())),
+            Payload::DataSection(r) => {
+                for d in r {
+                    let d = d.unwrap();
+                    let wasmparser::DataKind::Active { offset_expr, .. } = d.kind else { panic!("passive data") };
+                    let Operator::I32Const { value } = offset_expr.get_operators_reader().read().unwrap() else { panic!() };
+                    let at = 0x11000 - value as usize;
+                    if value as usize <= 0x11000 && at + 8 <= d.data.len() {
+                        marker |= d.data[at..at + 8] == 0x1122334455667788u64.to_le_bytes();
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(&customs[..3], ["core", "coremodules", "coreinstances"], "{customs:?}");
+    assert_eq!(globals, ["I32Const { value: 1234 }"], "the trapping thread's global, as it was at the trap");
+    assert_eq!(memories.len(), 1);
+    assert!(memories[0].shared && memories[0].initial == 2, "{memories:?}");
+    assert!(marker, "the shared memory's contents are in the dump");
+    let rel = |b: &Body, at: usize| (at - b.start) as u32;
+    assert_eq!(
+        stacks,
+        [
+            ("main".to_string(), vec![(3, rel(&boom, boom.find("Unreachable"))), (4, rel(&main, main.find("Call { function_index: 3 }")))]),
+            (
+                "thread 1".to_string(),
+                vec![
+                    (1, rel(&waiter, waiter.find("MemoryAtomicWait32"))),
+                    (2, rel(&thread_start, thread_start.find("Call { function_index: 1 }")))
+                ]
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_core_dump_that_cannot_be_written_is_reported_and_the_result_stands() {
+    let wasm = wat::parse_str(TRAP_WITH_A_WAITER).unwrap();
+    let said = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = said.clone();
+    let c = RunConfig {
+        coredump_path: Some("/nonexistent-wasithreads-dir/core.wasm".into()),
+        on_diagnostic: Some(Arc::new(move |tid, m: &str| log.lock().unwrap().push((tid, m.to_string())))),
+        ..RunConfig::default()
+    };
+    let (exit, _) = run_watched(&Module::new(&engine(), &wasm).unwrap(), &c);
+    assert_eq!((exit.kind, exit.tid), (ExitKind::Trap, 0), "{exit:?}");
+    let said = said.lock().unwrap();
+    assert!(said.iter().any(|(_, m)| m.contains("writing the core dump to /nonexistent-wasithreads-dir/core.wasm")), "{said:?}");
+}
+
+#[test]
+fn no_core_dump_is_written_when_the_run_does_not_trap() {
+    let path = common::temp_dir("no-coredump").join("core.wasm");
+    let _ = std::fs::remove_file(&path);
+    let wasm = wat::parse_str(EIGHT_THREADS).unwrap();
+    let (pipe, _writer) = std::io::pipe().unwrap();
+    let mut c = RunConfig { coredump_path: Some(path.clone()), timeout: Some(Duration::from_millis(300)), ..RunConfig::default() };
+    c.stdin = Input::File(Arc::new(std::fs::File::from(OwnedFd::from(pipe))));
+    let (exit, _) = run_watched(&Module::new(&engine(), &wasm).unwrap(), &c);
+    assert_eq!(exit.kind, ExitKind::Timeout);
+    assert!(!path.exists());
+}

@@ -176,3 +176,21 @@ pub extern "C" fn wt_run_config_set_max_table_elements(config: *mut wt_run_confi
 pub extern "C" fn wt_run_config_set_teardown_grace_ms(config: *mut wt_run_config_t, grace_ms: u64) {
     ffi_boundary! { with_config(config, |c| c.teardown_grace = Duration::from_millis(grace_ms)) }
 }
+
+/// When a run with this config ends by a trap (`WT_EXIT_TRAP`), write a WebAssembly core
+/// dump to `path` (created or replaced once every thread has stopped), in the format of
+/// the tool-conventions `Coredump.md` that Wasmtime and `wasmgdb` use: the run's shared
+/// memory, the trapping thread's globals and private memories, and one `corestack`
+/// section per thread ("main", "thread N"; the trapping thread's first) in the function
+/// indices and code offsets of the module the host loaded. `path` may be any bytes; NULL
+/// clears the setting. A failure to write the file does not change the run's result; it
+/// is reported through the diagnostic callback. Returns NULL on success, else an error
+/// (config unchanged).
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run_config_set_coredump_path(config: *mut wt_run_config_t, path: *const c_char) -> *mut wt_error_t {
+    ffi_boundary! {
+        let config = try_mut!(config);
+        config.inner.coredump_path = if path.is_null() { None } else { Some(try_arg!(path_arg(path, "path"))) };
+        std::ptr::null_mut()
+    }
+}

@@ -9,8 +9,10 @@
 //! - `teardown.rs`: stopping every thread wherever it blocks;
 //! - `thread.rs`: the body of every guest thread;
 //! - `spawn.rs`: `thread-spawn`, the thread limit and thread ids;
-//! - `supervise.rs`: waiting for the end, the timeout, joining, the outcome.
+//! - `supervise.rs`: waiting for the end, the timeout, joining, the outcome;
+//! - `coredump.rs`: the core dump of a run that trapped.
 
+mod coredump;
 mod limits;
 mod spawn;
 mod supervise;
@@ -74,6 +76,8 @@ pub(crate) struct Setup {
     pub(crate) teardown_grace: Duration,
     /// The module's offset map, for backtraces in the user's offsets.
     pub(crate) offsets: Arc<OffsetMap>,
+    /// Where to write a core dump if the run ends by a trap.
+    pub(crate) coredump_path: Option<std::path::PathBuf>,
 }
 
 /// The bookkeeping of a group, under [`Group::state`].
@@ -117,6 +121,7 @@ pub(crate) struct Group {
     diagnostics_left: AtomicU32,
     teardown_grace: Duration,
     offsets: Arc<OffsetMap>,
+    coredump: Option<coredump::Recorder>,
     pub(crate) teardown: Teardown,
     state: Mutex<State>,
     /// Signalled on every change of `state` and on every kick.
@@ -184,6 +189,7 @@ impl Group {
             diagnostics_left: AtomicU32::new(s.max_diagnostics),
             teardown_grace: s.teardown_grace,
             offsets: s.offsets,
+            coredump: s.coredump_path.map(coredump::Recorder::new),
             state: Mutex::new(State { live: BTreeSet::from([0]), ..State::default() }),
             cond: Condvar::new(),
             next_tid: AtomicI32::new(1),

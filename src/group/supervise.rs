@@ -59,6 +59,7 @@ impl Group {
         } else {
             self.abandon(&exit.unstopped);
         }
+        self.write_coredump(&exit);
         exit
     }
 

@@ -68,22 +68,22 @@ impl Drop for AnswerOnDrop {
 }
 
 /// Turns the result of a guest call into how the thread ended.
-fn classify(group: &Group, result: std::thread::Result<wasmtime::Result<()>>) -> ThreadExit {
+fn classify(group: &Group, result: &std::thread::Result<wasmtime::Result<()>>) -> ThreadExit {
     let err = match result {
         Ok(Ok(())) => return ThreadExit::Returned,
         Ok(Err(e)) => e,
         Err(panic) => {
-            let what = panic_message(&*panic);
+            let what = panic_message(&**panic);
             return ThreadExit::Trapped(format!("host panic while running the thread: {what}"));
         }
     };
     if err.is::<Terminated>() || group.teardown.is_interruption(err.downcast_ref::<Trap>()) {
-        return ThreadExit::Terminated { backtrace: group.backtrace(&err) };
+        return ThreadExit::Terminated { backtrace: group.backtrace(err) };
     }
     if let Some(exit) = err.downcast_ref::<I32Exit>() {
         return ThreadExit::Exited(exit.0);
     }
-    ThreadExit::Trapped(trap_message(group, &err))
+    ThreadExit::Trapped(trap_message(group, err))
 }
 
 /// "wasm trap: <reason>" (or the host error), then the wasm backtrace, one frame a line,
@@ -104,7 +104,7 @@ impl Group {
     /// The wasm backtrace an error carries, in the user's module's offsets.
     fn backtrace(&self, err: &wasmtime::Error) -> Option<String> {
         let bt = err.downcast_ref::<WasmBacktrace>().filter(|bt| !bt.frames().is_empty())?;
-        Some(crate::trace::render(&crate::trace::frames(bt, &self.offsets)))
+        Some(crate::trace::render(&crate::trace::frames(bt.frames(), &self.offsets)))
     }
 }
 
@@ -163,7 +163,7 @@ fn run_thread(group: Arc<Group>, mut store: Store<StoreData>, entry: Entry) {
             }
         }
     }));
-    let how = match result {
+    let result = match result {
         // A spawned thread that could not be instantiated never existed for the guest
         // (its spawn returned an error) nor for the host (no start or exit callback).
         Ok(None) => {
@@ -172,9 +172,13 @@ fn run_thread(group: Arc<Group>, mut store: Store<StoreData>, entry: Entry) {
             group.thread_gone(tid);
             return;
         }
-        Ok(Some(r)) => classify(&group, Ok(r)),
-        Err(panic) => classify(&group, Err(panic)),
+        Ok(Some(r)) => Ok(r),
+        Err(panic) => Err(panic),
     };
+    let how = classify(&group, &result);
+    if let Ok(Err(e)) = &result {
+        group.keep_for_coredump(tid, &mut store, e, matches!(how, ThreadExit::Trapped(_)));
+    }
     match &how {
         ThreadExit::Returned if tid == 0 => group.finish(RunExit::code(0, 0)),
         ThreadExit::Exited(code) => group.finish(RunExit::code(tid, *code)),

@@ -538,6 +538,7 @@ pub(crate) fn rewrite(wasm: &[u8]) -> Result<(Vec<u8>, OffsetMap)> {
         next_defined_memory: 0,
         map: OffsetMap::new(scan_func_imports, added_func_imports),
     };
+    r.map.set_shared_memory(r.scan.shared.map(|s| s.index));
     let mut module = wasm_encoder::Module::new();
     r.parse_core_module(&mut module, Parser::new(0), wasm).map_err(|e| anyhow::anyhow!("rewriting the module: {e}"))?;
     Ok((module.finish(), r.map))

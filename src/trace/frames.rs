@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use wasmtime::WasmBacktrace;
+use wasmtime::FrameInfo;
 
 use super::map::{FuncOrigin, OffsetMap};
 
@@ -21,9 +21,9 @@ pub struct Frame {
     pub func_offset: Option<u32>,
 }
 
-/// The frames of `bt`, mapped back to the original module.
-pub(crate) fn frames(bt: &WasmBacktrace, map: &OffsetMap) -> Vec<Frame> {
-    bt.frames()
+/// Wasmtime's frames (of a backtrace or a core dump), mapped back to the original module.
+pub(crate) fn frames(frames: &[FrameInfo], map: &OffsetMap) -> Vec<Frame> {
+    frames
         .iter()
         .map(|f| {
             let index = f.func_index();

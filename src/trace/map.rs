@@ -55,11 +55,22 @@ pub struct OffsetMap {
     added_imports: u32,
     /// One per defined function of the original module, in order.
     bodies: Vec<Body>,
+    /// The index of the module's shared memory in its memory index space, if it has one.
+    shared_memory: Option<u32>,
 }
 
 impl OffsetMap {
     pub(crate) fn new(func_imports: u32, added_imports: u32) -> OffsetMap {
-        OffsetMap { func_imports, added_imports, bodies: Vec::new() }
+        OffsetMap { func_imports, added_imports, bodies: Vec::new(), shared_memory: None }
+    }
+
+    pub(crate) fn set_shared_memory(&mut self, index: Option<u32>) {
+        self.shared_memory = index;
+    }
+
+    /// The index of the module's shared memory in its memory index space, if it has one.
+    pub(crate) fn shared_memory(&self) -> Option<u32> {
+        self.shared_memory
     }
 
     /// Starts the next original function body, which begins at `orig_start` in the
@@ -115,6 +126,7 @@ impl OffsetMap {
         let mut put = |v: u32| out.extend_from_slice(&v.to_le_bytes());
         put(self.func_imports);
         put(self.added_imports);
+        put(self.shared_memory.unwrap_or(u32::MAX));
         put(self.bodies.len() as u32);
         for b in &self.bodies {
             put(b.orig_start);
@@ -136,6 +148,7 @@ impl OffsetMap {
         let mut next = || words.next().ok_or_else(|| anyhow::anyhow!("offset map is truncated"));
         let func_imports = next()?;
         let added_imports = next()?;
+        let shared_memory = Some(next()?).filter(|&i| i != u32::MAX);
         let count = next()?;
         let mut bodies = Vec::new();
         for _ in 0..count {
@@ -149,7 +162,7 @@ impl OffsetMap {
         if next().is_ok() {
             bail!("offset map has trailing bytes");
         }
-        Ok(OffsetMap { func_imports, added_imports, bodies })
+        Ok(OffsetMap { func_imports, added_imports, bodies, shared_memory })
     }
 }
 
@@ -162,6 +175,7 @@ mod tests {
         // locals), with a 6-byte interruption point first and a 5-byte call shrunk to 2
         // bytes at original offset 10.
         let mut m = OffsetMap::new(2, 3);
+        m.set_shared_memory(Some(1));
         m.begin_body(0x40);
         m.at(2, 2); // interruption point → first instruction
         m.at(8, 2); // first instruction

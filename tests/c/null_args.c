@@ -82,6 +82,8 @@ int main(void) {
     wt_run_config_set_max_fds(NULL, 8);
     wt_run_config_set_max_table_elements(NULL, 8);
     wt_run_config_set_teardown_grace_ms(NULL, 8);
+    NULL_ERROR(wt_run_config_set_coredump_path(NULL, "/tmp/core"), "config");
+    CHECK(wt_run_config_set_coredump_path(config, NULL) == NULL); /* NULL path clears */
     wt_engine_config_set_epoch_interruption(NULL, true);
     NULL_ERROR(wt_run_config_set_output_inherit(NULL, 1), "config");
     NULL_ERROR(wt_run_config_set_output_null(NULL, 2), "config");
