@@ -158,6 +158,29 @@ fn a_module_that_defines_its_shared_memory_shares_it_between_threads() {
     assert_eq!((exit.kind, exit.code), (ExitKind::Code, 41), "{exit:?}");
 }
 
+/// A real toolchain's module that defines its shared memory: Rust `std::thread`, linked
+/// by rustc's rust-lld without `--import-memory` (`tests/guests/defined-memory`).
+#[test]
+fn a_rust_guest_linked_to_define_its_shared_memory_shares_it_between_threads() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let linker = format!("{root}/tests/guests/defined-memory/link.sh");
+    let wasm = common::build_guest_with(
+        "tests/guests/defined-memory/Cargo.toml",
+        "defined-memory",
+        false,
+        &[("CARGO_TARGET_WASM32_WASIP1_THREADS_LINKER", &linker)],
+    );
+    let bytes = std::fs::read(&wasm).unwrap();
+    let defines_shared = wasmparser::Parser::new(0).parse_all(&bytes).any(|p| match p.unwrap() {
+        wasmparser::Payload::MemorySection(r) => r.into_iter().any(|m| m.unwrap().shared),
+        _ => false,
+    });
+    assert!(defines_shared, "the guest was linked to define its shared memory");
+    let module = Module::new(&engine(), &bytes).unwrap();
+    let (exit, _) = run_watched(&module, &RunConfig::default());
+    assert_eq!((exit.kind, exit.code), (ExitKind::Code, 44), "{exit:?}");
+}
+
 #[test]
 fn data_segments_of_an_imported_shared_memory_are_applied_once_per_run() {
     let wat = r#"(module

@@ -145,6 +145,11 @@ pub fn rust_config(args: &[&str]) -> RunConfig {
 /// Builds a guest crate under tests/ or benches/ for wasm32-wasip1-threads (and, with
 /// `native`, for the host too) into target/guests; returns the path of the artifact.
 pub fn build_guest(manifest: &str, name: &str, native: bool) -> std::path::PathBuf {
+    build_guest_with(manifest, name, native, &[])
+}
+
+/// [`build_guest`] with extra environment variables for cargo (e.g. a linker).
+pub fn build_guest_with(manifest: &str, name: &str, native: bool, envs: &[(&str, &str)]) -> std::path::PathBuf {
     let root = env!("CARGO_MANIFEST_DIR");
     let target_dir = format!("{root}/target/guests");
     let mut cmd = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
@@ -154,6 +159,7 @@ pub fn build_guest(manifest: &str, name: &str, native: bool) -> std::path::PathB
     }
     // Flags meant for the library (e.g. scripts/asan.sh's sanitizer) must not reach guests.
     cmd.env_remove("RUSTFLAGS").env_remove("CARGO_ENCODED_RUSTFLAGS");
+    cmd.envs(envs.iter().copied());
     let status = cmd.env("CARGO_TARGET_DIR", &target_dir).status().expect("running cargo for a guest");
     assert!(status.success(), "building {manifest} failed (is the wasm32-wasip1-threads target installed?)");
     if native {
