@@ -237,9 +237,12 @@ struct wt_exit {
    */
   int32_t tid;
   /**
-   * For `WT_EXIT_TRAP`: UTF-8 "wasm trap: <reason>", then the wasm backtrace (function
-   * names when the module has a name section). NULL for the other kinds. Owned by the
-   * caller: release it with `wt_exit_clear`.
+   * For `WT_EXIT_TRAP`: UTF-8 "wasm trap: <reason>", then "wasm backtrace:" and one
+   * frame a line, innermost first, `    0: name (module offset 0x84)` (or
+   * `<wasm function N>` without a name section), in the function indices and offsets of
+   * the module the host loaded, not of the module wasithreads runs (it rewrites every
+   * module). NULL for the other kinds. Owned by the caller: release it with
+   * `wt_exit_clear`.
    */
   char *message;
 };

@@ -39,9 +39,12 @@ pub struct wt_exit {
     /// The thread that ended the run: 0 = main thread, >0 = a spawned thread; -1 for
     /// `WT_EXIT_TIMEOUT` and `WT_EXIT_CANCELLED`.
     pub tid: i32,
-    /// For `WT_EXIT_TRAP`: UTF-8 "wasm trap: <reason>", then the wasm backtrace (function
-    /// names when the module has a name section). NULL for the other kinds. Owned by the
-    /// caller: release it with `wt_exit_clear`.
+    /// For `WT_EXIT_TRAP`: UTF-8 "wasm trap: <reason>", then "wasm backtrace:" and one
+    /// frame a line, innermost first, `    0: name (module offset 0x84)` (or
+    /// `<wasm function N>` without a name section), in the function indices and offsets of
+    /// the module the host loaded, not of the module wasithreads runs (it rewrites every
+    /// module). NULL for the other kinds. Owned by the caller: release it with
+    /// `wt_exit_clear`.
     pub message: *mut c_char,
 }
 /// See `struct wt_exit`.
