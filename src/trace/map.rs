@@ -112,12 +112,12 @@ impl OffsetMap {
     /// module is in the original module; `None` for a function the rewrite added.
     pub(crate) fn original(&self, index: u32, func_offset: u32) -> Option<Original> {
         let FuncOrigin::Original(func_index) = self.func(index) else { return None };
-        let body = self.bodies.get((func_index - self.func_imports) as usize)?;
+        let body = self.bodies.get(func_index.checked_sub(self.func_imports)? as usize)?;
         let i = body.points.partition_point(|&(n, _)| n <= func_offset);
         // Before the first point is only the body's locals, where no frame can be.
-        let (n, o) = body.points[i.saturating_sub(1)];
-        let orig = (o + func_offset.saturating_sub(n)).max(o);
-        Some(Original { func_index, module_offset: body.orig_start + orig, func_offset: orig })
+        let &(n, o) = body.points.get(i.saturating_sub(1))?;
+        let orig = o.saturating_add(func_offset.saturating_sub(n));
+        Some(Original { func_index, module_offset: body.orig_start.saturating_add(orig), func_offset: orig })
     }
 
     /// The map as bytes, for a serialized module.
@@ -198,6 +198,8 @@ mod tests {
         assert_eq!(m.original(5, 16).unwrap().func_offset, 10);
         assert_eq!(m.original(5, 20).unwrap().func_offset, 17);
         assert_eq!(m.original(3, 0), None);
+        assert_eq!(m.original(1, 0), None, "an imported function has no body");
+        assert_eq!(m.original(5, u32::MAX).unwrap().module_offset, u32::MAX, "saturates");
     }
 
     #[test]
