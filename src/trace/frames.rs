@@ -13,7 +13,8 @@ pub struct Frame {
     /// The function's index in the module the user loaded; `None` for code wasithreads
     /// added (the generated function that applies data segments).
     pub func_index: Option<u32>,
-    /// The function's name from the module's name section, if it has one.
+    /// The function's name from the module's name section, if it has one (as it is there:
+    /// mangled for Rust and C++).
     pub func_name: Option<String>,
     /// The instruction's offset in the module's bytes (what `wasm-objdump -d` shows).
     pub module_offset: Option<u32>,
@@ -42,13 +43,22 @@ pub(crate) fn frames(frames: &[FrameInfo], map: &OffsetMap) -> Vec<Frame> {
         .collect()
 }
 
+/// A Rust or C++ symbol demangled as Wasmtime 46 showed it; other names as they are.
+fn demangle(name: &str) -> String {
+    if let Ok(d) = rustc_demangle::try_demangle(name) {
+        return d.to_string();
+    }
+    cpp_demangle::Symbol::new(name).ok().and_then(|s| s.demangle().ok()).unwrap_or_else(|| name.to_string())
+}
+
 /// "wasm backtrace:" then one frame a line, innermost first:
-/// `    0: name (module offset 0x84)`, or `<wasm function 3>` without a name.
+/// `    0: name (module offset 0x84)`, or `<wasm function 3>` without a name. Rust and
+/// C++ names are demangled.
 pub(crate) fn render(frames: &[Frame]) -> String {
     let mut out = String::from("wasm backtrace:");
     for (i, f) in frames.iter().enumerate() {
         let name = match (&f.func_name, f.func_index) {
-            (Some(name), _) => name.clone(),
+            (Some(name), _) => demangle(name),
             (None, Some(index)) => format!("<wasm function {index}>"),
             (None, None) => "<data segment initialiser added by wasithreads>".into(),
         };
