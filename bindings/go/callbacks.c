@@ -17,7 +17,8 @@ static void wtgo_thread_start(void *user_data, int32_t tid) {
 }
 
 static void wtgo_thread_exit(void *user_data, int32_t tid, const wt_thread_exit_t *how) {
-    wtgoThreadExit((uintptr_t)user_data, tid, (int)how->kind, how->code, (char *)how->message);
+    wtgoThreadExit((uintptr_t)user_data, tid, (int)how->kind, how->code, (char *)how->message,
+                   (char *)how->backtrace);
 }
 
 wt_error_t *wtgo_set_output_callback(wt_run_config_t *config, int32_t stream, uintptr_t handle) {

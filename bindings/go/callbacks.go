@@ -28,10 +28,13 @@ func wtgoThreadStart(h C.uintptr_t, tid C.int32_t) {
 }
 
 //export wtgoThreadExit
-func wtgoThreadExit(h C.uintptr_t, tid C.int32_t, kind C.int, code C.int32_t, message *C.char) {
+func wtgoThreadExit(h C.uintptr_t, tid C.int32_t, kind C.int, code C.int32_t, message, backtrace *C.char) {
 	how := ThreadExit{Kind: ThreadExitKind(kind), Code: int32(code)}
 	if message != nil {
 		how.Message = C.GoString(message)
+	}
+	if backtrace != nil { // borrowed: copied before the callback returns
+		how.Backtrace = C.GoString(backtrace)
 	}
 	cgo.Handle(h).Value().(*runState).threadExit(int32(tid), how)
 }

@@ -217,3 +217,38 @@ func faulter(op string, inThread bool) string {
   (func (export "wasi_thread_start") (param i32 i32) ` + op + `)
   (func (export "_start") ` + main + `))`
 }
+
+// places: main spawns six threads; thread tid goes to place (tid-1) % 3: $spin (a busy
+// loop), $waiter (memory.atomic.wait32, never notified) or $sleeper (poll_oneoff on a
+// one-hour clock), called from $place from $thread_start. Main waits until all six have
+// arrived, then waits in $waiter itself: the run ends only by timeout or cancel. The
+// function names are in the name section, so backtraces show them.
+const places = `(module
+  (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (import "env" "memory" (memory 1 1 shared))
+  (func $spin (loop $l (br $l)))
+  (func $waiter (drop (memory.atomic.wait32 (i32.const 0x80) (i32.const 0) (i64.const -1))))
+  (func $sleeper
+    (i64.store (i32.const 0x200) (i64.const 0))
+    (i32.store8 (i32.const 0x208) (i32.const 0))
+    (i32.store (i32.const 0x210) (i32.const 1))
+    (i64.store (i32.const 0x218) (i64.const 3600000000000))
+    (i64.store (i32.const 0x220) (i64.const 0))
+    (i32.store16 (i32.const 0x228) (i32.const 0))
+    (drop (call $poll (i32.const 0x200) (i32.const 0x300) (i32.const 1) (i32.const 0x100))))
+  (func $place (param i32)
+    (block (block (block (br_table 0 1 2 (local.get 0)))
+      (call $spin) (return))
+      (call $waiter) (return))
+    (call $sleeper))
+  (func $thread_start (export "wasi_thread_start") (param $tid i32) (param $arg i32)
+    (drop (i32.atomic.rmw.add (i32.const 0x40) (i32.const 1)))
+    (call $place (local.get $arg)))
+  (func $main (export "_start") (local $i i32)
+    (loop $l
+      (drop (call $spawn (i32.rem_u (local.get $i) (i32.const 3))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 6))))
+    (loop $arrived (br_if $arrived (i32.ne (i32.atomic.load (i32.const 0x40)) (i32.const 6))))
+    (call $waiter)))`

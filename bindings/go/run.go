@@ -115,6 +115,14 @@ type ThreadExit struct {
 	Kind    ThreadExitKind
 	Code    int32  // the proc_exit code for ThreadExited; 0 otherwise
 	Message string // the trap message and wasm backtrace for ThreadTrapped; "" otherwise
+	// Backtrace says, for ThreadTerminated, where the thread was when the run's end (a
+	// timeout, a cancel, a trap or proc_exit in another thread) stopped it: "wasm
+	// backtrace:" then one frame a line, innermost first, "    N: name (module offset
+	// 0x..)", in the function indices and code offsets of the module as loaded (what
+	// wasm-objdump -d shows of it). A thread stopped inside a host call (an atomic wait,
+	// poll_oneoff, a read) shows the call's caller. "" when no wasm was on the thread's
+	// stack, and for the other kinds.
+	Backtrace string
 }
 
 // ThreadWriter is implemented by writers that want to know which guest thread wrote. If

@@ -9,8 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -304,6 +306,106 @@ func TestTimeout(t *testing.T) {
 		2: wasithreads.ThreadTerminated, 3: wasithreads.ThreadTerminated}
 	if got := ends.kinds(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("endings %v", got)
+	}
+}
+
+// frameLine is one frame of a backtrace: "    N: name (module offset 0x..)".
+var frameLine = regexp.MustCompile(`^ +(\d+): (.+) \(module offset 0x([0-9a-f]+)\)$`)
+
+// backtraceFrames parses a backtrace into its function names and module offsets,
+// innermost first.
+func backtraceFrames(t *testing.T, bt string) (names []string, offsets []uint64) {
+	t.Helper()
+	lines := strings.Split(strings.TrimRight(bt, "\n"), "\n")
+	if lines[0] != "wasm backtrace:" {
+		t.Fatalf("backtrace %q", bt)
+	}
+	for n, line := range lines[1:] {
+		m := frameLine.FindStringSubmatch(line)
+		if m == nil || m[1] != strconv.Itoa(n) {
+			t.Fatalf("frame line %q in\n%s", line, bt)
+		}
+		off, err := strconv.ParseUint(m[3], 16, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names, offsets = append(names, m[2]), append(offsets, off)
+	}
+	return names, offsets
+}
+
+// checkPlaces checks that every thread of the places guest ended ThreadTerminated with a
+// backtrace naming where it was.
+func checkPlaces(t *testing.T, ends *endings) {
+	t.Helper()
+	ends.mu.Lock()
+	defer ends.mu.Unlock()
+	if len(ends.got) != 7 || len(ends.dup) != 0 {
+		t.Fatalf("endings %+v (dup %v)", ends.got, ends.dup)
+	}
+	offsetOf := map[string]uint64{} // the same instruction for every thread in one place
+	for tid, how := range ends.got {
+		if how.Kind != wasithreads.ThreadTerminated || how.Message != "" || how.Backtrace == "" {
+			t.Fatalf("thread %d: %+v", tid, how)
+		}
+		names, offsets := backtraceFrames(t, how.Backtrace)
+		want := []string{"waiter", "main"}
+		if tid != 0 {
+			want = []string{[]string{"spin", "waiter", "sleeper"}[(tid-1)%3], "place", "thread_start"}
+		}
+		if !reflect.DeepEqual(names, want) {
+			t.Fatalf("thread %d: frames %v, want %v:\n%s", tid, names, want, how.Backtrace)
+		}
+		if names[0] == "spin" {
+			continue // stopped at the loop's interruption point, wherever that is
+		}
+		if seen, ok := offsetOf[names[0]]; ok && seen != offsets[0] {
+			t.Fatalf("thread %d in %s at %#x, another thread there at %#x", tid, names[0], offsets[0], seen)
+		}
+		offsetOf[names[0]] = offsets[0]
+	}
+}
+
+func TestTimeoutBacktracesSayWhereThreadsWere(t *testing.T) {
+	var ends endings
+	exit := run(t, places, &wasithreads.RunConfig{Timeout: 300 * time.Millisecond, OnThreadExit: ends.record})
+	expectExit(t, exit, wasithreads.Exit{Kind: wasithreads.ExitTimeout, Tid: -1})
+	checkPlaces(t, &ends)
+}
+
+func TestCancelBacktracesSayWhereThreadsWere(t *testing.T) {
+	var ends endings
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	exit, err := load(t, places).Run(ctx, &wasithreads.RunConfig{OnThreadExit: ends.record, Timeout: safety})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectExit(t, exit, wasithreads.Exit{Kind: wasithreads.ExitCancelled, Tid: -1})
+	checkPlaces(t, &ends)
+}
+
+func TestNoBacktraceWhenThreadsEndByThemselves(t *testing.T) {
+	var ends endings
+	exit := run(t, printers, &wasithreads.RunConfig{Stdout: io.Discard, OnThreadExit: ends.record})
+	expectExit(t, exit, wasithreads.Exit{Kind: wasithreads.ExitCode, Code: 3})
+	for tid, how := range ends.got {
+		if how.Backtrace != "" {
+			t.Fatalf("thread %d: %+v", tid, how)
+		}
+	}
+	// The trapping thread has its message, and no Backtrace: that is for ThreadTerminated.
+	ends = endings{}
+	exit = run(t, printers, &wasithreads.RunConfig{Args: []string{"p", "trap"}, Stdout: io.Discard,
+		OnThreadExit: ends.record})
+	if exit.Kind != wasithreads.ExitTrap || exit.Tid != 1 {
+		t.Fatalf("exit %+v", exit)
+	}
+	if how := ends.got[1]; how.Kind != wasithreads.ThreadTrapped || how.Message == "" || how.Backtrace != "" {
+		t.Fatalf("thread 1: %+v", how)
+	}
+	if how := ends.got[0]; how.Kind != wasithreads.ThreadTerminated || !strings.Contains(how.Backtrace, "wasm backtrace:") {
+		t.Fatalf("thread 0: %+v", how)
 	}
 }
 

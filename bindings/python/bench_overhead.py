@@ -18,6 +18,9 @@ Scenarios:
   callback  C: per run, a config with argv {"prog", "x"} and a stdout callback, wt_run,
             free the config      Python: module.run(args=["prog", "x"], stdout=cb)
             (the guest writes one line, "hi\n", which the callback receives)
+  no backtraces   Python module.run(backtraces=False), main and worker thread: without the
+            binding's own thread-exit trampoline (Exit.stopped_at), which is otherwise
+            registered for every run and called once per guest thread
 """
 
 from __future__ import annotations
@@ -178,7 +181,13 @@ def time_python(module: wt.Module, runs: int, warmup: int) -> dict:
         "bare": measure(lambda: module.run()),
         "callback": measure(lambda: module.run(args=["prog", "x"], stdout=on_output)),
     }
-    worker = threading.Thread(target=lambda: result.__setitem__("thread", measure(lambda: module.run())))
+    result["bare_nobt"] = measure(lambda: module.run(backtraces=False))
+
+    def in_worker() -> None:
+        result["thread"] = measure(lambda: module.run())
+        result["thread_nobt"] = measure(lambda: module.run(backtraces=False))
+
+    worker = threading.Thread(target=in_worker)
     worker.start()
     worker.join()
     assert written[0] == 3 * (runs + warmup)
@@ -239,12 +248,14 @@ def main() -> None:
             py = statistics.median(row[1][py_key] for row in rows)
             best_c = min(row[0][c_key] for row in rows)
             best_py = min(row[1][py_key] for row in rows)
-            print(f"  {label:22s} C {c:7.1f}   Python {py:7.1f}   overhead {py - c:+7.1f} µs ({py / c:.2f}x)"
+            print(f"  {label:24s} C {c:7.1f}   Python {py:7.1f}   overhead {py - c:+7.1f} µs ({py / c:.2f}x)"
                   f"   [best round: C {best_c:.1f}, Python {best_py:.1f}]")
 
         line("bare, main thread", "bare", "bare")
         line("bare, worker thread", "bare", "thread")
         line("callback, main thread", "callback", "callback")
+        line("bare, main, no backtr.", "bare", "bare_nobt")
+        line("bare, worker, no backtr.", "bare", "thread_nobt")
         start = statistics.median(row[0]["start"] for row in rows)
         print(f"  C wt_run_start + wt_run_wait + wt_run_free: {start:.1f} µs "
               f"[best round {min(row[0]['start'] for row in rows):.1f}]")

@@ -9,6 +9,8 @@ A Python binding (ctypes, ABI mode) of libwasithreads::
     exit = module.run(args=["prog", "x"], stdout=lambda tid, data: print(tid, data))
     if exit.kind is wt.ExitKind.TRAP:
         print(f"thread {exit.tid} trapped:", exit.message)
+    for tid, backtrace in exit.stopped_at.items():  # threads the run's end stopped
+        print(f"thread {tid} was stopped at", backtrace)
 
 Set ``WASITHREADS_LIB=/path/to/libwasithreads.so`` to use another build of the library
 than the one shipped in the package.

@@ -12,8 +12,9 @@ import os
 import threading
 import time
 from ctypes import byref, c_void_p
-from dataclasses import dataclass
-from typing import IO, Any, Callable, Iterable, List, Mapping, Optional, Tuple, TypeVar, Union
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import IO, Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, TypeVar, Union
 
 from . import _ffi
 from ._ffi import lib
@@ -253,6 +254,7 @@ class ExitKind(enum.Enum):
 
 
 _EXIT_KINDS = {k.value: k for k in ExitKind}
+_NO_BACKTRACES: Mapping[int, str] = MappingProxyType({})
 _THREAD_KINDS = {
     _ffi.WT_THREAD_RETURNED: "returned",
     _ffi.WT_THREAD_EXITED: "exited",
@@ -273,12 +275,23 @@ class Exit:
             -1 for ``TIMEOUT`` and ``CANCELLED``.
         message: for ``TRAP``, ``"wasm trap: <reason>"`` followed by the wasm backtrace;
             ``None`` otherwise.
+        stopped_at: read-only mapping, tid -> where that thread was when the run's end
+            (a timeout, a cancel, a trap or ``proc_exit`` in another thread) stopped it:
+            ``"wasm backtrace:"`` then one frame a line, innermost first,
+            ``"    N: name (module offset 0x..)"``, in the function indices and code
+            offsets of the module as loaded (what ``wasm-objdump -d`` shows of it). A
+            thread stopped inside a host call (an atomic wait, ``poll_oneoff``, a read)
+            shows the call's caller. Only threads stopped while in wasm appear (not the
+            one that trapped, not threads that had finished): empty when every thread
+            ended by itself, and for runs with ``backtraces=False``. Sorted by tid. Not
+            part of ``==`` / ``hash`` (it says where threads happened to be).
     """
 
     kind: ExitKind
     code: int
     tid: int
     message: Optional[str] = None
+    stopped_at: Mapping[int, str] = field(default_factory=lambda: _NO_BACKTRACES, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -286,13 +299,15 @@ class Exit:
         return self.kind is ExitKind.CODE and self.code == 0
 
 
-def _take_exit(raw: _ffi.wt_exit_t) -> Exit:
-    """Converts a filled ``wt_exit_t`` and releases its message."""
+def _take_exit(raw: _ffi.wt_exit_t, stopped: Optional[Dict[int, str]] = None) -> Exit:
+    """Converts a filled ``wt_exit_t`` and releases its message. ``stopped`` is what the
+    run's thread-exit trampoline recorded (every call of it has returned by now)."""
     message = None
     if raw.message:
         message = ctypes.string_at(raw.message).decode("utf-8", "replace")
     lib.wt_exit_clear(byref(raw))
-    return Exit(_EXIT_KINDS[raw.kind], raw.code, raw.tid, message)
+    stopped_at = MappingProxyType(dict(sorted(stopped.items()))) if stopped else _NO_BACKTRACES
+    return Exit(_EXIT_KINDS[raw.kind], raw.code, raw.tid, message, stopped_at)
 
 
 # ---------------------------------------------------------------------------------------
@@ -464,6 +479,7 @@ class Module(_Owned):
         max_memory: Optional[int] = None,
         on_thread_exit: Optional[ThreadExitCallback] = None,
         on_thread_start: Optional[ThreadStartCallback] = None,
+        backtraces: bool = True,
     ) -> Exit:
         """Runs ``_start`` and waits until every guest thread has exited and been joined.
 
@@ -491,8 +507,14 @@ class Module(_Owned):
             max_memory: cap on the guest's linear memory, bytes.
             on_thread_exit: ``(tid, kind, code)`` once per guest thread after it stopped;
                 kind is "returned", "exited", "trapped" or "terminated", code the
-                ``proc_exit`` code for "exited", else 0.
+                ``proc_exit`` code for "exited", else 0. (Where a "terminated" thread
+                was: ``Exit.stopped_at[tid]`` after the run.)
             on_thread_start: ``(tid)`` on each new guest thread before it runs wasm.
+            backtraces: record where each thread the run's end stopped was, in
+                ``Exit.stopped_at`` (default). This registers a thread-exit callback of
+                the binding's own, a short Python call (taking the GIL) on every guest
+                thread as it exits; ``False`` leaves guest threads that no callback of
+                yours needs without any Python call, and ``Exit.stopped_at`` empty.
 
         Callbacks run on guest threads, possibly at the same time for different threads
         and streams (never two at once for one output stream). If one raises, the run is
@@ -514,13 +536,19 @@ class Module(_Owned):
                 run._state, args=args, env=env, inherit_env=inherit_env, dirs=dirs,
                 readonly_dirs=readonly_dirs, stdin=stdin, stdout=stdout, stderr=stderr,
                 timeout=timeout, max_threads=max_threads, max_memory=max_memory,
-                on_thread_exit=on_thread_exit, on_thread_start=on_thread_start,
+                on_thread_exit=on_thread_exit, on_thread_start=on_thread_start, backtraces=backtraces,
             )
-            if not run._keep and not _is_main_thread():
-                # No Python callback (nothing to cancel the run on an exception) and no
-                # Ctrl-C to serve (signals go to the main thread): plain wt_run, which
-                # supervises the run on this thread instead of starting a supervisor thread.
-                return self._run_here(config)
+            if not run._state.user_callbacks and not _is_main_thread() and (
+                    not run._keep or not threading.current_thread().daemon):
+                # No Python callback of the user's (nothing to cancel the run on an
+                # exception) and no Ctrl-C to serve (signals go to the main thread): plain
+                # wt_run, which supervises the run on this thread instead of starting a
+                # supervisor thread. Not in a daemon thread when our own exit trampoline
+                # is registered: such a thread may still be in wt_run at interpreter exit,
+                # and only runs of the start path are cancelled and joined then
+                # (_close_runs_at_exit), before guest threads could call into a
+                # finalizing interpreter.
+                return self._run_here(config, run._state)
             self._launch(run, config)
             exit = run.wait()
             assert exit is not None  # no timeout
@@ -547,6 +575,7 @@ class Module(_Owned):
         max_memory: Optional[int] = None,
         on_thread_exit: Optional[ThreadExitCallback] = None,
         on_thread_start: Optional[ThreadStartCallback] = None,
+        backtraces: bool = True,
     ) -> "Run":
         """Starts a run like ``run`` (same arguments) and returns at once.
 
@@ -558,6 +587,7 @@ class Module(_Owned):
             run._state, args=args, env=env, inherit_env=inherit_env, dirs=dirs, readonly_dirs=readonly_dirs,
             stdin=stdin, stdout=stdout, stderr=stderr, timeout=timeout, max_threads=max_threads,
             max_memory=max_memory, on_thread_exit=on_thread_exit, on_thread_start=on_thread_start,
+            backtraces=backtraces,
         )
         try:
             self._launch(run, config)
@@ -566,15 +596,16 @@ class Module(_Owned):
             raise
         return run
 
-    def _run_here(self, config: Optional[int]) -> Exit:
-        """``wt_run`` on the calling thread (not the main thread; no Python callbacks)."""
+    def _run_here(self, config: Optional[int], state: "_RunState") -> Exit:
+        """``wt_run`` on the calling thread (not the main thread; no Python callbacks of
+        the user's, at most the binding's own exit trampoline, which never raises)."""
         raw = _ffi.wt_exit_t()
         try:
             self._engine._h.use(lambda engine: self._h.use(
                 lambda module: _check(lib.wt_run(engine, module, config, byref(raw)))))
         finally:
             lib.wt_run_config_free(config)
-        return _take_exit(raw)
+        return _take_exit(raw, state.stopped)
 
     def _launch(self, run: "Run", config: Optional[int]) -> None:
         """Starts ``run`` with ``config`` (and frees the config). wt_run_start writes the
@@ -615,7 +646,7 @@ class _RunState:
     """What the callbacks of one run share with its ``Run``. Holds no reference to the
     ``Run`` itself, so that a ``Run`` dropped by the user is freed at once."""
 
-    __slots__ = ("lock", "errors", "run_ptr", "cancel_pending", "reported")
+    __slots__ = ("lock", "errors", "run_ptr", "cancel_pending", "reported", "stopped", "user_callbacks")
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -623,6 +654,11 @@ class _RunState:
         self.run_ptr: Optional[int] = None
         self.cancel_pending = False
         self.reported = False
+        # tid -> backtrace of each thread stopped by the run's end (Exit.stopped_at),
+        # written by the exit trampoline; None when the run has backtraces=False.
+        self.stopped: Optional[Dict[int, str]] = None
+        # Whether the run calls a Python callable of the user's (which may raise).
+        self.user_callbacks = False
 
     def failed(self, exc: BaseException, where: str, tid: int) -> None:
         """A callback raised ``exc``: remember it and cancel the run."""
@@ -654,16 +690,42 @@ def _output_callback(state: _RunState, fn: OutputCallback, where: str) -> Any:
     return _ffi.OUTPUT_CB(trampoline)
 
 
-def _thread_exit_callback(state: _RunState, fn: ThreadExitCallback) -> Any:
+def _thread_exit_callback(state: _RunState, fn: Optional[ThreadExitCallback]) -> Any:
+    """The run's thread-exit trampoline: records the backtrace of each terminated thread
+    in ``state.stopped`` (unless that is None) and calls ``fn`` (if any)."""
     tls = _tls
     kinds = _THREAD_KINDS
+    stopped = state.stopped
+    terminated = _ffi.WT_THREAD_TERMINATED
+
+    if fn is None:
+        assert stopped is not None
+
+        def record(_user_data: Any, tid: int, how: Any) -> None:
+            # No user code runs here: no tls bookkeeping, nothing that can raise but
+            # MemoryError (which must not reach ctypes either).
+            try:
+                h = how[0]
+                if h.kind == terminated:
+                    where = h.backtrace  # bytes or None; copied before the call returns
+                    if where:
+                        stopped[tid] = where.decode("utf-8", "replace")
+            except BaseException:  # noqa: BLE001 - a lost backtrace is all it costs
+                pass
+
+        return _ffi.THREAD_EXIT_CB(record)
 
     def trampoline(_user_data: Any, tid: int, how: Any) -> None:
         previous = getattr(tls, "state", None)
         tls.state = state
         try:
-            h = how.contents
-            fn(tid, kinds.get(h.kind, str(h.kind)), h.code)
+            h = how[0]
+            kind = h.kind
+            if stopped is not None and kind == terminated:
+                where = h.backtrace
+                if where:
+                    stopped[tid] = where.decode("utf-8", "replace")
+            fn(tid, kinds.get(kind, str(kind)), h.code)
         except BaseException as e:  # noqa: BLE001
             state.failed(e, "on_thread_exit", tid)
         finally:
@@ -729,14 +791,19 @@ def _make_config(
     max_memory: Any,
     on_thread_exit: Any,
     on_thread_start: Any,
+    backtraces: bool,
 ) -> Tuple[Optional[int], List[Any]]:
     """A ``wt_run_config_t`` for these options (None when they are all defaults) and the
-    ctypes callback objects it points to, which must outlive the run."""
+    ctypes callback objects it points to, which must outlive the run. Sets
+    ``state.stopped`` and ``state.user_callbacks``."""
     keep: List[Any] = []
+    if backtraces:
+        state.stopped = {}
+    state.user_callbacks = on_thread_exit is not None or on_thread_start is not None  # _set_output adds its own
     if (args is None and env is None and not inherit_env and dirs is None and readonly_dirs is None
             and stdin is None and stdout is None and stderr is None and timeout is None
             and max_threads is None and max_memory is None and on_thread_exit is None
-            and on_thread_start is None):
+            and on_thread_start is None and not backtraces):
         return None, keep
     config = lib.wt_run_config_new()
     if not config:
@@ -771,8 +838,8 @@ def _make_config(
         for stream, target, name in ((1, stdout, "stdout"), (2, stderr, "stderr")):
             _set_output(config, state, keep, stream, target, name)
         _set_stdin(config, stdin)
-        if on_thread_exit is not None:
-            if not callable(on_thread_exit):
+        if on_thread_exit is not None or backtraces:
+            if on_thread_exit is not None and not callable(on_thread_exit):
                 raise TypeError("on_thread_exit must be callable")
             cb = _thread_exit_callback(state, on_thread_exit)
             keep.append(cb)
@@ -817,6 +884,7 @@ def _set_output(config: int, state: _RunState, keep: List[Any], stream: int, tar
     else:
         raise TypeError(f"{name} must be None, DEVNULL, a callable, a file or a path, not {type(target).__name__}")
     cb = _output_callback(state, fn, name)
+    state.user_callbacks = True
     keep.append(cb)
     _check(lib.wt_run_config_set_output_callback(config, stream, cb, None))
 
@@ -1044,7 +1112,7 @@ class Run:
         return err
 
     def _store(self, raw: _ffi.wt_exit_t) -> Exit:
-        exit = _take_exit(raw)
+        exit = _take_exit(raw, self._state.stopped)
         with self._lock:
             if self._exit is None:
                 self._exit = exit

@@ -36,7 +36,9 @@ class wt_exit_t(ctypes.Structure):
 
 
 class wt_thread_exit_t(ctypes.Structure):
-    _fields_ = [("kind", c_int), ("code", c_int32), ("message", c_char_p)]
+    # message: WT_THREAD_TRAPPED's trap text; backtrace: where a WT_THREAD_TERMINATED
+    # thread was stopped. Both borrowed (valid only during the callback), NULL otherwise.
+    _fields_ = [("kind", c_int), ("code", c_int32), ("message", c_char_p), ("backtrace", c_char_p)]
 
 
 class wt_bytes_t(ctypes.Structure):
