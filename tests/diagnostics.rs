@@ -105,38 +105,29 @@ fn trap_text(module: &Module) -> String {
     exit.message.unwrap()
 }
 
-#[test]
-fn a_trap_after_rewritten_atomics_names_the_original_function_and_offset() {
-    let wat = trapping_module("(call $boom (i32.const 0))");
-    let wasm = wat::parse_str(&wat).unwrap();
-    let (boom, start) = (body(&wasm, 4), body(&wasm, 5));
+/// Runs `trapping_module(call)`: the trap's reason contains `reason`, and its backtrace is
+/// function `func` (named `name`) at its first `op`, called from `_start` (function 5).
+fn check_trap(call: &str, reason: &str, func: u32, name: &str, op: &str) {
+    let wasm = wat::parse_str(trapping_module(call)).unwrap();
+    let (trapped, start) = (body(&wasm, func), body(&wasm, 5));
     let text = trap_text(&Module::new(&engine(), &wasm).unwrap());
-    assert!(text.starts_with("wasm trap: wasm `unreachable` instruction executed"), "{text}");
+    assert!(text.starts_with("wasm trap: ") && text.contains(reason), "{text}");
+    let call_site = start.find(&format!("Call {{ function_index: {func} }}"));
     assert_eq!(
         frames(&text),
-        [
-            ("boom".to_string(), Some(boom.find("Unreachable"))),
-            ("<wasm function 5>".to_string(), Some(start.find("Call { function_index: 4 }"))),
-        ],
+        [(name.to_string(), Some(trapped.find(op))), ("<wasm function 5>".to_string(), Some(call_site))],
         "{text}"
     );
 }
 
 #[test]
+fn a_trap_after_rewritten_atomics_names_the_original_function_and_offset() {
+    check_trap("(call $boom (i32.const 0))", "wasm `unreachable` instruction executed", 4, "boom", "Unreachable");
+}
+
+#[test]
 fn a_trap_before_rewritten_atomics_names_the_original_function_and_offset() {
-    let wat = trapping_module("(drop (call $early (i32.const 0)))");
-    let wasm = wat::parse_str(&wat).unwrap();
-    let (early, start) = (body(&wasm, 2), body(&wasm, 5));
-    let text = trap_text(&Module::new(&engine(), &wasm).unwrap());
-    assert!(text.contains("integer divide by zero"), "{text}");
-    assert_eq!(
-        frames(&text),
-        [
-            ("early".to_string(), Some(early.find("I32DivU"))),
-            ("<wasm function 5>".to_string(), Some(start.find("Call { function_index: 2 }"))),
-        ],
-        "{text}"
-    );
+    check_trap("(drop (call $early (i32.const 0)))", "integer divide by zero", 2, "early", "I32DivU");
 }
 
 #[test]
