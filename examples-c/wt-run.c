@@ -110,8 +110,10 @@ static int by_tid(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* Prints (when `print`) and frees where each stopped thread was, by tid. */
+/* Prints (when `print`) and frees where each stopped thread was, by tid. Under the lock:
+ * a thread that outlived the teardown grace may still report. */
 static void report_stops(int print) {
+    pthread_mutex_lock(&stops.lock);
     qsort(stops.items, stops.len, sizeof *stops.items, by_tid);
     for (size_t k = 0; k < stops.len; k++) {
         if (print) fprintf(stderr, "wt-run: thread %d was stopped here:\n%s\n", stops.items[k].tid, stops.items[k].backtrace);
@@ -120,6 +122,7 @@ static void report_stops(int print) {
     free(stops.items);
     stops.items = NULL;
     stops.len = stops.cap = 0;
+    pthread_mutex_unlock(&stops.lock);
 }
 
 /* Reports and frees an error; returns 1. */

@@ -628,9 +628,11 @@ void wt_run_config_set_teardown_grace_ms(wt_run_config_t *config, uint64_t grace
  * memory, the trapping thread's globals and private memories, and one `corestack`
  * section per thread ("main", "thread N"; the trapping thread's first) in the function
  * indices and code offsets of the module the host loaded. `path` may be any bytes; NULL
- * clears the setting. A failure to write the file does not change the run's result; it
- * is reported through the diagnostic callback. Returns NULL on success, else an error
- * (config unchanged).
+ * clears the setting. The directory of `path` is opened when the run starts (`wt_run`
+ * fails if it cannot be); the dump is written to a new file there (mode 0600) and renamed
+ * to `path`, so a symlink or FIFO a guest put at `path` is replaced, never written
+ * through. A failure to write does not change the run's result; it is reported through
+ * the diagnostic callback. Returns NULL on success, else an error (config unchanged).
  */
 wt_error_t *wt_run_config_set_coredump_path(wt_run_config_t *config, const char *path);
 

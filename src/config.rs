@@ -65,8 +65,11 @@ pub struct RunConfig {
     /// When the run ends by a trap, write a WebAssembly core dump here (replacing the
     /// file): the run's shared memory, the trapping thread's globals and private
     /// memories, and every thread's stack (the trapping thread's first), in the function
-    /// indices and offsets of the module the host loaded. A failure to write is reported
-    /// through [`RunConfig::on_diagnostic`].
+    /// indices and offsets of the module the host loaded. The directory is opened when the
+    /// run starts ([`Run::start`](crate::Run::start) fails if it cannot be); the dump goes to
+    /// a new file there, renamed over the path, so a symlink or FIFO a guest put there is
+    /// replaced, never written through. A failure to write is reported through
+    /// [`RunConfig::on_diagnostic`].
     pub coredump_path: Option<std::path::PathBuf>,
 }
 

@@ -44,7 +44,6 @@ pub use exit::{DiagnosticCallback, ExitKind, RunExit, ThreadExit, ThreadExitCall
 pub use io::{Input, Output, OutputCallback};
 pub use module::Module;
 pub use run::Run;
-pub use trace::Frame;
 
 /// The library version, as in `Cargo.toml`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

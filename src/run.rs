@@ -13,7 +13,7 @@ use wasmtime::{MemoryType, SharedMemory};
 
 use crate::config::RunConfig;
 use crate::exit::{ExitKind, RunExit};
-use crate::group::{Group, Setup};
+use crate::group::{Group, Recorder, Setup};
 use crate::host::atomics::{ATOMICS_MODULE, INTERRUPT_MEMORY};
 use crate::io::Stdio;
 use crate::module::{MemoryImport, Module};
@@ -89,7 +89,7 @@ impl Run {
             max_diagnostics: crate::config::MAX_DIAGNOSTICS,
             teardown_grace: config.teardown_grace,
             offsets: inner.offsets.clone(),
-            coredump_path: config.coredump_path.clone(),
+            coredump: config.coredump_path.as_deref().map(Recorder::open).transpose()?,
         });
         let mut store = group.new_store(0);
         let mut linker = inner.linker.clone();

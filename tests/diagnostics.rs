@@ -11,14 +11,13 @@ use std::time::Duration;
 
 use common::{Exits, engine, run_watched};
 use wasithreads::io::Input;
-use wasithreads::{ExitKind, Module, RunConfig, ThreadExit};
+use wasithreads::{ExitKind, Module, Run, RunConfig, ThreadExit};
 use wasmparser::{Operator, Parser, Payload};
 
 /// One function body of a module: its index, where it starts and ends, and each
 /// instruction's offset and `Debug` text.
 struct Body {
     start: usize,
-    end: usize,
     ops: Vec<(usize, String)>,
 }
 
@@ -52,7 +51,7 @@ fn body(wasm: &[u8], index: u32) -> Body {
                         let (op, off) = r.read_with_offset().unwrap();
                         ops.push((off, format!("{op:?}")));
                     }
-                    return Body { start: b.range().start, end: b.range().end, ops };
+                    return Body { start: b.range().start, ops };
                 }
                 next += 1;
             }
@@ -224,8 +223,8 @@ fn a_timeout_reports_where_each_of_eight_threads_was_in_the_original_offsets() {
         assert_eq!(names, [inner, "place", "thread_start"], "thread {tid}: {bt}");
         let at = frames[0].1.unwrap();
         match place_index {
-            // Stopped at its loop's interruption point: somewhere in the loop.
-            0 => assert!(spin.start < at && at < spin.end, "thread {tid} at {at:#x}: {bt}"),
+            // Stopped at its loop's interruption point: reported at the `loop`.
+            0 => assert_eq!(at, spin.find("Loop"), "{bt}"),
             1 => assert_eq!(at, waiter.find("MemoryAtomicWait32"), "{bt}"),
             2 => assert_eq!(at, sleeper.find("Call { function_index: 1 }"), "{bt}"),
             _ => assert_eq!(at, reader.find("Call { function_index: 2 }"), "{bt}"),
@@ -334,19 +333,79 @@ fn a_trap_writes_a_core_dump_with_every_thread_and_the_shared_memory() {
 }
 
 #[test]
-fn a_core_dump_that_cannot_be_written_is_reported_and_the_result_stands() {
+fn a_core_dump_path_in_a_directory_that_cannot_be_opened_fails_the_start() {
     let wasm = wat::parse_str(TRAP_WITH_A_WAITER).unwrap();
+    let c = RunConfig { coredump_path: Some("/nonexistent-wasithreads-dir/core.wasm".into()), ..RunConfig::default() };
+    let err = Run::start(&Module::new(&engine(), &wasm).unwrap(), &c).err().expect("the start fails");
+    assert!(
+        format!("{err:#}").contains("opening the directory of the core dump path /nonexistent-wasithreads-dir/core.wasm"),
+        "{err:#}"
+    );
+}
+
+#[test]
+fn a_core_dump_that_cannot_be_written_is_reported_and_the_result_stands() {
+    // The directory goes away while the guest runs (it traps after 300 ms).
+    let wat = r#"(module
+      (import "env" "memory" (memory 1 1 shared))
+      (func (export "_start")
+        (drop (memory.atomic.wait32 (i32.const 0) (i32.const 0) (i64.const 300000000)))
+        unreachable))"#;
+    let dir = common::temp_dir("coredump-gone");
     let said = Arc::new(std::sync::Mutex::new(Vec::new()));
     let log = said.clone();
     let c = RunConfig {
-        coredump_path: Some("/nonexistent-wasithreads-dir/core.wasm".into()),
+        coredump_path: Some(dir.join("core.wasm")),
         on_diagnostic: Some(Arc::new(move |tid, m: &str| log.lock().unwrap().push((tid, m.to_string())))),
         ..RunConfig::default()
     };
-    let (exit, _) = run_watched(&Module::new(&engine(), &wasm).unwrap(), &c);
+    let run = Run::start(&Module::new(&engine(), wat.as_bytes()).unwrap(), &c).unwrap();
+    std::fs::remove_dir(&dir).unwrap();
+    let exit = common::within(Duration::from_secs(60), move || run.wait());
     assert_eq!((exit.kind, exit.tid), (ExitKind::Trap, 0), "{exit:?}");
     let said = said.lock().unwrap();
-    assert!(said.iter().any(|(_, m)| m.contains("writing the core dump to /nonexistent-wasithreads-dir/core.wasm")), "{said:?}");
+    assert!(said.iter().any(|(tid, m)| *tid == 0 && m.contains("writing the core dump to") && m.contains("core.wasm")), "{said:?}");
+}
+
+/// A guest that can write the dump's directory plants `core.wasm`, a symlink to a file
+/// outside it, then traps: the dump replaces the symlink and the file is untouched.
+#[test]
+fn a_guest_cannot_redirect_the_core_dump_through_a_symlink() {
+    let wat = r#"(module
+      (import "wasi_snapshot_preview1" "path_symlink" (func $symlink (param i32 i32 i32 i32 i32) (result i32)))
+      (import "env" "memory" (memory 1 1 shared))
+      (data (i32.const 16) "../victim.txt")
+      (data (i32.const 32) "core.wasm")
+      (func (export "_start")
+        (if (call $symlink (i32.const 16) (i32.const 13) (i32.const 3) (i32.const 32) (i32.const 9)) (then (return)))
+        unreachable))"#;
+    let root = common::temp_dir("coredump-symlink");
+    let (sandbox, victim) = (root.join("sandbox"), root.join("victim.txt"));
+    std::fs::create_dir(&sandbox).unwrap();
+    std::fs::write(&victim, b"precious").unwrap();
+    let mut c = RunConfig { coredump_path: Some(sandbox.join("core.wasm")), ..RunConfig::default() };
+    c.preopens.push(wasithreads::Preopen { host: sandbox.clone(), guest: "/sb".into(), read_only: false });
+    let (exit, _) = run_watched(&Module::new(&engine(), wat.as_bytes()).unwrap(), &c);
+    assert_eq!(exit.kind, ExitKind::Trap, "the guest planted its symlink: {exit:?}");
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    let meta = std::fs::symlink_metadata(sandbox.join("core.wasm")).unwrap();
+    assert!(meta.file_type().is_file(), "the dump replaced the symlink");
+    assert!(std::fs::read(sandbox.join("core.wasm")).unwrap().starts_with(b"\0asm"));
+}
+
+/// A FIFO at the dump's path (nobody reads it) neither hangs the run nor gets the dump.
+#[test]
+fn a_fifo_at_the_core_dump_path_does_not_hang_the_run() {
+    let dir = common::temp_dir("coredump-fifo");
+    let path = dir.join("core.wasm");
+    let cpath = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(cpath.as_ptr(), 0o600) }, 0);
+    let wasm = wat::parse_str(TRAP_WITH_A_WAITER).unwrap();
+    let c = RunConfig { coredump_path: Some(path.clone()), ..RunConfig::default() };
+    let (exit, _) = run_watched(&Module::new(&engine(), &wasm).unwrap(), &c);
+    assert_eq!(exit.kind, ExitKind::Trap, "{exit:?}");
+    assert!(std::fs::symlink_metadata(&path).unwrap().file_type().is_file(), "the dump replaced the FIFO");
 }
 
 #[test]

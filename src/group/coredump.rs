@@ -1,21 +1,38 @@
 //! The core dump of a run that ends by a trap (`RunConfig::coredump_path`): what each
-//! thread leaves for it as it stops (its stack; for a thread that trapped, also its
-//! globals and private memories, which only its store can read), and the file, written
-//! once every thread has stopped, with the run's shared memory as it was then.
+//! thread leaves for it as it stops (its stack; the thread whose trap ended the run also
+//! its globals and private memories, which only its store can read), and the file,
+//! written once every thread has stopped, with the run's shared memory as it is then.
+//!
+//! The file is written safely even when the guest can write the directory it goes in:
+//! the directory is opened when the run starts (before any guest code runs), the dump is
+//! written to a new file there (`O_EXCL | O_NOFOLLOW`: never through a symlink or into a
+//! FIFO the guest planted) and renamed over the name, which replaces whatever the guest
+//! put there instead of writing through it.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::io::{BufWriter, Write as _};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use anyhow::{Context as _, Result, bail};
 use parking_lot::Mutex;
+use rustix::fs::{AtFlags, Mode, OFlags};
 use wasmtime::{Store, Val, WasmBacktrace, WasmCoreDump};
 
 use super::{Group, StoreData};
 use crate::exit::{ExitKind, RunExit};
 use crate::trace::Frame;
-use crate::trace::coredump::{Dump, Global, Memory, Stack, encode};
+use crate::trace::coredump::{Dump, Global, Memory, Stack, write};
 
 /// Where a run's core dump goes and what its threads left for it.
-pub(super) struct Recorder {
+pub(crate) struct Recorder {
+    /// The directory of the dump, opened when the run started.
+    dir: OwnedFd,
+    /// The dump's name in it.
+    name: OsString,
+    /// The path as the host gave it, for messages.
     path: PathBuf,
     parts: Mutex<Parts>,
 }
@@ -24,20 +41,49 @@ pub(super) struct Recorder {
 struct Parts {
     /// Each thread's stack where it stopped.
     stacks: BTreeMap<i32, Vec<Frame>>,
-    /// The private state of each thread that trapped, at the trap.
-    trapped: BTreeMap<i32, Private>,
+    /// The private state of the thread whose trap ended the run, at the trap.
+    trapped: Option<Private>,
 }
 
 /// What only a thread's own store can read: its instance's globals and private memories.
 #[derive(Default)]
 struct Private {
     globals: Vec<Global>,
-    memories: Vec<Memory>,
+    /// `(memory64, maximum pages, bytes)` of each private memory.
+    memories: Vec<(bool, Option<u64>, Vec<u8>)>,
 }
 
 impl Recorder {
-    pub(super) fn new(path: PathBuf) -> Recorder {
-        Recorder { path, parts: Mutex::default() }
+    /// Opens the directory `path` names a file in; fails when it cannot be opened or
+    /// `path` names no file.
+    pub(crate) fn open(path: &Path) -> Result<Recorder> {
+        let Some(name) = path.file_name() else {
+            bail!("the core dump path {} names no file", path.display());
+        };
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let dir = rustix::fs::open(dir, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+            .with_context(|| format!("opening the directory of the core dump path {}", path.display()))?;
+        Ok(Recorder { dir, name: name.to_owned(), path: path.to_owned(), parts: Mutex::default() })
+    }
+
+    /// Writes `dump` to a new file in the directory and renames it to the dump's name.
+    fn store(&self, dump: &Dump<'_>) -> Result<()> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let mut temp = OsString::from(".");
+        temp.push(&self.name);
+        temp.push(format!(".{}.{}.tmp", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(&self.dir, &temp, flags, Mode::from_raw_mode(0o600)).context("creating it")?;
+        let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::from(fd));
+        let written = write(dump, &mut out).and_then(|()| out.flush()).context("writing it");
+        let renamed = written.and_then(|()| rustix::fs::renameat(&self.dir, &temp, &self.dir, &self.name).context("renaming it"));
+        if renamed.is_err() {
+            let _ = rustix::fs::unlinkat(&self.dir, &temp, AtFlags::empty());
+        }
+        renamed
     }
 }
 
@@ -53,14 +99,19 @@ impl Group {
             (None, None) => &[],
         };
         let frames = crate::trace::frames(frames, &self.offsets);
+        // Only the trap that ended the run is dumped: no other thread copies its memories.
+        let ended_it = trapped && {
+            let st = self.state.lock();
+            st.first_exit.as_ref().is_some_and(|e| e.kind == ExitKind::Trap && e.tid == tid)
+        };
         let private = match dump {
-            Some(d) if trapped => Some(private_state(d, store)),
+            Some(d) if ended_it => Some(private_state(d, store)),
             _ => None,
         };
         let mut parts = rec.parts.lock();
         parts.stacks.insert(tid, frames);
-        if let Some(p) = private {
-            parts.trapped.insert(tid, p);
+        if private.is_some() {
+            parts.trapped = private;
         }
     }
 
@@ -73,8 +124,7 @@ impl Group {
         }
         let (stacks, private) = {
             let mut parts = rec.parts.lock();
-            let private = parts.trapped.remove(&exit.tid).unwrap_or_default();
-            (std::mem::take(&mut parts.stacks), private)
+            (std::mem::take(&mut parts.stacks), parts.trapped.take().unwrap_or_default())
         };
         // The thread that trapped first, then the others by tid.
         let mut ordered: Vec<(i32, Vec<Frame>)> = stacks.into_iter().collect();
@@ -83,55 +133,76 @@ impl Group {
             .into_iter()
             .map(|(tid, frames)| Stack { name: if tid == 0 { "main".into() } else { format!("thread {tid}") }, frames })
             .collect();
+        let reads: Vec<_> = private.memories.iter().map(|(_, _, bytes)| read_from(bytes)).collect();
+        let private_memories = private.memories.iter().zip(&reads).map(|((memory64, maximum_pages, bytes), read)| Memory {
+            shared: false,
+            memory64: *memory64,
+            maximum_pages: *maximum_pages,
+            len: bytes.len(),
+            read,
+        });
+        let shared_read = self.memory.as_ref().map(shared_reader);
+        let shared = self.memory.as_ref().zip(shared_read.as_ref()).map(|(m, read)| Memory {
+            shared: true,
+            memory64: false,
+            maximum_pages: m.ty().maximum(),
+            len: m.data_size(),
+            read: read.as_ref(),
+        });
         let dump = Dump {
             process: self.args.first().cloned().unwrap_or_default(),
             module: self.args.first().cloned().unwrap_or_else(|| "module".into()),
-            memories: self.memories_in_module_order(private.memories),
+            memories: in_module_order(self.offsets.shared_memory(), shared, private_memories),
             globals: private.globals,
             stacks,
         };
-        if let Err(e) = std::fs::write(&rec.path, encode(&dump)) {
-            self.diagnose(exit.tid, &format!("writing the core dump to {}: {e}", rec.path.display()));
+        if let Err(e) = rec.store(&dump) {
+            self.diagnose(exit.tid, &format!("writing the core dump to {}: {e:#}", rec.path.display()));
         }
-    }
-
-    /// The run's shared memory (as it is now) at its index in the module, the thread's
-    /// private memories around it in their order.
-    fn memories_in_module_order(&self, private: Vec<Memory>) -> Vec<Memory> {
-        let mut shared = self.memory.as_ref().map(|m| Memory {
-            shared: true,
-            maximum_pages: m.ty().maximum(),
-            data: copy_shared(m),
-        });
-        let mut private = private.into_iter();
-        let mut out = Vec::new();
-        loop {
-            if self.offsets.shared_memory() == Some(out.len() as u32) {
-                if let Some(s) = shared.take() {
-                    out.push(s);
-                    continue;
-                }
-            }
-            match private.next() {
-                Some(m) => out.push(m),
-                None => break,
-            }
-        }
-        out.extend(shared);
-        out
     }
 }
 
-/// A copy of a shared memory's bytes.
-fn copy_shared(m: &wasmtime::SharedMemory) -> Vec<u8> {
-    let data = m.data();
-    let mut out = vec![0u8; data.len()];
-    // SAFETY: `data` is the memory's whole mapped, in-bounds byte range (Wasmtime's API
-    // hands it out as `UnsafeCell`s because wasm threads may write it concurrently); a
-    // plain byte copy is what the wasm memory model allows a racing reader, and every
-    // thread of the run has stopped by now unless it outlived the teardown grace.
-    unsafe { std::ptr::copy_nonoverlapping(data.as_ptr().cast::<u8>(), out.as_mut_ptr(), data.len()) };
+/// The shared memory at its index in the module, the private memories around it in
+/// their order.
+fn in_module_order<'a>(
+    shared_index: Option<u32>,
+    mut shared: Option<Memory<'a>>,
+    mut private: impl Iterator<Item = Memory<'a>>,
+) -> Vec<Memory<'a>> {
+    let mut out = Vec::new();
+    loop {
+        if shared_index == Some(out.len() as u32) {
+            if let Some(s) = shared.take() {
+                out.push(s);
+                continue;
+            }
+        }
+        match private.next() {
+            Some(m) => out.push(m),
+            None => break,
+        }
+    }
+    out.extend(shared);
     out
+}
+
+/// Reads a copied private memory.
+fn read_from(bytes: &[u8]) -> impl Fn(usize, &mut [u8]) + '_ {
+    move |at, buf| buf.copy_from_slice(&bytes[at..at + buf.len()])
+}
+
+/// Reads the run's shared memory where it is, without copying it first.
+fn shared_reader(m: &wasmtime::SharedMemory) -> Box<dyn Fn(usize, &mut [u8]) + '_> {
+    let data = m.data();
+    Box::new(move |at, buf| {
+        let src = &data[at..at + buf.len()];
+        // SAFETY: `src` is an in-bounds range of the memory's mapped bytes (Wasmtime's
+        // API hands them out as `UnsafeCell`s because wasm threads may write them
+        // concurrently); a plain byte copy is what the wasm memory model allows a racing
+        // reader, and every thread of the run has stopped by now unless it outlived the
+        // teardown grace.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr().cast::<u8>(), buf.as_mut_ptr(), buf.len()) };
+    })
 }
 
 /// The globals and private memories of the store that trapped, from Wasmtime's dump.
@@ -152,7 +223,10 @@ fn private_state(dump: &WasmCoreDump, store: &mut Store<StoreData>) -> Private {
     let memories = dump
         .memories()
         .iter()
-        .map(|m| Memory { shared: false, maximum_pages: m.ty(&*store).maximum(), data: m.data(&*store).to_vec() })
+        .map(|m| {
+            let ty = m.ty(&*store);
+            (ty.is_64(), ty.maximum(), m.data(&*store).to_vec())
+        })
         .collect();
     Private { globals, memories }
 }

@@ -19,6 +19,7 @@ mod supervise;
 mod teardown;
 mod thread;
 
+pub(crate) use coredump::Recorder;
 pub(crate) use teardown::{Teardown, Terminated};
 pub(crate) use thread::THREAD_START;
 
@@ -77,7 +78,7 @@ pub(crate) struct Setup {
     /// The module's offset map, for backtraces in the user's offsets.
     pub(crate) offsets: Arc<OffsetMap>,
     /// Where to write a core dump if the run ends by a trap.
-    pub(crate) coredump_path: Option<std::path::PathBuf>,
+    pub(crate) coredump: Option<Recorder>,
 }
 
 /// The bookkeeping of a group, under [`Group::state`].
@@ -121,7 +122,7 @@ pub(crate) struct Group {
     diagnostics_left: AtomicU32,
     teardown_grace: Duration,
     offsets: Arc<OffsetMap>,
-    coredump: Option<coredump::Recorder>,
+    coredump: Option<Recorder>,
     pub(crate) teardown: Teardown,
     state: Mutex<State>,
     /// Signalled on every change of `state` and on every kick.
@@ -189,7 +190,7 @@ impl Group {
             diagnostics_left: AtomicU32::new(s.max_diagnostics),
             teardown_grace: s.teardown_grace,
             offsets: s.offsets,
-            coredump: s.coredump_path.map(coredump::Recorder::new),
+            coredump: s.coredump,
             state: Mutex::new(State { live: BTreeSet::from([0]), ..State::default() }),
             cond: Condvar::new(),
             next_tid: AtomicI32::new(1),

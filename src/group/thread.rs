@@ -176,14 +176,14 @@ fn run_thread(group: Arc<Group>, mut store: Store<StoreData>, entry: Entry) {
         Err(panic) => Err(panic),
     };
     let how = classify(&group, &result);
-    if let Ok(Err(e)) = &result {
-        group.keep_for_coredump(tid, &mut store, e, matches!(how, ThreadExit::Trapped(_)));
-    }
     match &how {
         ThreadExit::Returned if tid == 0 => group.finish(RunExit::code(0, 0)),
         ThreadExit::Exited(code) => group.finish(RunExit::code(tid, *code)),
         ThreadExit::Trapped(msg) => group.finish(RunExit::trap(tid, msg.clone())),
         ThreadExit::Returned | ThreadExit::Terminated { .. } => {}
+    }
+    if let Ok(Err(e)) = &result {
+        group.keep_for_coredump(tid, &mut store, e, matches!(how, ThreadExit::Trapped(_)));
     }
     if tid != 0 {
         group.thread_left_wasm();

@@ -236,11 +236,15 @@ impl Rewriter {
     /// Cranelift's alias analysis would otherwise merge a loop head's plain load with the
     /// one at the function entry (nothing stores to the page) and drop it; on x86-64 and
     /// aarch64 an atomic 32-bit load is an ordinary load instruction.
-    fn interruption_point(&self, f: &mut wasm_encoder::Function) {
+    ///
+    /// Each of its instructions maps to `orig` (the function's first instruction, or the
+    /// `loop`), where a thread stopped there is reported to be.
+    fn interruption_point(&mut self, f: &mut wasm_encoder::Function, orig: u32) {
         let memarg = wasm_encoder::MemArg { offset: 0, align: 2, memory_index: self.interrupt_memory() };
-        f.instruction(&Instruction::I32Const(0));
-        f.instruction(&Instruction::I32AtomicLoad(memarg));
-        f.instruction(&Instruction::Drop);
+        for ins in [Instruction::I32Const(0), Instruction::I32AtomicLoad(memarg), Instruction::Drop] {
+            self.map.at(f.byte_len() as u32, orig);
+            f.instruction(&ins);
+        }
     }
 
     /// The body of the generated start function: apply the shared memory's active
@@ -422,9 +426,8 @@ impl Reencode for Rewriter {
         let at = |f: &wasm_encoder::Function, reader: &wasmparser::OperatorsReader<'_>| {
             (f.byte_len() as u32, (reader.original_position() - body) as u32)
         };
-        let (new, orig) = at(&f, &reader);
-        self.map.at(new, orig);
-        self.interruption_point(&mut f);
+        let (_, first) = at(&f, &reader);
+        self.interruption_point(&mut f, first);
         while !reader.eof() {
             let (new, orig) = at(&f, &reader);
             self.map.at(new, orig);
@@ -432,9 +435,7 @@ impl Reencode for Rewriter {
             let is_loop = matches!(op, Operator::Loop { .. });
             f.instruction(&self.instruction(op)?);
             if is_loop {
-                let (new, orig) = at(&f, &reader);
-                self.map.at(new, orig);
-                self.interruption_point(&mut f);
+                self.interruption_point(&mut f, orig);
             }
         }
         code.function(&f);

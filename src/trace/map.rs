@@ -10,9 +10,9 @@
 //! the start of the function body (its locals), as Wasmtime's `func_offset` is, plus the
 //! body's position in the original bytes for module offsets.
 //!
-//! Inserted code maps to the original instruction that follows it (for an interruption
-//! point at a loop head, the instruction after `loop`). The generated start function that
-//! applies data segments maps to nothing.
+//! Each instruction of an interruption point maps to the original instruction it stands
+//! for: the function's first instruction at its entry, the `loop` at a loop head. The
+//! generated start function that applies data segments maps to nothing.
 
 use anyhow::{Result, bail};
 
