@@ -42,7 +42,7 @@ pub(super) struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// The descriptor at `fd` (a brief read lock of the table, then an `Arc` clone).
-    pub(super) fn descriptor(&self, fd: wasmtime_wasi::p1::types::Fd) -> Result<std::sync::Arc<crate::io::Descriptor>, wasmtime_wasi::p1::types::Error> {
+    pub(super) fn descriptor(&self, fd: wasmtime_wasi::p1::types::Fd) -> Result<std::sync::Arc<crate::io::OpenFd>, wasmtime_wasi::p1::types::Error> {
         self.group.fds.get(u32::from(fd)).map_err(errno::fd)
     }
 }
