@@ -3,7 +3,8 @@
 //! Wasmtime 46 CLI when WASMTIME46 points at it. The guest times its own loop with
 //! clock_time_get (so the peer's process start is not counted) and prints nanoseconds.
 //!
-//!   cargo bench --bench wasi            (WT_BENCH_REPS=5 runs each, median)
+//!   cargo bench --bench wasi            (WT_BENCH_REPS=5 runs each, median;
+//!                                        WT_BENCH_ONLY=text runs the kinds whose name has it)
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -210,7 +211,8 @@ fn main() {
     let dir = fixture();
     println!("| calls (per thread) | 1 thread | 2 threads | speed-up (ideal 2) | Wasmtime 46, 1 thread | ours / Wasmtime 46 |");
     println!("|---|---|---|---|---|---|");
-    for kind in kinds() {
+    let only = std::env::var("WT_BENCH_ONLY").unwrap_or_default();
+    for kind in kinds().into_iter().filter(|k| k.name.contains(only.as_str())) {
         let (one, two) = (guest(&kind, 1), guest(&kind, 2));
         let mut t1 = Vec::new();
         let mut t2 = Vec::new();

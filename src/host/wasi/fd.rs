@@ -332,8 +332,7 @@ pub(super) fn fd_close(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, fd: typ
 }
 
 pub(super) fn fd_datasync(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, fd: types::Fd) -> Result<(), types::Error> {
-    let d = ctx.descriptor(fd)?;
-    rustix::fs::fdatasync(&file_of(&d)?.file).map_err(errno::sys)
+    sync(ctx, fd, |f| rustix::fs::fdatasync(f))
 }
 
 pub(super) fn fd_fdstat_get(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, fd: types::Fd) -> Result<types::Fdstat, types::Error> {
@@ -516,8 +515,31 @@ pub(super) fn fd_seek(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, fd: type
 }
 
 pub(super) fn fd_sync(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, fd: types::Fd) -> Result<(), types::Error> {
+    sync(ctx, fd, |f| rustix::fs::fsync(f))
+}
+
+/// `fd_sync` / `fd_datasync`: `how` (`fsync`, `fdatasync`) runs on a pool thread that
+/// holds its own reference to the descriptor, while this thread waits through the
+/// teardown; a run that ends meanwhile stops the thread at once, and the sync finishes
+/// on its own and then lets go of the descriptor (closing it if the guest did).
+fn sync(ctx: &Ctx<'_>, fd: types::Fd, how: fn(&std::fs::File) -> rustix::io::Result<()>) -> Result<(), types::Error> {
     let d = ctx.descriptor(fd)?;
-    rustix::fs::fsync(&file_of(&d)?.file).map_err(errno::sys)
+    file_of(&d)?;
+    let result = ctx.group.run_blocking(ctx.slot, move || {
+        let Descriptor::File(f) = &**d else { unreachable!("checked by file_of") };
+        retry_intr(|| how(&f.file))
+    });
+    result.map_err(errno::trap)?.map_err(errno::sys)
+}
+
+/// Runs `op` again while it fails with `EINTR`.
+fn retry_intr<T>(mut op: impl FnMut() -> rustix::io::Result<T>) -> rustix::io::Result<T> {
+    loop {
+        match op() {
+            Err(rustix::io::Errno::INTR) => continue,
+            r => return r,
+        }
+    }
 }
 
 pub(super) fn fd_tell(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, fd: types::Fd) -> Result<types::Filesize, types::Error> {

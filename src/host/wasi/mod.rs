@@ -32,12 +32,14 @@ mod stat;
 pub(crate) use linker::{P1_FUNCTIONS, P1_MODULE, add_to_linker};
 pub(crate) use setup::open_fds;
 
-use crate::group::Group;
+use crate::group::{Group, WaitSlot};
 
 /// One WASI call of one guest thread: what every function gets.
 pub(super) struct Ctx<'a> {
     pub(super) group: &'a Group,
     pub(super) tid: i32,
+    /// The calling thread's wait slot: every wait of the call goes through it.
+    pub(super) slot: &'a WaitSlot,
 }
 
 impl Ctx<'_> {

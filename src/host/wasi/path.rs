@@ -238,7 +238,7 @@ fn open_interruptibly(ctx: &Ctx<'_>, parent: &DirDesc, path: &Path, opts: &OpenO
         if !fifo {
             return Err(errno::io(e));
         }
-        ctx.group.teardown.sleep_until(Some(Instant::now() + delay)).map_err(errno::trap)?;
+        ctx.group.teardown.sleep_until(ctx.slot, Some(Instant::now() + delay)).map_err(errno::trap)?;
         delay = (delay * 2).min(FIFO_RETRY_MAX);
     }
 }

@@ -259,7 +259,7 @@ pub(super) fn poll_oneoff(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, subs:
         // Only clocks (a subscription is either a clock, ready now, or polled), so
         // `earliest` is set unless every deadline is beyond the host's clock.
         while earliest.is_none_or(|t| Instant::now() < t) {
-            teardown.sleep_until(earliest).map_err(errno::trap)?;
+            teardown.sleep_until(ctx.slot, earliest).map_err(errno::trap)?;
         }
     }
 
