@@ -4,7 +4,9 @@
 //! clock_time_get (so the peer's process start is not counted) and prints nanoseconds.
 //!
 //!   cargo bench --bench wasi            (WT_BENCH_REPS=5 runs each, median;
-//!                                        WT_BENCH_ONLY=text runs the kinds whose name has it)
+//!                                        WT_BENCH_ONLY=text runs the kinds whose name has it;
+//!                                        WT_BENCH_THREADS=1 or 2 runs only that many, for
+//!                                        profiling: the other columns then repeat it)
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -178,17 +180,30 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn ours(engine: &Engine, wat: &str, dir: &Path) -> f64 {
+/// CPU time this process has used so far (all threads, user and system), in seconds.
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage fills the zeroed struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// One run of `wat`: the guest's own time of its loop, and the CPU time the whole run
+/// took (start to end; a little more than the loop).
+fn ours(engine: &Engine, wat: &str, dir: &Path) -> (f64, f64) {
     let module = Module::new(engine, wat.as_bytes()).unwrap();
     let out = Arc::new(Mutex::new(Vec::new()));
     let o = out.clone();
     let mut c = RunConfig::default();
     c.stdout = Output::Callback(Arc::new(move |_, d| o.lock().unwrap().extend_from_slice(d)));
     c.preopens.push(Preopen { host: dir.to_path_buf(), guest: "/".into(), read_only: false });
+    let cpu = cpu_seconds();
     let exit = Run::start(&module, &c).unwrap().wait();
+    let cpu = cpu_seconds() - cpu;
     assert_eq!(exit.code, 0, "{exit:?}");
     let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
-    text.trim().parse::<f64>().unwrap_or_else(|_| panic!("guest printed {text:?}")) / 1e9
+    (text.trim().parse::<f64>().unwrap_or_else(|_| panic!("guest printed {text:?}")) / 1e9, cpu)
 }
 
 fn peer(cli: &Path, wat: &str, dir: &Path) -> f64 {
@@ -209,29 +224,47 @@ fn main() {
     let peer_cli = std::env::var_os("WASMTIME46").map(PathBuf::from);
     let engine = Engine::new(&EngineConfig::default()).unwrap();
     let dir = fixture();
-    println!("| calls (per thread) | 1 thread | 2 threads | speed-up (ideal 2) | Wasmtime 46, 1 thread | ours / Wasmtime 46 |");
-    println!("|---|---|---|---|---|---|");
+    // The CPU column is CPU time per call with 2 threads over that with 1 (ideal 1.00):
+    // above 1 means the threads slow each other down (contention); near 1 with a low
+    // speed-up means the cores were busy with something else (a loaded machine).
+    println!("| calls (per thread) | 1 thread | 2 threads | speed-up (ideal 2) | CPU per call, 2 vs 1 thread | Wasmtime 46, 1 thread | ours / Wasmtime 46 |");
+    println!("|---|---|---|---|---|---|---|");
     let only = std::env::var("WT_BENCH_ONLY").unwrap_or_default();
     for kind in kinds().into_iter().filter(|k| k.name.contains(only.as_str())) {
         let (one, two) = (guest(&kind, 1), guest(&kind, 2));
-        let mut t1 = Vec::new();
-        let mut t2 = Vec::new();
+        let (mut t1, mut t2, mut c1, mut c2) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let one_run = |wat: &str, t: &mut Vec<f64>, c: &mut Vec<f64>| {
+            let (time, cpu) = ours(&engine, wat, &dir);
+            t.push(time);
+            c.push(cpu);
+        };
         let mut tp = Vec::new();
+        let only_threads = std::env::var("WT_BENCH_THREADS").unwrap_or_default();
         for _ in 0..reps {
-            t1.push(ours(&engine, &one, &dir));
-            t2.push(ours(&engine, &two, &dir));
+            match only_threads.as_str() {
+                "1" => one_run(&one, &mut t1, &mut c1),
+                "2" => one_run(&two, &mut t2, &mut c2),
+                _ => {
+                    one_run(&one, &mut t1, &mut c1);
+                    one_run(&two, &mut t2, &mut c2);
+                }
+            }
             if let Some(cli) = &peer_cli {
                 tp.push(peer(cli, &one, &dir));
             }
         }
-        let (t1, t2) = (median(t1), median(t2));
+        let (t1, t2, c1, c2) = match (t1.is_empty(), t2.is_empty()) {
+            (true, _) => (median(t2.clone()), median(t2), median(c2.clone()), median(c2)),
+            (_, true) => (median(t1.clone()), median(t1), median(c1.clone()), median(c1)),
+            _ => (median(t1), median(t2), median(c1), median(c2)),
+        };
         let peer_cell = if tp.is_empty() { ("-".to_string(), "-".to_string()) } else {
             let p = median(tp);
             (format!("{:.1} ms", p * 1e3), format!("{:.2}x", t1 / p))
         };
         println!(
-            "| {} x{} | {:.1} ms | {:.1} ms | {:.2}x | {} | {} |",
-            kind.name, kind.iters, t1 * 1e3, t2 * 1e3, 2.0 * t1 / t2, peer_cell.0, peer_cell.1
+            "| {} x{} | {:.1} ms | {:.1} ms | {:.2}x | {:.2} | {} | {} |",
+            kind.name, kind.iters, t1 * 1e3, t2 * 1e3, 2.0 * t1 / t2, c2 / (2.0 * c1), peer_cell.0, peer_cell.1
         );
     }
     let _ = std::fs::remove_dir_all(&dir);

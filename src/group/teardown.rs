@@ -102,14 +102,14 @@ struct Blocking<F, T> {
 }
 
 impl<F: FnOnce() -> T, T> Blocking<F, T> {
-    /// Runs the job if nobody has yet, and publishes its result.
+    /// Runs the job if nobody has yet, and publishes its result (none if it panicked).
     fn run(&self) {
         let job = self.job.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(job) = job {
             // The job's captures (the descriptor it holds) are dropped when it returns,
             // before the waiter can see the result.
-            let r = job();
-            *self.result.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).ok();
+            *self.result.lock().unwrap_or_else(|p| p.into_inner()) = r;
             self.finished.store(true, Ordering::SeqCst);
         }
     }
@@ -264,7 +264,7 @@ impl Teardown {
             self.bail_if_ending()?;
         }
         let result = hand.result.lock().unwrap_or_else(|p| p.into_inner()).take();
-        Ok(result.expect("set before `finished`"))
+        result.ok_or_else(|| wasmtime::format_err!("host panic in a blocking system call"))
     }
 
     /// The eventfd that becomes readable when the run ends.
@@ -396,6 +396,19 @@ mod tests {
         let got = t.run_blocking(waiter.slot(), &pool, || 6 * 7).unwrap();
         assert_eq!(got, 42);
         assert_eq!(waiter.slot().key.load(Ordering::SeqCst), 0, "unparked");
+        pool.shutdown();
+    }
+
+    /// A job that panics does not leave its waiter parked: the call fails (a trap of
+    /// that thread, not `Terminated`).
+    #[test]
+    fn a_panicking_blocking_job_fails_the_call_instead_of_hanging_it() {
+        let t = teardown();
+        let pool = Pool::new(256 << 10);
+        let waiter = t.waiter(1);
+        let r: wasmtime::Result<()> = t.run_blocking(waiter.slot(), &pool, || panic!("deliberate"));
+        let e = r.unwrap_err();
+        assert!(!e.is::<Terminated>(), "{e}");
         pool.shutdown();
     }
 
