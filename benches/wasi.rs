@@ -154,15 +154,15 @@ fn native_readdir(dir: &Path, _: u32, iters: u32) {
     }
 }
 
-/// Wall time of `threads` native threads each running the kind's loop.
-fn native(kind: &Kind, dir: &Path, threads: u32) -> f64 {
-    let t0 = std::time::Instant::now();
+/// Wall and CPU time of `threads` native threads each running the kind's loop.
+fn native(kind: &Kind, dir: &Path, threads: u32) -> (f64, f64) {
+    let (t0, cpu) = (std::time::Instant::now(), cpu_seconds());
     std::thread::scope(|s| {
         for t in 0..threads {
             s.spawn(move || (kind.native)(dir, t, kind.iters));
         }
     });
-    t0.elapsed().as_secs_f64()
+    (t0.elapsed().as_secs_f64(), cpu_seconds() - cpu)
 }
 
 fn kinds() -> Vec<Kind> {
@@ -298,13 +298,13 @@ fn main() {
     // speed-up means the cores were busy with something else (a loaded machine).
     // The native column is the same loop as host code (std/rustix), 2 threads vs 1,
     // measured alongside: the most the machine (cores, kernel) gives at that moment.
-    println!("| calls (per thread) | 1 thread | 2 threads | speed-up (ideal 2) | CPU per call, 2 vs 1 thread | native speed-up | Wasmtime 46, 1 thread | ours / Wasmtime 46 |");
+    println!("| calls (per thread) | 1 thread | 2 threads | speed-up (ideal 2) | CPU per call, 2 vs 1 thread | native: speed-up, CPU per call | Wasmtime 46, 1 thread | ours / Wasmtime 46 |");
     println!("|---|---|---|---|---|---|---|---|");
     let only = std::env::var("WT_BENCH_ONLY").unwrap_or_default();
     for kind in kinds().into_iter().filter(|k| k.name.contains(only.as_str())) {
         let (one, two) = (guest(&kind, 1), guest(&kind, 2));
         let (mut t1, mut t2, mut c1, mut c2) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let (mut n1, mut n2) = (Vec::new(), Vec::new());
+        let (mut n1, mut n2, mut nc1, mut nc2) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let one_run = |wat: &str, t: &mut Vec<f64>, c: &mut Vec<f64>| {
             let (time, cpu) = ours(&engine, wat, &dir);
             t.push(time);
@@ -321,8 +321,11 @@ fn main() {
                     one_run(&two, &mut t2, &mut c2);
                 }
             }
-            n1.push(native(&kind, &dir, 1));
-            n2.push(native(&kind, &dir, 2));
+            for (threads, wall, cpu) in [(1, &mut n1, &mut nc1), (2, &mut n2, &mut nc2)] {
+                let (w, c) = native(&kind, &dir, threads);
+                wall.push(w);
+                cpu.push(c);
+            }
             if let Some(cli) = &peer_cli {
                 tp.push(peer(cli, &one, &dir));
             }
@@ -336,10 +339,10 @@ fn main() {
             let p = median(tp);
             (format!("{:.1} ms", p * 1e3), format!("{:.2}x", t1 / p))
         };
-        let native_speedup = 2.0 * median(n1) / median(n2);
+        let native_cell = format!("{:.2}x, {:.2}", 2.0 * median(n1) / median(n2), median(nc2) / (2.0 * median(nc1)));
         println!(
-            "| {} x{} | {:.1} ms | {:.1} ms | {:.2}x | {:.2} | {:.2}x | {} | {} |",
-            kind.name, kind.iters, t1 * 1e3, t2 * 1e3, 2.0 * t1 / t2, c2 / (2.0 * c1), native_speedup, peer_cell.0, peer_cell.1
+            "| {} x{} | {:.1} ms | {:.1} ms | {:.2}x | {:.2} | {} | {} | {} |",
+            kind.name, kind.iters, t1 * 1e3, t2 * 1e3, 2.0 * t1 / t2, c2 / (2.0 * c1), native_cell, peer_cell.0, peer_cell.1
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
