@@ -165,6 +165,14 @@ fn native(kind: &Kind, dir: &Path, threads: u32) -> (f64, f64) {
     (t0.elapsed().as_secs_f64(), cpu_seconds() - cpu)
 }
 
+/// Per-thread setup of the small-file kinds: the read iovec, and "f" in `$buf[0]`.
+const SMALL_FILES_SETUP: &str = "(i32.store (i32.add (local.get $buf) (i32.const 131072)) (i32.add (local.get $buf) (i32.const 1024))) (i32.store (i32.add (local.get $buf) (i32.const 131076)) (i32.const 4096)) (i32.store8 (local.get $buf) (i32.const 102))";
+
+/// One round of the small-file kinds: the name "fNN" built in `$buf[0..3]` from
+/// `($i + 50 * thread) % 100` (threads open different files, as a parallel tree walk
+/// does), then open, fstat, read, close.
+const SMALL_FILES_BODY: &str = "(local.set $n (i32.rem_u (i32.add (local.get $i) (i32.mul (local.get $t) (i32.const 50))) (i32.const 100))) (i32.store8 (i32.add (local.get $buf) (i32.const 1)) (i32.add (i32.const 48) (i32.div_u (local.get $n) (i32.const 10)))) (i32.store8 (i32.add (local.get $buf) (i32.const 2)) (i32.add (i32.const 48) (i32.rem_u (local.get $n) (i32.const 10)))) (local.set $fd (call $open_at (local.get $buf) (i32.const 3) (i32.const 0) (i64.const 2097154) (i32.add (local.get $buf) (i32.const 16)))) (drop (call $fstat (local.get $fd) (i32.add (local.get $buf) (i32.const 512)))) (drop (call $fd_read (local.get $fd) (i32.add (local.get $buf) (i32.const 131072)) (i32.const 1) (i32.add (local.get $buf) (i32.const 131080)))) (drop (call $fd_close (local.get $fd)))";
+
 fn kinds() -> Vec<Kind> {
     vec![
         Kind { name: "clock_time_get", iters: 1_000_000, main_setup: "", setup: "", body: "(drop (call $clock (i32.const 1) (i64.const 0) (local.get $buf)))", native: native_clock },
@@ -189,10 +197,19 @@ fn kinds() -> Vec<Kind> {
             name: "open + fstat + read + close, small files",
             iters: 20000,
             main_setup: "",
-            setup: "(i32.store (i32.add (local.get $buf) (i32.const 131072)) (i32.add (local.get $buf) (i32.const 1024))) (i32.store (i32.add (local.get $buf) (i32.const 131076)) (i32.const 4096)) (i32.store8 (local.get $buf) (i32.const 102))",
-            // name "fNN" built in $buf[0..3] from ($i + 50 * thread) % 100: threads open
-            // different files, as a parallel tree walk does
-            body: "(local.set $n (i32.rem_u (i32.add (local.get $i) (i32.mul (local.get $t) (i32.const 50))) (i32.const 100))) (i32.store8 (i32.add (local.get $buf) (i32.const 1)) (i32.add (i32.const 48) (i32.div_u (local.get $n) (i32.const 10)))) (i32.store8 (i32.add (local.get $buf) (i32.const 2)) (i32.add (i32.const 48) (i32.rem_u (local.get $n) (i32.const 10)))) (local.set $fd (call $open_at (local.get $buf) (i32.const 3) (i32.const 0) (i64.const 2097154) (i32.add (local.get $buf) (i32.const 16)))) (drop (call $fstat (local.get $fd) (i32.add (local.get $buf) (i32.const 512)))) (drop (call $fd_read (local.get $fd) (i32.add (local.get $buf) (i32.const 131072)) (i32.const 1) (i32.add (local.get $buf) (i32.const 131080)))) (drop (call $fd_close (local.get $fd)))", native: native_small_files,
+            setup: SMALL_FILES_SETUP,
+            body: SMALL_FILES_BODY,
+            native: native_small_files,
+        },
+        Kind {
+            name: "the same, with 200 directories open",
+            iters: 20000,
+            // "dir" opened 200 times (oflags directory, rights fd_readdir) before the clock
+            // starts: a table that is far from empty, as in a tree walk.
+            main_setup: "(loop $o (drop (call $open_at (i32.const 80) (i32.const 3) (i32.const 2) (i64.const 16384) (i32.const 12))) (local.set $i (i32.add (local.get $i) (i32.const 1))) (br_if $o (i32.lt_u (local.get $i) (i32.const 200)))) (local.set $i (i32.const 0))",
+            setup: SMALL_FILES_SETUP,
+            body: SMALL_FILES_BODY,
+            native: native_small_files,
         },
         Kind {
             name: "fd_readdir, 10 000 entries, 4 KiB buffer",
