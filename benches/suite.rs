@@ -1,7 +1,8 @@
 //! The benchmark suite: every figure is a ratio against a baseline measured in the same run
 //! (median of REPS runs, baseline and wasithreads interleaved), printed as a table.
 //!
-//!   cargo bench --bench suite            (REPS=7; set WT_BENCH_REPS to change)
+//!   cargo bench --bench suite            (REPS=7; set WT_BENCH_REPS to change;
+//!                                         WT_BENCH_ONLY=teardown: only that, REPS times)
 //!
 //! The workloads are benches/guest (Rust; built for wasm32-wasip1-threads and natively from
 //! the same source) and small WAT guests. With WASMTIME46=/path/to/wasmtime (the last CLI
@@ -119,6 +120,13 @@ fn rss() -> u64 {
 
 fn main() {
     let n = reps();
+    // WT_BENCH_ONLY=teardown: only the teardown figure, N times (for comparing builds).
+    if std::env::var("WT_BENCH_ONLY").is_ok_and(|o| o == "teardown") {
+        for _ in 0..n {
+            println!("teardown: proc_exit, 8 threads blocked: {}", fmt_time(teardown(21)));
+        }
+        return;
+    }
     let wasm_path = common::build_guest("benches/guest/Cargo.toml", "bench-guest", false);
     let native = Native(common::build_guest("benches/guest/Cargo.toml", "bench-guest", true));
     let engine = Engine::new(&EngineConfig::default()).unwrap();
