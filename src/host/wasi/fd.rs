@@ -12,7 +12,11 @@
 //!   character devices, sockets) have a non-blocking host descriptor: a call that would
 //!   block waits through the teardown, or returns `again` if the guest set
 //!   `fdflags::nonblock`;
-//! - directories ([`Descriptor::Dir`]) answer fdstat, filestat, prestat and set_times.
+//! - directories ([`Descriptor::Dir`]) answer fdstat, filestat, prestat and set_times;
+//! - `fd_sync` and `fd_datasync`, which can block in the kernel for as long as the storage
+//!   takes, run on a pool thread holding its own reference to the descriptor, the calling
+//!   thread waiting through the teardown ([`Group::run_blocking`](crate::group::Group)),
+//!   so the run can end while a sync is in flight (it then finishes on its own).
 //!
 //! Limits on what one call moves (see `iovec.rs`): at most 1024 iovecs (`inval` past
 //! that), at most 16 MiB per call (more is a short read or write; reads of streams ask
