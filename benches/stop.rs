@@ -23,9 +23,11 @@ const HEADER: &str = r#"(module
   (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "path_open" (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "clock_time_get" (func $clock (param i32 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_sync" (func $fd_sync (param i32) (result i32)))
   (import "env" "memory" (memory 64 64 shared))
   (export "memory" (memory 0))
   (data (i32.const 2000) "fifo")
+  (data (i32.const 2008) "big")
   (func $started)
   ;; A clock subscription at 400: id $clock, timeout $t, flags $flags.
   (func $clock_sub (param $at i32) (param $clock i32) (param $t i64) (param $flags i32)
@@ -74,6 +76,14 @@ fn stdout_full_pipe(c: &mut RunConfig, _: &std::path::Path) -> Box<dyn std::any:
     unsafe { libc::fcntl(fd, libc::F_SETFL, 0) };
     c.stdout = Output::File(Arc::new(File::from(OwnedFd::from(writer))));
     Box::new(reader)
+}
+
+/// The bench's directory (on disk, not tmpfs, for `fd_sync` to have work to do),
+/// preopened.
+fn preopen(c: &mut RunConfig, dir: &std::path::Path) -> Box<dyn std::any::Any> {
+    let _ = std::fs::remove_file(dir.join("big"));
+    c.preopens.push(wasithreads::Preopen { host: dir.to_path_buf(), guest: "/".into(), read_only: false });
+    Box::new(())
 }
 
 /// A preopened directory holding a FIFO named "fifo" with a writer kept open and silent.
@@ -148,6 +158,12 @@ fn places() -> Vec<Place> {
             name: "fd_read, FIFO opened in a preopen, writer silent",
             body: "(drop (call $path_open (i32.const 3) (i32.const 0) (i32.const 2000) (i32.const 4) (i32.const 0) (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 1000))) (call $started) (call $read_fd (i32.load (i32.const 1000)))".into(),
             setup: fifo,
+        },
+        Place {
+            name: "fd_sync: a loop of 16 MiB of writes then fd_sync, on disk",
+            // "big" created and truncated (oflags 9), rights fd_write; 8 writes of 2 MiB.
+            body: "(drop (call $path_open (i32.const 3) (i32.const 0) (i32.const 2008) (i32.const 3) (i32.const 9) (i64.const 64) (i64.const 0) (i32.const 0) (i32.const 1000))) (i32.store (i32.const 700) (i32.const 65536)) (i32.store (i32.const 704) (i32.const 2097152)) (call $started) (loop $l (local.set $i (i32.const 0)) (loop $w (drop (call $fd_write (i32.load (i32.const 1000)) (i32.const 700) (i32.const 1) (i32.const 720))) (local.set $i (i32.add (local.get $i) (i32.const 1))) (br_if $w (i32.lt_u (local.get $i) (i32.const 8)))) (drop (call $fd_sync (i32.load (i32.const 1000)))) (br $l))".into(),
+            setup: preopen,
         },
     ]
 }

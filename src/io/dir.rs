@@ -32,6 +32,8 @@ pub(crate) struct DirCursor {
     /// A stream over a descriptor of its own (`openat(dir, ".")`), so its position is
     /// private to this cursor.
     pub(crate) stream: rustix::fs::Dir,
+    /// That descriptor, counted against the run's limit while the cursor lives.
+    pub(crate) _held: super::HostFd,
     /// How many entries have been consumed: the cookie the stream stands at.
     pub(crate) pos: u64,
     /// Entry `pos + 1`, already taken from the stream but not handed over whole (the

@@ -1,15 +1,15 @@
 //! A run's descriptor table: what each guest fd is, shared by every thread of the run.
 //!
 //! The table is locked only to look a descriptor up (a read lock, then an `Arc` clone) or
-//! to change a slot (a write lock); all I/O happens on the `Arc<Descriptor>` outside the
+//! to change a slot (a write lock); all I/O happens on the `Arc<OpenFd>` outside the
 //! lock, so threads using different descriptors never wait for each other, and a
 //! descriptor closed or renumbered while another thread uses it stays valid until that
 //! use ends (as with POSIX `close` racing `read`).
 
-use std::sync::{Arc, Weak};
-use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 
 use super::dir::DirDesc;
 use super::file::FileDesc;
@@ -30,14 +30,29 @@ pub(crate) enum Descriptor {
     Dir(DirDesc),
 }
 
-/// How many host descriptors `d` holds.
-fn host_fds(d: &Descriptor) -> usize {
-    match d {
-        // A cursor in use right now (locked) is counted as open.
-        Descriptor::Dir(dir) => 1 + usize::from(dir.cursor.try_lock().is_none_or(|c| c.is_some())),
-        Descriptor::File(_) => 1,
-        // The run's stdio streams are the host's or the config's, not the guest's.
-        Descriptor::Stdin | Descriptor::Output(_) => 1,
+/// One host descriptor counted against a run's limit: taking one adds 1 to the run's
+/// count, dropping it takes 1 off. Every table entry holds one while it lives (in the
+/// table, or closed while another thread still uses it), and so does every directory
+/// cursor (its stream has a descriptor of its own).
+pub(crate) struct HostFd(Arc<AtomicUsize>);
+
+impl Drop for HostFd {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A descriptor of the table, with the count of the host descriptor it holds: what
+/// lookups hand out. Derefs to the [`Descriptor`].
+pub(crate) struct OpenFd {
+    desc: Descriptor,
+    _held: HostFd,
+}
+
+impl std::ops::Deref for OpenFd {
+    type Target = Descriptor;
+    fn deref(&self) -> &Descriptor {
+        &self.desc
     }
 }
 
@@ -52,10 +67,13 @@ pub(crate) enum FdError {
 
 /// The descriptor table of one run.
 pub(crate) struct FdTable {
-    slots: RwLock<Vec<Option<Arc<Descriptor>>>>,
-    /// Descriptors that left the table but may still be in use (see `held`). Lock order:
-    /// `slots`, then `retired`.
-    retired: Mutex<Vec<Weak<Descriptor>>>,
+    slots: RwLock<Vec<Option<Arc<OpenFd>>>>,
+    /// How many host descriptors the run holds ([`HostFd`]s alive): those in the table,
+    /// those closed or renumbered away while another thread still uses them (a
+    /// `poll_oneoff`, a read or an `fd_sync` in flight), which hold their host descriptor
+    /// until that use ends, and directory cursors. One counter, so the limit check costs
+    /// the same however many descriptors are open.
+    held: Arc<AtomicUsize>,
     max: u32,
     /// Bytes of host copy buffers that WASI calls of this run hold right now (the
     /// run-wide budget of `host/wasi/iovec.rs`).
@@ -65,37 +83,34 @@ pub(crate) struct FdTable {
 impl FdTable {
     /// A table holding at most `max` descriptors (stdio and preopens included).
     pub(crate) fn new(max: u32) -> FdTable {
-        FdTable { slots: RwLock::new(Vec::new()), retired: Mutex::new(Vec::new()), max, copy_bytes: AtomicUsize::new(0) }
+        FdTable { slots: RwLock::new(Vec::new()), held: Arc::new(AtomicUsize::new(0)), max, copy_bytes: AtomicUsize::new(0) }
     }
 
     /// The descriptor at `fd`.
-    pub(crate) fn get(&self, fd: u32) -> Result<Arc<Descriptor>, FdError> {
+    pub(crate) fn get(&self, fd: u32) -> Result<Arc<OpenFd>, FdError> {
         self.slots.read().get(fd as usize).and_then(|s| s.clone()).ok_or(FdError::BadFd)
     }
 
-    /// How many descriptors the run holds: those in the table, and those closed or
-    /// renumbered away while another thread still uses them (a `poll_oneoff` or a read in
-    /// flight), which hold their host descriptor until that use ends.
-    /// A directory being listed holds a second host descriptor (its cursor): it counts
-    /// twice.
-    fn held(&self, slots: &[Option<Arc<Descriptor>>]) -> usize {
-        let mut retired = self.retired.lock();
-        retired.retain(|w| w.strong_count() > 0);
-        let open: usize = slots.iter().flatten().map(|d| host_fds(d)).sum();
-        open + retired.iter().filter_map(Weak::upgrade).map(|d| host_fds(&d)).sum::<usize>()
+    /// Counts one more host descriptor if the run is below its limit.
+    fn try_hold(&self) -> Option<HostFd> {
+        let max = self.max as usize;
+        self.held.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < max).then_some(n + 1)).ok()?;
+        Some(HostFd(self.held.clone()))
     }
 
-    /// Remembers a descriptor that left the table, while someone still holds it.
-    fn retire(&self, d: &Arc<Descriptor>) {
-        self.retired.lock().push(Arc::downgrade(d));
+    /// Counts one more host descriptor whatever the limit: a directory cursor, which
+    /// only a descriptor already counted can make, so there are at most twice the limit.
+    pub(crate) fn hold(&self) -> HostFd {
+        self.held.fetch_add(1, Ordering::Relaxed);
+        HostFd(self.held.clone())
     }
 
     /// Puts `d` in the lowest free slot and returns its number.
     pub(crate) fn insert(&self, d: Descriptor) -> Result<u32, FdError> {
+        // Counted before the table is locked: the lock is held only to pick the slot.
+        let held = self.try_hold().ok_or(FdError::TooMany)?;
+        let entry = Arc::new(OpenFd { desc: d, _held: held });
         let mut slots = self.slots.write();
-        if self.held(&slots) >= self.max as usize {
-            return Err(FdError::TooMany);
-        }
         let fd = match slots.iter().position(|s| s.is_none()) {
             Some(free) => free,
             None => {
@@ -103,15 +118,14 @@ impl FdTable {
                 slots.len() - 1
             }
         };
-        slots[fd] = Some(Arc::new(d));
+        slots[fd] = Some(entry);
         Ok(fd as u32)
     }
 
     /// Removes `fd`. The descriptor itself closes when its last user drops it.
-    pub(crate) fn remove(&self, fd: u32) -> Result<Arc<Descriptor>, FdError> {
+    pub(crate) fn remove(&self, fd: u32) -> Result<Arc<OpenFd>, FdError> {
         let mut slots = self.slots.write();
         let d = slots.get_mut(fd as usize).and_then(Option::take).ok_or(FdError::BadFd)?;
-        self.retire(&d);
         while slots.last().is_some_and(Option::is_none) {
             slots.pop();
         }
@@ -128,9 +142,10 @@ impl FdTable {
         }
         if from != to {
             let d = slots[from as usize].take();
-            if let Some(old) = std::mem::replace(&mut slots[to as usize], d) {
-                self.retire(&old);
-            }
+            let old = std::mem::replace(&mut slots[to as usize], d);
+            // Closed (if nobody else holds it) after the table is unlocked.
+            drop(slots);
+            drop(old);
         }
         Ok(())
     }
@@ -140,13 +155,58 @@ impl FdTable {
     /// frees the run handle.
     pub(crate) fn close_all(&self) {
         let slots = std::mem::take(&mut *self.slots.write());
-        self.retired.lock().clear();
         drop(slots);
     }
 
     /// True when no descriptor can be added (`insert` would fail with `TooMany`): lets
     /// `path_open` fail before it creates or opens anything.
     pub(crate) fn is_full(&self) -> bool {
-        self.held(&self.slots.read()) >= self.max as usize
+        self.held.load(Ordering::Relaxed) >= self.max as usize
+    }
+
+    /// How many host descriptors the run holds now (see `held`).
+    #[cfg(test)]
+    fn held(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir() -> Descriptor {
+        Descriptor::Dir(DirDesc::new(std::fs::File::open(std::env::temp_dir()).unwrap(), None, false))
+    }
+
+    /// The count is what the limit sees: stdio, directories, cursors, and descriptors
+    /// closed while still in use, each until its last user lets go.
+    #[test]
+    fn every_host_descriptor_counts_until_its_last_user_drops_it() {
+        let t = FdTable::new(5);
+        for d in [Descriptor::Stdin, Descriptor::Output(1), Descriptor::Output(2)] {
+            t.insert(d).unwrap();
+        }
+        assert_eq!(t.insert(dir()), Ok(3));
+        assert_eq!(t.held(), 4);
+        let cursor = t.hold();
+        assert!(t.is_full());
+        assert_eq!(t.insert(dir()), Err(FdError::TooMany));
+        assert_eq!(t.held(), 5, "a refused insert takes nothing");
+        drop(cursor);
+        assert_eq!(t.insert(dir()), Ok(4));
+        // Closed while another thread still uses it: counted until that use ends.
+        let in_use = t.get(3).unwrap();
+        drop(t.remove(3).unwrap());
+        assert_eq!(t.held(), 5);
+        drop(in_use);
+        assert_eq!(t.held(), 4);
+        // Renumbering onto an open fd closes it; a failed renumber changes nothing.
+        assert_eq!(t.renumber(9, 4), Err(FdError::BadFd));
+        assert_eq!(t.held(), 4);
+        t.renumber(4, 0).unwrap();
+        assert_eq!(t.held(), 3);
+        t.close_all();
+        assert_eq!(t.held(), 0);
     }
 }

@@ -23,7 +23,7 @@ use anyhow::Result;
 
 pub use fds::DEFAULT_MAX_FDS;
 pub(crate) use dir::{DirCursor, DirDesc};
-pub(crate) use fds::{Descriptor, FdError, FdTable};
+pub(crate) use fds::{Descriptor, OpenFd, FdError, FdTable, HostFd};
 pub(crate) use file::{FileDesc, FileKind};
 pub(crate) use input::InputStream;
 pub(crate) use output::OutputStream;

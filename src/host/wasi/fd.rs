@@ -12,7 +12,11 @@
 //!   character devices, sockets) have a non-blocking host descriptor: a call that would
 //!   block waits through the teardown, or returns `again` if the guest set
 //!   `fdflags::nonblock`;
-//! - directories ([`Descriptor::Dir`]) answer fdstat, filestat, prestat and set_times.
+//! - directories ([`Descriptor::Dir`]) answer fdstat, filestat, prestat and set_times;
+//! - `fd_sync` and `fd_datasync`, which can block in the kernel for as long as the storage
+//!   takes, run on a pool thread holding its own reference to the descriptor, the calling
+//!   thread waiting through the teardown ([`Group::run_blocking`](crate::group::Group)),
+//!   so the run can end while a sync is in flight (it then finishes on its own).
 //!
 //! Limits on what one call moves (see `iovec.rs`): at most 1024 iovecs (`inval` past
 //! that), at most 16 MiB per call (more is a short read or write; reads of streams ask
@@ -332,14 +336,13 @@ pub(super) fn fd_close(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, fd: typ
 }
 
 pub(super) fn fd_datasync(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, fd: types::Fd) -> Result<(), types::Error> {
-    let d = ctx.descriptor(fd)?;
-    rustix::fs::fdatasync(&file_of(&d)?.file).map_err(errno::sys)
+    sync(ctx, fd, |f| rustix::fs::fdatasync(f))
 }
 
 pub(super) fn fd_fdstat_get(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, fd: types::Fd) -> Result<types::Fdstat, types::Error> {
     use types::Rights as R;
     let stdio = |filetype, rights| types::Fdstat { fs_filetype: filetype, fs_flags: types::Fdflags::empty(), fs_rights_base: rights, fs_rights_inheriting: rights };
-    match &*ctx.descriptor(fd)? {
+    match &**ctx.descriptor(fd)? {
         Descriptor::Stdin => Ok(stdio(stdio_filetype(ctx.group.stdio.stdin.is_terminal()), R::FD_READ)),
         Descriptor::Output(n) => Ok(stdio(stdio_filetype(ctx.group.stdio.output(*n).is_terminal()), R::FD_WRITE)),
         Descriptor::Dir(d) if d.preopen.is_some() => {
@@ -402,7 +405,7 @@ pub(super) fn fd_fdstat_set_flags(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'
 
 /// Rights cannot be changed (Wasmtime 48: `notsup`; `badf` for stdio).
 pub(super) fn fd_fdstat_set_rights(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, fd: types::Fd, _fs_rights_base: types::Rights, _fs_rights_inheriting: types::Rights) -> Result<(), types::Error> {
-    match &*ctx.descriptor(fd)? {
+    match &**ctx.descriptor(fd)? {
         Descriptor::Stdin | Descriptor::Output(_) => Err(Errno::Badf.into()),
         Descriptor::File(_) | Descriptor::Dir(_) => Err(Errno::Notsup.into()),
     }
@@ -412,7 +415,7 @@ pub(super) fn fd_fdstat_set_rights(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<
 /// their host metadata (with the host's device and inode numbers).
 pub(super) fn fd_filestat_get(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, fd: types::Fd) -> Result<types::Filestat, types::Error> {
     let stdio = |filetype| types::Filestat { dev: 0, ino: 0, filetype, nlink: 0, size: 0, atim: 0, mtim: 0, ctim: 0 };
-    match &*ctx.descriptor(fd)? {
+    match &**ctx.descriptor(fd)? {
         Descriptor::Stdin => Ok(stdio(stdio_filetype(ctx.group.stdio.stdin.is_terminal()))),
         Descriptor::Output(n) => Ok(stdio(stdio_filetype(ctx.group.stdio.output(*n).is_terminal()))),
         Descriptor::File(f) => Ok(stat::filestat(&f.file.metadata().map_err(errno::io)?)),
@@ -431,7 +434,7 @@ pub(super) fn fd_filestat_set_times(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory
         last_access: timespec(fst_flags.contains(F::ATIM), atim, fst_flags.contains(F::ATIM_NOW))?,
         last_modification: timespec(fst_flags.contains(F::MTIM), mtim, fst_flags.contains(F::MTIM_NOW))?,
     };
-    match &*ctx.descriptor(fd)? {
+    match &**ctx.descriptor(fd)? {
         Descriptor::File(f) => rustix::fs::futimens(&f.file, &times).map_err(errno::sys),
         Descriptor::Dir(d) if d.read_only => Err(Errno::Perm.into()),
         Descriptor::Dir(d) => rustix::fs::futimens(&d.dir, &times).map_err(errno::sys),
@@ -440,7 +443,7 @@ pub(super) fn fd_filestat_set_times(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory
 }
 
 pub(super) fn fd_read(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, fd: types::Fd, iovs: types::IovecArray) -> Result<types::Size, types::Error> {
-    match &*ctx.descriptor(fd)? {
+    match &**ctx.descriptor(fd)? {
         Descriptor::Stdin => read_stdin(ctx, memory, iovs),
         Descriptor::File(f) => read_file(ctx, memory, f, iovs, None),
         Descriptor::Output(_) | Descriptor::Dir(_) => Err(Errno::Badf.into()),
@@ -448,7 +451,7 @@ pub(super) fn fd_read(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, fd: types
 }
 
 pub(super) fn fd_pread(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, fd: types::Fd, iovs: types::IovecArray, offset: types::Filesize) -> Result<types::Size, types::Error> {
-    match &*ctx.descriptor(fd)? {
+    match &**ctx.descriptor(fd)? {
         Descriptor::File(f) => read_file(ctx, memory, f, iovs, Some(offset)),
         Descriptor::Stdin => Err(Errno::Spipe.into()),
         Descriptor::Output(_) | Descriptor::Dir(_) => Err(Errno::Badf.into()),
@@ -456,7 +459,7 @@ pub(super) fn fd_pread(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, fd: type
 }
 
 pub(super) fn fd_write(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, fd: types::Fd, ciovs: types::CiovecArray) -> Result<types::Size, types::Error> {
-    match &*ctx.descriptor(fd)? {
+    match &**ctx.descriptor(fd)? {
         Descriptor::Output(stream) => write_output(ctx, memory, *stream, ciovs),
         Descriptor::File(f) => write_file(ctx, memory, f, ciovs, None),
         Descriptor::Stdin | Descriptor::Dir(_) => Err(Errno::Badf.into()),
@@ -464,7 +467,7 @@ pub(super) fn fd_write(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, fd: type
 }
 
 pub(super) fn fd_pwrite(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, fd: types::Fd, ciovs: types::CiovecArray, offset: types::Filesize) -> Result<types::Size, types::Error> {
-    match &*ctx.descriptor(fd)? {
+    match &**ctx.descriptor(fd)? {
         Descriptor::File(f) => write_file(ctx, memory, f, ciovs, Some(offset)),
         Descriptor::Output(_) => Err(Errno::Spipe.into()),
         Descriptor::Stdin | Descriptor::Dir(_) => Err(Errno::Badf.into()),
@@ -472,7 +475,7 @@ pub(super) fn fd_pwrite(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, fd: typ
 }
 
 pub(super) fn fd_prestat_get(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, fd: types::Fd) -> Result<types::Prestat, types::Error> {
-    match &*ctx.descriptor(fd)? {
+    match &**ctx.descriptor(fd)? {
         Descriptor::Dir(crate::io::DirDesc { preopen: Some(p), .. }) => {
             let pr_name_len = u32::try_from(p.len()).map_err(|_| Errno::Nametoolong)?;
             Ok(types::Prestat::Dir(types::PrestatDir { pr_name_len }))
@@ -484,7 +487,7 @@ pub(super) fn fd_prestat_get(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, f
 /// The guest path of a preopen, without a terminating NUL; `nametoolong` when it does
 /// not fit, `notdir` for anything but a preopen (as Wasmtime).
 pub(super) fn fd_prestat_dir_name(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, fd: types::Fd, path: GuestPtr<u8>, path_max_len: types::Size) -> Result<(), types::Error> {
-    match &*ctx.descriptor(fd)? {
+    match &**ctx.descriptor(fd)? {
         Descriptor::Dir(crate::io::DirDesc { preopen: Some(p), .. }) => {
             let len = u32::try_from(p.len()).map_err(|_| Errno::Nametoolong)?;
             if len > path_max_len {
@@ -516,8 +519,31 @@ pub(super) fn fd_seek(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, fd: type
 }
 
 pub(super) fn fd_sync(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, fd: types::Fd) -> Result<(), types::Error> {
+    sync(ctx, fd, |f| rustix::fs::fsync(f))
+}
+
+/// `fd_sync` / `fd_datasync`: `how` (`fsync`, `fdatasync`) runs on a pool thread that
+/// holds its own reference to the descriptor, while this thread waits through the
+/// teardown; a run that ends meanwhile stops the thread at once, and the sync finishes
+/// on its own and then lets go of the descriptor (closing it if the guest did).
+fn sync(ctx: &Ctx<'_>, fd: types::Fd, how: fn(&std::fs::File) -> rustix::io::Result<()>) -> Result<(), types::Error> {
     let d = ctx.descriptor(fd)?;
-    rustix::fs::fsync(&file_of(&d)?.file).map_err(errno::sys)
+    file_of(&d)?;
+    let result = ctx.group.run_blocking(ctx.slot, move || {
+        let Descriptor::File(f) = &**d else { unreachable!("checked by file_of") };
+        retry_intr(|| how(&f.file))
+    });
+    result.map_err(errno::trap)?.map_err(errno::sys)
+}
+
+/// Runs `op` again while it fails with `EINTR`.
+fn retry_intr<T>(mut op: impl FnMut() -> rustix::io::Result<T>) -> rustix::io::Result<T> {
+    loop {
+        match op() {
+            Err(rustix::io::Errno::INTR) => continue,
+            r => return r,
+        }
+    }
 }
 
 pub(super) fn fd_tell(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, fd: types::Fd) -> Result<types::Filesize, types::Error> {

@@ -1,6 +1,6 @@
 //! Registers every WASI preview 1 function: each one decodes its arguments through the
 //! wiggle entry point of that name (generated from the witx in `wasmtime-wasi`) and runs
-//! it on the calling thread with a [`Ctx`] of the caller's group. No lock is taken here.
+//! it on the calling thread with a [`Ctx`](super::Ctx) of the caller's group. No lock is taken here.
 
 use std::future::Future;
 use std::pin::pin;
@@ -9,7 +9,6 @@ use std::task::{Context, Poll, Waker};
 use wasmtime::{Caller, Linker};
 use wasmtime_wasi::p1::wasi_snapshot_preview1 as snapshot;
 
-use super::Ctx;
 use super::memory::with_memory;
 use crate::group::StoreData;
 
@@ -44,10 +43,7 @@ macro_rules! define {
                     P1_MODULE,
                     stringify!($name),
                     |mut caller: Caller<'_, StoreData>, $($arg: $ty),*| -> wasmtime::Result<$ret> {
-                        with_memory(&mut caller, |mem, group, tid| {
-                            let mut ctx = Ctx { group, tid };
-                            define!(@call $mode $name(&mut ctx, mem, $($arg),*))
-                        })
+                        with_memory(&mut caller, |mem, ctx| define!(@call $mode $name(ctx, mem, $($arg),*)))
                     },
                 )?;
             )*

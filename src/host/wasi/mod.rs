@@ -32,17 +32,19 @@ mod stat;
 pub(crate) use linker::{P1_FUNCTIONS, P1_MODULE, add_to_linker};
 pub(crate) use setup::open_fds;
 
-use crate::group::Group;
+use crate::group::{Group, WaitSlot};
 
 /// One WASI call of one guest thread: what every function gets.
 pub(super) struct Ctx<'a> {
     pub(super) group: &'a Group,
     pub(super) tid: i32,
+    /// The calling thread's wait slot: every wait of the call goes through it.
+    pub(super) slot: &'a WaitSlot,
 }
 
 impl Ctx<'_> {
     /// The descriptor at `fd` (a brief read lock of the table, then an `Arc` clone).
-    pub(super) fn descriptor(&self, fd: wasmtime_wasi::p1::types::Fd) -> Result<std::sync::Arc<crate::io::Descriptor>, wasmtime_wasi::p1::types::Error> {
+    pub(super) fn descriptor(&self, fd: wasmtime_wasi::p1::types::Fd) -> Result<std::sync::Arc<crate::io::OpenFd>, wasmtime_wasi::p1::types::Error> {
         self.group.fds.get(u32::from(fd)).map_err(errno::fd)
     }
 }

@@ -46,12 +46,12 @@ use wiggle::{GuestMemory, GuestPtr};
 use super::errno;
 use super::stat;
 use super::Ctx;
-use crate::io::{Descriptor, DirCursor, DirDesc, FileDesc};
+use crate::io::{Descriptor, DirCursor, DirDesc, FileDesc, OpenFd};
 
 /// The directory descriptor `fd`: `badf` for anything else (as Wasmtime 48).
-fn dir_desc(ctx: &Ctx<'_>, fd: types::Fd) -> Result<std::sync::Arc<Descriptor>, types::Error> {
+fn dir_desc(ctx: &Ctx<'_>, fd: types::Fd) -> Result<std::sync::Arc<OpenFd>, types::Error> {
     let d = ctx.descriptor(fd)?;
-    match &*d {
+    match &**d {
         Descriptor::Dir(_) => Ok(d),
         _ => Err(Errno::Badf.into()),
     }
@@ -131,7 +131,7 @@ fn read_path<'m>(memory: &'m GuestMemory<'_>, path: GuestPtr<str>) -> Result<std
 
 pub(super) fn path_open(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, dirfd: types::Fd, dirflags: types::Lookupflags, path: GuestPtr<str>, oflags: types::Oflags, fs_rights_base: types::Rights, _fs_rights_inheriting: types::Rights, fdflags: types::Fdflags) -> Result<types::Fd, types::Error> {
     let desc = ctx.descriptor(dirfd)?;
-    let parent = match &*desc {
+    let parent = match &**desc {
         Descriptor::Dir(d) => d,
         Descriptor::File(_) => return Err(Errno::Notdir.into()),
         _ => return Err(Errno::Badf.into()),
@@ -238,7 +238,7 @@ fn open_interruptibly(ctx: &Ctx<'_>, parent: &DirDesc, path: &Path, opts: &OpenO
         if !fifo {
             return Err(errno::io(e));
         }
-        ctx.group.teardown.sleep_until(Some(Instant::now() + delay)).map_err(errno::trap)?;
+        ctx.group.teardown.sleep_until(ctx.slot, Some(Instant::now() + delay)).map_err(errno::trap)?;
         delay = (delay * 2).min(FIFO_RETRY_MAX);
     }
 }
@@ -429,7 +429,7 @@ pub(super) fn fd_readdir(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, fd: ty
     let cap = buf_len as usize;
     let mut out = Vec::new();
     let mut guard = d.cursor.lock();
-    let result = fill(d, &mut guard, cookie, cap, &mut out);
+    let result = fill(ctx, d, &mut guard, cookie, cap, &mut out);
     if result.is_err() {
         // A stream that failed stays failed: start over next time.
         *guard = None;
@@ -447,7 +447,7 @@ pub(super) fn fd_readdir(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, fd: ty
 /// truncated if it does not fit (as the WASI spec says: the guest then asks again from
 /// that entry with a larger buffer). Reuses the cursor when the guest continues where
 /// the last call stopped, so reading a directory takes time linear in its size.
-fn fill(d: &DirDesc, slot: &mut Option<DirCursor>, cookie: u64, cap: usize, out: &mut Vec<u8>) -> Result<(), types::Error> {
+fn fill(ctx: &Ctx<'_>, d: &DirDesc, slot: &mut Option<DirCursor>, cookie: u64, cap: usize, out: &mut Vec<u8>) -> Result<(), types::Error> {
     let cursor = match slot {
         Some(c) if c.pos <= cookie => c,
         Some(c) => {
@@ -456,7 +456,10 @@ fn fill(d: &DirDesc, slot: &mut Option<DirCursor>, cookie: u64, cap: usize, out:
             c.pending = None;
             c
         }
-        None => slot.insert(DirCursor { stream: rustix::fs::Dir::read_from(&d.dir).map_err(errno::sys)?, pos: 0, pending: None }),
+        None => {
+            let stream = rustix::fs::Dir::read_from(&d.dir).map_err(errno::sys)?;
+            slot.insert(DirCursor { stream, _held: ctx.group.fds.hold(), pos: 0, pending: None })
+        }
     };
     while cursor.pos < cookie {
         if next_entry(cursor)?.is_none() {

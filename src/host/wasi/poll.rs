@@ -54,7 +54,7 @@ use wiggle::{GuestMemory, GuestPtr};
 
 use super::{Ctx, errno};
 use crate::group::Group;
-use crate::io::{Descriptor, FileKind, InputStream};
+use crate::io::{Descriptor, OpenFd, FileKind, InputStream};
 
 /// Most subscriptions in one call (48 MiB of guest memory); more is `nomem`.
 pub(super) const MAX_SUBSCRIPTIONS: u32 = 1 << 20;
@@ -102,7 +102,7 @@ enum Readiness {
     /// Ready now: the event's error, flags and `nbytes`.
     Now(Errno, Eventrwflags, u64),
     /// Ready when the host descriptor `raw` (held open by `desc`) polls ready.
-    Poll { desc: Arc<Descriptor>, raw: RawFd },
+    Poll { desc: Arc<OpenFd>, raw: RawFd },
 }
 
 fn ready(flags: Eventrwflags, nbytes: u64) -> Readiness {
@@ -127,7 +127,7 @@ fn host_fd<'a>(group: &'a Group, d: &'a Descriptor) -> Option<BorrowedFd<'a>> {
 /// only needs to know whether it is.
 fn classify(ctx: &Ctx<'_>, fd: types::Fd, write: bool, detail: bool) -> Readiness {
     let Ok(desc) = ctx.descriptor(fd) else { return refused() };
-    match &*desc {
+    match &**desc {
         Descriptor::Stdin if write => refused(),
         Descriptor::Stdin => match &ctx.group.stdio.stdin {
             InputStream::Fd { .. } => match ctx.group.stdio.stdin.fd() {
@@ -208,7 +208,7 @@ pub(super) fn poll_oneoff(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, subs:
     // descriptors to poll (each held open until the call returns).
     let mut earliest: Option<Instant> = None;
     let mut ready_now = false;
-    let mut held: Vec<(Arc<Descriptor>, PollFlags)> = Vec::new();
+    let mut held: Vec<(Arc<OpenFd>, PollFlags)> = Vec::new();
     let mut index: HashMap<RawFd, usize> = HashMap::new();
     for (i, sub) in subs.iter().enumerate() {
         if i % CHECK_EVERY == CHECK_EVERY - 1 {
@@ -259,7 +259,7 @@ pub(super) fn poll_oneoff(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, subs:
         // Only clocks (a subscription is either a clock, ready now, or polled), so
         // `earliest` is set unless every deadline is beyond the host's clock.
         while earliest.is_none_or(|t| Instant::now() < t) {
-            teardown.sleep_until(earliest).map_err(errno::trap)?;
+            teardown.sleep_until(ctx.slot, earliest).map_err(errno::trap)?;
         }
     }
 

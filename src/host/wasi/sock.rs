@@ -66,7 +66,7 @@ fn wait(ctx: &Ctx<'_>, sock: &Sock<'_>, flags: PollFlags) -> Result<(), types::E
 
 pub(super) fn sock_recv(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, fd: types::Fd, ri_data: types::IovecArray, ri_flags: types::Riflags) -> Result<(types::Size, types::Roflags), types::Error> {
     let desc = ctx.descriptor(fd)?;
-    let sock = match &*desc {
+    let sock = match &**desc {
         Descriptor::Stdin => match (&ctx.group.stdio.stdin, ctx.group.stdio.stdin.fd()) {
             // Whether it is a socket, the host says: `recvmsg` fails with `notsock`.
             (InputStream::Fd { .. }, Some(fd)) => Sock { fd, nonblock: false },
@@ -120,7 +120,7 @@ pub(super) fn sock_recv(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, fd: typ
 
 pub(super) fn sock_send(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, fd: types::Fd, si_data: types::CiovecArray, _si_flags: types::Siflags) -> Result<types::Size, types::Error> {
     let desc = ctx.descriptor(fd)?;
-    let sock = match &*desc {
+    let sock = match &**desc {
         Descriptor::Stdin => return Err(Errno::Badf.into()),
         other => {
             let f = socket_file(other, true)?;
@@ -154,7 +154,7 @@ pub(super) fn sock_send(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, fd: typ
 
 pub(super) fn sock_shutdown(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, fd: types::Fd, how: types::Sdflags) -> Result<(), types::Error> {
     let desc = ctx.descriptor(fd)?;
-    let f = match &*desc {
+    let f = match &**desc {
         Descriptor::Stdin => return Err(Errno::Notsup.into()),
         Descriptor::File(f) if f.kind == FileKind::Socket => f,
         _ => return Err(Errno::Notsock.into()),
@@ -170,7 +170,7 @@ pub(super) fn sock_shutdown(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, fd
 
 pub(super) fn sock_accept(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, fd: types::Fd, flags: types::Fdflags) -> Result<types::Fd, types::Error> {
     let desc = ctx.descriptor(fd)?;
-    let listener = match &*desc {
+    let listener = match &**desc {
         Descriptor::Stdin => return Err(Errno::Notsup.into()),
         other => socket_file(other, false)?,
     };
