@@ -12,7 +12,7 @@ WTCACHED=${WTCACHED:-$WORK/wt-run-cached}
 T=$WORK/compile-tmp; mkdir -p "$T"
 echo "| module | size | ours compile | 46 compile | ours/46 | CPU ours | CPU 46 |"
 echo "|---|---|---|---|---|---|---|"
-for w in "$WORK/rg/bin/rg.wasm" "$WORK/zstdmt.wasm" "$WORK/pcsum.wasm"; do
+for w in "$WORK/rg/bin/rg.wasm" "$WORK/zstdmt.wasm" "$WORK/xzmt.wasm" "$WORK/sqlsort.wasm" "$WORK/pcsum.wasm"; do
   ow=(); tw=(); oc=(); tc=()
   for k in $(seq "$REPS"); do
     rm -f "$T"/*

@@ -36,6 +36,11 @@ ROWS=(
   "zstd -L6 compress|2|$WORK/zstdmt.wasm|$WORK/zstdmt-native|$WORK/io|-T 2 -L 6 $WORK/io/input.tar $WORK/io/out.zst|$WORK/io/out.zst|"
   "zstd -L6 compress, no workers|1|$WORK/zstdmt.wasm|$WORK/zstdmt-native|$WORK/io|-T 0 -L 6 $WORK/io/input.tar $WORK/io/out.zst|$WORK/io/out.zst|"
   "zstd decompress|1|$WORK/zstdmt.wasm|$WORK/zstdmt-native|$WORK/io|-d $WORK/io/ref.zst $WORK/io/out.tar|$WORK/io/out.tar|"
+  "xz -L2 compress|1|$WORK/xzmt.wasm|$WORK/xzmt-native|$WORK/io|-T 1 -L 2 $WORK/io/input.tar $WORK/io/out.xz|$WORK/io/out.xz|"
+  "xz -L2 compress|2|$WORK/xzmt.wasm|$WORK/xzmt-native|$WORK/io|-T 2 -L 2 $WORK/io/input.tar $WORK/io/out.xz|$WORK/io/out.xz|"
+  "xz decompress|1|$WORK/xzmt.wasm|$WORK/xzmt-native|$WORK/io|-d $WORK/io/ref.xz $WORK/io/out.tar|$WORK/io/out.tar|"
+  "SQLite ORDER BY, external sort|1|$WORK/sqlsort.wasm|$WORK/sqlsort-native|$WORK/sq|$WORK/sq 1 1000000||"
+  "SQLite ORDER BY, external sort|2|$WORK/sqlsort.wasm|$WORK/sqlsort-native|$WORK/sq|$WORK/sq 2 1000000||"
   "pcsum (Rust std::thread)|1|$WORK/pcsum.wasm|$WORK/pcsum-native|$WORK/tree $WORK/sumout|-j 1 $WORK/tree $WORK/sumout||"
   "pcsum (Rust std::thread)|2|$WORK/pcsum.wasm|$WORK/pcsum-native|$WORK/tree $WORK/sumout|-j 2 $WORK/tree $WORK/sumout||"
 )
@@ -43,6 +48,7 @@ ROWS=(
 mkdir -p "$WORK/io"
 [ -f "$WORK/io/input.tar" ] || cp "$WORK/input.tar" "$WORK/io/input.tar"
 [ -f "$WORK/io/ref.zst" ] || "$WORK/zstdmt-native" -T 2 -L 6 "$WORK/io/input.tar" "$WORK/io/ref.zst" 2>/dev/null
+[ -f "$WORK/io/ref.xz" ] || "$WORK/xzmt-native" -T 2 -L 2 "$WORK/io/input.tar" "$WORK/io/ref.xz" 2>/dev/null
 
 RUNNERS=(native ours wasmtime)
 [ "$PRECOMPILED" = 1 ] && RUNNERS+=(ours-pre wasmtime-pre)
@@ -83,7 +89,7 @@ cmd_for() { # runner row -> prints nothing, sets CMD array
 }
 
 prep() { # clean outputs before a run (not timed)
-  rm -rf "$WORK/sumout" "$WORK/io/out.zst" "$WORK/io/out.tar"; mkdir -p "$WORK/sumout"
+  rm -rf "$WORK/sumout" "$WORK/sq" "$WORK/io/out.zst" "$WORK/io/out.xz" "$WORK/io/out.tar"; mkdir -p "$WORK/sumout" "$WORK/sq"
 }
 
 for rep in $(seq "$REPS"); do
