@@ -1072,3 +1072,47 @@ fn a_module_with_the_documented_100_memories_runs() {
         Ok(Err(e)) | Err(e) => assert!(!e.contains("panicked"), "{e}"),
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Busy guests without loops: entry points go only where running long is possible
+// (`src/module/points.rs`), and each of these shapes must still be stopped.
+
+fn stopped_by_cancel(wat: &str) {
+    let (exit, took) = cancel_after(wat, RunConfig::default(), Duration::from_millis(100));
+    assert_eq!(exit.kind, ExitKind::Cancelled, "{exit:?}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+}
+
+#[test]
+fn tail_calls_around_a_cycle_are_stopped() {
+    stopped_by_cancel(
+        r#"(module (memory (export "memory") 1)
+             (func $a (param i32) (return_call $b (i32.add (local.get 0) (i32.const 1))))
+             (func $b (param i32) (return_call $a (local.get 0)))
+             (func (export "_start") (call $a (i32.const 0))))"#,
+    );
+}
+
+#[test]
+fn tail_calls_through_a_table_are_stopped() {
+    stopped_by_cancel(
+        r#"(module (memory (export "memory") 1)
+             (type $t (func))
+             (table 1 funcref) (elem (i32.const 0) $f)
+             (func $f (return_call_indirect (type $t) (i32.const 0)))
+             (func (export "_start") (call $f)))"#,
+    );
+}
+
+#[test]
+fn a_call_tree_of_two_to_the_forty_calls_without_loops_is_stopped() {
+    // $f0 calls $f1 twice, ..., $f39 calls the leaf $f40 twice.
+    let mut funcs = String::new();
+    for i in 0..40 {
+        funcs.push_str(&format!("(func $f{i} (call $f{n}) (call $f{n}))\n", n = i + 1));
+    }
+    funcs.push_str("(func $f40 (i32.store (i32.const 0) (i32.add (i32.load (i32.const 0)) (i32.const 1))))\n");
+    stopped_by_cancel(&format!(
+        r#"(module (memory (export "memory") 1) {funcs} (func (export "_start") (call $f0)))"#
+    ));
+}

@@ -2,6 +2,7 @@
 //! (`shape.rs`), the wait rewrite (`rewrite.rs`, bytes to bytes, leaving an offset map),
 //! compilation and serialization (`serialized.rs`: Wasmtime's bytes and the map). Each module carries the linker with every host function it imports.
 
+mod points;
 mod rewrite;
 mod serialized;
 mod shape;

@@ -22,7 +22,9 @@
 //!
 //! - Every module gets one more shared memory, the run's *interrupt page*
 //!   (`wasithreads:internal::interrupt`, one page), and a dead `i32.load` from it at the
-//!   entry of every function and the head of every loop. While the run goes on the load
+//!   head of every loop and at the entry of every function that could otherwise run long
+//!   without meeting one (`points.rs`: functions on call cycles, indirect callers, callers
+//!   of big call trees; not leaves and their small helpers). While the run goes on the load
 //!   costs about what a load costs; when the run ends, teardown makes the page
 //!   inaccessible and the next such load in every thread faults. Wasmtime's own signal
 //!   handler turns the fault into a "memory out of bounds" trap (the address lies in a
@@ -40,6 +42,7 @@ use wasm_encoder::reencode::{self, Reencode};
 use wasm_encoder::{EntityType, Instruction, MemoryType, SectionId, ValType};
 use wasmparser::{DataKind, MemArg, Operator, Parser, Payload, TypeRef};
 
+use super::points::Calls;
 use crate::trace::OffsetMap;
 use crate::host::atomics::{ATOMICS_MODULE, AtomicImport, AtomicOp, FIRST_INSTANCE, INTERRUPT_MEMORY, SHARED_MEMORY};
 
@@ -71,6 +74,8 @@ struct Scan {
     has_code_section: bool,
     has_start_section: bool,
     data_segments: u32,
+    /// What each defined function calls, for where entry points go (`points.rs`).
+    calls: Vec<Calls>,
 }
 
 /// The import an instruction is rewritten to, if it is a wait or notify on `shared`.
@@ -173,13 +178,29 @@ fn scan(wasm: &[u8]) -> Result<Scan> {
             }
             Payload::CodeSectionStart { .. } => s.has_code_section = true,
             Payload::CodeSectionEntry(body) => {
-                let Some(shared) = s.shared else { continue };
+                let shared = s.shared.map_or(u32::MAX, |s| s.index);
+                let range = body.range();
+                let mut calls = Calls { size: (range.end - range.start) as u32, ..Calls::default() };
                 let mut ops = body.get_operators_reader()?;
                 while !ops.eof() {
-                    if let Some(imp) = import_for(&ops.read()?, shared.index) {
+                    let op = ops.read()?;
+                    match op {
+                        Operator::Call { function_index } | Operator::ReturnCall { function_index } => {
+                            if let Some(defined) = function_index.checked_sub(s.num_func_imports) {
+                                calls.direct.push(defined);
+                            }
+                        }
+                        Operator::CallIndirect { .. }
+                        | Operator::ReturnCallIndirect { .. }
+                        | Operator::CallRef { .. }
+                        | Operator::ReturnCallRef { .. } => calls.indirect = true,
+                        _ => {}
+                    }
+                    if let Some(imp) = import_for(&op, shared) {
                         s.atomics.insert(imp);
                     }
                 }
+                s.calls.push(calls);
             }
             _ => {}
         }
@@ -215,6 +236,10 @@ struct Rewriter {
     next_defined_memory: u32,
     /// Where each rewritten instruction came from.
     map: OffsetMap,
+    /// Per defined function: whether its entry gets an interruption point.
+    entry_points: Vec<bool>,
+    /// Counts function bodies as they are re-encoded.
+    next_body: usize,
 }
 
 impl Rewriter {
@@ -427,7 +452,11 @@ impl Reencode for Rewriter {
             (f.byte_len() as u32, (reader.original_position() - body) as u32)
         };
         let (_, first) = at(&f, &reader);
-        self.interruption_point(&mut f, first);
+        let body_index = self.next_body;
+        self.next_body += 1;
+        if self.entry_points.get(body_index).copied().unwrap_or(true) {
+            self.interruption_point(&mut f, first);
+        }
         while !reader.eof() {
             let (new, orig) = at(&f, &reader);
             self.map.at(new, orig);
@@ -527,6 +556,7 @@ pub(crate) fn rewrite(wasm: &[u8]) -> Result<(Vec<u8>, OffsetMap)> {
     let init_func = needs_init.then(|| scan.num_func_imports + added_func_imports + scan.num_defined_funcs);
     let first_type = scan.num_types;
     let scan_func_imports = scan.num_func_imports;
+    let entry_points = super::points::entry_points(&scan.calls);
     let mut r = Rewriter {
         scan,
         added_func_imports,
@@ -538,6 +568,8 @@ pub(crate) fn rewrite(wasm: &[u8]) -> Result<(Vec<u8>, OffsetMap)> {
         next_data: 0,
         next_defined_memory: 0,
         map: OffsetMap::new(scan_func_imports, added_func_imports),
+        entry_points,
+        next_body: 0,
     };
     r.map.set_shared_memory(r.scan.shared.map(|s| s.index));
     let mut module = wasm_encoder::Module::new();
@@ -578,10 +610,14 @@ mod tests {
     }
 
     #[test]
-    fn every_function_entry_and_loop_head_gets_an_interruption_point() {
+    fn every_loop_head_and_the_entry_of_a_recursive_function_get_an_interruption_point() {
         let wasm = wat::parse_str(
             r#"(module (memory $m 1) (data (i32.const 8) "x")
-                 (func (result i32) (loop $l (br_if $l (i32.const 0))) (i32.load $m (i32.const 8))))"#,
+                 (func $f (result i32)
+                   (loop $l (br_if $l (i32.const 0)))
+                   (if (i32.const 0) (then (drop (call $f))))
+                   (i32.load $m (i32.const 8)))
+                 (func $leaf (result i32) (i32.const 1)))"#,
         )
         .unwrap();
         let out = rewrite(&wasm).unwrap().0;
@@ -591,7 +627,7 @@ mod tests {
         // The module's own memory moved to index 1, after the interrupt page.
         assert!(text.contains("i32.load 1") || text.contains("i32.load $m"), "{text}");
         let points = text.lines().filter(|l| l.trim() == "i32.atomic.load").count();
-        assert_eq!(points, 2, "one at the entry, one at the loop head: {text}");
+        assert_eq!(points, 2, "one at $f's entry, one at the loop head, none in the leaf: {text}");
     }
 
     fn validate(wasm: &[u8]) {
