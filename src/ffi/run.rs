@@ -72,18 +72,19 @@ impl wt_exit_t {
 /// A run ends at the first of: `_start` returns; any thread calls `proc_exit`; any thread
 /// traps; the timeout passes; `wt_run_cancel`. All other threads are then stopped wherever
 /// they are, and `wt_run` returns within about a millisecond (`cargo bench --bench stop`,
-/// median of 21 from cancel to return, 0.25-0.32 ms on 2 cores):
+/// median of 21 from cancel to return, 0.12-0.35 ms on 2 cores; `fd_sync` 0.7 ms):
 ///
 /// | where a thread is                                   | how it is stopped                  |
 /// |-----------------------------------------------------|------------------------------------|
-/// | running wasm (any loop, call chain, tail calls)     | interrupt page: faults at the next loop head or function entry |
-/// | `memory.atomic.wait32/64`, any timeout              | its parking queue is notified      |
-/// | `poll_oneoff`: clocks (relative, absolute, any number), pipes, stdin | teardown condvar / eventfd |
+/// | running wasm (any loop, call chain, tail calls)     | interrupt page: faults at the next loop head or at the entry of a function that could run long |
+/// | `memory.atomic.wait32/64`, any timeout              | its wait slot's key (the word's address) is unparked |
+/// | `poll_oneoff`: clocks (relative, absolute, any number), pipes, stdin | its wait slot is unparked / eventfd |
+/// | `fd_sync`/`fd_datasync` (files)                     | the sync runs on a pool thread holding its own reference to the descriptor; the caller's wait slot is unparked (the sync finishes on its own) |
 /// | `fd_read`/`fd_write`/`sock_recv`/`sock_send` on pipes, FIFOs, ttys, sockets, stdio | non-blocking I/O, waits poll the teardown eventfd |
 /// | `path_open` of a FIFO for writing with no reader    | retried through the teardown sleep |
 /// | `thread-spawn` waiting for the new instance         | the new thread's instantiation is stopped like any wasm |
 /// | `random_get` of gigabytes                           | checked between 64 KiB chunks      |
-/// | inside a host callback, one long wasm instruction (`memory.fill` of GiBs), `fd_sync` | not interruptible: the teardown grace (`wt_run_config_set_teardown_grace_ms`, 5 s) bounds the wait |
+/// | inside a host callback, one long wasm instruction (`memory.fill` of GiBs), one regular-file read or write (at most 16 MiB), `fd_sync` when 64 syncs of the engine are already in flight | not interruptible: the teardown grace (`wt_run_config_set_teardown_grace_ms`, 5 s) bounds the wait |
 ///
 /// The host process never exits because of the guest.
 ///
