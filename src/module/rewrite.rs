@@ -682,3 +682,8 @@ mod tests {
         assert!(format!("{err:#}").contains("memories 0 and 1"), "{err:#}");
     }
 }
+
+#[cfg(test)]
+pub(super) fn scan_for_stats(wasm: &[u8]) -> Vec<Calls> {
+    scan(wasm).unwrap().calls
+}
