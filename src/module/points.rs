@@ -185,18 +185,3 @@ mod tests {
         assert!(needs.iter().filter(|n| **n).count() >= 200_000 / LIMIT as usize / 2);
     }
 }
-
-#[cfg(test)]
-mod stats {
-    /// `WT_POINTS_STATS=x.wasm cargo test --release --lib points_stats -- --ignored --nocapture`
-    #[test]
-    #[ignore]
-    fn points_stats() {
-        let path = std::env::var("WT_POINTS_STATS").unwrap();
-        let wasm = std::fs::read(path).unwrap();
-        let scan = super::super::rewrite::scan_for_stats(&wasm);
-        let needs = super::entry_points(&scan);
-        let indirect = scan.iter().filter(|c| c.indirect).count();
-        eprintln!("functions {}, entry points {}, indirect callers {indirect}", scan.len(), needs.iter().filter(|n| **n).count());
-    }
-}

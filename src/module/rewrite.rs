@@ -683,7 +683,3 @@ mod tests {
     }
 }
 
-#[cfg(test)]
-pub(super) fn scan_for_stats(wasm: &[u8]) -> Vec<Calls> {
-    scan(wasm).unwrap().calls
-}
