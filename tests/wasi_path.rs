@@ -684,3 +684,27 @@ fn a_rust_std_guest_does_file_system_work() {
     assert_eq!(out.text(), FS_OPS_OUTPUT);
     assert_eq!(std::fs::read_dir(&dir.0).unwrap().count(), 0);
 }
+
+/// A path longer than `PATH_MAX` whose end would pass 4 GiB (found by the `wasi_calls`
+/// fuzzer: wiggle panicked computing its last byte) is a bad pointer like any other: the
+/// guest traps, for every call that takes a path, and the host is fine.
+#[test]
+fn a_long_path_whose_end_passes_4_gib_is_a_bad_pointer() {
+    let _s = serial();
+    let dir = TempDir::new("wrap");
+    let far = "(i32.const -4096) (i32.const 65536)";
+    let calls = [
+        format!("(call $path_open (i32.const 3) (i32.const 0) {far} (i32.const 0) (i64.const 0) (i64.const 0) (i32.const 0) (i32.const 0))"),
+        format!("(call $path_create_directory (i32.const 3) {far})"),
+        format!("(call $path_symlink {far} (i32.const 3) {far})"),
+        format!("(call $path_unlink_file (i32.const 3) {far})"),
+    ];
+    for call in calls {
+        let wat = Guest::new().wat(&format!("(drop {call})"));
+        let mut c = RunConfig::default();
+        preopen(&mut c, &dir.0, false);
+        let exit = run_wat(&wat, &c);
+        assert_eq!(exit.kind, ExitKind::Trap, "{call}: {exit:?}");
+        assert!(!exit.message.as_deref().unwrap_or("").contains("panic"), "{call}: {exit:?}");
+    }
+}

@@ -121,9 +121,11 @@ const PATH_MAX: u32 = 4096;
 /// A path argument from guest memory, refused over [`PATH_MAX`] bytes.
 fn read_path<'m>(memory: &'m GuestMemory<'_>, path: GuestPtr<str>) -> Result<std::borrow::Cow<'m, str>, types::Error> {
     if path.len() > PATH_MAX {
-        // A path that does not even fit in guest memory traps, as any bad pointer.
-        let last = path.as_bytes().get(path.len() - 1).ok_or(Errno::Fault)?;
-        memory.read(last)?;
+        // A path that does not even fit in guest memory traps, as any bad pointer. (Not
+        // `as_bytes().get(..)`: wiggle panics when the end passes 4 GiB.)
+        let (start, len) = path.offset();
+        let last = start.checked_add(len - 1).ok_or(wiggle::GuestError::PtrOverflow)?;
+        memory.read(GuestPtr::<u8>::new(last))?;
         return Err(Errno::Nametoolong.into());
     }
     Ok(memory.as_cow_str(path)?)
