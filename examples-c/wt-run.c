@@ -12,7 +12,7 @@
  * status cannot carry, is reported on stderr and gives 1, never 0); 134 if a guest thread
  * trapped (message and wasm backtrace on stderr); 124 on timeout; 2 for bad usage; 1 if
  * the module could not be loaded or started. Diagnostics (a refused thread-spawn and
- * why) are printed on stderr. When the run ends by timeout, Ctrl-C or a trap, every other
+ * why) are printed on stderr. When the run ends by timeout or a trap, every other
  * thread's wasm backtrace at the moment it was stopped follows on stderr, in the function
  * indices and offsets of MODULE (as `wasm-objdump -d MODULE` shows them).
  */
