@@ -60,7 +60,9 @@ pub(crate) struct Dump<'a> {
 /// wasmparser's limit on data segments in a module.
 const MAX_SEGMENTS: usize = 100_000;
 
-/// Writes the dump: the small sections first, then the data section, streamed.
+/// Writes the dump: the small sections first, then the data section, streamed. Each
+/// memory is read twice (once to find its non-zero parts and so the section's size, which
+/// precedes it, once to write them) rather than copied.
 pub(crate) fn write(dump: &Dump<'_>, out: &mut impl Write) -> io::Result<()> {
     out.write_all(&small_sections(dump))?;
     let segments = segments(&dump.memories);
