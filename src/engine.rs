@@ -49,6 +49,12 @@ const HOST_STACK_MARGIN: usize = 2 << 20;
 /// The largest `max_wasm_stack` accepted: every guest thread reserves this much stack.
 pub const MAX_WASM_STACK_LIMIT: usize = 256 << 20;
 
+/// Virtual memory Wasmtime reserves for each linear memory, and the guard region after
+/// it (Wasmtime's defaults on 64-bit hosts, set explicitly because interruption points
+/// rely on the reservation: `module/reserve.rs` places the interrupt page in it).
+pub(crate) const MEMORY_RESERVATION: u64 = 1 << 32;
+const MEMORY_GUARD: u64 = 32 << 20;
+
 /// The shortest interrupt tick.
 const MIN_INTERRUPT_TICK: Duration = Duration::from_micros(50);
 
@@ -89,6 +95,10 @@ impl Engine {
             // Busy guest threads are stopped by the interrupt page of their run (see
             // `module/rewrite.rs`), not by Wasmtime's epoch checks, which cost more.
             .epoch_interruption(epoch)
+            // Every 32-bit memory is a fixed 4 GiB reservation followed by a guard region
+            // (loads need no bounds checks; the interrupt page may lie in the reservation).
+            .memory_reservation(MEMORY_RESERVATION)
+            .memory_guard_size(MEMORY_GUARD)
             // Traps carry what a core dump needs (globals and private memories of the
             // store); only runs with a core dump path use it (`group/coredump.rs`).
             .coredump_on_trap(true)

@@ -13,10 +13,10 @@ use wasmtime::{MemoryType, SharedMemory};
 
 use crate::config::RunConfig;
 use crate::exit::{ExitKind, RunExit};
-use crate::group::{Group, Recorder, Setup};
+use crate::group::{Group, INTERRUPT_PAGE_BYTES, InterruptPage, Recorder, Setup};
 use crate::host::atomics::{ATOMICS_MODULE, INTERRUPT_MEMORY};
 use crate::io::Stdio;
-use crate::module::{MemoryImport, Module};
+use crate::module::{Interrupt, MemoryImport, Module};
 
 /// A started run. [`Run::wait`] returns how it ended; dropping a run that is still going
 /// cancels it and waits for its threads. All methods may be called from any thread.
@@ -67,10 +67,21 @@ impl Run {
             Some(m) if m.ty.is_shared() => Some(shared_memory(engine, m, config.max_memory)?),
             _ => None,
         };
-        let interrupt = SharedMemory::new(engine, MemoryType::shared(1, 1)).context("creating the interrupt page")?;
+        // The page every interruption point loads from (`group/interrupt.rs`).
+        let (interrupt, page_memory) = match (inner.interrupt, &memory) {
+            (Interrupt::Reserved(page), Some(mem)) => {
+                (InterruptPage::reserved(mem.clone(), usize::try_from(page.offset())?)?, None)
+            }
+            (Interrupt::Reserved(_), None) => bail!("the module's interruption points need its shared memory"),
+            (Interrupt::Page, _) => {
+                let page = MemoryType::shared(1, (INTERRUPT_PAGE_BYTES as u64 / WASM_PAGE) as u32);
+                let page = SharedMemory::new(engine, page).context("creating the interrupt page")?;
+                (InterruptPage::whole(page.clone()), Some(page))
+            }
+        };
         let group = Group::new(Setup {
             engine: engine.clone(),
-            interrupt: interrupt.clone(),
+            interrupt,
             epoch_interruption: inner.engine.epoch_interruption(),
             pool: inner.engine.pool().clone(),
             interrupt_tick: inner.engine.interrupt_tick(),
@@ -93,7 +104,9 @@ impl Run {
         });
         let mut store = group.new_store(0);
         let mut linker = inner.linker.clone();
-        linker.define(&store, ATOMICS_MODULE, INTERRUPT_MEMORY, interrupt)?;
+        if let Some(page) = page_memory {
+            linker.define(&store, ATOMICS_MODULE, INTERRUPT_MEMORY, page)?;
+        }
         match (&inner.memory, &group.memory) {
             (Some(m), Some(mem)) => {
                 // A shared memory belongs to no store, so every thread's store can use this

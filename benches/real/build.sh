@@ -80,7 +80,7 @@ done
 for p in "${pids[@]}"; do wait "$p"; done
 $ZIG cc $WFLAGS -nostdlib "$SC/crt1-command.o" "$WORK"/zobj/*.o "$SC/libc.a" -o "$WORK/zstdmt.wasm" \
     -Wl,--shared-memory -Wl,--import-memory -Wl,--export-memory \
-    -Wl,--max-memory=2147483648 -Wl,-z,stack-size=1048576
+    -Wl,--max-memory=1073741824 -Wl,-z,stack-size=1048576
 
 echo "== zstdmt-native"
 gcc -pthread $ZDEFS $ZSRC -o "$WORK/zstdmt-native"
@@ -88,7 +88,7 @@ gcc -pthread $ZDEFS $ZSRC -o "$WORK/zstdmt-native"
 # Links one C guest: crt1, objects, the threaded wasi-libc, then (only for what is still
 # undefined) compiler-rt.
 WLINK=(-Wl,--shared-memory -Wl,--import-memory -Wl,--export-memory
-       -Wl,--max-memory=2147483648 -Wl,-z,stack-size=1048576)
+       -Wl,--max-memory=1073741824 -Wl,-z,stack-size=1048576)
 wasm_link() { # out objs...
     local out=$1; shift
     $ZIG cc $WFLAGS -nostdlib "$SC/crt1-command.o" "$@" "$SC/libc.a" "$WORK/zigrt/libzigrt.a" -o "$out" "${WLINK[@]}"

@@ -7,12 +7,14 @@
 //!
 //! - `mod.rs`: [`Group`], [`StoreData`] (the `T` of every store and linker), stores;
 //! - `teardown.rs`: stopping every thread wherever it blocks;
+//! - `interrupt.rs`: the interrupt page that stops busy wasm;
 //! - `thread.rs`: the body of every guest thread;
 //! - `spawn.rs`: `thread-spawn`, the thread limit and thread ids;
 //! - `supervise.rs`: waiting for the end, the timeout, joining, the outcome;
 //! - `coredump.rs`: the core dump of a run that trapped.
 
 mod coredump;
+mod interrupt;
 mod limits;
 mod spawn;
 mod supervise;
@@ -20,6 +22,7 @@ mod teardown;
 mod thread;
 
 pub(crate) use coredump::Recorder;
+pub(crate) use interrupt::{InterruptPage, PAGE_BYTES as INTERRUPT_PAGE_BYTES};
 pub(crate) use teardown::{Teardown, Terminated, WaitSlot, Waiter};
 pub(crate) use thread::THREAD_START;
 
@@ -51,8 +54,8 @@ pub(crate) struct StoreData {
 /// What a group is given when it is made (by `run.rs`).
 pub(crate) struct Setup {
     pub(crate) engine: wasmtime::Engine,
-    /// The run's interrupt page (see `teardown.rs`).
-    pub(crate) interrupt: SharedMemory,
+    /// The run's interrupt page (see `interrupt.rs`).
+    pub(crate) interrupt: InterruptPage,
     /// The engine stops busy wasm with epoch checks instead of the interrupt page.
     pub(crate) epoch_interruption: bool,
     pub(crate) pool: Arc<Pool>,

@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use parking_lot_core::{DEFAULT_PARK_TOKEN, DEFAULT_UNPARK_TOKEN};
 use rustix::event::{EventfdFlags, PollFd, PollFlags};
-use wasmtime::SharedMemory;
 
+use super::interrupt::InterruptPage;
 use crate::pool::Pool;
 
 /// The error a thread leaves with when another thread, or the host, ended its run.
@@ -122,8 +122,8 @@ impl<F: FnOnce() -> T, T> Blocking<F, T> {
 /// Everything needed to stop the threads of one group.
 pub(crate) struct Teardown {
     ending: AtomicBool,
-    /// The run's interrupt page, imported by every instance of the run.
-    interrupt: SharedMemory,
+    /// The run's interrupt page (`interrupt.rs`).
+    interrupt: InterruptPage,
     /// With epoch interruption (see `EngineConfig::epoch_interruption`): the engine whose
     /// epoch is bumped by each kick, instead of closing the page.
     epoch: Option<wasmtime::Engine>,
@@ -136,7 +136,7 @@ pub(crate) struct Teardown {
 }
 
 impl Teardown {
-    pub(super) fn new(interrupt: SharedMemory, epoch: Option<wasmtime::Engine>, interrupt_tick: Duration) -> Teardown {
+    pub(super) fn new(interrupt: InterruptPage, epoch: Option<wasmtime::Engine>, interrupt_tick: Duration) -> Teardown {
         Teardown {
             ending: AtomicBool::new(false),
             interrupt,
@@ -163,16 +163,7 @@ impl Teardown {
         if self.ending.swap(true, Ordering::SeqCst) || self.epoch.is_some() {
             return;
         }
-        let page = self.interrupt.data();
-        // SAFETY: `page` is the whole of the interrupt memory (one wasm page, 64 KiB, a
-        // multiple of the host page, starting at Wasmtime's page-aligned mapping), which
-        // `self.interrupt` keeps mapped. No host code reads or writes it; wasm only loads
-        // from it at interruption points, and a load from it faulting is what we want:
-        // Wasmtime's signal handler turns it into a trap because the address lies in a
-        // memory of the faulting store. The mapping is released with the memory. (Failure
-        // is not expected for our own mapped range; busy wasm would then run until its
-        // next host call, and the teardown grace bounds the wait.)
-        let _ = unsafe { libc::mprotect(page.as_ptr() as *mut libc::c_void, page.len(), libc::PROT_NONE) };
+        self.interrupt.close();
     }
 
     /// True when stores stop busy wasm with epoch deadlines (see `Group::new_store`).
@@ -362,8 +353,8 @@ mod tests {
         let mut config = wasmtime::Config::new();
         config.wasm_threads(true).shared_memory(true);
         let engine = wasmtime::Engine::new(&config).unwrap();
-        let page = SharedMemory::new(&engine, wasmtime::MemoryType::shared(1, 1)).unwrap();
-        Arc::new(Teardown::new(page, None, Duration::from_millis(1)))
+        let page = wasmtime::SharedMemory::new(&engine, wasmtime::MemoryType::shared(1, 1)).unwrap();
+        Arc::new(Teardown::new(InterruptPage::whole(page), None, Duration::from_millis(1)))
     }
 
     /// Ends the run and kicks until `done` yields what the waiting thread returned, as

@@ -2,6 +2,7 @@
 //! (`shape.rs`), the wait rewrite (`rewrite.rs`, bytes to bytes, leaving an offset map),
 //! compilation and serialization (`serialized.rs`: Wasmtime's bytes and the map). Each module carries the linker with every host function it imports.
 
+mod reserve;
 mod points;
 mod rewrite;
 mod serialized;
@@ -17,7 +18,7 @@ use crate::engine::Engine;
 use crate::group::StoreData;
 use crate::trace::OffsetMap;
 
-pub(crate) use shape::MemoryImport;
+pub(crate) use shape::{Interrupt, MemoryImport};
 
 pub(crate) struct ModuleInner {
     pub(crate) engine: Engine,
@@ -25,6 +26,8 @@ pub(crate) struct ModuleInner {
     /// Every host function the module imports; each run adds its memory.
     pub(crate) linker: Linker<StoreData>,
     pub(crate) memory: Option<MemoryImport>,
+    /// Where its interruption points load from.
+    pub(crate) interrupt: Interrupt,
     /// `Err(why)` when `wasi_thread_start` is missing or has the wrong type: spawns fail.
     pub(crate) thread_start: Result<(), String>,
     /// `Err(why)` when `_start` is missing or has the wrong type: runs fail to start.
@@ -113,6 +116,7 @@ impl Module {
                 wasmtime: module,
                 linker,
                 memory: shape.memory,
+                interrupt: shape.interrupt,
                 thread_start: shape.thread_start,
                 start: shape.start,
                 offsets: Arc::new(offsets),

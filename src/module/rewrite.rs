@@ -20,17 +20,19 @@
 //!   function: a spawned thread's instantiation no longer re-applies them over what other
 //!   threads wrote.
 //!
-//! - Every module gets one more shared memory, the run's *interrupt page*
-//!   (`wasithreads:internal::interrupt`, one page), and a dead `i32.load` from it at the
-//!   head of every loop and at the entry of every function that could otherwise run long
-//!   without meeting one (`points.rs`: functions on call cycles, indirect callers, callers
-//!   of big call trees; not leaves and their small helpers). While the run goes on the load
-//!   costs about what a load costs; when the run ends, teardown makes the page
-//!   inaccessible and the next such load in every thread faults. Wasmtime's own signal
-//!   handler turns the fault into a "memory out of bounds" trap (the address lies in a
-//!   memory of the store), which the thread reports as stopped. This replaces Wasmtime's
-//!   epoch checks (a compare and branch at the same places, about 5x the cost; see
-//!   Wasmtime issue #1749 and PR #12990).
+//! - A dead `i32.atomic.load` goes at the head of every loop and at the entry of every
+//!   function that could otherwise run long without meeting one (`points.rs`: functions
+//!   on call cycles, indirect callers, callers of big call trees; not leaves and their
+//!   small helpers): an *interruption point*. It loads from the run's *interrupt page*:
+//!   the shared memory's reserved page (`reserve.rs`), or, for a module
+//!   without a shared memory that allows it, a one-page memory every module imports
+//!   (`wasithreads:internal::interrupt`). While the run goes on the load costs about what
+//!   a load costs; when the run ends, teardown makes the page inaccessible and the next
+//!   such load in every thread faults. Wasmtime's own signal handler turns the fault into
+//!   a "memory out of bounds" trap (the address lies in a memory of the store), which the
+//!   thread reports as stopped. This replaces Wasmtime's epoch checks (a compare and
+//!   branch at the same places, about 5x the cost; see Wasmtime issue #1749 and PR
+//!   #12990).
 //!
 //! A module may have at most one shared memory of its own (it is the one all threads
 //! share).
@@ -42,6 +44,7 @@ use wasm_encoder::reencode::{self, Reencode};
 use wasm_encoder::{EntityType, Instruction, MemoryType, SectionId, ValType};
 use wasmparser::{DataKind, MemArg, Operator, Parser, Payload, TypeRef};
 
+use super::reserve::ReservedPage;
 use super::points::Calls;
 use crate::trace::OffsetMap;
 use crate::host::atomics::{ATOMICS_MODULE, AtomicImport, AtomicOp, FIRST_INSTANCE, INTERRUPT_MEMORY, SHARED_MEMORY};
@@ -53,6 +56,8 @@ struct Shared {
     index: u32,
     /// `Some(type)` when the module defines it (it becomes an import).
     defined: Option<wasmparser::MemoryType>,
+    /// Its reserved page, where interruption points load from if it has one (`reserve.rs`).
+    reserved: Option<ReservedPage>,
 }
 
 /// What the first pass learned about a module.
@@ -107,7 +112,8 @@ fn scan(wasm: &[u8]) -> Result<Scan> {
         if ty.memory64 {
             bail!("shared memory {index} is a 64-bit memory, which wasithreads does not support");
         }
-        s.shared = Some(Shared { index, defined: defined.then_some(ty) });
+        let reserved = ReservedPage::of(ty.memory64, ty.page_size_log2, ty.maximum);
+        s.shared = Some(Shared { index, defined: defined.then_some(ty), reserved });
         Ok(())
     };
     for payload in Parser::new(0).parse_all(wasm) {
@@ -247,17 +253,24 @@ impl Rewriter {
         self.scan.shared.is_some_and(|s| s.defined.is_some())
     }
 
-    /// Memory imports the rewrite adds: the converted memory, if any, and the interrupt page.
-    fn added_memory_imports(&self) -> u32 {
-        u32::from(self.converts_memory()) + 1
+    /// The shared memory's reserved page, if interruption points use it.
+    fn reserved(&self) -> Option<ReservedPage> {
+        self.scan.shared.and_then(|s| s.reserved)
     }
 
-    /// The index of the interrupt page in the rewritten module.
+    /// Memory imports the rewrite adds: the converted memory, if any, and the interrupt
+    /// page, unless the points use the shared memory's reserved page.
+    fn added_memory_imports(&self) -> u32 {
+        u32::from(self.converts_memory()) + u32::from(self.reserved().is_none())
+    }
+
+    /// The index of the interrupt page in the rewritten module, when it has one.
     fn interrupt_memory(&self) -> u32 {
         self.scan.memory_imports + u32::from(self.converts_memory())
     }
 
-    /// The interruption point: a dead load from the interrupt page. Atomic, because
+    /// The interruption point: a dead load from the interrupt page (in the shared
+    /// memory's reserved page, or the page the module imports). Atomic, because
     /// Cranelift's alias analysis would otherwise merge a loop head's plain load with the
     /// one at the function entry (nothing stores to the page) and drop it; on x86-64 and
     /// aarch64 an atomic 32-bit load is an ordinary load instruction.
@@ -265,8 +278,14 @@ impl Rewriter {
     /// Each of its instructions maps to `orig` (the function's first instruction, or the
     /// `loop`), where a thread stopped there is reported to be.
     fn interruption_point(&mut self, f: &mut wasm_encoder::Function, orig: u32) {
-        let memarg = wasm_encoder::MemArg { offset: 0, align: 2, memory_index: self.interrupt_memory() };
-        for ins in [Instruction::I32Const(0), Instruction::I32AtomicLoad(memarg), Instruction::Drop] {
+        let (index, memarg) = match (self.reserved(), self.scan.shared) {
+            (Some(page), Some(shared)) => {
+                let memory_index = self.memory_index(shared.index).unwrap_or(shared.index);
+                (page.index(), wasm_encoder::MemArg { offset: 0, align: 2, memory_index })
+            }
+            _ => (0, wasm_encoder::MemArg { offset: 0, align: 2, memory_index: self.interrupt_memory() }),
+        };
+        for ins in [Instruction::I32Const(index), Instruction::I32AtomicLoad(memarg), Instruction::Drop] {
             self.map.at(f.byte_len() as u32, orig);
             f.instruction(&ins);
         }
@@ -316,8 +335,8 @@ impl Reencode for Rewriter {
             return Ok(memory);
         }
         match self.scan.shared {
-            Some(Shared { index, defined: Some(_) }) if memory == index => Ok(first_defined),
-            Some(Shared { index, defined: Some(_) }) if memory > index => Ok(memory + 1),
+            Some(Shared { index, defined: Some(_), .. }) if memory == index => Ok(first_defined),
+            Some(Shared { index, defined: Some(_), .. }) if memory > index => Ok(memory + self.added_memory_imports() - 1),
             _ => Ok(memory + self.added_memory_imports()),
         }
     }
@@ -529,7 +548,9 @@ impl Rewriter {
             };
             imports.import(ATOMICS_MODULE, SHARED_MEMORY, EntityType::Memory(ty));
         }
-        imports.import(ATOMICS_MODULE, INTERRUPT_MEMORY, EntityType::Memory(INTERRUPT_PAGE));
+        if self.reserved().is_none() {
+            imports.import(ATOMICS_MODULE, INTERRUPT_MEMORY, EntityType::Memory(INTERRUPT_PAGE));
+        }
         for imp in self.index.keys() {
             let ty = self.wait32_type + imp.op as u32;
             imports.import(ATOMICS_MODULE, &imp.name(), EntityType::Function(ty));

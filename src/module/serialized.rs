@@ -9,7 +9,7 @@ use anyhow::{Context as _, Result, bail};
 use crate::trace::OffsetMap;
 
 /// Names the format and its version; a change of layout changes it.
-const MAGIC: &[u8; 16] = b"wasithreads-mod1";
+const MAGIC: &[u8; 16] = b"wasithreads-mod2";
 
 /// Serialized module bytes: the map and Wasmtime's `compiled` bytes.
 pub(super) fn wrap(map: &OffsetMap, compiled: &[u8]) -> Vec<u8> {

@@ -6,6 +6,7 @@
 use anyhow::{Result, anyhow, bail};
 use wasmtime::{ExternType, MemoryType, ValType};
 
+use super::reserve::ReservedPage;
 use crate::group::THREAD_START;
 use crate::host::atomics::{ATOMICS_MODULE, FIRST_INSTANCE, INTERRUPT_MEMORY};
 use crate::host::{AtomicImport, P1_FUNCTIONS, P1_MODULE, SPAWN_IMPORT};
@@ -18,9 +19,19 @@ pub(crate) struct MemoryImport {
     pub ty: MemoryType,
 }
 
+/// Where a module's interruption points load from (`rewrite.rs`, `reserve.rs`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Interrupt {
+    /// The one-page memory `wasithreads:internal::interrupt` the module imports.
+    Page,
+    /// The shared memory's reserved page.
+    Reserved(ReservedPage),
+}
+
 /// What a run needs to know about a module.
 pub(super) struct Shape {
     pub memory: Option<MemoryImport>,
+    pub interrupt: Interrupt,
     /// The host functions of the atomics rewrite that the module imports.
     pub atomics: Vec<AtomicImport>,
     /// `Err(why)` when `wasi_thread_start` is missing or has the wrong type.
@@ -32,9 +43,16 @@ pub(super) struct Shape {
 impl Shape {
     pub(super) fn of(module: &wasmtime::Module) -> Result<Shape> {
         let (memory, spawns, atomics) = check_imports(module)?;
-        if !module.imports().any(|i| (i.module(), i.name()) == (ATOMICS_MODULE, INTERRUPT_MEMORY)) {
+        let reserved = memory.as_ref().filter(|m| m.ty.is_shared()).and_then(|m| {
+            ReservedPage::of(m.ty.is_64(), Some(u32::from(m.ty.page_size_log2())), m.ty.maximum())
+        });
+        let interrupt = if module.imports().any(|i| (i.module(), i.name()) == (ATOMICS_MODULE, INTERRUPT_MEMORY)) {
+            Interrupt::Page
+        } else if let Some(page) = reserved {
+            Interrupt::Reserved(page)
+        } else {
             bail!("the compiled module has no interruption points: it was not made by this version of wasithreads");
-        }
+        };
         if spawns && !memory.as_ref().is_some_and(|m| m.ty.is_shared()) {
             bail!(
                 "the module imports wasi::thread-spawn but has no shared memory: every thread would get \
@@ -53,7 +71,7 @@ impl Shape {
             Some(ty) if is_func(&ty, &[], &[]) => Ok(()),
             Some(_) => Err("`_start` is not a function of type () -> ()".to_string()),
         };
-        Ok(Shape { memory, atomics, thread_start, start })
+        Ok(Shape { memory, interrupt, atomics, thread_start, start })
     }
 }
 

@@ -1,0 +1,80 @@
+//! Where interruption points load from when a module's shared memory allows it: the
+//! *reserved page*, the last 64 KiB below 2 GiB of the memory's address space, when the
+//! memory's maximum stays below it.
+//!
+//! Wasmtime reserves 4 GiB of address space (plus a guard region) for every 32-bit
+//! memory and makes accessible only what the memory has grown to; a memory never grows
+//! past its maximum, so the page lies in reserved, inaccessible space for the whole run.
+//! An interruption point is `i32.atomic.load (i32.const 0x7FFF_0000)` on the shared
+//! memory, which Cranelift compiles to one load from the memory's base (in a register in
+//! any loop that uses the memory) plus a 32-bit displacement, with no bounds check. The
+//! run makes the page readable at its start and inaccessible at its end
+//! (`group/interrupt.rs`). A separate interrupt memory costs a second base pointer live
+//! across every loop (and an address past 2 GiB a 64-bit constant), which Cranelift
+//! spills and reloads in hot loops: about 3 % more instructions on zstd.
+//!
+//! What a guest sees differently: while the run goes on, a load from those 64 KiB (out
+//! of bounds, past its maximum) reads zeros instead of trapping. Stores there still
+//! trap; no other address changes. Memories with a larger maximum, 64-bit ones, custom
+//! page sizes and private memories use a one-page interrupt memory instead.
+
+use crate::engine::MEMORY_RESERVATION;
+
+/// The interrupt page: 64 KiB, as `group/interrupt.rs` protects.
+const PAGE: u64 = 64 << 10;
+
+/// Where it starts: the highest page whose address fits x86-64's signed 32-bit
+/// displacement.
+const RESERVED_PAGE: u64 = (1 << 31) - PAGE;
+
+// The page lies inside every 32-bit memory's reservation.
+const _: () = assert!(RESERVED_PAGE + PAGE <= MEMORY_RESERVATION);
+
+/// The reserved page of a shared memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ReservedPage;
+
+impl ReservedPage {
+    /// The reserved page of a shared memory of this type, if it has one: 32-bit, 64 KiB
+    /// pages, a maximum that stays below the page.
+    pub(crate) fn of(memory64: bool, page_size_log2: Option<u32>, maximum_pages: Option<u64>) -> Option<ReservedPage> {
+        let standard = !memory64 && page_size_log2.is_none_or(|log2| log2 == 16);
+        let below = maximum_pages.and_then(|p| p.checked_mul(PAGE)).is_some_and(|max| max <= RESERVED_PAGE);
+        (standard && below).then_some(ReservedPage)
+    }
+
+    /// The index operand of its interruption points (memarg offset 0).
+    pub(crate) fn index(self) -> i32 {
+        RESERVED_PAGE as i32
+    }
+
+    /// Where the page starts, from the memory's base.
+    pub(crate) fn offset(self) -> u64 {
+        RESERVED_PAGE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memories_whose_maximum_stays_below_the_page_have_one() {
+        for pages in [1, 2, 16384, 32767] {
+            assert_eq!(ReservedPage::of(false, None, Some(pages)), Some(ReservedPage), "{pages}");
+        }
+        assert_eq!(ReservedPage::of(false, Some(16), Some(100)), Some(ReservedPage));
+        assert_eq!(ReservedPage.offset() % PAGE, 0);
+        assert_eq!(ReservedPage.offset(), ReservedPage.index() as u64);
+    }
+
+    #[test]
+    fn other_memories_have_none() {
+        assert_eq!(ReservedPage::of(false, None, Some(32768)), None, "2 GiB reaches the page");
+        assert_eq!(ReservedPage::of(false, None, Some(65536)), None);
+        assert_eq!(ReservedPage::of(false, None, None), None);
+        assert_eq!(ReservedPage::of(true, None, Some(100)), None);
+        assert_eq!(ReservedPage::of(false, Some(0), Some(1 << 20)), None);
+        assert_eq!(ReservedPage::of(false, None, Some(u64::MAX)), None);
+    }
+}
