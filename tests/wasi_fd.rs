@@ -289,6 +289,72 @@ fn file_write_read_seek_tell_pread_pwrite_and_state() {
     assert_eq!(std::fs::read(dir.join("f.txt")).unwrap(), b"HELLO world\0\0");
 }
 
+/// Regular files move data straight between the file and the guest's buffers: every
+/// buffer of an array is filled or written in order (empty ones skipped), at the cursor
+/// or at an offset, and an array with a buffer outside memory traps before anything
+/// moves (the file keeps its bytes).
+#[test]
+fn regular_files_read_and_write_arrays_of_buffers_in_order() {
+    let dir = temp_dir("wasi-fd-iovecs");
+    let (c, report) = config_with(&dir);
+    // Iovec arrays at 2048: [1040+0,3) [1040+3,0) [1040+3,8) for writing "hello world";
+    // [3000,2) [3010,0) [3020,3) [3030,100) for reading.
+    let body = r#"
+        (call $rec (call $open (i32.const 1024) (i32.const 5) (i32.const 9) (i64.const 0x1fffffff) (i32.const 0)))
+        (local.set $fd (call $opened))
+        (i32.store (i32.const 2048) (i32.const 1040)) (i32.store (i32.const 2052) (i32.const 3))
+        (i32.store (i32.const 2056) (i32.const 1043)) (i32.store (i32.const 2060) (i32.const 0))
+        (i32.store (i32.const 2064) (i32.const 1043)) (i32.store (i32.const 2068) (i32.const 8))
+        (call $rec (call $fd_write (local.get $fd) (i32.const 2048) (i32.const 3) (i32.const 48)))
+        (call $rec (call $count))
+        (call $rec (call $fd_pwrite (local.get $fd) (i32.const 2048) (i32.const 3) (i64.const 20) (i32.const 48)))
+        (call $rec (call $count))
+        (i32.store (i32.const 2100) (i32.const 3000)) (i32.store (i32.const 2104) (i32.const 2))
+        (i32.store (i32.const 2108) (i32.const 3010)) (i32.store (i32.const 2112) (i32.const 0))
+        (i32.store (i32.const 2116) (i32.const 3020)) (i32.store (i32.const 2120) (i32.const 3))
+        (i32.store (i32.const 2124) (i32.const 3030)) (i32.store (i32.const 2128) (i32.const 100))
+        (call $rec (call $fd_pread (local.get $fd) (i32.const 2100) (i32.const 4) (i64.const 20) (i32.const 48)))
+        (call $rec (call $count))
+        (call $rec (i32.load16_u (i32.const 3000)))
+        (call $rec (i32.load (i32.const 3020)))
+        (call $rec (i32.load (i32.const 3030)))
+        (call $rec (call $seek (local.get $fd) (i64.const 1) (i32.const 0)))
+        (call $rec (call $fd_read (local.get $fd) (i32.const 2100) (i32.const 4) (i32.const 48)))
+        (call $rec (call $count))
+        (call $rec (i32.load16_u (i32.const 3000)))
+        (call $rec (call $tell (local.get $fd)))
+        (call $rec (call $pos))
+        (call $report (i32.const 2))
+        ;; A write whose last buffer ends past memory (4 pages): a trap, nothing written.
+        (i32.store (i32.const 2068) (i32.const 0x3ffff))
+        (i32.store (i32.const 2064) (i32.const 0x3fff0))
+        (drop (call $fd_pwrite (local.get $fd) (i32.const 2048) (i32.const 3) (i64.const 0) (i32.const 48)))"#;
+    let data = r#"(data (i32.const 1024) "f.txt") (data (i32.const 1040) "hello world")"#;
+    let e = engine();
+    let (exit, _) = run_watched(&load(&e, &wat(data, body, "")), &c);
+    assert_eq!(exit.kind, ExitKind::Trap, "{exit:?}");
+    assert_eq!(
+        records(&report),
+        vec![
+            SUCCESS,
+            SUCCESS, 11, // fd_write of 3 + 0 + 8 bytes
+            SUCCESS, 11, // the same at offset 20
+            SUCCESS, 11, // pread at 20 into 2 + 0 + 3 + 100
+            i32::from(u16::from_le_bytes(*b"he")),
+            word(b"llo\0"),
+            word(b" wor"),
+            SUCCESS,
+            SUCCESS, 30, // read at the cursor (1): the rest of the file, 30 bytes
+            i32::from(u16::from_le_bytes(*b"el")),
+            SUCCESS, 31, // the cursor moved by what was read
+        ]
+    );
+    let mut want = b"hello world".to_vec();
+    want.resize(20, 0);
+    want.extend_from_slice(b"hello world");
+    assert_eq!(std::fs::read(dir.join("f.txt")).unwrap(), want, "the trapping write wrote nothing");
+}
+
 #[test]
 fn append_mode_appends_every_write_until_cleared() {
     let dir = temp_dir("wasi-fd-append");

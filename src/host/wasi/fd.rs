@@ -22,8 +22,9 @@
 //! that), at most 16 MiB per call (more is a short read or write; reads of streams ask
 //! for at most 1 MiB), and copy buffers of at most 64 MiB in flight across all threads of
 //! a run beyond 64 KiB that each call always gets (a call finding that budget spent
-//! takes less: a short read or write). Reads of regular files into unshared memory go
-//! straight into the guest's buffer, without a copy.
+//! takes less: a short read or write). Reads and writes of regular files go straight
+//! between the file and the guest's buffers, without a copy (`direct.rs` for shared
+//! memory; one buffer of unshared memory).
 //!
 //! Errno choices follow Wasmtime 48's preview 1: reading a descriptor that is not open
 //! for reading, or writing one not open for writing, is `badf`; reading or writing a
@@ -39,7 +40,7 @@ use rustix::event::PollFlags;
 use wasmtime_wasi::p1::types::{self, Errno};
 use wiggle::{GuestMemory, GuestPtr};
 
-use super::{Ctx, errno, iovec, stat};
+use super::{Ctx, direct, errno, iovec, stat};
 use crate::io::{Descriptor, FileDesc, FileKind};
 
 /// Most bytes one read of a stream (stdin, a pipe, a socket, a device) asks for: a pipe
@@ -117,6 +118,12 @@ fn read_file(ctx: &Ctx<'_>, memory: &mut GuestMemory<'_>, f: &FileDesc, iovs: ty
                 return size(n);
             }
         }
+        // Shared memory: straight into the guest's buffers, no copy.
+        if let GuestMemory::Shared(shared) = &*memory {
+            let bufs = iovec::buffers(memory, iovs)?;
+            let _pos = at.is_none().then(|| f.position.lock());
+            return size(direct::read(&f.file, shared, &bufs, at)?);
+        }
         let grant = iovec::reserve(&ctx.group.fds, cap);
         let data = read_regular(f, grant.len, at).map_err(errno::sys)?;
         iovec::scatter(memory, iovs, &data)?;
@@ -165,6 +172,12 @@ fn write_file(ctx: &Ctx<'_>, memory: &mut GuestMemory<'_>, f: &FileDesc, ciovs: 
     let total = iovec::total(memory, ciovs)?;
     if total == 0 {
         return Ok(0);
+    }
+    if let (GuestMemory::Shared(shared), false) = (&*memory, f.kind.may_block()) {
+        // Shared memory and a regular file: straight from the guest's buffers, no copy.
+        let bufs = iovec::const_buffers(memory, ciovs)?;
+        let _pos = at.is_none().then(|| f.position.lock());
+        return size(direct::write(&f.file, shared, &bufs, at)?);
     }
     let grant = iovec::reserve(&ctx.group.fds, total);
     let data = iovec::gather(memory, ciovs, grant.len)?;

@@ -2,9 +2,10 @@
 //! scattering what the host read back into the guest's buffers. Shared by `fd.rs`
 //! (`fd_read`, `fd_write`, `fd_pread`, `fd_pwrite`) and `sock.rs` (`sock_recv`, `sock_send`).
 //!
-//! Guest memory of a threaded module is shared, so the host can neither borrow it nor let
-//! a system call write into it: every transfer goes through a host copy buffer. Those
-//! buffers are bounded:
+//! Guest memory of a threaded module is shared, so the host cannot borrow it: transfers
+//! of streams (stdio, pipes, sockets, devices) go through a host copy buffer (regular
+//! files go straight to and from the guest's buffers, `direct.rs`). Those buffers are
+//! bounded:
 //! - an array longer than [`IOV_MAX`] (1024) entries is refused with `inval`, as
 //!   POSIX `readv`/`writev` do;
 //! - one call moves at most [`MAX_CALL`] (16 MiB); more is a short read or write, which
@@ -106,6 +107,20 @@ pub(super) fn single(mem: &GuestMemory<'_>, iovs: types::IovecArray) -> Result<O
         found = Some(iov.buf.as_array(iov.buf_len));
     }
     Ok(found)
+}
+
+/// The (address, length) of every buffer of an `iovec` array, for I/O straight into
+/// guest memory (`direct.rs`).
+pub(super) fn buffers(mem: &GuestMemory<'_>, iovs: types::IovecArray) -> Result<Vec<(u32, u32)>, types::Error> {
+    check_len(&iovs)?;
+    iovs.iter().map(|iov| mem.read(iov?).map(|iov| (iov.buf.offset(), iov.buf_len)).map_err(Into::into)).collect()
+}
+
+/// The (address, length) of every buffer of a `ciovec` array, for I/O straight from
+/// guest memory (`direct.rs`).
+pub(super) fn const_buffers(mem: &GuestMemory<'_>, ciovs: types::CiovecArray) -> Result<Vec<(u32, u32)>, types::Error> {
+    check_len(&ciovs)?;
+    ciovs.iter().map(|iov| mem.read(iov?).map(|iov| (iov.buf.offset(), iov.buf_len)).map_err(Into::into)).collect()
 }
 
 /// Total bytes of a `ciovec` array (saturating).

@@ -9,6 +9,7 @@
 //! - `ctx.rs`: the `WasiSnapshotPreview1` trait for one call, handing over to:
 //! - `env.rs`: arguments, environment, clocks, randomness, `proc_exit`, `sched_yield`;
 //! - `fd.rs`: descriptor I/O and state (read, write, seek, sync, fdstat, close, renumber);
+//! - `iovec.rs`, `direct.rs`: guest buffer arrays, copied or handed to the kernel;
 //! - `path.rs`: everything under a directory descriptor (open, stat, create, remove,
 //!   rename, links, `fd_readdir`);
 //! - `poll.rs`: `poll_oneoff`;
@@ -17,6 +18,7 @@
 //! - `setup.rs`: the descriptor table a run starts with (stdio, preopens).
 
 mod ctx;
+mod direct;
 mod env;
 mod errno;
 mod fd;
