@@ -5,8 +5,9 @@
 //! then costs one kernel copy instead of two, and two threads reading at once no longer
 //! share the memory bandwidth of four.
 //!
-//! Every buffer is checked against the memory's current size first (one outside it
-//! traps, as a bad pointer does everywhere, before anything moves); a shared memory never shrinks or moves, and the caller holds it for
+//! Every buffer is checked against the memory's current size first (the first one
+//! outside it traps, as a bad pointer does everywhere, before anything moves; a later
+//! one ends the array); a shared memory never shrinks or moves, and the caller holds it for
 //! the call, so the ranges stay valid while the kernel uses them. The kernel may race
 //! with other guest threads on the same bytes, as any wasm store to shared memory may:
 //! the memory is `UnsafeCell`s and no Rust reference to it is made. One call moves at
@@ -20,7 +21,8 @@ use wasmtime_wasi::p1::types;
 use super::iovec::MAX_CALL;
 
 /// Guest buffers (address, length) as host `iovec`s into `memory`, empty ones dropped,
-/// cut to `MAX_CALL` bytes in total. A buffer outside the memory traps.
+/// cut to `MAX_CALL` bytes in total, and before the first buffer outside the memory
+/// (which traps when no buffer comes before it).
 fn host_iovecs(memory: &[UnsafeCell<u8>], bufs: &[(u32, u32)]) -> Result<Vec<libc::iovec>, types::Error> {
     let base = UnsafeCell::raw_get(memory.as_ptr());
     let mut room = MAX_CALL;
@@ -31,6 +33,11 @@ fn host_iovecs(memory: &[UnsafeCell<u8>], bufs: &[(u32, u32)]) -> Result<Vec<lib
         }
         let (addr, len) = (addr as usize, len as usize);
         if addr.checked_add(len).is_none_or(|end| end > memory.len()) {
+            if !out.is_empty() {
+                // After good buffers: a short transfer of those (Wasmtime moves only the
+                // first non-empty buffer and never looks at the others).
+                break;
+            }
             // A bad pointer traps, as wiggle's own checks do (and Wasmtime).
             return Err(wiggle::GuestError::PtrOutOfBounds(wiggle::Region { start: addr as u32, len: len as u32 }).into());
         }
