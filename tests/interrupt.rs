@@ -48,12 +48,13 @@ fn cancel(wat: &str) -> (wasithreads::RunExit, Vec<(i32, wasithreads::ThreadExit
 
 #[test]
 fn busy_threads_stop_whatever_the_shared_memory_maximum() {
-    // 1 page .. 32767 pages: the reserved page; 32768 (2 GiB) and 65536 (4 GiB) reach
-    // it, so those use the imported interrupt page. Imported and defined memories.
-    for pages in [1u32, 2, 300, 32767, 32768, 65536] {
+    // 1 page .. 32766 pages: the reserved page; 0 pages, 32767 (one page short of it),
+    // 32768 (2 GiB) and 65536 (4 GiB) use the imported interrupt page. Imported and
+    // defined memories.
+    for pages in [0u32, 1, 2, 300, 32766, 32767, 32768, 65536] {
         for memory in [
-            format!(r#"(import "env" "memory" (memory 1 {pages} shared))"#),
-            format!(r#"(memory (export "memory") 1 {pages} shared)"#),
+            format!(r#"(import "env" "memory" (memory {} {pages} shared))"#, pages.min(1)),
+            format!(r#"(memory (export "memory") {} {pages} shared)"#, pages.min(1)),
         ] {
             let (exit, threads, took) = cancel(&spinners(&memory));
             assert_eq!(exit.kind, ExitKind::Cancelled, "{memory}: {exit:?}");

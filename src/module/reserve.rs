@@ -1,6 +1,6 @@
 //! Where interruption points load from when a module's shared memory allows it: the
 //! *reserved page*, the last 64 KiB below 2 GiB of the memory's address space, when the
-//! memory's maximum stays below it.
+//! memory's maximum stays at least a page below it (at most 32766 pages).
 //!
 //! Wasmtime reserves 4 GiB of address space (plus a guard region) for every 32-bit
 //! memory and makes accessible only what the memory has grown to; a memory never grows
@@ -36,11 +36,14 @@ pub(crate) struct ReservedPage;
 
 impl ReservedPage {
     /// The reserved page of a shared memory of this type, if it has one: 32-bit, 64 KiB
-    /// pages, a maximum that stays below the page.
+    /// pages, a maximum of at least one page (Cranelift compiles any load from a memory
+    /// of maximum 0 to a trap) that stays a page below the reserved page (so that a load
+    /// running off the end of a full memory still meets an inaccessible page).
     pub(crate) fn of(memory64: bool, page_size_log2: Option<u32>, maximum_pages: Option<u64>) -> Option<ReservedPage> {
         let standard = !memory64 && page_size_log2.is_none_or(|log2| log2 == 16);
-        let below = maximum_pages.and_then(|p| p.checked_mul(PAGE)).is_some_and(|max| max <= RESERVED_PAGE);
-        (standard && below).then_some(ReservedPage)
+        let max = maximum_pages.and_then(|p| p.checked_mul(PAGE));
+        let fits = max.is_some_and(|max| max >= PAGE && max <= RESERVED_PAGE - PAGE);
+        (standard && fits).then_some(ReservedPage)
     }
 
     /// The index operand of its interruption points (memarg offset 0).
@@ -60,7 +63,7 @@ mod tests {
 
     #[test]
     fn memories_whose_maximum_stays_below_the_page_have_one() {
-        for pages in [1, 2, 16384, 32767] {
+        for pages in [1, 2, 16384, 32766] {
             assert_eq!(ReservedPage::of(false, None, Some(pages)), Some(ReservedPage), "{pages}");
         }
         assert_eq!(ReservedPage::of(false, Some(16), Some(100)), Some(ReservedPage));
@@ -71,6 +74,8 @@ mod tests {
     #[test]
     fn other_memories_have_none() {
         assert_eq!(ReservedPage::of(false, None, Some(32768)), None, "2 GiB reaches the page");
+        assert_eq!(ReservedPage::of(false, None, Some(32767)), None, "no inaccessible page before it");
+        assert_eq!(ReservedPage::of(false, None, Some(0)), None, "every load of a 0-page memory traps");
         assert_eq!(ReservedPage::of(false, None, Some(65536)), None);
         assert_eq!(ReservedPage::of(false, None, None), None);
         assert_eq!(ReservedPage::of(true, None, Some(100)), None);
