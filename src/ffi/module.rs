@@ -25,6 +25,11 @@ impl Handle for wt_module {}
 /// On success writes the module to `*module_out` (owned by the caller; release with
 /// `wt_module_free`) and returns NULL; on failure returns an error saying what is wrong
 /// and leaves `*module_out` untouched.
+///
+/// One thing a guest sees differently from Wasmtime: when its shared memory's maximum is
+/// 1 to 32766 pages, loads from the 64 KiB at address 0x7FFF0000 (past the maximum, so
+/// always out of bounds) read zeros instead of trapping while its run goes on; stores
+/// there trap. That page is where busy threads are stopped (README, "How it works").
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_module_load(
     engine: *const wt_engine_t,
