@@ -5,79 +5,113 @@
 //! then costs one kernel copy instead of two, and two threads reading at once no longer
 //! share the memory bandwidth of four.
 //!
-//! Every buffer is checked against the memory's current size first (the first one
-//! outside it traps, as a bad pointer does everywhere, before anything moves; a later
-//! one ends the array); a shared memory never shrinks or moves, and the caller holds it for
-//! the call, so the ranges stay valid while the kernel uses them. The kernel may race
+//! Every buffer is checked against the memory's current size first: a write with one
+//! outside it traps before anything moves; a read with a non-empty one outside it takes
+//! the copying path instead, which traps only on bytes it fills (both as Wasmtime 46). A
+//! shared memory never shrinks or moves, and the caller holds it for the call, so the
+//! checked ranges stay valid while the kernel uses them. The kernel may race
 //! with other guest threads on the same bytes, as any wasm store to shared memory may:
 //! the memory is `UnsafeCell`s and no Rust reference to it is made. One call moves at
 //! most `MAX_CALL` (16 MiB) in at most `IOV_MAX` (1024) buffers, like the copying path.
 
 use std::cell::UnsafeCell;
+use std::marker::PhantomData;
 use std::os::fd::AsRawFd;
 
 use wasmtime_wasi::p1::types;
 
 use super::iovec::MAX_CALL;
 
-/// Guest buffers (address, length) as host `iovec`s into `memory`, empty ones dropped,
-/// cut to `MAX_CALL` bytes in total, and before the first buffer outside the memory
-/// (which traps when no buffer comes before it).
-fn host_iovecs(memory: &[UnsafeCell<u8>], bufs: &[(u32, u32)]) -> Result<Vec<libc::iovec>, types::Error> {
-    let base = UnsafeCell::raw_get(memory.as_ptr());
-    let mut room = MAX_CALL;
-    let mut out = Vec::with_capacity(bufs.len());
-    for &(addr, len) in bufs {
-        if room == 0 {
-            break;
-        }
-        let (addr, len) = (addr as usize, len as usize);
-        if addr.checked_add(len).is_none_or(|end| end > memory.len()) {
-            if !out.is_empty() {
-                // After good buffers: a short transfer of those (Wasmtime moves only the
-                // first non-empty buffer and never looks at the others).
-                break;
-            }
-            // A bad pointer traps, as wiggle's own checks do (and Wasmtime).
-            return Err(wiggle::GuestError::PtrOutOfBounds(wiggle::Region { start: addr as u32, len: len as u32 }).into());
-        }
-        let len = len.min(room);
-        if len == 0 {
-            continue;
-        }
-        room -= len;
-        out.push(libc::iovec { iov_base: base.wrapping_add(addr).cast(), iov_len: len });
-    }
-    Ok(out)
+/// Host `iovec`s into a shared memory that outlives them: made only by
+/// [`Iovecs::for_read`] and [`Iovecs::for_write`], which check every range.
+pub(super) struct Iovecs<'m> {
+    iovs: Vec<libc::iovec>,
+    _memory: PhantomData<&'m [UnsafeCell<u8>]>,
 }
 
-/// Reads into the guest buffers `bufs` of `memory`, at the cursor (`None`, the caller
-/// holds the position lock) or at an offset; retries `EINTR`.
-pub(super) fn read(file: &impl AsRawFd, memory: &[UnsafeCell<u8>], bufs: &[(u32, u32)], at: Option<u64>) -> Result<usize, types::Error> {
-    let iovs = host_iovecs(memory, bufs)?;
-    if iovs.is_empty() {
+impl<'m> Iovecs<'m> {
+    /// For a read: guest buffers (address, length) as host `iovec`s into `memory`, empty
+    /// ones ignored, cut to `MAX_CALL` bytes in total; `None` when a non-empty buffer
+    /// (before the cut) lies outside the memory (the copying read then traps only on what
+    /// it would fill, as Wasmtime 46 does).
+    pub(super) fn for_read(memory: &'m [UnsafeCell<u8>], bufs: &[(u32, u32)]) -> Option<Iovecs<'m>> {
+        let mut room = MAX_CALL;
+        let mut iovs = Vec::with_capacity(bufs.len());
+        for &(addr, len) in bufs {
+            if room == 0 {
+                break;
+            }
+            if len == 0 {
+                continue;
+            }
+            iovs.push(Self::iovec(memory, addr, len, &mut room)?);
+        }
+        Some(Iovecs { iovs, _memory: PhantomData })
+    }
+
+    /// For a write: the same, but every buffer, empty or not, must lie in the memory, or
+    /// the call traps before anything moves (as Wasmtime 46 does).
+    pub(super) fn for_write(memory: &'m [UnsafeCell<u8>], bufs: &[(u32, u32)]) -> Result<Iovecs<'m>, types::Error> {
+        let mut room = MAX_CALL;
+        let mut iovs = Vec::with_capacity(bufs.len());
+        for &(addr, len) in bufs {
+            let Some(iov) = Self::iovec(memory, addr, len, &mut room) else {
+                // A bad pointer traps, as wiggle's own checks do.
+                return Err(wiggle::GuestError::PtrOutOfBounds(wiggle::Region { start: addr, len }).into());
+            };
+            if iov.iov_len > 0 {
+                iovs.push(iov);
+            }
+        }
+        Ok(Iovecs { iovs, _memory: PhantomData })
+    }
+
+    /// One buffer as an `iovec`, at most `room` bytes of it (taken from `room`); `None`
+    /// when it lies outside the memory.
+    fn iovec(memory: &[UnsafeCell<u8>], addr: u32, len: u32, room: &mut usize) -> Option<libc::iovec> {
+        let (addr, len) = (addr as usize, len as usize);
+        if addr.checked_add(len)? > memory.len() {
+            return None;
+        }
+        let len = len.min(*room);
+        *room -= len;
+        let base = UnsafeCell::raw_get(memory.as_ptr());
+        Some(libc::iovec { iov_base: base.wrapping_add(addr).cast(), iov_len: len })
+    }
+
+    fn count(&self) -> libc::c_int {
+        self.iovs.len() as libc::c_int
+    }
+}
+
+/// Reads into the buffers, at the cursor (`None`, the caller holds the position lock) or
+/// at an offset; retries `EINTR`.
+pub(super) fn read(file: &impl AsRawFd, iovs: &Iovecs<'_>, at: Option<u64>) -> Result<usize, types::Error> {
+    if iovs.iovs.is_empty() {
         return Ok(0);
     }
+    let (fd, ptr) = (file.as_raw_fd(), iovs.iovs.as_ptr());
     transfer(|| match at {
-        // SAFETY: every iovec points into `memory` (checked by `host_iovecs`), which the
-        // caller keeps alive and which never shrinks; the kernel writes through them,
-        // which may race with wasm threads like their own stores do (see the opening).
-        None => unsafe { libc::readv(file.as_raw_fd(), iovs.as_ptr(), iovs.len() as libc::c_int) },
-        Some(off) => unsafe { libc::preadv(file.as_raw_fd(), iovs.as_ptr(), iovs.len() as libc::c_int, off as libc::off_t) },
+        // SAFETY: every iovec points into the shared memory `iovs` borrows (checked when
+        // it was made), which outlives the call and never shrinks; the kernel writes
+        // through them, which may race with wasm threads as their own stores do (see
+        // the opening of this file).
+        None => unsafe { libc::readv(fd, ptr, iovs.count()) },
+        Some(off) => unsafe { libc::preadv(fd, ptr, iovs.count(), off as libc::off_t) },
     })
 }
 
-/// Writes the guest buffers `bufs` of `memory`, at the cursor (`None`, the caller holds
-/// the position lock) or at an offset; retries `EINTR`.
-pub(super) fn write(file: &impl AsRawFd, memory: &[UnsafeCell<u8>], bufs: &[(u32, u32)], at: Option<u64>) -> Result<usize, types::Error> {
-    let iovs = host_iovecs(memory, bufs)?;
-    if iovs.is_empty() {
+/// Writes the buffers, at the cursor (`None`, the caller holds the position lock) or at
+/// an offset; retries `EINTR`.
+pub(super) fn write(file: &impl AsRawFd, iovs: &Iovecs<'_>, at: Option<u64>) -> Result<usize, types::Error> {
+    if iovs.iovs.is_empty() {
         return Ok(0);
     }
+    let (fd, ptr) = (file.as_raw_fd(), iovs.iovs.as_ptr());
     transfer(|| match at {
         // SAFETY: as in `read`; here the kernel only reads through the iovecs.
-        None => unsafe { libc::writev(file.as_raw_fd(), iovs.as_ptr(), iovs.len() as libc::c_int) },
-        Some(off) => unsafe { libc::pwritev(file.as_raw_fd(), iovs.as_ptr(), iovs.len() as libc::c_int, off as libc::off_t) },
+        None => unsafe { libc::writev(fd, ptr, iovs.count()) },
+        Some(off) => unsafe { libc::pwritev(fd, ptr, iovs.count(), off as libc::off_t) },
     })
 }
 

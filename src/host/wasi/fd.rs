@@ -118,11 +118,13 @@ fn read_file(ctx: &Ctx<'_>, memory: &mut GuestMemory<'_>, f: &FileDesc, iovs: ty
                 return size(n);
             }
         }
-        // Shared memory: straight into the guest's buffers, no copy.
+        // Shared memory: straight into the guest's buffers, no copy (unless one lies
+        // outside memory: the copy below traps as Wasmtime does, on what it would fill).
         if let GuestMemory::Shared(shared) = &*memory {
-            let bufs = iovec::buffers(memory, iovs)?;
-            let _pos = at.is_none().then(|| f.position.lock());
-            return size(direct::read(&f.file, shared, &bufs, at)?);
+            if let Some(direct) = direct::Iovecs::for_read(shared, &iovec::buffers(memory, iovs)?) {
+                let _pos = at.is_none().then(|| f.position.lock());
+                return size(direct::read(&f.file, &direct, at)?);
+            }
         }
         let grant = iovec::reserve(&ctx.group.fds, cap);
         let data = read_regular(f, grant.len, at).map_err(errno::sys)?;
@@ -175,9 +177,9 @@ fn write_file(ctx: &Ctx<'_>, memory: &mut GuestMemory<'_>, f: &FileDesc, ciovs: 
     }
     if let (GuestMemory::Shared(shared), false) = (&*memory, f.kind.may_block()) {
         // Shared memory and a regular file: straight from the guest's buffers, no copy.
-        let bufs = iovec::const_buffers(memory, ciovs)?;
+        let direct = direct::Iovecs::for_write(shared, &iovec::const_buffers(memory, ciovs)?)?;
         let _pos = at.is_none().then(|| f.position.lock());
-        return size(direct::write(&f.file, shared, &bufs, at)?);
+        return size(direct::write(&f.file, &direct, at)?);
     }
     let grant = iovec::reserve(&ctx.group.fds, total);
     let data = iovec::gather(memory, ciovs, grant.len)?;
