@@ -3,6 +3,7 @@
 //! compilation and serialization (`serialized.rs`: Wasmtime's bytes and the map). Each module carries the linker with every host function it imports.
 
 mod reserve;
+mod body;
 mod points;
 mod rewrite;
 mod serialized;

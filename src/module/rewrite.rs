@@ -42,12 +42,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::{Context, Result, bail};
 use wasm_encoder::reencode::{self, Reencode};
 use wasm_encoder::{EntityType, Instruction, MemoryType, SectionId, ValType};
-use wasmparser::{DataKind, MemArg, Operator, Parser, Payload, TypeRef};
+use wasmparser::{DataKind, Operator, Parser, Payload, TypeRef};
 
 use super::reserve::ReservedPage;
+use super::body::{self, Indices};
 use super::points::Calls;
 use crate::trace::OffsetMap;
-use crate::host::atomics::{ATOMICS_MODULE, AtomicImport, AtomicOp, FIRST_INSTANCE, INTERRUPT_MEMORY, SHARED_MEMORY};
+use crate::host::atomics::{ATOMICS_MODULE, AtomicImport, FIRST_INSTANCE, INTERRUPT_MEMORY, SHARED_MEMORY};
 
 /// Where the module's one shared memory is.
 #[derive(Clone, Copy, Debug)]
@@ -83,21 +84,11 @@ struct Scan {
     calls: Vec<Calls>,
 }
 
-/// The import an instruction is rewritten to, if it is a wait or notify on `shared`.
-fn import_for(op: &Operator<'_>, shared: u32) -> Option<AtomicImport> {
-    let (op, memarg): (AtomicOp, &MemArg) = match op {
-        Operator::MemoryAtomicWait32 { memarg } => (AtomicOp::Wait32, memarg),
-        Operator::MemoryAtomicWait64 { memarg } => (AtomicOp::Wait64, memarg),
-        Operator::MemoryAtomicNotify { memarg } => (AtomicOp::Notify, memarg),
-        _ => return None,
-    };
-    (memarg.memory == shared).then_some(AtomicImport { op, offset: memarg.offset })
-}
-
 fn scan(wasm: &[u8]) -> Result<Scan> {
     let mut s = Scan::default();
     let mut memories = 0u32;
     let mut data_index = 0u32;
+    let mut bodies = Vec::new();
     let note_memory = |s: &mut Scan, index: u32, ty: wasmparser::MemoryType, defined: bool| -> Result<()> {
         if !ty.shared {
             return Ok(());
@@ -183,33 +174,14 @@ fn scan(wasm: &[u8]) -> Result<Scan> {
                 s.data_segments = data_index;
             }
             Payload::CodeSectionStart { .. } => s.has_code_section = true,
-            Payload::CodeSectionEntry(body) => {
-                let shared = s.shared.map_or(u32::MAX, |s| s.index);
-                let range = body.range();
-                let mut calls = Calls { size: (range.end - range.start) as u32, ..Calls::default() };
-                let mut ops = body.get_operators_reader()?;
-                while !ops.eof() {
-                    let op = ops.read()?;
-                    match op {
-                        Operator::Call { function_index } | Operator::ReturnCall { function_index } => {
-                            if let Some(defined) = function_index.checked_sub(s.num_func_imports) {
-                                calls.direct.push(defined);
-                            }
-                        }
-                        Operator::CallIndirect { .. }
-                        | Operator::ReturnCallIndirect { .. }
-                        | Operator::CallRef { .. }
-                        | Operator::ReturnCallRef { .. } => calls.indirect = true,
-                        _ => {}
-                    }
-                    if let Some(imp) = import_for(&op, shared) {
-                        s.atomics.insert(imp);
-                    }
-                }
-                s.calls.push(calls);
-            }
+            Payload::CodeSectionEntry(body) => bodies.push(body),
             _ => {}
         }
+    }
+    let shared = s.shared.map_or(u32::MAX, |s| s.index);
+    for (calls, atomics) in super::body::scan(&bodies, s.num_func_imports, shared)? {
+        s.calls.push(calls);
+        s.atomics.extend(atomics);
     }
     if memories >= MAX_MEMORIES {
         bail!(
@@ -244,8 +216,6 @@ struct Rewriter {
     map: OffsetMap,
     /// Per defined function: whether its entry gets an interruption point.
     entry_points: Vec<bool>,
-    /// Counts function bodies as they are re-encoded.
-    next_body: usize,
 }
 
 impl Rewriter {
@@ -269,25 +239,32 @@ impl Rewriter {
         self.scan.memory_imports + u32::from(self.converts_memory())
     }
 
-    /// The interruption point: a dead load from the interrupt page (in the shared
-    /// memory's reserved page, or the page the module imports). Atomic, because
-    /// Cranelift's alias analysis would otherwise merge a loop head's plain load with the
-    /// one at the function entry (nothing stores to the page) and drop it; on x86-64 and
-    /// aarch64 an atomic 32-bit load is an ordinary load instruction.
-    ///
-    /// Each of its instructions maps to `orig` (the function's first instruction, or the
-    /// `loop`), where a thread stopped there is reported to be.
-    fn interruption_point(&mut self, f: &mut wasm_encoder::Function, orig: u32) {
-        let (index, memarg) = match (self.reserved(), self.scan.shared) {
-            (Some(page), Some(shared)) => {
-                let memory_index = self.memory_index(shared.index).unwrap_or(shared.index);
-                (page.index(), wasm_encoder::MemArg { offset: 0, align: 2, memory_index })
-            }
-            _ => (0, wasm_encoder::MemArg { offset: 0, align: 2, memory_index: self.interrupt_memory() }),
+    /// Where the original module's indices go.
+    fn indices(&self) -> Indices {
+        Indices {
+            func_imports: self.scan.num_func_imports,
+            added_func_imports: self.added_func_imports,
+            memory_imports: self.scan.memory_imports,
+            converted_memory: self.scan.shared.filter(|s| s.defined.is_some()).map(|s| s.index),
+            added_memory_imports: self.added_memory_imports(),
+        }
+    }
+
+    /// What rewriting the bodies needs; interruption points load from the reserved page
+    /// of the shared memory if it has one, else from the imported interrupt page.
+    fn body_context(&self) -> body::Context<'_> {
+        let indices = self.indices();
+        let (point_memory, point_address) = match (self.reserved(), self.scan.shared) {
+            (Some(page), Some(shared)) => (indices.memory(shared.index), page.index()),
+            _ => (self.interrupt_memory(), 0),
         };
-        for ins in [Instruction::I32Const(index), Instruction::I32AtomicLoad(memarg), Instruction::Drop] {
-            self.map.at(f.byte_len() as u32, orig);
-            f.instruction(&ins);
+        body::Context {
+            indices,
+            atomics: &self.index,
+            shared: self.scan.shared.map_or(u32::MAX, |s| s.index),
+            point_memory,
+            point_address,
+            entry_points: &self.entry_points,
         }
     }
 
@@ -323,22 +300,11 @@ impl Reencode for Rewriter {
     type Error = std::convert::Infallible;
 
     fn function_index(&mut self, func: u32) -> Result<u32, reencode::Error> {
-        Ok(if func >= self.scan.num_func_imports { func + self.added_func_imports } else { func })
+        Ok(self.indices().function(func))
     }
 
     fn memory_index(&mut self, memory: u32) -> Result<u32, reencode::Error> {
-        // The module's imported memories keep their indices; after them come the added
-        // imports (the converted shared memory, then the interrupt page), then the
-        // defined memories that remain, in their order.
-        let first_defined = self.scan.memory_imports;
-        if memory < first_defined {
-            return Ok(memory);
-        }
-        match self.scan.shared {
-            Some(Shared { index, defined: Some(_), .. }) if memory == index => Ok(first_defined),
-            Some(Shared { index, defined: Some(_), .. }) if memory > index => Ok(memory + self.added_memory_imports() - 1),
-            _ => Ok(memory + self.added_memory_imports()),
-        }
+        Ok(self.indices().memory(memory))
     }
 
     fn parse_type_section(
@@ -394,7 +360,11 @@ impl Reencode for Rewriter {
         code: &mut wasm_encoder::CodeSection,
         section: wasmparser::CodeSectionReader<'_>,
     ) -> Result<(), reencode::Error> {
-        reencode::utils::parse_code_section(self, code, section)?;
+        let bodies = section.into_iter().collect::<Result<Vec<_>, _>>()?;
+        for (f, map) in body::rewrite(&self.body_context(), bodies)? {
+            code.function(&f);
+            self.map.push_body(map);
+        }
         if self.init_func.is_some() {
             code.function(&self.init_body()?);
         }
@@ -457,46 +427,6 @@ impl Reencode for Rewriter {
         Ok(())
     }
 
-    fn parse_function_body(
-        &mut self,
-        code: &mut wasm_encoder::CodeSection,
-        func: wasmparser::FunctionBody<'_>,
-    ) -> Result<(), reencode::Error> {
-        let mut f = reencode::utils::new_function_with_parsed_locals(self, &func)?;
-        let body = func.range().start;
-        self.map.begin_body(body as u32);
-        let mut reader = func.get_operators_reader()?;
-        // Offsets within the body, new and original, for the offset map.
-        let at = |f: &wasm_encoder::Function, reader: &wasmparser::OperatorsReader<'_>| {
-            (f.byte_len() as u32, (reader.original_position() - body) as u32)
-        };
-        let (_, first) = at(&f, &reader);
-        let body_index = self.next_body;
-        self.next_body += 1;
-        if self.entry_points.get(body_index).copied().unwrap_or(true) {
-            self.interruption_point(&mut f, first);
-        }
-        while !reader.eof() {
-            let (new, orig) = at(&f, &reader);
-            self.map.at(new, orig);
-            let op = reader.read()?;
-            let is_loop = matches!(op, Operator::Loop { .. });
-            f.instruction(&self.instruction(op)?);
-            if is_loop {
-                self.interruption_point(&mut f, orig);
-            }
-        }
-        code.function(&f);
-        Ok(())
-    }
-
-    fn instruction<'a>(&mut self, op: Operator<'a>) -> Result<Instruction<'a>, reencode::Error> {
-        let shared = self.scan.shared.map_or(u32::MAX, |s| s.index);
-        match import_for(&op, shared) {
-            Some(imp) => Ok(Instruction::Call(self.index[&imp])),
-            None => reencode::utils::instruction(self, op),
-        }
-    }
 }
 
 /// The type of the interrupt page: one shared page.
@@ -590,7 +520,6 @@ pub(crate) fn rewrite(wasm: &[u8]) -> Result<(Vec<u8>, OffsetMap)> {
         next_defined_memory: 0,
         map: OffsetMap::new(scan_func_imports, added_func_imports),
         entry_points,
-        next_body: 0,
     };
     r.map.set_shared_memory(r.scan.shared.map(|s| s.index));
     let mut module = wasm_encoder::Module::new();

@@ -36,9 +36,10 @@ pub(crate) enum FuncOrigin {
     Added,
 }
 
-/// One original function body.
+/// The map of one original function body. The rewrite builds one per body (in parallel)
+/// and adds them in order with [`OffsetMap::push_body`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct Body {
+pub(crate) struct Body {
     /// The body's start (its locals) in the original module's bytes.
     orig_start: u32,
     /// `(new offset, original offset)` within the body, ascending, at each change of
@@ -59,6 +60,24 @@ pub struct OffsetMap {
     shared_memory: Option<u32>,
 }
 
+impl Body {
+    /// A body that begins at `orig_start` in the original bytes.
+    pub(crate) fn new(orig_start: u32) -> Body {
+        Body { orig_start, points: Vec::new() }
+    }
+
+    /// Records that the rewritten code at `new` (relative to this body) stands for the
+    /// original instruction at `orig` (relative to its body).
+    pub(crate) fn at(&mut self, new: u32, orig: u32) {
+        if let Some(&(n, o)) = self.points.last() {
+            if i64::from(new) - i64::from(n) == i64::from(orig) - i64::from(o) {
+                return;
+            }
+        }
+        self.points.push((new, orig));
+    }
+}
+
 impl OffsetMap {
     pub(crate) fn new(func_imports: u32, added_imports: u32) -> OffsetMap {
         OffsetMap { func_imports, added_imports, bodies: Vec::new(), shared_memory: None }
@@ -73,22 +92,9 @@ impl OffsetMap {
         self.shared_memory
     }
 
-    /// Starts the next original function body, which begins at `orig_start` in the
-    /// original bytes.
-    pub(crate) fn begin_body(&mut self, orig_start: u32) {
-        self.bodies.push(Body { orig_start, points: Vec::new() });
-    }
-
-    /// Records that the rewritten code at `new` (relative to the current body) stands for
-    /// the original instruction at `orig` (relative to its body).
-    pub(crate) fn at(&mut self, new: u32, orig: u32) {
-        let body = self.bodies.last_mut().expect("begin_body comes first");
-        if let Some(&(n, o)) = body.points.last() {
-            if i64::from(new) - i64::from(n) == i64::from(orig) - i64::from(o) {
-                return;
-            }
-        }
-        body.points.push((new, orig));
+    /// Adds the map of the next original function body.
+    pub(crate) fn push_body(&mut self, body: Body) {
+        self.bodies.push(body);
     }
 
     /// What function `index` of the rewritten module is in the original.
@@ -176,12 +182,13 @@ mod tests {
         // bytes at original offset 10.
         let mut m = OffsetMap::new(2, 3);
         m.set_shared_memory(Some(1));
-        m.begin_body(0x40);
-        m.at(2, 2); // interruption point → first instruction
-        m.at(8, 2); // first instruction
-        m.at(14, 8); // same distance: not recorded
-        m.at(16, 10); // the call
-        m.at(18, 15); // after the call: distance changes again
+        let mut b = Body::new(0x40);
+        b.at(2, 2); // interruption point → first instruction
+        b.at(8, 2); // first instruction
+        b.at(14, 8); // same distance: not recorded
+        b.at(16, 10); // the call
+        b.at(18, 15); // after the call: distance changes again
+        m.push_body(b);
         m
     }
 

@@ -8,4 +8,4 @@ mod map;
 
 pub use frames::Frame;
 pub(crate) use frames::{frames, render};
-pub(crate) use map::OffsetMap;
+pub(crate) use map::{Body, OffsetMap};
