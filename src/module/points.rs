@@ -17,9 +17,9 @@
 //! Other functions (leaves, and small helpers of them: most of the hot small functions of
 //! real programs) run to their return without one. Between two points a thread runs at
 //! most its frames' own code plus `LIMIT` bytes per frame it returns through, and frames
-//! outside cycles appear once each on a stack. Entry points cost more than their load: the interrupt
-//! page's base pointer stays live across the function (Wasmtime issue #1749 has the
-//! figures), so fewer of them make CPU-bound guests faster.
+//! outside cycles appear once each on a stack. Entry points can cost more than their load
+//! (with the imported interrupt page, its base pointer stays live across the function;
+//! Wasmtime issue #1749 has the figures), so fewer of them make CPU-bound guests faster.
 
 /// What one defined function does that matters here.
 #[derive(Clone, Debug, Default)]
