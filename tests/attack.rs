@@ -7,27 +7,12 @@
 
 mod common;
 
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::child::{in_child, is_child, isolated};
 use common::*;
 use wasithreads::{ExitKind, Preopen, Run, RunConfig};
-
-/// Runs the ignored test `name` of this binary in a child process and returns its status
-/// and its stderr.
-fn in_child(name: &str) -> (std::process::ExitStatus, String) {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", name, "--ignored", "--nocapture", "--test-threads=1"])
-        .env("WT_ATTACK_CHILD", "1")
-        .output()
-        .expect("running the child test");
-    (out.status, String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout))
-}
-
-fn is_child() -> bool {
-    std::env::var_os("WT_ATTACK_CHILD").is_some()
-}
 
 /// Starts `wat`, lets it run for `after`, cancels it and returns the outcome and how long
 /// the cancel took to end the run.
@@ -163,24 +148,6 @@ fn mkfifo(path: &std::path::Path) {
 
 fn preopen(dir: &std::path::Path) -> Preopen {
     Preopen { host: dir.to_path_buf(), guest: "/sandbox".into(), read_only: false }
-}
-
-/// In the parent: runs the calling test (`name`, its function name) again alone in a
-/// child process and fails if the child did. In the child: returns true, and the test
-/// does its work. For tests that count the process's descriptors, threads or memory
-/// (which other tests running at the same time would disturb) or that may crash it.
-fn isolated(name: &str) -> bool {
-    if is_child() {
-        return true;
-    }
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env("WT_ATTACK_CHILD", "1")
-        .output()
-        .expect("running the child test");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{name} failed in its child process ({}):\n{text}", out.status);
-    false
 }
 
 /// Waits for the engine's idle pool threads to exit (0.5 s idle timeout) and for

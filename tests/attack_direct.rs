@@ -16,9 +16,9 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::child::{in_child, is_child};
 use common::*;
 use wasithreads::config::Preopen;
 use wasithreads::{ExitKind, Run, RunConfig};
@@ -142,19 +142,6 @@ fn dir_with(name: &str, content: &[u8]) -> std::path::PathBuf {
     let dir = temp_dir(name);
     std::fs::write(dir.join("f.txt"), content).unwrap();
     dir
-}
-
-fn in_child(name: &str) -> (std::process::ExitStatus, String) {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", name, "--ignored", "--nocapture", "--test-threads=1"])
-        .env("WT_ATTACK_CHILD", "1")
-        .output()
-        .expect("running the child test");
-    (out.status, String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout))
-}
-
-fn is_child() -> bool {
-    std::env::var_os("WT_ATTACK_CHILD").is_some()
 }
 
 // ---------------------------------------------------------------------------------------

@@ -10,9 +10,9 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::child::isolated;
 use common::*;
 use wasithreads::{Engine, EngineConfig, ExitKind, Module, Run, RunConfig, RunExit};
 
@@ -21,40 +21,6 @@ const RESERVED: u32 = 0x7FFF_0000;
 
 // ---------------------------------------------------------------------------------------
 // Helpers
-
-fn is_child() -> bool {
-    std::env::var_os("WT_ATTACK_CHILD").is_some()
-}
-
-/// In the parent: runs the calling test (`name`) again alone in a child process and fails
-/// if the child did (a crash, an abort, a failed assertion). In the child: returns true
-/// and the test does its work.
-fn isolated(name: &str) -> bool {
-    if is_child() {
-        return true;
-    }
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env("WT_ATTACK_CHILD", "1")
-        .output()
-        .expect("running the child test");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{name} failed in its child process ({}):\n{text}", out.status);
-    false
-}
-
-/// `_start` spawns `threads` threads; all of them (and `_start`) spin in a loop.
-fn spinners(memory: &str, threads: u32) -> String {
-    let spawns = "(drop (call $spawn (i32.const 0)))".repeat(threads as usize);
-    format!(
-        r#"(module
-  (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
-  {memory}
-  (func $spin (loop $l (br $l)))
-  (func (export "wasi_thread_start") (param i32 i32) (call $spin))
-  (func (export "_start") {spawns} (call $spin)))"#
-    )
-}
 
 /// Starts `module`, lets it run for `after`, cancels it; returns the exit, the thread
 /// exits and how long the cancel took.

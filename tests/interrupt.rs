@@ -7,26 +7,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Exits, engine, load, run_watched, within};
+use common::{Exits, engine, load, run_watched, spinners, within};
 use wasithreads::{ExitKind, Run, RunConfig};
 
 /// The reserved page's address (`module/reserve.rs`).
 const RESERVED_PAGE: u32 = 0x7FFF_0000;
-
-/// A module whose `_start` spawns two threads; each of the three spins in a loop.
-fn spinners(memory: &str) -> String {
-    format!(
-        r#"(module
-  (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
-  {memory}
-  (func $spin (loop $l (br $l)))
-  (func (export "wasi_thread_start") (param i32 i32) (call $spin))
-  (func (export "_start")
-    (drop (call $spawn (i32.const 0)))
-    (drop (call $spawn (i32.const 0)))
-    (call $spin)))"#
-    )
-}
 
 /// Starts `wat`, lets it run 100 ms, cancels; returns the exit, the thread exits and how
 /// long the cancel took.
@@ -56,7 +41,7 @@ fn busy_threads_stop_whatever_the_shared_memory_maximum() {
             format!(r#"(import "env" "memory" (memory {} {pages} shared))"#, pages.min(1)),
             format!(r#"(memory (export "memory") {} {pages} shared)"#, pages.min(1)),
         ] {
-            let (exit, threads, took) = cancel(&spinners(&memory));
+            let (exit, threads, took) = cancel(&spinners(&memory, 2));
             assert_eq!(exit.kind, ExitKind::Cancelled, "{memory}: {exit:?}");
             assert!(exit.unstopped.is_empty(), "{memory}: {exit:?}");
             assert!(took < Duration::from_secs(1), "{memory}: cancel took {took:?}");
@@ -122,10 +107,10 @@ fn the_reserved_page_reads_zeros_and_everything_else_out_of_bounds_traps() {
 
 #[test]
 fn a_module_with_a_reserved_page_imports_no_interrupt_memory() {
-    let module = load(&engine(), &spinners(r#"(import "env" "memory" (memory 1 2 shared))"#));
+    let module = load(&engine(), &spinners(r#"(import "env" "memory" (memory 1 2 shared))"#, 2));
     let imports: Vec<_> = module.wasmtime().imports().map(|i| format!("{}::{}", i.module(), i.name())).collect();
     assert!(!imports.iter().any(|i| i == "wasithreads:internal::interrupt"), "{imports:?}");
-    let module = load(&engine(), &spinners(r#"(import "env" "memory" (memory 1 32768 shared))"#));
+    let module = load(&engine(), &spinners(r#"(import "env" "memory" (memory 1 32768 shared))"#, 2));
     let imports: Vec<_> = module.wasmtime().imports().map(|i| format!("{}::{}", i.module(), i.name())).collect();
     assert!(imports.iter().any(|i| i == "wasithreads:internal::interrupt"), "{imports:?}");
 }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod c;
+pub mod child;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,6 +22,20 @@ pub const WAIT64_FOREVER: i32 = 7;
 /// The test guest with `main_body` as the body of `_start` (locals `$i`, `$r`).
 pub fn guest(main_body: &str) -> String {
     include_str!("guest.wat").replace("MAIN_BODY", main_body)
+}
+
+/// A module whose `_start` spawns `threads` threads; all of them and `_start` spin in a
+/// loop. `memory` is its memory declaration (WAT).
+pub fn spinners(memory: &str, threads: u32) -> String {
+    let spawns = "(drop (call $spawn (i32.const 0)))".repeat(threads as usize);
+    format!(
+        r#"(module
+  (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+  {memory}
+  (func $spin (loop $l (br $l)))
+  (func (export "wasi_thread_start") (param i32 i32) (call $spin))
+  (func (export "_start") {spawns} (call $spin)))"#
+    )
 }
 
 /// WAT that spawns one thread per mode and waits until all have started.

@@ -87,31 +87,32 @@ impl<'m> Iovecs<'m> {
 /// Reads into the buffers, at the cursor (`None`, the caller holds the position lock) or
 /// at an offset; retries `EINTR`.
 pub(super) fn read(file: &impl AsRawFd, iovs: &Iovecs<'_>, at: Option<u64>) -> Result<usize, types::Error> {
-    if iovs.iovs.is_empty() {
-        return Ok(0);
-    }
-    let (fd, ptr) = (file.as_raw_fd(), iovs.iovs.as_ptr());
-    transfer(|| match at {
-        // SAFETY: every iovec points into the shared memory `iovs` borrows (checked when
-        // it was made), which outlives the call and never shrinks; the kernel writes
-        // through them, which may race with wasm threads as their own stores do (see
-        // the opening of this file).
-        None => unsafe { libc::readv(fd, ptr, iovs.count()) },
-        Some(off) => unsafe { libc::preadv(fd, ptr, iovs.count(), off as libc::off_t) },
-    })
+    // The kernel writes through the iovecs, which may race with wasm threads as their
+    // own stores do (see the opening of this file).
+    vectored(file, iovs, at, libc::readv, libc::preadv)
 }
 
 /// Writes the buffers, at the cursor (`None`, the caller holds the position lock) or at
 /// an offset; retries `EINTR`.
 pub(super) fn write(file: &impl AsRawFd, iovs: &Iovecs<'_>, at: Option<u64>) -> Result<usize, types::Error> {
+    vectored(file, iovs, at, libc::writev, libc::pwritev)
+}
+
+type AtCursor = unsafe extern "C" fn(libc::c_int, *const libc::iovec, libc::c_int) -> libc::ssize_t;
+type AtOffset = unsafe extern "C" fn(libc::c_int, *const libc::iovec, libc::c_int, libc::off_t) -> libc::ssize_t;
+
+/// `readv`/`preadv` or `writev`/`pwritev` on the buffers.
+fn vectored(file: &impl AsRawFd, iovs: &Iovecs<'_>, at: Option<u64>, cursor: AtCursor, offset: AtOffset) -> Result<usize, types::Error> {
     if iovs.iovs.is_empty() {
         return Ok(0);
     }
-    let (fd, ptr) = (file.as_raw_fd(), iovs.iovs.as_ptr());
+    let (fd, ptr, n) = (file.as_raw_fd(), iovs.iovs.as_ptr(), iovs.count());
     transfer(|| match at {
-        // SAFETY: as in `read`; here the kernel only reads through the iovecs.
-        None => unsafe { libc::writev(fd, ptr, iovs.count()) },
-        Some(off) => unsafe { libc::pwritev(fd, ptr, iovs.count(), off as libc::off_t) },
+        // SAFETY: `ptr` and `n` are `iovs`' own array, and every iovec in it points into
+        // the shared memory `iovs` borrows (checked when it was made), which outlives the
+        // call and never shrinks, so the kernel reads or writes only that memory.
+        None => unsafe { cursor(fd, ptr, n) },
+        Some(off) => unsafe { offset(fd, ptr, n, off as libc::off_t) },
     })
 }
 
