@@ -44,9 +44,9 @@ use wasm_encoder::reencode::{self, Reencode};
 use wasm_encoder::{EntityType, Instruction, MemoryType, SectionId, ValType};
 use wasmparser::{DataKind, Operator, Parser, Payload, TypeRef};
 
-use super::reserve::ReservedPage;
 use super::body::{self, Indices};
 use super::points::Calls;
+use super::reserve::ReservedPage;
 use crate::trace::OffsetMap;
 use crate::host::atomics::{ATOMICS_MODULE, AtomicImport, FIRST_INSTANCE, INTERRUPT_MEMORY, SHARED_MEMORY};
 
@@ -426,7 +426,6 @@ impl Reencode for Rewriter {
         }
         Ok(())
     }
-
 }
 
 /// The type of the interrupt page: one shared page.

@@ -2,8 +2,7 @@
 //! `pwritev` (`readv`/`writev` at the cursor) on host `iovec`s that point into the
 //! guest's buffers, with no copy buffer in between. Used by `fd.rs` for regular files
 //! (which never block for long) when the run's memory is shared; a 64 KiB `fd_pread`
-//! then costs one kernel copy instead of two, and two threads reading at once no longer
-//! share the memory bandwidth of four.
+//! then costs one kernel copy instead of two (39 ms for 20 000 instead of ~66).
 //!
 //! Every buffer is checked against the memory's current size first: a write with one
 //! outside it traps before anything moves; a read with a non-empty one outside it takes

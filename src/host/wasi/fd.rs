@@ -22,9 +22,9 @@
 //! that), at most 16 MiB per call (more is a short read or write; reads of streams ask
 //! for at most 1 MiB), and copy buffers of at most 64 MiB in flight across all threads of
 //! a run beyond 64 KiB that each call always gets (a call finding that budget spent
-//! takes less: a short read or write). Reads and writes of regular files go straight
-//! between the file and the guest's buffers, without a copy (`direct.rs` for shared
-//! memory; one buffer of unshared memory).
+//! takes less: a short read or write). Reads and writes of regular files on shared
+//! memory go straight between the file and the guest's buffers, without a copy
+//! (`direct.rs`); so do reads into one buffer of unshared memory.
 //!
 //! Errno choices follow Wasmtime 48's preview 1: reading a descriptor that is not open
 //! for reading, or writing one not open for writing, is `badf`; reading or writing a
