@@ -530,8 +530,8 @@ fn totals_past_16_mib_and_4_gib_move_16_mib() {
 // ---------------------------------------------------------------------------------------
 // Crash-prone: the reserved page, growth races
 
-/// A memory with a maximum of 32766 pages has the readable reserved page at 0x7FFF0000.
-/// Grown to its maximum (ending at 0x7FFE0000), its last bytes can be read into and
+/// A memory with a maximum of 32276 pages has the readable reserved page at 0x7E150000.
+/// Grown to its maximum (ending at 0x7E140000), its last bytes can be read into and
 /// written from; a buffer one byte past, one in the inaccessible page between, and one in
 /// the reserved page trap, for reads (the kernel would write the page) and writes (it
 /// would read it); the host lives.
@@ -542,24 +542,24 @@ fn child_reserved_page() {
         return;
     }
     for (addr, len, trap) in [
-        (0x7ffdfff8u32, 8u32, false),
-        (0x7ffdfff8, 9, true),
-        (0x7ffe0000, 1, true),
-        (0x7fff0000, 16, true),
-        (0x7fff0000, 0x10000, true),
-        (0x7ffdfff8, 0x10008, true),
+        (0x7e13fff8u32, 8u32, false),
+        (0x7e13fff8, 9, true),
+        (0x7e140000, 1, true),
+        (0x7e150000, 16, true),
+        (0x7e150000, 0x10000, true),
+        (0x7e13fff8, 0x10008, true),
     ] {
         for call in ["fd_pread", "fd_pwrite"] {
             let dir = dir_with("direct-reserved", b"abcdefghijklmnop");
             let body = format!(
                 r#"{OPEN_F}
-                (call $rec (memory.grow (i32.const 32762)))
+                (call $rec (memory.grow (i32.const 32272)))
                 (call $set (i32.const 2048) (i32.const {addr}) (i32.const {len}))
                 (call $rec (call ${call} (local.get $fd) (i32.const 2048) (i32.const 1) (i64.const 0) (i32.const 48)))
                 (call $rec (call $count))
                 (call $report (i32.const 2))"#
             );
-            let (kind, recs) = run_in(&dir, &wat_mem("(memory 4 32766 shared)", DATA_F, &body, ""));
+            let (kind, recs) = run_in(&dir, &wat_mem("(memory 4 32276 shared)", DATA_F, &body, ""));
             if trap {
                 assert_eq!(kind, ExitKind::Trap, "{call} ({addr:#x}, {len:#x})");
             } else {

@@ -1,6 +1,6 @@
 //! Attacks on interruption points that load from the shared memory's *reserved page*
-//! (`module/reserve.rs`: `base + 0x7FFF0000` of a 32-bit shared memory whose maximum is
-//! 1 to 32766 pages; readable while the run goes on, PROT_NONE when it ends,
+//! (`module/reserve.rs`: `base + 0x7E150000` of a 32-bit shared memory whose maximum is
+//! 1 to 32276 pages; readable while the run goes on, PROT_NONE when it ends,
 //! `group/interrupt.rs`), written by a hostile review of that change. Each test states
 //! what it checks; the two marked `Found by the review` were bugs, fixed since.
 //!
@@ -17,7 +17,7 @@ use common::*;
 use wasithreads::{Engine, EngineConfig, ExitKind, Module, Run, RunConfig, RunExit};
 
 /// The reserved page's address (`module/reserve.rs`).
-const RESERVED: u32 = 0x7FFF_0000;
+const RESERVED: u32 = 0x7E15_0000;
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -99,7 +99,7 @@ fn quiet() -> RunConfig {
 
 /// Busy threads stop within a second on cancel for every memory shape at the edges of
 /// the reserved-page rule: a 0-page memory of maximum 1 (maximum 0 is
-/// `a_shared_memory_of_maximum_zero_can_run_loops`), 32766 and 32767 pages at full size
+/// `a_shared_memory_of_maximum_zero_can_run_loops`), 32276 and 32277 pages at full size
 /// (the last maximum with the page, the first without), maxima just around them, a memory whose maximum
 /// `RunConfig::max_memory` lowers, a defined shared memory between private memories, and
 /// 98 private memories next to the shared one (the documented 100 with the interrupt
@@ -111,12 +111,12 @@ fn busy_threads_stop_for_every_memory_shape() {
     let shapes: Vec<(String, Option<u64>)> = vec![
         (r#"(import "env" "memory" (memory 0 1 shared))"#.into(), None),
         (r#"(memory (export "memory") 0 1 shared)"#.into(), None),
-        (r#"(import "env" "memory" (memory 32766 32766 shared))"#.into(), None),
-        (r#"(memory (export "memory") 32766 32766 shared)"#.into(), None),
-        (r#"(import "env" "memory" (memory 32767 32767 shared))"#.into(), None),
-        (r#"(import "env" "memory" (memory 1 32766 shared))"#.into(), None),
+        (r#"(import "env" "memory" (memory 32276 32276 shared))"#.into(), None),
+        (r#"(memory (export "memory") 32276 32276 shared)"#.into(), None),
+        (r#"(import "env" "memory" (memory 32277 32277 shared))"#.into(), None),
+        (r#"(import "env" "memory" (memory 1 32276 shared))"#.into(), None),
         (r#"(import "env" "memory" (memory 1 32768 shared))"#.into(), None),
-        (r#"(import "env" "memory" (memory 1 32767 shared))"#.into(), Some(128 << 10)),
+        (r#"(import "env" "memory" (memory 1 32277 shared))"#.into(), Some(128 << 10)),
         (r#"(import "env" "memory" (memory 1 65536 shared))"#.into(), Some(128 << 10)),
         (r#"(memory $a 1) (memory $s (export "memory") 1 2 shared) (memory $b 1)"#.into(), None),
         (format!(r#"(import "env" "memory" (memory 1 2 shared)) {privates}"#), None),
@@ -219,7 +219,7 @@ fn proc_exit_stops_spinning_threads_at_the_reserved_page() {
     assert!(exit.unstopped.is_empty() && took < Duration::from_secs(1), "{exit:?} {took:?}");
 }
 
-/// Threads growing the memory one page at a time up to its maximum of 32766 pages (the
+/// Threads growing the memory one page at a time up to its maximum of 32276 pages (the
 /// largest with the reserved page, one inaccessible page below it), racing with a cancel at various moments, never
 /// hang, crash or leave a thread behind: Wasmtime's growth never touches the reserved
 /// page, and the fault at a closed page is recognised while another thread holds the
@@ -231,11 +231,11 @@ fn growth_to_the_maximum_racing_a_cancel() {
     }
     let wat = r#"(module
   (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
-  (import "env" "memory" (memory 1 32766 shared))
+  (import "env" "memory" (memory 1 32276 shared))
   (func $grow
     (loop $l (br_if $l (i32.ne (memory.grow (i32.const 1)) (i32.const -1))))
     ;; then read the last word of the full memory forever
-    (loop $s (drop (i32.load (i32.const 0x7FFDFFFC))) (br $s)))
+    (loop $s (drop (i32.load (i32.const 0x7E13FFFC))) (br $s)))
   (func (export "wasi_thread_start") (param i32 i32) (call $grow))
   (func (export "_start")
     (drop (call $spawn (i32.const 0)))
@@ -373,11 +373,12 @@ fn start_and_cancel_in_a_tight_loop_leaks_nothing() {
 // ---------------------------------------------------------------------------------------
 // What guests see
 
-/// Found by the review. The documented difference is "loads from those 64 KiB read zeros;
-/// no other address changes". But a memory whose maximum was exactly 32767 pages (2 GiB -
-/// 64 KiB, which then got the reserved page) ends right where the page begins once it has grown to
-/// its maximum, so a load that *starts in bounds* and straddles the end of memory
-/// (`i32.load` at 0x7FFEFFFE, `i64.load` at 0x7FFEFFFC, `v128.load` at 0x7FFEFFF8) reads
+/// Found by the review. The documented difference is "loads from the reserved page read
+/// zeros; no other address changes". But a memory whose maximum ended exactly where the
+/// page began (then 32767 pages, 2 GiB - 64 KiB, with the page at 0x7FFF0000; now 32277
+/// pages with the page at 0x7E150000) and that has grown to its maximum, a load that
+/// *starts in bounds* and straddles the end of memory
+/// (`i32.load` at end - 2, `i64.load` at end - 4, `v128.load` at end - 8) reads
 /// its last bytes from the readable page (zeros) instead of trapping as Wasm (and
 /// Wasmtime with every other maximum) requires. The accessible memory and the page are
 /// adjacent mappings, and loads of 32-bit memories have no bounds check. (The existing
@@ -385,13 +386,13 @@ fn start_and_cancel_in_a_tight_loop_leaks_nothing() {
 /// page are PROT_NONE.)
 ///
 /// Expected: these loads trap "out of bounds". Fixed: the page goes only to memories whose
-/// maximum leaves an inaccessible page before it (at most 32766 pages); checked here for
-/// 32767 (now the imported page) and 32766 (the reserved page, with the gap).
+/// maximum leaves an inaccessible page before it (at most 32276 pages); checked here for
+/// 32277 (now the imported page) and 32276 (the reserved page, with the gap).
 #[test]
 fn loads_straddling_the_end_of_a_full_memory_trap() {
     let engine = engine();
     let mut wrong = Vec::new();
-    for pages in [32767u32, 32766] {
+    for pages in [32277u32, 32276] {
         let end = pages << 16;
         let full = format!(r#"(import "env" "memory" (memory {pages} {pages} shared))"#);
         let grown = format!(r#"(import "env" "memory" (memory 1 {pages} shared))"#);
@@ -426,7 +427,7 @@ fn loads_straddling_the_end_of_a_full_memory_trap() {
 /// memory (`memory.fill/copy/init`, bounds-checked libcalls), and WASI calls that make
 /// the host write or read guest memory there (`random_get`, `fd_read`, `fd_write`,
 /// `clock_time_get`, `args_sizes_get`, an iovec array on the page), both on the page and
-/// straddling the end of a full 32766-page memory. Loads from a *private* memory at the
+/// straddling the end of a full 32276-page memory. Loads from a *private* memory at the
 /// same address trap as usual. In a child process: a host write to the page would be a
 /// SIGSEGV in host code.
 #[test]
@@ -436,9 +437,9 @@ fn hostile_operations_on_the_reserved_page_trap_or_are_refused() {
         return;
     }
     let small = r#"(import "env" "memory" (memory 1 16 shared))"#;
-    let full = r#"(import "env" "memory" (memory 32766 32766 shared))"#;
+    let full = r#"(import "env" "memory" (memory 32276 32276 shared))"#;
     let r = RESERVED;
-    let end = 32766u32 << 16;
+    let end = 32276u32 << 16;
     let e = end - 16; // 16 bytes before the end of a full memory
     let data = r#"(data $d "abcdefgh")"#;
     let cases: Vec<(&str, String, Want)> = vec![
@@ -498,7 +499,7 @@ fn hostile_operations_on_the_reserved_page_trap_or_are_refused() {
             wrong.push(format!("{body}: want {want:?}, got {exit:?}"));
         }
     }
-    // A private memory next to the shared one: its 0x7FFF0000 is out of bounds as ever.
+    // A private memory next to the shared one: its 0x7E150000 is out of bounds as ever.
     let wat = exit_with(
         &format!("{small} (memory $p 1)"),
         "",
@@ -512,7 +513,7 @@ fn hostile_operations_on_the_reserved_page_trap_or_are_refused() {
     println!("SURVIVED");
 }
 
-/// Custom page sizes: `(pagesize 1)` must not get the reserved page (its 0x7FFF0000 is
+/// Custom page sizes: `(pagesize 1)` must not get the reserved page (its 0x7E150000 is
 /// not past its maximum), explicit `(pagesize 65536)` may. Either the module is refused
 /// cleanly at load, or runs and stops on cancel. A 64-bit shared memory is refused.
 #[test]
@@ -563,7 +564,7 @@ fn custom_page_sizes_and_memory64_load_or_fail_cleanly() {
 #[test]
 fn serialized_modules_keep_their_interrupt_page() {
     let engine = engine();
-    for (pages, reserved) in [(2u32, true), (32766, true), (32767, false), (32768, false)] {
+    for (pages, reserved) in [(2u32, true), (32276, true), (32277, false), (32768, false)] {
         let memory = format!(r#"(import "env" "memory" (memory 1 {pages} shared))"#);
         let bytes = load(&engine, &spinners(&memory, 2)).serialize().unwrap();
         assert!(bytes.starts_with(b"wasithreads-mod2"), "{:?}", &bytes[..16]);

@@ -27,9 +27,10 @@ impl Handle for wt_module {}
 /// and leaves `*module_out` untouched.
 ///
 /// One thing a guest sees differently from Wasmtime: when its shared memory's maximum is
-/// 1 to 32766 pages, loads from the 64 KiB at address 0x7FFF0000 (past the maximum, so
-/// always out of bounds) read zeros instead of trapping while its run goes on; stores
-/// there trap. That page is where busy threads are stopped (README, "How it works").
+/// 1 to 32276 pages, loads from the 64 KiB at address 0x7E150000 (past the maximum, so
+/// always out of bounds) read zeros instead of trapping while its
+/// run goes on; stores there trap. That page is where busy threads are stopped (README,
+/// "How it works").
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_module_load(
     engine: *const wt_engine_t,

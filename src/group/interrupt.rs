@@ -1,5 +1,5 @@
-//! The run's interrupt page: the 64 KiB that every interruption point of every thread
-//! loads from (see `module/rewrite.rs`). While the run goes on it is readable; ending the
+//! The run's interrupt page: what every interruption point of every thread loads from
+//! (see `module/rewrite.rs`, `module/body.rs`). While the run goes on it is readable; ending the
 //! run makes it inaccessible, and the next interruption point of every busy thread
 //! faults. Wasmtime's signal handler turns that fault into a "memory out of bounds" trap
 //! because the address lies in a linear memory of the faulting store (its reservation or
@@ -32,7 +32,7 @@ impl InterruptPage {
 
     /// The page at `offset` from `memory`'s base, made readable.
     ///
-    /// The caller promises that `offset..offset + PAGE_BYTES` lies in the address space
+    /// The caller promises that `offset..offset + 64 KiB` lies in the address space
     /// Wasmtime reserved for the memory (`module/reserve.rs` checks it against the
     /// engine's reservation) and past the memory's maximum, so it never becomes part of
     /// the accessible memory, whose protection Wasmtime changes as it grows.

@@ -127,8 +127,9 @@ impl Rewriter<'_> {
             (f.byte_len() as u32, (reader.original_position() - start) as u32)
         };
         let (_, first) = at(&f, &reader);
+        let mut slot = 0;
         if self.cx.entry_points.get(i).copied().unwrap_or(true) {
-            self.interruption_point(&mut f, &mut map, first);
+            self.interruption_point(&mut f, &mut map, first, &mut slot);
         }
         while !reader.eof() {
             let (new, orig) = at(&f, &reader);
@@ -137,28 +138,42 @@ impl Rewriter<'_> {
             let is_loop = matches!(op, Operator::Loop { .. });
             f.instruction(&self.instruction(op)?);
             if is_loop {
-                self.interruption_point(&mut f, &mut map, orig);
+                self.interruption_point(&mut f, &mut map, orig, &mut slot);
             }
         }
         Ok((f, map))
     }
 
     /// The interruption point: a dead load from the interrupt page (in the shared
-    /// memory's reserved page, or the page the module imports). Atomic, because
-    /// Cranelift's alias analysis would otherwise merge a loop head's plain load with the
-    /// one at the function entry (nothing stores to the page) and drop it; on x86-64 and
-    /// aarch64 an atomic 32-bit load is an ordinary load instruction.
+    /// memory's reserved page, or the page the module imports), from a word of its own
+    /// within the function. A plain load, not an atomic one: Cranelift's alias analysis
+    /// treats atomic loads as fences, so every point would stop loads and stores from
+    /// being merged across it. Plain loads of distinct addresses are never merged with
+    /// each other, and a load that can trap is never dropped, so each point stays where
+    /// it is and runs every time. A function with more points than [`POINT_SLOTS`] gets
+    /// atomic loads for the rest, which nothing merges.
     ///
     /// Each of its instructions maps to `orig` (the function's first instruction, or the
     /// `loop`), where a thread stopped there is reported to be.
-    fn interruption_point(&self, f: &mut wasm_encoder::Function, map: &mut Body, orig: u32) {
+    fn interruption_point(&self, f: &mut wasm_encoder::Function, map: &mut Body, orig: u32, slot: &mut u32) {
         let memarg = wasm_encoder::MemArg { offset: 0, align: 2, memory_index: self.cx.point_memory };
-        for ins in [Instruction::I32Const(self.cx.point_address), Instruction::I32AtomicLoad(memarg), Instruction::Drop] {
+        let load = if *slot < POINT_SLOTS {
+            let address = self.cx.point_address.wrapping_add((*slot * 4) as i32);
+            *slot += 1;
+            [Instruction::I32Const(address), Instruction::I32Load(memarg)]
+        } else {
+            [Instruction::I32Const(self.cx.point_address), Instruction::I32AtomicLoad(memarg)]
+        };
+        for ins in load.into_iter().chain([Instruction::Drop]) {
             map.at(f.byte_len() as u32, orig);
             f.instruction(&ins);
         }
     }
 }
+
+/// Words of the interrupt page that points use (its first 4 KiB): distinct addresses for
+/// a function's points.
+const POINT_SLOTS: u32 = 1024;
 
 impl Reencode for Rewriter<'_> {
     type Error = std::convert::Infallible;
