@@ -99,10 +99,6 @@ impl Engine {
             // (loads need no bounds checks; the interrupt page may lie in the reservation).
             .memory_reservation(MEMORY_RESERVATION)
             .memory_guard_size(MEMORY_GUARD)
-            // No inlining (Wasmtime's default, set because it matters): each function's
-            // interruption points load distinct words, which keeps Cranelift from merging
-            // them; a callee inlined into its caller could reuse the caller's words.
-            .compiler_inlining(wasmtime::Inlining::No)
             // Traps carry what a core dump needs (globals and private memories of the
             // store); only runs with a core dump path use it (`group/coredump.rs`).
             .coredump_on_trap(true)

@@ -151,3 +151,30 @@ fn memories_around_a_defined_shared_memory_keep_their_data_in_both_placements() 
         assert_eq!((exit.kind, exit.code), (ExitKind::Code, 3 + 2 + 20), "{pages} pages: {exit:?}");
     }
 }
+
+#[test]
+fn a_guest_reading_the_reserved_page_before_a_loop_is_still_stopped() {
+    // Cranelift merges a plain load with an earlier load of the same address when nothing
+    // is stored in between; a point that were a plain load at the reserved page could so
+    // be merged into the guest's own read of the page just before a loop that stores
+    // nothing, and the loop would run on with no point. Every such loop must still stop.
+    for prelude in [
+        format!("(drop (i32.load (i32.const {RESERVED_PAGE})))"),
+        format!("(drop (i32.load (i32.const {})))", RESERVED_PAGE + 4),
+        format!("(drop (i32.atomic.load (i32.const {RESERVED_PAGE})))"),
+        format!("(drop (i64.load (i32.const {RESERVED_PAGE})))"),
+    ] {
+        let wat = format!(
+            r#"(module
+  (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+  (import "env" "memory" (memory 1 16 shared))
+  (func $spin {prelude} (loop $l {prelude} (br $l)))
+  (func (export "wasi_thread_start") (param i32 i32) (call $spin))
+  (func (export "_start") (drop (call $spawn (i32.const 0))) (call $spin)))"#
+        );
+        let (exit, threads, took) = cancel(&wat);
+        assert_eq!(exit.kind, ExitKind::Cancelled, "{prelude}: {exit:?}");
+        assert!(exit.unstopped.is_empty() && took < Duration::from_secs(1), "{prelude}: {exit:?} after {took:?}");
+        assert!(threads.len() == 2 && threads.iter().all(|(_, how)| how.is_terminated()), "{prelude}: {threads:?}");
+    }
+}

@@ -127,9 +127,8 @@ impl Rewriter<'_> {
             (f.byte_len() as u32, (reader.original_position() - start) as u32)
         };
         let (_, first) = at(&f, &reader);
-        let mut slot = 0;
         if self.cx.entry_points.get(i).copied().unwrap_or(true) {
-            self.interruption_point(&mut f, &mut map, first, &mut slot);
+            self.interruption_point(&mut f, &mut map, first);
         }
         while !reader.eof() {
             let (new, orig) = at(&f, &reader);
@@ -138,42 +137,33 @@ impl Rewriter<'_> {
             let is_loop = matches!(op, Operator::Loop { .. });
             f.instruction(&self.instruction(op)?);
             if is_loop {
-                self.interruption_point(&mut f, &mut map, orig, &mut slot);
+                self.interruption_point(&mut f, &mut map, orig);
             }
         }
         Ok((f, map))
     }
 
     /// The interruption point: a dead load from the interrupt page (in the shared
-    /// memory's reserved page, or the page the module imports), from a word of its own
-    /// within the function. A plain load, not an atomic one: Cranelift's alias analysis
-    /// treats atomic loads as fences, so every point would stop loads and stores from
-    /// being merged across it. Plain loads of distinct addresses are never merged with
-    /// each other, and a load that can trap is never dropped, so each point stays where
-    /// it is and runs every time. A function with more points than [`POINT_SLOTS`] gets
-    /// atomic loads for the rest, which nothing merges.
+    /// memory's reserved page, or the page the module imports). Atomic, because Cranelift
+    /// would merge a plain load with an earlier load of the same address when nothing is
+    /// stored in between, and then drop it: with the point at a loop head, the loop
+    /// would have none. The earlier load could be another point, or the guest's own load
+    /// of the reserved page (which it may read) just before a loop that stores nothing.
+    /// Cranelift merges no atomic load; on x86-64 and aarch64 a 32-bit one is an
+    /// ordinary load instruction. (Its alias analysis treats it as a fence, which costs
+    /// nothing measurable: instruction counts of zstd and xz are the same with plain
+    /// loads of distinct words.)
     ///
     /// Each of its instructions maps to `orig` (the function's first instruction, or the
     /// `loop`), where a thread stopped there is reported to be.
-    fn interruption_point(&self, f: &mut wasm_encoder::Function, map: &mut Body, orig: u32, slot: &mut u32) {
+    fn interruption_point(&self, f: &mut wasm_encoder::Function, map: &mut Body, orig: u32) {
         let memarg = wasm_encoder::MemArg { offset: 0, align: 2, memory_index: self.cx.point_memory };
-        let load = if *slot < POINT_SLOTS {
-            let address = self.cx.point_address.wrapping_add((*slot * 4) as i32);
-            *slot += 1;
-            [Instruction::I32Const(address), Instruction::I32Load(memarg)]
-        } else {
-            [Instruction::I32Const(self.cx.point_address), Instruction::I32AtomicLoad(memarg)]
-        };
-        for ins in load.into_iter().chain([Instruction::Drop]) {
+        for ins in [Instruction::I32Const(self.cx.point_address), Instruction::I32AtomicLoad(memarg), Instruction::Drop] {
             map.at(f.byte_len() as u32, orig);
             f.instruction(&ins);
         }
     }
 }
-
-/// Words of the interrupt page that points use (its first 4 KiB): distinct addresses for
-/// a function's points.
-const POINT_SLOTS: u32 = 1024;
 
 impl Reencode for Rewriter<'_> {
     type Error = std::convert::Infallible;

@@ -5,7 +5,7 @@
 //! Wasmtime reserves 4 GiB of address space (plus a guard region) for every 32-bit
 //! memory and makes accessible only what the memory has grown to; a memory never grows
 //! past its maximum, so the page lies in reserved, inaccessible space for the whole run.
-//! An interruption point is `i32.load (i32.const 0x7E15_0000 + 4 k)` on the shared
+//! An interruption point is `i32.atomic.load (i32.const 0x7E15_0000)` on the shared
 //! memory, which Cranelift compiles to one load from the memory's base (in a register in
 //! any loop that uses the memory) plus a 32-bit displacement, with no bounds check. The
 //! run makes the page readable at its start and inaccessible at its end
