@@ -2,9 +2,9 @@
 //! (`shape.rs`), the wait rewrite (`rewrite.rs`, bytes to bytes, leaving an offset map),
 //! compilation and serialization (`serialized.rs`: Wasmtime's bytes and the map). Each module carries the linker with every host function it imports.
 
-mod reserve;
 mod body;
 mod points;
+mod reserve;
 mod rewrite;
 mod serialized;
 mod shape;
