@@ -27,75 +27,12 @@ const SUCCESS: i32 = 0;
 const BADF: i32 = 8;
 const INVAL: i32 = 28;
 
-/// A guest with a shared memory `MEM`: `DATA`, `_start` running `BODY` (locals `$i`,
-/// `$fd`, `$r`, `$a`, `$b`), `wasi_thread_start` running `THREAD` (params `$tid`, `$arg`;
-/// locals `$r`, `$i`, `$iov`).
-///
-/// Memory: 32 the helpers' iovec, 48 their count, 52 the fd `path_open` returned, 96 the
-/// `fd_seek`/`fd_tell` result, 200 the started counter, 300 a word nobody notifies, 1024..
-/// strings, 2048.. iovec arrays, 3000.. read buffers, 4096.. the records (up to 1024),
-/// 8192.. more iovec arrays, 16384.. large buffers.
-const TEMPLATE: &str = r#"
-(module
-  (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
-  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
-  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "fd_pread" (func $fd_pread (param i32 i32 i32 i64 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "fd_pwrite" (func $fd_pwrite (param i32 i32 i32 i64 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "fd_seek" (func $fd_seek (param i32 i64 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "fd_tell" (func $fd_tell (param i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "fd_close" (func $fd_close (param i32) (result i32)))
-  (import "wasi_snapshot_preview1" "fd_renumber" (func $fd_renumber (param i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "path_open" (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
-  (import "env" "memory" MEM)
-  (export "memory" (memory 0))
-  (global $n (mut i32) (i32.const 0))
-  DATA
-
-  (func $rec (param $v i32)
-    (i32.store (i32.add (i32.const 4096) (i32.shl (global.get $n) (i32.const 2))) (local.get $v))
-    (global.set $n (i32.add (global.get $n) (i32.const 1))))
-  (func $report (param $fd i32)
-    (i32.store (i32.const 40) (i32.const 4096))
-    (i32.store (i32.const 44) (i32.shl (global.get $n) (i32.const 2)))
-    (drop (call $fd_write (local.get $fd) (i32.const 40) (i32.const 1) (i32.const 56))))
-  ;; Stores the iovec ($p, $l) at $at.
-  (func $set (param $at i32) (param $p i32) (param $l i32)
-    (i32.store (local.get $at) (local.get $p))
-    (i32.store offset=4 (local.get $at) (local.get $l)))
-  (func $count (result i32) (i32.load (i32.const 48)))
-  (func $open (param $p i32) (param $l i32) (param $oflags i32) (param $rights i64) (param $fdflags i32) (result i32)
-    (call $path_open (i32.const 3) (i32.const 0) (local.get $p) (local.get $l) (local.get $oflags)
-      (local.get $rights) (local.get $rights) (local.get $fdflags) (i32.const 52)))
-  (func $opened (result i32) (i32.load (i32.const 52)))
-  (func $tell (param $fd i32) (result i32) (call $fd_tell (local.get $fd) (i32.const 96)))
-  (func $seek (param $fd i32) (param $off i64) (param $whence i32) (result i32)
-    (call $fd_seek (local.get $fd) (local.get $off) (local.get $whence) (i32.const 96)))
-  (func $pos (result i32) (i32.wrap_i64 (i64.load (i32.const 96))))
-  (func $wait_started (param $k i32)
-    (block $done (loop $again
-      (br_if $done (i32.ge_u (i32.atomic.load (i32.const 200)) (local.get $k)))
-      (drop (memory.atomic.wait32 (i32.const 200) (i32.atomic.load (i32.const 200)) (i64.const 1000000)))
-      (br $again))))
-  (func $wait_forever (drop (memory.atomic.wait32 (i32.const 300) (i32.const 0) (i64.const -1))))
-  (func $started
-    (drop (i32.atomic.rmw.add (i32.const 200) (i32.const 1)))
-    (drop (memory.atomic.notify (i32.const 200) (i32.const -1))))
-
-  (func (export "wasi_thread_start") (param $tid i32) (param $arg i32)
-    (local $r i32) (local $i i32) (local $iov i32)
-    THREAD)
-  (func (export "_start")
-    (local $i i32) (local $fd i32) (local $r i32) (local $a i32) (local $b i32)
-    BODY))
-"#;
 
 /// 4 pages (the memory ends at 0x40000).
 const MEM4: &str = "(memory 4 4 shared)";
 
 fn wat_mem(mem: &str, data: &str, body: &str, thread: &str) -> String {
-    TEMPLATE.replace("MEM", mem).replace("DATA", data).replace("BODY", body).replace("THREAD", thread)
+    common::fd_guest::TEMPLATE.replace("MEM", mem).replace("DATA", data).replace("BODY", body).replace("THREAD", thread)
 }
 
 fn wat(data: &str, body: &str) -> String {

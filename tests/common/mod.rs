@@ -3,6 +3,7 @@
 
 pub mod c;
 pub mod child;
+pub mod fd_guest;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
