@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use common::child::{in_child, is_child};
 use common::*;
+use common::fd_guest::{config_with, records, word};
 use wasithreads::config::Preopen;
 use wasithreads::{ExitKind, Run, RunConfig};
 
@@ -46,24 +47,6 @@ const DATA_F: &str = r#"(data (i32.const 1024) "f.txt") (data (i32.const 1040) "
 const OPEN_F: &str = r#"
     (call $rec (call $open (i32.const 1024) (i32.const 5) (i32.const 0) (i64.const 0x1fffffff) (i32.const 0)))
     (local.set $fd (call $opened))"#;
-
-fn records(cap: &Capture) -> Vec<i32> {
-    let chunks = cap.0.lock().unwrap();
-    let Some((_, last)) = chunks.last() else { return vec![] };
-    last.chunks_exact(4).map(|w| i32::from_le_bytes(w.try_into().unwrap())).collect()
-}
-
-fn word(s: &[u8]) -> i32 {
-    i32::from_le_bytes(s[..4].try_into().unwrap())
-}
-
-fn config_with(dir: &std::path::Path) -> (RunConfig, Capture) {
-    let mut c = RunConfig::default();
-    c.preopens.push(Preopen { host: dir.to_path_buf(), guest: "/sandbox".into(), read_only: false });
-    let report = Capture::default();
-    c.stderr = report.output();
-    (c, report)
-}
 
 /// Runs `wat` with `dir` preopened: the exit kind and the last report.
 fn run_in(dir: &std::path::Path, wat: &str) -> (ExitKind, Vec<i32>) {

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
+use common::fd_guest::{config_with, records, word};
 use wasithreads::config::Preopen;
 use wasithreads::io::{Input, Output};
 use wasithreads::{ExitKind, Run, RunConfig};
@@ -44,27 +45,6 @@ const NONBLOCK: i32 = 4;
 
 fn wat(data: &str, body: &str, thread: &str) -> String {
     common::fd_guest::TEMPLATE.replace("MEM", "(memory 4 4 shared)").replace("DATA", data).replace("BODY", body).replace("THREAD", thread)
-}
-
-/// The records a guest reported in its last write to `cap`.
-fn records(cap: &Capture) -> Vec<i32> {
-    let chunks = cap.0.lock().unwrap();
-    let (_, last) = chunks.last().expect("the guest reported");
-    last.chunks_exact(4).map(|w| i32::from_le_bytes(w.try_into().unwrap())).collect()
-}
-
-/// Little-endian i32 of the first four bytes of `s`, as `i32.load` sees them.
-fn word(s: &[u8]) -> i32 {
-    i32::from_le_bytes(s[..4].try_into().unwrap())
-}
-
-/// A config with `dir` preopened as `/sandbox` (fd 3) and the report captured on stderr.
-fn config_with(dir: &std::path::Path) -> (RunConfig, Capture) {
-    let mut c = RunConfig::default();
-    c.preopens.push(Preopen { host: dir.to_path_buf(), guest: "/sandbox".into(), read_only: false });
-    let report = Capture::default();
-    c.stderr = report.output();
-    (c, report)
 }
 
 fn run_ok(wat: &str, c: &RunConfig) {

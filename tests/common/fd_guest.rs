@@ -1,4 +1,31 @@
-//! The WAT guest of the `fd_*` tests: WASI fd imports, helpers, a report stream.
+//! The WAT guest of the `fd_*` tests: WASI fd imports, helpers, a report stream; and
+//! what the tests read of it.
+
+use wasithreads::RunConfig;
+use wasithreads::config::Preopen;
+
+use super::Capture;
+
+/// The records a guest reported in its last write to `cap` (none if it wrote nothing).
+pub fn records(cap: &Capture) -> Vec<i32> {
+    let chunks = cap.0.lock().unwrap();
+    let Some((_, last)) = chunks.last() else { return vec![] };
+    last.chunks_exact(4).map(|w| i32::from_le_bytes(w.try_into().unwrap())).collect()
+}
+
+/// Little-endian i32 of the first four bytes of `s`, as `i32.load` sees them.
+pub fn word(s: &[u8]) -> i32 {
+    i32::from_le_bytes(s[..4].try_into().unwrap())
+}
+
+/// A config with `dir` preopened as `/sandbox` (fd 3) and the report captured on stderr.
+pub fn config_with(dir: &std::path::Path) -> (RunConfig, Capture) {
+    let mut c = RunConfig::default();
+    c.preopens.push(Preopen { host: dir.to_path_buf(), guest: "/sandbox".into(), read_only: false });
+    let report = Capture::default();
+    c.stderr = report.output();
+    (c, report)
+}
 
 /// A guest for the `fd_*` tests (`wasi_fd.rs`, `attack_direct.rs`): its shared memory
 /// `MEM`, `DATA` (data segments from 1024 on), `_start` running `BODY` (locals `$i`, `$fd`,
