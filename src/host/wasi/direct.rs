@@ -117,14 +117,10 @@ fn vectored(file: &impl AsRawFd, iovs: &Iovecs<'_>, at: Option<u64>, cursor: AtC
 
 /// Runs a system call returning a byte count or -1, retrying `EINTR`.
 fn transfer(mut call: impl FnMut() -> libc::ssize_t) -> Result<usize, types::Error> {
-    loop {
-        let n = call();
-        if let Ok(n) = usize::try_from(n) {
-            return Ok(n);
-        }
-        let e = rustix::io::Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(rustix::io::Errno::IO);
-        if e != rustix::io::Errno::INTR {
-            return Err(super::errno::sys(e));
-        }
-    }
+    let n = super::errno::retry_intr(|| {
+        usize::try_from(call()).map_err(|_| {
+            rustix::io::Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(rustix::io::Errno::IO)
+        })
+    });
+    n.map_err(super::errno::sys)
 }

@@ -1,5 +1,6 @@
 //! WASI errors from host errors: `std::io::Error` (by its OS error number), descriptor
-//! table errors, and a run that ended while the call waited.
+//! table errors, and a run that ended while the call waited; and the one way system
+//! calls here retry `EINTR`.
 
 use wasmtime_wasi::p1::types::{self, Errno};
 
@@ -113,4 +114,14 @@ pub(super) fn fd(e: FdError) -> types::Error {
 /// as a trap, which ends the calling thread.
 pub(super) fn trap(e: wasmtime::Error) -> types::Error {
     types::Error::trap(e)
+}
+
+/// Runs `op` again while it fails with `EINTR`.
+pub(super) fn retry_intr<T>(mut op: impl FnMut() -> rustix::io::Result<T>) -> rustix::io::Result<T> {
+    loop {
+        match op() {
+            Err(rustix::io::Errno::INTR) => continue,
+            r => return r,
+        }
+    }
 }

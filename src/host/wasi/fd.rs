@@ -52,19 +52,14 @@ const MAX_STREAM_READ: usize = 1 << 20;
 /// most `len` bytes.
 fn read_regular(f: &FileDesc, len: usize, at: Option<u64>) -> rustix::io::Result<Vec<u8>> {
     let mut buf = Vec::with_capacity(len);
-    loop {
-        let r = match at {
-            None => {
-                let _pos = f.position.lock();
-                rustix::io::read(&f.file, rustix::buffer::spare_capacity(&mut buf))
-            }
-            Some(off) => rustix::io::pread(&f.file, rustix::buffer::spare_capacity(&mut buf), off),
-        };
-        match r {
-            Err(rustix::io::Errno::INTR) => continue,
-            r => return r.map(|_| buf),
+    errno::retry_intr(|| match at {
+        None => {
+            let _pos = f.position.lock();
+            rustix::io::read(&f.file, rustix::buffer::spare_capacity(&mut buf))
         }
-    }
+        Some(off) => rustix::io::pread(&f.file, rustix::buffer::spare_capacity(&mut buf), off),
+    })?;
+    Ok(buf)
 }
 
 /// Runs `op` on a file that may block until it no longer fails with `EAGAIN`, waiting
@@ -90,38 +85,34 @@ fn read_file(ctx: &Ctx<'_>, memory: &mut GuestMemory<'_>, f: &FileDesc, iovs: ty
     if !f.readable {
         return Err(Errno::Badf.into());
     }
-    let cap = iovec::capacity(memory, iovs)?;
+    // The array is read once: its buffers serve the capacity and the direct reads.
+    let bufs = iovec::buffers(memory, iovs)?;
+    let cap = iovec::sum(&bufs);
     if cap == 0 {
         return Ok(0);
     }
     if !f.kind.may_block() {
         // Unshared memory and one buffer: read straight into it, no copy.
-        if let (GuestMemory::Unshared(_), Some(one)) = (&*memory, iovec::single(memory, iovs)?) {
+        if let (GuestMemory::Unshared(_), Some(one)) = (&*memory, iovec::single(&bufs)) {
             if let Some(slice) = memory.as_slice_mut(one)? {
                 let slice = match slice.len() > iovec::MAX_CALL {
                     true => &mut slice[..iovec::MAX_CALL],
                     false => slice,
                 };
-                let n = loop {
-                    let r = match at {
-                        None => {
-                            let _pos = f.position.lock();
-                            rustix::io::read(&f.file, &mut *slice)
-                        }
-                        Some(off) => rustix::io::pread(&f.file, &mut *slice, off),
-                    };
-                    match r {
-                        Err(rustix::io::Errno::INTR) => continue,
-                        r => break r.map_err(errno::sys)?,
+                let n = errno::retry_intr(|| match at {
+                    None => {
+                        let _pos = f.position.lock();
+                        rustix::io::read(&f.file, &mut *slice)
                     }
-                };
-                return size(n);
+                    Some(off) => rustix::io::pread(&f.file, &mut *slice, off),
+                });
+                return size(n.map_err(errno::sys)?);
             }
         }
         // Shared memory: straight into the guest's buffers, no copy (unless one lies
         // outside memory: the copy below traps as Wasmtime does, on what it would fill).
         if let GuestMemory::Shared(shared) = &*memory {
-            if let Some(direct) = direct::Iovecs::for_read(shared, &iovec::buffers(memory, iovs)?) {
+            if let Some(direct) = direct::Iovecs::for_read(shared, &bufs) {
                 let _pos = at.is_none().then(|| f.position.lock());
                 return size(direct::read(&f.file, &direct, at)?);
             }
@@ -171,13 +162,15 @@ fn write_file(ctx: &Ctx<'_>, memory: &mut GuestMemory<'_>, f: &FileDesc, ciovs: 
     if !f.writable {
         return Err(Errno::Badf.into());
     }
-    let total = iovec::total(memory, ciovs)?;
+    // The array is read once: its buffers serve the total and the direct writes.
+    let bufs = iovec::const_buffers(memory, ciovs)?;
+    let total = iovec::sum(&bufs);
     if total == 0 {
         return Ok(0);
     }
     if let (GuestMemory::Shared(shared), false) = (&*memory, f.kind.may_block()) {
         // Shared memory and a regular file: straight from the guest's buffers, no copy.
-        let direct = direct::Iovecs::for_write(shared, &iovec::const_buffers(memory, ciovs)?)?;
+        let direct = direct::Iovecs::for_write(shared, &bufs)?;
         let _pos = at.is_none().then(|| f.position.lock());
         return size(direct::write(&f.file, &direct, at)?);
     }
@@ -191,12 +184,7 @@ fn write_file(ctx: &Ctx<'_>, memory: &mut GuestMemory<'_>, f: &FileDesc, ciovs: 
         retry_blocking(ctx, f, PollFlags::OUT, write)?
     } else {
         let _pos = at.is_none().then(|| f.position.lock());
-        loop {
-            match write() {
-                Err(rustix::io::Errno::INTR) => continue,
-                r => break r.map_err(errno::sys)?,
-            }
-        }
+        errno::retry_intr(write).map_err(errno::sys)?
     };
     size(n)
 }
@@ -546,20 +534,11 @@ fn sync(ctx: &Ctx<'_>, fd: types::Fd, how: fn(&std::fs::File) -> rustix::io::Res
     file_of(&d)?;
     let result = ctx.group.run_blocking(ctx.slot, move || {
         let Descriptor::File(f) = &**d else { unreachable!("checked by file_of") };
-        retry_intr(|| how(&f.file))
+        errno::retry_intr(|| how(&f.file))
     });
     result.map_err(errno::trap)?.map_err(errno::sys)
 }
 
-/// Runs `op` again while it fails with `EINTR`.
-fn retry_intr<T>(mut op: impl FnMut() -> rustix::io::Result<T>) -> rustix::io::Result<T> {
-    loop {
-        match op() {
-            Err(rustix::io::Errno::INTR) => continue,
-            r => return r,
-        }
-    }
-}
 
 pub(super) fn fd_tell(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, fd: types::Fd) -> Result<types::Filesize, types::Error> {
     let d = ctx.descriptor(fd)?;

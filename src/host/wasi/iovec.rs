@@ -91,22 +91,19 @@ pub(super) fn capacity(mem: &GuestMemory<'_>, iovs: types::IovecArray) -> Result
     Ok(total)
 }
 
-/// The first non-empty buffer of an `iovec` array, if it is the only one: then a read can
-/// go straight into it when memory is not shared.
-pub(super) fn single(mem: &GuestMemory<'_>, iovs: types::IovecArray) -> Result<Option<GuestPtr<[u8]>>, types::Error> {
-    check_len(&iovs)?;
-    let mut found = None;
-    for iov in iovs.iter() {
-        let iov = mem.read(iov?)?;
-        if iov.buf_len == 0 {
-            continue;
-        }
-        if found.is_some() {
-            return Ok(None);
-        }
-        found = Some(iov.buf.as_array(iov.buf_len));
+/// The first non-empty buffer of `bufs` (from [`buffers`]), if it is the only one: then a
+/// read can go straight into it when memory is not shared.
+pub(super) fn single(bufs: &[(u32, u32)]) -> Option<GuestPtr<[u8]>> {
+    let mut full = bufs.iter().filter(|&&(_, len)| len > 0);
+    match (full.next(), full.next()) {
+        (Some(&(addr, len)), None) => Some(GuestPtr::<u8>::new(addr).as_array(len)),
+        _ => None,
     }
-    Ok(found)
+}
+
+/// Total bytes of `bufs` (saturating).
+pub(super) fn sum(bufs: &[(u32, u32)]) -> usize {
+    bufs.iter().fold(0usize, |t, &(_, len)| t.saturating_add(len as usize))
 }
 
 /// The (address, length) of every buffer of an `iovec` array, for I/O straight into
