@@ -16,7 +16,7 @@ use crate::exit::{ExitKind, RunExit};
 use crate::group::{Group, INTERRUPT_PAGE_BYTES, InterruptPage, Recorder, Setup};
 use crate::host::atomics::{ATOMICS_MODULE, INTERRUPT_MEMORY};
 use crate::io::Stdio;
-use crate::module::{Interrupt, MemoryImport, Module};
+use crate::module::{Interrupt, MemoryImport, Module, RESERVED_PAGE};
 
 /// A started run. [`Run::wait`] returns how it ended; dropping a run that is still going
 /// cancels it and waits for its threads. All methods may be called from any thread.
@@ -69,10 +69,8 @@ impl Run {
         };
         // The page every interruption point loads from (`group/interrupt.rs`).
         let (interrupt, page_memory) = match (inner.interrupt, &memory) {
-            (Interrupt::Reserved(page), Some(mem)) => {
-                (InterruptPage::reserved(mem.clone(), usize::try_from(page.offset())?)?, None)
-            }
-            (Interrupt::Reserved(_), None) => bail!("the module's interruption points need its shared memory"),
+            (Interrupt::Reserved, Some(mem)) => (InterruptPage::reserved(mem.clone(), RESERVED_PAGE as usize)?, None),
+            (Interrupt::Reserved, None) => bail!("the module's interruption points need its shared memory"),
             (Interrupt::Page, _) => {
                 let page = MemoryType::shared(1, (INTERRUPT_PAGE_BYTES as u64 / WASM_PAGE) as u32);
                 let page = SharedMemory::new(engine, page).context("creating the interrupt page")?;

@@ -19,6 +19,7 @@ use crate::engine::Engine;
 use crate::group::StoreData;
 use crate::trace::OffsetMap;
 
+pub(crate) use reserve::RESERVED_PAGE;
 pub(crate) use shape::{Interrupt, MemoryImport};
 
 pub(crate) struct ModuleInner {

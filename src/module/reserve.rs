@@ -28,40 +28,23 @@ use crate::engine::MEMORY_RESERVATION;
 /// A wasm page: the reserved page is aligned to it, and a maximum leaves one free below.
 const PAGE: u64 = 64 << 10;
 
-/// Where the page starts (see the opening for why there).
-const RESERVED_PAGE: u64 = 0x7E15_0000;
+/// Where the reserved page starts, from the memory's base (see the opening for why
+/// there): the address interruption points load from (memarg offset 0).
+pub(crate) const RESERVED_PAGE: u32 = 0x7E15_0000;
 
 // Aligned for every host page size up to 64 KiB (`group/interrupt.rs` protects 64 KiB),
 // inside every 32-bit memory's reservation, and addressed with a 32-bit displacement.
-const _: () = assert!(RESERVED_PAGE % PAGE == 0);
-const _: () = assert!(RESERVED_PAGE + PAGE <= MEMORY_RESERVATION && RESERVED_PAGE + PAGE <= 1 << 31);
+const _: () = assert!(RESERVED_PAGE as u64 % PAGE == 0);
+const _: () = assert!(RESERVED_PAGE as u64 + PAGE <= MEMORY_RESERVATION && RESERVED_PAGE as u64 + PAGE <= 1 << 31);
 
-/// The reserved page of a shared memory.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct ReservedPage;
-
-impl ReservedPage {
-    /// The reserved page of a shared memory of this type, if it has one: 32-bit, 64 KiB
-    /// pages, a maximum of at least one page (Cranelift compiles any load from a memory
-    /// of maximum 0 to a trap) that stays a page below the reserved page (so that a load
-    /// running off the end of a full memory still meets an inaccessible page).
-    pub(crate) fn of(memory64: bool, page_size_log2: Option<u32>, maximum_pages: Option<u64>) -> Option<ReservedPage> {
-        let standard = !memory64 && page_size_log2.is_none_or(|log2| log2 == 16);
-        let max = maximum_pages.and_then(|p| p.checked_mul(PAGE));
-        let fits = max.is_some_and(|max| max >= PAGE && max <= RESERVED_PAGE - PAGE);
-        (standard && fits).then_some(ReservedPage)
-    }
-
-    /// The address of the page's first word: interruption points load from it and the
-    /// words after it (memarg offset 0).
-    pub(crate) fn index(self) -> i32 {
-        RESERVED_PAGE as i32
-    }
-
-    /// Where the page starts, from the memory's base.
-    pub(crate) fn offset(self) -> u64 {
-        RESERVED_PAGE
-    }
+/// Whether a shared memory of this type has the reserved page: 32-bit, 64 KiB pages, a
+/// maximum of at least one page (Cranelift compiles any load from a memory of maximum 0
+/// to a trap) that stays a page below the reserved page (so that a load running off the
+/// end of a full memory still meets an inaccessible page).
+pub(crate) fn has_reserved_page(memory64: bool, page_size_log2: Option<u32>, maximum_pages: Option<u64>) -> bool {
+    let standard = !memory64 && page_size_log2.is_none_or(|log2| log2 == 16);
+    let max = maximum_pages.and_then(|p| p.checked_mul(PAGE));
+    standard && max.is_some_and(|max| max >= PAGE && max <= RESERVED_PAGE as u64 - PAGE)
 }
 
 #[cfg(test)]
@@ -71,22 +54,21 @@ mod tests {
     #[test]
     fn memories_whose_maximum_stays_below_the_page_have_one() {
         for pages in [1, 2, 16384, 32276] {
-            assert_eq!(ReservedPage::of(false, None, Some(pages)), Some(ReservedPage), "{pages}");
+            assert!(has_reserved_page(false, None, Some(pages)), "{pages}");
         }
-        assert_eq!(ReservedPage::of(false, Some(16), Some(100)), Some(ReservedPage));
-        assert_eq!(ReservedPage.offset(), ReservedPage.index() as u64);
+        assert!(has_reserved_page(false, Some(16), Some(100)));
     }
 
     #[test]
     fn other_memories_have_none() {
-        assert_eq!(ReservedPage::of(false, None, Some(32277)), None, "no inaccessible page before it");
-        assert_eq!(ReservedPage::of(false, None, Some(32278)), None, "reaches the page");
-        assert_eq!(ReservedPage::of(false, None, Some(32768)), None);
-        assert_eq!(ReservedPage::of(false, None, Some(65536)), None);
-        assert_eq!(ReservedPage::of(false, None, Some(0)), None, "every load of a 0-page memory traps");
-        assert_eq!(ReservedPage::of(false, None, None), None);
-        assert_eq!(ReservedPage::of(true, None, Some(100)), None);
-        assert_eq!(ReservedPage::of(false, Some(0), Some(1 << 20)), None);
-        assert_eq!(ReservedPage::of(false, None, Some(u64::MAX)), None);
+        assert!(!has_reserved_page(false, None, Some(32277)), "no inaccessible page before it");
+        assert!(!has_reserved_page(false, None, Some(32278)), "reaches the page");
+        assert!(!has_reserved_page(false, None, Some(32768)));
+        assert!(!has_reserved_page(false, None, Some(65536)));
+        assert!(!has_reserved_page(false, None, Some(0)), "every load of a 0-page memory traps");
+        assert!(!has_reserved_page(false, None, None));
+        assert!(!has_reserved_page(true, None, Some(100)));
+        assert!(!has_reserved_page(false, Some(0), Some(1 << 20)));
+        assert!(!has_reserved_page(false, None, Some(u64::MAX)));
     }
 }

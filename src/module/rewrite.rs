@@ -46,7 +46,7 @@ use wasmparser::{DataKind, Operator, Parser, Payload, TypeRef};
 
 use super::body::{self, Indices};
 use super::points::Calls;
-use super::reserve::ReservedPage;
+use super::reserve::{RESERVED_PAGE, has_reserved_page};
 use crate::trace::OffsetMap;
 use crate::host::atomics::{ATOMICS_MODULE, AtomicImport, FIRST_INSTANCE, INTERRUPT_MEMORY, SHARED_MEMORY};
 
@@ -57,8 +57,9 @@ struct Shared {
     index: u32,
     /// `Some(type)` when the module defines it (it becomes an import).
     defined: Option<wasmparser::MemoryType>,
-    /// Its reserved page, where interruption points load from if it has one (`reserve.rs`).
-    reserved: Option<ReservedPage>,
+    /// Whether it has the reserved page, where interruption points then load from
+    /// (`reserve.rs`).
+    reserved: bool,
 }
 
 /// What the first pass learned about a module.
@@ -103,7 +104,7 @@ fn scan(wasm: &[u8]) -> Result<Scan> {
         if ty.memory64 {
             bail!("shared memory {index} is a 64-bit memory, which wasithreads does not support");
         }
-        let reserved = ReservedPage::of(ty.memory64, ty.page_size_log2, ty.maximum);
+        let reserved = has_reserved_page(ty.memory64, ty.page_size_log2, ty.maximum);
         s.shared = Some(Shared { index, defined: defined.then_some(ty), reserved });
         Ok(())
     };
@@ -223,15 +224,15 @@ impl Rewriter {
         self.scan.shared.is_some_and(|s| s.defined.is_some())
     }
 
-    /// The shared memory's reserved page, if interruption points use it.
-    fn reserved(&self) -> Option<ReservedPage> {
-        self.scan.shared.and_then(|s| s.reserved)
+    /// Whether interruption points use the shared memory's reserved page.
+    fn reserved(&self) -> bool {
+        self.scan.shared.is_some_and(|s| s.reserved)
     }
 
     /// Memory imports the rewrite adds: the converted memory, if any, and the interrupt
     /// page, unless the points use the shared memory's reserved page.
     fn added_memory_imports(&self) -> u32 {
-        u32::from(self.converts_memory()) + u32::from(self.reserved().is_none())
+        u32::from(self.converts_memory()) + u32::from(!self.reserved())
     }
 
     /// The index of the interrupt page in the rewritten module, when it has one.
@@ -254,8 +255,8 @@ impl Rewriter {
     /// of the shared memory if it has one, else from the imported interrupt page.
     fn body_context(&self) -> body::Context<'_> {
         let indices = self.indices();
-        let (point_memory, point_address) = match (self.reserved(), self.scan.shared) {
-            (Some(page), Some(shared)) => (indices.memory(shared.index), page.index()),
+        let (point_memory, point_address) = match self.scan.shared {
+            Some(shared) if shared.reserved => (indices.memory(shared.index), RESERVED_PAGE as i32),
             _ => (self.interrupt_memory(), 0),
         };
         body::Context {
@@ -477,7 +478,7 @@ impl Rewriter {
             };
             imports.import(ATOMICS_MODULE, SHARED_MEMORY, EntityType::Memory(ty));
         }
-        if self.reserved().is_none() {
+        if !self.reserved() {
             imports.import(ATOMICS_MODULE, INTERRUPT_MEMORY, EntityType::Memory(INTERRUPT_PAGE));
         }
         for imp in self.index.keys() {

@@ -6,7 +6,7 @@
 use anyhow::{Result, anyhow, bail};
 use wasmtime::{ExternType, MemoryType, ValType};
 
-use super::reserve::ReservedPage;
+use super::reserve::has_reserved_page;
 use crate::group::THREAD_START;
 use crate::host::atomics::{ATOMICS_MODULE, FIRST_INSTANCE, INTERRUPT_MEMORY};
 use crate::host::{AtomicImport, P1_FUNCTIONS, P1_MODULE, SPAWN_IMPORT};
@@ -24,8 +24,8 @@ pub(crate) struct MemoryImport {
 pub(crate) enum Interrupt {
     /// The one-page memory `wasithreads:internal::interrupt` the module imports.
     Page,
-    /// The shared memory's reserved page.
-    Reserved(ReservedPage),
+    /// The shared memory's reserved page (`reserve.rs`).
+    Reserved,
 }
 
 /// What a run needs to know about a module.
@@ -43,13 +43,13 @@ pub(super) struct Shape {
 impl Shape {
     pub(super) fn of(module: &wasmtime::Module) -> Result<Shape> {
         let (memory, spawns, atomics) = check_imports(module)?;
-        let reserved = memory.as_ref().filter(|m| m.ty.is_shared()).and_then(|m| {
-            ReservedPage::of(m.ty.is_64(), Some(u32::from(m.ty.page_size_log2())), m.ty.maximum())
+        let reserved = memory.as_ref().filter(|m| m.ty.is_shared()).is_some_and(|m| {
+            has_reserved_page(m.ty.is_64(), Some(u32::from(m.ty.page_size_log2())), m.ty.maximum())
         });
         let interrupt = if module.imports().any(|i| (i.module(), i.name()) == (ATOMICS_MODULE, INTERRUPT_MEMORY)) {
             Interrupt::Page
-        } else if let Some(page) = reserved {
-            Interrupt::Reserved(page)
+        } else if reserved {
+            Interrupt::Reserved
         } else {
             bail!("the compiled module has no interruption points: it was not made by this version of wasithreads");
         };
