@@ -22,26 +22,6 @@ const RESERVED: u32 = 0x7E15_0000;
 // ---------------------------------------------------------------------------------------
 // Helpers
 
-/// Starts `module`, lets it run for `after`, cancels it; returns the exit, the thread
-/// exits and how long the cancel took.
-fn cancel_module(
-    module: &Module,
-    mut config: RunConfig,
-    after: Duration,
-) -> (RunExit, Vec<(i32, wasithreads::ThreadExit)>, Duration) {
-    let module = module.clone();
-    within(Duration::from_secs(60), move || {
-        let exits = Exits::default();
-        exits.install(&mut config);
-        let run = Run::start(&module, &config).expect("run starts");
-        std::thread::sleep(after);
-        let t = Instant::now();
-        run.cancel();
-        let exit = run.wait();
-        (exit, exits.sorted(), t.elapsed())
-    })
-}
-
 /// Asserts a cancelled run of `threads + 1` spinners ended promptly, every thread stopped.
 /// (`n == 0`: any number of threads, for cancels that may come before the spawns.)
 fn assert_stopped(what: &str, (exit, threads, took): &(RunExit, Vec<(i32, wasithreads::ThreadExit)>, Duration), n: usize) {

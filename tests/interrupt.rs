@@ -5,10 +5,10 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Exits, engine, load, run_watched, spinners, within};
-use wasithreads::{ExitKind, Run, RunConfig};
+use common::{cancel_module, engine, load, run_watched, spinners};
+use wasithreads::{ExitKind, RunConfig};
 
 /// The reserved page's address (`module/reserve.rs`).
 const RESERVED_PAGE: u32 = 0x7E15_0000;
@@ -16,19 +16,7 @@ const RESERVED_PAGE: u32 = 0x7E15_0000;
 /// Starts `wat`, lets it run 100 ms, cancels; returns the exit, the thread exits and how
 /// long the cancel took.
 fn cancel(wat: &str) -> (wasithreads::RunExit, Vec<(i32, wasithreads::ThreadExit)>, Duration) {
-    let wat = wat.to_string();
-    within(Duration::from_secs(60), move || {
-        let module = load(&engine(), &wat);
-        let mut config = RunConfig::default();
-        let exits = Exits::default();
-        exits.install(&mut config);
-        let run = Run::start(&module, &config).expect("run starts");
-        std::thread::sleep(Duration::from_millis(100));
-        let t = Instant::now();
-        run.cancel();
-        let exit = run.wait();
-        (exit, exits.sorted(), t.elapsed())
-    })
+    cancel_module(&load(&engine(), wat), RunConfig::default(), Duration::from_millis(100))
 }
 
 #[test]

@@ -73,6 +73,22 @@ impl Exits {
     }
 }
 
+/// Starts `module`, lets it run for `after`, cancels it; returns the exit, the thread
+/// exits and how long the cancel took (failing the test after 60 s instead of hanging).
+pub fn cancel_module(module: &Module, mut config: RunConfig, after: Duration) -> (RunExit, Vec<(i32, ThreadExit)>, Duration) {
+    let module = module.clone();
+    within(Duration::from_secs(60), move || {
+        let exits = Exits::default();
+        exits.install(&mut config);
+        let run = Run::start(&module, &config).expect("run starts");
+        std::thread::sleep(after);
+        let t = Instant::now();
+        run.cancel();
+        let exit = run.wait();
+        (exit, exits.sorted(), t.elapsed())
+    })
+}
+
 /// Runs to the end, failing the test (instead of hanging it) if the run is not over
 /// within 60 s: a liveness check, not a speed check.
 pub fn run_watched(module: &Module, config: &RunConfig) -> (RunExit, Duration) {
