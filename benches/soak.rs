@@ -21,7 +21,8 @@ fn rss_kib() -> u64 {
 fn main() {
     let runs: usize = std::env::var("WT_SOAK_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000);
     let e = engine();
-    let exiting = load(&e, &guest(&format!("{} (call $proc_exit (i32.const 3))", spawn_all(&[SPIN, WAIT_FOREVER, SLEEP_HOUR]))));
+    let exiting =
+        load(&e, &guest(&format!("{} (call $proc_exit (i32.const 3))", spawn_all(&[SPIN, WAIT_FOREVER, SLEEP_HOUR]))));
     let trapping = load(&e, &guest(&format!("{} unreachable", spawn_all(&[SPIN, WAIT_FOREVER, SLEEP_HOUR]))));
     let c = RunConfig::default();
     let start = Instant::now();

@@ -204,7 +204,11 @@ fn main() {
             assert_eq!(exit.kind, wasithreads::ExitKind::Cancelled, "{}: {exit:?}", place.name);
             assert!(exit.unstopped.is_empty(), "{}: {exit:?}", place.name);
             let thread = how.lock().unwrap().clone();
-            assert!(thread.as_ref().is_some_and(|t| t.is_terminated()), "{}: the thread was not blocked there", place.name);
+            assert!(
+                thread.as_ref().is_some_and(|t| t.is_terminated()),
+                "{}: the thread was not blocked there",
+                place.name
+            );
             drop(keep);
         }
         let worst = samples.iter().cloned().fold(0.0, f64::max);

@@ -114,7 +114,8 @@ fn fmt_time(s: f64) -> String {
 /// RSS of this process in bytes.
 fn rss() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kb: u64 = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    let kb: u64 =
+        status.lines().find(|l| l.starts_with("VmRSS:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
     kb * 1024
 }
 
@@ -148,7 +149,14 @@ fn main() {
         }
     }
     let (b, o) = (median(base), median(ours));
-    rows.push(Row { name: "spawn + join one thread", baseline: fmt_time(b), value: fmt_time(o), ratio: o / b, target: "≤ 1×", met: o / b <= 1.0 });
+    rows.push(Row {
+        name: "spawn + join one thread",
+        baseline: fmt_time(b),
+        value: fmt_time(o),
+        ratio: o / b,
+        target: "≤ 1×",
+        met: o / b <= 1.0,
+    });
     if peer.is_some() {
         let t = median(theirs);
         peer_rows.push(("spawn + join one thread".into(), format!("{} ({:.2}× native)", fmt_time(t), t / b)));
@@ -211,7 +219,8 @@ fn main() {
     });
     if peer.is_some() {
         let t = median(theirs);
-        peer_rows.push(("futex ping-pong round trip".into(), format!("{} ({:.2}× native)", fmt_time(t / 1e9), t / nat)));
+        peer_rows
+            .push(("futex ping-pong round trip".into(), format!("{} ({:.2}× native)", fmt_time(t / 1e9), t / nat)));
     }
 
     // 5. teardown after proc_exit with 8 blocked threads
@@ -238,7 +247,14 @@ fn main() {
             })
             .collect(),
     );
-    rows.push(Row { name: "warm run of a tiny module", baseline: "—".into(), value: fmt_time(warm), ratio: f64::NAN, target: "≤ 1 ms median", met: warm <= 1e-3 });
+    rows.push(Row {
+        name: "warm run of a tiny module",
+        baseline: "—".into(),
+        value: fmt_time(warm),
+        ratio: f64::NAN,
+        target: "≤ 1 ms median",
+        met: warm <= 1e-3,
+    });
 
     // 7. serialized module vs compile (the Rust std guest)
     let (mut compile, mut load) = (vec![], vec![]);
@@ -277,7 +293,15 @@ fn main() {
     println!("|---|---|---|---|---|---|");
     for r in &rows {
         let ratio = if r.ratio.is_nan() { "—".to_string() } else { format!("{:.2}×", r.ratio) };
-        println!("| {} | {} | {} | {} | {} | {} |", r.name, r.baseline, r.value, ratio, r.target, if r.met { "yes" } else { "no" });
+        println!(
+            "| {} | {} | {} | {} | {} | {} |",
+            r.name,
+            r.baseline,
+            r.value,
+            ratio,
+            r.target,
+            if r.met { "yes" } else { "no" }
+        );
     }
     if !peer_rows.is_empty() {
         let version = Command::new(&peer.as_ref().unwrap().0).arg("--version").output().ok();
@@ -293,8 +317,11 @@ fn main() {
 /// with 8 other threads blocked: 3 in atomic wait, 3 sleeping in poll_oneoff, 2 reading a
 /// stdin pipe that never gets data.
 fn teardown(reps: usize) -> f64 {
-    let spawn: String = [1, 1, 1, 2, 2, 2, 3, 3].iter().map(|m| format!("(drop (call $spawn (i32.const {m})))\n")).collect();
-    let body = format!("{spawn} (call $wait_started (i32.const 8)) (call $sleep (i64.const 5000000)) (call $proc_exit (i32.const 0))");
+    let spawn: String =
+        [1, 1, 1, 2, 2, 2, 3, 3].iter().map(|m| format!("(drop (call $spawn (i32.const {m})))\n")).collect();
+    let body = format!(
+        "{spawn} (call $wait_started (i32.const 8)) (call $sleep (i64.const 5000000)) (call $proc_exit (i32.const 0))"
+    );
     let engine = Engine::new(&EngineConfig::default()).unwrap();
     let module = Module::new(&engine, common::guest(&body).as_bytes()).unwrap();
     let (reader, writer) = std::io::pipe().unwrap();

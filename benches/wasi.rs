@@ -142,7 +142,9 @@ fn native_small_files(dir: &Path, t: u32, iters: u32) {
     for i in 0..iters {
         let n = (i + 50 * t) % 100;
         let name = format!("f{n:02}");
-        let fd = rustix::fs::openat(&d, name.as_str(), OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY, Mode::empty()).unwrap();
+        let fd =
+            rustix::fs::openat(&d, name.as_str(), OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY, Mode::empty())
+                .unwrap();
         std::hint::black_box(rustix::fs::fstat(&fd).unwrap());
         rustix::io::read(&fd, &mut buf).unwrap();
     }
@@ -354,14 +356,24 @@ fn main() {
             (_, true) => (median(t1.clone()), median(t1), median(c1.clone()), median(c1)),
             _ => (median(t1), median(t2), median(c1), median(c2)),
         };
-        let peer_cell = if tp.is_empty() { ("-".to_string(), "-".to_string()) } else {
+        let peer_cell = if tp.is_empty() {
+            ("-".to_string(), "-".to_string())
+        } else {
             let p = median(tp);
             (format!("{:.1} ms", p * 1e3), format!("{:.2}x", t1 / p))
         };
         let native_cell = format!("{:.2}x, {:.2}", 2.0 * median(n1) / median(n2), median(nc2) / (2.0 * median(nc1)));
         println!(
             "| {} x{} | {:.1} ms | {:.1} ms | {:.2}x | {:.2} | {} | {} | {} |",
-            kind.name, kind.iters, t1 * 1e3, t2 * 1e3, 2.0 * t1 / t2, c2 / (2.0 * c1), native_cell, peer_cell.0, peer_cell.1
+            kind.name,
+            kind.iters,
+            t1 * 1e3,
+            t2 * 1e3,
+            2.0 * t1 / t2,
+            c2 / (2.0 * c1),
+            native_cell,
+            peer_cell.0,
+            peer_cell.1
         );
     }
     let _ = std::fs::remove_dir_all(&dir);

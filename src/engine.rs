@@ -88,7 +88,8 @@ impl Engine {
                 config.max_wasm_stack
             );
         }
-        let epoch = config.epoch_interruption || std::env::var_os("WASITHREADS_EPOCH_INTERRUPTION").is_some_and(|v| v == "1");
+        let epoch =
+            config.epoch_interruption || std::env::var_os("WASITHREADS_EPOCH_INTERRUPTION").is_some_and(|v| v == "1");
         let mut c = wasmtime::Config::new();
         c.wasm_threads(true)
             .shared_memory(true)

@@ -14,8 +14,8 @@
 //! Lock order: a slot's `job` lock may be held while taking `idle`, never the other way
 //! round (a thread timing out holds its slot and looks itself up in `idle`).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
@@ -85,7 +85,8 @@ impl Pool {
     /// running already (`ErrorKind::WouldBlock`; the job is dropped unrun either way on
     /// error).
     pub(crate) fn execute_blocking(self: &Arc<Self>, job: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
-        let taken = self.blocking.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < MAX_BLOCKING).then_some(n + 1));
+        let taken =
+            self.blocking.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < MAX_BLOCKING).then_some(n + 1));
         if taken.is_err() {
             return Err(std::io::ErrorKind::WouldBlock.into());
         }

@@ -6,14 +6,14 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use anyhow::{Result, bail};
+use anyhow::{bail, Result};
 use parking_lot::Mutex;
 use wasmtime::error::Context as _;
 use wasmtime::{MemoryType, SharedMemory};
 
 use crate::config::RunConfig;
 use crate::exit::{ExitKind, RunExit};
-use crate::group::{Group, INTERRUPT_PAGE_BYTES, InterruptPage, Recorder, Setup};
+use crate::group::{Group, InterruptPage, Recorder, Setup, INTERRUPT_PAGE_BYTES};
 use crate::host::atomics::{ATOMICS_MODULE, INTERRUPT_MEMORY};
 use crate::io::Stdio;
 use crate::module::{Interrupt, MemoryImport, Module, RESERVED_PAGE};
@@ -42,7 +42,8 @@ fn shared_memory(engine: &wasmtime::Engine, m: &MemoryImport, max_memory: Option
         );
     }
     let ty = MemoryType::shared(m.ty.minimum() as u32, cap as u32);
-    Ok(SharedMemory::new(engine, ty).with_context(|| format!("creating the shared memory `{}::{}`", m.module, m.name))?)
+    Ok(SharedMemory::new(engine, ty)
+        .with_context(|| format!("creating the shared memory `{}::{}`", m.module, m.name))?)
 }
 
 /// The guest's environment, `KEY=value` each: the host's first if inherited, then the

@@ -143,7 +143,8 @@ fn guest_mem(pages: u32, data: &str, body: &str) -> String {
 }
 
 fn mkfifo(path: &std::path::Path) {
-    rustix::fs::mknodat(rustix::fs::CWD, path, rustix::fs::FileType::Fifo, rustix::fs::Mode::from_raw_mode(0o600), 0).unwrap();
+    rustix::fs::mknodat(rustix::fs::CWD, path, rustix::fs::FileType::Fifo, rustix::fs::Mode::from_raw_mode(0o600), 0)
+        .unwrap();
 }
 
 fn preopen(dir: &std::path::Path) -> Preopen {
@@ -590,7 +591,9 @@ fn cancel_stops_threads_blocked_everywhere_and_leaks_nothing() {
         c.stdout = wasithreads::Output::Null;
         let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let s2 = started.clone();
-        c.on_thread_start = Some(Arc::new(move |_| { s2.fetch_add(1, std::sync::atomic::Ordering::SeqCst); }));
+        c.on_thread_start = Some(Arc::new(move |_| {
+            s2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }));
         let exits = Exits::default();
         exits.install(&mut c);
         let run = Run::start(&module, &c).expect("run starts");
@@ -1079,7 +1082,5 @@ fn a_call_tree_of_two_to_the_forty_calls_without_loops_is_stopped() {
         funcs.push_str(&format!("(func $f{i} (call $f{n}) (call $f{n}))\n", n = i + 1));
     }
     funcs.push_str("(func $f40 (i32.store (i32.const 0) (i32.add (i32.load (i32.const 0)) (i32.const 1))))\n");
-    stopped_by_cancel(&format!(
-        r#"(module (memory (export "memory") 1) {funcs} (func (export "_start") (call $f0)))"#
-    ));
+    stopped_by_cancel(&format!(r#"(module (memory (export "memory") 1) {funcs} (func (export "_start") (call $f0)))"#));
 }

@@ -19,15 +19,14 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::child::{in_child, is_child};
-use common::*;
 use common::fd_guest::{config_with, records, word};
+use common::*;
 use wasithreads::config::Preopen;
 use wasithreads::{ExitKind, Run, RunConfig};
 
 const SUCCESS: i32 = 0;
 const BADF: i32 = 8;
 const INVAL: i32 = 28;
-
 
 /// 4 pages (the memory ends at 0x40000).
 const MEM4: &str = "(memory 4 4 shared)";
@@ -361,7 +360,13 @@ fn arrays_of_0_1_1024_and_1025_buffers() {
         (call $report (i32.const 2))"#
     );
     let (kind, recs) = run_in(&dir, &wat(DATA_F, &body));
-    assert_eq!((kind, recs), (ExitKind::Code, vec![SUCCESS, SUCCESS, 0, INVAL, INVAL, SUCCESS, 1024, SUCCESS, 1024, SUCCESS, 1024, SUCCESS, 1]));
+    assert_eq!(
+        (kind, recs),
+        (
+            ExitKind::Code,
+            vec![SUCCESS, SUCCESS, 0, INVAL, INVAL, SUCCESS, 1024, SUCCESS, 1024, SUCCESS, 1024, SUCCESS, 1]
+        )
+    );
     let file = std::fs::read(dir.join("f.txt")).unwrap();
     assert_eq!(file.len(), 4097);
     assert_eq!(file[..2048], content[..]);
@@ -407,9 +412,18 @@ fn overlapping_buffers_and_buffers_over_the_iovec_array() {
             ExitKind::Code,
             vec![
                 SUCCESS,
-                SUCCESS, 16, word(b"0123"), word(b"89AB"), word(b"CDEF"),
-                SUCCESS, 20, word(b"0123"), word(b"GHIJ"),
-                SUCCESS, 16, word(b"0123"),
+                SUCCESS,
+                16,
+                word(b"0123"),
+                word(b"89AB"),
+                word(b"CDEF"),
+                SUCCESS,
+                20,
+                word(b"0123"),
+                word(b"GHIJ"),
+                SUCCESS,
+                16,
+                word(b"0123"),
             ]
         )
     );

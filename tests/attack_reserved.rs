@@ -24,7 +24,11 @@ const RESERVED: u32 = 0x7E15_0000;
 
 /// Asserts a cancelled run of `threads + 1` spinners ended promptly, every thread stopped.
 /// (`n == 0`: any number of threads, for cancels that may come before the spawns.)
-fn assert_stopped(what: &str, (exit, threads, took): &(RunExit, Vec<(i32, wasithreads::ThreadExit)>, Duration), n: usize) {
+fn assert_stopped(
+    what: &str,
+    (exit, threads, took): &(RunExit, Vec<(i32, wasithreads::ThreadExit)>, Duration),
+    n: usize,
+) {
     assert_eq!(exit.kind, ExitKind::Cancelled, "{what}: {exit:?}");
     assert!(exit.unstopped.is_empty(), "{what}: {exit:?}");
     assert!(*took < Duration::from_secs(1), "{what}: cancel took {took:?}");
@@ -140,7 +144,8 @@ fn a_trap_in_one_thread_stops_the_spinners_and_dumps_core() {
         return;
     }
     let dir = temp_dir("attack-reserved-core");
-    for (i, trap) in ["(unreachable)", &format!("(i32.store (i32.const {RESERVED}) (i32.const 1))")].iter().enumerate() {
+    for (i, trap) in ["(unreachable)", &format!("(i32.store (i32.const {RESERVED}) (i32.const 1))")].iter().enumerate()
+    {
         let wat = format!(
             r#"(module
   (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
@@ -440,8 +445,10 @@ fn hostile_operations_on_the_reserved_page_trap_or_are_refused() {
         // fd_write of 16 bytes from the page (the host would read it)
         (
             small,
-            format!("(i32.store (i32.const 0) (i32.const {r})) (i32.store (i32.const 4) (i32.const 16)) \
-                     (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))"),
+            format!(
+                "(i32.store (i32.const 0) (i32.const {r})) (i32.store (i32.const 4) (i32.const 16)) \
+                     (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))"
+            ),
             Refused,
         ),
         // an iovec array on the page
@@ -456,14 +463,18 @@ fn hostile_operations_on_the_reserved_page_trap_or_are_refused() {
         (full, format!("(i32.store (i32.const {}) (i32.const 1)) (i32.const 0)", end - 2), OutOfBounds),
         (
             full,
-            format!("(i32.store (i32.const 0) (i32.const {e})) (i32.store (i32.const 4) (i32.const 32)) \
-                     (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))"),
+            format!(
+                "(i32.store (i32.const 0) (i32.const {e})) (i32.store (i32.const 4) (i32.const 32)) \
+                     (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))"
+            ),
             Refused,
         ),
         (
             full,
-            format!("(i32.store (i32.const 0) (i32.const {e})) (i32.store (i32.const 4) (i32.const 32)) \
-                     (call $fd_read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 8))"),
+            format!(
+                "(i32.store (i32.const 0) (i32.const {e})) (i32.store (i32.const 4) (i32.const 32)) \
+                     (call $fd_read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 8))"
+            ),
             Refused,
         ),
     ];
@@ -480,11 +491,7 @@ fn hostile_operations_on_the_reserved_page_trap_or_are_refused() {
         }
     }
     // A private memory next to the shared one: its 0x7E150000 is out of bounds as ever.
-    let wat = exit_with(
-        &format!("{small} (memory $p 1)"),
-        "",
-        &format!("(i32.load $p (i32.const {r}))"),
-    );
+    let wat = exit_with(&format!("{small} (memory $p 1)"), "", &format!("(i32.load $p (i32.const {r}))"));
     let exit = run_watched(&load(&engine, &wat), &quiet()).0;
     if !outcome(&exit, OutOfBounds) {
         wrong.push(format!("private memory load: {exit:?}"));
@@ -550,7 +557,11 @@ fn serialized_modules_keep_their_interrupt_page() {
         assert!(bytes.starts_with(b"wasithreads-mod2"), "{:?}", &bytes[..16]);
         // SAFETY: the bytes come from `Module::serialize` on this engine.
         let module = unsafe { Module::deserialize(&engine, &bytes) }.unwrap();
-        assert_stopped(&format!("{pages} pages"), &cancel_module(&module, RunConfig::default(), Duration::from_millis(100)), 3);
+        assert_stopped(
+            &format!("{pages} pages"),
+            &cancel_module(&module, RunConfig::default(), Duration::from_millis(100)),
+            3,
+        );
         let wat = exit_with(&memory, "", &format!("(i32.add (i32.const 7) (i32.load (i32.const {RESERVED})))"));
         let bytes = load(&engine, &wat).serialize().unwrap();
         let module = unsafe { Module::deserialize(&engine, &bytes) }.unwrap();

@@ -29,8 +29,10 @@ fn bad_modules_get_clear_errors() {
     assert!(load_err(r#"(module (import "env" "memory" (memory 1 shared)))"#).contains("invalid WebAssembly module"));
     assert!(load_err(r#"(module (import "wasi" "thread-spawn" (func (param i32) (result i32))) (import "env" "memory" (memory 1 1)))"#)
         .contains("has no shared memory"));
-    assert!(load_err(r#"(module (import "wasi" "thread-spawn" (func (param i64))) (import "env" "memory" (memory 1 1 shared)))"#)
-        .contains("must have type (i32) -> i32"));
+    assert!(load_err(
+        r#"(module (import "wasi" "thread-spawn" (func (param i64))) (import "env" "memory" (memory 1 1 shared)))"#
+    )
+    .contains("must have type (i32) -> i32"));
     assert!(load_err(r#"(module (import "env" "f" (func)))"#).contains("unknown import `env::f`"));
     assert!(load_err(r#"(module (import "env" "t" (table 1 funcref)))"#).contains("unsupported import `env::t`"));
     assert!(load_err(r#"(module (import "a" "m" (memory 1 1 shared)) (import "b" "m" (memory 1 1 shared)))"#)
@@ -40,10 +42,13 @@ fn bad_modules_get_clear_errors() {
 #[test]
 fn unshared_memory_imported_without_maximum_runs() {
     let e = engine();
-    let m = load(&e, r#"(module
+    let m = load(
+        &e,
+        r#"(module
         (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
         (import "env" "memory" (memory 1))
-        (func (export "_start") (call $exit (i32.add (i32.const 10) (memory.grow (i32.const 3))))))"#);
+        (func (export "_start") (call $exit (i32.add (i32.const 10) (memory.grow (i32.const 3))))))"#,
+    );
     let (exit, _) = run_watched(&m, &RunConfig::default());
     assert_eq!(exit.code, 11, "grew from 1 page");
 }
@@ -62,7 +67,13 @@ fn missing_start_is_an_error_and_reactors_load() {
 #[test]
 fn changing_the_config_after_start_does_not_touch_the_run() {
     let e = engine();
-    let m = load(&e, &guest(&format!("{} (call $sleep (i64.const 30000000)) (call $proc_exit (i32.const 6))", spawn_all(&[WAIT_FOREVER]))));
+    let m = load(
+        &e,
+        &guest(&format!(
+            "{} (call $sleep (i64.const 30000000)) (call $proc_exit (i32.const 6))",
+            spawn_all(&[WAIT_FOREVER])
+        )),
+    );
     let exits = Exits::default();
     let mut c = RunConfig::default();
     exits.install(&mut c);
@@ -82,14 +93,17 @@ fn thread_flood_is_refused_and_the_guest_exits_cleanly() {
     let e = engine();
     // Spawn (threads that wait forever) until refused; exit 1 if at least 1024 succeeded
     // and the refusal was a negative number.
-    let m = load(&e, &guest(
-        "(block $refused (loop $more
+    let m = load(
+        &e,
+        &guest(
+            "(block $refused (loop $more
             (local.set $r (call $spawn (i32.const 1)))
             (br_if $refused (i32.lt_s (local.get $r) (i32.const 0)))
             (local.set $i (i32.add (local.get $i) (i32.const 1)))
             (br $more)))
          (call $proc_exit (i32.eq (local.get $i) (i32.const 1024)))",
-    ));
+        ),
+    );
     let exits = Exits::default();
     let mut c = RunConfig::default();
     exits.install(&mut c);
@@ -102,7 +116,9 @@ fn thread_flood_is_refused_and_the_guest_exits_cleanly() {
 fn huge_argv_and_environment() {
     let e = engine();
     // Exit code: 1 if argc and the argv/environ buffer sizes are what the host passed.
-    let m = load(&e, r#"(module
+    let m = load(
+        &e,
+        r#"(module
         (import "wasi_snapshot_preview1" "args_sizes_get" (func $args (param i32 i32) (result i32)))
         (import "wasi_snapshot_preview1" "environ_sizes_get" (func $envs (param i32 i32) (result i32)))
         (import "wasi_snapshot_preview1" "environ_get" (func $env_get (param i32 i32) (result i32)))
@@ -119,7 +135,8 @@ fn huge_argv_and_environment() {
             (i32.eq (i32.load (i32.const 4)) (i32.const 4194310)))
             (i32.and
               (i32.eq (i32.load (i32.const 8)) (i32.const 10000))
-              (i32.eq (i32.load (i32.const 12)) (i32.const 78890)))))))"#);
+              (i32.eq (i32.load (i32.const 12)) (i32.const 78890)))))))"#,
+    );
     let mut c = RunConfig::default();
     c.args = vec!["wasm".into(), "x".repeat(4 << 20)]; // "wasm\0" + 4 MiB + NUL
     c.env = (0..10000).map(|i| (format!("K{i}"), "v".into())).collect();
@@ -159,7 +176,9 @@ fn oversized_io_requests_are_bounded() {
     let e = engine();
     // fd_write of one 20 MiB buffer: a short write of 16 MiB. 2000 iovecs: EINVAL (28).
     // poll_oneoff with 100 000 subscriptions: an error, no hang, no huge allocation.
-    let m = load(&e, r#"(module
+    let m = load(
+        &e,
+        r#"(module
         (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
         (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
         (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
@@ -173,7 +192,8 @@ fn oversized_io_requests_are_bounded() {
             (then (call $exit (i32.const 92))))
           (if (i32.eqz (call $poll (i32.const 0) (i32.const 8192) (i32.const 100000) (i32.const 16)))
             (then (call $exit (i32.const 93))))
-          (call $exit (i32.const 0))))"#);
+          (call $exit (i32.const 0))))"#,
+    );
     let mut c = RunConfig::default();
     c.stdout = wasithreads::io::Output::Null;
     let (exit, _) = run_watched(&m, &c);
@@ -186,11 +206,14 @@ fn oversized_io_requests_are_bounded() {
 #[test]
 fn start_function_that_never_returns_is_stopped() {
     let e = engine();
-    let m = load(&e, r#"(module
+    let m = load(
+        &e,
+        r#"(module
         (import "env" "memory" (memory 1 1 shared))
         (func $forever (loop $l (br $l)))
         (start $forever)
-        (func (export "_start")))"#);
+        (func (export "_start")))"#,
+    );
     let mut c = RunConfig::default();
     c.timeout = Some(std::time::Duration::from_millis(50));
     let (exit, _) = run_watched(&m, &c);

@@ -57,13 +57,24 @@ fn host_process_survives_a_guest_exit_and_reports_the_code() {
 
 #[test]
 fn c_program_exercises_host_control() {
-    let exe = compile_with("cc", "-std=c11", "tests/c/host_control.c", "c-host-control", &["-pthread", "-D_POSIX_C_SOURCE=200809L"]);
+    let exe = compile_with(
+        "cc",
+        "-std=c11",
+        "tests/c/host_control.c",
+        "c-host-control",
+        &["-pthread", "-D_POSIX_C_SOURCE=200809L"],
+    );
     let dir = common::temp_dir("c-host-control");
     let wasm = dir.join("guest.wasm");
     std::fs::write(&wasm, common::rust_guest()).unwrap();
     let out = c_program(&exe).arg(&wasm).stdin(Stdio::null()).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{:?}\nstdout: {stdout}\nstderr: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{:?}\nstdout: {stdout}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("checks passed"), "{stdout}");
 }
 
@@ -72,6 +83,11 @@ fn null_for_every_pointer_argument() {
     let exe = compile("cc", "-std=c11", "tests/c/null_args.c", "c-null-args");
     let out = c_program(&exe).stdin(Stdio::null()).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{:?}\nstdout: {stdout}\nstderr: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{:?}\nstdout: {stdout}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("checks passed"), "{stdout}");
 }

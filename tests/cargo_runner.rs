@@ -25,7 +25,12 @@ fn cargo_test_runs_under_wt_run() {
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
     // The test binary is a .wasm file: only the runner can have produced these lines.
     assert!(stderr.contains(".wasm"), "{stderr}");
-    for name in ["threads_join_with_results", "mutex_protects_a_counter", "channel_carries_messages_between_threads", "sixteen_threads_at_once"] {
+    for name in [
+        "threads_join_with_results",
+        "mutex_protects_a_counter",
+        "channel_carries_messages_between_threads",
+        "sixteen_threads_at_once",
+    ] {
         assert!(stdout.contains(&format!("test tests::{name} ... ok")), "{name}:\n{stdout}");
     }
     assert!(stdout.contains("test result: ok. 4 passed; 0 failed"), "{stdout}");

@@ -9,7 +9,7 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Exits, engine, run_watched};
+use common::{engine, run_watched, Exits};
 use wasithreads::io::Input;
 use wasithreads::{ExitKind, Module, Run, RunConfig, ThreadExit};
 use wasmparser::{Operator, Parser, Payload};
@@ -40,8 +40,9 @@ fn body(wasm: &[u8], index: u32) -> Body {
     for payload in Parser::new(0).parse_all(wasm) {
         match payload.unwrap() {
             Payload::ImportSection(r) => {
-                imports = r.into_imports().filter(|i| matches!(i.as_ref().unwrap().ty, wasmparser::TypeRef::Func(_))).count()
-                    as u32
+                imports =
+                    r.into_imports().filter(|i| matches!(i.as_ref().unwrap().ty, wasmparser::TypeRef::Func(_))).count()
+                        as u32
             }
             Payload::CodeSectionEntry(b) => {
                 if imports + next == index {
@@ -69,7 +70,9 @@ fn frames(text: &str) -> Vec<(String, Option<usize>)> {
         .map(|l| {
             let rest = l.trim().split_once(": ").unwrap().1;
             match rest.rsplit_once(" (module offset 0x") {
-                Some((name, off)) => (name.to_string(), Some(usize::from_str_radix(off.trim_end_matches(')'), 16).unwrap())),
+                Some((name, off)) => {
+                    (name.to_string(), Some(usize::from_str_radix(off.trim_end_matches(')'), 16).unwrap()))
+                }
                 None => (rest.to_string(), None),
             }
         })
@@ -281,7 +284,8 @@ fn a_trap_writes_a_core_dump_with_every_thread_and_the_shared_memory() {
     let dump = std::fs::read(&path).expect("the core dump was written");
     wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all()).validate_all(&dump).unwrap();
 
-    let (mut customs, mut stacks, mut globals, mut memories, mut marker) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), false);
+    let (mut customs, mut stacks, mut globals, mut memories, mut marker) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), false);
     for payload in Parser::new(0).parse_all(&dump) {
         match payload.unwrap() {
             Payload::CustomSection(s) => {
@@ -301,7 +305,9 @@ fn a_trap_writes_a_core_dump_with_every_thread_and_the_shared_memory() {
                 for d in r {
                     let d = d.unwrap();
                     let wasmparser::DataKind::Active { offset_expr, .. } = d.kind else { panic!("passive data") };
-                    let Operator::I32Const { value } = offset_expr.get_operators_reader().read().unwrap() else { panic!() };
+                    let Operator::I32Const { value } = offset_expr.get_operators_reader().read().unwrap() else {
+                        panic!()
+                    };
                     let at = 0x11000 - value as usize;
                     if value as usize <= 0x11000 && at + 8 <= d.data.len() {
                         marker |= d.data[at..at + 8] == 0x1122334455667788u64.to_le_bytes();
@@ -320,7 +326,13 @@ fn a_trap_writes_a_core_dump_with_every_thread_and_the_shared_memory() {
     assert_eq!(
         stacks,
         [
-            ("main".to_string(), vec![(3, rel(&boom, boom.find("Unreachable"))), (4, rel(&main, main.find("Call { function_index: 3 }")))]),
+            (
+                "main".to_string(),
+                vec![
+                    (3, rel(&boom, boom.find("Unreachable"))),
+                    (4, rel(&main, main.find("Call { function_index: 3 }")))
+                ]
+            ),
             (
                 "thread 1".to_string(),
                 vec![
@@ -338,7 +350,8 @@ fn a_core_dump_path_in_a_directory_that_cannot_be_opened_fails_the_start() {
     let c = RunConfig { coredump_path: Some("/nonexistent-wasithreads-dir/core.wasm".into()), ..RunConfig::default() };
     let err = Run::start(&Module::new(&engine(), &wasm).unwrap(), &c).err().expect("the start fails");
     assert!(
-        format!("{err:#}").contains("opening the directory of the core dump path /nonexistent-wasithreads-dir/core.wasm"),
+        format!("{err:#}")
+            .contains("opening the directory of the core dump path /nonexistent-wasithreads-dir/core.wasm"),
         "{err:#}"
     );
 }
@@ -364,7 +377,10 @@ fn a_core_dump_that_cannot_be_written_is_reported_and_the_result_stands() {
     let exit = common::within(Duration::from_secs(60), move || run.wait());
     assert_eq!((exit.kind, exit.tid), (ExitKind::Trap, 0), "{exit:?}");
     let said = said.lock().unwrap();
-    assert!(said.iter().any(|(tid, m)| *tid == 0 && m.contains("writing the core dump to") && m.contains("core.wasm")), "{said:?}");
+    assert!(
+        said.iter().any(|(tid, m)| *tid == 0 && m.contains("writing the core dump to") && m.contains("core.wasm")),
+        "{said:?}"
+    );
 }
 
 /// A guest that can write the dump's directory plants `core.wasm`, a symlink to a file
@@ -414,7 +430,11 @@ fn no_core_dump_is_written_when_the_run_does_not_trap() {
     let _ = std::fs::remove_file(&path);
     let wasm = wat::parse_str(EIGHT_THREADS).unwrap();
     let (pipe, _writer) = std::io::pipe().unwrap();
-    let mut c = RunConfig { coredump_path: Some(path.clone()), timeout: Some(Duration::from_millis(300)), ..RunConfig::default() };
+    let mut c = RunConfig {
+        coredump_path: Some(path.clone()),
+        timeout: Some(Duration::from_millis(300)),
+        ..RunConfig::default()
+    };
     c.stdin = Input::File(Arc::new(std::fs::File::from(OwnedFd::from(pipe))));
     let (exit, _) = run_watched(&Module::new(&engine(), &wasm).unwrap(), &c);
     assert_eq!(exit.kind, ExitKind::Timeout);

@@ -29,7 +29,13 @@ fn cancel_stops_threads_in_every_blocked_state() {
     let stdin = Input::File(Arc::new(std::fs::File::from(std::os::fd::OwnedFd::from(reader))));
     let modes = [SPIN, WAIT_FOREVER, WAIT64_FOREVER, SLEEP_HOUR, READ_STDIN];
     // Main itself waits forever after every thread started, and says so at address 900.
-    let m = load(&e, &guest(&format!("{} (i32.atomic.store (i32.const 900) (i32.const 1)) (call $behave (i32.const {WAIT_FOREVER}))", spawn_all(&modes))));
+    let m = load(
+        &e,
+        &guest(&format!(
+            "{} (i32.atomic.store (i32.const 900) (i32.const 1)) (call $behave (i32.const {WAIT_FOREVER}))",
+            spawn_all(&modes)
+        )),
+    );
     let exits = Exits::default();
     let mut c = RunConfig::default();
     c.stdin = stdin;
@@ -114,14 +120,18 @@ fn timeout_on_a_background_run_nobody_waits_for() {
 fn memory_cap_stops_growth_of_shared_and_unshared_memory() {
     let e = engine();
     // Grow one page at a time until refused; exit with the final size in pages.
-    let grow = |mem: &str| format!(r#"(module
+    let grow = |mem: &str| {
+        format!(
+            r#"(module
         (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
         {mem}
         (func (export "_start")
           (block $full (loop $more
             (br_if $full (i32.eq (memory.grow (i32.const 1)) (i32.const -1)))
             (br $more)))
-          (call $exit (memory.size))))"#);
+          (call $exit (memory.size))))"#
+        )
+    };
     let shared = load(&e, &grow(r#"(import "env" "memory" (memory 1 200 shared))"#));
     let unshared = load(&e, &grow(r#"(memory (export "memory") 1 200)"#));
     for m in [&shared, &unshared] {
@@ -140,7 +150,8 @@ fn memory_cap_stops_growth_of_shared_and_unshared_memory() {
 
 /// A guest whose 8 threads each write a 1000-byte block of their own letter 50 times.
 fn writers_guest() -> String {
-    format!(r#"(module
+    format!(
+        r#"(module
         (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
         (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
         (import "env" "memory" (memory 2 2 shared))
@@ -166,7 +177,8 @@ fn writers_guest() -> String {
             (local.set $done (i32.atomic.load (i32.const 2048)))
             (if (i32.lt_u (local.get $done) (i32.const 8)) (then
               (drop (memory.atomic.wait32 (i32.const 2048) (local.get $done) (i64.const -1)))
-              (br $join))))))"#)
+              (br $join))))))"#
+    )
 }
 
 #[test]
@@ -281,15 +293,18 @@ fn preopens_confine_the_guest() {
         assert_eq!(exit.code, 0, "{exit:?}");
         out.text()
     };
-    let text = run_fs(false, &[
-        "read:/data/hello.txt",
-        "write:/data/new.txt",
-        "read:/data/../secret.txt",
-        "read:/secret.txt",
-        "read:/data/link-out",
-        "read:/data/rel-link-out",
-        &format!("read:{}", root.join("secret.txt").display()),
-    ]);
+    let text = run_fs(
+        false,
+        &[
+            "read:/data/hello.txt",
+            "write:/data/new.txt",
+            "read:/data/../secret.txt",
+            "read:/secret.txt",
+            "read:/data/link-out",
+            "read:/data/rel-link-out",
+            &format!("read:{}", root.join("secret.txt").display()),
+        ],
+    );
     let expected = format!(
         "ok read:/data/hello.txt\nok write:/data/new.txt\nerr read:/data/../secret.txt\nerr read:/secret.txt\n\
          err read:/data/link-out\nerr read:/data/rel-link-out\nerr read:{}\n",
@@ -298,8 +313,12 @@ fn preopens_confine_the_guest() {
     assert_eq!(text, expected);
     assert_eq!(std::fs::read_to_string(inside.join("new.txt")).unwrap(), "x");
 
-    let text = run_fs(true, &["read:/data/hello.txt", "write:/data/other.txt", "mkdir:/data/d", "remove:/data/hello.txt"]);
-    assert_eq!(text, "ok read:/data/hello.txt\nerr write:/data/other.txt\nerr mkdir:/data/d\nerr remove:/data/hello.txt\n");
+    let text =
+        run_fs(true, &["read:/data/hello.txt", "write:/data/other.txt", "mkdir:/data/d", "remove:/data/hello.txt"]);
+    assert_eq!(
+        text,
+        "ok read:/data/hello.txt\nerr write:/data/other.txt\nerr mkdir:/data/d\nerr remove:/data/hello.txt\n"
+    );
     assert!(!inside.join("other.txt").exists() && inside.join("hello.txt").exists());
 
     // No preopen, no file system at all.
@@ -320,7 +339,8 @@ fn serialized_modules_load_and_run() {
     let (exit, _) = run_watched(&back, &rust_config(&["sum"]));
     assert_eq!((exit.kind, exit.code), (ExitKind::Code, 0));
     // A module with rewritten waits keeps its wait functions through the cache.
-    let g = load(&e, &guest(&format!("{} (call $proc_exit (i32.const 4))", spawn_all(&[WAIT_FOREVER, WAIT64_FOREVER]))));
+    let g =
+        load(&e, &guest(&format!("{} (call $proc_exit (i32.const 4))", spawn_all(&[WAIT_FOREVER, WAIT64_FOREVER]))));
     // SAFETY: as above.
     let back = unsafe { Module::deserialize(&e, &g.serialize().unwrap()) }.unwrap();
     let (exit, _) = run_watched(&back, &RunConfig::default());
@@ -337,14 +357,18 @@ fn load_file_validate_and_engine_settings() {
     let path = dir.join("g.wat");
     std::fs::write(&path, guest("(call $proc_exit (i32.const 8))")).unwrap();
     for opt_level in [0, 2] {
-        let e = Engine::new(&EngineConfig { opt_level, interrupt_tick: Duration::from_micros(100), ..Default::default() }).unwrap();
+        let e =
+            Engine::new(&EngineConfig { opt_level, interrupt_tick: Duration::from_micros(100), ..Default::default() })
+                .unwrap();
         let m = Module::from_file(&e, &path).unwrap();
         assert_eq!(run_watched(&m, &RunConfig::default()).0.code, 8);
     }
     let e = engine();
     let err = Module::from_file(&e, &dir.join("missing.wasm")).err().unwrap();
     assert!(format!("{err:#}").contains("missing.wasm"));
-    let err = Module::validate(&e, br#"(module (import "wasi" "thread-spawn" (func (param i32) (result i32))) (memory 1))"#).unwrap_err();
+    let err =
+        Module::validate(&e, br#"(module (import "wasi" "thread-spawn" (func (param i32) (result i32))) (memory 1))"#)
+            .unwrap_err();
     assert!(format!("{err:#}").contains("has no shared memory"), "{err:#}");
     assert!(Engine::new(&EngineConfig { opt_level: 7, ..Default::default() }).is_err());
 }
@@ -378,9 +402,13 @@ fn an_output_callback_may_cancel_its_own_run() {
     let e = engine();
     // Main prints every 10 ms forever while a thread waits forever: only the cancel from
     // the output callback (running on the printing guest thread) can end this run.
-    let m = load(&e, &guest(&format!(
-        "{} (loop $l (call $print (i32.const 1000) (i32.const 18)) (call $sleep (i64.const 10000000)) (br $l))",
-        spawn_all(&[WAIT_FOREVER]))));
+    let m = load(
+        &e,
+        &guest(&format!(
+            "{} (loop $l (call $print (i32.const 1000) (i32.const 18)) (call $sleep (i64.const 10000000)) (br $l))",
+            spawn_all(&[WAIT_FOREVER])
+        )),
+    );
     // A weak reference: the run owns the callback, which must not own the run.
     let slot: Arc<std::sync::OnceLock<std::sync::Weak<Run>>> = Arc::default();
     let prints = Arc::new(std::sync::atomic::AtomicU32::new(0));

@@ -33,7 +33,10 @@ fn thousand_runs_leave_no_threads_or_fds_behind() {
         let e = engine();
         // Each run: three threads (one spinning, one waiting forever, one sleeping), then a trap
         // or an exit, alternating by run.
-        let exit_mod = load(&e, &guest(&format!("{} (call $proc_exit (i32.const 3))", spawn_all(&[SPIN, WAIT_FOREVER, SLEEP_HOUR]))));
+        let exit_mod = load(
+            &e,
+            &guest(&format!("{} (call $proc_exit (i32.const 3))", spawn_all(&[SPIN, WAIT_FOREVER, SLEEP_HOUR]))),
+        );
         let trap_mod = load(&e, &guest(&format!("{} unreachable", spawn_all(&[SPIN, WAIT_FOREVER, SLEEP_HOUR]))));
         let c = RunConfig::default();
         // Warm up once so lazily created process-wide state exists before counting, and let
@@ -60,7 +63,10 @@ fn cancelled_and_dropped_background_runs_leave_nothing_behind() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     within(LIMIT, || {
         let e = engine();
-        let m = load(&e, &guest(&format!("{} (call $proc_exit (i32.const 5))", spawn_all(&[SPIN, WAIT_FOREVER, SLEEP_HOUR]))));
+        let m = load(
+            &e,
+            &guest(&format!("{} (call $proc_exit (i32.const 5))", spawn_all(&[SPIN, WAIT_FOREVER, SLEEP_HOUR]))),
+        );
         let forever = load(&e, &guest(&format!("{} (loop $l (br $l))", spawn_all(&[SPIN, WAIT_FOREVER]))));
         let baseline = os_threads();
         drop(Run::start_background(&m, &RunConfig::default()).unwrap().wait());
@@ -88,7 +94,10 @@ fn eight_host_threads_two_hundred_runs_each_on_one_engine() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     within(LIMIT, || {
         let e = engine();
-        let exiting = load(&e, &guest(&format!("{} (call $proc_exit (i32.const 9))", spawn_all(&[SPIN, WAIT_FOREVER, SLEEP_HOUR]))));
+        let exiting = load(
+            &e,
+            &guest(&format!("{} (call $proc_exit (i32.const 9))", spawn_all(&[SPIN, WAIT_FOREVER, SLEEP_HOUR]))),
+        );
         let trapping = load(&e, &guest(&format!("{} unreachable", spawn_all(&[WAIT_FOREVER, PRINT]))));
         let baseline = os_threads();
         let hosts: Vec<_> = (0..8)
@@ -98,7 +107,8 @@ fn eight_host_threads_two_hundred_runs_each_on_one_engine() {
                     let mut c = RunConfig::default();
                     c.stdout = wasithreads::io::Output::Null;
                     for i in 0..200 {
-                        let (m, want) = if (h + i) % 2 == 0 { (&exiting, ExitKind::Code) } else { (&trapping, ExitKind::Trap) };
+                        let (m, want) =
+                            if (h + i) % 2 == 0 { (&exiting, ExitKind::Code) } else { (&trapping, ExitKind::Trap) };
                         let exit = Run::start(m, &c).unwrap().wait();
                         assert_eq!(exit.kind, want, "host thread {h}, run {i}: {exit:?}");
                     }
@@ -118,7 +128,8 @@ fn cancel_races_with_exit_and_trap_one_result_each_time() {
     within(LIMIT, || {
         let e = engine();
         // Exits or traps almost at once, so cancel lands before, during and after.
-        let exiting = load(&e, &guest(&format!("(drop (call $spawn (i32.const {SPIN}))) (call $proc_exit (i32.const 3))")));
+        let exiting =
+            load(&e, &guest(&format!("(drop (call $spawn (i32.const {SPIN}))) (call $proc_exit (i32.const 3))")));
         let trapping = load(&e, &guest(&format!("(drop (call $spawn (i32.const {WAIT_FOREVER}))) unreachable")));
         let baseline = os_threads();
         let mut seen = std::collections::HashMap::new();

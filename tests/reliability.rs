@@ -58,10 +58,7 @@ fn start_functions_that_spawn_recursively_do_not_crash_the_host() {
 #[test]
 fn a_spawn_with_no_possible_thread_fails_at_once_with_a_reason() {
     let engine = engine();
-    let module = load(
-        &engine,
-        &common::guest("(call $proc_exit (i32.sub (i32.const 0) (call $spawn (i32.const 0))))"),
-    );
+    let module = load(&engine, &common::guest("(call $proc_exit (i32.sub (i32.const 0) (call $spawn (i32.const 0))))"));
     let mut config = RunConfig::default();
     config.max_threads = 0;
     let log = diagnostics(&mut config);
@@ -300,7 +297,6 @@ fn try_wait_alone_enforces_the_timeout() {
     });
     assert_eq!(exit.kind, ExitKind::Timeout, "{exit:?}");
 }
-
 
 #[test]
 fn epoch_interruption_stops_busy_code_too() {

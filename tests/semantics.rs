@@ -41,8 +41,13 @@ fn main_returning_ends_the_run_with_code_zero() {
 #[test]
 fn proc_exit_in_main_stops_blocked_threads() {
     let e = engine();
-    let m = load(&e, &guest(&format!("{} (call $proc_exit (i32.const 7))",
-        spawn_all(&[SPIN, WAIT_FOREVER, SLEEP_HOUR, WAIT64_FOREVER, SPIN]))));
+    let m = load(
+        &e,
+        &guest(&format!(
+            "{} (call $proc_exit (i32.const 7))",
+            spawn_all(&[SPIN, WAIT_FOREVER, SLEEP_HOUR, WAIT64_FOREVER, SPIN])
+        )),
+    );
     let exits = Exits::default();
     let mut c = RunConfig::default();
     exits.install(&mut c);
@@ -59,9 +64,13 @@ fn proc_exit_in_main_stops_blocked_threads() {
 fn proc_exit_in_spawned_thread_ends_everything() {
     let e = engine();
     // Main blocks forever itself; thread 4 exits with 33.
-    let m = load(&e, &guest(&format!(
-        "{} (drop (call $spawn (i32.const {EXIT_33}))) (call $behave (i32.const {WAIT_FOREVER}))",
-        spawn_all(&[SPIN, WAIT_FOREVER, SLEEP_HOUR]))));
+    let m = load(
+        &e,
+        &guest(&format!(
+            "{} (drop (call $spawn (i32.const {EXIT_33}))) (call $behave (i32.const {WAIT_FOREVER}))",
+            spawn_all(&[SPIN, WAIT_FOREVER, SLEEP_HOUR])
+        )),
+    );
     let exits = Exits::default();
     let mut c = RunConfig::default();
     exits.install(&mut c);
@@ -76,9 +85,13 @@ fn proc_exit_in_spawned_thread_ends_everything() {
 #[test]
 fn trap_in_spawned_thread_reports_tid_and_message() {
     let e = engine();
-    let m = load(&e, &guest(&format!(
-        "{} (drop (call $spawn (i32.const {TRAP}))) (call $behave (i32.const {SLEEP_HOUR}))",
-        spawn_all(&[WAIT_FOREVER, SPIN]))));
+    let m = load(
+        &e,
+        &guest(&format!(
+            "{} (drop (call $spawn (i32.const {TRAP}))) (call $behave (i32.const {SLEEP_HOUR}))",
+            spawn_all(&[WAIT_FOREVER, SPIN])
+        )),
+    );
     let exits = Exits::default();
     let mut c = RunConfig::default();
     exits.install(&mut c);
@@ -98,10 +111,14 @@ fn spawn_past_the_limit_returns_negative_and_the_guest_goes_on() {
     let e = engine();
     // Limit 2: two threads that wait forever, then a third spawn must fail; main exits with
     // 100 + (third spawn result < 0).
-    let m = load(&e, &guest(&format!(
-        "{} (local.set $r (call $spawn (i32.const {PRINT})))
+    let m = load(
+        &e,
+        &guest(&format!(
+            "{} (local.set $r (call $spawn (i32.const {PRINT})))
            (call $proc_exit (i32.add (i32.const 100) (i32.lt_s (local.get $r) (i32.const 0))))",
-        spawn_all(&[WAIT_FOREVER, WAIT_FOREVER]))));
+            spawn_all(&[WAIT_FOREVER, WAIT_FOREVER])
+        )),
+    );
     let mut c = RunConfig::default();
     c.max_threads = 2;
     let (exit, _) = run_watched(&m, &c);
@@ -111,13 +128,15 @@ fn spawn_past_the_limit_returns_negative_and_the_guest_goes_on() {
 /// A guest whose main exits with 1 when its one `thread-spawn` fails; `thread_start` is
 /// spliced in as its `wasi_thread_start` export (or its absence).
 fn spawn_failure_guest(thread_start: &str) -> String {
-    format!(r#"(module
+    format!(
+        r#"(module
         (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
         (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
         (import "env" "memory" (memory 1 1 shared))
         {thread_start}
         (func (export "_start")
-          (call $proc_exit (i32.lt_s (call $spawn (i32.const 0)) (i32.const 0)))))"#)
+          (call $proc_exit (i32.lt_s (call $spawn (i32.const 0)) (i32.const 0)))))"#
+    )
 }
 
 #[test]
@@ -169,13 +188,17 @@ fn memory_may_be_imported_under_any_name() {
 fn stack_overflow_is_a_trap_in_main_and_in_threads() {
     let e = engine();
     let recurse = "(func $deep (param i32) (result i32) (i32.add (call $deep (local.get 0)) (i32.const 1)))";
-    for (tid, body) in [(0, "(drop (call $deep (i32.const 0)))"), (1, "(drop (call $spawn (i32.const 0))) (loop $l (br $l))")] {
-        let wat = format!(r#"(module
+    for (tid, body) in
+        [(0, "(drop (call $deep (i32.const 0)))"), (1, "(drop (call $spawn (i32.const 0))) (loop $l (br $l))")]
+    {
+        let wat = format!(
+            r#"(module
             (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
             (import "env" "memory" (memory 1 1 shared))
             {recurse}
             (func (export "wasi_thread_start") (param i32 i32) (drop (call $deep (i32.const 0))))
-            (func (export "_start") {body}))"#);
+            (func (export "_start") {body}))"#
+        );
         let (exit, _) = run_watched(&load(&e, &wat), &RunConfig::default());
         assert_eq!((exit.kind, exit.tid), (ExitKind::Trap, tid), "{exit:?}");
         let msg = exit.message.unwrap();
@@ -186,7 +209,8 @@ fn stack_overflow_is_a_trap_in_main_and_in_threads() {
 #[test]
 fn many_host_threads_share_one_engine_and_module() {
     let e = engine();
-    let m = load(&e, &guest(&format!("{} (call $proc_exit (i32.const 21))", spawn_all(&[WAIT_FOREVER, SLEEP_HOUR, SPIN]))));
+    let m =
+        load(&e, &guest(&format!("{} (call $proc_exit (i32.const 21))", spawn_all(&[WAIT_FOREVER, SLEEP_HOUR, SPIN]))));
     let hosts: Vec<_> = (0..4)
         .map(|_| {
             let m = m.clone();

@@ -19,8 +19,13 @@ fn block_stdin() {
 fn proc_exit_stops_threads_reading_stdin() {
     block_stdin();
     let e = engine();
-    let m = load(&e, &guest(&format!("{} (call $sleep (i64.const 20000000)) (call $proc_exit (i32.const 9))",
-        spawn_all(&[READ_STDIN, READ_STDIN, WAIT_FOREVER]))));
+    let m = load(
+        &e,
+        &guest(&format!(
+            "{} (call $sleep (i64.const 20000000)) (call $proc_exit (i32.const 9))",
+            spawn_all(&[READ_STDIN, READ_STDIN, WAIT_FOREVER])
+        )),
+    );
     let exits = Exits::default();
     let mut c = RunConfig::default();
     exits.install(&mut c);
@@ -37,10 +42,14 @@ fn a_thread_blocked_on_stdin_does_not_stall_other_wasi_calls() {
     let e = engine();
     // While thread 1 sits in fd_read, main makes a WASI call served by the shared context
     // (random_get) and prints; if the reader held the context, main would never get here.
-    let m = load(&e, &guest(&format!(
-        "{} (call $sleep (i64.const 20000000))
+    let m = load(
+        &e,
+        &guest(&format!(
+            "{} (call $sleep (i64.const 20000000))
            (call $proc_exit (i32.add (i32.const 50) (call $random_get (i32.const 900) (i32.const 16))))",
-        spawn_all(&[READ_STDIN]))));
+            spawn_all(&[READ_STDIN])
+        )),
+    );
     let (exit, _) = run_watched(&m, &RunConfig::default());
     assert_eq!((exit.kind, exit.code), (ExitKind::Code, 50), "random_get returned errno 0 and main exited");
 }

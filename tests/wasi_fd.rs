@@ -14,8 +14,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
 use common::fd_guest::{config_with, records, word};
+use common::*;
 use wasithreads::config::Preopen;
 use wasithreads::io::{Input, Output};
 use wasithreads::{ExitKind, Run, RunConfig};
@@ -42,9 +42,12 @@ const TRUNC: i32 = 8;
 const APPEND: i32 = 1;
 const NONBLOCK: i32 = 4;
 
-
 fn wat(data: &str, body: &str, thread: &str) -> String {
-    common::fd_guest::TEMPLATE.replace("MEM", "(memory 4 4 shared)").replace("DATA", data).replace("BODY", body).replace("THREAD", thread)
+    common::fd_guest::TEMPLATE
+        .replace("MEM", "(memory 4 4 shared)")
+        .replace("DATA", data)
+        .replace("BODY", body)
+        .replace("THREAD", thread)
 }
 
 fn run_ok(wat: &str, c: &RunConfig) {
@@ -55,7 +58,8 @@ fn run_ok(wat: &str, c: &RunConfig) {
 }
 
 fn mkfifo(path: &std::path::Path) {
-    rustix::fs::mknodat(rustix::fs::CWD, path, rustix::fs::FileType::Fifo, rustix::fs::Mode::from_raw_mode(0o600), 0).unwrap();
+    rustix::fs::mknodat(rustix::fs::CWD, path, rustix::fs::FileType::Fifo, rustix::fs::Mode::from_raw_mode(0o600), 0)
+        .unwrap();
 }
 
 /// Waits (bounded) until `f` holds.
@@ -146,33 +150,56 @@ fn file_write_read_seek_tell_pread_pwrite_and_state() {
         oflags = CREAT | TRUNC,
         rw = FD_READ | FD_WRITE,
     );
-    let data = r#"(data (i32.const 1024) "f.txt") (data (i32.const 1040) "hello world") (data (i32.const 1060) "HELLO")"#;
+    let data =
+        r#"(data (i32.const 1024) "f.txt") (data (i32.const 1040) "hello world") (data (i32.const 1060) "HELLO")"#;
     run_ok(&wat(data, &body, ""), &c);
     assert_eq!(
         records(&report),
         vec![
             SUCCESS,
-            SUCCESS, 11, // write
-            SUCCESS, 11, // tell
-            SUCCESS, 0, // seek set 0
-            SUCCESS, 5, word(b"hell"), // read 5
-            SUCCESS, 5, // tell
-            SUCCESS, 5, // pwrite at 0
-            SUCCESS, 5, // the cursor did not move
-            SUCCESS, 5, word(b"worl"), // pread at 6: "world"
-            SUCCESS, 9, // seek end -2
+            SUCCESS,
+            11, // write
+            SUCCESS,
+            11, // tell
+            SUCCESS,
+            0, // seek set 0
+            SUCCESS,
+            5,
+            word(b"hell"), // read 5
+            SUCCESS,
+            5, // tell
+            SUCCESS,
+            5, // pwrite at 0
+            SUCCESS,
+            5, // the cursor did not move
+            SUCCESS,
+            5,
+            word(b"worl"), // pread at 6: "world"
+            SUCCESS,
+            9,     // seek end -2
             INVAL, // seek set -1
-            SUCCESS, 2, // read the rest: "ld"
-            SUCCESS, 0, // end of file
-            SUCCESS, 4, 11, // filestat: regular file, 11 bytes
+            SUCCESS,
+            2, // read the rest: "ld"
+            SUCCESS,
+            0, // end of file
+            SUCCESS,
+            4,
+            11,      // filestat: regular file, 11 bytes
             SUCCESS, // set_size 13
-            SUCCESS, SUCCESS, SUCCESS, // sync, datasync, advise
-            NOTSUP, // allocate
-            SUCCESS, 4, 0, (FD_READ | FD_WRITE) as i32, // fdstat: regular, no flags, read+write
-            NOTSUP, // set_rights
-            SUCCESS, // set_times atim, mtim
-            INVAL,   // set_times atim and atim_now
-            SUCCESS, BADF, BADF, // close, close again, write after close
+            SUCCESS,
+            SUCCESS,
+            SUCCESS, // sync, datasync, advise
+            NOTSUP,  // allocate
+            SUCCESS,
+            4,
+            0,
+            (FD_READ | FD_WRITE) as i32, // fdstat: regular, no flags, read+write
+            NOTSUP,                      // set_rights
+            SUCCESS,                     // set_times atim, mtim
+            INVAL,                       // set_times atim and atim_now
+            SUCCESS,
+            BADF,
+            BADF, // close, close again, write after close
         ]
     );
     // The times first: reading the file may update its atime.
@@ -231,16 +258,21 @@ fn regular_files_read_and_write_arrays_of_buffers_in_order() {
         records(&report),
         vec![
             SUCCESS,
-            SUCCESS, 11, // fd_write of 3 + 0 + 8 bytes
-            SUCCESS, 11, // the same at offset 20
-            SUCCESS, 11, // pread at 20 into 2 + 0 + 3 + 100
+            SUCCESS,
+            11, // fd_write of 3 + 0 + 8 bytes
+            SUCCESS,
+            11, // the same at offset 20
+            SUCCESS,
+            11, // pread at 20 into 2 + 0 + 3 + 100
             i32::from(u16::from_le_bytes(*b"he")),
             word(b"llo\0"),
             word(b" wor"),
             SUCCESS,
-            SUCCESS, 30, // read at the cursor (1): the rest of the file, 30 bytes
+            SUCCESS,
+            30, // read at the cursor (1): the rest of the file, 30 bytes
             i32::from(u16::from_le_bytes(*b"el")),
-            SUCCESS, 31, // the cursor moved by what was read
+            SUCCESS,
+            31, // the cursor moved by what was read
         ]
     );
     let mut want = b"hello world".to_vec();
@@ -272,7 +304,10 @@ fn append_mode_appends_every_write_until_cleared() {
     );
     let data = r#"(data (i32.const 1024) "a.txt") (data (i32.const 1040) "defXQ")"#;
     run_ok(&wat(data, &body, ""), &c);
-    assert_eq!(records(&report), vec![SUCCESS, SUCCESS, SUCCESS, SUCCESS, APPEND, SUCCESS, SUCCESS, 0, SUCCESS, SUCCESS, INVAL]);
+    assert_eq!(
+        records(&report),
+        vec![SUCCESS, SUCCESS, SUCCESS, SUCCESS, APPEND, SUCCESS, SUCCESS, 0, SUCCESS, SUCCESS, INVAL]
+    );
     assert_eq!(std::fs::read(dir.join("a.txt")).unwrap(), b"QbcdefX");
 }
 
@@ -365,23 +400,44 @@ fn directories_stdio_and_preopens_answer_as_wasmtime() {
     assert_eq!(
         records(&report),
         vec![
-            BADF, BADF, // read, write a directory
-            SUCCESS, 3, // fdstat: directory
-            SUCCESS, 3, // filestat: directory
-            SUCCESS, 0, 8, // prestat: dir, name length 8
+            BADF,
+            BADF, // read, write a directory
+            SUCCESS,
+            3, // fdstat: directory
+            SUCCESS,
+            3, // filestat: directory
+            SUCCESS,
+            0,
+            8, // prestat: dir, name length 8
             NAMETOOLONG,
-            SUCCESS, word(&name[..4]), word(&name[4..]),
-            BADF, BADF, BADF, // seek, sync, set_flags
+            SUCCESS,
+            word(&name[..4]),
+            word(&name[4..]),
+            BADF,
+            BADF,
+            BADF,   // seek, sync, set_flags
             NOTSUP, // set_rights
-            BADF, NOTDIR, // prestat of stdout
-            SPIPE, SPIPE, SPIPE, SPIPE, // seek stdout, tell stdin, pread stdin, pwrite stdout
-            BADF, BADF, BADF, // pread stdout, write stdin, read stdout
-            BADF, BADF, BADF, // set_rights, set_flags, sync on stdout
-            SUCCESS, 0, FD_WRITE as i32, // stdout: unknown type (a callback), write right
-            SUCCESS, FD_READ as i32,
+            BADF,
+            NOTDIR, // prestat of stdout
+            SPIPE,
+            SPIPE,
+            SPIPE,
+            SPIPE, // seek stdout, tell stdin, pread stdin, pwrite stdout
+            BADF,
+            BADF,
+            BADF, // pread stdout, write stdin, read stdout
+            BADF,
+            BADF,
+            BADF, // set_rights, set_flags, sync on stdout
+            SUCCESS,
+            0,
+            FD_WRITE as i32, // stdout: unknown type (a callback), write right
+            SUCCESS,
+            FD_READ as i32,
             SUCCESS,
             BADF, // no such fd
-            SUCCESS, BADF, // close the preopen, then it is gone
+            SUCCESS,
+            BADF, // close the preopen, then it is gone
         ]
     );
 }
@@ -414,7 +470,10 @@ fn renumbered_stdout_still_reaches_the_callback_and_a_failed_renumber_changes_no
         (call $report (i32.const 3))"#;
     let data = r#"(data (i32.const 1024) "first\nsecondthird")"#;
     run_ok(&wat(data, body, ""), &c);
-    assert_eq!(records(&report), vec![SUCCESS, SUCCESS, BADF, BADF, BADF, BADF, BADF, SUCCESS, SUCCESS, SUCCESS, SUCCESS, SUCCESS, BADF]);
+    assert_eq!(
+        records(&report),
+        vec![SUCCESS, SUCCESS, BADF, BADF, BADF, BADF, BADF, SUCCESS, SUCCESS, SUCCESS, SUCCESS, SUCCESS, BADF]
+    );
     assert_eq!(out.text(), "first\nsecondthird");
 }
 
@@ -557,7 +616,8 @@ fn a_fifo_opened_in_a_preopen_blocks_until_cancel_and_nonblock_returns_again() {
     let dir = temp_dir("wasi-fd-fifo");
     let fifo = dir.join("fifo");
     mkfifo(&fifo);
-    let _writer = std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_NONBLOCK).open(&fifo).unwrap();
+    let _writer =
+        std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_NONBLOCK).open(&fifo).unwrap();
     // First with nonblock, from open and then from fd_fdstat_set_flags: `again`.
     let (c, report) = config_with(&dir);
     let body = format!(

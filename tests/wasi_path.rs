@@ -8,8 +8,8 @@
 
 mod common;
 
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -172,8 +172,16 @@ fn create_open_stat_rename_unlink_and_their_errors() {
     let mut b = String::new();
     b += &expect(1, SUCCESS, &format!("(call $path_create_directory (i32.const 3) {d})"));
     b += &expect(2, EXIST, &format!("(call $path_create_directory (i32.const 3) {df})"));
-    b += &expect(3, SUCCESS, &format!("(call $open {f} (i32.const {}) (i64.const {}) (i32.const 0))", CREAT | EXCL, READ | WRITE));
-    b += &expect(4, EXIST, &format!("(call $open {f} (i32.const {}) (i64.const {}) (i32.const 0))", CREAT | EXCL, READ | WRITE));
+    b += &expect(
+        3,
+        SUCCESS,
+        &format!("(call $open {f} (i32.const {}) (i64.const {}) (i32.const 0))", CREAT | EXCL, READ | WRITE),
+    );
+    b += &expect(
+        4,
+        EXIST,
+        &format!("(call $open {f} (i32.const {}) (i64.const {}) (i32.const 0))", CREAT | EXCL, READ | WRITE),
+    );
     // The new descriptor is the lowest free one: after stdio and the preopen.
     b += "(call $assert (i32.eq (i32.load (i32.const 0)) (i32.const 4)) (i32.const 5))\n";
     // A file's filestat: regular (4), its size; a directory's: directory (3).
@@ -185,12 +193,20 @@ fn create_open_stat_rename_unlink_and_their_errors() {
     b += &expect(11, NOENT, &format!("(call $path_filestat_get (i32.const 3) (i32.const 0) {missing} (i32.const 64))"));
     b += &expect(12, NOENT, &format!("(call $open {missing} (i32.const 0) (i64.const {READ}) (i32.const 0))"));
     b += &expect(13, NOTDIR, &format!("(call $open {hello} (i32.const {DIRECTORY}) (i64.const {READ}) (i32.const 0))"));
-    b += &expect(14, INVAL, &format!("(call $open {d} (i32.const {}) (i64.const {READ}) (i32.const 0))", DIRECTORY | CREAT));
+    b += &expect(
+        14,
+        INVAL,
+        &format!("(call $open {d} (i32.const {}) (i64.const {READ}) (i32.const 0))", DIRECTORY | CREAT),
+    );
     // A directory opens as a directory descriptor: paths resolve beneath it.
     b += &expect(15, SUCCESS, &format!("(call $open {d} (i32.const {DIRECTORY}) (i64.const {READ}) (i32.const 0))"));
     let f_in_d = g.s("f.txt");
     b += &format!("(local.set $i (i32.load (i32.const 0)))\n");
-    b += &expect(16, SUCCESS, &format!("(call $path_filestat_get (local.get $i) (i32.const 0) {f_in_d} (i32.const 64))"));
+    b += &expect(
+        16,
+        SUCCESS,
+        &format!("(call $path_filestat_get (local.get $i) (i32.const 0) {f_in_d} (i32.const 64))"),
+    );
     // Rename across two directory descriptors, then the errors of removal.
     b += &expect(18, SUCCESS, &format!("(call $path_rename (local.get $i) {f_in_d} (i32.const 3) {g_txt})"));
     b += &expect(19, ISDIR, &format!("(call $path_unlink_file (i32.const 3) {d})"));
@@ -200,7 +216,11 @@ fn create_open_stat_rename_unlink_and_their_errors() {
     b += &expect(23, SUCCESS, &format!("(call $path_remove_directory (i32.const 3) {sub})"));
     b += &expect(24, SUCCESS, &format!("(call $path_unlink_file (i32.const 3) {hello})"));
     // Truncating an existing file.
-    b += &expect(25, SUCCESS, &format!("(call $open {g_txt} (i32.const {TRUNC}) (i64.const {WRITE}) (i32.const {APPEND}))"));
+    b += &expect(
+        25,
+        SUCCESS,
+        &format!("(call $open {g_txt} (i32.const {TRUNC}) (i64.const {WRITE}) (i32.const {APPEND}))"),
+    );
     // Not a directory descriptor: badf (a file) / notdir (path_open on a file).
     b += &expect(26, 8, &format!("(call $path_create_directory (i32.const 4) {d})"));
     b += &expect(27, NOTDIR, &format!("(call $path_open (i32.const 4) (i32.const 0) {d} (i32.const 0) (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 0))"));
@@ -230,7 +250,13 @@ fn set_times_exact_now_and_omit() {
     let mut b = String::new();
     // ATIM=1 ATIM_NOW=2 MTIM=4 MTIM_NOW=8
     b += &expect(1, SUCCESS, &format!("(call $path_filestat_set_times (i32.const 3) (i32.const 0) {t} (i64.const 1000000000123) (i64.const 2000000000456) (i32.const 5))"));
-    b += &expect(2, INVAL, &format!("(call $path_filestat_set_times (i32.const 3) (i32.const 0) {t} (i64.const 0) (i64.const 0) (i32.const 3))"));
+    b += &expect(
+        2,
+        INVAL,
+        &format!(
+            "(call $path_filestat_set_times (i32.const 3) (i32.const 0) {t} (i64.const 0) (i64.const 0) (i32.const 3))"
+        ),
+    );
     // Through a symlink (followed): the file's mtime becomes now, its atime stays.
     b += &expect(3, SUCCESS, &format!("(call $path_filestat_set_times (i32.const 3) (i32.const {FOLLOW}) {link} (i64.const 0) (i64.const 0) (i32.const 8))"));
     // A FIFO without reader or writer: no open that would wait.
@@ -259,23 +285,53 @@ fn symlinks_and_hard_links_stay_in_the_sandbox() {
     std::fs::write(dir.join("target.txt"), "target").unwrap();
     std::fs::write(root.path("secret"), "secret").unwrap();
     let mut g = Guest::new();
-    let (target, in_link, out_link, abs_link, hard, abs, up) =
-        (g.s("target.txt"), g.s("in-link"), g.s("out-link"), g.s("abs-link"), g.s("hard.txt"), g.s("/etc/passwd"), g.s("../secret"));
+    let (target, in_link, out_link, abs_link, hard, abs, up) = (
+        g.s("target.txt"),
+        g.s("in-link"),
+        g.s("out-link"),
+        g.s("abs-link"),
+        g.s("hard.txt"),
+        g.s("/etc/passwd"),
+        g.s("../secret"),
+    );
     let mut b = String::new();
     b += &expect(1, SUCCESS, &format!("(call $path_symlink {target} (i32.const 3) {in_link})"));
     // Contents stay relative; reading it back, whole and truncated.
-    b += &expect(2, SUCCESS, &format!("(call $path_readlink (i32.const 3) {in_link} (i32.const 4096) (i32.const 100) (i32.const 8))"));
+    b += &expect(
+        2,
+        SUCCESS,
+        &format!("(call $path_readlink (i32.const 3) {in_link} (i32.const 4096) (i32.const 100) (i32.const 8))"),
+    );
     b += "(call $assert (i32.eq (i32.load (i32.const 8)) (i32.const 10)) (i32.const 3))\n";
     // "target.t" as a little-endian u64.
-    b += &format!("(call $assert (i64.eq (i64.load (i32.const 4096)) (i64.const {})) (i32.const 4))\n", u64::from_le_bytes(*b"target.t") as i64);
-    b += &expect(5, SUCCESS, &format!("(call $path_readlink (i32.const 3) {in_link} (i32.const 8192) (i32.const 4) (i32.const 8))"));
+    b += &format!(
+        "(call $assert (i64.eq (i64.load (i32.const 4096)) (i64.const {})) (i32.const 4))\n",
+        u64::from_le_bytes(*b"target.t") as i64
+    );
+    b += &expect(
+        5,
+        SUCCESS,
+        &format!("(call $path_readlink (i32.const 3) {in_link} (i32.const 8192) (i32.const 4) (i32.const 8))"),
+    );
     b += "(call $assert (i32.eq (i32.load (i32.const 8)) (i32.const 4)) (i32.const 6))\n";
     b += "(call $assert (i32.eq (i32.load (i32.const 8192)) (i32.const 0x67726174)) (i32.const 7))\n"; // "targ"
-    b += &expect(8, INVAL, &format!("(call $path_readlink (i32.const 3) {target} (i32.const 4096) (i32.const 100) (i32.const 8))"));
+    b += &expect(
+        8,
+        INVAL,
+        &format!("(call $path_readlink (i32.const 3) {target} (i32.const 4096) (i32.const 100) (i32.const 8))"),
+    );
     // Followed it is the file; not followed the link; opened without follow: loop.
-    b += &expect(9, SUCCESS, &format!("(call $path_filestat_get (i32.const 3) (i32.const {FOLLOW}) {in_link} (i32.const 64))"));
+    b += &expect(
+        9,
+        SUCCESS,
+        &format!("(call $path_filestat_get (i32.const 3) (i32.const {FOLLOW}) {in_link} (i32.const 64))"),
+    );
     b += "(call $assert (i32.eq (i32.load8_u (i32.const 80)) (i32.const 4)) (i32.const 10))\n";
-    b += &expect(11, SUCCESS, &format!("(call $path_filestat_get (i32.const 3) (i32.const 0) {in_link} (i32.const 64))"));
+    b += &expect(
+        11,
+        SUCCESS,
+        &format!("(call $path_filestat_get (i32.const 3) (i32.const 0) {in_link} (i32.const 64))"),
+    );
     b += "(call $assert (i32.eq (i32.load8_u (i32.const 80)) (i32.const 7)) (i32.const 12))\n";
     b += &expect(13, SUCCESS, &format!("(call $open {in_link} (i32.const 0) (i64.const {READ}) (i32.const 0))"));
     b += &expect(14, LOOP, &format!("(call $path_open (i32.const 3) (i32.const 0) {in_link} (i32.const 0) (i64.const {READ}) (i64.const 0) (i32.const 0) (i32.const 0))"));
@@ -284,13 +340,21 @@ fn symlinks_and_hard_links_stay_in_the_sandbox() {
     b += &expect(15, PERM, &format!("(call $path_symlink {abs} (i32.const 3) {abs_link})"));
     b += &expect(16, SUCCESS, &format!("(call $path_symlink {up} (i32.const 3) {out_link})"));
     b += &expect(17, PERM, &format!("(call $open {out_link} (i32.const 0) (i64.const {READ}) (i32.const 0))"));
-    b += &expect(18, PERM, &format!("(call $path_filestat_get (i32.const 3) (i32.const {FOLLOW}) {out_link} (i32.const 64))"));
+    b += &expect(
+        18,
+        PERM,
+        &format!("(call $path_filestat_get (i32.const 3) (i32.const {FOLLOW}) {out_link} (i32.const 64))"),
+    );
     b += &expect(19, PERM, &format!("(call $open {up} (i32.const 0) (i64.const {READ}) (i32.const 0))"));
     b += &expect(20, PERM, &format!("(call $open {abs} (i32.const 0) (i64.const {READ}) (i32.const 0))"));
     b += &expect(21, PERM, &format!("(call $path_filestat_set_times (i32.const 3) (i32.const {FOLLOW}) {out_link} (i64.const 0) (i64.const 0) (i32.const 10))"));
     // Hard links: not through a followed symlink (inval, as Wasmtime 48), and not out.
     b += &expect(22, SUCCESS, &format!("(call $path_link (i32.const 3) (i32.const 0) {target} (i32.const 3) {hard})"));
-    b += &expect(23, INVAL, &format!("(call $path_link (i32.const 3) (i32.const {FOLLOW}) {in_link} (i32.const 3) {abs_link})"));
+    b += &expect(
+        23,
+        INVAL,
+        &format!("(call $path_link (i32.const 3) (i32.const {FOLLOW}) {in_link} (i32.const 3) {abs_link})"),
+    );
     b += &expect(24, PERM, &format!("(call $path_link (i32.const 3) (i32.const 0) {up} (i32.const 3) {abs_link})"));
     b += &expect(25, PERM, &format!("(call $path_rename (i32.const 3) {target} (i32.const 3) {up})"));
     b += &expect(26, PERM, &format!("(call $path_unlink_file (i32.const 3) {up})"));
@@ -326,7 +390,11 @@ fn read_only_preopen_refuses_every_change_also_beneath_it() {
     b += &expect(11, PERM, &format!("(call $path_filestat_set_times (i32.const 3) (i32.const 0) {a} (i64.const 0) (i64.const 0) (i32.const 10))"));
     // Reading works: stat, readdir.
     b += &expect(12, SUCCESS, &format!("(call $path_filestat_get (i32.const 3) (i32.const 0) {a} (i32.const 64))"));
-    b += &expect(13, SUCCESS, "(call $fd_readdir (i32.const 3) (i32.const 4096) (i32.const 4096) (i64.const 0) (i32.const 8))");
+    b += &expect(
+        13,
+        SUCCESS,
+        "(call $fd_readdir (i32.const 3) (i32.const 4096) (i32.const 4096) (i64.const 0) (i32.const 8))",
+    );
     b += "(call $assert (i32.gt_u (i32.load (i32.const 8)) (i32.const 48)) (i32.const 14))\n";
     // A directory opened beneath is read-only too.
     b += &expect(15, SUCCESS, &format!("(call $open {sub} (i32.const {DIRECTORY}) (i64.const {READ}) (i32.const 0))"));
@@ -444,17 +512,30 @@ fn readdir_of_two_thousand_entries_in_small_calls_sees_each_once() {
     // One call for everything (2002 entries of 29 bytes or fewer).
     b += &readdir_all(131072, 65536, 28672, ino0, 40);
     // Cookies: 0 starts over at "." (d_next 1); 1000 continues at entry 1001.
-    b += &expect(50, SUCCESS, "(call $fd_readdir (i32.const 3) (i32.const 8192) (i32.const 25) (i64.const 0) (i32.const 8))");
+    b += &expect(
+        50,
+        SUCCESS,
+        "(call $fd_readdir (i32.const 3) (i32.const 8192) (i32.const 25) (i64.const 0) (i32.const 8))",
+    );
     b += "(call $assert (i32.eq (i32.load (i32.const 8)) (i32.const 25)) (i32.const 51))\n";
     b += "(call $assert (i64.eq (i64.load (i32.const 8192)) (i64.const 1)) (i32.const 52))\n";
     b += "(call $assert (i32.eq (i32.load8_u (i32.const 8216)) (i32.const 46)) (i32.const 53))\n";
-    b += &expect(54, SUCCESS, "(call $fd_readdir (i32.const 3) (i32.const 8192) (i32.const 29) (i64.const 1000) (i32.const 8))");
+    b += &expect(
+        54,
+        SUCCESS,
+        "(call $fd_readdir (i32.const 3) (i32.const 8192) (i32.const 29) (i64.const 1000) (i32.const 8))",
+    );
     b += "(call $assert (i64.eq (i64.load (i32.const 8192)) (i64.const 1001)) (i32.const 55))\n";
     // Past the end: nothing.
-    b += &expect(56, SUCCESS, "(call $fd_readdir (i32.const 3) (i32.const 8192) (i32.const 100) (i64.const 5000) (i32.const 8))");
+    b += &expect(
+        56,
+        SUCCESS,
+        "(call $fd_readdir (i32.const 3) (i32.const 8192) (i32.const 100) (i64.const 5000) (i32.const 8))",
+    );
     b += "(call $assert (i32.eqz (i32.load (i32.const 8))) (i32.const 57))\n";
     // fd_readdir on a non-directory: badf.
-    b += &expect(58, 8, "(call $fd_readdir (i32.const 1) (i32.const 8192) (i32.const 100) (i64.const 0) (i32.const 8))");
+    b +=
+        &expect(58, 8, "(call $fd_readdir (i32.const 1) (i32.const 8192) (i32.const 100) (i64.const 0) (i32.const 8))");
     let wat = g.wat(&b).replace("  (func (export \"_start\")", &format!("{SCAN}\n  (func (export \"_start\")"));
     let mut c = RunConfig::default();
     preopen(&mut c, &dir.0, false);
@@ -477,7 +558,8 @@ fn opening_a_fifo_never_hangs_and_a_blocked_open_ends_with_the_run() {
     // No reader and non-blocking: nxio, as POSIX.
     b += &expect(3, NXIO, &format!("(call $open {lonely} (i32.const 0) (i64.const {WRITE}) (i32.const {NONBLOCK}))"));
     // Read-write never waits.
-    b += &expect(4, SUCCESS, &format!("(call $open {lonely} (i32.const 0) (i64.const {}) (i32.const 0))", READ | WRITE));
+    b +=
+        &expect(4, SUCCESS, &format!("(call $open {lonely} (i32.const 0) (i64.const {}) (i32.const 0))", READ | WRITE));
     let mut c = RunConfig::default();
     preopen(&mut c, &dir.0, false);
     assert_exit_0(&run_wat(&g.wat(&b), &c));
@@ -504,11 +586,7 @@ fn opening_a_fifo_never_hangs_and_a_blocked_open_ends_with_the_run() {
     let exit = within(Duration::from_secs(60), move || {
         let run = Run::start_background(&m, &c).unwrap();
         std::thread::sleep(Duration::from_millis(100));
-        let reader = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&path)
-            .unwrap();
+        let reader = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&path).unwrap();
         let exit = run.wait();
         drop(reader);
         exit

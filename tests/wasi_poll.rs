@@ -185,7 +185,10 @@ fn absolute_monotonic_deadline_in_a_thread_ends_with_proc_exit_and_timeout() {
          (drop (call $poll (i32.const 0x300) (i32.const 0x700) (i32.const 1) (i32.const 0x140)))"
     );
     // proc_exit in another thread.
-    let wat = guest_with("(drop (call $spawn (i32.const 0))) (call $wait_blocked) (call $proc_exit (i32.const 7))", &poll_hour);
+    let wat = guest_with(
+        "(drop (call $spawn (i32.const 0))) (call $wait_blocked) (call $proc_exit (i32.const 7))",
+        &poll_hour,
+    );
     let exits = Exits::default();
     let mut c = RunConfig::default();
     exits.install(&mut c);

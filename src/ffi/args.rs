@@ -2,7 +2,7 @@
 //! [`ArgError`], whose message names the argument; `try_arg!` returns it to C as a
 //! `wt_error_t *`.
 
-use std::ffi::{CStr, CString, c_char};
+use std::ffi::{c_char, CStr, CString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 

@@ -5,7 +5,7 @@ use std::ffi::c_void;
 use std::sync::Arc;
 
 use super::args::c_string;
-use super::run_config::{wt_run_config_t, with_config};
+use super::run_config::{with_config, wt_run_config_t};
 use crate::exit::{DiagnosticCallback, ThreadExit, ThreadStartCallback};
 
 /// How one thread ended, as passed to the thread-exit callback.

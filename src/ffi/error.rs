@@ -1,6 +1,6 @@
 //! `wt_error_t`: why a call failed.
 
-use std::ffi::{CString, c_char};
+use std::ffi::{c_char, CString};
 
 use super::args::c_string;
 use super::handle::Handle;

@@ -154,4 +154,3 @@ pub extern "C" fn wt_bytes_free(bytes: *mut wt_bytes_t) {
         *b = wt_bytes_t { data: std::ptr::null_mut(), len: 0 };
     }
 }
-

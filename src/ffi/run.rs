@@ -1,6 +1,6 @@
 //! `wt_run`, `wt_run_t` and how a run ended: `wt_exit_t`.
 
-use std::ffi::{CString, c_char};
+use std::ffi::{c_char, CString};
 
 use super::args::c_string;
 use super::engine::wt_engine_t;

@@ -111,7 +111,12 @@ pub extern "C" fn wt_run_config_preopen_dir_readonly(
     ffi_boundary! { preopen(config, host_path, guest_path, true) }
 }
 
-fn preopen(config: *mut wt_run_config_t, host_path: *const c_char, guest_path: *const c_char, read_only: bool) -> *mut wt_error_t {
+fn preopen(
+    config: *mut wt_run_config_t,
+    host_path: *const c_char,
+    guest_path: *const c_char,
+    read_only: bool,
+) -> *mut wt_error_t {
     let config = try_mut!(config);
     let host = try_arg!(path_arg(host_path, "host_path"));
     let guest = try_arg!(str_arg(guest_path, "guest_path"));
@@ -189,7 +194,10 @@ pub extern "C" fn wt_run_config_set_teardown_grace_ms(config: *mut wt_run_config
 /// through. A failure to write does not change the run's result; it is reported through
 /// the diagnostic callback. Returns NULL on success, else an error (config unchanged).
 #[unsafe(no_mangle)]
-pub extern "C" fn wt_run_config_set_coredump_path(config: *mut wt_run_config_t, path: *const c_char) -> *mut wt_error_t {
+pub extern "C" fn wt_run_config_set_coredump_path(
+    config: *mut wt_run_config_t,
+    path: *const c_char,
+) -> *mut wt_error_t {
     ffi_boundary! {
         let config = try_mut!(config);
         config.inner.coredump_path = if path.is_null() { None } else { Some(try_arg!(path_arg(path, "path"))) };

@@ -6,10 +6,10 @@ use std::fs::File;
 use std::os::fd::FromRawFd;
 use std::sync::Arc;
 
-use super::args::{ArgError, byte_arg, path_arg};
+use super::args::{byte_arg, path_arg, ArgError};
 use super::callbacks::UserData;
 use super::error::wt_error_t;
-use super::run_config::{wt_run_config_t, with_config};
+use super::run_config::{with_config, wt_run_config_t};
 use crate::config::RunConfig;
 use crate::io::{Input, Output};
 
@@ -31,7 +31,11 @@ fn output_slot(c: &mut RunConfig, stream: i32) -> Result<&mut Output, ArgError> 
 }
 
 /// Sets output stream `stream` (1 = stdout, 2 = stderr), or returns an error.
-fn set_output(config: *mut wt_run_config_t, stream: i32, make: impl FnOnce() -> Result<Output, ArgError>) -> *mut wt_error_t {
+fn set_output(
+    config: *mut wt_run_config_t,
+    stream: i32,
+    make: impl FnOnce() -> Result<Output, ArgError>,
+) -> *mut wt_error_t {
     let config = try_mut!(config);
     let slot = try_arg!(output_slot(&mut config.inner, stream));
     *slot = try_arg!(make());

@@ -16,15 +16,15 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{bail, Context as _, Result};
 use parking_lot::Mutex;
 use rustix::fs::{AtFlags, Mode, OFlags};
 use wasmtime::{Store, Val, WasmBacktrace, WasmCoreDump};
 
 use super::{Group, StoreData};
 use crate::exit::{ExitKind, RunExit};
+use crate::trace::coredump::{write, Dump, Global, Memory, Stack};
 use crate::trace::Frame;
-use crate::trace::coredump::{Dump, Global, Memory, Stack, write};
 
 /// Where a run's core dump goes and what its threads left for it.
 pub(crate) struct Recorder {
@@ -79,7 +79,8 @@ impl Recorder {
         let fd = rustix::fs::openat(&self.dir, &temp, flags, Mode::from_raw_mode(0o600)).context("creating it")?;
         let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::from(fd));
         let written = write(dump, &mut out).and_then(|()| out.flush()).context("writing it");
-        let renamed = written.and_then(|()| rustix::fs::renameat(&self.dir, &temp, &self.dir, &self.name).context("renaming it"));
+        let renamed =
+            written.and_then(|()| rustix::fs::renameat(&self.dir, &temp, &self.dir, &self.name).context("renaming it"));
         if renamed.is_err() {
             let _ = rustix::fs::unlinkat(&self.dir, &temp, AtFlags::empty());
         }
@@ -90,7 +91,13 @@ impl Recorder {
 impl Group {
     /// Keeps what the run's core dump needs of thread `tid`, which stopped with `err`
     /// (`trapped`: a trap of its own, not a stop). Nothing without a core dump path.
-    pub(super) fn keep_for_coredump(&self, tid: i32, store: &mut Store<StoreData>, err: &wasmtime::Error, trapped: bool) {
+    pub(super) fn keep_for_coredump(
+        &self,
+        tid: i32,
+        store: &mut Store<StoreData>,
+        err: &wasmtime::Error,
+        trapped: bool,
+    ) {
         let Some(rec) = &self.coredump else { return };
         let dump = err.downcast_ref::<WasmCoreDump>();
         let frames = match (dump, err.downcast_ref::<WasmBacktrace>()) {
@@ -134,12 +141,8 @@ impl Group {
             .map(|(tid, frames)| Stack { name: if tid == 0 { "main".into() } else { format!("thread {tid}") }, frames })
             .collect();
         let reads: Vec<_> = private.memories.iter().map(|(_, _, bytes)| read_from(bytes)).collect();
-        let private_memories = private.memories.iter().zip(&reads).map(|((memory64, maximum_pages, bytes), read)| Memory {
-            shared: false,
-            memory64: *memory64,
-            maximum_pages: *maximum_pages,
-            len: bytes.len(),
-            read,
+        let private_memories = private.memories.iter().zip(&reads).map(|((memory64, maximum_pages, bytes), read)| {
+            Memory { shared: false, memory64: *memory64, maximum_pages: *maximum_pages, len: bytes.len(), read }
         });
         let shared_read = self.memory.as_ref().map(shared_reader);
         let shared = self.memory.as_ref().zip(shared_read.as_ref()).map(|(m, read)| Memory {

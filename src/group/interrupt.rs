@@ -59,6 +59,10 @@ impl InterruptPage {
         // points, and a load faulting there is what we want. Wasmtime changes the
         // protection only of the accessible part, which never reaches the page.
         let r = unsafe { libc::mprotect(page.cast::<libc::c_void>(), PAGE_BYTES, prot) };
-        if r == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
     }
 }

@@ -215,7 +215,13 @@ impl Group {
 
     /// A new store for thread `tid`, with the run's resource limits.
     pub(crate) fn new_store(self: &Arc<Self>, tid: i32) -> Store<StoreData> {
-        let data = StoreData { group: self.clone(), tid, waiter: self.teardown.waiter(tid), table_elements: 0, memory_bytes: 0 };
+        let data = StoreData {
+            group: self.clone(),
+            tid,
+            waiter: self.teardown.waiter(tid),
+            table_elements: 0,
+            memory_bytes: 0,
+        };
         let mut store = Store::new(&self.engine, data);
         store.limiter(|d| d);
         if self.teardown.uses_epochs() {

@@ -3,12 +3,12 @@
 //! that worked. Every failure is a negative return to the guest, never a trap, and is
 //! reported to the host through the diagnostic callback.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::thread::{spawn_os_thread, Entry, Started};
 use super::Group;
-use super::thread::{Entry, Started, spawn_os_thread};
 
 /// Largest thread id the proposal allows.
 const MAX_TID: i32 = 0x1FFF_FFFF;
@@ -48,7 +48,8 @@ impl Group {
                 self.diagnose(spawner, &format!("thread-spawn failed: the run's limit of {limit} threads is reached"));
                 return Ok(-EAGAIN);
             }
-            let next = self.next_tid.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| (t <= MAX_TID).then_some(t + 1));
+            let next =
+                self.next_tid.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| (t <= MAX_TID).then_some(t + 1));
             let Ok(tid) = next else {
                 drop(st);
                 self.diagnose(spawner, "thread-spawn failed: all thread ids of the run are used");

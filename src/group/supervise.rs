@@ -1,13 +1,13 @@
 //! Waiting for a group's end: the timeout, the kicks until every thread has left (for at
 //! most the teardown grace), the joins, and the one outcome every waiter gets.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::Group;
-use crate::exit::{ExitKind, RunExit, panic_message};
+use crate::exit::{panic_message, ExitKind, RunExit};
 
 impl Group {
     /// Waits for the run to end (or `deadline` to pass: a timeout), stops every thread,

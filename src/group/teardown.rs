@@ -155,7 +155,11 @@ impl Teardown {
     /// `Err(Terminated)` once the run has ended: what every blocking place returns after
     /// it wakes, so the thread unwinds out of wasm.
     pub(crate) fn bail_if_ending(&self) -> wasmtime::Result<()> {
-        if self.is_ending() { Err(wasmtime::Error::new(Terminated)) } else { Ok(()) }
+        if self.is_ending() {
+            Err(wasmtime::Error::new(Terminated))
+        } else {
+            Ok(())
+        }
     }
 
     /// Marks the run as ending and closes the interrupt page. The caller kicks next.
@@ -181,7 +185,8 @@ impl Teardown {
         if let Some(engine) = &self.epoch {
             engine.increment_epoch();
         }
-        let keys: Vec<usize> = self.slots.lock().values().map(|s| s.key.load(Ordering::SeqCst)).filter(|&k| k != 0).collect();
+        let keys: Vec<usize> =
+            self.slots.lock().values().map(|s| s.key.load(Ordering::SeqCst)).filter(|&k| k != 0).collect();
         for key in keys {
             // SAFETY: keys recorded in wait slots: addresses inside guest memory (atomic
             // waits), of a wait slot or of a blocking job's hand-over, which no other
@@ -238,7 +243,11 @@ impl Teardown {
         T: Send + 'static,
     {
         self.bail_if_ending()?;
-        let hand = Arc::new(Blocking { job: std::sync::Mutex::new(Some(job)), result: std::sync::Mutex::new(None), finished: AtomicBool::new(false) });
+        let hand = Arc::new(Blocking {
+            job: std::sync::Mutex::new(Some(job)),
+            result: std::sync::Mutex::new(None),
+            finished: AtomicBool::new(false),
+        });
         let theirs = hand.clone();
         let started = pool.execute_blocking(move || {
             theirs.run();
@@ -270,7 +279,12 @@ impl Teardown {
 
     /// Blocks until `fd` is readable (`PollFlags::IN`) or writable (`OUT`): true; until
     /// `timeout` passes: false; or until the run ends: `Err(Terminated)`.
-    pub(crate) fn wait_fd(&self, fd: BorrowedFd<'_>, flags: PollFlags, timeout: Option<Duration>) -> wasmtime::Result<bool> {
+    pub(crate) fn wait_fd(
+        &self,
+        fd: BorrowedFd<'_>,
+        flags: PollFlags,
+        timeout: Option<Duration>,
+    ) -> wasmtime::Result<bool> {
         let wake = self.wake_fd()?;
         let timeout = timeout.map(|d| rustix::time::Timespec {
             tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
@@ -311,7 +325,10 @@ impl Teardown {
             // Recomputed on every round, so a signal (EINTR) does not restart the wait.
             let timeout = deadline.map(|t| {
                 let d = t.saturating_duration_since(Instant::now());
-                rustix::time::Timespec { tv_sec: d.as_secs().min(i64::MAX as u64) as i64, tv_nsec: d.subsec_nanos() as _ }
+                rustix::time::Timespec {
+                    tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
+                    tv_nsec: d.subsec_nanos() as _,
+                }
             });
             let ready = match rustix::event::poll(&mut all, timeout.as_ref()) {
                 Ok(n) => n,

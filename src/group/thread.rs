@@ -1,7 +1,7 @@
 //! The body of every guest thread: call into wasm, classify how it ended, end the run if
 //! the thread's end ends the run, report through the exit callback, leave.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
@@ -11,7 +11,7 @@ use wasmtime_wasi::I32Exit;
 use parking_lot::{Condvar, Mutex};
 
 use super::{Group, StoreData, Terminated};
-use crate::exit::{RunExit, ThreadExit, panic_message};
+use crate::exit::{panic_message, RunExit, ThreadExit};
 
 /// The export that runs a spawned thread, fixed by the wasi-threads proposal.
 pub(crate) const THREAD_START: &str = "wasi_thread_start";

@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use parking_lot_core::{DEFAULT_PARK_TOKEN, DEFAULT_UNPARK_TOKEN, FilterOp, ParkResult};
+use parking_lot_core::{FilterOp, ParkResult, DEFAULT_PARK_TOKEN, DEFAULT_UNPARK_TOKEN};
 use wasmtime::{Caller, Linker, SharedMemory, Trap};
 
 use crate::group::{StoreData, Teardown};
@@ -96,11 +96,11 @@ pub(crate) fn define(linker: &mut Linker<StoreData>, imp: AtomicImport) -> anyho
                 wait(caller.data(), addr, offset, 8, expected as u64, timeout)
             },
         )?,
-        AtomicOp::Notify => linker.func_wrap(
-            ATOMICS_MODULE,
-            &name,
-            move |caller: Caller<'_, StoreData>, addr: i32, count: i32| notify(caller.data(), addr, offset, count as u32),
-        )?,
+        AtomicOp::Notify => {
+            linker.func_wrap(ATOMICS_MODULE, &name, move |caller: Caller<'_, StoreData>, addr: i32, count: i32| {
+                notify(caller.data(), addr, offset, count as u32)
+            })?
+        }
     };
     Ok(())
 }

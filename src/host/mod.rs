@@ -18,7 +18,7 @@ use wasmtime::Linker;
 use crate::group::StoreData;
 
 pub(crate) use atomics::AtomicImport;
-pub(crate) use wasi::{P1_FUNCTIONS, P1_MODULE, open_fds};
+pub(crate) use wasi::{open_fds, P1_FUNCTIONS, P1_MODULE};
 
 /// The import module and name of `thread-spawn`, fixed by the wasi-threads proposal.
 pub(crate) const SPAWN_IMPORT: (&str, &str) = ("wasi", "thread-spawn");

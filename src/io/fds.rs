@@ -6,8 +6,8 @@
 //! descriptor closed or renumbered while another thread uses it stays valid until that
 //! use ends (as with POSIX `close` racing `read`).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use parking_lot::RwLock;
 
@@ -83,7 +83,12 @@ pub(crate) struct FdTable {
 impl FdTable {
     /// A table holding at most `max` descriptors (stdio and preopens included).
     pub(crate) fn new(max: u32) -> FdTable {
-        FdTable { slots: RwLock::new(Vec::new()), held: Arc::new(AtomicUsize::new(0)), max, copy_bytes: AtomicUsize::new(0) }
+        FdTable {
+            slots: RwLock::new(Vec::new()),
+            held: Arc::new(AtomicUsize::new(0)),
+            max,
+            copy_bytes: AtomicUsize::new(0),
+        }
     }
 
     /// The descriptor at `fd`.

@@ -43,7 +43,14 @@ pub(crate) struct FileDesc {
 }
 
 impl FileDesc {
-    pub(crate) fn new(file: File, kind: FileKind, readable: bool, writable: bool, append: bool, nonblock: bool) -> FileDesc {
+    pub(crate) fn new(
+        file: File,
+        kind: FileKind,
+        readable: bool,
+        writable: bool,
+        append: bool,
+        nonblock: bool,
+    ) -> FileDesc {
         FileDesc {
             file,
             kind,

@@ -65,7 +65,10 @@ pub(crate) struct FdInput {
 pub(crate) enum InputStream {
     /// A descriptor to poll and read.
     Fd(FdInput),
-    Bytes { data: Arc<[u8]>, pos: Mutex<usize> },
+    Bytes {
+        data: Arc<[u8]>,
+        pos: Mutex<usize>,
+    },
     Null,
 }
 
@@ -143,7 +146,12 @@ impl InputStream {
     /// the descriptor readable, so a reader blocked on an empty pipe still stops when its
     /// run ends (`ready` or `alive` fail then). The inner result is the I/O error to
     /// report to the guest.
-    pub(crate) fn read(&self, max: usize, ready: Ready<'_>, alive: Alive<'_>) -> wasmtime::Result<std::io::Result<Vec<u8>>> {
+    pub(crate) fn read(
+        &self,
+        max: usize,
+        ready: Ready<'_>,
+        alive: Alive<'_>,
+    ) -> wasmtime::Result<std::io::Result<Vec<u8>>> {
         let (mode, lock) = match self {
             InputStream::Null => return Ok(Ok(Vec::new())),
             InputStream::Bytes { data, pos } => {
@@ -167,7 +175,8 @@ impl InputStream {
         loop {
             ready(fd)?;
             let got = if mode == Mode::Socket {
-                rustix::net::recv(fd, rustix::buffer::spare_capacity(&mut buf), rustix::net::RecvFlags::DONTWAIT).map(|(n, _)| n)
+                rustix::net::recv(fd, rustix::buffer::spare_capacity(&mut buf), rustix::net::RecvFlags::DONTWAIT)
+                    .map(|(n, _)| n)
             } else {
                 rustix::io::read(fd, rustix::buffer::spare_capacity(&mut buf))
             };

@@ -21,9 +21,9 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
-pub use fds::DEFAULT_MAX_FDS;
 pub(crate) use dir::{DirCursor, DirDesc};
-pub(crate) use fds::{Descriptor, OpenFd, FdError, FdTable, HostFd};
+pub use fds::DEFAULT_MAX_FDS;
+pub(crate) use fds::{Descriptor, FdError, FdTable, HostFd, OpenFd};
 pub(crate) use file::{FileDesc, FileKind};
 pub(crate) use input::InputStream;
 pub(crate) use output::OutputStream;
@@ -84,6 +84,10 @@ impl Stdio {
 
     /// The output stream for fd 1 (stdout) or 2 (stderr).
     pub(crate) fn output(&self, fd: i32) -> &OutputStream {
-        if fd == 1 { &self.stdout } else { &self.stderr }
+        if fd == 1 {
+            &self.stdout
+        } else {
+            &self.stderr
+        }
     }
 }

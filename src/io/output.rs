@@ -66,7 +66,9 @@ fn reopen_pipe(fd: BorrowedFd<'_>, dev: u64, ino: u64) -> Option<File> {
         .open(format!("/proc/self/fd/{}", fd.as_raw_fd()))
         .ok()?;
     let st = rustix::fs::fstat(&f).ok()?;
-    let same = rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Fifo && st.st_dev == dev && st.st_ino == ino;
+    let same = rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Fifo
+        && st.st_dev == dev
+        && st.st_ino == ino;
     same.then_some(f)
 }
 
@@ -132,7 +134,12 @@ impl OutputStream {
 /// descriptor at once, waiting for `ready` after `EAGAIN`; to anything else at most
 /// `PIPE_BUF` at a time, each when `fd` is writable (a blocking pipe with room for one
 /// `PIPE_BUF` write takes it without blocking).
-fn write_fd(fd: BorrowedFd<'_>, mut bytes: &[u8], sink: &Sink, ready: Ready<'_>) -> wasmtime::Result<std::io::Result<()>> {
+fn write_fd(
+    fd: BorrowedFd<'_>,
+    mut bytes: &[u8],
+    sink: &Sink,
+    ready: Ready<'_>,
+) -> wasmtime::Result<std::io::Result<()>> {
     const PIPE_BUF: usize = 4096;
     // Waiting before each write is needed only where a write could block.
     let poll_first = !sink.regular && sink.own.is_none();

@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 
 use rayon::prelude::*;
-use wasm_encoder::Instruction;
 use wasm_encoder::reencode::{self, Reencode};
+use wasm_encoder::Instruction;
 use wasmparser::{FunctionBody, MemArg, Operator};
 
 use super::points::Calls;
@@ -28,7 +28,11 @@ fn import_for(op: &Operator<'_>, shared: u32) -> Option<AtomicImport> {
 
 /// What the scan learns of one body: its calls, and the waits and notifies on the shared
 /// memory (index `shared`, `u32::MAX` for none) it contains.
-pub(super) fn scan(bodies: &[FunctionBody<'_>], func_imports: u32, shared: u32) -> wasmparser::Result<Vec<(Calls, Vec<AtomicImport>)>> {
+pub(super) fn scan(
+    bodies: &[FunctionBody<'_>],
+    func_imports: u32,
+    shared: u32,
+) -> wasmparser::Result<Vec<(Calls, Vec<AtomicImport>)>> {
     bodies
         .par_iter()
         .map(|body| {
@@ -75,7 +79,11 @@ pub(super) struct Indices {
 
 impl Indices {
     pub(super) fn function(&self, func: u32) -> u32 {
-        if func >= self.func_imports { func + self.added_func_imports } else { func }
+        if func >= self.func_imports {
+            func + self.added_func_imports
+        } else {
+            func
+        }
     }
 
     /// The module's imported memories keep their indices; after them come the added
@@ -108,7 +116,10 @@ pub(super) struct Context<'a> {
 }
 
 /// Every body rewritten, with its map, in order.
-pub(super) fn rewrite(cx: &Context<'_>, bodies: Vec<FunctionBody<'_>>) -> Result<Vec<(wasm_encoder::Function, Body)>, reencode::Error> {
+pub(super) fn rewrite(
+    cx: &Context<'_>,
+    bodies: Vec<FunctionBody<'_>>,
+) -> Result<Vec<(wasm_encoder::Function, Body)>, reencode::Error> {
     bodies.into_par_iter().enumerate().map(|(i, body)| Rewriter { cx }.body(i, body)).collect()
 }
 
@@ -158,7 +169,8 @@ impl Rewriter<'_> {
     /// `loop`), where a thread stopped there is reported to be.
     fn interruption_point(&self, f: &mut wasm_encoder::Function, map: &mut Body, orig: u32) {
         let memarg = wasm_encoder::MemArg { offset: 0, align: 2, memory_index: self.cx.point_memory };
-        for ins in [Instruction::I32Const(self.cx.point_address), Instruction::I32AtomicLoad(memarg), Instruction::Drop] {
+        for ins in [Instruction::I32Const(self.cx.point_address), Instruction::I32AtomicLoad(memarg), Instruction::Drop]
+        {
             map.at(f.byte_len() as u32, orig);
             f.instruction(&ins);
         }

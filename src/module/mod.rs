@@ -11,9 +11,9 @@ mod shape;
 
 use std::sync::Arc;
 
-use anyhow::{Result, anyhow, bail};
-use wasmtime::Linker;
+use anyhow::{anyhow, bail, Result};
 use wasmtime::error::Context as _;
+use wasmtime::Linker;
 
 use crate::engine::Engine;
 use crate::group::StoreData;

@@ -167,7 +167,11 @@ mod tests {
         // Between points no call runs more than the limit (per frame): check by walking
         // the tree from each function and stopping at points.
         fn run(funcs: &[Calls], needs: &[bool], f: usize) -> u64 {
-            funcs[f].direct.iter().map(|&g| if needs[g as usize] { 0 } else { run(funcs, needs, g as usize) }).sum::<u64>()
+            funcs[f]
+                .direct
+                .iter()
+                .map(|&g| if needs[g as usize] { 0 } else { run(funcs, needs, g as usize) })
+                .sum::<u64>()
                 + u64::from(funcs[f].size)
         }
         for i in 0..funcs.len() {
@@ -189,8 +193,13 @@ mod tests {
 
     #[test]
     fn components_come_callees_first_and_deep_chains_do_not_overflow() {
-        let funcs: Vec<Calls> =
-            (0..200_000u32).map(|i| Calls { size: 1, direct: (i + 1 < 200_000).then_some(i + 1).into_iter().collect(), indirect: false }).collect();
+        let funcs: Vec<Calls> = (0..200_000u32)
+            .map(|i| Calls {
+                size: 1,
+                direct: (i + 1 < 200_000).then_some(i + 1).into_iter().collect(),
+                indirect: false,
+            })
+            .collect();
         let sccs = sccs(&funcs);
         assert_eq!(sccs.len(), 200_000);
         assert_eq!(sccs[0], [199_999], "the deepest callee first");

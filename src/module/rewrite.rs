@@ -39,16 +39,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{bail, Context, Result};
 use wasm_encoder::reencode::{self, Reencode};
 use wasm_encoder::{EntityType, Instruction, MemoryType, SectionId, ValType};
 use wasmparser::{DataKind, Operator, Parser, Payload, TypeRef};
 
 use super::body::{self, Indices};
 use super::points::Calls;
-use super::reserve::{RESERVED_PAGE, has_reserved_page};
+use super::reserve::{has_reserved_page, RESERVED_PAGE};
+use crate::host::atomics::{AtomicImport, ATOMICS_MODULE, FIRST_INSTANCE, INTERRUPT_MEMORY, SHARED_MEMORY};
 use crate::trace::OffsetMap;
-use crate::host::atomics::{ATOMICS_MODULE, AtomicImport, FIRST_INSTANCE, INTERRUPT_MEMORY, SHARED_MEMORY};
 
 /// Where the module's one shared memory is.
 #[derive(Clone, Copy, Debug)]
@@ -372,7 +372,11 @@ impl Reencode for Rewriter {
         Ok(())
     }
 
-    fn parse_data(&mut self, data: &mut wasm_encoder::DataSection, datum: wasmparser::Data<'_>) -> Result<(), reencode::Error> {
+    fn parse_data(
+        &mut self,
+        data: &mut wasm_encoder::DataSection,
+        datum: wasmparser::Data<'_>,
+    ) -> Result<(), reencode::Error> {
         let index = self.next_data;
         self.next_data += 1;
         if self.init_func.is_some() && self.scan.active.iter().any(|(i, _, _)| *i == index) {
@@ -632,4 +636,3 @@ mod tests {
         assert!(format!("{err:#}").contains("memories 0 and 1"), "{err:#}");
     }
 }
-

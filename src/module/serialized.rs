@@ -4,7 +4,7 @@
 //!
 //! `MAGIC` (16 bytes) | map length (u32 LE) | map | Wasmtime's bytes.
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{bail, Context as _, Result};
 
 use crate::trace::OffsetMap;
 

@@ -3,7 +3,7 @@
 //! Read from the compiled module's imports and exports, so it works the same for compiled
 //! and deserialized modules.
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{anyhow, bail, Result};
 use wasmtime::{ExternType, MemoryType, ValType};
 
 use super::reserve::has_reserved_page;
@@ -43,9 +43,10 @@ pub(super) struct Shape {
 impl Shape {
     pub(super) fn of(module: &wasmtime::Module) -> Result<Shape> {
         let (memory, spawns, atomics) = check_imports(module)?;
-        let reserved = memory.as_ref().filter(|m| m.ty.is_shared()).is_some_and(|m| {
-            has_reserved_page(m.ty.is_64(), Some(u32::from(m.ty.page_size_log2())), m.ty.maximum())
-        });
+        let reserved = memory
+            .as_ref()
+            .filter(|m| m.ty.is_shared())
+            .is_some_and(|m| has_reserved_page(m.ty.is_64(), Some(u32::from(m.ty.page_size_log2())), m.ty.maximum()));
         let interrupt = if module.imports().any(|i| (i.module(), i.name()) == (ATOMICS_MODULE, INTERRUPT_MEMORY)) {
             Interrupt::Page
         } else if reserved {

@@ -129,7 +129,9 @@ fn segments(memories: &[Memory<'_>]) -> Vec<Segment> {
         while at < m.len {
             let n = chunk.min(m.len - at);
             (m.read)(at, &mut buf[..n]);
-            if let (Some(first), Some(last)) = (buf[..n].iter().position(|b| *b != 0), buf[..n].iter().rposition(|b| *b != 0)) {
+            if let (Some(first), Some(last)) =
+                (buf[..n].iter().position(|b| *b != 0), buf[..n].iter().rposition(|b| *b != 0))
+            {
                 out.push(Segment { memory: index as u32, start: at + first, len: last + 1 - first });
             }
             at += n;
@@ -196,7 +198,8 @@ mod tests {
     use super::*;
 
     fn dump_of(memories: Vec<Memory<'_>>) -> Vec<u8> {
-        let dump = Dump { process: "p".into(), module: "m".into(), memories, globals: vec![Global::I32(7)], stacks: vec![] };
+        let dump =
+            Dump { process: "p".into(), module: "m".into(), memories, globals: vec![Global::I32(7)], stacks: vec![] };
         let mut out = Vec::new();
         write(&dump, &mut out).unwrap();
         wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all()).validate_all(&out).unwrap();
@@ -230,7 +233,10 @@ mod tests {
         a[9] = 2;
         a[(2 << 16) + 1] = 3;
         let b = vec![0u8; 1 << 16];
-        let (ra, rb) = (|o: usize, buf: &mut [u8]| buf.copy_from_slice(&a[o..o + buf.len()]), |o: usize, buf: &mut [u8]| buf.copy_from_slice(&b[o..o + buf.len()]));
+        let (ra, rb) = (
+            |o: usize, buf: &mut [u8]| buf.copy_from_slice(&a[o..o + buf.len()]),
+            |o: usize, buf: &mut [u8]| buf.copy_from_slice(&b[o..o + buf.len()]),
+        );
         let m = |shared, len, read| Memory { shared, memory64: false, maximum_pages: None, len, read };
         let dump = dump_of(vec![m(true, a.len(), &ra), m(false, b.len(), &rb)]);
         assert_eq!(data(&dump), [(0, 5, vec![1, 0, 0, 0, 2]), (0, (2 << 16) + 1, vec![3])]);

@@ -14,7 +14,7 @@
 //! for: the function's first instruction at its entry, the `loop` at a loop head. The
 //! generated start function that applies data segments maps to nothing.
 
-use anyhow::{Result, bail};
+use anyhow::{bail, Result};
 
 /// Where one frame of the rewritten module is in the original module.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

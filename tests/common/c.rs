@@ -47,4 +47,3 @@ pub fn c_program(exe: &std::path::Path) -> Command {
     cmd.env("LD_LIBRARY_PATH", lib_dir());
     cmd
 }
-

@@ -1,8 +1,8 @@
 //! The WAT guest of the `fd_*` tests: WASI fd imports, helpers, a report stream; and
 //! what the tests read of it.
 
-use wasithreads::RunConfig;
 use wasithreads::config::Preopen;
+use wasithreads::RunConfig;
 
 use super::Capture;
 

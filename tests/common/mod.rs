@@ -75,7 +75,11 @@ impl Exits {
 
 /// Starts `module`, lets it run for `after`, cancels it; returns the exit, the thread
 /// exits and how long the cancel took (failing the test after 60 s instead of hanging).
-pub fn cancel_module(module: &Module, mut config: RunConfig, after: Duration) -> (RunExit, Vec<(i32, ThreadExit)>, Duration) {
+pub fn cancel_module(
+    module: &Module,
+    mut config: RunConfig,
+    after: Duration,
+) -> (RunExit, Vec<(i32, ThreadExit)>, Duration) {
     let module = module.clone();
     within(Duration::from_secs(60), move || {
         let exits = Exits::default();
@@ -133,12 +137,18 @@ pub fn open_fds() -> usize {
 /// and returns the module's bytes.
 pub fn rust_guest() -> &'static [u8] {
     static WASM: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-    WASM.get_or_init(|| std::fs::read(build_guest("tests/guests/rust-threads/Cargo.toml", "rust-threads", false)).unwrap())
+    WASM.get_or_init(|| {
+        std::fs::read(build_guest("tests/guests/rust-threads/Cargo.toml", "rust-threads", false)).unwrap()
+    })
 }
 
 /// A fresh empty directory under the target dir.
 pub fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::path::PathBuf::from(format!("{}/target/test-tmp/{name}-{}", env!("CARGO_MANIFEST_DIR"), std::process::id()));
+    let dir = std::path::PathBuf::from(format!(
+        "{}/target/test-tmp/{name}-{}",
+        env!("CARGO_MANIFEST_DIR"),
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir

@@ -7,10 +7,15 @@ use wasmtime_wasi::p1::types;
 use wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1;
 use wiggle::{GuestMemory, GuestPtr};
 
-use super::{Ctx, env, fd, path, poll, sock};
+use super::{env, fd, path, poll, sock, Ctx};
 
 impl WasiSnapshotPreview1 for Ctx<'_> {
-    fn args_get(&mut self, memory: &mut GuestMemory<'_>, argv: GuestPtr<GuestPtr<u8>>, argv_buf: GuestPtr<u8>) -> Result<(), types::Error> {
+    fn args_get(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        argv: GuestPtr<GuestPtr<u8>>,
+        argv_buf: GuestPtr<u8>,
+    ) -> Result<(), types::Error> {
         env::args_get(self, memory, argv, argv_buf)
     }
 
@@ -18,7 +23,12 @@ impl WasiSnapshotPreview1 for Ctx<'_> {
         env::args_sizes_get(self, memory)
     }
 
-    fn environ_get(&mut self, memory: &mut GuestMemory<'_>, environ: GuestPtr<GuestPtr<u8>>, environ_buf: GuestPtr<u8>) -> Result<(), types::Error> {
+    fn environ_get(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        environ: GuestPtr<GuestPtr<u8>>,
+        environ_buf: GuestPtr<u8>,
+    ) -> Result<(), types::Error> {
         env::environ_get(self, memory, environ, environ_buf)
     }
 
@@ -26,19 +36,41 @@ impl WasiSnapshotPreview1 for Ctx<'_> {
         env::environ_sizes_get(self, memory)
     }
 
-    fn clock_res_get(&mut self, memory: &mut GuestMemory<'_>, id: types::Clockid) -> Result<types::Timestamp, types::Error> {
+    fn clock_res_get(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        id: types::Clockid,
+    ) -> Result<types::Timestamp, types::Error> {
         env::clock_res_get(self, memory, id)
     }
 
-    fn clock_time_get(&mut self, memory: &mut GuestMemory<'_>, id: types::Clockid, precision: types::Timestamp) -> Result<types::Timestamp, types::Error> {
+    fn clock_time_get(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        id: types::Clockid,
+        precision: types::Timestamp,
+    ) -> Result<types::Timestamp, types::Error> {
         env::clock_time_get(self, memory, id, precision)
     }
 
-    async fn fd_advise(&mut self, memory: &mut GuestMemory<'_>, fd: types::Fd, offset: types::Filesize, len: types::Filesize, advice: types::Advice) -> Result<(), types::Error> {
+    async fn fd_advise(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        fd: types::Fd,
+        offset: types::Filesize,
+        len: types::Filesize,
+        advice: types::Advice,
+    ) -> Result<(), types::Error> {
         fd::fd_advise(self, memory, fd, offset, len, advice)
     }
 
-    fn fd_allocate(&mut self, memory: &mut GuestMemory<'_>, fd: types::Fd, offset: types::Filesize, len: types::Filesize) -> Result<(), types::Error> {
+    fn fd_allocate(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        fd: types::Fd,
+        offset: types::Filesize,
+        len: types::Filesize,
+    ) -> Result<(), types::Error> {
         fd::fd_allocate(self, memory, fd, offset, len)
     }
 
@@ -50,43 +82,96 @@ impl WasiSnapshotPreview1 for Ctx<'_> {
         fd::fd_datasync(self, memory, fd)
     }
 
-    async fn fd_fdstat_get(&mut self, memory: &mut GuestMemory<'_>, fd: types::Fd) -> Result<types::Fdstat, types::Error> {
+    async fn fd_fdstat_get(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        fd: types::Fd,
+    ) -> Result<types::Fdstat, types::Error> {
         fd::fd_fdstat_get(self, memory, fd)
     }
 
-    fn fd_fdstat_set_flags(&mut self, memory: &mut GuestMemory<'_>, fd: types::Fd, flags: types::Fdflags) -> Result<(), types::Error> {
+    fn fd_fdstat_set_flags(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        fd: types::Fd,
+        flags: types::Fdflags,
+    ) -> Result<(), types::Error> {
         fd::fd_fdstat_set_flags(self, memory, fd, flags)
     }
 
-    fn fd_fdstat_set_rights(&mut self, memory: &mut GuestMemory<'_>, fd: types::Fd, fs_rights_base: types::Rights, fs_rights_inheriting: types::Rights) -> Result<(), types::Error> {
+    fn fd_fdstat_set_rights(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        fd: types::Fd,
+        fs_rights_base: types::Rights,
+        fs_rights_inheriting: types::Rights,
+    ) -> Result<(), types::Error> {
         fd::fd_fdstat_set_rights(self, memory, fd, fs_rights_base, fs_rights_inheriting)
     }
 
-    async fn fd_filestat_get(&mut self, memory: &mut GuestMemory<'_>, fd: types::Fd) -> Result<types::Filestat, types::Error> {
+    async fn fd_filestat_get(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        fd: types::Fd,
+    ) -> Result<types::Filestat, types::Error> {
         fd::fd_filestat_get(self, memory, fd)
     }
 
-    async fn fd_filestat_set_size(&mut self, memory: &mut GuestMemory<'_>, fd: types::Fd, size: types::Filesize) -> Result<(), types::Error> {
+    async fn fd_filestat_set_size(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        fd: types::Fd,
+        size: types::Filesize,
+    ) -> Result<(), types::Error> {
         fd::fd_filestat_set_size(self, memory, fd, size)
     }
 
-    async fn fd_filestat_set_times(&mut self, memory: &mut GuestMemory<'_>, fd: types::Fd, atim: types::Timestamp, mtim: types::Timestamp, fst_flags: types::Fstflags) -> Result<(), types::Error> {
+    async fn fd_filestat_set_times(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        fd: types::Fd,
+        atim: types::Timestamp,
+        mtim: types::Timestamp,
+        fst_flags: types::Fstflags,
+    ) -> Result<(), types::Error> {
         fd::fd_filestat_set_times(self, memory, fd, atim, mtim, fst_flags)
     }
 
-    async fn fd_read(&mut self, memory: &mut GuestMemory<'_>, fd: types::Fd, iovs: types::IovecArray) -> Result<types::Size, types::Error> {
+    async fn fd_read(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        fd: types::Fd,
+        iovs: types::IovecArray,
+    ) -> Result<types::Size, types::Error> {
         fd::fd_read(self, memory, fd, iovs)
     }
 
-    async fn fd_pread(&mut self, memory: &mut GuestMemory<'_>, fd: types::Fd, iovs: types::IovecArray, offset: types::Filesize) -> Result<types::Size, types::Error> {
+    async fn fd_pread(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        fd: types::Fd,
+        iovs: types::IovecArray,
+        offset: types::Filesize,
+    ) -> Result<types::Size, types::Error> {
         fd::fd_pread(self, memory, fd, iovs, offset)
     }
 
-    async fn fd_write(&mut self, memory: &mut GuestMemory<'_>, fd: types::Fd, ciovs: types::CiovecArray) -> Result<types::Size, types::Error> {
+    async fn fd_write(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        fd: types::Fd,
+        ciovs: types::CiovecArray,
+    ) -> Result<types::Size, types::Error> {
         fd::fd_write(self, memory, fd, ciovs)
     }
 
-    async fn fd_pwrite(&mut self, memory: &mut GuestMemory<'_>, fd: types::Fd, ciovs: types::CiovecArray, offset: types::Filesize) -> Result<types::Size, types::Error> {
+    async fn fd_pwrite(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        fd: types::Fd,
+        ciovs: types::CiovecArray,
+        offset: types::Filesize,
+    ) -> Result<types::Size, types::Error> {
         fd::fd_pwrite(self, memory, fd, ciovs, offset)
     }
 
@@ -94,15 +179,32 @@ impl WasiSnapshotPreview1 for Ctx<'_> {
         fd::fd_prestat_get(self, memory, fd)
     }
 
-    fn fd_prestat_dir_name(&mut self, memory: &mut GuestMemory<'_>, fd: types::Fd, path: GuestPtr<u8>, path_max_len: types::Size) -> Result<(), types::Error> {
+    fn fd_prestat_dir_name(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        fd: types::Fd,
+        path: GuestPtr<u8>,
+        path_max_len: types::Size,
+    ) -> Result<(), types::Error> {
         fd::fd_prestat_dir_name(self, memory, fd, path, path_max_len)
     }
 
-    async fn fd_renumber(&mut self, memory: &mut GuestMemory<'_>, from_fd: types::Fd, to_fd: types::Fd) -> Result<(), types::Error> {
+    async fn fd_renumber(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        from_fd: types::Fd,
+        to_fd: types::Fd,
+    ) -> Result<(), types::Error> {
         fd::fd_renumber(self, memory, from_fd, to_fd)
     }
 
-    async fn fd_seek(&mut self, memory: &mut GuestMemory<'_>, fd: types::Fd, offset: types::Filedelta, whence: types::Whence) -> Result<types::Filesize, types::Error> {
+    async fn fd_seek(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        fd: types::Fd,
+        offset: types::Filedelta,
+        whence: types::Whence,
+    ) -> Result<types::Filesize, types::Error> {
         fd::fd_seek(self, memory, fd, offset, whence)
     }
 
@@ -114,51 +216,132 @@ impl WasiSnapshotPreview1 for Ctx<'_> {
         fd::fd_tell(self, memory, fd)
     }
 
-    async fn fd_readdir(&mut self, memory: &mut GuestMemory<'_>, fd: types::Fd, buf: GuestPtr<u8>, buf_len: types::Size, cookie: types::Dircookie) -> Result<types::Size, types::Error> {
+    async fn fd_readdir(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        fd: types::Fd,
+        buf: GuestPtr<u8>,
+        buf_len: types::Size,
+        cookie: types::Dircookie,
+    ) -> Result<types::Size, types::Error> {
         path::fd_readdir(self, memory, fd, buf, buf_len, cookie)
     }
 
-    async fn path_create_directory(&mut self, memory: &mut GuestMemory<'_>, dirfd: types::Fd, path: GuestPtr<str>) -> Result<(), types::Error> {
+    async fn path_create_directory(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        dirfd: types::Fd,
+        path: GuestPtr<str>,
+    ) -> Result<(), types::Error> {
         path::path_create_directory(self, memory, dirfd, path)
     }
 
-    async fn path_filestat_get(&mut self, memory: &mut GuestMemory<'_>, dirfd: types::Fd, flags: types::Lookupflags, path: GuestPtr<str>) -> Result<types::Filestat, types::Error> {
+    async fn path_filestat_get(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        dirfd: types::Fd,
+        flags: types::Lookupflags,
+        path: GuestPtr<str>,
+    ) -> Result<types::Filestat, types::Error> {
         path::path_filestat_get(self, memory, dirfd, flags, path)
     }
 
-    async fn path_filestat_set_times(&mut self, memory: &mut GuestMemory<'_>, dirfd: types::Fd, flags: types::Lookupflags, path: GuestPtr<str>, atim: types::Timestamp, mtim: types::Timestamp, fst_flags: types::Fstflags) -> Result<(), types::Error> {
+    async fn path_filestat_set_times(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        dirfd: types::Fd,
+        flags: types::Lookupflags,
+        path: GuestPtr<str>,
+        atim: types::Timestamp,
+        mtim: types::Timestamp,
+        fst_flags: types::Fstflags,
+    ) -> Result<(), types::Error> {
         path::path_filestat_set_times(self, memory, dirfd, flags, path, atim, mtim, fst_flags)
     }
 
-    async fn path_link(&mut self, memory: &mut GuestMemory<'_>, src_fd: types::Fd, src_flags: types::Lookupflags, src_path: GuestPtr<str>, target_fd: types::Fd, target_path: GuestPtr<str>) -> Result<(), types::Error> {
+    async fn path_link(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        src_fd: types::Fd,
+        src_flags: types::Lookupflags,
+        src_path: GuestPtr<str>,
+        target_fd: types::Fd,
+        target_path: GuestPtr<str>,
+    ) -> Result<(), types::Error> {
         path::path_link(self, memory, src_fd, src_flags, src_path, target_fd, target_path)
     }
 
-    async fn path_open(&mut self, memory: &mut GuestMemory<'_>, dirfd: types::Fd, dirflags: types::Lookupflags, path: GuestPtr<str>, oflags: types::Oflags, fs_rights_base: types::Rights, fs_rights_inheriting: types::Rights, fdflags: types::Fdflags) -> Result<types::Fd, types::Error> {
+    async fn path_open(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        dirfd: types::Fd,
+        dirflags: types::Lookupflags,
+        path: GuestPtr<str>,
+        oflags: types::Oflags,
+        fs_rights_base: types::Rights,
+        fs_rights_inheriting: types::Rights,
+        fdflags: types::Fdflags,
+    ) -> Result<types::Fd, types::Error> {
         path::path_open(self, memory, dirfd, dirflags, path, oflags, fs_rights_base, fs_rights_inheriting, fdflags)
     }
 
-    async fn path_readlink(&mut self, memory: &mut GuestMemory<'_>, dirfd: types::Fd, path: GuestPtr<str>, buf: GuestPtr<u8>, buf_len: types::Size) -> Result<types::Size, types::Error> {
+    async fn path_readlink(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        dirfd: types::Fd,
+        path: GuestPtr<str>,
+        buf: GuestPtr<u8>,
+        buf_len: types::Size,
+    ) -> Result<types::Size, types::Error> {
         path::path_readlink(self, memory, dirfd, path, buf, buf_len)
     }
 
-    async fn path_remove_directory(&mut self, memory: &mut GuestMemory<'_>, dirfd: types::Fd, path: GuestPtr<str>) -> Result<(), types::Error> {
+    async fn path_remove_directory(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        dirfd: types::Fd,
+        path: GuestPtr<str>,
+    ) -> Result<(), types::Error> {
         path::path_remove_directory(self, memory, dirfd, path)
     }
 
-    async fn path_rename(&mut self, memory: &mut GuestMemory<'_>, src_fd: types::Fd, src_path: GuestPtr<str>, dest_fd: types::Fd, dest_path: GuestPtr<str>) -> Result<(), types::Error> {
+    async fn path_rename(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        src_fd: types::Fd,
+        src_path: GuestPtr<str>,
+        dest_fd: types::Fd,
+        dest_path: GuestPtr<str>,
+    ) -> Result<(), types::Error> {
         path::path_rename(self, memory, src_fd, src_path, dest_fd, dest_path)
     }
 
-    async fn path_symlink(&mut self, memory: &mut GuestMemory<'_>, src_path: GuestPtr<str>, dirfd: types::Fd, dest_path: GuestPtr<str>) -> Result<(), types::Error> {
+    async fn path_symlink(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        src_path: GuestPtr<str>,
+        dirfd: types::Fd,
+        dest_path: GuestPtr<str>,
+    ) -> Result<(), types::Error> {
         path::path_symlink(self, memory, src_path, dirfd, dest_path)
     }
 
-    async fn path_unlink_file(&mut self, memory: &mut GuestMemory<'_>, dirfd: types::Fd, path: GuestPtr<str>) -> Result<(), types::Error> {
+    async fn path_unlink_file(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        dirfd: types::Fd,
+        path: GuestPtr<str>,
+    ) -> Result<(), types::Error> {
         path::path_unlink_file(self, memory, dirfd, path)
     }
 
-    async fn poll_oneoff(&mut self, memory: &mut GuestMemory<'_>, subs: GuestPtr<types::Subscription>, events: GuestPtr<types::Event>, nsubscriptions: types::Size) -> Result<types::Size, types::Error> {
+    async fn poll_oneoff(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        subs: GuestPtr<types::Subscription>,
+        events: GuestPtr<types::Event>,
+        nsubscriptions: types::Size,
+    ) -> Result<types::Size, types::Error> {
         poll::poll_oneoff(self, memory, subs, events, nsubscriptions)
     }
 
@@ -174,23 +357,50 @@ impl WasiSnapshotPreview1 for Ctx<'_> {
         env::sched_yield(self, memory)
     }
 
-    fn random_get(&mut self, memory: &mut GuestMemory<'_>, buf: GuestPtr<u8>, buf_len: types::Size) -> Result<(), types::Error> {
+    fn random_get(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        buf: GuestPtr<u8>,
+        buf_len: types::Size,
+    ) -> Result<(), types::Error> {
         env::random_get(self, memory, buf, buf_len)
     }
 
-    fn sock_accept(&mut self, memory: &mut GuestMemory<'_>, fd: types::Fd, flags: types::Fdflags) -> Result<types::Fd, types::Error> {
+    fn sock_accept(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        fd: types::Fd,
+        flags: types::Fdflags,
+    ) -> Result<types::Fd, types::Error> {
         sock::sock_accept(self, memory, fd, flags)
     }
 
-    fn sock_recv(&mut self, memory: &mut GuestMemory<'_>, fd: types::Fd, ri_data: types::IovecArray, ri_flags: types::Riflags) -> Result<(types::Size, types::Roflags), types::Error> {
+    fn sock_recv(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        fd: types::Fd,
+        ri_data: types::IovecArray,
+        ri_flags: types::Riflags,
+    ) -> Result<(types::Size, types::Roflags), types::Error> {
         sock::sock_recv(self, memory, fd, ri_data, ri_flags)
     }
 
-    fn sock_send(&mut self, memory: &mut GuestMemory<'_>, fd: types::Fd, si_data: types::CiovecArray, si_flags: types::Siflags) -> Result<types::Size, types::Error> {
+    fn sock_send(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        fd: types::Fd,
+        si_data: types::CiovecArray,
+        si_flags: types::Siflags,
+    ) -> Result<types::Size, types::Error> {
         sock::sock_send(self, memory, fd, si_data, si_flags)
     }
 
-    fn sock_shutdown(&mut self, memory: &mut GuestMemory<'_>, fd: types::Fd, how: types::Sdflags) -> Result<(), types::Error> {
+    fn sock_shutdown(
+        &mut self,
+        memory: &mut GuestMemory<'_>,
+        fd: types::Fd,
+        how: types::Sdflags,
+    ) -> Result<(), types::Error> {
         sock::sock_shutdown(self, memory, fd, how)
     }
 }

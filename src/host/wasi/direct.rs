@@ -101,7 +101,13 @@ type AtCursor = unsafe extern "C" fn(libc::c_int, *const libc::iovec, libc::c_in
 type AtOffset = unsafe extern "C" fn(libc::c_int, *const libc::iovec, libc::c_int, libc::off_t) -> libc::ssize_t;
 
 /// `readv`/`preadv` or `writev`/`pwritev` on the buffers.
-fn vectored(file: &impl AsRawFd, iovs: &Iovecs<'_>, at: Option<u64>, cursor: AtCursor, offset: AtOffset) -> Result<usize, types::Error> {
+fn vectored(
+    file: &impl AsRawFd,
+    iovs: &Iovecs<'_>,
+    at: Option<u64>,
+    cursor: AtCursor,
+    offset: AtOffset,
+) -> Result<usize, types::Error> {
     if iovs.iovs.is_empty() {
         return Ok(0);
     }

@@ -6,8 +6,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use wasmtime_wasi::p1::types::{self, Clockid, Errno};
 use wiggle::{GuestMemory, GuestPtr};
 
-use super::Ctx;
 use super::errno;
+use super::Ctx;
 
 /// Writes `strings` NUL-terminated into `buf` and a pointer to each into `ptrs`.
 fn write_strings(
@@ -36,19 +36,35 @@ fn sizes(strings: &[String]) -> Result<(types::Size, types::Size), types::Error>
     Ok((count, u32::try_from(bytes).map_err(|_| Errno::Overflow)?))
 }
 
-pub(super) fn args_get(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, argv: GuestPtr<GuestPtr<u8>>, argv_buf: GuestPtr<u8>) -> Result<(), types::Error> {
+pub(super) fn args_get(
+    ctx: &mut Ctx<'_>,
+    memory: &mut GuestMemory<'_>,
+    argv: GuestPtr<GuestPtr<u8>>,
+    argv_buf: GuestPtr<u8>,
+) -> Result<(), types::Error> {
     write_strings(memory, &ctx.group.args, argv, argv_buf)
 }
 
-pub(super) fn args_sizes_get(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>) -> Result<(types::Size, types::Size), types::Error> {
+pub(super) fn args_sizes_get(
+    ctx: &mut Ctx<'_>,
+    _memory: &mut GuestMemory<'_>,
+) -> Result<(types::Size, types::Size), types::Error> {
     sizes(&ctx.group.args)
 }
 
-pub(super) fn environ_get(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, environ: GuestPtr<GuestPtr<u8>>, environ_buf: GuestPtr<u8>) -> Result<(), types::Error> {
+pub(super) fn environ_get(
+    ctx: &mut Ctx<'_>,
+    memory: &mut GuestMemory<'_>,
+    environ: GuestPtr<GuestPtr<u8>>,
+    environ_buf: GuestPtr<u8>,
+) -> Result<(), types::Error> {
     write_strings(memory, &ctx.group.env, environ, environ_buf)
 }
 
-pub(super) fn environ_sizes_get(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>) -> Result<(types::Size, types::Size), types::Error> {
+pub(super) fn environ_sizes_get(
+    ctx: &mut Ctx<'_>,
+    _memory: &mut GuestMemory<'_>,
+) -> Result<(types::Size, types::Size), types::Error> {
     sizes(&ctx.group.env)
 }
 
@@ -66,11 +82,20 @@ fn timespec_nanos(t: rustix::time::Timespec) -> u64 {
     (t.tv_sec.max(0) as u64).saturating_mul(1_000_000_000).saturating_add(t.tv_nsec.max(0) as u64)
 }
 
-pub(super) fn clock_res_get(_ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, id: types::Clockid) -> Result<types::Timestamp, types::Error> {
+pub(super) fn clock_res_get(
+    _ctx: &mut Ctx<'_>,
+    _memory: &mut GuestMemory<'_>,
+    id: types::Clockid,
+) -> Result<types::Timestamp, types::Error> {
     Ok(timespec_nanos(rustix::time::clock_getres(host_clock(id))).max(1))
 }
 
-pub(super) fn clock_time_get(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, id: types::Clockid, _precision: types::Timestamp) -> Result<types::Timestamp, types::Error> {
+pub(super) fn clock_time_get(
+    ctx: &mut Ctx<'_>,
+    _memory: &mut GuestMemory<'_>,
+    id: types::Clockid,
+    _precision: types::Timestamp,
+) -> Result<types::Timestamp, types::Error> {
     Ok(match id {
         Clockid::Realtime => {
             let since = SystemTime::now().duration_since(UNIX_EPOCH).map_err(|_| Errno::Overflow)?;
@@ -92,7 +117,11 @@ pub(super) fn proc_exit(_ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, statu
     wasmtime::Error::new(wasmtime_wasi::I32Exit(status as i32))
 }
 
-pub(super) fn proc_raise(_ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, _sig: types::Signal) -> Result<(), types::Error> {
+pub(super) fn proc_raise(
+    _ctx: &mut Ctx<'_>,
+    _memory: &mut GuestMemory<'_>,
+    _sig: types::Signal,
+) -> Result<(), types::Error> {
     Err(Errno::Notsup.into())
 }
 
@@ -107,7 +136,12 @@ const RANDOM_CHUNK: u32 = 64 * 1024;
 /// Random bytes from the calling thread's CSPRNG (`rand`'s `ThreadRng`: ChaCha12, seeded
 /// and periodically reseeded from the OS), as Wasmtime's WASI does: no system call per
 /// call, nothing shared between threads.
-pub(super) fn random_get(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, buf: GuestPtr<u8>, buf_len: types::Size) -> Result<(), types::Error> {
+pub(super) fn random_get(
+    ctx: &mut Ctx<'_>,
+    memory: &mut GuestMemory<'_>,
+    buf: GuestPtr<u8>,
+    buf_len: types::Size,
+) -> Result<(), types::Error> {
     use rand::Rng as _;
     let mut rng = rand::rng();
     let mut small = [0u8; 256];

@@ -40,7 +40,7 @@ use rustix::event::PollFlags;
 use wasmtime_wasi::p1::types::{self, Errno};
 use wiggle::{GuestMemory, GuestPtr};
 
-use super::{Ctx, direct, errno, iovec, stat};
+use super::{direct, errno, iovec, stat, Ctx};
 use crate::io::{Descriptor, FileDesc, FileKind};
 
 /// Most bytes one read of a stream (stdin, a pipe, a socket, a device) asks for: a pipe
@@ -64,7 +64,12 @@ fn read_regular(f: &FileDesc, len: usize, at: Option<u64>) -> rustix::io::Result
 
 /// Runs `op` on a file that may block until it no longer fails with `EAGAIN`, waiting
 /// for `flags` through the teardown in between, unless the guest asked for `nonblock`.
-fn retry_blocking<T>(ctx: &Ctx<'_>, f: &FileDesc, flags: PollFlags, mut op: impl FnMut() -> rustix::io::Result<T>) -> Result<T, types::Error> {
+fn retry_blocking<T>(
+    ctx: &Ctx<'_>,
+    f: &FileDesc,
+    flags: PollFlags,
+    mut op: impl FnMut() -> rustix::io::Result<T>,
+) -> Result<T, types::Error> {
     loop {
         match op() {
             Ok(v) => return Ok(v),
@@ -81,7 +86,13 @@ fn retry_blocking<T>(ctx: &Ctx<'_>, f: &FileDesc, flags: PollFlags, mut op: impl
 }
 
 /// `fd_read` (`at` `None`) or `fd_pread` of a file.
-fn read_file(ctx: &Ctx<'_>, memory: &mut GuestMemory<'_>, f: &FileDesc, iovs: types::IovecArray, at: Option<u64>) -> Result<types::Size, types::Error> {
+fn read_file(
+    ctx: &Ctx<'_>,
+    memory: &mut GuestMemory<'_>,
+    f: &FileDesc,
+    iovs: types::IovecArray,
+    at: Option<u64>,
+) -> Result<types::Size, types::Error> {
     if !f.readable {
         return Err(Errno::Badf.into());
     }
@@ -158,7 +169,13 @@ fn fifo_writer_left(f: &FileDesc) -> bool {
 
 /// `fd_write` (`at` `None`) or `fd_pwrite` of a file. In append mode the host descriptor
 /// is `O_APPEND`, so both append (Linux ignores a `pwrite` offset then, as Wasmtime).
-fn write_file(ctx: &Ctx<'_>, memory: &mut GuestMemory<'_>, f: &FileDesc, ciovs: types::CiovecArray, at: Option<u64>) -> Result<types::Size, types::Error> {
+fn write_file(
+    ctx: &Ctx<'_>,
+    memory: &mut GuestMemory<'_>,
+    f: &FileDesc,
+    ciovs: types::CiovecArray,
+    at: Option<u64>,
+) -> Result<types::Size, types::Error> {
     if !f.writable {
         return Err(Errno::Badf.into());
     }
@@ -201,7 +218,11 @@ fn wait(ctx: &Ctx<'_>, fd: BorrowedFd<'_>, flags: PollFlags) -> wasmtime::Result
 }
 
 /// `fd_read` of the run's stdin.
-fn read_stdin(ctx: &Ctx<'_>, memory: &mut GuestMemory<'_>, iovs: types::IovecArray) -> Result<types::Size, types::Error> {
+fn read_stdin(
+    ctx: &Ctx<'_>,
+    memory: &mut GuestMemory<'_>,
+    iovs: types::IovecArray,
+) -> Result<types::Size, types::Error> {
     let cap = iovec::capacity(memory, iovs)?;
     let grant = iovec::reserve(&ctx.group.fds, cap.min(MAX_STREAM_READ));
     let ready = |fd: BorrowedFd<'_>| wait(ctx, fd, PollFlags::IN);
@@ -213,7 +234,12 @@ fn read_stdin(ctx: &Ctx<'_>, memory: &mut GuestMemory<'_>, iovs: types::IovecArr
 
 /// `fd_write` of the run's stdout (1) or stderr (2): all the bytes of the call (up to
 /// the limits), in one piece.
-fn write_output(ctx: &Ctx<'_>, memory: &mut GuestMemory<'_>, stream: i32, ciovs: types::CiovecArray) -> Result<types::Size, types::Error> {
+fn write_output(
+    ctx: &Ctx<'_>,
+    memory: &mut GuestMemory<'_>,
+    stream: i32,
+    ciovs: types::CiovecArray,
+) -> Result<types::Size, types::Error> {
     let total = iovec::total(memory, ciovs)?;
     let grant = iovec::reserve(&ctx.group.fds, total);
     let data = iovec::gather(memory, ciovs, grant.len)?;
@@ -254,7 +280,11 @@ fn file_filetype(f: &FileDesc) -> types::Filetype {
 /// The file type stdio reports: a character device when it is a terminal (what
 /// `isatty` looks for), else unknown, as Wasmtime.
 fn stdio_filetype(terminal: bool) -> types::Filetype {
-    if terminal { types::Filetype::CharacterDevice } else { types::Filetype::Unknown }
+    if terminal {
+        types::Filetype::CharacterDevice
+    } else {
+        types::Filetype::Unknown
+    }
 }
 
 /// The rights Wasmtime 48 reports for a preopened directory (a fixed set that many guest
@@ -299,16 +329,22 @@ fn timespec(set: bool, ts: types::Timestamp, now: bool) -> Result<rustix::fs::Ti
     let nsec = |n: i64| rustix::fs::Timespec { tv_sec: 0, tv_nsec: n as _ };
     match (set, now) {
         (true, true) => Err(Errno::Inval.into()),
-        (true, false) => Ok(rustix::fs::Timespec {
-            tv_sec: (ts / 1_000_000_000) as i64,
-            tv_nsec: (ts % 1_000_000_000) as _,
-        }),
+        (true, false) => {
+            Ok(rustix::fs::Timespec { tv_sec: (ts / 1_000_000_000) as i64, tv_nsec: (ts % 1_000_000_000) as _ })
+        }
         (false, true) => Ok(nsec(rustix::fs::UTIME_NOW as i64)),
         (false, false) => Ok(nsec(rustix::fs::UTIME_OMIT as i64)),
     }
 }
 
-pub(super) fn fd_advise(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, fd: types::Fd, offset: types::Filesize, len: types::Filesize, advice: types::Advice) -> Result<(), types::Error> {
+pub(super) fn fd_advise(
+    ctx: &mut Ctx<'_>,
+    _memory: &mut GuestMemory<'_>,
+    fd: types::Fd,
+    offset: types::Filesize,
+    len: types::Filesize,
+    advice: types::Advice,
+) -> Result<(), types::Error> {
     let d = ctx.descriptor(fd)?;
     let f = file_of(&d)?;
     use rustix::fs::Advice as A;
@@ -324,7 +360,13 @@ pub(super) fn fd_advise(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, fd: ty
 }
 
 /// Wasmtime 48 does not implement it (`notsup` for any file).
-pub(super) fn fd_allocate(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, fd: types::Fd, _offset: types::Filesize, _len: types::Filesize) -> Result<(), types::Error> {
+pub(super) fn fd_allocate(
+    ctx: &mut Ctx<'_>,
+    _memory: &mut GuestMemory<'_>,
+    fd: types::Fd,
+    _offset: types::Filesize,
+    _len: types::Filesize,
+) -> Result<(), types::Error> {
     let d = ctx.descriptor(fd)?;
     file_of(&d)?;
     Err(Errno::Notsup.into())
@@ -342,20 +384,39 @@ pub(super) fn fd_datasync(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, fd: 
     sync(ctx, fd, |f| rustix::fs::fdatasync(f))
 }
 
-pub(super) fn fd_fdstat_get(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, fd: types::Fd) -> Result<types::Fdstat, types::Error> {
+pub(super) fn fd_fdstat_get(
+    ctx: &mut Ctx<'_>,
+    _memory: &mut GuestMemory<'_>,
+    fd: types::Fd,
+) -> Result<types::Fdstat, types::Error> {
     use types::Rights as R;
-    let stdio = |filetype, rights| types::Fdstat { fs_filetype: filetype, fs_flags: types::Fdflags::empty(), fs_rights_base: rights, fs_rights_inheriting: rights };
+    let stdio = |filetype, rights| types::Fdstat {
+        fs_filetype: filetype,
+        fs_flags: types::Fdflags::empty(),
+        fs_rights_base: rights,
+        fs_rights_inheriting: rights,
+    };
     match &**ctx.descriptor(fd)? {
         Descriptor::Stdin => Ok(stdio(stdio_filetype(ctx.group.stdio.stdin.is_terminal()), R::FD_READ)),
         Descriptor::Output(n) => Ok(stdio(stdio_filetype(ctx.group.stdio.output(*n).is_terminal()), R::FD_WRITE)),
         Descriptor::Dir(d) if d.preopen.is_some() => {
             let (base, inheriting) = preopen_rights();
-            Ok(types::Fdstat { fs_filetype: types::Filetype::Directory, fs_flags: types::Fdflags::empty(), fs_rights_base: base, fs_rights_inheriting: inheriting })
+            Ok(types::Fdstat {
+                fs_filetype: types::Filetype::Directory,
+                fs_flags: types::Fdflags::empty(),
+                fs_rights_base: base,
+                fs_rights_inheriting: inheriting,
+            })
         }
         Descriptor::Dir(_) => {
             // As Wasmtime: all rights but seeking, resizing and writing.
             let rights = R::all() & !(R::FD_SEEK | R::FD_FILESTAT_SET_SIZE | R::PATH_FILESTAT_SET_SIZE | R::FD_WRITE);
-            Ok(types::Fdstat { fs_filetype: types::Filetype::Directory, fs_flags: types::Fdflags::empty(), fs_rights_base: rights, fs_rights_inheriting: rights })
+            Ok(types::Fdstat {
+                fs_filetype: types::Filetype::Directory,
+                fs_flags: types::Fdflags::empty(),
+                fs_rights_base: rights,
+                fs_rights_inheriting: rights,
+            })
         }
         Descriptor::File(f) => {
             let mut rights = R::all();
@@ -380,14 +441,24 @@ pub(super) fn fd_fdstat_get(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, fd
                 // Linux's O_RSYNC is O_SYNC.
                 flags |= types::Fdflags::SYNC | types::Fdflags::RSYNC;
             }
-            Ok(types::Fdstat { fs_filetype: file_filetype(f), fs_flags: flags, fs_rights_base: rights, fs_rights_inheriting: rights })
+            Ok(types::Fdstat {
+                fs_filetype: file_filetype(f),
+                fs_flags: flags,
+                fs_rights_base: rights,
+                fs_rights_inheriting: rights,
+            })
         }
     }
 }
 
 /// Sets `append` and `nonblock` of a file (the only flags that can change after opening,
 /// as Wasmtime: the sync flags are `inval`, stdio and directories `badf`).
-pub(super) fn fd_fdstat_set_flags(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, fd: types::Fd, flags: types::Fdflags) -> Result<(), types::Error> {
+pub(super) fn fd_fdstat_set_flags(
+    ctx: &mut Ctx<'_>,
+    _memory: &mut GuestMemory<'_>,
+    fd: types::Fd,
+    flags: types::Fdflags,
+) -> Result<(), types::Error> {
     let d = ctx.descriptor(fd)?;
     let f = file_of(&d)?;
     if flags.intersects(types::Fdflags::DSYNC | types::Fdflags::SYNC | types::Fdflags::RSYNC) {
@@ -407,7 +478,13 @@ pub(super) fn fd_fdstat_set_flags(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'
 }
 
 /// Rights cannot be changed (Wasmtime 48: `notsup`; `badf` for stdio).
-pub(super) fn fd_fdstat_set_rights(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, fd: types::Fd, _fs_rights_base: types::Rights, _fs_rights_inheriting: types::Rights) -> Result<(), types::Error> {
+pub(super) fn fd_fdstat_set_rights(
+    ctx: &mut Ctx<'_>,
+    _memory: &mut GuestMemory<'_>,
+    fd: types::Fd,
+    _fs_rights_base: types::Rights,
+    _fs_rights_inheriting: types::Rights,
+) -> Result<(), types::Error> {
     match &**ctx.descriptor(fd)? {
         Descriptor::Stdin | Descriptor::Output(_) => Err(Errno::Badf.into()),
         Descriptor::File(_) | Descriptor::Dir(_) => Err(Errno::Notsup.into()),
@@ -416,7 +493,11 @@ pub(super) fn fd_fdstat_set_rights(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<
 
 /// Stdio reports only its file type (zeros elsewhere, as Wasmtime); files and directories
 /// their host metadata (with the host's device and inode numbers).
-pub(super) fn fd_filestat_get(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, fd: types::Fd) -> Result<types::Filestat, types::Error> {
+pub(super) fn fd_filestat_get(
+    ctx: &mut Ctx<'_>,
+    _memory: &mut GuestMemory<'_>,
+    fd: types::Fd,
+) -> Result<types::Filestat, types::Error> {
     let stdio = |filetype| types::Filestat { dev: 0, ino: 0, filetype, nlink: 0, size: 0, atim: 0, mtim: 0, ctim: 0 };
     match &**ctx.descriptor(fd)? {
         Descriptor::Stdin => Ok(stdio(stdio_filetype(ctx.group.stdio.stdin.is_terminal()))),
@@ -426,12 +507,24 @@ pub(super) fn fd_filestat_get(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, 
     }
 }
 
-pub(super) fn fd_filestat_set_size(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, fd: types::Fd, size: types::Filesize) -> Result<(), types::Error> {
+pub(super) fn fd_filestat_set_size(
+    ctx: &mut Ctx<'_>,
+    _memory: &mut GuestMemory<'_>,
+    fd: types::Fd,
+    size: types::Filesize,
+) -> Result<(), types::Error> {
     let d = ctx.descriptor(fd)?;
     rustix::fs::ftruncate(&file_of(&d)?.file, size).map_err(errno::sys)
 }
 
-pub(super) fn fd_filestat_set_times(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, fd: types::Fd, atim: types::Timestamp, mtim: types::Timestamp, fst_flags: types::Fstflags) -> Result<(), types::Error> {
+pub(super) fn fd_filestat_set_times(
+    ctx: &mut Ctx<'_>,
+    _memory: &mut GuestMemory<'_>,
+    fd: types::Fd,
+    atim: types::Timestamp,
+    mtim: types::Timestamp,
+    fst_flags: types::Fstflags,
+) -> Result<(), types::Error> {
     use types::Fstflags as F;
     let times = rustix::fs::Timestamps {
         last_access: timespec(fst_flags.contains(F::ATIM), atim, fst_flags.contains(F::ATIM_NOW))?,
@@ -445,7 +538,12 @@ pub(super) fn fd_filestat_set_times(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory
     }
 }
 
-pub(super) fn fd_read(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, fd: types::Fd, iovs: types::IovecArray) -> Result<types::Size, types::Error> {
+pub(super) fn fd_read(
+    ctx: &mut Ctx<'_>,
+    memory: &mut GuestMemory<'_>,
+    fd: types::Fd,
+    iovs: types::IovecArray,
+) -> Result<types::Size, types::Error> {
     match &**ctx.descriptor(fd)? {
         Descriptor::Stdin => read_stdin(ctx, memory, iovs),
         Descriptor::File(f) => read_file(ctx, memory, f, iovs, None),
@@ -453,7 +551,13 @@ pub(super) fn fd_read(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, fd: types
     }
 }
 
-pub(super) fn fd_pread(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, fd: types::Fd, iovs: types::IovecArray, offset: types::Filesize) -> Result<types::Size, types::Error> {
+pub(super) fn fd_pread(
+    ctx: &mut Ctx<'_>,
+    memory: &mut GuestMemory<'_>,
+    fd: types::Fd,
+    iovs: types::IovecArray,
+    offset: types::Filesize,
+) -> Result<types::Size, types::Error> {
     match &**ctx.descriptor(fd)? {
         Descriptor::File(f) => read_file(ctx, memory, f, iovs, Some(offset)),
         Descriptor::Stdin => Err(Errno::Spipe.into()),
@@ -461,7 +565,12 @@ pub(super) fn fd_pread(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, fd: type
     }
 }
 
-pub(super) fn fd_write(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, fd: types::Fd, ciovs: types::CiovecArray) -> Result<types::Size, types::Error> {
+pub(super) fn fd_write(
+    ctx: &mut Ctx<'_>,
+    memory: &mut GuestMemory<'_>,
+    fd: types::Fd,
+    ciovs: types::CiovecArray,
+) -> Result<types::Size, types::Error> {
     match &**ctx.descriptor(fd)? {
         Descriptor::Output(stream) => write_output(ctx, memory, *stream, ciovs),
         Descriptor::File(f) => write_file(ctx, memory, f, ciovs, None),
@@ -469,7 +578,13 @@ pub(super) fn fd_write(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, fd: type
     }
 }
 
-pub(super) fn fd_pwrite(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, fd: types::Fd, ciovs: types::CiovecArray, offset: types::Filesize) -> Result<types::Size, types::Error> {
+pub(super) fn fd_pwrite(
+    ctx: &mut Ctx<'_>,
+    memory: &mut GuestMemory<'_>,
+    fd: types::Fd,
+    ciovs: types::CiovecArray,
+    offset: types::Filesize,
+) -> Result<types::Size, types::Error> {
     match &**ctx.descriptor(fd)? {
         Descriptor::File(f) => write_file(ctx, memory, f, ciovs, Some(offset)),
         Descriptor::Output(_) => Err(Errno::Spipe.into()),
@@ -477,7 +592,11 @@ pub(super) fn fd_pwrite(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, fd: typ
     }
 }
 
-pub(super) fn fd_prestat_get(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, fd: types::Fd) -> Result<types::Prestat, types::Error> {
+pub(super) fn fd_prestat_get(
+    ctx: &mut Ctx<'_>,
+    _memory: &mut GuestMemory<'_>,
+    fd: types::Fd,
+) -> Result<types::Prestat, types::Error> {
     match &**ctx.descriptor(fd)? {
         Descriptor::Dir(crate::io::DirDesc { preopen: Some(p), .. }) => {
             let pr_name_len = u32::try_from(p.len()).map_err(|_| Errno::Nametoolong)?;
@@ -489,7 +608,13 @@ pub(super) fn fd_prestat_get(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, f
 
 /// The guest path of a preopen, without a terminating NUL; `nametoolong` when it does
 /// not fit, `notdir` for anything but a preopen (as Wasmtime).
-pub(super) fn fd_prestat_dir_name(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, fd: types::Fd, path: GuestPtr<u8>, path_max_len: types::Size) -> Result<(), types::Error> {
+pub(super) fn fd_prestat_dir_name(
+    ctx: &mut Ctx<'_>,
+    memory: &mut GuestMemory<'_>,
+    fd: types::Fd,
+    path: GuestPtr<u8>,
+    path_max_len: types::Size,
+) -> Result<(), types::Error> {
     match &**ctx.descriptor(fd)? {
         Descriptor::Dir(crate::io::DirDesc { preopen: Some(p), .. }) => {
             let len = u32::try_from(p.len()).map_err(|_| Errno::Nametoolong)?;
@@ -505,11 +630,22 @@ pub(super) fn fd_prestat_dir_name(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_
 
 /// Moves `from` to `to`, closing what `to` was, atomically in the table. Both must be
 /// open (as Wasmtime 48); a failure changes nothing.
-pub(super) fn fd_renumber(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, from_fd: types::Fd, to_fd: types::Fd) -> Result<(), types::Error> {
+pub(super) fn fd_renumber(
+    ctx: &mut Ctx<'_>,
+    _memory: &mut GuestMemory<'_>,
+    from_fd: types::Fd,
+    to_fd: types::Fd,
+) -> Result<(), types::Error> {
     ctx.group.fds.renumber(u32::from(from_fd), u32::from(to_fd)).map_err(errno::fd)
 }
 
-pub(super) fn fd_seek(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, fd: types::Fd, offset: types::Filedelta, whence: types::Whence) -> Result<types::Filesize, types::Error> {
+pub(super) fn fd_seek(
+    ctx: &mut Ctx<'_>,
+    _memory: &mut GuestMemory<'_>,
+    fd: types::Fd,
+    offset: types::Filedelta,
+    whence: types::Whence,
+) -> Result<types::Filesize, types::Error> {
     let d = ctx.descriptor(fd)?;
     let f = seekable(&d)?;
     let to = match whence {
@@ -539,8 +675,11 @@ fn sync(ctx: &Ctx<'_>, fd: types::Fd, how: fn(&std::fs::File) -> rustix::io::Res
     result.map_err(errno::trap)?.map_err(errno::sys)
 }
 
-
-pub(super) fn fd_tell(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, fd: types::Fd) -> Result<types::Filesize, types::Error> {
+pub(super) fn fd_tell(
+    ctx: &mut Ctx<'_>,
+    _memory: &mut GuestMemory<'_>,
+    fd: types::Fd,
+) -> Result<types::Filesize, types::Error> {
     let d = ctx.descriptor(fd)?;
     let f = seekable(&d)?;
     rustix::fs::tell(&f.file).map_err(errno::sys)

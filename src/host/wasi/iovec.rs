@@ -78,7 +78,11 @@ pub(super) fn reserve(fds: &FdTable, want: usize) -> Grant<'_> {
 
 /// Fails with `inval` when an array has more than [`IOV_MAX`] entries.
 fn check_len<T>(iovs: &GuestPtr<[T]>) -> Result<(), types::Error> {
-    if iovs.len() > IOV_MAX { Err(Errno::Inval.into()) } else { Ok(()) }
+    if iovs.len() > IOV_MAX {
+        Err(Errno::Inval.into())
+    } else {
+        Ok(())
+    }
 }
 
 /// Total bytes the buffers of an `iovec` array can take (saturating).

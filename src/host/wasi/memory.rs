@@ -21,7 +21,8 @@ pub(super) fn with_memory<R>(
         return f(&mut GuestMemory::Shared(shared.data()), &mut ctx);
     }
     // A module without a shared memory has one thread: the clones cost nothing there.
-    let (group, tid, slot): (_, _, std::sync::Arc<WaitSlot>) = (data.group.clone(), data.tid, data.waiter.slot().clone());
+    let (group, tid, slot): (_, _, std::sync::Arc<WaitSlot>) =
+        (data.group.clone(), data.tid, data.waiter.slot().clone());
     let mut ctx = Ctx { group: &group, tid, slot: &slot };
     match caller.get_export("memory") {
         Some(Extern::Memory(m)) => f(&mut GuestMemory::Unshared(m.data_mut(&mut *caller)), &mut ctx),

@@ -31,7 +31,7 @@ mod setup;
 mod sock;
 mod stat;
 
-pub(crate) use linker::{P1_FUNCTIONS, P1_MODULE, add_to_linker};
+pub(crate) use linker::{add_to_linker, P1_FUNCTIONS, P1_MODULE};
 pub(crate) use setup::open_fds;
 
 use crate::group::{Group, WaitSlot};
@@ -46,7 +46,10 @@ pub(super) struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// The descriptor at `fd` (a brief read lock of the table, then an `Arc` clone).
-    pub(super) fn descriptor(&self, fd: wasmtime_wasi::p1::types::Fd) -> Result<std::sync::Arc<crate::io::OpenFd>, wasmtime_wasi::p1::types::Error> {
+    pub(super) fn descriptor(
+        &self,
+        fd: wasmtime_wasi::p1::types::Fd,
+    ) -> Result<std::sync::Arc<crate::io::OpenFd>, wasmtime_wasi::p1::types::Error> {
         self.group.fds.get(u32::from(fd)).map_err(errno::fd)
     }
 }

@@ -38,7 +38,9 @@ use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use cap_primitives::fs::{DirOptions, FileTypeExt as _, FollowSymlinks, MetadataExt as _, OpenOptions, OpenOptionsExt as _};
+use cap_primitives::fs::{
+    DirOptions, FileTypeExt as _, FollowSymlinks, MetadataExt as _, OpenOptions, OpenOptionsExt as _,
+};
 use rustix::fs::{AtFlags, OFlags, Timespec, Timestamps};
 use wasmtime_wasi::p1::types::{self, Errno, Filetype, Fstflags, Lookupflags, Oflags, Rights};
 use wiggle::{GuestMemory, GuestPtr};
@@ -67,11 +69,19 @@ fn as_dir(d: &Descriptor) -> Result<&DirDesc, types::Error> {
 
 /// Refuses any change under a read-only preopen.
 fn writable(d: &DirDesc) -> Result<(), types::Error> {
-    if d.read_only { Err(Errno::Perm.into()) } else { Ok(()) }
+    if d.read_only {
+        Err(Errno::Perm.into())
+    } else {
+        Ok(())
+    }
 }
 
 fn follow(flags: Lookupflags) -> FollowSymlinks {
-    if flags.contains(Lookupflags::SYMLINK_FOLLOW) { FollowSymlinks::Yes } else { FollowSymlinks::No }
+    if flags.contains(Lookupflags::SYMLINK_FOLLOW) {
+        FollowSymlinks::Yes
+    } else {
+        FollowSymlinks::No
+    }
 }
 
 /// The WASI file type of a host `st_mode` / `d_type` type (FIFOs have no WASI code:
@@ -131,7 +141,17 @@ fn read_path<'m>(memory: &'m GuestMemory<'_>, path: GuestPtr<str>) -> Result<std
     Ok(memory.as_cow_str(path)?)
 }
 
-pub(super) fn path_open(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, dirfd: types::Fd, dirflags: types::Lookupflags, path: GuestPtr<str>, oflags: types::Oflags, fs_rights_base: types::Rights, _fs_rights_inheriting: types::Rights, fdflags: types::Fdflags) -> Result<types::Fd, types::Error> {
+pub(super) fn path_open(
+    ctx: &mut Ctx<'_>,
+    memory: &mut GuestMemory<'_>,
+    dirfd: types::Fd,
+    dirflags: types::Lookupflags,
+    path: GuestPtr<str>,
+    oflags: types::Oflags,
+    fs_rights_base: types::Rights,
+    _fs_rights_inheriting: types::Rights,
+    fdflags: types::Fdflags,
+) -> Result<types::Fd, types::Error> {
     let desc = ctx.descriptor(dirfd)?;
     let parent = match &**desc {
         Descriptor::Dir(d) => d,
@@ -221,7 +241,14 @@ pub(super) fn path_open(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, dirfd: 
 /// Opens `path` under `parent` (always `O_NONBLOCK`). With `wait_for_reader` (a
 /// write-only open the guest wants blocking), a FIFO without a reader is retried until
 /// one appears, sleeping through the teardown in between.
-fn open_interruptibly(ctx: &Ctx<'_>, parent: &DirDesc, path: &Path, opts: &OpenOptions, wait_for_reader: bool, dirflags: Lookupflags) -> Result<std::fs::File, types::Error> {
+fn open_interruptibly(
+    ctx: &Ctx<'_>,
+    parent: &DirDesc,
+    path: &Path,
+    opts: &OpenOptions,
+    wait_for_reader: bool,
+    dirflags: Lookupflags,
+) -> Result<std::fs::File, types::Error> {
     let mut delay = Duration::from_millis(1);
     let mut is_fifo = None;
     loop {
@@ -248,7 +275,13 @@ fn open_interruptibly(ctx: &Ctx<'_>, parent: &DirDesc, path: &Path, opts: &OpenO
 // ---------------------------------------------------------------------------------------
 // metadata
 
-pub(super) fn path_filestat_get(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, dirfd: types::Fd, flags: types::Lookupflags, path: GuestPtr<str>) -> Result<types::Filestat, types::Error> {
+pub(super) fn path_filestat_get(
+    ctx: &mut Ctx<'_>,
+    memory: &mut GuestMemory<'_>,
+    dirfd: types::Fd,
+    flags: types::Lookupflags,
+    path: GuestPtr<str>,
+) -> Result<types::Filestat, types::Error> {
     let desc = dir_desc(ctx, dirfd)?;
     let d = as_dir(&desc)?;
     let path = read_path(memory, path)?;
@@ -267,7 +300,16 @@ fn timespec(set: bool, now: bool, ts: types::Timestamp) -> Result<Timespec, type
     })
 }
 
-pub(super) fn path_filestat_set_times(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, dirfd: types::Fd, flags: types::Lookupflags, path: GuestPtr<str>, atim: types::Timestamp, mtim: types::Timestamp, fst_flags: types::Fstflags) -> Result<(), types::Error> {
+pub(super) fn path_filestat_set_times(
+    ctx: &mut Ctx<'_>,
+    memory: &mut GuestMemory<'_>,
+    dirfd: types::Fd,
+    flags: types::Lookupflags,
+    path: GuestPtr<str>,
+    atim: types::Timestamp,
+    mtim: types::Timestamp,
+    fst_flags: types::Fstflags,
+) -> Result<(), types::Error> {
     let times = Timestamps {
         last_access: timespec(fst_flags.contains(Fstflags::ATIM), fst_flags.contains(Fstflags::ATIM_NOW), atim)?,
         last_modification: timespec(fst_flags.contains(Fstflags::MTIM), fst_flags.contains(Fstflags::MTIM_NOW), mtim)?,
@@ -296,7 +338,12 @@ pub(super) fn path_filestat_set_times(ctx: &mut Ctx<'_>, memory: &mut GuestMemor
 // ---------------------------------------------------------------------------------------
 // creating and removing
 
-pub(super) fn path_create_directory(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, dirfd: types::Fd, path: GuestPtr<str>) -> Result<(), types::Error> {
+pub(super) fn path_create_directory(
+    ctx: &mut Ctx<'_>,
+    memory: &mut GuestMemory<'_>,
+    dirfd: types::Fd,
+    path: GuestPtr<str>,
+) -> Result<(), types::Error> {
     let desc = dir_desc(ctx, dirfd)?;
     let d = as_dir(&desc)?;
     let path = read_path(memory, path)?;
@@ -304,7 +351,12 @@ pub(super) fn path_create_directory(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<
     cap_primitives::fs::create_dir(&d.dir, Path::new(&*path), &DirOptions::new()).map_err(errno::io)
 }
 
-pub(super) fn path_remove_directory(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, dirfd: types::Fd, path: GuestPtr<str>) -> Result<(), types::Error> {
+pub(super) fn path_remove_directory(
+    ctx: &mut Ctx<'_>,
+    memory: &mut GuestMemory<'_>,
+    dirfd: types::Fd,
+    path: GuestPtr<str>,
+) -> Result<(), types::Error> {
     let desc = dir_desc(ctx, dirfd)?;
     let d = as_dir(&desc)?;
     let path = read_path(memory, path)?;
@@ -312,7 +364,12 @@ pub(super) fn path_remove_directory(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<
     cap_primitives::fs::remove_dir(&d.dir, Path::new(&*path)).map_err(errno::io)
 }
 
-pub(super) fn path_unlink_file(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, dirfd: types::Fd, path: GuestPtr<str>) -> Result<(), types::Error> {
+pub(super) fn path_unlink_file(
+    ctx: &mut Ctx<'_>,
+    memory: &mut GuestMemory<'_>,
+    dirfd: types::Fd,
+    path: GuestPtr<str>,
+) -> Result<(), types::Error> {
     let desc = dir_desc(ctx, dirfd)?;
     let d = as_dir(&desc)?;
     let path = read_path(memory, path)?;
@@ -320,7 +377,14 @@ pub(super) fn path_unlink_file(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, 
     cap_primitives::fs::remove_file(&d.dir, Path::new(&*path)).map_err(errno::io)
 }
 
-pub(super) fn path_rename(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, src_fd: types::Fd, src_path: GuestPtr<str>, dest_fd: types::Fd, dest_path: GuestPtr<str>) -> Result<(), types::Error> {
+pub(super) fn path_rename(
+    ctx: &mut Ctx<'_>,
+    memory: &mut GuestMemory<'_>,
+    src_fd: types::Fd,
+    src_path: GuestPtr<str>,
+    dest_fd: types::Fd,
+    dest_path: GuestPtr<str>,
+) -> Result<(), types::Error> {
     let src = dir_desc(ctx, src_fd)?;
     let dest = dir_desc(ctx, dest_fd)?;
     let (src, dest) = (as_dir(&src)?, as_dir(&dest)?);
@@ -331,7 +395,15 @@ pub(super) fn path_rename(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, src_f
     cap_primitives::fs::rename(&src.dir, Path::new(&*src_path), &dest.dir, Path::new(&*dest_path)).map_err(errno::io)
 }
 
-pub(super) fn path_link(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, src_fd: types::Fd, src_flags: types::Lookupflags, src_path: GuestPtr<str>, target_fd: types::Fd, target_path: GuestPtr<str>) -> Result<(), types::Error> {
+pub(super) fn path_link(
+    ctx: &mut Ctx<'_>,
+    memory: &mut GuestMemory<'_>,
+    src_fd: types::Fd,
+    src_flags: types::Lookupflags,
+    src_path: GuestPtr<str>,
+    target_fd: types::Fd,
+    target_path: GuestPtr<str>,
+) -> Result<(), types::Error> {
     let src = dir_desc(ctx, src_fd)?;
     let target = dir_desc(ctx, target_fd)?;
     let (src, target) = (as_dir(&src)?, as_dir(&target)?);
@@ -344,10 +416,17 @@ pub(super) fn path_link(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, src_fd:
     if src_flags.contains(Lookupflags::SYMLINK_FOLLOW) {
         return Err(Errno::Inval.into());
     }
-    cap_primitives::fs::hard_link(&src.dir, Path::new(&*src_path), &target.dir, Path::new(&*target_path)).map_err(errno::io)
+    cap_primitives::fs::hard_link(&src.dir, Path::new(&*src_path), &target.dir, Path::new(&*target_path))
+        .map_err(errno::io)
 }
 
-pub(super) fn path_symlink(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, src_path: GuestPtr<str>, dirfd: types::Fd, dest_path: GuestPtr<str>) -> Result<(), types::Error> {
+pub(super) fn path_symlink(
+    ctx: &mut Ctx<'_>,
+    memory: &mut GuestMemory<'_>,
+    src_path: GuestPtr<str>,
+    dirfd: types::Fd,
+    dest_path: GuestPtr<str>,
+) -> Result<(), types::Error> {
     let desc = dir_desc(ctx, dirfd)?;
     let d = as_dir(&desc)?;
     let target = read_path(memory, src_path)?;
@@ -358,7 +437,14 @@ pub(super) fn path_symlink(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, src_
     cap_primitives::fs::symlink(Path::new(&*target), &d.dir, Path::new(&*dest_path)).map_err(errno::io)
 }
 
-pub(super) fn path_readlink(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, dirfd: types::Fd, path: GuestPtr<str>, buf: GuestPtr<u8>, buf_len: types::Size) -> Result<types::Size, types::Error> {
+pub(super) fn path_readlink(
+    ctx: &mut Ctx<'_>,
+    memory: &mut GuestMemory<'_>,
+    dirfd: types::Fd,
+    path: GuestPtr<str>,
+    buf: GuestPtr<u8>,
+    buf_len: types::Size,
+) -> Result<types::Size, types::Error> {
     let desc = dir_desc(ctx, dirfd)?;
     let d = as_dir(&desc)?;
     let path = read_path(memory, path)?;
@@ -418,14 +504,18 @@ fn entry_type(cursor: &DirCursor, e: &rustix::fs::DirEntry) -> Filetype {
     if t != rustix::fs::FileType::Unknown {
         return filetype_of(t);
     }
-    let stat = cursor
-        .stream
-        .fd()
-        .and_then(|fd| rustix::fs::statat(fd, e.file_name(), AtFlags::SYMLINK_NOFOLLOW));
+    let stat = cursor.stream.fd().and_then(|fd| rustix::fs::statat(fd, e.file_name(), AtFlags::SYMLINK_NOFOLLOW));
     stat.map_or(Filetype::Unknown, |st| filetype_of(rustix::fs::FileType::from_raw_mode(st.st_mode)))
 }
 
-pub(super) fn fd_readdir(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, fd: types::Fd, buf: GuestPtr<u8>, buf_len: types::Size, cookie: types::Dircookie) -> Result<types::Size, types::Error> {
+pub(super) fn fd_readdir(
+    ctx: &mut Ctx<'_>,
+    memory: &mut GuestMemory<'_>,
+    fd: types::Fd,
+    buf: GuestPtr<u8>,
+    buf_len: types::Size,
+    cookie: types::Dircookie,
+) -> Result<types::Size, types::Error> {
     let desc = dir_desc(ctx, fd)?;
     let d = as_dir(&desc)?;
     let cap = buf_len as usize;
@@ -449,7 +539,14 @@ pub(super) fn fd_readdir(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, fd: ty
 /// truncated if it does not fit (as the WASI spec says: the guest then asks again from
 /// that entry with a larger buffer). Reuses the cursor when the guest continues where
 /// the last call stopped, so reading a directory takes time linear in its size.
-fn fill(ctx: &Ctx<'_>, d: &DirDesc, slot: &mut Option<DirCursor>, cookie: u64, cap: usize, out: &mut Vec<u8>) -> Result<(), types::Error> {
+fn fill(
+    ctx: &Ctx<'_>,
+    d: &DirDesc,
+    slot: &mut Option<DirCursor>,
+    cookie: u64,
+    cap: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), types::Error> {
     let cursor = match slot {
         Some(c) if c.pos <= cookie => c,
         Some(c) => {

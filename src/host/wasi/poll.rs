@@ -52,9 +52,9 @@ use wasmtime_wasi::p1::types::{
 };
 use wiggle::{GuestMemory, GuestPtr};
 
-use super::{Ctx, errno};
+use super::{errno, Ctx};
 use crate::group::Group;
-use crate::io::{Descriptor, OpenFd, FileKind, InputStream};
+use crate::io::{Descriptor, FileKind, InputStream, OpenFd};
 
 /// Most subscriptions in one call (48 MiB of guest memory); more is `nomem`.
 pub(super) const MAX_SUBSCRIPTIONS: u32 = 1 << 20;
@@ -78,9 +78,8 @@ struct Clocks {
 
 impl Clocks {
     fn now(group: &Group) -> Clocks {
-        let wall_ns = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let wall_ns =
+            SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
         Clocks { start: Instant::now(), wall_ns, zero: group.clock_zero }
     }
 
@@ -177,7 +176,8 @@ fn polled_event(fd: BorrowedFd<'_>, revents: PollFlags, write: bool) -> Option<(
     if !revents.intersects(wanted | PollFlags::HUP | PollFlags::ERR | PollFlags::NVAL) {
         return None;
     }
-    let hangup = if revents.contains(PollFlags::HUP) { Eventrwflags::FD_READWRITE_HANGUP } else { Eventrwflags::empty() };
+    let hangup =
+        if revents.contains(PollFlags::HUP) { Eventrwflags::FD_READWRITE_HANGUP } else { Eventrwflags::empty() };
     if revents.contains(PollFlags::NVAL) {
         return Some((Errno::Badf, Eventrwflags::empty(), 0));
     }
@@ -192,7 +192,13 @@ fn event(userdata: types::Userdata, type_: Eventtype, (error, flags, nbytes): (E
     Event { userdata, error, type_, fd_readwrite: EventFdReadwrite { nbytes, flags } }
 }
 
-pub(super) fn poll_oneoff(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, subs: GuestPtr<types::Subscription>, events: GuestPtr<types::Event>, nsubscriptions: types::Size) -> Result<types::Size, types::Error> {
+pub(super) fn poll_oneoff(
+    ctx: &mut Ctx<'_>,
+    memory: &mut GuestMemory<'_>,
+    subs: GuestPtr<types::Subscription>,
+    events: GuestPtr<types::Event>,
+    nsubscriptions: types::Size,
+) -> Result<types::Size, types::Error> {
     if nsubscriptions == 0 {
         return Err(Errno::Inval.into());
     }
@@ -275,7 +281,9 @@ pub(super) fn poll_oneoff(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, subs:
         let sub = memory.read(sub?)?;
         let e = match sub.u {
             SubscriptionU::Clock(ref c) => match clocks.deadline(c)? {
-                Some(t) if t <= now => event(sub.userdata, Eventtype::Clock, (Errno::Success, Eventrwflags::empty(), 0)),
+                Some(t) if t <= now => {
+                    event(sub.userdata, Eventtype::Clock, (Errno::Success, Eventrwflags::empty(), 0))
+                }
                 _ => continue,
             },
             SubscriptionU::FdRead(ref rw) | SubscriptionU::FdWrite(ref rw) => {

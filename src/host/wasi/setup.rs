@@ -3,7 +3,7 @@
 
 use std::os::unix::fs::OpenOptionsExt;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{bail, Context, Result};
 
 use crate::config::RunConfig;
 use crate::io::{Descriptor, DirDesc, FdTable};
@@ -27,10 +27,7 @@ pub(crate) fn open_fds(config: &RunConfig) -> Result<FdTable> {
             .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
             .open(&p.host)
             .with_context(|| format!("opening directory {} for the guest", p.host.display()))?;
-        table
-            .insert(Descriptor::Dir(DirDesc::new(dir, Some(p.guest.clone()), p.read_only)))
-            .ok()
-            .context(full)?;
+        table.insert(Descriptor::Dir(DirDesc::new(dir, Some(p.guest.clone()), p.read_only))).ok().context(full)?;
     }
     Ok(table)
 }

@@ -32,7 +32,7 @@ use rustix::net::{RecvAncillaryBuffer, RecvFlags, ReturnFlags, SendFlags, Shutdo
 use wasmtime_wasi::p1::types::{self, Errno, Fdflags, Riflags, Roflags, Sdflags};
 use wiggle::GuestMemory;
 
-use super::{Ctx, errno, iovec};
+use super::{errno, iovec, Ctx};
 use crate::io::{Descriptor, FileDesc, FileKind, InputStream};
 
 /// The socket a call works on, and whether the guest asked not to wait.
@@ -64,7 +64,13 @@ fn wait(ctx: &Ctx<'_>, sock: &Sock<'_>, flags: PollFlags) -> Result<(), types::E
     Ok(())
 }
 
-pub(super) fn sock_recv(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, fd: types::Fd, ri_data: types::IovecArray, ri_flags: types::Riflags) -> Result<(types::Size, types::Roflags), types::Error> {
+pub(super) fn sock_recv(
+    ctx: &mut Ctx<'_>,
+    memory: &mut GuestMemory<'_>,
+    fd: types::Fd,
+    ri_data: types::IovecArray,
+    ri_flags: types::Riflags,
+) -> Result<(types::Size, types::Roflags), types::Error> {
     let desc = ctx.descriptor(fd)?;
     let sock = match &**desc {
         Descriptor::Stdin => match (&ctx.group.stdio.stdin, ctx.group.stdio.stdin.fd()) {
@@ -118,7 +124,13 @@ pub(super) fn sock_recv(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, fd: typ
     Ok((n, if truncated { Roflags::RECV_DATA_TRUNCATED } else { Roflags::empty() }))
 }
 
-pub(super) fn sock_send(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, fd: types::Fd, si_data: types::CiovecArray, _si_flags: types::Siflags) -> Result<types::Size, types::Error> {
+pub(super) fn sock_send(
+    ctx: &mut Ctx<'_>,
+    memory: &mut GuestMemory<'_>,
+    fd: types::Fd,
+    si_data: types::CiovecArray,
+    _si_flags: types::Siflags,
+) -> Result<types::Size, types::Error> {
     let desc = ctx.descriptor(fd)?;
     let sock = match &**desc {
         Descriptor::Stdin => return Err(Errno::Badf.into()),
@@ -152,7 +164,12 @@ pub(super) fn sock_send(ctx: &mut Ctx<'_>, memory: &mut GuestMemory<'_>, fd: typ
     u32::try_from(sent).map_err(|_| Errno::Overflow.into())
 }
 
-pub(super) fn sock_shutdown(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, fd: types::Fd, how: types::Sdflags) -> Result<(), types::Error> {
+pub(super) fn sock_shutdown(
+    ctx: &mut Ctx<'_>,
+    _memory: &mut GuestMemory<'_>,
+    fd: types::Fd,
+    how: types::Sdflags,
+) -> Result<(), types::Error> {
     let desc = ctx.descriptor(fd)?;
     let f = match &**desc {
         Descriptor::Stdin => return Err(Errno::Notsup.into()),
@@ -168,7 +185,12 @@ pub(super) fn sock_shutdown(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, fd
     rustix::net::shutdown(&f.file, how).map_err(errno::sys)
 }
 
-pub(super) fn sock_accept(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, fd: types::Fd, flags: types::Fdflags) -> Result<types::Fd, types::Error> {
+pub(super) fn sock_accept(
+    ctx: &mut Ctx<'_>,
+    _memory: &mut GuestMemory<'_>,
+    fd: types::Fd,
+    flags: types::Fdflags,
+) -> Result<types::Fd, types::Error> {
     let desc = ctx.descriptor(fd)?;
     let listener = match &**desc {
         Descriptor::Stdin => return Err(Errno::Notsup.into()),
@@ -187,7 +209,14 @@ pub(super) fn sock_accept(ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, fd: 
             Err(e) => return Err(errno::sys(e)),
         }
     };
-    let file = FileDesc::new(std::fs::File::from(conn), FileKind::Socket, true, true, false, flags.contains(Fdflags::NONBLOCK));
+    let file = FileDesc::new(
+        std::fs::File::from(conn),
+        FileKind::Socket,
+        true,
+        true,
+        false,
+        flags.contains(Fdflags::NONBLOCK),
+    );
     // A full table drops (closes) the new connection.
     let fd = ctx.group.fds.insert(Descriptor::File(file)).map_err(errno::fd)?;
     Ok(types::Fd::from(fd))
