@@ -16,6 +16,7 @@
 //! leaf    pool    -                                            OS threads for guest threads
 //! leaf    io      -                                            stdio specs and live streams
 //! leaf    trace   -                                            offsets and backtraces in the user's module
+//! leaf    limits  -                                            budgets: the one primitive behind every cap
 //! core    config  exit io                                      what one run gets
 //! core    group   exit io pool trace                           a run's threads: state, spawn, teardown
 //! core    host    group io config                              every import: WASI, thread-spawn, atomics
@@ -30,7 +31,10 @@ mod engine;
 mod exit;
 mod group;
 mod host;
+// Used by the fd table, the copy buffers and the group as they move onto it (issue 19).
 pub mod io;
+#[allow(dead_code)]
+mod limits;
 mod module;
 mod pool;
 mod run;
