@@ -17,9 +17,10 @@
 //! leaf    io      -                                            stdio specs and live streams
 //! leaf    trace   -                                            offsets and backtraces in the user's module
 //! leaf    limits  -                                            budgets: the one primitive behind every cap
+//! leaf    wait    pool                                         interruptible waits: the run's end wakes every one
 //! core    config  exit io                                      what one run gets
-//! core    group   exit io pool trace                           a run's threads: state, spawn, teardown
-//! core    host    group io config                              every import: WASI, thread-spawn, atomics
+//! core    group   exit io pool trace wait                      a run's threads: state, spawn, teardown
+//! core    host    group io config wait                         every import: WASI, thread-spawn, atomics
 //! core    engine  pool                                         the Wasmtime engine and pool
 //! core    module  engine group host trace                      load, shape checks, rewrite
 //! top     run     config exit group host io module             the public Run: joins the rest
@@ -39,6 +40,7 @@ mod module;
 mod pool;
 mod run;
 mod trace;
+mod wait;
 
 pub mod ffi;
 

@@ -23,7 +23,7 @@ mod thread;
 
 pub(crate) use coredump::Recorder;
 pub(crate) use interrupt::{InterruptPage, PAGE_BYTES as INTERRUPT_PAGE_BYTES};
-pub(crate) use teardown::{Teardown, Terminated, WaitSlot, Waiter};
+pub(crate) use teardown::Teardown;
 pub(crate) use thread::THREAD_START;
 
 use std::collections::BTreeSet;
@@ -44,7 +44,7 @@ pub(crate) struct StoreData {
     pub(crate) group: Arc<Group>,
     pub(crate) tid: i32,
     /// Where this thread records what it is parked on, for teardown (`teardown.rs`).
-    pub(crate) waiter: Waiter,
+    pub(crate) waiter: crate::wait::Waiter,
     /// Table elements and private-memory bytes this store took from the run's budgets
     /// (`limits.rs`).
     table_elements: u64,
@@ -218,7 +218,7 @@ impl Group {
         let data = StoreData {
             group: self.clone(),
             tid,
-            waiter: self.teardown.waiter(tid),
+            waiter: self.teardown.signal.waiter(tid),
             table_elements: 0,
             memory_bytes: 0,
         };
@@ -227,7 +227,7 @@ impl Group {
         if self.teardown.uses_epochs() {
             store.set_epoch_deadline(1);
             store.epoch_deadline_callback(|ctx| {
-                ctx.data().group.teardown.bail_if_ending()?;
+                ctx.data().group.teardown.signal.bail_if_ending()?;
                 Ok(wasmtime::UpdateDeadline::Continue(1))
             });
         }

@@ -36,12 +36,12 @@ impl Group {
             // At the limit, give a thread that is just leaving (its joiner already woke up,
             // it is returning from wasm) a moment to count itself out.
             let grace = Instant::now() + LIMIT_GRACE;
-            while st.spawned >= self.max_threads && !self.teardown.is_ending() {
+            while st.spawned >= self.max_threads && !self.teardown.signal.is_ending() {
                 if self.cond.wait_until(&mut st, grace).timed_out() {
                     break;
                 }
             }
-            self.teardown.bail_if_ending()?;
+            self.teardown.signal.bail_if_ending()?;
             if st.spawned >= self.max_threads {
                 drop(st);
                 let limit = self.max_threads;

@@ -10,8 +10,9 @@ use wasmtime_wasi::I32Exit;
 
 use parking_lot::{Condvar, Mutex};
 
-use super::{Group, StoreData, Terminated};
+use super::{Group, StoreData};
 use crate::exit::{panic_message, RunExit, ThreadExit};
+use crate::wait::Terminated;
 
 /// The export that runs a spawned thread, fixed by the wasi-threads proposal.
 pub(crate) const THREAD_START: &str = "wasi_thread_start";
@@ -53,7 +54,7 @@ impl Started {
             }
             self.cond.wait(&mut slot);
         };
-        teardown.bail_if_ending()?;
+        teardown.signal.bail_if_ending()?;
         Ok(answer)
     }
 }
@@ -138,7 +139,7 @@ fn run_thread(group: Arc<Group>, mut store: Store<StoreData>, entry: Entry) {
                 if let Some(cb) = &group.on_thread_start {
                     cb(tid);
                 }
-                group.teardown.bail_if_ending()?;
+                group.teardown.signal.bail_if_ending()?;
                 // Here, not on the host's thread: a start function that never returns is
                 // then stopped by timeout or cancel like any guest code.
                 let instance = group.pre().instantiate(&mut store)?;
@@ -159,7 +160,7 @@ fn run_thread(group: Arc<Group>, mut store: Store<StoreData>, entry: Entry) {
                     cb(tid);
                 }
                 answer.0.set(Ok(()));
-                Some(group.teardown.bail_if_ending().and_then(|()| entry.call(&mut store, (tid, arg))))
+                Some(group.teardown.signal.bail_if_ending().and_then(|()| entry.call(&mut store, (tid, arg))))
             }
         }
     }));

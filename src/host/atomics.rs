@@ -1,7 +1,7 @@
 //! The host side of rewritten `memory.atomic.wait32/64` and `memory.atomic.notify` (see
 //! `module/rewrite.rs`): the same semantics, on `parking_lot_core` queues keyed by the host
 //! address of the word, with each waiter recording that address in its own
-//! [`WaitSlot`](crate::group::WaitSlot) (nothing shared by the run's threads), so that
+//! [`WaitSlot`](crate::wait::WaitSlot) (nothing shared by the run's threads), so that
 //! teardown can wake it.
 //!
 //! Also the names of these imports ([`AtomicImport`]): the contract between the rewrite,
@@ -10,10 +10,11 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use parking_lot_core::{FilterOp, ParkResult, DEFAULT_PARK_TOKEN, DEFAULT_UNPARK_TOKEN};
+use parking_lot_core::{FilterOp, DEFAULT_UNPARK_TOKEN};
 use wasmtime::{Caller, Linker, SharedMemory, Trap};
 
-use crate::group::{StoreData, Teardown};
+use crate::group::StoreData;
+use crate::wait::ParkResult;
 
 /// Import module of the host functions added by the rewrite.
 pub(crate) const ATOMICS_MODULE: &str = "wasithreads:internal";
@@ -125,7 +126,7 @@ fn memory(data: &StoreData) -> Result<&SharedMemory, Trap> {
 }
 
 fn wait(data: &StoreData, addr: i32, offset: u64, size: u64, expected: u64, timeout_ns: i64) -> wasmtime::Result<i32> {
-    let teardown: &Teardown = &data.group.teardown;
+    let signal = &data.group.teardown.signal;
     let key = locate(memory(data)?, addr, offset, size)?;
     // Negative timeouts mean "forever".
     let deadline = u64::try_from(timeout_ns).ok().and_then(|ns| Instant::now().checked_add(Duration::from_nanos(ns)));
@@ -142,16 +143,10 @@ fn wait(data: &StoreData, addr: i32, offset: u64, size: u64, expected: u64, time
             }
         }
     };
-    let slot = data.waiter.slot();
-    slot.parking_at(key);
-    // The check of `ending` runs under the queue's lock, like teardown's wake-up of this
-    // key, so a thread either sees the run ending or is in the queue when it is woken.
-    let validate = || !teardown.is_ending() && current() == expected;
     // SAFETY: the key is an address inside guest memory, which no other parking_lot user
-    // parks on; the callbacks do not panic or call into parking_lot.
-    let result = unsafe { parking_lot_core::park(key, validate, || {}, |_, _| {}, DEFAULT_PARK_TOKEN, deadline) };
-    slot.unparked();
-    teardown.bail_if_ending()?;
+    // parks on; `current` neither panics nor calls into parking_lot.
+    let result = unsafe { signal.park(data.waiter.slot(), key, || current() == expected, deadline) };
+    signal.bail_if_ending()?;
     Ok(match result {
         ParkResult::Unparked(_) => 0, // "ok"
         ParkResult::Invalid => 1,     // "not-equal"

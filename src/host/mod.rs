@@ -6,8 +6,7 @@
 //!   `memory.atomic.notify` (the rewrite itself is `module/rewrite.rs`).
 //!
 //! Host functions reach their run through [`StoreData`]; they block only through the
-//! primitives of the group's [`Teardown`](crate::group::Teardown), so that every one of
-//! them wakes when the run ends.
+//! primitives of [`crate::wait`], so that every one of them wakes when the run ends.
 
 pub(crate) mod atomics;
 mod spawn;

@@ -155,7 +155,7 @@ pub(super) fn random_get(
     let mut done = 0u32;
     while done < buf_len {
         // A 4 GiB request takes seconds: stop between chunks when the run ends.
-        ctx.group.teardown.bail_if_ending().map_err(errno::trap)?;
+        ctx.group.teardown.signal.bail_if_ending().map_err(errno::trap)?;
         let n = (buf_len - done).min(chunk.len() as u32);
         let part = &mut chunk[..n as usize];
         rng.fill_bytes(part);

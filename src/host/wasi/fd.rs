@@ -78,7 +78,7 @@ fn retry_blocking<T>(
                 if f.is_nonblock() {
                     return Err(Errno::Again.into());
                 }
-                ctx.group.teardown.wait_fd(f.file.as_fd(), flags, None).map_err(errno::trap)?;
+                ctx.group.teardown.signal.wait_fd(f.file.as_fd(), flags, None).map_err(errno::trap)?;
             }
             Err(e) => return Err(errno::sys(e)),
         }
@@ -214,7 +214,7 @@ fn size(n: usize) -> Result<types::Size, types::Error> {
 
 /// Waits until `fd` is ready for `flags`, or fails when the run ends.
 fn wait(ctx: &Ctx<'_>, fd: BorrowedFd<'_>, flags: PollFlags) -> wasmtime::Result<()> {
-    ctx.group.teardown.wait_fd(fd, flags, None).map(drop)
+    ctx.group.teardown.signal.wait_fd(fd, flags, None).map(drop)
 }
 
 /// `fd_read` of the run's stdin.
@@ -226,7 +226,7 @@ fn read_stdin(
     let cap = iovec::capacity(memory, iovs)?;
     let grant = iovec::reserve(&ctx.group.fds, cap.min(MAX_STREAM_READ));
     let ready = |fd: BorrowedFd<'_>| wait(ctx, fd, PollFlags::IN);
-    let alive = || ctx.group.teardown.bail_if_ending();
+    let alive = || ctx.group.teardown.signal.bail_if_ending();
     let data = ctx.group.stdio.stdin.read(grant.len, &ready, &alive).map_err(errno::trap)?.map_err(errno::io)?;
     iovec::scatter(memory, iovs, &data)?;
     size(data.len())

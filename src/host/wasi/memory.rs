@@ -5,7 +5,8 @@ use wiggle::GuestMemory;
 
 use super::Ctx;
 
-use crate::group::{StoreData, WaitSlot};
+use crate::group::StoreData;
+use crate::wait::WaitSlot;
 
 /// Calls `f` with the guest memory of the caller and a [`Ctx`] of its group, tid and
 /// wait slot.

@@ -2,8 +2,8 @@
 //! system calls (`rustix`, and `cap-primitives` for sandboxed path resolution), with no
 //! run-wide lock: the run's descriptor table ([`FdTable`](crate::io::FdTable)) is
 //! locked only to look a descriptor up, and all I/O runs on the calling guest thread.
-//! Every call that can block waits through the group's
-//! [`Teardown`](crate::group::Teardown), so it wakes when the run ends.
+//! Every call that can block waits through [`crate::wait`], so it wakes when
+//! the run ends.
 //!
 //! - `linker.rs`: registers every function, through wiggle's generated entry points;
 //! - `ctx.rs`: the `WasiSnapshotPreview1` trait for one call, handing over to:
@@ -34,7 +34,8 @@ mod stat;
 pub(crate) use linker::{add_to_linker, P1_FUNCTIONS, P1_MODULE};
 pub(crate) use setup::open_fds;
 
-use crate::group::{Group, WaitSlot};
+use crate::group::Group;
+use crate::wait::WaitSlot;
 
 /// One WASI call of one guest thread: what every function gets.
 pub(super) struct Ctx<'a> {

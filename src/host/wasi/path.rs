@@ -20,7 +20,7 @@
 //!   non-blocking. POSIX's blocking open waits for a reader instead, and so do we unless
 //!   the guest asked for `fdflags::nonblock` (then it gets `nxio`, as POSIX): the open is
 //!   retried after a short sleep (1 ms, doubling up to 50 ms) through
-//!   [`Teardown::sleep_until`](crate::group::Teardown::sleep_until), so the call ends
+//!   [`Signal::sleep_until`](crate::wait::Signal::sleep_until), so the call ends
 //!   as soon as a reader appears or the run ends;
 //! - opening a FIFO for reading returns at once, with or without a writer (as POSIX's
 //!   non-blocking open); a read then waits through the teardown (`fd.rs`);
@@ -267,7 +267,7 @@ fn open_interruptibly(
         if !fifo {
             return Err(errno::io(e));
         }
-        ctx.group.teardown.sleep_until(ctx.slot, Some(Instant::now() + delay)).map_err(errno::trap)?;
+        ctx.group.teardown.signal.sleep_until(ctx.slot, Some(Instant::now() + delay)).map_err(errno::trap)?;
         delay = (delay * 2).min(FIFO_RETRY_MAX);
     }
 }

@@ -218,7 +218,7 @@ pub(super) fn poll_oneoff(
     let mut index: HashMap<RawFd, usize> = HashMap::new();
     for (i, sub) in subs.iter().enumerate() {
         if i % CHECK_EVERY == CHECK_EVERY - 1 {
-            teardown.bail_if_ending().map_err(errno::trap)?;
+            teardown.signal.bail_if_ending().map_err(errno::trap)?;
         }
         let sub = memory.read(sub?)?;
         let (fd, flag, write) = match sub.u {
@@ -260,12 +260,12 @@ pub(super) fn poll_oneoff(
     }
     let deadline = if ready_now { Some(clocks.start) } else { earliest };
     if !polled.is_empty() {
-        teardown.wait_fds(&mut polled, deadline).map_err(errno::trap)?;
+        teardown.signal.wait_fds(&mut polled, deadline).map_err(errno::trap)?;
     } else if !ready_now {
         // Only clocks (a subscription is either a clock, ready now, or polled), so
         // `earliest` is set unless every deadline is beyond the host's clock.
         while earliest.is_none_or(|t| Instant::now() < t) {
-            teardown.sleep_until(ctx.slot, earliest).map_err(errno::trap)?;
+            teardown.signal.sleep_until(ctx.slot, earliest).map_err(errno::trap)?;
         }
     }
 
@@ -276,7 +276,7 @@ pub(super) fn poll_oneoff(
     let mut count: types::Size = 0;
     for (i, sub) in subs.iter().enumerate() {
         if i % CHECK_EVERY == CHECK_EVERY - 1 {
-            teardown.bail_if_ending().map_err(errno::trap)?;
+            teardown.signal.bail_if_ending().map_err(errno::trap)?;
         }
         let sub = memory.read(sub?)?;
         let e = match sub.u {

@@ -60,7 +60,7 @@ fn wait(ctx: &Ctx<'_>, sock: &Sock<'_>, flags: PollFlags) -> Result<(), types::E
     if sock.nonblock {
         return Err(Errno::Again.into());
     }
-    ctx.group.teardown.wait_fd(sock.fd, flags, None).map_err(errno::trap)?;
+    ctx.group.teardown.signal.wait_fd(sock.fd, flags, None).map_err(errno::trap)?;
     Ok(())
 }
 
