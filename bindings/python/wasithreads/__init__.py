@@ -16,21 +16,23 @@ Set ``WASITHREADS_LIB=/path/to/libwasithreads.so`` to use another build of the l
 than the one shipped in the package.
 """
 
-from ._core import (
-    DEVNULL,
-    CallbackError,
-    Engine,
-    Error,
-    Exit,
-    ExitKind,
-    Module,
-    Run,
-    library_path,
-    version,
-)
+from ._engine import Engine
+from ._errors import CallbackError, Error
+from ._exit import Exit, ExitKind
+from ._ffi import library_path, version
+from ._module import Module
+from ._run import Run
+from ._stdio import DEVNULL
+
+# Tracebacks and reprs name the public path (wasithreads.Error), which stays when the
+# private modules change.
+for _public in (CallbackError, Engine, Error, Exit, ExitKind, Module, Run):
+    _public.__module__ = __name__
+del _public
 
 try:
-    from importlib.metadata import PackageNotFoundError as _NotFound, version as _dist_version
+    from importlib.metadata import PackageNotFoundError as _NotFound
+    from importlib.metadata import version as _dist_version
 
     try:
         __version__ = _dist_version("wasithreads")

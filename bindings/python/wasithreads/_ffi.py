@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import ctypes
 import os
+from _ctypes import CFuncPtr as CFuncPtr  # base class of every ctypes callback object
 from ctypes import POINTER, c_bool, c_char, c_char_p, c_int, c_int32, c_size_t, c_uint8, c_uint32, c_uint64, c_void_p
 from pathlib import Path
-from typing import Optional
 
 #: Environment variable naming a libwasithreads.so to load instead of the packaged one.
 LIB_ENV = "WASITHREADS_LIB"
@@ -31,18 +31,32 @@ WT_EXIT_CODE, WT_EXIT_TRAP, WT_EXIT_TIMEOUT, WT_EXIT_CANCELLED = 0, 1, 2, 3
 WT_THREAD_RETURNED, WT_THREAD_EXITED, WT_THREAD_TRAPPED, WT_THREAD_TERMINATED = 0, 1, 2, 3
 
 
+# The annotations say what ctypes returns for each field (for type checkers; ctypes reads
+# only _fields_).
+
+
 class wt_exit_t(ctypes.Structure):
     _fields_ = [("kind", c_int), ("code", c_int32), ("tid", c_int32), ("message", c_void_p)]
+    kind: int
+    code: int
+    tid: int
+    message: int | None
 
 
 class wt_thread_exit_t(ctypes.Structure):
     # message: WT_THREAD_TRAPPED's trap text; backtrace: where a WT_THREAD_TERMINATED
     # thread was stopped. Both borrowed (valid only during the callback), NULL otherwise.
     _fields_ = [("kind", c_int), ("code", c_int32), ("message", c_char_p), ("backtrace", c_char_p)]
+    kind: int
+    code: int
+    message: bytes | None
+    backtrace: bytes | None
 
 
 class wt_bytes_t(ctypes.Structure):
     _fields_ = [("data", POINTER(c_char)), ("len", c_size_t)]
+    data: ctypes._Pointer[c_char]
+    len: int
 
 
 # Opaque handles are plain void pointers.
@@ -112,7 +126,7 @@ _PROTOTYPES = {
 }
 
 
-def packaged_library() -> Optional[Path]:
+def packaged_library() -> Path | None:
     """The libwasithreads shipped inside the package, if there is one."""
     here = Path(__file__).resolve().parent
     exact = here / "libwasithreads.so"
@@ -123,8 +137,8 @@ def packaged_library() -> Optional[Path]:
     return found[0] if found else None
 
 
-def library_path() -> Path:
-    """The path of the library ``wasithreads`` loads (see the module docstring)."""
+def find_library() -> Path:
+    """The path of the library to load (see the module docstring)."""
     override = os.environ.get(LIB_ENV)
     if override:
         path = Path(override)
@@ -140,8 +154,8 @@ def library_path() -> Path:
     return packaged
 
 
-def _load() -> "ctypes.CDLL":
-    path = library_path()
+def _load() -> ctypes.CDLL:
+    path = find_library()
     try:
         lib = ctypes.CDLL(str(path))
     except OSError as e:
@@ -167,3 +181,14 @@ def _load() -> "ctypes.CDLL":
 #: The path of the loaded library.
 LIB_PATH = ""
 lib = _load()
+
+
+def version() -> str:
+    """The version of the loaded libwasithreads, e.g. ``"0.1.0"``."""
+    raw: bytes = lib.wt_version()
+    return raw.decode()
+
+
+def library_path() -> str:
+    """The path of the libwasithreads.so this package loaded."""
+    return LIB_PATH

@@ -1,0 +1,132 @@
+"""``Module``: a compiled module, run (``run``) or started (``start``) with ``RunOptions``."""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from ctypes import byref
+from typing import TYPE_CHECKING
+
+from . import _config, _ffi
+from ._callbacks import RunState
+from ._errors import check
+from ._exit import Exit, take_exit
+from ._ffi import lib
+from ._handle import Handle, Owned
+from ._options import RunOptions, takes_run_options
+from ._run import Run, is_main_thread
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+
+
+class Module(Owned):
+    """A compiled module (``wt_module_t``), made by ``Engine.load``. Thread-safe: any number
+    of threads may run it at once."""
+
+    def __init__(self, engine: Engine, ptr: int) -> None:
+        self._engine = engine
+        self._h = Handle(ptr, lib.wt_module_free, "module")
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @takes_run_options
+    def run(self, options: RunOptions) -> Exit:
+        """Runs ``_start`` and waits until every guest thread has exited and been joined.
+
+        Callbacks run on guest threads, possibly at the same time for different threads
+        and streams (never two at once for one output stream). If one raises, the run is
+        cancelled and, once it has ended, ``CallbackError`` is raised.
+
+        Ctrl-C (``KeyboardInterrupt`` in the main thread) cancels the run, waits for its
+        threads to stop, and propagates.
+
+        Returns:
+            how the run ended (traps, ``proc_exit``, timeouts are results, not exceptions).
+
+        Raises:
+            Error: the run could not start (no ``_start``, a missing preopen directory, …).
+            CallbackError: a callback raised.
+        """
+        run = Run()
+        try:
+            config, run._keep = _config.build(options, run._state)
+            if (
+                not run._state.user_callbacks
+                and not is_main_thread()
+                and (not run._keep or not threading.current_thread().daemon)
+            ):
+                # No Python callback of the user's (nothing to cancel the run on an
+                # exception) and no Ctrl-C to serve (signals go to the main thread): plain
+                # wt_run, which supervises the run on this thread instead of starting a
+                # supervisor thread. Not in a daemon thread when our own exit trampoline
+                # is registered: such a thread may still be in wt_run at interpreter exit,
+                # and only runs of the start path are cancelled and joined then
+                # (_run._close_runs_at_exit), before guest threads could call into a
+                # finalizing interpreter.
+                return self._run_here(config, run._state)
+            self._launch(run, config)
+            exit = run.wait()
+            assert exit is not None  # no timeout
+            return exit
+        finally:
+            # After Ctrl-C (or any exception, even one raised the moment wt_run_start
+            # returned) this cancels the run first; it always joins every guest thread
+            # and frees the run.
+            run._close(report=False)
+
+    @takes_run_options
+    def start(self, options: RunOptions) -> Run:
+        """Starts a run like ``run`` (same options) and returns at once.
+
+        Use the ``Run`` as a context manager (leaving the block cancels the run if it is
+        still going and frees it) or call ``close()``.
+        """
+        run = Run()
+        config, run._keep = _config.build(options, run._state)
+        try:
+            self._launch(run, config)
+        except BaseException:
+            run._close(report=False)
+            raise
+        return run
+
+    def _run_here(self, config: int | None, state: RunState) -> Exit:
+        """``wt_run`` on the calling thread (not the main thread; no Python callbacks of
+        the user's, at most the binding's own exit trampoline, which never raises)."""
+        raw = _ffi.wt_exit_t()
+        try:
+            self._engine._h.use(
+                lambda engine: self._h.use(lambda module: check(lib.wt_run(engine, module, config, byref(raw))))
+            )
+        finally:
+            lib.wt_run_config_free(config)
+        return take_exit(raw, state.stopped)
+
+    def _launch(self, run: Run, config: int | None) -> None:
+        """Starts ``run`` with ``config`` (and frees the config). wt_run_start writes the
+        pointer straight into the Run, so that an exception at any point (KeyboardInterrupt
+        included) leaves a Run that ``_close`` can free."""
+        out = byref(run._out)
+        try:
+            self._engine._h.use(
+                lambda engine: self._h.use(lambda module: check(lib.wt_run_start(engine, module, config, out)))
+            )
+        finally:
+            lib.wt_run_config_free(config)
+        run._adopt()
+
+    def serialize(self) -> bytes:
+        """The compiled module (machine code included), for ``Engine.deserialize``."""
+        raw = _ffi.wt_bytes_t()
+        self._h.use(lambda module: check(lib.wt_module_serialize(module, byref(raw))))
+        try:
+            return ctypes.string_at(raw.data, raw.len)
+        finally:
+            lib.wt_bytes_free(byref(raw))
+
+    def close(self) -> None:
+        """Releases the module (idempotent). Runs in progress keep it alive."""
+        super().close()

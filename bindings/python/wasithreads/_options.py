@@ -1,0 +1,158 @@
+"""The options of a run: ``RunOptions`` is the one place they are declared (name, type,
+default, meaning); ``Module.run`` and ``Module.start`` take them as keyword arguments
+through ``takes_run_options``, which gives both methods their signature and the
+documentation of every option, for type checkers and for ``help()`` alike.
+
+Adding an option: a field and its entry in the docstring of ``RunOptions``, and the C
+setter that applies it in ``_config.build``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import re
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Callable, TypeVar, Union
+
+from ._callbacks import ThreadExitCallback, ThreadStartCallback
+from ._convert import PathArg
+from ._stdio import Input, Output
+
+if TYPE_CHECKING:
+    from typing_extensions import Concatenate, ParamSpec, dataclass_transform
+
+    P = ParamSpec("P")
+else:
+
+    def dataclass_transform(**_: object) -> Callable[[T], T]:
+        return lambda cls: cls
+
+
+T = TypeVar("T")
+S = TypeVar("S")
+R = TypeVar("R")
+
+Args = Iterable[Union[str, bytes]]
+Env = Union[Mapping[str, str], Iterable[tuple[str, str]]]
+Dirs = Mapping[PathArg, str]
+
+
+@dataclass_transform(kw_only_default=True, frozen_default=True)
+def _keyword_dataclass(cls: type[T]) -> type[T]:
+    # Keyword-only for type checkers everywhere and at run time where dataclasses can
+    # (3.10+); Module.run/start refuse positional arguments themselves.
+    if sys.version_info >= (3, 10):
+        return dataclass(frozen=True, kw_only=True)(cls)
+    return dataclass(frozen=True)(cls)
+
+
+@_keyword_dataclass
+class RunOptions:
+    """What a run gets besides the module: the keyword arguments of ``Module.run`` and
+    ``Module.start``. Every option has a default: leave it out to get it.
+
+    Options:
+        args: the guest's argv, ``argv[0]`` first (default ``["wasm"]``).
+        env: variables for the guest (a mapping or ``(key, value)`` pairs). The guest
+            sees no host variable unless ``inherit_env=True``.
+        inherit_env: pass the host process's environment too (``env`` comes after it).
+        dirs: host directory -> guest path, read-write (e.g. ``{"/srv/data": "/data"}``).
+            Without any, the guest has no file system.
+        readonly_dirs: like ``dirs``, but the guest may only read.
+        stdin: ``None`` = the host's stdin; ``DEVNULL`` = empty; ``bytes`` = that
+            data (each run reads it from the start); a ``str``/``os.PathLike`` = a file
+            opened when the run starts; an ``int`` fd or a file object with
+            ``fileno()`` (duplicated; bytes already buffered in the Python object are
+            not seen); another object with ``read()`` is read to the end now.
+        stdout, stderr: ``None`` = the host's stdout/stderr; ``DEVNULL`` = discarded;
+            a callable ``(tid, data: bytes)``; an ``int`` fd or a file object with
+            ``fileno()`` (flushed now, then written to directly); a ``str``/
+            ``os.PathLike`` = a file created or truncated now; another object with
+            ``write()`` gets each write (``bytes``, decoded for text files).
+        timeout: seconds; the run ends with ``ExitKind.TIMEOUT`` after it.
+        max_threads: most spawned threads alive at once (default 1024); past it
+            ``thread-spawn`` returns an error to the guest.
+        max_memory: cap on the guest's linear memory, bytes.
+        on_thread_exit: ``(tid, kind, code)`` once per guest thread after it stopped;
+            kind is "returned", "exited", "trapped" or "terminated", code the
+            ``proc_exit`` code for "exited", else 0. (Where a "terminated" thread
+            was: ``Exit.stopped_at[tid]`` after the run.)
+        on_thread_start: ``(tid)`` on each new guest thread before it runs wasm.
+        backtraces: record where each thread the run's end stopped was, in
+            ``Exit.stopped_at`` (default). This registers a thread-exit callback of
+            the binding's own, a short Python call (taking the GIL) on every guest
+            thread as it exits; ``False`` leaves guest threads that no callback of
+            yours needs without any Python call, and ``Exit.stopped_at`` empty.
+    """
+
+    args: Args | None = None
+    env: Env | None = None
+    inherit_env: bool = False
+    dirs: Dirs | None = None
+    readonly_dirs: Dirs | None = None
+    stdin: Input = None
+    stdout: Output = None
+    stderr: Output = None
+    timeout: float | None = None
+    max_threads: int | None = None
+    max_memory: int | None = None
+    on_thread_exit: ThreadExitCallback | None = None
+    on_thread_start: ThreadStartCallback | None = None
+    backtraces: bool = True
+
+
+_SECTION = "Options:\n"
+
+
+def _options_doc() -> str:
+    """The ``Options:`` section of ``RunOptions.__doc__``, checked to name every field."""
+    doc = inspect.cleandoc(RunOptions.__doc__ or "")
+    section = doc[doc.index(_SECTION) :]
+    entries = re.findall(r"^    (\w+(?:, \w+)*):", section, re.M)  # "    name:" or "    a, b:"
+    documented = {name for entry in entries for name in entry.split(", ")}
+    declared = {f.name for f in fields(RunOptions)}
+    assert documented == declared, f"RunOptions documents {sorted(documented)}, declares {sorted(declared)}"
+    return section
+
+
+def _signature(fn: Callable[..., object]) -> inspect.Signature:
+    """``fn``'s signature with ``options`` replaced by the fields of ``RunOptions``."""
+    own = inspect.signature(fn)
+    options = [
+        inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=f.type)
+        for f in fields(RunOptions)
+    ]
+    return own.replace(parameters=[*list(own.parameters.values())[:1], *options])
+
+
+_OPTIONS_DOC = _options_doc()
+
+
+def _keyword_method(
+    make: Callable[P, RunOptions],
+) -> Callable[[Callable[[S, RunOptions], R]], Callable[Concatenate[S, P], R]]:
+    def decorate(fn: Callable[[S, RunOptions], R]) -> Callable[Concatenate[S, P], R]:
+        def method(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
+            if args:
+                raise TypeError(f"{fn.__name__}() takes its options as keyword arguments only")
+            try:
+                options = make(*args, **kwargs)
+            except TypeError as e:  # an unknown keyword: name the method, not RunOptions
+                raise TypeError(str(e).replace(f"{RunOptions.__name__}.__init__", fn.__qualname__)) from None
+            return fn(self, options)
+
+        functools.update_wrapper(method, fn)
+        method.__doc__ = f"{inspect.cleandoc(fn.__doc__ or '')}\n\n{_OPTIONS_DOC}"
+        vars(method)["__signature__"] = _signature(fn)  # what inspect.signature and help() show
+        return method
+
+    return decorate
+
+
+#: Decorates ``fn(self, options: RunOptions)`` into a method taking the fields of
+#: ``RunOptions`` as keyword arguments (type checkers see them through the ``ParamSpec``),
+#: with the options documented at the end of its docstring.
+takes_run_options = _keyword_method(RunOptions)
