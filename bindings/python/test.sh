@@ -2,7 +2,8 @@
 # Tests the Python binding the way users install it: a fresh venv, `pip install
 # ./bindings/python` (cargo reuses the repository's target dir and release profile, so
 # after `cargo test --release` / `cargo build --release` nothing is recompiled), then
-# pytest against the installed package and the library inside it.
+# ruff (package and tests) and `mypy --strict` (package) over the sources, configured in
+# pyproject.toml, then pytest against the installed package and the library inside it.
 #
 #   bash bindings/python/test.sh [pytest arguments...]
 #
@@ -44,7 +45,9 @@ fi
 
 echo "test.sh: pip install $here (cargo target dir: $target)"
 # pip passes the environment to the build backend; CARGO_TARGET_DIR, if set, reaches cargo.
-"$venv/bin/python" -m pip install --disable-pip-version-check -q "$here[test]"
+"$venv/bin/python" -m pip install --disable-pip-version-check -q "$here[test,lint]"
+
+(cd "$here" && "$venv/bin/ruff" check --no-cache . && "$venv/bin/mypy" --cache-dir "$venv/mypy-cache")
 
 # Run from outside the source tree so that `import wasithreads` is the installed package.
 cd "$venv"

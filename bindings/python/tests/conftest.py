@@ -5,7 +5,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))  # for `import guests`
 
-import wasithreads as wt  # noqa: E402
+import wasithreads as wt
 
 
 def pytest_report_header(config):

@@ -59,7 +59,8 @@ PLACES = [w.Func("spin", (), (), [w.LOOP, w.br(0), w.END]),
 GUEST = w.assemble(
     [("wasi", "thread-spawn", (w.I32,), (w.I32,)),
      ("wasi_snapshot_preview1", "poll_oneoff", (w.I32,) * 4, (w.I32,))],
-    PLACES + [
+    [
+        *PLACES,
         w.Func("place", (w.I32,), (), [
             w.BLOCK, w.BLOCK, w.BLOCK, w.local_get(0), w.br_table([0, 1], 2), w.END,
             w.call(SPIN), w.RETURN, w.END,
@@ -158,12 +159,12 @@ def test_interpreter_exit_with_a_run_going_in_a_daemon_thread():
     # joins it: its guest threads call the (Python) exit trampoline while the interpreter
     # is still intact, never once it is finalizing. The process exits cleanly.
     script = (
-        "import sys, threading, time; sys.path.insert(0, %r)\n"
+        f"import sys, threading, time; sys.path.insert(0, {os.path.dirname(__file__)!r})\n"
         "import test_backtraces as t, wasithreads as wt\n"
         "m = wt.Engine().load(t.GUEST.wasm)\n"
         "threading.Thread(target=lambda: m.run(timeout=60), daemon=True).start()\n"
         "time.sleep(0.3)\n"
-        "print('leaving', flush=True)\n" % os.path.dirname(__file__)
+        "print('leaving', flush=True)\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=30, env=os.environ)
     assert (done.returncode, done.stdout, done.stderr) == (0, b"leaving\n", b"")

@@ -90,7 +90,7 @@ def test_load_from_path(engine, tmp_path):
     path.write_bytes(guests.ECHO)
     for source in (path, str(path)):
         out = []
-        exit = engine.load(source).run(stdin=b"abc", stdout=lambda tid, d: out.append(d), stderr=wt.DEVNULL)
+        exit = engine.load(source).run(stdin=b"abc", stdout=lambda tid, d: out.append(d), stderr=wt.DEVNULL)  # noqa: B023 - ends before the next iteration
         assert exit.ok and b"".join(out) == b"abc"
     with pytest.raises(wt.Error):
         engine.load(tmp_path / "missing.wasm")
@@ -192,9 +192,9 @@ def test_stdout_to_file_object_path_and_writer(load, tmp_path):
 def test_stdout_to_fd_in_subprocess_inherits_by_default(tmp_path):
     # Inherit (the default) writes to the process's own fd 1: check it in a child process.
     script = (
-        "import sys; sys.path.insert(0, %r); import guests, wasithreads as wt\n"
+        f"import sys; sys.path.insert(0, {os.path.dirname(__file__)!r}); import guests, wasithreads as wt\n"
         "e = wt.Engine(); m = e.load(guests.printers(3))\n"
-        "print('exit', m.run().code, flush=True)\n" % os.path.dirname(__file__)
+        "print('exit', m.run().code, flush=True)\n"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, check=True, env=os.environ).stdout
     lines = out.decode().splitlines()

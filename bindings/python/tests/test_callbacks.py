@@ -99,16 +99,14 @@ def test_callback_error_is_raised_by_wait_each_time_and_by_close_if_unreported(l
                 run.wait()
             assert info.value.exit.kind is wt.ExitKind.CANCELLED
     # Never waited for: leaving the block reports it.
-    with pytest.raises(wt.CallbackError):
-        with module.start(stdout=on_output) as run:
-            while not run.done:  # ended (cancelled by the exception), not yet reported
-                time.sleep(0.001)
+    with pytest.raises(wt.CallbackError), module.start(stdout=on_output) as run:  # noqa: PT012 - raised on leaving
+        while not run.done:  # ended (cancelled by the exception), not yet reported
+            time.sleep(0.001)
     # An exception leaving the block wins; the callbacks' error is noted on it.
-    with pytest.raises(RuntimeError) as info:
-        with module.start(stdout=on_output) as run:
-            while not run.done:
-                time.sleep(0.001)
-            raise RuntimeError("user error")
+    with pytest.raises(RuntimeError) as info, module.start(stdout=on_output) as run:  # noqa: PT012 - raised on leaving
+        while not run.done:
+            time.sleep(0.001)
+        raise RuntimeError("user error")
     if sys.version_info >= (3, 11):
         assert any("callbacks of the run also raised" in n for n in info.value.__notes__)
 

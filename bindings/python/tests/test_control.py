@@ -170,7 +170,7 @@ def test_runs_from_several_python_threads_at_once(load, tmp_path):
             for i in range(10):
                 if i % 2:
                     out = []
-                    exit = module.run(stdout=lambda tid, d: out.append(d))
+                    exit = module.run(stdout=lambda tid, d: out.append(d))  # noqa: B023 - ends before the next iteration
                     assert sorted(out) == [b"line from thread 0\n", b"line from thread 1\n",
                                            b"line from thread 2\n", b"main done\n"]
                 else:
@@ -179,7 +179,7 @@ def test_runs_from_several_python_threads_at_once(load, tmp_path):
                     assert sorted(path.read_bytes().splitlines()) == [
                         b"line from thread 0", b"line from thread 1", b"line from thread 2", b"main done"]
                 results.append(exit)
-        except BaseException as e:  # reported below
+        except BaseException as e:  # noqa: BLE001 - reported below
             errors.append(e)
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]

@@ -9,8 +9,8 @@ module, as `wasm-objdump -d` prints them). Only what the tests use is here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Dict, List, Sequence, Tuple
 
 I32, I64 = 0x7F, 0x7E
 
@@ -75,18 +75,18 @@ I32_ADD, I32_LT_U, I32_NE, I32_REM_U = b"\x6a", b"\x49", b"\x47", b"\x70"
 @dataclass
 class Func:
     name: str
-    params: Tuple[int, ...]
-    results: Tuple[int, ...]
-    body: List[bytes]  # instructions, without the final `end`
-    locals: Tuple[int, ...] = ()
+    params: tuple[int, ...]
+    results: tuple[int, ...]
+    body: list[bytes]  # instructions, without the final `end`
+    locals: tuple[int, ...] = ()
     export: str = ""
 
 
 @dataclass
 class Assembled:
     wasm: bytes
-    index: Dict[str, int]  # function name -> function index (imports first)
-    code: Dict[str, List[Tuple[int, bytes]]] = field(default_factory=dict)  # name -> [(offset, instruction)]
+    index: dict[str, int]  # function name -> function index (imports first)
+    code: dict[str, list[tuple[int, bytes]]] = field(default_factory=dict)  # name -> [(offset, instruction)]
 
     def offset(self, func: str, instr: bytes, n: int = 0) -> int:
         """The module offset of the `n`th occurrence of `instr` in `func`'s body, checked
@@ -96,18 +96,18 @@ class Assembled:
         assert self.wasm[off:off + len(instr)] == instr
         return off
 
-    def offsets(self, func: str) -> List[int]:
+    def offsets(self, func: str) -> list[int]:
         return [off for off, _ in self.code[func]]
 
 
-def assemble(imports: Sequence[Tuple[str, str, Tuple[int, ...], Tuple[int, ...]]], funcs: Sequence[Func],
+def assemble(imports: Sequence[tuple[str, str, tuple[int, ...], tuple[int, ...]]], funcs: Sequence[Func],
              shared_memory_pages: int = 1) -> Assembled:
     """A module importing the functions `imports` ((module, name, params, results)) and
     a shared memory ("env" "memory", `shared_memory_pages` pages, also exported as
     "memory"), defining `funcs`, with a name section naming them."""
-    types: List[bytes] = []
+    types: list[bytes] = []
 
-    def type_index(params: Tuple[int, ...], results: Tuple[int, ...]) -> int:
+    def type_index(params: tuple[int, ...], results: tuple[int, ...]) -> int:
         t = b"\x60" + vec([bytes([p]) for p in params]) + vec([bytes([r]) for r in results])
         if t not in types:
             types.append(t)
@@ -130,8 +130,8 @@ def assemble(imports: Sequence[Tuple[str, str, Tuple[int, ...], Tuple[int, ...]]
 
     # The code section: its header is written once its size is known, so lay the bodies
     # out first with offsets relative to the section's content, then shift them.
-    bodies: List[bytes] = []
-    rel: Dict[str, List[Tuple[int, bytes]]] = {}
+    bodies: list[bytes] = []
+    rel: dict[str, list[tuple[int, bytes]]] = {}
     at = len(uleb(len(funcs)))  # the count of bodies comes first
     for f in funcs:
         local_decls = vec([uleb(1) + bytes([t]) for t in f.locals])
