@@ -104,6 +104,7 @@ class RunOptions:
     backtraces: bool = True
 
 
+_NAMES = frozenset(f.name for f in fields(RunOptions))
 _SECTION = "Options:\n"
 
 
@@ -113,8 +114,10 @@ def _options_doc() -> str:
     section = doc[doc.index(_SECTION) :]
     entries = re.findall(r"^    (\w+(?:, \w+)*):", section, re.M)  # "    name:" or "    a, b:"
     documented = {name for entry in entries for name in entry.split(", ")}
-    declared = {f.name for f in fields(RunOptions)}
-    assert documented == declared, f"RunOptions documents {sorted(documented)}, declares {sorted(declared)}"
+    assert documented == _NAMES, (
+        f"RunOptions: fields not in its docstring {sorted(_NAMES - documented)}, "
+        f"documented but no field {sorted(documented - _NAMES)}"
+    )
     return section
 
 
@@ -137,11 +140,14 @@ def _keyword_method(
     def decorate(fn: Callable[[S, RunOptions], R]) -> Callable[Concatenate[S, P], R]:
         def method(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
             if args:
-                raise TypeError(f"{fn.__name__}() takes its options as keyword arguments only")
+                raise TypeError(f"{fn.__qualname__}() takes 1 positional argument but {1 + len(args)} were given")
             try:
-                options = make(*args, **kwargs)
-            except TypeError as e:  # an unknown keyword: name the method, not RunOptions
-                raise TypeError(str(e).replace(f"{RunOptions.__name__}.__init__", fn.__qualname__)) from None
+                options = make(*args, **kwargs)  # args is empty; the ParamSpec wants it passed
+            except TypeError:
+                unknown = [name for name in kwargs if name not in _NAMES]
+                if unknown:  # as Python says it for a function's own parameters
+                    raise TypeError(f"{fn.__qualname__}() got an unexpected keyword argument {unknown[0]!r}") from None
+                raise
             return fn(self, options)
 
         functools.update_wrapper(method, fn)
