@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test: the check of the layer map in src/lib.rs (scripts/check-layers.py),
+# the commit-subject check (scripts/check-commits.sh), rustfmt (`cargo fmt --check`),
 # the Rust unit and integration tests (which include the C and C++ API tests against the
 # committed header, the Rust std::thread guests, wt-run as a cargo runner and the Python
 # ctypes test), the examples-c CMake project's CTest tests, and an install into a
@@ -11,6 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 python3 scripts/check-layers.py
+bash scripts/check-commits.sh
+cargo fmt --all --check
 cargo test --release --locked
 cmake -S examples-c -B target/examples-c >/dev/null
 cmake --build target/examples-c
