@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the build and tests need beyond the Rust toolchain: the
-# wasm32-wasip1-threads target (for the Rust guests), and cmake, pkg-config, a C/C++
+# wasm32-wasip1-threads target (for the Rust guests), rustfmt and clippy, and cmake, pkg-config, a C/C++
 # compiler, readelf and valgrind (Debian packages) when they are missing.
 set -euo pipefail
 rustup target list --installed | grep -qx wasm32-wasip1-threads || rustup target add wasm32-wasip1-threads
+# scripts/test.sh checks formatting and lints.
+rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
+rustup component list --installed | grep -q '^clippy' || rustup component add clippy
 missing=()
 command -v cmake >/dev/null || missing+=(cmake)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
