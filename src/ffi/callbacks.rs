@@ -1,5 +1,6 @@
-//! The run callbacks the host can register: thread exit (with `wt_thread_exit_t`, how one
-//! thread ended) and thread start; and [`UserData`], the host pointer every callback gets.
+//! The run callbacks the host can register: thread start, thread exit (with
+//! `wt_thread_exit_t`, how one thread ended) and diagnostics; and [`UserData`], the host
+//! pointer every callback gets.
 
 use std::ffi::c_void;
 use std::sync::Arc;
@@ -49,9 +50,8 @@ pub type wt_thread_exit_t = wt_thread_exit;
 /// Called once for every thread of a run (the main thread, tid 0, included) after it
 /// stopped running wasm, on that thread, before `wt_run` returns. `how` and the strings in
 /// it are valid only during the call. Calls for different threads may run concurrently,
-/// so `user_data` must be safe to use from any thread. Like every run callback, it may call
-/// `wt_run_cancel` on its own run, but must not wait for it (`wt_run`, `wt_run_wait`), free
-/// it, or free objects the run uses.
+/// so `user_data` must be safe to use from any thread. It may call `wt_run_cancel` on its
+/// own run, but must not wait for or free that run.
 pub type wt_thread_exit_callback_t =
     Option<unsafe extern "C" fn(user_data: *mut c_void, tid: i32, how: *const wt_thread_exit_t)>;
 
@@ -92,8 +92,27 @@ impl UserData {
     }
 }
 
+/// Sets (or, with `cb` NULL, clears) the thread-start callback; see
+/// `wt_thread_start_callback_t`. `user_data` is passed to every call.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run_config_set_thread_start_callback(
+    config: *mut wt_run_config_t,
+    cb: wt_thread_start_callback_t,
+    user_data: *mut c_void,
+) {
+    ffi_boundary! {
+        let user_data = UserData::new(user_data);
+        with_config(config, |c| {
+            c.on_thread_start = cb.map(|cb| -> ThreadStartCallback {
+                // SAFETY: the host registered `cb` for exactly this call shape.
+                Arc::new(move |tid| unsafe { cb(user_data.get(), tid) })
+            });
+        })
+    }
+}
+
 /// Sets (or, with `cb` NULL, clears) the thread-exit callback; see
-/// `wt_thread_exit_callback_t`. NULL `config` is ignored.
+/// `wt_thread_exit_callback_t`. `user_data` is passed to every call.
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_run_config_set_thread_exit_callback(
     config: *mut wt_run_config_t,
@@ -124,27 +143,8 @@ pub extern "C" fn wt_run_config_set_thread_exit_callback(
     }
 }
 
-/// Sets (or, with `cb` NULL, clears) the thread-start callback; see
-/// `wt_thread_start_callback_t`. NULL `config` is ignored.
-#[unsafe(no_mangle)]
-pub extern "C" fn wt_run_config_set_thread_start_callback(
-    config: *mut wt_run_config_t,
-    cb: wt_thread_start_callback_t,
-    user_data: *mut c_void,
-) {
-    ffi_boundary! {
-        let user_data = UserData::new(user_data);
-        with_config(config, |c| {
-            c.on_thread_start = cb.map(|cb| -> ThreadStartCallback {
-                // SAFETY: the host registered `cb` for exactly this call shape.
-                Arc::new(move |tid| unsafe { cb(user_data.get(), tid) })
-            });
-        })
-    }
-}
-
 /// Sets (or, with `cb` NULL, clears) the diagnostic callback; see
-/// `wt_diagnostic_callback_t`. NULL `config` is ignored.
+/// `wt_diagnostic_callback_t`. `user_data` is passed to every call.
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_run_config_set_diagnostic_callback(
     config: *mut wt_run_config_t,

@@ -1,4 +1,4 @@
-//! `wt_engine_t` and `wt_engine_config_t`.
+//! `wt_engine_config_t` and `wt_engine_t`.
 
 use super::args::with_live;
 use super::boundary::NotError;
@@ -6,35 +6,40 @@ use super::error::wt_error_t;
 use super::handle::Handle;
 use crate::engine::{Engine, EngineConfig};
 
-/// Settings for `wt_engine_new`. Create with `wt_engine_config_new`, release with
-/// `wt_engine_config_free`. Not thread-safe: configure it from one thread.
+/// The opaque type behind `wt_engine_config_t`.
 pub struct wt_engine_config {
     pub(crate) inner: EngineConfig,
 }
-/// See `struct wt_engine_config`.
+/// Settings for `wt_engine_new`: Cranelift's optimisation level, the on-disk compilation
+/// cache, the wasm stack of a guest thread, how busy guest code is stopped. Plain data:
+/// change it from one thread at a time. `wt_engine_new` copies it, so one config may make
+/// many engines and be changed or freed afterwards.
+///
+/// Methods:
+/// - `wt_engine_config_new`: a config with the defaults
+/// - `wt_engine_config_free`: releases it
+/// - `wt_engine_config_set_opt_level`: Cranelift's optimisation level
+/// - `wt_engine_config_set_cache`: Wasmtime's on-disk compilation cache
+/// - `wt_engine_config_set_max_wasm_stack`: the wasm stack of one guest thread
+/// - `wt_engine_config_set_interrupt_tick_us`: how often an ending run wakes its threads
+/// - `wt_engine_config_set_epoch_interruption`: epoch checks instead of the interrupt page
+///
+/// Lifecycle: 1. `wt_engine_config_new`; 2. the setters; 3. `wt_engine_new`, any number of
+/// times; 4. `wt_engine_config_free`.
 pub type wt_engine_config_t = wt_engine_config;
 impl NotError for wt_engine_config {}
 impl Handle for wt_engine_config {}
 
-/// A compilation and execution environment. Thread-safe: any number of host threads may
-/// load modules and run them on one engine at once. Release with `wt_engine_free`.
-pub struct wt_engine {
-    pub(crate) inner: Engine,
-}
-/// See `struct wt_engine`.
-pub type wt_engine_t = wt_engine;
-impl Handle for wt_engine {}
-
 /// A new engine configuration with the defaults: Cranelift opt level 1 (speed), no
-/// on-disk compilation cache, a 1 MiB wasm stack per guest thread.
-/// The caller owns the result and must release it with `wt_engine_config_free`.
-/// Returns NULL only if memory ran out.
+/// on-disk compilation cache, a 1 MiB wasm stack per guest thread, a 1000 us interrupt
+/// tick, the interrupt page. The caller owns the result and must release it with
+/// `wt_engine_config_free`. Returns NULL only if memory ran out.
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_engine_config_new() -> *mut wt_engine_config_t {
     ffi_boundary! { wt_engine_config { inner: EngineConfig::default() }.into_raw() }
 }
 
-/// Releases a configuration. NULL is ignored.
+/// Releases a configuration. Engines made from it are not affected.
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_engine_config_free(config: *mut wt_engine_config_t) {
     ffi_boundary! {
@@ -43,8 +48,8 @@ pub extern "C" fn wt_engine_config_free(config: *mut wt_engine_config_t) {
     }
 }
 
-/// Sets Cranelift's optimisation level: 0 = none, 1 = speed (default), 2 = speed and size.
-/// Other values make `wt_engine_new` fail. NULL `config` is ignored.
+/// Sets Cranelift's optimisation level: 0 = none, 1 = speed (the default), 2 = speed and
+/// size. Other values make `wt_engine_new` fail.
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_engine_config_set_opt_level(config: *mut wt_engine_config_t, level: u8) {
     ffi_boundary! {
@@ -53,7 +58,7 @@ pub extern "C" fn wt_engine_config_set_opt_level(config: *mut wt_engine_config_t
 }
 
 /// Turns Wasmtime's on-disk compilation cache on or off (default off). Uses Wasmtime's
-/// default cache configuration and directory. NULL `config` is ignored.
+/// default cache configuration and directory.
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_engine_config_set_cache(config: *mut wt_engine_config_t, enabled: bool) {
     ffi_boundary! {
@@ -61,10 +66,10 @@ pub extern "C" fn wt_engine_config_set_cache(config: *mut wt_engine_config_t, en
     }
 }
 
-/// Sets the largest wasm stack of one guest thread, in bytes (default 1 MiB, at most
-/// 256 MiB: every guest thread reserves this much native stack, plus 2 MiB for host code).
-/// Deeper recursion traps ("call stack exhausted"). 0 or more than 256 MiB makes
-/// `wt_engine_new` fail with a message saying why. NULL is ignored.
+/// Sets the largest wasm stack of one guest thread, in bytes: 1 byte to 256 MiB (default
+/// 1 MiB). Every guest thread reserves this much native stack, plus 2 MiB for host code;
+/// deeper recursion traps ("call stack exhausted"). 0 or more than 256 MiB makes
+/// `wt_engine_new` fail with a message saying why.
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_engine_config_set_max_wasm_stack(config: *mut wt_engine_config_t, bytes: usize) {
     ffi_boundary! {
@@ -72,10 +77,52 @@ pub extern "C" fn wt_engine_config_set_max_wasm_stack(config: *mut wt_engine_con
     }
 }
 
-/// Creates an engine. `config` may be NULL for the defaults; it is not consumed.
-/// On success writes the engine to `*engine_out` (the caller owns it and must release it
-/// with `wt_engine_free`) and returns NULL. On failure returns an error and leaves
-/// `*engine_out` untouched.
+/// Sets the interrupt tick: while a run is ending, how often guest threads that have not
+/// stopped yet are woken again, in microseconds (default 1000). Values below 50, 0
+/// included, are raised to 50. No timer runs while no run is ending: busy guests cost
+/// nothing extra.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_engine_config_set_interrupt_tick_us(config: *mut wt_engine_config_t, us: u64) {
+    ffi_boundary! {
+        with_live(config, |c| c.inner.interrupt_tick = std::time::Duration::from_micros(us))
+    }
+}
+
+/// Stops busy guest code with Wasmtime's epoch checks instead of wasithreads' interrupt
+/// page when `enabled` (default false). The interrupt page costs a load at each loop head
+/// and function entry, and stops a thread by a fault in its code, which Wasmtime's signal
+/// handler turns into a trap; epoch checks cost a compare and branch at the same places
+/// but need no signal, for running under tools that cannot deliver a fault in generated
+/// code to that handler, such as valgrind. The environment variable
+/// `WASITHREADS_EPOCH_INTERRUPTION=1` turns it on for every engine.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_engine_config_set_epoch_interruption(config: *mut wt_engine_config_t, enabled: bool) {
+    ffi_boundary! {
+        with_live(config, |c| c.inner.epoch_interruption = enabled)
+    }
+}
+
+/// The opaque type behind `wt_engine_t`.
+pub struct wt_engine {
+    pub(crate) inner: Engine,
+}
+/// A compilation and execution environment: Wasmtime's engine and the pool of OS threads
+/// that guest threads run on. Thread-safe: any number of host threads may load modules and
+/// run them on one engine at once. Owned by the caller.
+///
+/// Methods:
+/// - `wt_engine_new`: an engine from a config (or the defaults)
+/// - `wt_engine_free`: releases the caller's handle
+///
+/// Lifecycle: 1. `wt_engine_new`; 2. load modules with it (`wt_module_load`, …) and run
+/// them (`wt_run`, `wt_run_start`); 3. `wt_engine_free`, at any time: modules and runs
+/// keep what they need alive.
+pub type wt_engine_t = wt_engine;
+impl Handle for wt_engine {}
+
+/// Creates an engine from `config`, or from the defaults if `config` is NULL; the config is
+/// copied, not consumed. On success writes the engine to `*engine_out` (the caller owns it
+/// and must release it with `wt_engine_free`) and returns NULL.
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_engine_new(
     config: *const wt_engine_config_t,
@@ -92,35 +139,11 @@ pub extern "C" fn wt_engine_new(
 }
 
 /// Releases the caller's engine handle. Modules and runs made from it keep what they need
-/// alive, so objects may be freed in any order. NULL is ignored.
+/// alive, so objects may be freed in any order.
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_engine_free(engine: *mut wt_engine_t) {
     ffi_boundary! {
         // SAFETY: NULL or from `wt_engine_new`, not yet freed (header contract).
         unsafe { wt_engine::free(engine) }
-    }
-}
-
-/// Sets the interrupt tick: while a run is ending, how often guest threads that have not
-/// stopped yet are woken again, in microseconds (default 1000; at least 50). No timer runs while no run is
-/// ending: busy guests cost nothing extra. NULL `config` is ignored.
-#[unsafe(no_mangle)]
-pub extern "C" fn wt_engine_config_set_interrupt_tick_us(config: *mut wt_engine_config_t, us: u64) {
-    ffi_boundary! {
-        with_live(config, |c| c.inner.interrupt_tick = std::time::Duration::from_micros(us))
-    }
-}
-
-/// Stops busy guest code with Wasmtime's epoch checks instead of wasithreads' interrupt
-/// page when `enabled` (default false). The interrupt page costs a load at each loop head
-/// and function entry, and stops a thread by a fault in its code, which Wasmtime's signal
-/// handler turns into a trap; epoch checks cost about five times as much but need no
-/// signal, for running under tools that cannot deliver a fault in generated code to that
-/// handler, such as valgrind. The environment variable `WASITHREADS_EPOCH_INTERRUPTION=1`
-/// turns it on for every engine. NULL `config` is ignored.
-#[unsafe(no_mangle)]
-pub extern "C" fn wt_engine_config_set_epoch_interruption(config: *mut wt_engine_config_t, enabled: bool) {
-    ffi_boundary! {
-        with_live(config, |c| c.inner.epoch_interruption = enabled)
     }
 }

@@ -5,12 +5,19 @@ use std::ffi::{c_char, CString};
 use super::args::c_string;
 use super::handle::Handle;
 
-/// An error: a call failed, or was misused. Created by the library, owned by the caller,
-/// who must release it with `wt_error_free`.
+/// The opaque type behind `wt_error_t`.
 pub struct wt_error {
     message: CString,
 }
-/// See `struct wt_error`.
+/// Why a call failed or was misused: returned by every function that can fail (NULL
+/// means success). Owned by the caller. It never changes, so any thread may read it until
+/// it is freed.
+///
+/// Methods:
+/// - `wt_error_message`: the text
+/// - `wt_error_free`: releases it
+///
+/// Lifecycle: 1. a failing call returns it; 2. `wt_error_message`; 3. `wt_error_free`.
 pub type wt_error_t = wt_error;
 impl Handle for wt_error {}
 
@@ -46,7 +53,7 @@ pub extern "C" fn wt_error_message(error: *const wt_error_t) -> *const c_char {
     }
 }
 
-/// Releases an error. NULL is ignored.
+/// Releases an error.
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_error_free(error: *mut wt_error_t) {
     ffi_boundary! {

@@ -1,13 +1,15 @@
 //! The C ABI: `wt_*` functions over the safe core. The only module with raw pointers.
 //!
-//! Conventions (see `include/wasithreads.h`): fallible functions return `wt_error_t *`
-//! (NULL = success) and write their result to the last argument, named `*_out`, only on
-//! success. Every function catches panics. `_free(NULL)` does nothing.
+//! The conventions every export follows (errors and out-parameters, NULL, numbers,
+//! ownership, threads, panics) are written once, at the top of `include/wasithreads.h`
+//! (`cbindgen.toml`'s `header`) and in the README's "API conventions".
 //!
 //! Plumbing: `boundary.rs` (the panic boundary), `args.rs` (pointer and argument checks,
-//! one error type for them), `handle.rs` (owned handles). One file per exported concept:
-//! `error.rs`, `engine.rs`, `module.rs`, `run_config.rs`, `stdio.rs`, `callbacks.rs`,
-//! `run.rs`.
+//! one error type for them), `handle.rs` (owned handles). One file per exported concept,
+//! declared below in the order of a run's lifecycle, which is the order cbindgen writes
+//! their functions into the header: `engine.rs` (engine config and engine), `module.rs`,
+//! `run_config.rs`, `stdio.rs` and `callbacks.rs` (the rest of the run config), `run.rs`
+//! (runs and how they ended), `error.rs`, `version.rs`.
 
 #![allow(non_camel_case_types)]
 
@@ -15,14 +17,24 @@
 mod boundary;
 #[macro_use]
 mod args;
-mod callbacks;
-mod engine;
-mod error;
 mod handle;
+
+// The exported concepts in lifecycle order, the order cbindgen writes their functions in
+// (the comments also keep rustfmt from sorting the `mod`s).
+// Engine config and engine:
+mod engine;
+// modules and their serialized bytes:
 mod module;
-mod run;
+// the run config: arguments, environment, directories, limits, core dumps; stdio:
 mod run_config;
 mod stdio;
+// callbacks:
+mod callbacks;
+// runs and how they ended:
+mod run;
+// errors and the version.
+mod error;
+mod version;
 
 pub use callbacks::*;
 pub use engine::*;
@@ -31,12 +43,4 @@ pub use module::*;
 pub use run::*;
 pub use run_config::*;
 pub use stdio::*;
-
-use std::ffi::c_char;
-
-/// The library version as a static NUL-terminated string, e.g. "0.1.0".
-/// Never NULL; the caller must not free it.
-#[unsafe(no_mangle)]
-pub extern "C" fn wt_version() -> *const c_char {
-    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
-}
+pub use version::*;

@@ -28,7 +28,7 @@ pub enum wt_exit_kind {
 /// See `enum wt_exit_kind`.
 pub type wt_exit_kind_t = wt_exit_kind;
 
-/// How a run that started ended. Filled by `wt_run`.
+/// The struct behind `wt_exit_t`.
 #[repr(C)]
 #[derive(Debug)]
 pub struct wt_exit {
@@ -47,7 +47,14 @@ pub struct wt_exit {
     /// `wt_exit_clear`.
     pub message: *mut c_char,
 }
-/// See `struct wt_exit`.
+/// How a run that started ended, filled by `wt_run`, `wt_run_wait` or `wt_run_try_wait`
+/// into memory the caller provides. Its `message` belongs to the caller.
+///
+/// Methods:
+/// - `wt_exit_clear`: releases `message`
+///
+/// Lifecycle: 1. `wt_run`, `wt_run_wait` or `wt_run_try_wait` fills it; 2. read it;
+/// 3. `wt_exit_clear`.
 pub type wt_exit_t = wt_exit;
 
 impl wt_exit_t {
@@ -71,8 +78,8 @@ impl wt_exit_t {
 ///
 /// A run ends at the first of: `_start` returns; any thread calls `proc_exit`; any thread
 /// traps; the timeout passes; `wt_run_cancel`. All other threads are then stopped wherever
-/// they are, and `wt_run` returns within about a millisecond (`cargo bench --bench stop`,
-/// median of 21 from cancel to return, 0.12-0.35 ms on 2 cores; `fd_sync` 0.7 ms):
+/// they are, and `wt_run` returns once they have stopped: within milliseconds, except for
+/// a thread in the last row of this table, whose stop the teardown grace bounds:
 ///
 /// | where a thread is                                   | how it is stopped                  |
 /// |-----------------------------------------------------|------------------------------------|
@@ -84,7 +91,7 @@ impl wt_exit_t {
 /// | `path_open` of a FIFO for writing with no reader    | retried through the teardown sleep |
 /// | `thread-spawn` waiting for the new instance         | the new thread's instantiation is stopped like any wasm |
 /// | `random_get` of gigabytes                           | checked between 64 KiB chunks      |
-/// | inside a host callback, one long wasm instruction (`memory.fill` of GiBs), one regular-file read or write (at most 16 MiB), `fd_sync` when 64 syncs of the engine are already in flight | not interruptible: the teardown grace (`wt_run_config_set_teardown_grace_ms`, 5 s) bounds the wait |
+/// | inside a host callback, one long wasm instruction (`memory.fill` of GiBs), one regular-file read or write (at most 16 MiB), `fd_sync` when 64 syncs of the engine are already in flight | not interruptible: the teardown grace (`wt_run_config_set_teardown_grace_ms`, default 5 s) bounds the wait |
 ///
 /// The host process never exits because of the guest.
 ///
@@ -109,28 +116,25 @@ pub extern "C" fn wt_run(
     }
 }
 
-/// Releases `exit->message` and sets it to NULL. Safe to call on any `wt_exit_t` filled by
-/// this library, any number of times. NULL is ignored.
-#[unsafe(no_mangle)]
-pub extern "C" fn wt_exit_clear(exit: *mut wt_exit_t) {
-    ffi_boundary! {
-        // SAFETY: NULL or a `wt_exit_t` filled by this library (header contract).
-        let Some(exit) = (unsafe { exit.as_mut() }) else { return };
-        let message = std::mem::replace(&mut exit.message, std::ptr::null_mut());
-        if !message.is_null() {
-            // SAFETY: made by `CString::into_raw` in `from_exit` and not yet released.
-            drop(unsafe { CString::from_raw(message) });
-        }
-    }
-}
-
-/// A run started with `wt_run_start`. Thread-safe: `wt_run_cancel`, `wt_run_wait` and
-/// `wt_run_try_wait` may be called from any host threads at once. Release with
-/// `wt_run_free` (not concurrently with the other calls).
+/// The opaque type behind `wt_run_t`.
 pub struct wt_run {
     run: Run,
 }
-/// See `struct wt_run`.
+/// A run started with `wt_run_start`, going on in the background: a supervisor thread
+/// enforces its timeout and stops its threads when it ends, whether or not anyone waits.
+/// Thread-safe: `wt_run_cancel`, `wt_run_wait` and `wt_run_try_wait` may be called from
+/// any host threads at once. Owned by the caller.
+///
+/// Methods:
+/// - `wt_run_start`: starts a run
+/// - `wt_run_cancel`: ends it with `WT_EXIT_CANCELLED`
+/// - `wt_run_wait`: blocks until it ended, then gives how
+/// - `wt_run_try_wait`: gives how it ended if it has, without blocking
+/// - `wt_run_free`: cancels it if it still goes on, joins its threads, releases it
+///
+/// Lifecycle: 1. `wt_run_start`; 2. `wt_run_cancel`, `wt_run_wait`, `wt_run_try_wait` in
+/// any order, any number of times, from any threads; 3. `wt_run_free`, not concurrently
+/// with the other calls.
 pub type wt_run_t = wt_run;
 impl Handle for wt_run {}
 
@@ -156,7 +160,7 @@ pub extern "C" fn wt_run_start(
 
 /// Ends the run with `WT_EXIT_CANCELLED` unless it already ended; every guest thread is
 /// stopped wherever it is, within milliseconds. Returns at once. Safe from any thread, any
-/// number of times, also after the run ended (then it does nothing). NULL is ignored.
+/// number of times, also after the run ended (then it does nothing).
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_run_cancel(run: *const wt_run_t) {
     ffi_boundary! {
@@ -167,8 +171,8 @@ pub extern "C" fn wt_run_cancel(run: *const wt_run_t) {
 
 /// Blocks until the run ended and every thread of it has been joined, then fills
 /// `*exit_out` (release `exit_out->message` with `wt_exit_clear`) and returns NULL.
-/// May be called more than once; each call reports the same outcome. Returns an error,
-/// leaving `*exit_out` untouched, only for NULL arguments.
+/// May be called more than once; each call reports the same outcome. Returns an error
+/// only for NULL arguments.
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_run_wait(run: *const wt_run_t, exit_out: *mut wt_exit_t) -> *mut wt_error_t {
     ffi_boundary! {
@@ -197,12 +201,28 @@ pub extern "C" fn wt_run_try_wait(run: *const wt_run_t, exit_out: *mut wt_exit_t
 }
 
 /// Releases a run. A run still going is cancelled and its threads joined first, so no
-/// guest thread outlives this call. NULL is ignored.
+/// guest thread outlives this call (past the teardown grace, threads that have not
+/// stopped are left to stop on their own; see `wt_run_config_set_teardown_grace_ms`).
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_run_free(run: *mut wt_run_t) {
     ffi_boundary! {
         // SAFETY: NULL or from `wt_run_start`, not yet freed, not in use by another call.
         unsafe { wt_run::free(run) }
+    }
+}
+
+/// Releases `exit->message` and sets it to NULL. Safe to call on any `wt_exit_t` filled by
+/// this library, any number of times.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_exit_clear(exit: *mut wt_exit_t) {
+    ffi_boundary! {
+        // SAFETY: NULL or a `wt_exit_t` filled by this library (header contract).
+        let Some(exit) = (unsafe { exit.as_mut() }) else { return };
+        let message = std::mem::replace(&mut exit.message, std::ptr::null_mut());
+        if !message.is_null() {
+            // SAFETY: made by `CString::into_raw` in `from_exit` and not yet released.
+            drop(unsafe { CString::from_raw(message) });
+        }
     }
 }
 

@@ -10,14 +10,42 @@ use super::error::wt_error_t;
 use super::handle::Handle;
 use crate::config::{Preopen, RunConfig};
 
-/// Settings for runs: arguments, environment, directories, limits, callbacks. A run
-/// copies them when it starts, so one config may serve many runs and may be changed or
-/// freed while they go on. Not thread-safe: change it from one thread at a time.
-/// Release with `wt_run_config_free`.
+/// `WT_NO_TIMEOUT` in the header (cbindgen.toml).
+const NO_TIMEOUT: u64 = 0;
+/// `WT_NO_MEMORY_LIMIT` in the header (cbindgen.toml).
+const NO_MEMORY_LIMIT: u64 = 0;
+
+/// The opaque type behind `wt_run_config_t`.
 pub struct wt_run_config {
     pub(crate) inner: RunConfig,
 }
-/// See `struct wt_run_config`.
+/// Settings for runs: arguments, environment, directories, limits, stdio, callbacks. Plain
+/// data: change it from one thread at a time. A run copies it when it starts, so one
+/// config may serve many runs and be changed or freed while they go on. Owned by the
+/// caller.
+///
+/// Methods:
+/// - `wt_run_config_new`: a config with the defaults
+/// - `wt_run_config_free`: releases it
+/// - arguments, environment, directories: `wt_run_config_push_arg`,
+///   `wt_run_config_push_env`, `wt_run_config_inherit_env`, `wt_run_config_preopen_dir`,
+///   `wt_run_config_preopen_dir_readonly`
+/// - limits: `wt_run_config_set_max_threads`, `wt_run_config_set_max_fds`,
+///   `wt_run_config_set_max_memory`, `wt_run_config_set_max_table_elements`,
+///   `wt_run_config_set_timeout_ms`, `wt_run_config_set_teardown_grace_ms`
+/// - core dumps: `wt_run_config_set_coredump_path`
+/// - output: `wt_run_config_set_output_inherit`, `wt_run_config_set_output_null`,
+///   `wt_run_config_set_output_file`, `wt_run_config_set_output_fd`,
+///   `wt_run_config_set_output_callback`
+/// - input: `wt_run_config_set_stdin_inherit`, `wt_run_config_set_stdin_null`,
+///   `wt_run_config_set_stdin_bytes`, `wt_run_config_set_stdin_file`,
+///   `wt_run_config_set_stdin_fd`
+/// - callbacks: `wt_run_config_set_thread_start_callback`,
+///   `wt_run_config_set_thread_exit_callback`, `wt_run_config_set_diagnostic_callback`
+///
+/// Lifecycle: 1. `wt_run_config_new`; 2. the setters; 3. `wt_run` or `wt_run_start`, any
+/// number of times (NULL instead of a config runs with the defaults);
+/// 4. `wt_run_config_free`, at any time after the runs started.
 pub type wt_run_config_t = wt_run_config;
 impl NotError for wt_run_config {}
 impl Handle for wt_run_config {}
@@ -29,14 +57,16 @@ pub(super) fn with_config(config: *mut wt_run_config_t, f: impl FnOnce(&mut RunC
 
 /// A new run configuration with the defaults: argv = {"wasm"}, no environment, no
 /// directories, stdin/stdout/stderr inherited from the host process, at most 1024 spawned
-/// threads alive at once, no timeout, no callback. Owned by the caller; release with
-/// `wt_run_config_free`. Returns NULL only if memory ran out.
+/// threads alive at once, 256 descriptors, 10 000 000 table elements, no memory cap but
+/// the module's, no timeout, a 5000 ms teardown grace, no callbacks, no core dump. Owned
+/// by the caller; release it with `wt_run_config_free`. Returns NULL only if memory ran
+/// out.
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_run_config_new() -> *mut wt_run_config_t {
     ffi_boundary! { wt_run_config { inner: RunConfig::default() }.into_raw() }
 }
 
-/// Releases a run configuration. Runs already started are not affected. NULL is ignored.
+/// Releases a run configuration. Runs already started are not affected.
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_run_config_free(config: *mut wt_run_config_t) {
     ffi_boundary! {
@@ -80,7 +110,7 @@ pub extern "C" fn wt_run_config_push_env(
 
 /// Passes the host process's environment to the guest when `inherit` is true (default
 /// false: the guest sees only variables pushed with `wt_run_config_push_env`, which come
-/// after the inherited ones). NULL `config` is ignored.
+/// after the inherited ones).
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_run_config_inherit_env(config: *mut wt_run_config_t, inherit: bool) {
     ffi_boundary! { with_config(config, |c| c.inherit_env = inherit) }
@@ -125,58 +155,59 @@ fn preopen(
 }
 
 /// Sets the most spawned threads alive at once (the main thread not counted; default
-/// 1024). A thread counts until its `wasi_thread_start` returns, so a guest that joined a
-/// thread may spawn another. Past the limit `wasi::thread-spawn` returns a negative value
-/// (after waiting up to 20 ms for a thread that is just finishing) and the guest goes on.
-/// NULL `config` is ignored.
+/// 1024; 0 = the guest may spawn none). A thread counts until its `wasi_thread_start`
+/// returns, so a guest that joined a thread may spawn another. Past the limit
+/// `wasi::thread-spawn` returns a negative value (after waiting up to 20 ms for a thread
+/// that is just finishing; at once for 0) and the guest goes on.
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_run_config_set_max_threads(config: *mut wt_run_config_t, max_threads: u32) {
     ffi_boundary! { with_config(config, |c| c.max_threads = max_threads) }
 }
 
-/// Ends a run with `WT_EXIT_TIMEOUT` once it has gone on for `timeout_ms` milliseconds;
-/// 0 (the default) means no timeout. NULL `config` is ignored.
-#[unsafe(no_mangle)]
-pub extern "C" fn wt_run_config_set_timeout_ms(config: *mut wt_run_config_t, timeout_ms: u64) {
-    ffi_boundary! {
-        with_config(config, |c| c.timeout = (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms)))
-    }
-}
-
-/// Caps the guest's linear memory at `bytes` (rounded down to 64 KiB pages); growing past
-/// it fails (`memory.grow` returns -1) and the guest goes on. 0 (the default) = only the
-/// module's own maximum. A cap below the module's minimum makes runs fail to start.
-/// NULL `config` is ignored.
-#[unsafe(no_mangle)]
-pub extern "C" fn wt_run_config_set_max_memory(config: *mut wt_run_config_t, bytes: u64) {
-    ffi_boundary! { with_config(config, |c| c.max_memory = (bytes > 0).then_some(bytes)) }
-}
-
 /// Sets the most descriptors a run may have open at once, stdin, stdout, stderr and
 /// preopened directories included (default 256). Past it `path_open` fails with the WASI
 /// errno `mfile` and the guest goes on; the host process's own descriptors are never
-/// exhausted by a guest. A limit that leaves no room for stdio and the preopens makes runs
-/// fail to start. NULL `config` is ignored.
+/// exhausted by a guest. A limit that leaves no room for stdio and the preopens (0
+/// included) makes runs fail to start.
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_run_config_set_max_fds(config: *mut wt_run_config_t, max_fds: u32) {
     ffi_boundary! { with_config(config, |c| c.max_fds = max_fds) }
 }
 
+/// Caps the guest's linear memory at `bytes` or `WT_NO_MEMORY_LIMIT` (the default: only
+/// the module's own maximum). `bytes` is rounded down to 64 KiB pages; growing past it
+/// fails (`memory.grow` returns -1) and the guest goes on. A cap below the module's
+/// minimum makes runs fail to start.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run_config_set_max_memory(config: *mut wt_run_config_t, bytes: u64) {
+    ffi_boundary! { with_config(config, |c| c.max_memory = (bytes != NO_MEMORY_LIMIT).then_some(bytes)) }
+}
+
 /// Sets the most table elements (function references) all threads' tables may hold
-/// together (default 10 000 000, about 80 MB). `table.grow` past it returns -1; a thread
-/// whose initial tables do not fit fails to start (its spawn returns an error; for the
-/// main thread the run ends with `WT_EXIT_TRAP`). NULL `config` is ignored.
+/// together (default 10 000 000, about 80 MB; 0 = no table may have an element).
+/// `table.grow` past it returns -1; a thread whose initial tables do not fit fails to
+/// start (its spawn returns an error; for the main thread the run ends with
+/// `WT_EXIT_TRAP`).
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_run_config_set_max_table_elements(config: *mut wt_run_config_t, elements: u64) {
     ffi_boundary! { with_config(config, |c| c.max_table_elements = elements) }
 }
 
+/// Ends a run with `WT_EXIT_TIMEOUT` once it has gone on for `timeout_ms` milliseconds,
+/// or never with `WT_NO_TIMEOUT` (the default).
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run_config_set_timeout_ms(config: *mut wt_run_config_t, timeout_ms: u64) {
+    ffi_boundary! {
+        with_config(config, |c| c.timeout = (timeout_ms != NO_TIMEOUT).then(|| Duration::from_millis(timeout_ms)))
+    }
+}
+
 /// Sets how long the end of a run waits for its threads to stop, in milliseconds
-/// (default 5000). Threads normally stop within milliseconds wherever they are; only a
-/// thread inside a host callback that does not return, or inside one long wasm
-/// instruction (a `memory.fill` of gigabytes), can take longer. Past the grace `wt_run`
-/// and `wt_run_wait` return anyway, the diagnostic callback names the threads, and they
-/// are stopped as soon as they reach their next interruption point. NULL is ignored.
+/// (default 5000; 0 = not at all). Threads normally stop within milliseconds wherever
+/// they are; only a thread inside a host callback that does not return, or inside one
+/// long wasm instruction (a `memory.fill` of gigabytes), can take longer. Past the grace
+/// `wt_run` and `wt_run_wait` return anyway, the diagnostic callback names the threads,
+/// and they are stopped as soon as they reach their next interruption point.
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_run_config_set_teardown_grace_ms(config: *mut wt_run_config_t, grace_ms: u64) {
     ffi_boundary! { with_config(config, |c| c.teardown_grace = Duration::from_millis(grace_ms)) }

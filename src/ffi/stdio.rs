@@ -21,7 +21,7 @@ use crate::io::{Input, Output};
 pub type wt_output_callback_t =
     Option<unsafe extern "C" fn(user_data: *mut c_void, tid: i32, data: *const u8, len: usize)>;
 
-/// Which output stream a setter changes: 1 = stdout, 2 = stderr.
+/// Which output stream a setter changes: `WT_STDOUT` (1) or `WT_STDERR` (2).
 fn output_slot(c: &mut RunConfig, stream: i32) -> Result<&mut Output, ArgError> {
     match stream {
         1 => Ok(&mut c.stdout),
@@ -30,7 +30,7 @@ fn output_slot(c: &mut RunConfig, stream: i32) -> Result<&mut Output, ArgError> 
     }
 }
 
-/// Sets output stream `stream` (1 = stdout, 2 = stderr), or returns an error.
+/// Sets output stream `stream`, or returns an error.
 fn set_output(
     config: *mut wt_run_config_t,
     stream: i32,
@@ -42,21 +42,23 @@ fn set_output(
     std::ptr::null_mut()
 }
 
-/// Guest output on `stream` (1 = stdout, 2 = stderr) goes to the host process's own
-/// stdout / stderr (the default). Returns NULL, or an error for a bad argument.
+/// Guest output on `stream` (`WT_STDOUT` or `WT_STDERR`; any other number is an error)
+/// goes to the host process's own stdout / stderr (the default).
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_run_config_set_output_inherit(config: *mut wt_run_config_t, stream: i32) -> *mut wt_error_t {
     ffi_boundary! { set_output(config, stream, || Ok(Output::Inherit)) }
 }
 
-/// Guest output on `stream` (1 = stdout, 2 = stderr) is discarded; its writes succeed.
+/// Guest output on `stream` (`WT_STDOUT` or `WT_STDERR`) is discarded; its writes
+/// succeed.
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_run_config_set_output_null(config: *mut wt_run_config_t, stream: i32) -> *mut wt_error_t {
     ffi_boundary! { set_output(config, stream, || Ok(Output::Null)) }
 }
 
-/// Guest output on `stream` (1 = stdout, 2 = stderr) goes to the file at `path`, created
-/// or truncated now. Runs using this config append to the same open file.
+/// Guest output on `stream` (`WT_STDOUT` or `WT_STDERR`) goes to the file at `path` (any
+/// bytes but NUL), created or truncated now. Runs using this config append to the same
+/// open file.
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_run_config_set_output_file(
     config: *mut wt_run_config_t,
@@ -71,15 +73,16 @@ pub extern "C" fn wt_run_config_set_output_file(
     }
 }
 
-/// Guest output on `stream` (1 = stdout, 2 = stderr) is written to the host descriptor
-/// `fd`, which is duplicated now: the caller keeps ownership of `fd` and may close it.
+/// Guest output on `stream` (`WT_STDOUT` or `WT_STDERR`) is written to the host
+/// descriptor `fd` (any open descriptor, 0 included), which is duplicated now: the caller
+/// keeps ownership of `fd` and may close it. A negative `fd` is an error.
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_run_config_set_output_fd(config: *mut wt_run_config_t, stream: i32, fd: i32) -> *mut wt_error_t {
     ffi_boundary! { set_output(config, stream, || dup_fd(fd).map(|f| Output::File(Arc::new(f)))) }
 }
 
-/// Guest output on `stream` (1 = stdout, 2 = stderr) is handed to `cb` (see
-/// `wt_output_callback_t`). A NULL `cb` is an error.
+/// Guest output on `stream` (`WT_STDOUT` or `WT_STDERR`) is handed to `cb` with
+/// `user_data` (see `wt_output_callback_t`). `cb` must not be NULL; `user_data` may be.
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_run_config_set_output_callback(
     config: *mut wt_run_config_t,
@@ -99,20 +102,20 @@ pub extern "C" fn wt_run_config_set_output_callback(
     }
 }
 
-/// The guest's stdin is the host process's stdin (the default). NULL is ignored.
+/// The guest's stdin is the host process's stdin (the default).
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_run_config_set_stdin_inherit(config: *mut wt_run_config_t) {
     ffi_boundary! { with_config(config, |c| c.stdin = Input::Inherit) }
 }
 
-/// The guest's stdin is empty: reads return end-of-file. NULL is ignored.
+/// The guest's stdin is empty: reads return end-of-file.
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_run_config_set_stdin_null(config: *mut wt_run_config_t) {
     ffi_boundary! { with_config(config, |c| c.stdin = Input::Null) }
 }
 
-/// The guest's stdin is the `len` bytes at `data` (copied now), then end-of-file. Each
-/// run reads them from the start. `data` may be NULL when `len` is 0.
+/// The guest's stdin is the `len` bytes at `data` (copied now; `len` 0 = empty), then
+/// end-of-file. Each run reads them from the start.
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_run_config_set_stdin_bytes(
     config: *mut wt_run_config_t,
@@ -127,8 +130,8 @@ pub extern "C" fn wt_run_config_set_stdin_bytes(
     }
 }
 
-/// The guest's stdin is the file at `path`, opened by each run when it starts (a run
-/// whose file cannot be opened fails to start).
+/// The guest's stdin is the file at `path` (any bytes but NUL), opened by each run when
+/// it starts (a run whose file cannot be opened fails to start).
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_run_config_set_stdin_file(config: *mut wt_run_config_t, path: *const c_char) -> *mut wt_error_t {
     ffi_boundary! {
@@ -138,9 +141,10 @@ pub extern "C" fn wt_run_config_set_stdin_file(config: *mut wt_run_config_t, pat
     }
 }
 
-/// The guest's stdin is read from the host descriptor `fd` (a pipe, socket or file),
-/// duplicated now: the caller keeps ownership of `fd`. A guest blocked reading it is
-/// still stopped promptly when the run ends.
+/// The guest's stdin is read from the host descriptor `fd` (a pipe, socket or file; any
+/// open descriptor, 0 included), duplicated now: the caller keeps ownership of `fd`. A
+/// negative `fd` is an error. A guest blocked reading it is still stopped promptly when
+/// the run ends.
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_run_config_set_stdin_fd(config: *mut wt_run_config_t, fd: i32) -> *mut wt_error_t {
     ffi_boundary! {

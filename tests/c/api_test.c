@@ -113,7 +113,11 @@ static int run_file(int argc, char **argv) {
 int main(int argc, char **argv) {
     if (argc >= 3 && strcmp(argv[1], "run") == 0) return run_file(argc, argv);
 
-    CHECK(wt_version() != NULL && strlen(wt_version()) > 0);
+    /* The header and the library are of one release, and the macros agree. */
+    CHECK(wt_version() != NULL && strcmp(wt_version(), WT_VERSION) == 0);
+    char version[32];
+    snprintf(version, sizeof version, "%d.%d.%d", WT_VERSION_MAJOR, WT_VERSION_MINOR, WT_VERSION_PATCH);
+    CHECK(strcmp(version, WT_VERSION) == 0);
 
     /* NULL arguments give errors, not crashes. */
     expect_error(wt_engine_new(NULL, NULL), "engine_out");
