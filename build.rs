@@ -1,12 +1,12 @@
-//! Generates `include/wasithreads.h` from the FFI sources with cbindgen.
-//! The header is committed; `.ci/run` fails when a build changes it.
+//! Sets the shared library's SONAME and generates `include/wasithreads.h` from the FFI
+//! sources with cbindgen. The header is committed; `.ci/run` fails when a build changes it.
 
 fn main() {
-    // The shared library's SONAME, as installed by scripts/install.sh (libwasithreads.so.0
-    // -> libwasithreads.so.0.1.0). Bump the major with every ABI break.
-    let major = std::env::var("CARGO_PKG_VERSION_MAJOR").expect("cargo sets the version");
-    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libwasithreads.so.{major}");
     let version = std::env::var("CARGO_PKG_VERSION").expect("cargo sets the version");
+    // While 0.x every release may break the ABI, so the SONAME is the full version: a
+    // program linked against 0.1.0 never loads 0.1.1 by mistake. scripts/install.sh
+    // installs libwasithreads.so.X.Y.Z under this name, plus the libwasithreads.so link.
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libwasithreads.so.{version}");
     println!("cargo:rerun-if-changed=src/ffi");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");

@@ -10,13 +10,17 @@ bash scripts/install.sh "$prefix"
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
 
 fail() { echo "check-install: $*" >&2; exit 1; }
-[ "$(readlink "$prefix/lib/libwasithreads.so")" = libwasithreads.so.0 ] || fail "libwasithreads.so link"
-readelf -d "$prefix/lib/libwasithreads.so.0" | grep -q 'SONAME.*libwasithreads.so.0' || fail "SONAME"
+# The SONAME is the full version (every 0.x release may break the ABI), and it is the
+# installed file's name; libwasithreads.so points at it for -lwasithreads.
+version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
+soname=libwasithreads.so.$version
+[ "$(readlink "$prefix/lib/libwasithreads.so")" = "$soname" ] || fail "libwasithreads.so link"
+readelf -d "$prefix/lib/$soname" | grep -qF "Library soname: [$soname]" || fail "SONAME"
 
 # shellcheck disable=SC2046
 cc -std=c11 -Wall -Wextra -Werror examples-c/hello.c $(pkg-config --cflags --libs wasithreads) \
    -Wl,-rpath,"$prefix/lib" -o "$prefix/hello-shared"
-readelf -d "$prefix/hello-shared" | grep -q 'NEEDED.*libwasithreads.so.0' || fail "hello does not need the SONAME"
+readelf -d "$prefix/hello-shared" | grep -qF "Shared library: [$soname]" || fail "hello does not need the SONAME"
 "$prefix/hello-shared" | grep -q "guest exited with code 0" || fail "hello (shared) did not run"
 
 # shellcheck disable=SC2046

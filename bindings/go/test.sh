@@ -57,12 +57,15 @@ command -v "$(go env CC)" >/dev/null || need_pkg gcc libc6-dev
 gover=$(go env GOVERSION)
 case $gover in go1.1[0-8]|go1.1[0-8].*|go1.[0-9]|go1.[0-9].*) fail "Go >= 1.19 needed, found $gover";; esac
 
-# The program looks for the SONAME libwasithreads.so.0, which a plain cargo build does not
-# make: link and run through a directory of our own with both names.
+# The program looks for the SONAME, libwasithreads.so.<version> (the header's WT_VERSION),
+# which a plain cargo build does not make: link and run through a directory of our own
+# with both names.
+version=$(sed -n 's/^#define WT_VERSION "\(.*\)"$/\1/p' "$incdir/wasithreads.h")
+[ -n "$version" ] || fail "no WT_VERSION in $incdir/wasithreads.h"
 shim=$work/lib
 mkdir -p "$shim"
 ln -sfn "$libdir/libwasithreads.so" "$shim/libwasithreads.so"
-ln -sfn "$libdir/libwasithreads.so" "$shim/libwasithreads.so.0"
+ln -sfn "$libdir/libwasithreads.so" "$shim/libwasithreads.so.$version"
 
 export GOPATH=$work/gopath GOCACHE=$work/cache GOMODCACHE=$work/gopath/pkg/mod
 export GOFLAGS=-mod=mod GOPROXY=off GOSUMDB=off GOTOOLCHAIN=local GO111MODULE=on CGO_ENABLED=1

@@ -138,8 +138,8 @@ def build_c(tmp: Path, header: Path) -> Path:
     lib = Path(wt.library_path())
     libdir = tmp / "lib"
     libdir.mkdir()
-    # The library's SONAME is libwasithreads.so.0: give the program that name to load.
-    for name in ("libwasithreads.so", "libwasithreads.so.0"):
+    # The library's SONAME is libwasithreads.so.<version>: give the program that name to load.
+    for name in ("libwasithreads.so", f"libwasithreads.so.{wt.version()}"):
         (libdir / name).symlink_to(lib)
     src = tmp / "bench.c"
     src.write_text(C_SOURCE)

@@ -5,11 +5,12 @@ use std::process::Command;
 
 /// target/<profile>/deps: where this `cargo test` built libwasithreads.so (cargo copies it
 /// up to target/<profile> only on `cargo build`, so that copy may be stale here).
-/// Also makes the SONAME link (libwasithreads.so.0) that programs linked to it look for.
+/// Also makes the SONAME link (libwasithreads.so.<version>) that programs linked to it look for.
 pub fn lib_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().to_path_buf();
-    let _ = std::os::unix::fs::symlink("libwasithreads.so", dir.join("libwasithreads.so.0"));
+    let soname = concat!("libwasithreads.so.", env!("CARGO_PKG_VERSION"));
+    let _ = std::os::unix::fs::symlink("libwasithreads.so", dir.join(soname));
     dir
 }
 
