@@ -40,10 +40,11 @@
  *   buffers and descriptors passed in are copied or duplicated, never kept. Objects may
  *   be freed in any order: a module or a run keeps alive what it uses.
  *
- * const. A function does not change what a `const` pointer argument points to, with one
- *   documented exception: `wt_run_cancel` ends the run (its `wt_run_t` is `const` so that
- *   any thread may call it while others wait). Non-`const` pointers are changed only as
- *   documented.
+ * const. A function does not change what a `const` pointer argument points to, except
+ *   for a run's own progress: `wt_run_cancel` ends the run, and `wt_run_wait` and
+ *   `wt_run_try_wait` may supervise it on the calling thread (enforce its timeout, join
+ *   its threads). They take a `const wt_run_t *` because any number of threads may call
+ *   them at once. Non-`const` pointers are changed only as documented.
  *
  * Strings and bytes. Strings passed in are NUL-terminated; text (arguments, environment,
  *   guest paths) must be UTF-8, host paths may be any bytes. Strings the library returns
@@ -64,8 +65,8 @@
  * Panics and exits. No function exits or aborts the process, whatever the guest does. A
  *   panic inside the library is caught at the function's boundary: a function returning
  *   `wt_error_t *` returns an error saying so; the others return NULL, false or nothing.
- *   A callback must return normally: unwinding out of it (a C++ exception, `longjmp`) is
- *   undefined behaviour.
+ *   Running out of memory aborts, as in any Rust program. A callback must return
+ *   normally: unwinding out of it (a C++ exception, `longjmp`) is undefined behaviour.
  *
  * Versions. While the version is 0.x every release may change the ABI: the shared
  *   library's SONAME is its full version (libwasithreads.so.MAJOR.MINOR.PATCH), so a
@@ -444,7 +445,7 @@ extern "C" {
  * A new engine configuration with the defaults: Cranelift opt level 1 (speed), no
  * on-disk compilation cache, a 1 MiB wasm stack per guest thread, a 1000 us interrupt
  * tick, the interrupt page. The caller owns the result and must release it with
- * `wt_engine_config_free`. Returns NULL only if memory ran out.
+ * `wt_engine_config_free`. Never NULL but after a panic inside the library.
  */
 wt_engine_config_t *wt_engine_config_new(void);
 
@@ -577,8 +578,8 @@ void wt_bytes_free(wt_bytes_t *bytes);
  * directories, stdin/stdout/stderr inherited from the host process, at most 1024 spawned
  * threads alive at once, 256 descriptors, 10 000 000 table elements, no memory cap but
  * the module's, no timeout, a 5000 ms teardown grace, no callbacks, no core dump. Owned
- * by the caller; release it with `wt_run_config_free`. Returns NULL only if memory ran
- * out.
+ * by the caller; release it with `wt_run_config_free`. Never NULL but after a panic
+ * inside the library.
  */
 wt_run_config_t *wt_run_config_new(void);
 

@@ -33,7 +33,7 @@ impl Handle for wt_engine_config {}
 /// A new engine configuration with the defaults: Cranelift opt level 1 (speed), no
 /// on-disk compilation cache, a 1 MiB wasm stack per guest thread, a 1000 us interrupt
 /// tick, the interrupt page. The caller owns the result and must release it with
-/// `wt_engine_config_free`. Returns NULL only if memory ran out.
+/// `wt_engine_config_free`. Never NULL but after a panic inside the library.
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_engine_config_new() -> *mut wt_engine_config_t {
     ffi_boundary! { wt_engine_config { inner: EngineConfig::default() }.into_raw() }

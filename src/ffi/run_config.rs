@@ -59,8 +59,8 @@ pub(super) fn with_config(config: *mut wt_run_config_t, f: impl FnOnce(&mut RunC
 /// directories, stdin/stdout/stderr inherited from the host process, at most 1024 spawned
 /// threads alive at once, 256 descriptors, 10 000 000 table elements, no memory cap but
 /// the module's, no timeout, a 5000 ms teardown grace, no callbacks, no core dump. Owned
-/// by the caller; release it with `wt_run_config_free`. Returns NULL only if memory ran
-/// out.
+/// by the caller; release it with `wt_run_config_free`. Never NULL but after a panic
+/// inside the library.
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_run_config_new() -> *mut wt_run_config_t {
     ffi_boundary! { wt_run_config { inner: RunConfig::default() }.into_raw() }
