@@ -302,7 +302,8 @@ typedef struct wt_run_config wt_run_config_t;
 /**
  * Receives guest output: what thread `tid` wrote with one `fd_write`, `len` bytes at
  * `data` (valid only during the call). Called on the writing guest thread; calls for one
- * stream never overlap, and one `fd_write` is never split or mixed with another. It may
+ * stream never overlap, and one `fd_write` is never split or mixed with another; calls
+ * for stdout and stderr may, so `user_data` must be safe to use from any thread. It may
  * call `wt_run_cancel` on its own run (to stop a guest on some output), but must not wait
  * for or free that run.
  */
