@@ -199,3 +199,62 @@ UNSHARED = b"""(module
 
 # No _start: loads, but a run cannot start.
 NO_START = b"""(module (memory (export "memory") 1))"""
+
+# Main and two spawned threads write "tick\n" to stdout in a loop, without end.
+TICKER = f"""(module {_HEADER}
+  (data (i32.const 300) "tick\\n")
+  (func $tick (param $scratch i32)
+    (loop $again
+      (call $write (i32.const 1) (i32.const 300) (i32.const 5) (local.get $scratch))
+      (br $again)))
+  (func (export "wasi_thread_start") (param $tid i32) (param $arg i32)
+    (call $tick (i32.add (i32.const 1024) (i32.mul (local.get $arg) (i32.const 32)))))
+  (func (export "_start")
+    (drop (call $spawn (i32.const 1)))
+    (drop (call $spawn (i32.const 2)))
+    (call $tick (i32.const 1024))))
+""".encode()
+
+
+def spawner(threads: int) -> bytes:
+    """Main spawns `threads` threads that block forever, then calls proc_exit with the
+    number of spawns that failed (returned a negative value)."""
+    return f"""(module {_HEADER}
+  (func (export "wasi_thread_start") (param $tid i32) (param $arg i32)
+    (call $forever))
+  (func (export "_start") (local $n i32) (local $failed i32)
+    (loop $s
+      (if (i32.lt_s (call $spawn (local.get $n)) (i32.const 0))
+        (then (local.set $failed (i32.add (local.get $failed) (i32.const 1)))))
+      (local.set $n (i32.add (local.get $n) (i32.const 1)))
+      (br_if $s (i32.lt_u (local.get $n) (i32.const {threads}))))
+    (call $proc_exit (local.get $failed))))
+""".encode()
+
+
+# Opens its first preopened directory (fd 3) as "." again and again until path_open
+# fails; exits with 100 * (directories opened) + the WASI errno of the failure.
+OPEN_UNTIL_FULL = b"""(module
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 100) ".")
+  (func (export "_start") (local $errno i32) (local $opened i32)
+    (loop $again
+      ;; oflags DIRECTORY
+      (local.set $errno (call $path_open (i32.const 3) (i32.const 0) (i32.const 100) (i32.const 1)
+                                         (i32.const 2) (i64.const 0) (i64.const 0) (i32.const 0) (i32.const 8)))
+      (if (i32.eqz (local.get $errno))
+        (then (local.set $opened (i32.add (local.get $opened) (i32.const 1))) (br $again))))
+    (call $proc_exit (i32.add (i32.mul (local.get $opened) (i32.const 100)) (local.get $errno)))))
+"""
+
+# A table of 1 element grown by 1000: exits with 1 if table.grow failed, else 0.
+GROW_TABLE = b"""(module
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (memory (export "memory") 1)
+  (table $t 1 funcref)
+  (func (export "_start")
+    (call $proc_exit (i32.eq (table.grow $t (ref.null func) (i32.const 1000)) (i32.const -1)))))
+"""

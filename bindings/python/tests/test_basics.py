@@ -189,6 +189,32 @@ def test_stdout_to_file_object_path_and_writer(load, tmp_path):
         module.run(stdout=3.5)
 
 
+def test_pipe_collects_exact_bytes(load):
+    module = load(guests.ECHO)
+    data = bytes(range(256)) * 800  # 200 KiB in 7-byte writes: more than a pipe holds
+    exit = module.run(stdin=data, stdout=wt.PIPE, stderr=wt.PIPE)
+    assert exit.ok
+    assert exit.stdout == data
+    assert exit.stderr == b"<eof>"
+    assert exit == wt.Exit(wt.ExitKind.CODE, 0, 0)  # the output is not part of ==
+    only_err = module.run(stdin=b"x", stdout=wt.DEVNULL, stderr=subprocess.PIPE)
+    assert (only_err.stdout, only_err.stderr) == (None, b"<eof>")
+    assert module.run(stdin=b"", stdout=wt.PIPE, stderr=wt.DEVNULL).stdout == b""
+    assert module.run(stdin=b"x", stdout=wt.DEVNULL).stdout is None
+    with pytest.raises(ValueError, match="stdout must be DEVNULL, PIPE or a file descriptor"):
+        module.run(stdout=subprocess.STDOUT)
+    with pytest.raises(ValueError, match="for input, pass bytes"):
+        module.run(stdin=wt.PIPE)
+
+
+def test_pipe_keeps_each_write_whole_across_threads(load):
+    exit = load(guests.printers(8, exit_code=5)).run(stdout=wt.PIPE)
+    assert exit.code == 5
+    lines = exit.stdout.splitlines(keepends=True)
+    assert sorted(lines[:-1]) == [f"line from thread {n}\n".encode() for n in range(8)]
+    assert lines[-1] == b"main done\n"
+
+
 def test_stdout_to_fd_in_subprocess_inherits_by_default(tmp_path):
     # Inherit (the default) writes to the process's own fd 1: check it in a child process.
     script = (

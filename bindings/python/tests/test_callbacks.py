@@ -32,6 +32,18 @@ def test_callbacks_from_eight_guest_threads(load, collect):
     assert len(threads_seen) > 1
 
 
+def test_thread_exit_kind_is_a_str_enum(load, collect):
+    kinds = []
+    load(guests.EXIT_IN_THREAD).run(on_thread_exit=lambda tid, kind, code: kinds.append((tid, kind)))
+    assert all(type(kind) is wt.ThreadExitKind for _, kind in kinds)
+    by_tid = dict(kinds)
+    assert by_tid == {0: "terminated", 1: "terminated", 2: "exited"}  # the old strings still compare
+    assert by_tid[2] is wt.ThreadExitKind.EXITED
+    assert (f"{by_tid[2]}", str(by_tid[2]), f"{by_tid[2]:>8}") == ("exited", "exited", "  exited")
+    assert {k.value for k in wt.ThreadExitKind} == {"returned", "exited", "trapped", "terminated"}
+    assert wt.ThreadExitKind("trapped") is wt.ThreadExitKind.TRAPPED
+
+
 def test_stdout_and_stderr_callbacks_are_separate(load):
     out, err = [], []
     exit = load(guests.ECHO).run(stdin=b"0123456789", stdout=lambda t, d: out.append((t, d)),

@@ -22,10 +22,13 @@ def test_200_runs_do_not_grow_threads_or_fds(load, tmp_path):
         exit = printers.run(stdout=lambda tid, d: lines.append(d), stdin=stdin_file, stderr=out_file,
                             on_thread_exit=lambda tid, kind, code: None)
         assert exit.code == 1 and len(lines) == 5
+        if i % 5 == 0:  # and runs collecting output
+            assert printers.run(stdout=wt.PIPE, stderr=wt.PIPE).stdout.endswith(b"main done\n")
         if i % 10 == 0:  # also runs that are cancelled, and runs given up on with close()
             with blocker.start(stdout=wt.DEVNULL, timeout=0.001) as run:
                 assert run.wait().kind is wt.ExitKind.TIMEOUT
             blocker.start(stdout=wt.DEVNULL).close()
+            blocker.start(stdout=wt.PIPE).close()
 
     for i in range(20):  # warm up: let the library's thread pool reach its size
         one(i)

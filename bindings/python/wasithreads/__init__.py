@@ -6,7 +6,8 @@ A Python binding (ctypes, ABI mode) of libwasithreads::
 
     engine = wt.Engine()
     module = engine.load(b'(module ...)')        # .wasm bytes, WAT text as bytes, or a path
-    exit = module.run(args=["prog", "x"], stdout=lambda tid, data: print(tid, data))
+    exit = module.run(args=["prog", "x"], stdout=wt.PIPE)
+    print(exit.stdout)                             # bytes, every thread's writes in order
     if exit.kind is wt.ExitKind.TRAP:
         print(f"thread {exit.tid} trapped:", exit.message)
     for tid, backtrace in exit.stopped_at.items():  # threads the run's end stopped
@@ -17,16 +18,31 @@ than the one shipped in the package.
 """
 
 from ._engine import Engine
-from ._errors import CallbackError, Error
-from ._exit import Exit, ExitKind
+from ._errors import CallbackError, Error, ExitError, HostIOError, LimitError, LinkError, ModuleError, UsageError
+from ._exit import Exit, ExitKind, ThreadExitKind
 from ._ffi import library_path, version
 from ._module import Module
 from ._run import Run
-from ._stdio import DEVNULL
+from ._stdio import DEVNULL, PIPE
 
 # Tracebacks and reprs name the public path (wasithreads.Error), which stays when the
 # private modules change.
-for _public in (CallbackError, Engine, Error, Exit, ExitKind, Module, Run):
+for _public in (
+    CallbackError,
+    Engine,
+    Error,
+    Exit,
+    ExitError,
+    ExitKind,
+    HostIOError,
+    LimitError,
+    LinkError,
+    Module,
+    ModuleError,
+    Run,
+    ThreadExitKind,
+    UsageError,
+):
     _public.__module__ = __name__
 del _public
 
@@ -43,13 +59,21 @@ except ImportError:  # pragma: no cover
 
 __all__ = [
     "DEVNULL",
+    "PIPE",
     "CallbackError",
     "Engine",
     "Error",
     "Exit",
+    "ExitError",
     "ExitKind",
+    "HostIOError",
+    "LimitError",
+    "LinkError",
     "Module",
+    "ModuleError",
     "Run",
+    "ThreadExitKind",
+    "UsageError",
     "library_path",
     "version",
 ]

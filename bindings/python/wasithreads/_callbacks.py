@@ -13,7 +13,8 @@ import threading
 from typing import TYPE_CHECKING, Callable
 
 from . import _ffi
-from ._exit import THREAD_KINDS
+from ._capture import Capture
+from ._exit import THREAD_KINDS, Exit, ThreadExitKind, take_exit
 from ._ffi import CFuncPtr, lib
 
 if TYPE_CHECKING:
@@ -21,10 +22,17 @@ if TYPE_CHECKING:
 
 #: ``(tid, data)``: what guest thread ``tid`` wrote with one ``fd_write``.
 OutputCallback = Callable[[int, bytes], None]
-#: ``(tid, kind, code)``: kind is "returned", "exited", "trapped" or "terminated".
-ThreadExitCallback = Callable[[int, str, int], None]
+#: ``(tid, kind, code)``: how guest thread ``tid`` ended.
+ThreadExitCallback = Callable[[int, ThreadExitKind, int], None]
 #: ``(tid)``: called on each new guest thread before it runs wasm.
 ThreadStartCallback = Callable[[int], None]
+#: ``(tid, message)``: something the library tells the host about thread ``tid``.
+DiagnosticCallback = Callable[[int, str], None]
+
+
+#: How the diagnostic that the run's end gave up waiting for threads begins (the C API has
+#: no other way to say it; tests/test_limits.py checks the text).
+ABANDONED = "had not stopped"
 
 
 class _Current(threading.local):
@@ -40,7 +48,18 @@ class RunState:
     """What the callbacks of one run share with its ``Run``. Holds no reference to the
     ``Run`` itself, so that a ``Run`` dropped by the user is freed at once."""
 
-    __slots__ = ("cancel_pending", "errors", "lock", "reported", "run_ptr", "stopped", "user_callbacks")
+    __slots__ = (
+        "abandoned",
+        "cancel_pending",
+        "capture",
+        "diagnostics",
+        "errors",
+        "lock",
+        "reported",
+        "run_ptr",
+        "stopped",
+        "user_callbacks",
+    )
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -53,6 +72,20 @@ class RunState:
         self.stopped: dict[int, str] | None = None
         # Whether the run calls a Python callable of the user's (which may raise).
         self.user_callbacks = False
+        # (tid, message) of each diagnostic (Exit.diagnostics), written by its trampoline.
+        self.diagnostics: list[tuple[int, str]] = []
+        # The files of stdout=PIPE / stderr=PIPE.
+        self.capture = Capture()
+        # The run's end gave up waiting for some thread (teardown grace): that thread may
+        # still call the run's callbacks after wt_run_free, so they must never be freed.
+        self.abandoned = False
+
+    def exit(self, raw: _ffi.wt_exit_t) -> Exit:
+        """The ``Exit`` of a filled ``wt_exit_t`` (whose message is released), with what
+        this run's callbacks and pipes collected."""
+        with self.lock:
+            diagnostics = tuple(self.diagnostics)
+        return take_exit(raw, self.stopped, self.capture.take(), diagnostics)
 
     def failed(self, exc: BaseException, where: str, tid: int) -> None:
         """A callback raised ``exc``: remember it and cancel the run."""
@@ -120,13 +153,37 @@ def thread_exit_callback(state: RunState, fn: ThreadExitCallback | None) -> CFun
                 where = h.backtrace
                 if where:
                     stopped[tid] = where.decode("utf-8", "replace")
-            fn(tid, kinds.get(kind, str(kind)), h.code)
+            fn(tid, kinds[kind], h.code)
         except BaseException as e:  # noqa: BLE001 - reported after the run
             state.failed(e, "on_thread_exit", tid)
         finally:
             here.state = previous
 
     return _ffi.THREAD_EXIT_CB(trampoline)
+
+
+def diagnostic_callback(state: RunState, fn: DiagnosticCallback | None) -> CFuncPtr:
+    """The run's diagnostic trampoline: records each diagnostic in ``state.diagnostics``
+    and calls ``fn`` (if any)."""
+    here = current
+    record = state.diagnostics.append  # atomic under the GIL
+
+    def trampoline(_user_data: int | None, tid: int, message: bytes | None) -> None:
+        previous = here.state
+        here.state = state
+        try:
+            text = (message or b"").decode("utf-8", "replace")
+            if ABANDONED in text:
+                state.abandoned = True
+            record((tid, text))
+            if fn is not None:
+                fn(tid, text)
+        except BaseException as e:  # noqa: BLE001 - reported after the run
+            state.failed(e, "on_diagnostic", tid)
+        finally:
+            here.state = previous
+
+    return _ffi.DIAGNOSTIC_CB(trampoline)
 
 
 def thread_start_callback(state: RunState, fn: ThreadStartCallback) -> CFuncPtr:

@@ -3,6 +3,7 @@ returned pointers. Problems raise ``TypeError`` / ``ValueError`` before any C ca
 
 from __future__ import annotations
 
+import math
 import operator
 import os
 from ctypes import c_void_p
@@ -45,6 +46,14 @@ def uint(value: SupportsIndex, what: str, bits: int) -> int:
     if not 0 <= n < (1 << bits):
         raise ValueError(f"{what} must be in 0..{(1 << bits) - 1}, not {n}")
     return n
+
+
+def millis(seconds: float, what: str) -> int:
+    """``seconds`` (a finite number >= 0) as whole milliseconds, rounded up."""
+    value = float(seconds)
+    if not value >= 0 or math.isinf(value):
+        raise ValueError(f"{what} must be a finite number of seconds >= 0, not {seconds!r}")
+    return math.ceil(value * 1000)
 
 
 def ptr(out: c_void_p) -> int:

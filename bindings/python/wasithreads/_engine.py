@@ -7,7 +7,7 @@ from ctypes import byref, c_void_p
 from typing import Union
 
 from ._convert import cpath, ptr, uint
-from ._errors import Error, check
+from ._errors import Error, HostIOError, ModuleError, check
 from ._ffi import lib
 from ._handle import Handle, Owned
 from ._module import Module
@@ -26,6 +26,13 @@ class Engine(Owned):
             deeper recursion traps.
         interrupt_tick_us: while a run is ending, how often threads that have not stopped
             yet are woken again (default 1000 µs, at least 50).
+        epoch_interruption: stop busy guest code with Wasmtime's epoch checks instead of
+            the interrupt page (default off; about five times the cost of the page's
+            checks, but no signal: for running under valgrind and similar tools).
+
+    Raises:
+        UsageError: a setting out of range (``opt_level`` not 0-2, ``max_wasm_stack``
+            0 or above 256 MiB).
 
     Use as a context manager or call ``close()``; modules keep working in runs already
     started, but cannot be loaded or started once their engine is closed.
@@ -38,9 +45,11 @@ class Engine(Owned):
         cache: bool | None = None,
         max_wasm_stack: int | None = None,
         interrupt_tick_us: int | None = None,
+        epoch_interruption: bool | None = None,
     ) -> None:
         config = None
-        if any(v is not None for v in (opt_level, cache, max_wasm_stack, interrupt_tick_us)):
+        settings = (opt_level, cache, max_wasm_stack, interrupt_tick_us, epoch_interruption)
+        if any(v is not None for v in settings):
             config = lib.wt_engine_config_new()
             if not config:
                 raise MemoryError("wt_engine_config_new")
@@ -53,6 +62,8 @@ class Engine(Owned):
                 lib.wt_engine_config_set_max_wasm_stack(config, uint(max_wasm_stack, "max_wasm_stack", 63))
             if interrupt_tick_us is not None:
                 lib.wt_engine_config_set_interrupt_tick_us(config, uint(interrupt_tick_us, "interrupt_tick_us", 64))
+            if epoch_interruption is not None:
+                lib.wt_engine_config_set_epoch_interruption(config, bool(epoch_interruption))
             out = c_void_p()
             check(lib.wt_engine_new(config, byref(out)))
         finally:
@@ -71,34 +82,48 @@ class Engine(Owned):
                 ``text.encode()``: a ``str`` is always a path.
 
         Raises:
-            Error: the module is invalid, imports something wasithreads does not provide,
-                or imports ``wasi::thread-spawn`` without a shared memory; or the file
-                cannot be read.
+            ModuleError: the bytes are not a module wasithreads can compile.
+            LinkError: the module imports something wasithreads does not provide, or
+                ``wasi::thread-spawn`` without a shared memory.
+            HostIOError: the file cannot be read.
         """
         out = c_void_p()
         if isinstance(source, (bytes, bytearray, memoryview)):
             data = bytes(source)
-            self._h.use(lambda engine: check(lib.wt_module_load(engine, data, len(data), byref(out))))
+            self._h.use(lambda engine: check(lib.wt_module_load(engine, data, len(data), byref(out)), ModuleError))
         elif isinstance(source, (str, os.PathLike)):
             path = cpath(source, "module path")
             try:
-                self._h.use(lambda engine: check(lib.wt_module_load_file(engine, path, byref(out))))
+                self._h.use(lambda engine: check(lib.wt_module_load_file(engine, path, byref(out)), ModuleError))
             except Error as e:
                 if isinstance(source, str) and source.lstrip().startswith("(") and not os.path.exists(source):
-                    raise Error(f"{e} (a str is a path; pass WAT text as bytes: text.encode())") from None
+                    hint = type(e)(f"{e} (a str is a path; pass WAT text as bytes: text.encode())")
+                    if isinstance(e, HostIOError) and isinstance(hint, HostIOError):
+                        hint.errno = e.errno
+                    raise hint from None
                 raise
         else:
             raise TypeError(f"source must be bytes or a path, not {type(source).__name__}")
         return Module(self, ptr(out))
 
-    def validate(self, source: bytes | bytearray | memoryview) -> None:
-        """Checks ``.wasm`` bytes or WAT text the way ``load`` does (it compiles them, so it
-        costs as much) and raises ``Error`` saying what is wrong, e.g. "the module imports
-        wasi::thread-spawn but has no shared memory"."""
+    def validate(self, source: Source) -> None:
+        """Checks a module the way ``load`` does (it compiles it, so it costs as much)
+        and raises what ``load`` would, saying what is wrong, e.g. ``LinkError`` "the
+        module imports wasi::thread-spawn but has no shared memory". ``source`` is what
+        ``load`` takes; a file is read here."""
+        if isinstance(source, (str, os.PathLike)):
+            path = cpath(source, "module path")
+            try:
+                with open(path, "rb") as f:
+                    source = f.read()
+            except OSError as e:
+                error = HostIOError(f"reading {os.fsdecode(path)}: {e.strerror} (os error {e.errno})")
+                error.errno = e.errno
+                raise error from None
         if not isinstance(source, (bytes, bytearray, memoryview)):
-            raise TypeError(f"source must be bytes, not {type(source).__name__}")
+            raise TypeError(f"source must be bytes or a path, not {type(source).__name__}")
         data = bytes(source)
-        self._h.use(lambda engine: check(lib.wt_module_validate(engine, data, len(data))))
+        self._h.use(lambda engine: check(lib.wt_module_validate(engine, data, len(data)), ModuleError))
 
     def deserialize(self, data: bytes | bytearray | memoryview) -> Module:
         """Loads a module from bytes made by ``Module.serialize`` with the same library
@@ -106,10 +131,13 @@ class Engine(Owned):
 
         SECURITY: the bytes are machine code, checked for format and version but not for
         integrity. Only pass bytes this library produced and nobody else could change.
+
+        Raises:
+            ModuleError: bytes of another version or engine settings, or not serialized.
         """
         data = bytes(data)
         out = c_void_p()
-        self._h.use(lambda engine: check(lib.wt_module_deserialize(engine, data, len(data), byref(out))))
+        self._h.use(lambda engine: check(lib.wt_module_deserialize(engine, data, len(data), byref(out)), ModuleError))
         return Module(self, ptr(out))
 
     # -- lifetime

@@ -1,4 +1,5 @@
-"""How a run ended (``Exit``, ``ExitKind``) and how one guest thread did."""
+"""How a run ended (``Exit``, ``ExitKind``) and how one guest thread did
+(``ThreadExitKind``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from . import _ffi
+from ._errors import ExitError
 from ._ffi import lib
 
 
@@ -26,15 +28,36 @@ class ExitKind(enum.Enum):
     """The host cancelled the run (``Run.cancel``, Ctrl-C, a callback that raised)."""
 
 
+class ThreadExitKind(str, enum.Enum):
+    """How one guest thread ended (``wt_thread_exit_kind``), as ``on_thread_exit`` gets
+    it. A ``str`` enum: each member equals, prints and formats as its value
+    (``ThreadExitKind.RETURNED == "returned"``, ``f"{kind}"`` is ``"returned"``)."""
+
+    RETURNED = "returned"
+    """``_start`` or ``wasi_thread_start`` returned."""
+    EXITED = "exited"
+    """The thread called ``proc_exit(code)``, which ended the run."""
+    TRAPPED = "trapped"
+    """The thread trapped, which ended the run."""
+    TERMINATED = "terminated"
+    """The run's end (another thread, a timeout, the host) stopped the thread."""
+
+    def __str__(self) -> str:
+        return str.__str__(self)
+
+    def __format__(self, spec: str) -> str:
+        return str.__format__(self, spec)
+
+
 _EXIT_KINDS = {k.value: k for k in ExitKind}
 _NO_BACKTRACES: Mapping[int, str] = MappingProxyType({})
 
-#: How one guest thread ended (``wt_thread_exit_kind``), as ``on_thread_exit`` names it.
+#: ``wt_thread_exit_kind`` values to ``ThreadExitKind``.
 THREAD_KINDS = {
-    _ffi.WT_THREAD_RETURNED: "returned",
-    _ffi.WT_THREAD_EXITED: "exited",
-    _ffi.WT_THREAD_TRAPPED: "trapped",
-    _ffi.WT_THREAD_TERMINATED: "terminated",
+    _ffi.WT_THREAD_RETURNED: ThreadExitKind.RETURNED,
+    _ffi.WT_THREAD_EXITED: ThreadExitKind.EXITED,
+    _ffi.WT_THREAD_TRAPPED: ThreadExitKind.TRAPPED,
+    _ffi.WT_THREAD_TERMINATED: ThreadExitKind.TERMINATED,
 }
 
 
@@ -60,6 +83,15 @@ class Exit:
             one that trapped, not threads that had finished): empty when every thread
             ended by itself, and for runs with ``backtraces=False``. Sorted by tid. Not
             part of ``==`` / ``hash`` (it says where threads happened to be).
+        stdout, stderr: what the guest wrote to the stream, for a run with
+            ``stdout=PIPE`` / ``stderr=PIPE``; ``None`` otherwise. Each ``fd_write`` is
+            in one piece; writes of different threads are in the order they happened.
+        diagnostics: ``(tid, message)`` for each thing the library told the host about
+            during the run, in order: a ``thread-spawn`` that failed and why (e.g. the
+            thread limit), threads that had not stopped when the teardown grace ran
+            out, a core dump that could not be written. At most 64.
+
+    ``stdout``, ``stderr`` and ``diagnostics`` are not part of ``==`` / ``hash`` either.
     """
 
     kind: ExitKind
@@ -67,19 +99,43 @@ class Exit:
     tid: int
     message: str | None = None
     stopped_at: Mapping[int, str] = field(default_factory=lambda: _NO_BACKTRACES, compare=False)
+    stdout: bytes | None = field(default=None, compare=False)
+    stderr: bytes | None = field(default=None, compare=False)
+    diagnostics: tuple[tuple[int, str], ...] = field(default=(), compare=False)
 
     @property
     def ok(self) -> bool:
         """True when the run ended with exit code 0."""
         return self.kind is ExitKind.CODE and self.code == 0
 
+    def check(self) -> Exit:
+        """Returns this ``Exit`` if the run ended with exit code 0, else raises
+        ``ExitError`` (with this ``Exit`` as its ``exit``)."""
+        if self.ok:
+            return self
+        if self.kind is ExitKind.CODE:
+            why = f"exited with code {self.code} (thread {self.tid})"
+        elif self.kind is ExitKind.TRAP:
+            why = f"trapped in thread {self.tid}: {self.message}"
+        elif self.kind is ExitKind.TIMEOUT:
+            why = "timed out"
+        else:
+            why = "was cancelled"
+        raise ExitError(f"the run {why}", self)
 
-def take_exit(raw: _ffi.wt_exit_t, stopped: dict[int, str] | None = None) -> Exit:
+
+def take_exit(
+    raw: _ffi.wt_exit_t,
+    stopped: dict[int, str] | None = None,
+    output: tuple[bytes | None, bytes | None] = (None, None),
+    diagnostics: tuple[tuple[int, str], ...] = (),
+) -> Exit:
     """Converts a filled ``wt_exit_t`` and releases its message. ``stopped`` is what the
-    run's thread-exit trampoline recorded (every call of it has returned by now)."""
+    run's thread-exit trampoline recorded (every call of it has returned by now),
+    ``output`` what the run's pipes collected, ``diagnostics`` what the library said."""
     message = None
     if raw.message:
         message = ctypes.string_at(raw.message).decode("utf-8", "replace")
     lib.wt_exit_clear(byref(raw))
     stopped_at = MappingProxyType(dict(sorted(stopped.items()))) if stopped else _NO_BACKTRACES
-    return Exit(_EXIT_KINDS[raw.kind], raw.code, raw.tid, message, stopped_at)
+    return Exit(_EXIT_KINDS[raw.kind], raw.code, raw.tid, message, stopped_at, *output, diagnostics)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from typing import Callable, TypeVar
 
-from ._errors import Error
+from ._errors import UsageError
 
 T = TypeVar("T")
 
@@ -41,7 +41,7 @@ class Handle:
         """``fn(ptr)``, with the pointer kept valid (``close`` waits) until it returns.
 
         Raises:
-            Error: the handle is closed.
+            UsageError: the handle is closed.
 
         The count of uses is raised and the flag saying so set with no Python-level call
         in between, so a KeyboardInterrupt can never leave a use counted that nobody
@@ -50,7 +50,7 @@ class Handle:
         try:
             with self._lock:
                 if self.ptr is None or self._closing:
-                    raise Error(f"the {self._what} is closed")
+                    raise UsageError(f"the {self._what} is closed")
                 ptr = self.ptr
                 self._users += 1
                 counted = True

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from . import _config, _ffi
 from ._callbacks import RunState
 from ._errors import check
-from ._exit import Exit, take_exit
+from ._exit import Exit
 from ._ffi import lib
 from ._handle import Handle, Owned
 from ._options import RunOptions, takes_run_options
@@ -47,25 +47,23 @@ class Module(Owned):
             how the run ended (traps, ``proc_exit``, timeouts are results, not exceptions).
 
         Raises:
-            Error: the run could not start (no ``_start``, a missing preopen directory, …).
+            LinkError: the module cannot run (no ``_start``).
+            HostIOError: a file or directory of the options cannot be opened.
+            LimitError: ``max_memory`` or ``max_fds`` leave no room for the module.
             CallbackError: a callback raised.
         """
         run = Run()
         try:
             config, run._keep = _config.build(options, run._state)
-            if (
-                not run._state.user_callbacks
-                and not is_main_thread()
-                and (not run._keep or not threading.current_thread().daemon)
-            ):
+            if not run._state.user_callbacks and not is_main_thread() and not threading.current_thread().daemon:
                 # No Python callback of the user's (nothing to cancel the run on an
                 # exception) and no Ctrl-C to serve (signals go to the main thread): plain
                 # wt_run, which supervises the run on this thread instead of starting a
-                # supervisor thread. Not in a daemon thread when our own exit trampoline
-                # is registered: such a thread may still be in wt_run at interpreter exit,
-                # and only runs of the start path are cancelled and joined then
-                # (_run._close_runs_at_exit), before guest threads could call into a
-                # finalizing interpreter.
+                # supervisor thread. Not in a daemon thread: the binding's own trampolines
+                # (diagnostics, backtraces) are registered, such a thread may still be in
+                # wt_run at interpreter exit, and only runs of the start path are
+                # cancelled and joined then (_run._close_runs_at_exit), before guest
+                # threads could call into a finalizing interpreter.
                 return self._run_here(config, run._state)
             self._launch(run, config)
             exit = run.wait()
@@ -75,6 +73,24 @@ class Module(Owned):
             # After Ctrl-C (or any exception, even one raised the moment wt_run_start
             # returned) this cancels the run first; it always joins every guest thread
             # and frees the run.
+            run._close(report=False)
+
+    @takes_run_options
+    async def run_async(self, options: RunOptions) -> Exit:
+        """``run`` for asyncio: starts the run and awaits its end without blocking the
+        event loop (same options, same result and exceptions).
+
+        Cancelling the awaiting task cancels the run: ``CancelledError`` is raised once
+        every guest thread has stopped and been joined, and the run is freed.
+        Callbacks still run on guest threads, not in the event loop: to hand something
+        to the loop from one, use ``loop.call_soon_threadsafe``.
+        """
+        run = Run()
+        try:
+            config, run._keep = _config.build(options, run._state)
+            self._launch(run, config)
+            return await run.wait_async()
+        finally:
             run._close(report=False)
 
     @takes_run_options
@@ -103,7 +119,7 @@ class Module(Owned):
             )
         finally:
             lib.wt_run_config_free(config)
-        return take_exit(raw, state.stopped)
+        return state.exit(raw)
 
     def _launch(self, run: Run, config: int | None) -> None:
         """Starts ``run`` with ``config`` (and frees the config). wt_run_start writes the

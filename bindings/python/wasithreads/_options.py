@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Callable, TypeVar, Union
 
-from ._callbacks import ThreadExitCallback, ThreadStartCallback
+from ._callbacks import DiagnosticCallback, ThreadExitCallback, ThreadStartCallback
 from ._convert import PathArg
 from ._stdio import Input, Output
 
@@ -68,19 +68,37 @@ class RunOptions:
             ``fileno()`` (duplicated; bytes already buffered in the Python object are
             not seen); another object with ``read()`` is read to the end now.
         stdout, stderr: ``None`` = the host's stdout/stderr; ``DEVNULL`` = discarded;
+            ``PIPE`` = collected into ``Exit.stdout`` / ``Exit.stderr`` (bytes, each
+            ``fd_write`` whole, threads' writes in the order they happened);
             a callable ``(tid, data: bytes)``; an ``int`` fd or a file object with
             ``fileno()`` (flushed now, then written to directly); a ``str``/
             ``os.PathLike`` = a file created or truncated now; another object with
             ``write()`` gets each write (``bytes``, decoded for text files).
         timeout: seconds; the run ends with ``ExitKind.TIMEOUT`` after it.
         max_threads: most spawned threads alive at once (default 1024); past it
-            ``thread-spawn`` returns an error to the guest.
-        max_memory: cap on the guest's linear memory, bytes.
+            ``thread-spawn`` returns an error to the guest, and a diagnostic says why
+            (``Exit.diagnostics``, ``on_diagnostic``).
+        max_memory: cap on the guest's linear memory, bytes; ``memory.grow`` past it
+            returns -1. Below the module's minimum the run cannot start (``LimitError``).
+        max_fds: most descriptors the run may have open at once, stdio and ``dirs``
+            included (default 256); past it ``path_open`` fails with ``mfile``. Too few
+            for stdio and the directories: the run cannot start (``LimitError``).
+        max_table_elements: most table elements all threads' tables hold together
+            (default 10 000 000); ``table.grow`` past it returns -1.
+        teardown_grace: seconds the end of a run waits for its threads to stop (default
+            5); past it the run's wait returns, a diagnostic names the threads still
+            going, and they stop at their next interruption point. Only a thread in a
+            callback that does not return, or in one huge instruction, takes that long.
+        coredump: a path: when the run ends by a trap, a WebAssembly core dump (the
+            tool-conventions format of Wasmtime and ``wasmgdb``) is written there. Its
+            directory must exist when the run starts; a failure to write is a diagnostic.
         on_thread_exit: ``(tid, kind, code)`` once per guest thread after it stopped;
-            kind is "returned", "exited", "trapped" or "terminated", code the
-            ``proc_exit`` code for "exited", else 0. (Where a "terminated" thread
-            was: ``Exit.stopped_at[tid]`` after the run.)
+            kind is a ``ThreadExitKind`` (a ``str`` enum: "returned", "exited",
+            "trapped" or "terminated"), code the ``proc_exit`` code for "exited", else 0.
+            (Where a "terminated" thread was: ``Exit.stopped_at[tid]`` after the run.)
         on_thread_start: ``(tid)`` on each new guest thread before it runs wasm.
+        on_diagnostic: ``(tid, message)`` for each diagnostic, as it happens, on a guest
+            thread or the run's supervisor (they are in ``Exit.diagnostics`` anyway).
         backtraces: record where each thread the run's end stopped was, in
             ``Exit.stopped_at`` (default). This registers a thread-exit callback of
             the binding's own, a short Python call (taking the GIL) on every guest
@@ -99,8 +117,13 @@ class RunOptions:
     timeout: float | None = None
     max_threads: int | None = None
     max_memory: int | None = None
+    max_fds: int | None = None
+    max_table_elements: int | None = None
+    teardown_grace: float | None = None
+    coredump: PathArg | None = None
     on_thread_exit: ThreadExitCallback | None = None
     on_thread_start: ThreadStartCallback | None = None
+    on_diagnostic: DiagnosticCallback | None = None
     backtraces: bool = True
 
 
@@ -151,6 +174,9 @@ def _keyword_method(
             return fn(self, options)
 
         functools.update_wrapper(method, fn)
+        mark = getattr(inspect, "markcoroutinefunction", None)  # 3.12+
+        if mark is not None and inspect.iscoroutinefunction(fn):
+            mark(method)  # it returns fn's coroutine: inspect and asyncio see an async def
         method.__doc__ = f"{inspect.cleandoc(fn.__doc__ or '')}\n\n{_OPTIONS_DOC}"
         vars(method)["__signature__"] = _signature(fn)  # what inspect.signature and help() show
         return method

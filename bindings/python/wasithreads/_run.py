@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import threading
 import time
 from ctypes import byref, c_void_p
+from typing import Callable
 
 from . import _ffi, _waiter
 from ._callbacks import RunState, current
-from ._errors import CallbackError, Error, check
-from ._exit import Exit, take_exit
+from ._errors import CallbackError, Error, UsageError, check
+from ._exit import Exit
 from ._ffi import CFuncPtr, lib
 from ._handle import Handle, live_runs
 
@@ -18,6 +20,18 @@ from ._handle import Handle, live_runs
 # that a signal that the kernel delivered to another thread still reaches the main
 # thread's handler promptly.
 _SLICE = 0.25
+
+
+# The ctypes callbacks of runs whose end gave up waiting for a thread (teardown grace):
+# that thread may still call them at any time, so they are never freed.
+_abandoned: list[list[CFuncPtr]] = []
+
+
+def release_callbacks(state: RunState, keep: list[CFuncPtr]) -> None:
+    """Drops a freed run's ctypes callbacks, or keeps them for good if a thread of the
+    run may still call them."""
+    if state.abandoned and keep:
+        _abandoned.append(keep)
 
 
 def is_main_thread() -> bool:
@@ -44,6 +58,7 @@ class Run:
         # gets it passes it on.
         self._done: threading.Lock | None = None
         self._helper_waits = False  # a helper thread has been given this run
+        self._watchers: list[Callable[[], None]] = []  # called once _exit is set (wait_async)
 
     def _adopt(self) -> None:
         if self._h is not None or not self._out.value:
@@ -92,7 +107,7 @@ class Run:
 
         Raises:
             CallbackError: a callback raised (each call raises it again).
-            Error: the run was closed before it ended, or ``wait`` was called from one of
+            UsageError: the run has not started, or ``wait`` was called from one of
                 the run's own callbacks (that would never return).
         """
         if self._exit is None:
@@ -101,14 +116,65 @@ class Run:
                 if not timeout >= 0:
                     raise ValueError(f"timeout must be >= 0 or None, not {timeout!r}")
             if current.state is self._state:
-                raise Error("Run.wait called from a callback of the same run: it would never return")
+                raise UsageError("Run.wait called from a callback of the same run: it would never return")
             h = self._h
             if h is None:
-                raise Error("the run has not started")
+                raise UsageError("the run has not started")
             t = timeout
             if h.use(lambda ptr: self._poll_ptr(ptr) or self._block(ptr, t)) is None:
                 return None
         return self._result()
+
+    async def wait_async(self) -> Exit:
+        """``wait`` for asyncio: waits, without blocking the event loop, until the run has
+        ended and every guest thread has been joined.
+
+        Cancelling the awaiting task cancels the run: ``CancelledError`` is raised once
+        the run has ended and its guest threads are joined, so no guest code runs after
+        it. To stop waiting without cancelling the run, await
+        ``asyncio.shield(run.wait_async())`` (``asyncio.wait_for`` and
+        ``asyncio.timeout`` cancel what they wait for).
+
+        Returns:
+            how the run ended (the same ``Exit`` each time).
+
+        Raises:
+            CallbackError: a callback raised.
+            UsageError: the run has not started.
+        """
+        if self._exit is None:
+            if self._h is None:
+                raise UsageError("the run has not started")
+            loop = asyncio.get_running_loop()
+            ended = loop.create_future()
+
+            def wake() -> None:  # on whichever thread stores the outcome
+                try:
+                    loop.call_soon_threadsafe(_resolve, ended)
+                except RuntimeError:
+                    pass  # the loop is closed: nobody waits any more
+
+            if self._watch(wake):
+                self._start_waiter()
+                try:
+                    await asyncio.shield(ended)
+                except asyncio.CancelledError:
+                    self.cancel()
+                    while not ended.done():  # the end of a cancelled run takes milliseconds
+                        try:
+                            await asyncio.shield(ended)
+                        except asyncio.CancelledError:
+                            pass  # cancelled again: it is being cancelled already
+                    raise
+        return self._result()
+
+    def _watch(self, wake: Callable[[], None]) -> bool:
+        """Has ``wake()`` called once the outcome is stored; False if it is already."""
+        with self._lock:
+            if self._exit is not None:
+                return False
+            self._watchers.append(wake)
+            return True
 
     def _result(self) -> Exit:
         assert self._exit is not None
@@ -131,13 +197,18 @@ class Run:
         return err
 
     def _store(self, raw: _ffi.wt_exit_t) -> Exit:
-        exit = take_exit(raw, self._state.stopped)
+        exit = self._state.exit(raw)
+        watchers: list[Callable[[], None]] = []
         with self._lock:
             if self._exit is None:
                 self._exit = exit
                 if self._done is not None:
                     self._done.release()  # exactly once: made before _exit was set
-            return self._exit
+                watchers, self._watchers = self._watchers, []
+            stored = self._exit
+        for wake in watchers:
+            wake()
+        return stored
 
     def _poll(self) -> Exit | None:
         h = self._h
@@ -233,7 +304,9 @@ class Run:
         if self._h is None:
             self._adopt()  # started, but an exception came before Module.start finished
             if self._h is None:
+                release_callbacks(self._state, self._keep)  # a plain wt_run may have ended
                 self._keep = []
+                self._state.capture.close()
                 return  # never started
         h = self._h
         if current.state is self._state:
@@ -251,7 +324,9 @@ class Run:
         if h.close(before_free=finish):
             with self._state.lock:
                 self._state.run_ptr = None
-            self._keep = []  # no callback can come any more
+            release_callbacks(self._state, self._keep)
+            self._keep = []  # no callback can come any more, unless abandoned
+            self._state.capture.close()
         state = self._state
         if report and state.errors and not state.reported:
             state.reported = True
@@ -285,6 +360,11 @@ class Run:
         else:
             status = "running"
         return f"<wasithreads.Run {status}>"
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 @atexit.register

@@ -15,13 +15,17 @@ from ._ffi import CFuncPtr, lib
 #: Pass as ``stdin``, ``stdout`` or ``stderr`` to give the guest an empty input / discard
 #: its output. Equal to ``subprocess.DEVNULL``, which works too.
 DEVNULL = -3
+#: Pass as ``stdout`` or ``stderr`` to collect the guest's output into ``Exit.stdout`` /
+#: ``Exit.stderr``. Equal to ``subprocess.PIPE``, which works too.
+PIPE = -1
 
 #: What ``stdout`` / ``stderr`` take (see ``RunOptions``).
 Output = Union[None, int, PathArg, OutputCallback, IO[bytes], IO[str]]
 #: What ``stdin`` takes (see ``RunOptions``).
 Input = Union[None, int, bytes, bytearray, memoryview, PathArg, IO[bytes]]
 
-STDOUT, STDERR = 1, 2
+#: The guest's streams, as the C API numbers them.
+OUT, ERR = 1, 2
 
 
 class _Writer(Protocol):
@@ -38,6 +42,10 @@ def set_output(config: int, state: RunState, keep: list[CFuncPtr], stream: int, 
     if isinstance(target, int):
         if target == DEVNULL:
             check(lib.wt_run_config_set_output_null(config, stream))
+        elif target == PIPE:
+            check(lib.wt_run_config_set_output_fd(config, stream, state.capture.add(stream)))
+        elif target < 0:
+            raise ValueError(f"{name} must be DEVNULL, PIPE or a file descriptor >= 0, not {target}")
         else:
             check(lib.wt_run_config_set_output_fd(config, stream, target))
         return
@@ -75,6 +83,8 @@ def set_stdin(config: int, stdin: Input) -> None:
     if isinstance(stdin, int):
         if stdin == DEVNULL:
             lib.wt_run_config_set_stdin_null(config)
+        elif stdin < 0:
+            raise ValueError(f"stdin must be DEVNULL or a file descriptor >= 0, not {stdin} (for input, pass bytes)")
         else:
             check(lib.wt_run_config_set_stdin_fd(config, stdin))
         return

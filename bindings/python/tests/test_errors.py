@@ -1,0 +1,135 @@
+"""Errors carry a kind (an exception subclass), and Exit.check()."""
+
+import pytest
+
+import guests
+import wasithreads as wt
+from wasithreads import _errors
+
+
+def test_the_kinds_are_errors_and_python_builtins_where_they_fit():
+    for kind in (wt.ModuleError, wt.LinkError, wt.LimitError, wt.UsageError, wt.HostIOError, wt.ExitError):
+        assert issubclass(kind, wt.Error)
+    assert issubclass(wt.UsageError, ValueError)
+    assert issubclass(wt.HostIOError, OSError)
+
+
+@pytest.mark.parametrize(
+    ("source", "kind", "text"),
+    [
+        (b"", wt.ModuleError, "module bytes are empty"),
+        (b"\xde\xad\xbe\xef", wt.ModuleError, "not a WebAssembly"),
+        (b"(module (func (foo)))", wt.ModuleError, "not valid WAT text"),
+        (b"(module (func (result i32) (i64.const 1)))", wt.ModuleError, "invalid WebAssembly module: type mismatch"),
+        (b'(module (import "env" "log" (func)))', wt.LinkError, "unknown import `env::log`"),
+        (b'(module (import "a" "t" (table 1 funcref)))', wt.LinkError, "unsupported import"),
+        (guests.UNSHARED, wt.LinkError, "has no shared memory"),
+    ],
+)
+def test_load_and_validate_errors_have_a_kind(engine, source, kind, text):
+    with pytest.raises(kind, match=text):
+        engine.load(source)
+    with pytest.raises(kind, match=text):
+        engine.validate(source)
+
+
+def test_file_errors_are_host_io_errors_with_errno(engine, tmp_path):
+    with pytest.raises(wt.HostIOError, match="reading") as info:
+        engine.load(tmp_path / "missing.wasm")
+    assert info.value.errno == 2
+    with pytest.raises(wt.HostIOError) as info:
+        engine.validate(tmp_path / "missing.wasm")
+    assert info.value.errno == 2
+    with pytest.raises(wt.HostIOError) as info:
+        engine.load(str(tmp_path))  # a directory
+    assert info.value.errno == 21
+    path = tmp_path / "guest.wat"
+    path.write_bytes(b'(module (import "env" "log" (func)))')
+    with pytest.raises(wt.LinkError, match="unknown import"):  # "loading <path>: unknown import ..."
+        engine.load(path)
+    with pytest.raises(wt.LinkError, match="unknown import"):
+        engine.validate(path)
+
+
+def test_deserialize_errors_are_module_errors(engine, load):
+    with pytest.raises(wt.ModuleError, match="not a module serialized"):
+        engine.deserialize(b"junk")
+    with pytest.raises(wt.ModuleError, match="truncated"):
+        engine.deserialize(load(guests.SPIN).serialize()[:100])
+
+
+def test_run_start_errors_have_a_kind(load, tmp_path):
+    with pytest.raises(wt.LinkError, match="no `_start` export"):
+        load(guests.NO_START).run()
+    spin = load(guests.SPIN)
+    with pytest.raises(wt.HostIOError, match="opening directory") as info:
+        spin.run(dirs={tmp_path / "missing": "/"})
+    assert info.value.errno == 2
+    with pytest.raises(wt.HostIOError, match="as the guest's stdin"):
+        spin.run(stdin=tmp_path / "missing")
+    with pytest.raises(wt.HostIOError, match="creating"):
+        spin.run(stdout=tmp_path / "missing" / "out")
+    with pytest.raises(wt.HostIOError, match="descriptor") as info:
+        spin.run(stdout=987)
+    assert info.value.errno == 9
+    with pytest.raises(wt.UsageError, match="environment key"):
+        spin.run(env={"A=B": "x"})
+    with pytest.raises(wt.LimitError, match="memory limit"):
+        spin.run(max_memory=1)
+
+
+def test_usage_errors(engine, load):
+    with pytest.raises(wt.UsageError, match="opt level"):
+        wt.Engine(opt_level=7)
+    with pytest.raises(wt.UsageError, match="max wasm stack"):
+        wt.Engine(max_wasm_stack=0)
+    closed = wt.Engine()
+    closed.close()
+    with pytest.raises(wt.UsageError, match="the engine is closed"):
+        closed.load(guests.SPIN)
+    module = engine.load(guests.SPIN)
+    module.close()
+    with pytest.raises(wt.UsageError, match="the module is closed"):
+        module.run()
+    with pytest.raises(ValueError, match="closed"):  # UsageError is a ValueError
+        module.serialize()
+
+
+@pytest.mark.parametrize(
+    ("message", "kind"),
+    [
+        ("loading /x.wasm: not a WebAssembly module: no `\\0asm` header", wt.ModuleError),
+        ("loading /a: b.wasm: unknown import `env::f`", wt.LinkError),  # a path with ": " in it
+        ("the module has more than one shared memory (memories 0 and 1)", wt.ModuleError),
+        ("cannot run this module: the module has no `_start` export", wt.LinkError),
+        ("starting the main thread: the OS refused a new thread: Resource temporarily unavailable", wt.LimitError),
+        ("the descriptor limit (3) leaves no room for stdin, stdout, stderr and 1 preopened dir", wt.LimitError),
+        ("`module` is NULL", wt.UsageError),
+        ("internal error (panic in wasithreads): oops", wt.Error),
+        ("something new", wt.Error),
+    ],
+)
+def test_classify(message, kind):
+    assert _errors.classify(message) is kind
+    assert type(_errors.make_error(message)) is kind
+
+
+def test_classify_falls_back_on_the_call():
+    assert _errors.classify("something new", wt.ModuleError) is wt.ModuleError
+    assert _errors.classify("unknown import `a::b`", wt.ModuleError) is wt.LinkError
+
+
+def test_exit_check(load):
+    ok = load(guests.printers(1)).run(stdout=wt.DEVNULL)
+    assert ok.check() is ok
+    exit = load(guests.printers(1, exit_code=3)).run(stdout=wt.DEVNULL)
+    with pytest.raises(wt.ExitError, match=r"exited with code 3 \(thread 0\)") as info:
+        exit.check()
+    assert info.value.exit is exit
+    with pytest.raises(wt.ExitError, match="trapped in thread 1: wasm trap: wasm `unreachable`"):
+        load(guests.TRAP_IN_THREAD).run().check()
+    with pytest.raises(wt.ExitError, match="timed out"):
+        load(guests.SPIN).run(timeout=0.01).check()
+    with pytest.raises(wt.ExitError, match="cancelled") as info:
+        wt.Exit(wt.ExitKind.CANCELLED, 0, -1).check()
+    assert isinstance(info.value, wt.Error)
