@@ -1,6 +1,7 @@
 """asyncio: run_async, wait_async, and cancelling the task cancels the guest."""
 
 import asyncio
+import sys
 import threading
 import time
 
@@ -168,6 +169,8 @@ def test_run_async_is_a_coroutine_function_with_the_run_options(load):
     module = load(guests.SPIN)
     params = inspect.signature(module.run_async).parameters
     assert list(params) == list(inspect.signature(module.run).parameters)
+    if sys.version_info >= (3, 12):  # inspect.markcoroutinefunction
+        assert inspect.iscoroutinefunction(module.run_async)
     coro = module.run_async(timeout=0.01)
     assert inspect.iscoroutine(coro)
     assert asyncio.run(coro).kind is wt.ExitKind.TIMEOUT
