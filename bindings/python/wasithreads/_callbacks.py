@@ -74,8 +74,8 @@ class RunState:
         self.user_callbacks = False
         # (tid, message) of each diagnostic (Exit.diagnostics), written by its trampoline.
         self.diagnostics: list[tuple[int, str]] = []
-        # The files of stdout=PIPE / stderr=PIPE.
-        self.capture = Capture()
+        # The files of stdout=PIPE / stderr=PIPE, made by the first of them.
+        self.capture: Capture | None = None
         # The run's end gave up waiting for some thread (teardown grace): that thread may
         # still call the run's callbacks after wt_run_free, so they must never be freed.
         self.abandoned = False
@@ -85,7 +85,18 @@ class RunState:
         this run's callbacks and pipes collected."""
         with self.lock:
             diagnostics = tuple(self.diagnostics)
-        return take_exit(raw, self.stopped, self.capture.take(), diagnostics)
+        output = self.capture.take() if self.capture is not None else (None, None)
+        return take_exit(raw, self.stopped, output, diagnostics)
+
+    def pipe(self, stream: int) -> int:
+        """A descriptor collecting ``stream`` (1 or 2) for ``Exit.stdout`` / ``stderr``."""
+        if self.capture is None:
+            self.capture = Capture()
+        return self.capture.add(stream)
+
+    def close_pipes(self) -> None:
+        if self.capture is not None:
+            self.capture.close()
 
     def failed(self, exc: BaseException, where: str, tid: int) -> None:
         """A callback raised ``exc``: remember it and cancel the run."""

@@ -15,7 +15,7 @@ from ._stdio import ERR, OUT, set_output, set_stdin
 def build(options: RunOptions, state: RunState) -> tuple[int, list[CFuncPtr]]:
     """A ``wt_run_config_t`` for ``options`` and the ctypes callback objects it points
     to, which must outlive the run. Sets ``state.stopped`` and ``state.user_callbacks``,
-    and opens the files of ``PIPE`` outputs in ``state.capture``."""
+    and opens the files of ``PIPE`` outputs (``state.pipe``)."""
     o = options
     keep: list[CFuncPtr] = []
     if o.backtraces:
@@ -86,6 +86,6 @@ def build(options: RunOptions, state: RunState) -> tuple[int, list[CFuncPtr]]:
         lib.wt_run_config_set_diagnostic_callback(config, cb, None)
     except BaseException:
         lib.wt_run_config_free(config)
-        state.capture.close()
+        state.close_pipes()
         raise
     return config, keep

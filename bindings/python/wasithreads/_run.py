@@ -306,7 +306,7 @@ class Run:
             if self._h is None:
                 release_callbacks(self._state, self._keep)  # a plain wt_run may have ended
                 self._keep = []
-                self._state.capture.close()
+                self._state.close_pipes()
                 return  # never started
         h = self._h
         if current.state is self._state:
@@ -326,7 +326,7 @@ class Run:
                 self._state.run_ptr = None
             release_callbacks(self._state, self._keep)
             self._keep = []  # no callback can come any more, unless abandoned
-            self._state.capture.close()
+            self._state.close_pipes()
         state = self._state
         if report and state.errors and not state.reported:
             state.reported = True

@@ -43,7 +43,7 @@ def set_output(config: int, state: RunState, keep: list[CFuncPtr], stream: int, 
         if target == DEVNULL:
             check(lib.wt_run_config_set_output_null(config, stream))
         elif target == PIPE:
-            check(lib.wt_run_config_set_output_fd(config, stream, state.capture.add(stream)))
+            check(lib.wt_run_config_set_output_fd(config, stream, state.pipe(stream)))
         elif target < 0:
             raise ValueError(f"{name} must be DEVNULL, PIPE or a file descriptor >= 0, not {target}")
         else:
