@@ -105,6 +105,7 @@ def test_usage_errors(engine, load):
         ("starting the main thread: the OS refused a new thread: Resource temporarily unavailable", wt.LimitError),
         ("the descriptor limit (3) leaves no room for stdin, stdout, stderr and 1 preopened dir", wt.LimitError),
         ("`module` is NULL", wt.UsageError),
+        ("the module was loaded by a different engine", wt.UsageError),
         ("internal error (panic in wasithreads): oops", wt.Error),
         ("something new", wt.Error),
     ],

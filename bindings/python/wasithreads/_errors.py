@@ -104,6 +104,7 @@ _KINDS: list[tuple[type[Error], re.Pattern[str]]] = [
         re.compile(
             r"`\w+` is NULL|`\w+` is not valid UTF-8|stream must be 1|environment key .* must be"
             r"|opt level must be|max wasm stack must be|\S+ is not a file descriptor|the core dump path .* names no"
+            r"|the module was loaded by a different engine"
         ),
     ),
     (
