@@ -9,6 +9,7 @@ import pytest
 
 import guests
 import wasithreads as wt
+from wasithreads import _run
 
 LIMIT_REACHED = "thread-spawn failed: the run's limit of 1 threads is reached"
 
@@ -92,7 +93,11 @@ def test_teardown_grace_gives_up_on_a_stuck_callback_and_keeps_it_callable(load)
     [(tid, message)] = exit.diagnostics
     assert tid == 0 and message.startswith("thread(s) 0 had not stopped 100 ms after the run ended")
     assert exits == []  # thread 0 is still in the callback
+    kept = len(_run._abandoned)
+    assert load(guests.printers(2)).run(stdout=lambda tid, data: None, teardown_grace=0.1).ok
+    assert len(_run._abandoned) == kept  # a run whose threads all stopped frees its callbacks
     run.close()  # does not wait for thread 0 either
+    assert len(_run._abandoned) == kept + 1  # the run's ctypes callbacks, kept for good
     del run
     gc.collect()
     # The abandoned thread still calls the run's callbacks when it stops: the binding
