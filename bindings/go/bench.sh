@@ -14,7 +14,9 @@ WASITHREADS_GO_ENV_ONLY=1 source "$here/test.sh" "${1:-}"
 out="$work/bench"
 mkdir -p "$out"
 cc -O2 -Wall -Wextra -I"$incdir" "$here/testdata/run_tiny.c" -L"$shim" -lwasithreads -Wl,-rpath,"$shim" -o "$out/run_tiny"
-(cd "$here" && go test -c -o "$out/wasithreads.test" .)
+# Both sides use the shared library, so only the binding differs.
+(cd "$here" && CGO_LDFLAGS="-g -O2 -L$shim -Wl,-rpath,$shim" \
+  go test -c -tags wasithreads_shared -o "$out/wasithreads.test" .)
 median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 for pin in "taskset -c 0" ""; do
   [ -n "$pin" ] && ! command -v taskset >/dev/null && continue
