@@ -305,7 +305,7 @@ func (m *Module) Run(ctx context.Context, cfg *RunConfig) (*Exit, error) {
 	cerr := C.wt_run(ep, mp, c, &ce)
 	m.release()
 	s.cleanup()
-	if err := takeError("run", cerr); err != nil {
+	if err := takeError(opRun, cerr); err != nil {
 		return nil, err
 	}
 	return takeExit(&ce), s.result()
@@ -385,7 +385,7 @@ func (m *Module) start(cfg *RunConfig) (*Run, error) {
 	}
 	cerr := C.wt_run_start(ep, mp, c, &r.ptr)
 	m.release() // the run keeps the module alive
-	if err := takeError("run", cerr); err != nil {
+	if err := takeError(opRun, cerr); err != nil {
 		r.cleanup()
 		return nil, err
 	}
@@ -411,7 +411,7 @@ func (r *Run) finish(ctx context.Context) {
 		runtime.Gosched()
 	}
 	var ce C.wt_exit_t
-	err := takeError("wait for run", C.wt_run_wait(r.ptr, &ce))
+	err := takeError(opWait, C.wt_run_wait(r.ptr, &ce))
 	var exit *Exit
 	if err == nil {
 		exit = takeExit(&ce)
@@ -486,7 +486,7 @@ func (s *setup) configure(cfg *RunConfig) (*C.wt_run_config_t, error) {
 	}
 	c := C.wt_run_config_new()
 	if c == nil {
-		return nil, usageError("run config", "out of memory")
+		return nil, &Error{Op: opRunConfig, Message: "out of memory"}
 	}
 	if err := s.fill(c, cfg); err != nil {
 		C.wt_run_config_free(c)
@@ -496,7 +496,7 @@ func (s *setup) configure(cfg *RunConfig) (*C.wt_run_config_t, error) {
 }
 
 func (s *setup) fill(c *C.wt_run_config_t, cfg *RunConfig) error {
-	const op = "run config"
+	const op = opRunConfig
 	for _, a := range cfg.Args {
 		ca, err := cString(op, "argument", a)
 		if err != nil {
@@ -558,19 +558,19 @@ func (s *setup) fill(c *C.wt_run_config_t, cfg *RunConfig) error {
 	}
 	switch {
 	case cfg.MaxThreads < 0 || uint64(cfg.MaxThreads) > math.MaxUint32:
-		return usageError(op, fmt.Sprintf("MaxThreads out of range: %d", cfg.MaxThreads))
+		return misuse(op, fmt.Sprintf("MaxThreads out of range: %d", cfg.MaxThreads))
 	case cfg.MaxThreads > 0:
 		C.wt_run_config_set_max_threads(c, C.uint32_t(cfg.MaxThreads))
 	}
 	switch {
 	case cfg.MaxMemory < 0:
-		return usageError(op, "MaxMemory must not be negative")
+		return misuse(op, "MaxMemory must not be negative")
 	case cfg.MaxMemory > 0:
 		C.wt_run_config_set_max_memory(c, C.uint64_t(cfg.MaxMemory))
 	}
 	switch {
 	case cfg.Timeout < 0:
-		return usageError(op, "Timeout must not be negative")
+		return misuse(op, "Timeout must not be negative")
 	case cfg.Timeout > 0:
 		ms := (cfg.Timeout + time.Millisecond - 1) / time.Millisecond
 		C.wt_run_config_set_timeout_ms(c, C.uint64_t(ms))
@@ -649,7 +649,7 @@ func (s *setup) fill(c *C.wt_run_config_t, cfg *RunConfig) error {
 	default:
 		pr, pw, err := os.Pipe()
 		if err != nil {
-			return err
+			return &Error{Op: op, Message: "making the stdin pipe: " + err.Error(), Kind: ErrIO}
 		}
 		cerr := C.wt_run_config_set_stdin_fd(c, C.int32_t(pr.Fd()))
 		pr.Close() // the config holds its own duplicate, the run will too
@@ -665,7 +665,7 @@ func (s *setup) fill(c *C.wt_run_config_t, cfg *RunConfig) error {
 func setStdinBytes(c *C.wt_run_config_t, data []byte) error {
 	cerr := C.wt_run_config_set_stdin_bytes(c, bytesArg(data), C.size_t(len(data)))
 	runtime.KeepAlive(data)
-	return takeError("run config", cerr)
+	return takeError(opRunConfig, cerr)
 }
 
 func sortedKeys(m map[string]string) []string {

@@ -25,7 +25,6 @@ package wasithreads
 import "C"
 
 import (
-	"errors"
 	"runtime"
 	"strings"
 	"sync"
@@ -36,36 +35,11 @@ import (
 // Version is the C library's version, e.g. "0.1.0".
 func Version() string { return C.GoString(C.wt_version()) }
 
-// ErrClosed is returned by methods of an Engine or Module that was closed.
-var ErrClosed = errors.New("wasithreads: use of a closed Engine or Module")
-
-// Error is a failure reported by the C library: bytes that are not a valid module, an
-// import the library does not provide, a setting it refuses, a run that cannot start
-// (no _start, a preopened directory that does not exist, ...).
-type Error struct {
-	Op      string // what was being done, e.g. "load module", "start run"
-	Message string // the library's message
-}
-
-func (e *Error) Error() string { return "wasithreads: " + e.Op + ": " + e.Message }
-
-// takeError converts and frees a wt_error_t; nil for NULL.
-func takeError(op string, e *C.wt_error_t) error {
-	if e == nil {
-		return nil
-	}
-	msg := C.GoString(C.wt_error_message(e))
-	C.wt_error_free(e)
-	return &Error{Op: op, Message: msg}
-}
-
-func usageError(op, msg string) error { return &Error{Op: op, Message: msg} }
-
 // cString is C.CString that refuses strings with NUL bytes (C.CString would silently
 // cut them there). The result must be released with C.free.
 func cString(op, what, s string) (*C.char, error) {
 	if strings.IndexByte(s, 0) >= 0 {
-		return nil, usageError(op, what+" contains a NUL byte: "+quote(s))
+		return nil, misuse(op, what+" contains a NUL byte: "+quote(s))
 	}
 	return C.CString(s), nil
 }
@@ -127,12 +101,12 @@ type Engine struct {
 
 // NewEngine creates an engine; cfg may be nil for the defaults.
 func NewEngine(cfg *EngineConfig) (*Engine, error) {
-	const op = "new engine"
+	const op = opNewEngine
 	var c *C.wt_engine_config_t
 	if cfg != nil {
 		c = C.wt_engine_config_new()
 		if c == nil {
-			return nil, usageError(op, "out of memory")
+			return nil, &Error{Op: op, Message: "out of memory"}
 		}
 		defer C.wt_engine_config_free(c)
 		switch cfg.OptLevel {
@@ -140,18 +114,18 @@ func NewEngine(cfg *EngineConfig) (*Engine, error) {
 		case OptNone, OptSpeed, OptSpeedAndSize:
 			C.wt_engine_config_set_opt_level(c, C.uint8_t(cfg.OptLevel-OptNone))
 		default:
-			return nil, usageError(op, "OptLevel must be OptDefault, OptNone, OptSpeed or OptSpeedAndSize")
+			return nil, misuse(op, "OptLevel must be OptDefault, OptNone, OptSpeed or OptSpeedAndSize")
 		}
 		if cfg.Cache {
 			C.wt_engine_config_set_cache(c, true)
 		}
 		if cfg.MaxWasmStack < 0 {
-			return nil, usageError(op, "MaxWasmStack must not be negative")
+			return nil, misuse(op, "MaxWasmStack must not be negative")
 		} else if cfg.MaxWasmStack > 0 {
 			C.wt_engine_config_set_max_wasm_stack(c, C.size_t(cfg.MaxWasmStack))
 		}
 		if cfg.InterruptTick < 0 {
-			return nil, usageError(op, "InterruptTick must not be negative")
+			return nil, misuse(op, "InterruptTick must not be negative")
 		} else if cfg.InterruptTick > 0 {
 			us := (cfg.InterruptTick + time.Microsecond - 1) / time.Microsecond
 			C.wt_engine_config_set_interrupt_tick_us(c, C.uint64_t(us))
@@ -217,7 +191,7 @@ func (e *Engine) LoadModule(wasm []byte) (*Module, error) {
 	var m *C.wt_module_t
 	cerr := C.wt_module_load(p, bytesArg(wasm), C.size_t(len(wasm)), &m)
 	runtime.KeepAlive(wasm)
-	if err := takeError("load module", cerr); err != nil {
+	if err := takeError(opLoad, cerr); err != nil {
 		e.release()
 		return nil, err
 	}
@@ -226,7 +200,7 @@ func (e *Engine) LoadModule(wasm []byte) (*Module, error) {
 
 // LoadModuleFile is LoadModule reading the module (.wasm or .wat) from a file.
 func (e *Engine) LoadModuleFile(path string) (*Module, error) {
-	const op = "load module file"
+	const op = opLoadFile
 	cpath, err := cString(op, "path", path)
 	if err != nil {
 		return nil, err
@@ -255,7 +229,7 @@ func (e *Engine) Validate(wasm []byte) error {
 	defer e.release()
 	cerr := C.wt_module_validate(p, bytesArg(wasm), C.size_t(len(wasm)))
 	runtime.KeepAlive(wasm)
-	return takeError("validate module", cerr)
+	return takeError(opValidate, cerr)
 }
 
 // DeserializeModule loads a module from bytes made by Module.Serialize with the same
@@ -271,7 +245,7 @@ func (e *Engine) DeserializeModule(data []byte) (*Module, error) {
 	var m *C.wt_module_t
 	cerr := C.wt_module_deserialize(p, bytesArg(data), C.size_t(len(data)), &m)
 	runtime.KeepAlive(data)
-	if err := takeError("deserialize module", cerr); err != nil {
+	if err := takeError(opDeserialize, cerr); err != nil {
 		e.release()
 		return nil, err
 	}
@@ -344,7 +318,7 @@ func (m *Module) Serialize() ([]byte, error) {
 	}
 	defer m.release()
 	var b C.wt_bytes_t
-	if err := takeError("serialize module", C.wt_module_serialize(p, &b)); err != nil {
+	if err := takeError(opSerialize, C.wt_module_serialize(p, &b)); err != nil {
 		return nil, err
 	}
 	defer C.wt_bytes_free(&b)

@@ -1,0 +1,115 @@
+package wasithreads_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"wasithreads"
+)
+
+var errorKinds = []error{
+	wasithreads.ErrBadModule, wasithreads.ErrLink, wasithreads.ErrLimit, wasithreads.ErrMisuse, wasithreads.ErrIO,
+}
+
+// expectKind checks that err is an error of kind want (and of no other kind) whose text
+// contains phrase; want nil means no kind.
+func expectKind(t *testing.T, what string, err error, want error, phrase string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("%s: no error, want %v", what, want)
+	}
+	for _, k := range errorKinds {
+		if got := errors.Is(err, k); got != (k == want) {
+			t.Errorf("%s: errors.Is(%q, %v) = %v", what, err, k, got)
+		}
+	}
+	if !strings.Contains(err.Error(), phrase) {
+		t.Errorf("%s: %q does not say %q", what, err, phrase)
+	}
+}
+
+// runErr runs wat with cfg and returns the error of a run that could not start.
+func runErr(t *testing.T, wat string, cfg *wasithreads.RunConfig) error {
+	t.Helper()
+	exit, err := load(t, wat).Run(context.Background(), cfg)
+	if exit != nil {
+		t.Fatalf("the run started and ended: %v", exit)
+	}
+	return err
+}
+
+// TestErrorKinds provokes each kind of error for real, through the library where it
+// reports it, so that a reworded message in the library fails here.
+func TestErrorKinds(t *testing.T) {
+	eng := testEngine(t)
+	loadErr := func(wat string) error {
+		_, err := eng.LoadModule([]byte(wat))
+		return err
+	}
+	dir := t.TempDir()
+	junk := filepath.Join(dir, "junk.wasm")
+	if err := os.WriteFile(junk, []byte("\x00asm junk"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	noStart, err := eng.LoadModule([]byte(`(module (memory (export "memory") 1))`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer noStart.Close()
+	closed, err := wasithreads.NewEngine(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed.Close()
+
+	for _, tc := range []struct {
+		what   string
+		err    error
+		kind   error
+		phrase string
+	}{
+		{"not wasm", loadErr("\xde\xad\xbe\xef"), wasithreads.ErrBadModule, "not a WebAssembly module"},
+		{"empty", loadErr(""), wasithreads.ErrBadModule, "empty"},
+		{"invalid", loadErr("\x00asm\x01\x00"), wasithreads.ErrBadModule, "invalid WebAssembly"},
+		{"bad WAT", eng.Validate([]byte(`(module (func`)), wasithreads.ErrBadModule, "expected"},
+		{"file of junk", func() error { _, err := eng.LoadModuleFile(junk); return err }(), wasithreads.ErrBadModule, junk},
+		{"not serialized", func() error { _, err := eng.DeserializeModule([]byte("junk")); return err }(),
+			wasithreads.ErrBadModule, "not a module serialized"},
+		{"unknown import", loadErr(`(module (import "env" "log" (func)) (func (export "_start")))`),
+			wasithreads.ErrLink, "unknown import `env::log`"},
+		{"thread-spawn without shared memory", eng.Validate([]byte(`(module
+		  (import "wasi" "thread-spawn" (func (param i32) (result i32)))
+		  (import "env" "memory" (memory 1 1)) (func (export "_start")))`)), wasithreads.ErrLink, "shared memory"},
+		{"no _start", func() error { _, err := noStart.Run(context.Background(), nil); return err }(),
+			wasithreads.ErrLink, "_start"},
+		{"memory limit below the minimum", runErr(t, grower, &wasithreads.RunConfig{MaxMemory: 1}),
+			wasithreads.ErrLimit, "memory limit"},
+		{"opt level", func() error { _, err := wasithreads.NewEngine(&wasithreads.EngineConfig{OptLevel: 9}); return err }(),
+			wasithreads.ErrMisuse, "OptLevel"},
+		{"max wasm stack", func() error {
+			_, err := wasithreads.NewEngine(&wasithreads.EngineConfig{MaxWasmStack: 1 << 30})
+			return err
+		}(), wasithreads.ErrMisuse, "max wasm stack"},
+		{"NUL in an argument", runErr(t, returner, &wasithreads.RunConfig{Args: []string{"a\x00b"}}),
+			wasithreads.ErrMisuse, "NUL"},
+		{"= in an environment key", runErr(t, returner, &wasithreads.RunConfig{Env: map[string]string{"A=B": "c"}}),
+			wasithreads.ErrMisuse, "environment key"},
+		{"negative limit", runErr(t, returner, &wasithreads.RunConfig{MaxThreads: -1}), wasithreads.ErrMisuse, "MaxThreads"},
+		{"closed engine", func() error { _, err := closed.LoadModule([]byte(returner)); return err }(),
+			wasithreads.ErrMisuse, "closed"},
+		{"missing module file", func() error { _, err := eng.LoadModuleFile(filepath.Join(dir, "none.wasm")); return err }(),
+			wasithreads.ErrIO, "none.wasm"},
+		{"missing preopen", runErr(t, returner, &wasithreads.RunConfig{Dirs: map[string]string{filepath.Join(dir, "none"): "/"}}),
+			wasithreads.ErrIO, "none"},
+	} {
+		expectKind(t, tc.what, tc.err, tc.kind, tc.phrase)
+		t.Logf("%s: %v", tc.what, tc.err)
+	}
+	if !errors.Is(wasithreads.ErrClosed, wasithreads.ErrMisuse) {
+		t.Error("ErrClosed is not ErrMisuse")
+	}
+}
