@@ -1,5 +1,5 @@
-// C trampolines for the run callbacks: the library calls these with user_data = a
-// runtime/cgo.Handle, and they call the //export functions of callbacks.go.
+// C trampolines for the run callbacks: the library calls these with user_data = the
+// run's id in the Go registry (callbacks.go), and they call the //export functions there.
 #include <stdint.h>
 #include "wasithreads.h"
 #include "_cgo_export.h"
@@ -21,15 +21,23 @@ static void wtgo_thread_exit(void *user_data, int32_t tid, const wt_thread_exit_
                    (char *)how->backtrace);
 }
 
-wt_error_t *wtgo_set_output_callback(wt_run_config_t *config, int32_t stream, uintptr_t handle) {
+static void wtgo_diagnostic(void *user_data, int32_t tid, const char *message) {
+    wtgoDiagnostic((uintptr_t)user_data, tid, (char *)message);
+}
+
+wt_error_t *wtgo_set_output_callback(wt_run_config_t *config, int32_t stream, uintptr_t id) {
     return wt_run_config_set_output_callback(config, stream, stream == 2 ? wtgo_stderr : wtgo_stdout,
-                                             (void *)handle);
+                                             (void *)id);
 }
 
-void wtgo_set_thread_exit_callback(wt_run_config_t *config, uintptr_t handle) {
-    wt_run_config_set_thread_exit_callback(config, wtgo_thread_exit, (void *)handle);
+void wtgo_set_thread_exit_callback(wt_run_config_t *config, uintptr_t id) {
+    wt_run_config_set_thread_exit_callback(config, wtgo_thread_exit, (void *)id);
 }
 
-void wtgo_set_thread_start_callback(wt_run_config_t *config, uintptr_t handle) {
-    wt_run_config_set_thread_start_callback(config, wtgo_thread_start, (void *)handle);
+void wtgo_set_thread_start_callback(wt_run_config_t *config, uintptr_t id) {
+    wt_run_config_set_thread_start_callback(config, wtgo_thread_start, (void *)id);
+}
+
+void wtgo_set_diagnostic_callback(wt_run_config_t *config, uintptr_t id) {
+    wt_run_config_set_diagnostic_callback(config, wtgo_diagnostic, (void *)id);
 }

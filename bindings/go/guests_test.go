@@ -252,3 +252,34 @@ const places = `(module
       (br_if $l (i32.lt_u (local.get $i) (i32.const 6))))
     (loop $arrived (br_if $arrived (i32.ne (i32.atomic.load (i32.const 0x40)) (i32.const 6))))
     (call $waiter)))`
+
+// opener creates and opens the file "f" in preopen fd 3 until path_open fails (at most
+// 50 times), then exits with 100 * (files opened) + (the failing errno, 0 if none).
+const opener = `(module
+  (import "wasi_snapshot_preview1" "path_open" (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 900) "f")
+  (func (export "_start") (local $n i32) (local $errno i32)
+    (block $done (loop $more
+      (local.set $errno (call $open (i32.const 3) (i32.const 0) (i32.const 900) (i32.const 1) (i32.const 1)
+                                    (i64.const 64) (i64.const 0) (i32.const 0) (i32.const 40)))
+      (br_if $done (local.get $errno))
+      (local.set $n (i32.add (local.get $n) (i32.const 1)))
+      (br_if $more (i32.lt_u (local.get $n) (i32.const 50)))))
+    (call $exit (i32.add (i32.mul (local.get $n) (i32.const 100)) (local.get $errno)))))`
+
+// tabler grows an empty table by 1000 elements until table.grow fails (at most 100
+// times), then exits with the table's size in thousands.
+const tabler = `(module (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (table $t 0 funcref)
+  (func (export "_start") (local $i i32)
+    (block $full (loop $more
+      (br_if $full (i32.eq (table.grow $t (ref.null func) (i32.const 1000)) (i32.const -1)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $more (i32.lt_u (local.get $i) (i32.const 100)))))
+    (call $exit (i32.div_u (table.size $t) (i32.const 1000)))))`
+
+// bigTable starts with a table of 100 elements and returns.
+const bigTable = `(module (memory (export "memory") 1) (table 100 funcref) (func (export "_start")))`

@@ -6,10 +6,11 @@ package wasithreads
 #include "wasithreads.h"
 
 // callbacks.c: the C trampolines that call the //export functions of callbacks.go, with
-// a runtime/cgo.Handle as user_data.
+// the run's id in the runs registry (callbacks.go) as user_data.
 wt_error_t *wtgo_set_output_callback(wt_run_config_t *config, int32_t stream, uintptr_t handle);
 void wtgo_set_thread_exit_callback(wt_run_config_t *config, uintptr_t handle);
 void wtgo_set_thread_start_callback(wt_run_config_t *config, uintptr_t handle);
+void wtgo_set_diagnostic_callback(wt_run_config_t *config, uintptr_t handle);
 */
 import "C"
 
@@ -22,7 +23,6 @@ import (
 	"math"
 	"os"
 	"runtime"
-	"runtime/cgo"
 	"runtime/debug"
 	"sort"
 	"strings"
@@ -146,15 +146,16 @@ func (f OutputFunc) Write(p []byte) (int, error) { f(-1, p); return len(p), nil 
 // process, at most 1024 spawned threads alive at once, no timeout. A RunConfig is only
 // read, when the run starts: one may serve many runs, including concurrent ones.
 //
-// Threading: Stdout, Stderr (when not an *os.File), OnThreadStart and OnThreadExit are
-// called on guest threads — OS threads made by the library, calling into Go. Calls for
-// one stream never overlap and one guest fd_write is one Write call; when Stdout and
-// Stderr are the same writer, calls to it never overlap either. OnThreadStart and
-// OnThreadExit may be called concurrently from different guest threads. All of them have
-// returned when Run returns (or Run.Wait, for Start). A panic in any of them is recovered
-// and reported after the run as a *CallbackError; a writer that panicked or returned an
-// error gets no more output for the rest of the run (the guest's writes still succeed).
-// They must not block for long: the guest thread waits for them.
+// Threading: Stdout, Stderr (when not an *os.File), OnThreadStart, OnThreadExit and
+// OnDiagnostic are called on guest threads (or, for OnDiagnostic, the run's supervisor
+// thread) — OS threads made by the library, calling into Go. Calls for one stream never
+// overlap and one guest fd_write is one Write call; when Stdout and Stderr are the same
+// writer, calls to it never overlap either. The other callbacks may be called
+// concurrently from different threads. All of them have returned when Run returns (or
+// Run.Wait, for Start), unless the TeardownGrace ran out. A panic in any of them is
+// recovered and reported after the run as a *CallbackError; a writer that panicked or
+// returned an error gets no more output for the rest of the run (the guest's writes
+// still succeed). They must not block for long: the guest thread waits for them.
 type RunConfig struct {
 	// Args is the guest's argv, argv[0] first (nil: {"wasm"}).
 	Args []string
@@ -178,7 +179,12 @@ type RunConfig struct {
 	// a goroutine copies it to the guest while the run goes on; the guest sees
 	// end-of-file when Read returns io.EOF. When the run ends the pipe is closed; a
 	// Read still blocked then keeps its goroutine until it returns (its data is dropped).
+	// EmptyStdin gives the guest an empty stdin.
 	Stdin io.Reader
+	// StdinFile names a file each run opens as the guest's stdin when it starts; a run
+	// whose file cannot be opened fails to start (ErrIO). Set Stdin or StdinFile, not
+	// both.
+	StdinFile string
 	// Stdout and Stderr receive the guest's output; nil inherits the host process's.
 	// io.Discard drops it; an *os.File gets it directly through its (duplicated)
 	// descriptor, without calling into Go; any other writer is called on the guest
@@ -192,10 +198,36 @@ type RunConfig struct {
 	// MaxMemory caps the guest's linear memory in bytes (rounded down to 64 KiB pages;
 	// 0: the module's own maximum). memory.grow past it returns -1.
 	MaxMemory int64
+	// MaxFds is the most descriptors the run may have open at once, stdin, stdout,
+	// stderr and the preopened directories included (0: 256). Past it the guest's
+	// path_open fails with errno mfile and the guest goes on. A limit without room for
+	// stdio and the preopens makes the run fail to start (ErrLimit).
+	MaxFds int
+	// MaxTableElements caps the elements (function references) all threads' tables
+	// hold together (0: 10 000 000, about 80 MB). table.grow past it returns -1; a
+	// thread whose initial tables do not fit fails to start (its spawn fails; for the
+	// main thread the run ends with ExitTrap).
+	MaxTableElements int64
 	// Timeout ends the run with ExitTimeout once it has gone on that long (0: none;
 	// rounded up to whole milliseconds). A context deadline, by contrast, ends it with
 	// ExitCancelled.
 	Timeout time.Duration
+	// TeardownGrace bounds how long the end of a run waits for its threads to stop (0:
+	// 5 s; rounded up to whole milliseconds). Threads stop within milliseconds wherever
+	// they are, except inside a callback of this RunConfig that does not return or one
+	// long wasm instruction (a memory.fill of gigabytes). Past the grace Run returns
+	// anyway and OnDiagnostic names those threads; calls they make to this RunConfig's
+	// writers and callbacks after that are dropped.
+	TeardownGrace time.Duration
+
+	// CoreDumpPath, when set, is where a run that ends by a trap writes a WebAssembly
+	// core dump (the tool-conventions Coredump.md format that Wasmtime and wasmgdb use):
+	// the shared memory, the trapping thread's globals and private memories, and one
+	// stack per thread. The file is written once every thread has stopped, as a new
+	// file (mode 0600) renamed to the path. Its directory is opened when the run starts
+	// (ErrIO if it cannot be); a failure to write is reported to OnDiagnostic and does
+	// not change the run's result.
+	CoreDumpPath string
 
 	// OnThreadStart is called on each new guest thread (main included, tid 0) just
 	// before it runs wasm.
@@ -203,14 +235,29 @@ type RunConfig struct {
 	// OnThreadExit is called once for every thread of the run (main included), on that
 	// thread, after it stopped running wasm.
 	OnThreadExit func(tid int32, how ThreadExit)
+	// OnDiagnostic is told what the guest itself only sees as an error code, or what the
+	// host should know: a thread-spawn that failed and why (MaxThreads reached, a trap in
+	// the new thread's start function, the OS refusing a thread), threads that had not
+	// stopped when the TeardownGrace ran out, a core dump that could not be written. tid
+	// is the thread concerned (for a spawn, the spawning thread). At most 64 calls per run
+	// (the 64th says that later ones are dropped).
+	OnDiagnostic func(tid int32, message string)
 }
+
+// EmptyStdin, as RunConfig.Stdin, gives the guest an empty standard input: its reads
+// return end-of-file at once. (A nil Stdin inherits the host process's.)
+var EmptyStdin io.Reader = emptyStdin{}
+
+type emptyStdin struct{}
+
+func (emptyStdin) Read([]byte) (int, error) { return 0, io.EOF }
 
 // CallbackError reports that a writer, reader or callback of the RunConfig panicked or
 // failed during a run. Run (and Run.Wait) return it together with the run's *Exit, which
 // says how the guest ended; only the first failure is kept, Count says how many there
 // were.
 type CallbackError struct {
-	Callback string // "Stdout", "Stderr", "Stdin", "OnThreadStart" or "OnThreadExit"
+	Callback string // "Stdout", "Stderr", "Stdin", "OnThreadStart", "OnThreadExit" or "OnDiagnostic"
 	Tid      int32  // the guest thread that made the call; -1 for Stdin
 	Panic    any    // the value the callback panicked with; nil if it returned an error
 	Err      error  // the error returned, or the panic value if it is an error
@@ -241,8 +288,7 @@ func (e *CallbackError) Unwrap() error { return e.Err }
 // setup is the Go side of one run: the state its callbacks reach, the stdin pipe.
 type setup struct {
 	state     *runState
-	handle    cgo.Handle // valid if hasHandle
-	hasHandle bool
+	id        uintptr  // the run's key in the runs registry, 0 if not registered
 	stdinW    *os.File // the writing end of the stdin pipe, or nil
 	stdinR    io.Reader
 	stdinDone sync.Once // closes stdinW
@@ -463,9 +509,9 @@ func (s *setup) closeStdin() {
 
 // cleanup releases the Go side of a run that ended or never started.
 func (s *setup) cleanup() {
-	if s.hasHandle {
-		s.handle.Delete()
-		s.hasHandle = false
+	if s.id != 0 {
+		unregisterRun(s.id)
+		s.id = 0
 	}
 	s.closeStdin() // also ends the copying goroutine's Write
 }
@@ -563,22 +609,48 @@ func (s *setup) fill(c *C.wt_run_config_t, cfg *RunConfig) error {
 		C.wt_run_config_set_max_threads(c, C.uint32_t(cfg.MaxThreads))
 	}
 	switch {
+	case cfg.MaxFds < 0 || uint64(cfg.MaxFds) > math.MaxUint32:
+		return misuse(op, fmt.Sprintf("MaxFds out of range: %d", cfg.MaxFds))
+	case cfg.MaxFds > 0:
+		C.wt_run_config_set_max_fds(c, C.uint32_t(cfg.MaxFds))
+	}
+	switch {
 	case cfg.MaxMemory < 0:
 		return misuse(op, "MaxMemory must not be negative")
 	case cfg.MaxMemory > 0:
 		C.wt_run_config_set_max_memory(c, C.uint64_t(cfg.MaxMemory))
 	}
 	switch {
-	case cfg.Timeout < 0:
-		return misuse(op, "Timeout must not be negative")
-	case cfg.Timeout > 0:
-		ms := (cfg.Timeout + time.Millisecond - 1) / time.Millisecond
-		C.wt_run_config_set_timeout_ms(c, C.uint64_t(ms))
+	case cfg.MaxTableElements < 0:
+		return misuse(op, "MaxTableElements must not be negative")
+	case cfg.MaxTableElements > 0:
+		C.wt_run_config_set_max_table_elements(c, C.uint64_t(cfg.MaxTableElements))
+	}
+	if ms, err := millis(op, "Timeout", cfg.Timeout); err != nil {
+		return err
+	} else if ms > 0 {
+		C.wt_run_config_set_timeout_ms(c, ms)
+	}
+	if ms, err := millis(op, "TeardownGrace", cfg.TeardownGrace); err != nil {
+		return err
+	} else if ms > 0 {
+		C.wt_run_config_set_teardown_grace_ms(c, ms)
+	}
+	if cfg.CoreDumpPath != "" {
+		cp, err := cString(op, "CoreDumpPath", cfg.CoreDumpPath)
+		if err != nil {
+			return err
+		}
+		cerr := C.wt_run_config_set_coredump_path(c, cp)
+		C.free(unsafe.Pointer(cp))
+		if err := takeError(op, cerr); err != nil {
+			return err
+		}
 	}
 
-	st := &runState{onStart: cfg.OnThreadStart, onExit: cfg.OnThreadExit}
+	st := &runState{onStart: cfg.OnThreadStart, onExit: cfg.OnThreadExit, onDiag: cfg.OnDiagnostic}
 	s.state = st
-	needHandle := st.onStart != nil || st.onExit != nil
+	needHandle := st.onStart != nil || st.onExit != nil || st.onDiag != nil
 	for stream, w := range [3]io.Writer{1: cfg.Stdout, 2: cfg.Stderr} {
 		if w == nil {
 			continue // inherit, the default
@@ -608,9 +680,8 @@ func (s *setup) fill(c *C.wt_run_config_t, cfg *RunConfig) error {
 		needHandle = true
 	}
 	if needHandle {
-		s.handle = cgo.NewHandle(st)
-		s.hasHandle = true
-		h := C.uintptr_t(s.handle)
+		s.id = registerRun(st)
+		h := C.uintptr_t(s.id)
 		for stream := 1; stream <= 2; stream++ {
 			if st.out[stream] != nil {
 				if err := takeError(op, C.wtgo_set_output_callback(c, C.int32_t(stream), h)); err != nil {
@@ -624,10 +695,28 @@ func (s *setup) fill(c *C.wt_run_config_t, cfg *RunConfig) error {
 		if st.onExit != nil {
 			C.wtgo_set_thread_exit_callback(c, h)
 		}
+		if st.onDiag != nil {
+			C.wtgo_set_diagnostic_callback(c, h)
+		}
+	}
+
+	if cfg.StdinFile != "" {
+		if cfg.Stdin != nil {
+			return misuse(op, "set Stdin or StdinFile, not both")
+		}
+		cp, err := cString(op, "StdinFile", cfg.StdinFile)
+		if err != nil {
+			return err
+		}
+		cerr := C.wt_run_config_set_stdin_file(c, cp)
+		C.free(unsafe.Pointer(cp))
+		return takeError(op, cerr)
 	}
 
 	switch in := cfg.Stdin.(type) {
 	case nil:
+	case emptyStdin:
+		C.wt_run_config_set_stdin_null(c)
 	case *os.File:
 		cerr := C.wt_run_config_set_stdin_fd(c, C.int32_t(in.Fd()))
 		runtime.KeepAlive(in)
@@ -660,6 +749,14 @@ func (s *setup) fill(c *C.wt_run_config_t, cfg *RunConfig) error {
 		s.stdinW, s.stdinR = pw, in
 	}
 	return nil
+}
+
+// millis converts a duration to whole milliseconds, rounded up.
+func millis(op, what string, d time.Duration) (C.uint64_t, error) {
+	if d < 0 {
+		return 0, misuse(op, what+" must not be negative")
+	}
+	return C.uint64_t((d + time.Millisecond - 1) / time.Millisecond), nil
 }
 
 func setStdinBytes(c *C.wt_run_config_t, data []byte) error {
@@ -696,6 +793,7 @@ type runState struct {
 	out     [3]*outStream // [1] stdout, [2] stderr; nil: not a Go writer
 	onStart func(int32)
 	onExit  func(int32, ThreadExit)
+	onDiag  func(int32, string)
 
 	mu       sync.Mutex
 	failures int
@@ -772,6 +870,15 @@ func (s *runState) threadStart(tid int32) {
 		}
 	}()
 	s.onStart(tid)
+}
+
+func (s *runState) diagnostic(tid int32, message string) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.fail("OnDiagnostic", tid, v, nil, stack())
+		}
+	}()
+	s.onDiag(tid, message)
 }
 
 func (s *runState) threadExit(tid int32, how ThreadExit) {

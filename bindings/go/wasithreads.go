@@ -87,6 +87,12 @@ type EngineConfig struct {
 	// InterruptTick is how often guest threads that have not stopped yet are woken again
 	// while a run is ending (0 = 1 ms; at least 50 µs).
 	InterruptTick time.Duration
+	// EpochInterruption stops busy guest code with Wasmtime's epoch checks instead of
+	// the library's interrupt page: about five times the cost in loops and calls, but no
+	// fault in generated code, for running under tools such as valgrind. The environment
+	// variable WASITHREADS_EPOCH_INTERRUPTION=1 turns it on for every engine. Modules
+	// serialized by an engine with the other setting are refused (ErrBadModule).
+	EpochInterruption bool
 }
 
 // Engine is a compilation and execution environment. It is safe for concurrent use.
@@ -129,6 +135,9 @@ func NewEngine(cfg *EngineConfig) (*Engine, error) {
 		} else if cfg.InterruptTick > 0 {
 			us := (cfg.InterruptTick + time.Microsecond - 1) / time.Microsecond
 			C.wt_engine_config_set_interrupt_tick_us(c, C.uint64_t(us))
+		}
+		if cfg.EpochInterruption {
+			C.wt_engine_config_set_epoch_interruption(c, true)
 		}
 	}
 	var p *C.wt_engine_t
