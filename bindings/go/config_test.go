@@ -228,16 +228,7 @@ func TestStdinVariants(t *testing.T) {
 }
 
 func TestEpochInterruption(t *testing.T) {
-	eng, err := wasithreads.NewEngine(&wasithreads.EngineConfig{EpochInterruption: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
-	mod, err := eng.LoadModule([]byte(blocked))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mod.Close()
+	eng, mod := loadWith(t, &wasithreads.EngineConfig{EpochInterruption: true}, blocked)
 	// Busy threads are stopped by epoch checks.
 	exit, err := mod.Run(context.Background(), &wasithreads.RunConfig{Timeout: 50 * time.Millisecond})
 	if err != nil {

@@ -544,13 +544,9 @@ func (s *setup) configure(cfg *RunConfig) (*C.wt_run_config_t, error) {
 func (s *setup) fill(c *C.wt_run_config_t, cfg *RunConfig) error {
 	const op = opRunConfig
 	for _, a := range cfg.Args {
-		ca, err := cString(op, "argument", a)
-		if err != nil {
-			return err
-		}
-		cerr := C.wt_run_config_push_arg(c, ca)
-		C.free(unsafe.Pointer(ca))
-		if err := takeError(op, cerr); err != nil {
+		if err := withCString(op, "argument", a, func(ca *C.char) *C.wt_error_t {
+			return C.wt_run_config_push_arg(c, ca)
+		}); err != nil {
 			return err
 		}
 	}
@@ -637,13 +633,9 @@ func (s *setup) fill(c *C.wt_run_config_t, cfg *RunConfig) error {
 		C.wt_run_config_set_teardown_grace_ms(c, ms)
 	}
 	if cfg.CoreDumpPath != "" {
-		cp, err := cString(op, "CoreDumpPath", cfg.CoreDumpPath)
-		if err != nil {
-			return err
-		}
-		cerr := C.wt_run_config_set_coredump_path(c, cp)
-		C.free(unsafe.Pointer(cp))
-		if err := takeError(op, cerr); err != nil {
+		if err := withCString(op, "CoreDumpPath", cfg.CoreDumpPath, func(cp *C.char) *C.wt_error_t {
+			return C.wt_run_config_set_coredump_path(c, cp)
+		}); err != nil {
 			return err
 		}
 	}
@@ -704,13 +696,9 @@ func (s *setup) fill(c *C.wt_run_config_t, cfg *RunConfig) error {
 		if cfg.Stdin != nil {
 			return misuse(op, "set Stdin or StdinFile, not both")
 		}
-		cp, err := cString(op, "StdinFile", cfg.StdinFile)
-		if err != nil {
-			return err
-		}
-		cerr := C.wt_run_config_set_stdin_file(c, cp)
-		C.free(unsafe.Pointer(cp))
-		return takeError(op, cerr)
+		return withCString(op, "StdinFile", cfg.StdinFile, func(cp *C.char) *C.wt_error_t {
+			return C.wt_run_config_set_stdin_file(c, cp)
+		})
 	}
 
 	switch in := cfg.Stdin.(type) {
@@ -749,6 +737,17 @@ func (s *setup) fill(c *C.wt_run_config_t, cfg *RunConfig) error {
 		s.stdinW, s.stdinR = pw, in
 	}
 	return nil
+}
+
+// withCString calls f with s as a C string (refused if it holds a NUL byte) and converts
+// the error f returns.
+func withCString(op, what, s string, f func(*C.char) *C.wt_error_t) error {
+	cs, err := cString(op, what, s)
+	if err != nil {
+		return err
+	}
+	defer C.free(unsafe.Pointer(cs))
+	return takeError(op, f(cs))
 }
 
 // millis converts a duration to whole milliseconds, rounded up.

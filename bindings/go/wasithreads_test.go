@@ -58,6 +58,23 @@ func load(t testing.TB, wat string) *wasithreads.Module {
 	return m
 }
 
+// loadWith compiles a guest on an engine of its own, made with cfg; both are closed when
+// the test ends.
+func loadWith(t testing.TB, cfg *wasithreads.EngineConfig, wat string) (*wasithreads.Engine, *wasithreads.Module) {
+	t.Helper()
+	eng, err := wasithreads.NewEngine(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	mod, err := eng.LoadModule([]byte(wat))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mod.Close() })
+	return eng, mod
+}
+
 func run(t testing.TB, wat string, cfg *wasithreads.RunConfig) *wasithreads.Exit {
 	t.Helper()
 	exit, err := load(t, wat).Run(context.Background(), cfg)
@@ -277,18 +294,9 @@ func TestHardwareTraps(t *testing.T) {
 }
 
 func TestStackOverflowTraps(t *testing.T) {
-	eng, err := wasithreads.NewEngine(&wasithreads.EngineConfig{
+	_, mod := loadWith(t, &wasithreads.EngineConfig{
 		OptLevel: wasithreads.OptSpeedAndSize, MaxWasmStack: 256 << 10, InterruptTick: 500 * time.Microsecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
-	mod, err := eng.LoadModule([]byte(recurse))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mod.Close()
+	}, recurse)
 	exit, err := mod.Run(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
