@@ -2,8 +2,10 @@ package wasithreads_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
+	"strings"
 	"sync"
 	"time"
 
@@ -85,4 +87,34 @@ func ExampleModule_Start() {
 	exit, err := run.Wait()
 	fmt.Println(exit, err)
 	// Output: cancelled <nil>
+}
+
+// Telling errors apart, and hearing what the guest only sees as an error code: here a
+// thread-spawn refused at the thread limit (spawner spawns until refused and exits with
+// the number of threads it got).
+func ExampleRunConfig_OnDiagnostic() {
+	eng, err := wasithreads.NewEngine(nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer eng.Close()
+	_, err = eng.LoadModule([]byte(`(module (import "env" "log" (func)) (func (export "_start")))`))
+	if errors.Is(err, wasithreads.ErrLink) {
+		fmt.Println("link error:", strings.SplitN(err.(*wasithreads.Error).Message, ": ", 2)[0])
+	}
+
+	mod, err := eng.LoadModule([]byte(spawner))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer mod.Close()
+	exit, err := mod.Run(context.Background(), &wasithreads.RunConfig{
+		MaxThreads:   2,
+		OnDiagnostic: func(tid int32, message string) { fmt.Printf("thread %d: %s\n", tid, message) },
+	})
+	fmt.Println(exit, err)
+	// Output:
+	// link error: unknown import `env::log`
+	// thread 0: thread-spawn failed: the run's limit of 2 threads is reached
+	// exit code 2 (thread 0) <nil>
 }
