@@ -7,10 +7,10 @@ package wasithreads
 
 // callbacks.c: the C trampolines that call the //export functions of callbacks.go, with
 // the run's id in the runs registry (callbacks.go) as user_data.
-wt_error_t *wtgo_set_output_callback(wt_run_config_t *config, int32_t stream, uintptr_t handle);
-void wtgo_set_thread_exit_callback(wt_run_config_t *config, uintptr_t handle);
-void wtgo_set_thread_start_callback(wt_run_config_t *config, uintptr_t handle);
-void wtgo_set_diagnostic_callback(wt_run_config_t *config, uintptr_t handle);
+wt_error_t *wtgo_set_output_callback(wt_run_config_t *config, int32_t stream, uintptr_t id);
+void wtgo_set_thread_exit_callback(wt_run_config_t *config, uintptr_t id);
+void wtgo_set_thread_start_callback(wt_run_config_t *config, uintptr_t id);
+void wtgo_set_diagnostic_callback(wt_run_config_t *config, uintptr_t id);
 */
 import "C"
 
@@ -642,7 +642,7 @@ func (s *setup) fill(c *C.wt_run_config_t, cfg *RunConfig) error {
 
 	st := &runState{onStart: cfg.OnThreadStart, onExit: cfg.OnThreadExit, onDiag: cfg.OnDiagnostic}
 	s.state = st
-	needHandle := st.onStart != nil || st.onExit != nil || st.onDiag != nil
+	needsID := st.onStart != nil || st.onExit != nil || st.onDiag != nil
 	for stream, w := range [3]io.Writer{1: cfg.Stdout, 2: cfg.Stderr} {
 		if w == nil {
 			continue // inherit, the default
@@ -669,9 +669,9 @@ func (s *setup) fill(c *C.wt_run_config_t, cfg *RunConfig) error {
 			o.mu = new(sync.Mutex)
 		}
 		st.out[stream] = o
-		needHandle = true
+		needsID = true
 	}
-	if needHandle {
+	if needsID {
 		s.id = registerRun(st)
 		h := C.uintptr_t(s.id)
 		for stream := 1; stream <= 2; stream++ {
