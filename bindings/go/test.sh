@@ -68,6 +68,7 @@ case $gover in go1.1[0-8]|go1.1[0-8].*|go1.[0-9]|go1.[0-9].*) fail "Go >= 1.19 n
 # A program linked with the shared library looks for its SONAME, which a plain cargo
 # build does not make: link and run through a directory of our own with both names.
 shim=$work/lib
+rm -rf "$shim"
 mkdir -p "$shim"
 if [ -e "$libdir/libwasithreads.so" ]; then
   ln -sfn "$libdir/libwasithreads.so" "$shim/libwasithreads.so"
