@@ -1,5 +1,6 @@
-//! Sets the shared library's SONAME and generates `include/wasithreads.h` from the FFI
-//! sources with cbindgen. The header is committed; `.ci/run` fails when a build changes it.
+//! Sets the shared library's SONAME and generates `include/wasithreads.h` (and the Go
+//! package's copy, `bindings/go/wasithreads.h`) from the FFI sources with cbindgen. Both
+//! are committed; `.ci/run` fails when a build changes them.
 
 fn main() {
     let version = std::env::var("CARGO_PKG_VERSION").expect("cargo sets the version");
@@ -15,6 +16,9 @@ fn main() {
     match cbindgen::Builder::new().with_crate(&dir).with_config(config).generate() {
         Ok(bindings) => {
             bindings.write_to_file(format!("{dir}/include/wasithreads.h"));
+            // The Go package carries a copy, so that `go mod vendor` keeps it (cgo finds
+            // headers only inside the package).
+            bindings.write_to_file(format!("{dir}/bindings/go/wasithreads.h"));
         }
         // A syntax error in the sources: let rustc report it instead of failing here.
         Err(cbindgen::Error::ParseSyntaxError { .. }) => {}

@@ -31,7 +31,7 @@ func TestHeaderIsTheLibrarys(t *testing.T) {
 	}
 	if !bytes.Equal(own, repo) {
 		t.Fatal("bindings/go/wasithreads.h differs from include/wasithreads.h: " +
-			"cp include/wasithreads.h bindings/go/")
+			"build the library (cargo build --release): build.rs writes both")
 	}
 }
 
