@@ -189,7 +189,7 @@ fn main() {
             // The thread must still be where it was sent when the run ends.
             let how = Arc::new(std::sync::Mutex::new(None));
             let h = how.clone();
-            config.on_thread_exit = Some(Arc::new(move |tid, exit| {
+            config.hooks.on_thread_exit = Some(Arc::new(move |tid, exit| {
                 if tid == 1 {
                     *h.lock().unwrap() = Some(exit.clone());
                 }

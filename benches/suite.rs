@@ -329,7 +329,7 @@ fn teardown(reps: usize) -> f64 {
     let mut config = RunConfig::default();
     config.stdin = wasithreads::io::Input::File(Arc::new(std::fs::File::from(std::os::fd::OwnedFd::from(reader))));
     let stamp = exited_at.clone();
-    config.on_thread_exit = Some(Arc::new(move |_, how| {
+    config.hooks.on_thread_exit = Some(Arc::new(move |_, how| {
         if matches!(how, ThreadExit::Exited(_)) {
             *stamp.lock().unwrap() = Some(Instant::now());
         }

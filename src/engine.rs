@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Result;
 use wasmtime::OptLevel;
 
+use crate::interrupt;
 use crate::pool::Pool;
 
 /// Options for [`Engine::new`]. The defaults suit most hosts.
@@ -51,8 +52,9 @@ pub const MAX_WASM_STACK_LIMIT: usize = 256 << 20;
 
 /// Virtual memory Wasmtime reserves for each linear memory, and the guard region after
 /// it (Wasmtime's defaults on 64-bit hosts, set explicitly because interruption points
-/// rely on the reservation: `module/reserve.rs` places the interrupt page in it).
-pub(crate) const MEMORY_RESERVATION: u64 = 1 << 32;
+/// rely on the reservation: the reserved interrupt page lies in it, see `crate::interrupt`).
+const MEMORY_RESERVATION: u64 = 1 << 32;
+const _: () = assert!(interrupt::RESERVED_PAGE as u64 + interrupt::PAGE_BYTES <= MEMORY_RESERVATION);
 const MEMORY_GUARD: u64 = 32 << 20;
 
 /// The shortest interrupt tick.
@@ -101,7 +103,7 @@ impl Engine {
             .memory_reservation(MEMORY_RESERVATION)
             .memory_guard_size(MEMORY_GUARD)
             // Traps carry what a core dump needs (globals and private memories of the
-            // store); only runs with a core dump path use it (`group/coredump.rs`).
+            // store); only runs with a core dump path use it (`crate::coredump`).
             .coredump_on_trap(true)
             .max_wasm_stack(config.max_wasm_stack)
             // Wasmtime requires its async stack (unused here: no fibers) to be at least the

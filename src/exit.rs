@@ -1,7 +1,5 @@
 //! How a run, and each thread of it, ended.
 
-use std::sync::Arc;
-
 /// Why a run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExitKind {
@@ -66,17 +64,6 @@ impl ThreadExit {
         matches!(self, ThreadExit::Terminated { .. })
     }
 }
-
-/// Called once per thread of a run, on that thread, after it stopped running wasm.
-pub type ThreadExitCallback = Arc<dyn Fn(i32, &ThreadExit) + Send + Sync>;
-
-/// Called once per thread of a run, on that thread, just before it starts running wasm.
-pub type ThreadStartCallback = Arc<dyn Fn(i32) + Send + Sync>;
-
-/// Called when something a guest did failed in a way the guest itself only sees as an
-/// error code (a refused `thread-spawn` and why), or the host should know about (threads
-/// that did not stop in time): `(tid of the thread concerned, message)`.
-pub type DiagnosticCallback = Arc<dyn Fn(i32, &str) + Send + Sync>;
 
 /// The message of a caught panic, for errors and trap reports.
 pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {

@@ -11,31 +11,35 @@
 //! this list against the `crate::` paths in the sources, in CI):
 //!
 //! ```text
-//! layer   module  may use                                      what it is
-//! leaf    exit    -                                            how runs and threads end
-//! leaf    pool    -                                            OS threads for guest threads
-//! leaf    io      -                                            stdio specs and live streams
-//! leaf    trace   -                                            offsets and backtraces in the user's module
-//! leaf    limits  -                                            budgets: the one primitive behind every cap
-//! leaf    wait    pool                                         interruptible waits: the run's end wakes every one
-//! core    config  exit io                                      what one run gets
-//! core    group   exit io pool trace wait                      a run's threads: state, spawn, teardown
-//! core    host    group io config wait                         every import: WASI, thread-spawn, atomics
-//! core    engine  pool                                         the Wasmtime engine and pool
-//! core    module  engine group host trace                      load, shape checks, rewrite
-//! top     run     config exit group host io module             the public Run: joins the rest
-//! top     ffi     config engine exit io module run             the C ABI
+//! layer   module     may use                                                 what it is
+//! leaf    exit       -                                                       how runs and threads end
+//! leaf    pool       -                                                       OS threads for guest threads
+//! leaf    io         -                                                       stdio specs and live streams
+//! leaf    trace      -                                                       offsets and backtraces in the user's module
+//! leaf    limits     -                                                       every cap of a run (Limits) and the budgets that enforce them
+//! leaf    interrupt  -                                                       the interrupt page: where it is, its import, the live page
+//! leaf    wait       pool                                                    interruptible waits: the run's end wakes every one
+//! core    hooks      exit                                                    the host's callbacks (Hooks) and a run's calls of them
+//! core    coredump   exit trace                                              the core dump of a run that trapped: gathering and format
+//! core    config     hooks io limits                                         what one run gets
+//! core    group      coredump exit hooks interrupt io limits pool trace wait  a run's life: threads, spawn, supervision, teardown
+//! core    host       group io config wait                                    every import: WASI, thread-spawn, atomics, internal names
+//! core    engine     interrupt pool                                          the Wasmtime engine and pool
+//! core    module     engine group host interrupt trace                       load, shape checks, rewrite
+//! top     run        config coredump exit group host interrupt io limits module  the public Run: joins the rest
+//! top     ffi        config engine exit io module run                        the C ABI
 //! ```
 
 pub mod config;
+mod coredump;
 mod engine;
 mod exit;
 mod group;
+mod hooks;
 mod host;
-// Used by the fd table, the copy buffers and the group as they move onto it (issue 19).
+mod interrupt;
 pub mod io;
-#[allow(dead_code)]
-mod limits;
+pub mod limits;
 mod module;
 mod pool;
 mod run;
@@ -46,8 +50,10 @@ pub mod ffi;
 
 pub use config::{Preopen, RunConfig};
 pub use engine::{Engine, EngineConfig};
-pub use exit::{DiagnosticCallback, ExitKind, RunExit, ThreadExit, ThreadExitCallback, ThreadStartCallback};
+pub use exit::{ExitKind, RunExit, ThreadExit};
+pub use hooks::{DiagnosticCallback, Hooks, ThreadExitCallback, ThreadStartCallback, MAX_DIAGNOSTICS};
 pub use io::{Input, Output, OutputCallback};
+pub use limits::Limits;
 pub use module::Module;
 pub use run::Run;
 

@@ -1,12 +1,137 @@
-//! One primitive for every cap of a run: a [`Budget`] of units (threads, descriptors,
-//! table elements, bytes of memory or of copy buffers) that callers take a [`Share`] of
-//! and give back by dropping it.
+//! Every cap of a run, and the one primitive that enforces them.
+//!
+//! - [`Limits`]: the caps a run is given ([`RunConfig::limits`](crate::RunConfig)), with
+//!   every default, and the fixed per-instance caps;
+//! - [`Budget`] and [`Share`]: units (threads, descriptors, table elements, bytes of
+//!   memory or of copy buffers) that callers take a share of and give back by dropping it;
+//! - [`Budgets`]: the run-wide budgets made from the limits, and [`StoreLimiter`], what
+//!   one thread's store may take of them, as Wasmtime asks it.
 //!
 //! A budget is lock-free (one atomic counter) and shared by `Arc`, so a share can outlive
 //! the call that took it (a descriptor held by a directory listing, a store's memories).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+/// Default for [`Limits::max_threads`].
+pub const DEFAULT_MAX_THREADS: u32 = 1024;
+
+/// Default for [`Limits::max_fds`].
+pub const DEFAULT_MAX_FDS: u32 = 256;
+
+/// Default for [`Limits::max_table_elements`]: 10 million (about 80 MB of host memory).
+pub const DEFAULT_MAX_TABLE_ELEMENTS: u64 = 10_000_000;
+
+/// Most tables one instance may define (Wasmtime's own default is 10 000).
+pub(crate) const TABLES_PER_INSTANCE: usize = 100;
+
+/// Most memories one instance may define, the imported one included.
+pub(crate) const MEMORIES_PER_INSTANCE: usize = 100;
+
+/// Wasm page size: memories here are 32-bit with 64 KiB pages.
+const WASM_PAGE: u64 = 65536;
+
+/// The caps of one run. Each thread's instance may besides define at most 100 tables and
+/// 100 memories.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Most spawned threads running at once (the main thread not counted). A thread counts
+    /// until its `wasi_thread_start` returns or it is stopped. Past the limit,
+    /// `thread-spawn` returns a negative value to the guest (after waiting up to 20 ms for
+    /// a thread that is just finishing). Default [`DEFAULT_MAX_THREADS`].
+    pub max_threads: u32,
+    /// Most descriptors open at once in the run, stdio and preopened directories
+    /// included. Past it, `path_open` fails with `mfile`. Default [`DEFAULT_MAX_FDS`].
+    pub max_fds: u32,
+    /// The most linear memory the guest may have, in bytes: the shared memory's maximum
+    /// is lowered to it, and all private memories of all threads together stay within it;
+    /// growing past it fails (`memory.grow` returns -1). `None` (default) = only the
+    /// module's own maximum.
+    pub max_memory: Option<u64>,
+    /// The most table elements (function references) all threads' tables may hold
+    /// together; `table.grow` past it returns -1, and an instance whose tables do not fit
+    /// fails to instantiate. Default [`DEFAULT_MAX_TABLE_ELEMENTS`].
+    pub max_table_elements: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_threads: DEFAULT_MAX_THREADS,
+            max_fds: DEFAULT_MAX_FDS,
+            max_memory: None,
+            max_table_elements: DEFAULT_MAX_TABLE_ELEMENTS,
+        }
+    }
+}
+
+impl Limits {
+    /// The maximum, in 64 KiB pages, of a shared memory the module declares with
+    /// `declared` pages: lowered to [`Limits::max_memory`].
+    pub(crate) fn memory_pages(&self, declared: u64) -> u64 {
+        self.max_memory.map_or(declared, |bytes| declared.min(bytes / WASM_PAGE))
+    }
+}
+
+/// The run-wide budgets made from a run's [`Limits`] (the descriptor budget is the
+/// descriptor table's).
+pub(crate) struct Budgets {
+    /// Spawned threads running wasm; each holds a share of one.
+    pub(crate) threads: Arc<Budget>,
+    /// Table elements of all threads' tables.
+    table_elements: Arc<Budget>,
+    /// Bytes of all private (unshared) memories of the run. (The shared memory belongs to
+    /// no store; its type, lowered by [`Limits::memory_pages`], caps it.)
+    memory_bytes: Arc<Budget>,
+}
+
+impl Budgets {
+    pub(crate) fn new(limits: &Limits) -> Budgets {
+        Budgets {
+            threads: Budget::new(u64::from(limits.max_threads)),
+            table_elements: Budget::new(limits.max_table_elements),
+            memory_bytes: Budget::new(limits.max_memory.unwrap_or(u64::MAX)),
+        }
+    }
+
+    /// What a new store (one thread's) may take.
+    pub(crate) fn store_limiter(&self) -> StoreLimiter {
+        StoreLimiter { table_elements: self.table_elements.empty(), memory_bytes: self.memory_bytes.empty() }
+    }
+}
+
+/// What one thread's store may take, as Wasmtime asks it ([`wasmtime::ResourceLimiter`]):
+/// one instance, a few tables and memories, and — from budgets shared by every thread of
+/// the run — table elements and the bytes of private memories, so that a guest cannot
+/// reach gigabytes of host memory by `table.grow`, `memory.grow`, many memories, or
+/// spawning threads whose copies add up. What the store took goes back to the run's
+/// budgets with it.
+pub(crate) struct StoreLimiter {
+    table_elements: Share,
+    memory_bytes: Share,
+}
+
+impl wasmtime::ResourceLimiter for StoreLimiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(self.memory_bytes.grow(desired.saturating_sub(current) as u64))
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(self.table_elements.grow(desired.saturating_sub(current) as u64))
+    }
+
+    fn instances(&self) -> usize {
+        1
+    }
+
+    fn tables(&self) -> usize {
+        TABLES_PER_INSTANCE
+    }
+
+    fn memories(&self) -> usize {
+        MEMORIES_PER_INSTANCE
+    }
+}
 
 /// Units a run may hold at once: `limit`, of which `used` are taken.
 #[derive(Debug)]
@@ -33,11 +158,13 @@ impl Budget {
     }
 
     /// Units taken and not yet given back.
+    #[allow(dead_code, reason = "for the descriptor and copy-buffer budgets of the WASI state")]
     pub(crate) fn used(&self) -> u64 {
         self.used.load(Ordering::Relaxed)
     }
 
     /// True when not one more unit can be taken.
+    #[allow(dead_code, reason = "for the descriptor and copy-buffer budgets of the WASI state")]
     pub(crate) fn is_full(&self) -> bool {
         self.used() >= self.limit
     }
@@ -54,6 +181,7 @@ impl Budget {
     }
 
     /// Takes up to `n` units: as many as are left (possibly none).
+    #[allow(dead_code, reason = "for the descriptor and copy-buffer budgets of the WASI state")]
     pub(crate) fn take_up_to(self: &Arc<Self>, n: u64) -> Share {
         let limit = self.limit;
         let mut taken = 0;
@@ -66,6 +194,7 @@ impl Budget {
 
     /// Takes `n` units even past the limit: for what already exists and must be counted
     /// (a descriptor the run was given), so that later takes see it.
+    #[allow(dead_code, reason = "for the descriptor and copy-buffer budgets of the WASI state")]
     pub(crate) fn take_anyway(self: &Arc<Self>, n: u64) -> Share {
         self.used.fetch_add(n, Ordering::Relaxed);
         Share { budget: self.clone(), units: n }
@@ -74,6 +203,7 @@ impl Budget {
 
 impl Share {
     /// The units this share holds.
+    #[allow(dead_code, reason = "for the descriptor and copy-buffer budgets of the WASI state")]
     pub(crate) fn units(&self) -> u64 {
         self.units
     }

@@ -12,11 +12,14 @@ use wasmtime::error::Context as _;
 use wasmtime::{MemoryType, SharedMemory};
 
 use crate::config::RunConfig;
+use crate::coredump::Recorder;
 use crate::exit::{ExitKind, RunExit};
-use crate::group::{Group, InterruptPage, Recorder, Setup, INTERRUPT_PAGE_BYTES};
-use crate::host::atomics::{ATOMICS_MODULE, INTERRUPT_MEMORY};
+use crate::group::{Group, Program, Teardown, WasiParts};
+use crate::host::INTERNAL_MODULE;
+use crate::interrupt;
 use crate::io::Stdio;
-use crate::module::{Interrupt, MemoryImport, Module, RESERVED_PAGE};
+use crate::limits::Limits;
+use crate::module::{MemoryImport, Module};
 
 /// A started run. [`Run::wait`] returns how it ended; dropping a run that is still going
 /// cancels it and waits for its threads. All methods may be called from any thread.
@@ -27,17 +30,13 @@ pub struct Run {
     supervisor: Mutex<Option<JoinHandle<()>>>,
 }
 
-/// Wasm page size: memories here are 32-bit with 64 KiB pages.
-const WASM_PAGE: u64 = 65536;
-
-/// The shared memory of a run: the module's type, its maximum lowered to `max_memory`.
-fn shared_memory(engine: &wasmtime::Engine, m: &MemoryImport, max_memory: Option<u64>) -> Result<SharedMemory> {
-    let declared = m.ty.maximum().unwrap_or(m.ty.minimum());
-    let cap = max_memory.map_or(declared, |bytes| declared.min(bytes / WASM_PAGE));
+/// The shared memory of a run: the module's type, its maximum lowered to the limits'.
+fn shared_memory(engine: &wasmtime::Engine, m: &MemoryImport, limits: &Limits) -> Result<SharedMemory> {
+    let cap = limits.memory_pages(m.ty.maximum().unwrap_or(m.ty.minimum()));
     if cap < m.ty.minimum() {
         bail!(
             "the memory limit ({} bytes) is below the module's minimum memory ({} pages of 64 KiB)",
-            max_memory.unwrap_or(0),
+            limits.max_memory.unwrap_or(0),
             m.ty.minimum()
         );
     }
@@ -65,46 +64,36 @@ impl Run {
         }
         let engine = inner.engine.wasmtime();
         let memory = match &inner.memory {
-            Some(m) if m.ty.is_shared() => Some(shared_memory(engine, m, config.max_memory)?),
+            Some(m) if m.ty.is_shared() => Some(shared_memory(engine, m, &config.limits)?),
             _ => None,
         };
-        // The page every interruption point loads from (`group/interrupt.rs`).
-        let (interrupt, page_memory) = match (inner.interrupt, &memory) {
-            (Interrupt::Reserved, Some(mem)) => (InterruptPage::reserved(mem.clone(), RESERVED_PAGE as usize)?, None),
-            (Interrupt::Reserved, None) => bail!("the module's interruption points need its shared memory"),
-            (Interrupt::Page, _) => {
-                let page = MemoryType::shared(1, (INTERRUPT_PAGE_BYTES as u64 / WASM_PAGE) as u32);
-                let page = SharedMemory::new(engine, page).context("creating the interrupt page")?;
-                (InterruptPage::whole(page.clone()), Some(page))
-            }
-        };
-        let group = Group::new(Setup {
+        let (page, page_memory) = interrupt::Page::open(inner.interrupt, engine, memory.as_ref())?;
+        let epoch = inner.engine.epoch_interruption().then(|| engine.clone());
+        let program = Program {
             engine: engine.clone(),
-            interrupt,
-            epoch_interruption: inner.engine.epoch_interruption(),
             pool: inner.engine.pool().clone(),
-            interrupt_tick: inner.engine.interrupt_tick(),
             can_spawn: inner.thread_start.is_ok(),
             memory,
-            args: if config.args.is_empty() { vec!["wasm".to_string()] } else { config.args.clone() },
-            env: guest_env(config),
-            fds: crate::host::open_fds(config)?,
-            stdio: Stdio::open(&config.stdin, &config.stdout, &config.stderr)?,
-            max_threads: config.max_threads,
-            max_memory: config.max_memory,
-            max_table_elements: config.max_table_elements,
-            on_thread_exit: config.on_thread_exit.clone(),
-            on_thread_start: config.on_thread_start.clone(),
-            on_diagnostic: config.on_diagnostic.clone(),
-            max_diagnostics: crate::config::MAX_DIAGNOSTICS,
-            teardown_grace: config.teardown_grace,
             offsets: inner.offsets.clone(),
-            coredump: config.coredump_path.as_deref().map(Recorder::open).transpose()?,
-        });
+        };
+        let group = Group::new(
+            program,
+            Teardown::new(page, epoch, inner.engine.interrupt_tick()),
+            &config.limits,
+            config.hooks.clone(),
+            config.teardown_grace,
+            WasiParts {
+                args: if config.args.is_empty() { vec!["wasm".to_string()] } else { config.args.clone() },
+                env: guest_env(config),
+                fds: crate::host::open_fds(config)?,
+                stdio: Stdio::open(&config.stdin, &config.stdout, &config.stderr)?,
+            },
+            config.coredump_path.as_deref().map(Recorder::open).transpose()?,
+        );
         let mut store = group.new_store(0);
         let mut linker = inner.linker.clone();
         if let Some(page) = page_memory {
-            linker.define(&store, ATOMICS_MODULE, INTERRUPT_MEMORY, page)?;
+            linker.define(&store, INTERNAL_MODULE, interrupt::MEMORY_IMPORT, page)?;
         }
         match (&inner.memory, &group.memory) {
             (Some(m), Some(mem)) => {

@@ -220,7 +220,7 @@ fn closed_descriptors_held_by_polls_still_count_against_max_fds() {
     let engine = engine();
     let module = load(&engine, &wat);
     let mut c = RunConfig::default();
-    c.max_fds = 32;
+    c.limits.max_fds = 32;
     c.preopens.push(preopen(&dir));
     let (fds0, threads0) = settled();
     let run = Run::start(&module, &c).expect("run starts");
@@ -232,10 +232,10 @@ fn closed_descriptors_held_by_polls_still_count_against_max_fds() {
     // cancelled; either way the run never held more host descriptors than its limit.
     assert!(exit.kind == ExitKind::Cancelled || (exit.kind, exit.code) == (ExitKind::Code, 100), "{exit:?}");
     assert!(
-        during - fds0 <= c.max_fds as usize + 4,
+        during - fds0 <= c.limits.max_fds as usize + 4,
         "the run held {} host descriptors with max_fds = {} (closed descriptors kept open by polls)",
         during - fds0,
-        c.max_fds
+        c.limits.max_fds
     );
     // The guest's descriptors are closed when the run ends; the run's own (its wake
     // eventfd, non-blocking reopenings of piped stdio) when the host frees it.
@@ -277,7 +277,7 @@ fn readdir_cursors_count_against_max_fds() {
     let engine = engine();
     let module = load(&engine, &wat);
     let mut c = RunConfig::default();
-    c.max_fds = 32;
+    c.limits.max_fds = 32;
     c.preopens.push(preopen(&dir));
     let (fds0, _) = settled();
     let run = Run::start(&module, &c).expect("run starts");
@@ -288,10 +288,10 @@ fn readdir_cursors_count_against_max_fds() {
     // The guest runs into the limit (exit 100) now that listed directories count twice.
     assert!(exit.kind == ExitKind::Cancelled || (exit.kind, exit.code) == (ExitKind::Code, 100), "{exit:?}");
     assert!(
-        during - fds0 <= c.max_fds as usize + 2,
+        during - fds0 <= c.limits.max_fds as usize + 2,
         "the run held {} host descriptors with max_fds = {}",
         during - fds0,
-        c.max_fds
+        c.limits.max_fds
     );
 }
 
@@ -330,7 +330,7 @@ fn path_open_loops_from_many_threads_stop_at_max_fds() {
     let engine = engine();
     let module = load(&engine, &wat);
     let mut c = RunConfig::default();
-    c.max_fds = 64;
+    c.limits.max_fds = 64;
     c.preopens.push(preopen(&dir));
     let (fds0, threads0) = settled();
     let (exit, _) = run_watched(&module, &c);
@@ -370,13 +370,13 @@ fn max_memory_caps_the_run_not_each_memory() {
     let engine = engine();
     let module = load(&engine, &wat);
     let mut c = RunConfig::default();
-    c.max_memory = Some(16 * 65536);
+    c.limits.max_memory = Some(16 * 65536);
     // 20 memories of 1 page do not even fit a 16-page budget: instantiation fails.
     let (exit, _) = run_watched(&module, &c);
     assert_eq!(exit.kind, ExitKind::Trap, "{exit:?}");
     assert!(exit.message.as_deref().unwrap_or("").contains("memory limits"), "{exit:?}");
     // With 32 pages they fit, and growth stops at the budget.
-    c.max_memory = Some(32 * 65536);
+    c.limits.max_memory = Some(32 * 65536);
     let (exit, _) = run_watched(&module, &c);
     assert_eq!(exit.kind, ExitKind::Code, "{exit:?}");
     assert!(
@@ -496,7 +496,7 @@ fn table_grow_from_many_threads_stops_at_the_run_budget() {
     let engine = engine();
     let module = load(&engine, wat);
     let mut c = RunConfig::default();
-    c.max_table_elements = 2_000_000;
+    c.limits.max_table_elements = 2_000_000;
     let (exit, _) = run_watched(&module, &c);
     assert_eq!(exit.kind, ExitKind::Code, "{exit:?}");
     assert_eq!(exit.code, 20, "2M elements in steps of 100k, across 5 threads");
@@ -591,7 +591,7 @@ fn cancel_stops_threads_blocked_everywhere_and_leaks_nothing() {
         c.stdout = wasithreads::Output::Null;
         let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let s2 = started.clone();
-        c.on_thread_start = Some(Arc::new(move |_| {
+        c.hooks.on_thread_start = Some(Arc::new(move |_| {
             s2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }));
         let exits = Exits::default();
@@ -682,7 +682,7 @@ fn cancel_stops_a_spawn_storm_at_the_thread_limit() {
     drop(load(&engine(), wat));
     let (_, threads0) = settled();
     let mut c = RunConfig::default();
-    c.max_threads = 200;
+    c.limits.max_threads = 200;
     let (exit, took) = cancel_after(wat, c, Duration::from_millis(500));
     assert_eq!(exit.kind, ExitKind::Cancelled, "{exit:?}");
     assert!(exit.unstopped.is_empty(), "{exit:?}");

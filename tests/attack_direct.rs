@@ -665,7 +665,7 @@ fn threads_at_one_cursor_read_each_byte_once_and_lose_no_writes() {
     let e = engine();
     let m = load(&e, &wat_mem("(memory 10 10 shared)", &data, &body, &thread));
     let (mut c, report) = config_with(&dir);
-    c.max_threads = 16;
+    c.limits.max_threads = 16;
     let (exit, _) = run_watched(&m, &c);
     assert_eq!(exit.kind, ExitKind::Code, "{exit:?}");
     let sum: u32 = content.iter().map(|&b| u32::from(b)).sum();

@@ -109,7 +109,7 @@ fn busy_threads_stop_for_every_memory_shape() {
     for (memory, max_memory) in shapes {
         let module = load(&engine, &spinners(&memory, 2));
         let mut config = RunConfig::default();
-        config.max_memory = max_memory;
+        config.limits.max_memory = max_memory;
         let what = format!("{} (max_memory {max_memory:?})", &memory[..memory.len().min(70)]);
         assert_stopped(&what, &cancel_module(&module, config, Duration::from_millis(100)), 3);
     }

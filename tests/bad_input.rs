@@ -79,8 +79,8 @@ fn changing_the_config_after_start_does_not_touch_the_run() {
     exits.install(&mut c);
     let run = Run::start_background(&m, &c).unwrap();
     c.timeout = Some(std::time::Duration::from_millis(1));
-    c.max_threads = 0;
-    c.on_thread_exit = None;
+    c.limits.max_threads = 0;
+    c.hooks.on_thread_exit = None;
     c.args.push("changed".into());
     drop(c);
     let exit = run.wait();

@@ -369,7 +369,10 @@ fn a_core_dump_that_cannot_be_written_is_reported_and_the_result_stands() {
     let log = said.clone();
     let c = RunConfig {
         coredump_path: Some(dir.join("core.wasm")),
-        on_diagnostic: Some(Arc::new(move |tid, m: &str| log.lock().unwrap().push((tid, m.to_string())))),
+        hooks: wasithreads::Hooks {
+            on_diagnostic: Some(Arc::new(move |tid, m: &str| log.lock().unwrap().push((tid, m.to_string())))),
+            ..Default::default()
+        },
         ..RunConfig::default()
     };
     let run = Run::start(&Module::new(&engine(), wat.as_bytes()).unwrap(), &c).unwrap();

@@ -138,12 +138,12 @@ fn memory_cap_stops_growth_of_shared_and_unshared_memory() {
         let (exit, _) = run_watched(m, &RunConfig::default());
         assert_eq!(exit.code, 200, "the module's own maximum");
         let mut c = RunConfig::default();
-        c.max_memory = Some(10 * 65536 + 100);
+        c.limits.max_memory = Some(10 * 65536 + 100);
         let (exit, _) = run_watched(m, &c);
         assert_eq!(exit.code, 10, "capped at 10 pages");
     }
     let mut c = RunConfig::default();
-    c.max_memory = Some(100);
+    c.limits.max_memory = Some(100);
     let err = Run::start(&shared, &c).err().expect("cap below the minimum");
     assert!(format!("{err:#}").contains("below the module's minimum"), "{err:#}");
 }
@@ -382,8 +382,10 @@ fn thread_start_callback_runs_once_per_thread_before_its_exit_callback() {
     let mut c = RunConfig::default();
     c.stdout = Output::Null;
     let (s, x) = (events.clone(), events.clone());
-    c.on_thread_start = Some(Arc::new(move |tid| s.lock().unwrap().push((tid, "start", std::thread::current().id()))));
-    c.on_thread_exit = Some(Arc::new(move |tid, _| x.lock().unwrap().push((tid, "exit", std::thread::current().id()))));
+    c.hooks.on_thread_start =
+        Some(Arc::new(move |tid| s.lock().unwrap().push((tid, "start", std::thread::current().id()))));
+    c.hooks.on_thread_exit =
+        Some(Arc::new(move |tid, _| x.lock().unwrap().push((tid, "exit", std::thread::current().id()))));
     run_watched(&m, &c);
     let ev = events.lock().unwrap().clone();
     assert_eq!(ev.len(), 8, "{ev:?}");

@@ -14,7 +14,7 @@ use wasithreads::{EngineConfig, ExitKind, Module, Run, RunConfig};
 fn diagnostics(config: &mut RunConfig) -> Arc<Mutex<Vec<(i32, String)>>> {
     let log = Arc::new(Mutex::new(Vec::new()));
     let l = log.clone();
-    config.on_diagnostic = Some(Arc::new(move |tid, m: &str| l.lock().unwrap().push((tid, m.to_string()))));
+    config.hooks.on_diagnostic = Some(Arc::new(move |tid, m: &str| l.lock().unwrap().push((tid, m.to_string()))));
     log
 }
 
@@ -44,7 +44,7 @@ fn start_functions_that_spawn_recursively_do_not_crash_the_host() {
     let module = load(&engine, RECURSIVE_START_SPAWN);
     for limit in [8u32, 1500] {
         let mut config = RunConfig::default();
-        config.max_threads = limit;
+        config.limits.max_threads = limit;
         let log = diagnostics(&mut config);
         let (exit, _) = run_watched(&module, &config);
         assert_eq!(exit.kind, ExitKind::Code, "{exit:?}");
@@ -60,7 +60,7 @@ fn a_spawn_with_no_possible_thread_fails_at_once_with_a_reason() {
     let engine = engine();
     let module = load(&engine, &common::guest("(call $proc_exit (i32.sub (i32.const 0) (call $spawn (i32.const 0))))"));
     let mut config = RunConfig::default();
-    config.max_threads = 0;
+    config.limits.max_threads = 0;
     let log = diagnostics(&mut config);
     let (exit, _) = run_watched(&module, &config);
     assert_eq!((exit.kind, exit.code), (ExitKind::Code, 6), "-EAGAIN: {exit:?}");
@@ -110,10 +110,10 @@ fn table_growth_is_capped_per_run() {
     let engine = engine();
     let module = load(&engine, wat);
     let mut config = RunConfig::default();
-    config.max_memory = Some(1 << 20);
+    config.limits.max_memory = Some(1 << 20);
     let (exit, _) = run_watched(&module, &config);
     assert_eq!((exit.kind, exit.code), (ExitKind::Code, 1001), "{exit:?}");
-    config.max_table_elements = 500;
+    config.limits.max_table_elements = 500;
     let (exit, _) = run_watched(&module, &config);
     assert_eq!(exit.kind, ExitKind::Code, "{exit:?}");
     assert_eq!(exit.code, 2, "1000 more elements do not fit a budget of 500: {exit:?}");

@@ -31,7 +31,7 @@ fn spawn_and_join_cycles_keep_memory_flat() {
     let engine = engine();
     let module = load(&engine, wat);
     let mut config = RunConfig::default();
-    config.max_threads = 4;
+    config.limits.max_threads = 4;
     // Warm up the pool and the allocator, then measure a run of the same size.
     let (exit, _) = run_watched(&module, &config);
     assert_eq!((exit.kind, exit.code), (ExitKind::Code, 0), "{exit:?}");

@@ -73,7 +73,7 @@ fn joined_threads_free_their_place_under_the_thread_limit() {
     // still be returning from wasm when the next spawn comes; that spawn must not fail
     // (std's thread::spawn would panic, which is a trap).
     let mut c = rust_config(&["rounds", "250"]);
-    c.max_threads = 4;
+    c.limits.max_threads = 4;
     exits.install(&mut c);
     let (exit, _) = run_watched(&m, &c);
     assert_eq!((exit.kind, exit.code, exit.message.as_deref()), (ExitKind::Code, 0, None));

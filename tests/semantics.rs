@@ -120,7 +120,7 @@ fn spawn_past_the_limit_returns_negative_and_the_guest_goes_on() {
         )),
     );
     let mut c = RunConfig::default();
-    c.max_threads = 2;
+    c.limits.max_threads = 2;
     let (exit, _) = run_watched(&m, &c);
     assert_eq!(exit.code, 101);
 }

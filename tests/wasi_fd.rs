@@ -606,7 +606,7 @@ fn a_thread_reading_a_fifo_stdin_ends_on_cancel() {
     let body = r#"(drop (call $spawn (i32.const 0))) (call $wait_started (i32.const 1)) (call $wait_forever)"#;
     let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = started.clone();
-    c.on_thread_start = Some(Arc::new(move |_| flag.store(true, std::sync::atomic::Ordering::SeqCst)));
+    c.hooks.on_thread_start = Some(Arc::new(move |_| flag.store(true, std::sync::atomic::Ordering::SeqCst)));
     cancel_when(&wat("", body, ECHO_THREAD), &c, 2, move || started.load(std::sync::atomic::Ordering::SeqCst));
     assert_eq!(out.text(), "");
 }
@@ -650,7 +650,7 @@ fn a_fifo_opened_in_a_preopen_blocks_until_cancel_and_nonblock_returns_again() {
     let (mut c, _) = config_with(&dir);
     let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = started.clone();
-    c.on_thread_start = Some(Arc::new(move |_| flag.store(true, std::sync::atomic::Ordering::SeqCst)));
+    c.hooks.on_thread_start = Some(Arc::new(move |_| flag.store(true, std::sync::atomic::Ordering::SeqCst)));
     cancel_when(&wat(data, body, &thread), &c, 2, move || started.load(std::sync::atomic::Ordering::SeqCst));
 }
 

@@ -688,7 +688,7 @@ fn the_descriptor_limit_stops_path_open_with_mfile_and_leaks_nothing() {
 "#
     );
     let mut c = RunConfig::default();
-    c.max_fds = 40;
+    c.limits.max_fds = 40;
     preopen(&mut c, &dir.0, false);
     let m = load(&engine(), &g.wat(&b));
     // Once to create what a first run creates for the process, then counted.

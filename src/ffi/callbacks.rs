@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::args::c_string;
 use super::run_config::{with_config, wt_run_config_t};
-use crate::exit::{DiagnosticCallback, ThreadExit, ThreadStartCallback};
+use crate::{DiagnosticCallback, ThreadExit, ThreadStartCallback};
 
 /// How one thread ended, as passed to the thread-exit callback.
 #[repr(C)]
@@ -103,7 +103,7 @@ pub extern "C" fn wt_run_config_set_thread_start_callback(
     ffi_boundary! {
         let user_data = UserData::new(user_data);
         with_config(config, |c| {
-            c.on_thread_start = cb.map(|cb| -> ThreadStartCallback {
+            c.hooks.on_thread_start = cb.map(|cb| -> ThreadStartCallback {
                 // SAFETY: the host registered `cb` for exactly this call shape.
                 Arc::new(move |tid| unsafe { cb(user_data.get(), tid) })
             });
@@ -122,7 +122,7 @@ pub extern "C" fn wt_run_config_set_thread_exit_callback(
     ffi_boundary! {
         let user_data = UserData::new(user_data);
         with_config(config, |c| {
-            c.on_thread_exit = cb.map(|cb| -> crate::ThreadExitCallback {
+            c.hooks.on_thread_exit = cb.map(|cb| -> crate::ThreadExitCallback {
                 Arc::new(move |tid: i32, how: &ThreadExit| {
                     use wt_thread_exit_kind::*;
                     let (kind, code, message, backtrace) = match how {
@@ -154,7 +154,7 @@ pub extern "C" fn wt_run_config_set_diagnostic_callback(
     ffi_boundary! {
         let user_data = UserData::new(user_data);
         with_config(config, |c| {
-            c.on_diagnostic = cb.map(|cb| -> DiagnosticCallback {
+            c.hooks.on_diagnostic = cb.map(|cb| -> DiagnosticCallback {
                 Arc::new(move |tid, message: &str| {
                     let message = c_string(message);
                     // SAFETY: the host registered `cb` for this call shape; `message` outlives it.

@@ -161,7 +161,7 @@ fn preopen(
 /// that is just finishing; at once for 0) and the guest goes on.
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_run_config_set_max_threads(config: *mut wt_run_config_t, max_threads: u32) {
-    ffi_boundary! { with_config(config, |c| c.max_threads = max_threads) }
+    ffi_boundary! { with_config(config, |c| c.limits.max_threads = max_threads) }
 }
 
 /// Sets the most descriptors a run may have open at once, stdin, stdout, stderr and
@@ -171,7 +171,7 @@ pub extern "C" fn wt_run_config_set_max_threads(config: *mut wt_run_config_t, ma
 /// included) makes runs fail to start.
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_run_config_set_max_fds(config: *mut wt_run_config_t, max_fds: u32) {
-    ffi_boundary! { with_config(config, |c| c.max_fds = max_fds) }
+    ffi_boundary! { with_config(config, |c| c.limits.max_fds = max_fds) }
 }
 
 /// Caps the guest's linear memory at `bytes` or `WT_NO_MEMORY_LIMIT` (the default: only
@@ -180,7 +180,7 @@ pub extern "C" fn wt_run_config_set_max_fds(config: *mut wt_run_config_t, max_fd
 /// minimum makes runs fail to start.
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_run_config_set_max_memory(config: *mut wt_run_config_t, bytes: u64) {
-    ffi_boundary! { with_config(config, |c| c.max_memory = (bytes != NO_MEMORY_LIMIT).then_some(bytes)) }
+    ffi_boundary! { with_config(config, |c| c.limits.max_memory = (bytes != NO_MEMORY_LIMIT).then_some(bytes)) }
 }
 
 /// Sets the most table elements (function references) all threads' tables may hold
@@ -190,7 +190,7 @@ pub extern "C" fn wt_run_config_set_max_memory(config: *mut wt_run_config_t, byt
 /// `WT_EXIT_TRAP`).
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_run_config_set_max_table_elements(config: *mut wt_run_config_t, elements: u64) {
-    ffi_boundary! { with_config(config, |c| c.max_table_elements = elements) }
+    ffi_boundary! { with_config(config, |c| c.limits.max_table_elements = elements) }
 }
 
 /// Ends a run with `WT_EXIT_TIMEOUT` once it has gone on for `timeout_ms` milliseconds,

@@ -2,42 +2,40 @@
 //! machinery that starts, ends and joins them together.
 //!
 //! This layer knows nothing of [`Module`](crate::Module) or [`Engine`](crate::Engine):
-//! what it needs of them (the Wasmtime engine, the thread pool, the interrupt tick, the
-//! `InstancePre`, whether the module can run threads) it is given by `run.rs`.
+//! what it needs of them ([`Program`], the [`Teardown`] with the run's interrupt page, the
+//! `InstancePre`) it is given by `run.rs`. A group is made of parts that each own their
+//! state: the run's [`Budgets`] (from its [`Limits`]), its [`RunHooks`], its WASI state,
+//! its core dump [`Recorder`], its [`Teardown`] and its [`Lifecycle`](lifecycle::Lifecycle).
 //!
-//! - `mod.rs`: [`Group`], [`StoreData`] (the `T` of every store and linker), stores;
-//! - `teardown.rs`: stopping every thread wherever it blocks;
-//! - `interrupt.rs`: the interrupt page that stops busy wasm;
-//! - `thread.rs`: the body of every guest thread;
-//! - `spawn.rs`: `thread-spawn`, the thread limit and thread ids;
-//! - `supervise.rs`: waiting for the end, the timeout, joining, the outcome;
-//! - `coredump.rs`: the core dump of a run that trapped.
+//! - `mod.rs`: [`Group`], [`StoreData`] (the `T` of every store and linker), stores, and
+//!   the supervision of a run: waiting for its end, the timeout, joining, the outcome;
+//! - `lifecycle.rs`: how the run ended, which threads exist, who supervises;
+//! - `teardown.rs`: stopping every thread wherever it is;
+//! - `thread.rs`: `thread-spawn` and the body of every guest thread.
 
-mod coredump;
-mod interrupt;
-mod limits;
-mod spawn;
-mod supervise;
+mod lifecycle;
 mod teardown;
 mod thread;
 
-pub(crate) use coredump::Recorder;
-pub(crate) use interrupt::{InterruptPage, PAGE_BYTES as INTERRUPT_PAGE_BYTES};
 pub(crate) use teardown::Teardown;
 pub(crate) use thread::THREAD_START;
 
-use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
 use wasmtime::{InstancePre, SharedMemory, Store};
 
-use crate::exit::{DiagnosticCallback, RunExit, ThreadExitCallback, ThreadStartCallback};
+use crate::coredump::Recorder;
+use crate::exit::{panic_message, ExitKind, RunExit};
+use crate::hooks::{Hooks, RunHooks};
 use crate::io::{FdTable, Stdio};
+use crate::limits::{Budgets, Limits, StoreLimiter};
 use crate::pool::Pool;
 use crate::trace::OffsetMap;
+use lifecycle::Lifecycle;
 
 /// Per-store data: which group and which thread a store belongs to.
 pub(crate) struct StoreData {
@@ -45,60 +43,29 @@ pub(crate) struct StoreData {
     pub(crate) tid: i32,
     /// Where this thread records what it is parked on, for teardown (`teardown.rs`).
     pub(crate) waiter: crate::wait::Waiter,
-    /// Table elements and private-memory bytes this store took from the run's budgets
-    /// (`limits.rs`).
-    table_elements: u64,
-    memory_bytes: u64,
+    /// What this store may take of the run's budgets, and what it took.
+    limiter: StoreLimiter,
 }
 
-/// What a group is given when it is made (by `run.rs`).
-pub(crate) struct Setup {
+/// What every thread of a run runs: given by `run.rs`.
+pub(crate) struct Program {
     pub(crate) engine: wasmtime::Engine,
-    /// The run's interrupt page (see `interrupt.rs`).
-    pub(crate) interrupt: InterruptPage,
-    /// The engine stops busy wasm with epoch checks instead of the interrupt page.
-    pub(crate) epoch_interruption: bool,
     pub(crate) pool: Arc<Pool>,
-    pub(crate) interrupt_tick: Duration,
     /// False when the module lacks a usable `wasi_thread_start`: spawns fail.
     pub(crate) can_spawn: bool,
+    /// The run's shared memory, if the module imports one.
     pub(crate) memory: Option<SharedMemory>,
+    /// The module's offset map, for backtraces in the user's offsets.
+    pub(crate) offsets: Arc<OffsetMap>,
+}
+
+/// The WASI state of a run, as `run.rs` makes it.
+pub(crate) struct WasiParts {
     /// `argv` and `KEY=value` environment strings, as the guest sees them.
     pub(crate) args: Vec<String>,
     pub(crate) env: Vec<String>,
     pub(crate) fds: FdTable,
     pub(crate) stdio: Stdio,
-    pub(crate) max_threads: u32,
-    pub(crate) max_memory: Option<u64>,
-    /// Table elements all threads' tables may hold together.
-    pub(crate) max_table_elements: u64,
-    pub(crate) on_thread_exit: Option<ThreadExitCallback>,
-    pub(crate) on_thread_start: Option<ThreadStartCallback>,
-    pub(crate) on_diagnostic: Option<DiagnosticCallback>,
-    /// How many diagnostic callbacks the run may make.
-    pub(crate) max_diagnostics: u32,
-    /// How long teardown waits for threads to stop before the run's result is given
-    /// without them.
-    pub(crate) teardown_grace: Duration,
-    /// The module's offset map, for backtraces in the user's offsets.
-    pub(crate) offsets: Arc<OffsetMap>,
-    /// Where to write a core dump if the run ends by a trap.
-    pub(crate) coredump: Option<Recorder>,
-}
-
-/// The bookkeeping of a group, under [`Group::state`].
-#[derive(Default)]
-struct State {
-    /// The first event that ended the run: it decides the outcome.
-    first_exit: Option<RunExit>,
-    /// Threads that exist (main included) and have not finished their exit callback.
-    live: BTreeSet<i32>,
-    /// Spawned threads that have not stopped running wasm, for the thread limit.
-    spawned: u32,
-    /// Someone (a waiter or the background supervisor) is running `supervise`.
-    supervising: bool,
-    /// `first_exit`, set once every thread has been joined.
-    joined_exit: Option<RunExit>,
 }
 
 /// Everything the threads of one run share.
@@ -110,6 +77,10 @@ pub(crate) struct Group {
     can_spawn: bool,
     /// The run's shared memory, if the module imports one.
     pub(crate) memory: Option<SharedMemory>,
+    offsets: Arc<OffsetMap>,
+    next_tid: AtomicI32,
+    /// Set by the first instance that asks (`first_instance` of the rewrite).
+    first_instance_claimed: AtomicBool,
     pub(crate) args: Vec<String>,
     pub(crate) env: Vec<String>,
     /// The descriptors of the run, shared by all threads; locked only for lookups.
@@ -117,90 +88,42 @@ pub(crate) struct Group {
     pub(crate) stdio: Stdio,
     /// Time zero of the guest's monotonic clock (`clock_time_get(monotonic)`).
     pub(crate) clock_zero: Instant,
-    max_threads: u32,
-    table_budget: limits::Budget,
-    /// Bytes all private (unshared) memories of the run may hold together.
-    memory_budget: limits::Budget,
-    on_thread_exit: Option<ThreadExitCallback>,
-    on_thread_start: Option<ThreadStartCallback>,
-    on_diagnostic: Option<DiagnosticCallback>,
-    diagnostics_left: AtomicU32,
-    teardown_grace: Duration,
-    offsets: Arc<OffsetMap>,
+    budgets: Budgets,
+    hooks: RunHooks,
     coredump: Option<Recorder>,
     pub(crate) teardown: Teardown,
-    state: Mutex<State>,
-    /// Signalled on every change of `state` and on every kick.
-    cond: Condvar,
-    next_tid: AtomicI32,
-    /// Set by the first instance that asks (`first_instance` of the rewrite).
-    first_instance_claimed: std::sync::atomic::AtomicBool,
-    /// Guest threads whose pool job has not finished (and dropped what it held).
-    jobs: Arc<Jobs>,
-}
-
-/// Counts the pool jobs of a group that have not finished: what the supervisor joins.
-/// O(1) per thread however many threads a run spawns over its life.
-#[derive(Default)]
-pub(super) struct Jobs {
-    running: Mutex<usize>,
-    cond: Condvar,
-}
-
-/// One running job; dropping it (when the job is done) counts it out.
-pub(super) struct Job(Arc<Jobs>);
-
-impl Jobs {
-    pub(super) fn begin(self: &Arc<Self>) -> Job {
-        *self.running.lock() += 1;
-        Job(self.clone())
-    }
-
-    /// Blocks until every job has finished.
-    pub(super) fn wait_all(&self) {
-        let mut running = self.running.lock();
-        while *running > 0 {
-            self.cond.wait(&mut running);
-        }
-    }
-}
-
-impl Drop for Job {
-    fn drop(&mut self) {
-        *self.0.running.lock() -= 1;
-        self.0.cond.notify_all();
-    }
+    life: Lifecycle,
 }
 
 impl Group {
-    pub(crate) fn new(s: Setup) -> Arc<Group> {
+    pub(crate) fn new(
+        program: Program,
+        teardown: Teardown,
+        limits: &Limits,
+        hooks: Hooks,
+        teardown_grace: Duration,
+        wasi: WasiParts,
+        coredump: Option<Recorder>,
+    ) -> Arc<Group> {
         Arc::new(Group {
-            teardown: Teardown::new(s.interrupt, s.epoch_interruption.then(|| s.engine.clone()), s.interrupt_tick),
-            engine: s.engine,
-            pool: s.pool,
+            engine: program.engine,
+            pool: program.pool,
             pre: OnceLock::new(),
-            can_spawn: s.can_spawn,
-            memory: s.memory,
-            args: s.args,
-            env: s.env,
-            fds: s.fds,
-            stdio: s.stdio,
-            clock_zero: Instant::now(),
-            max_threads: s.max_threads,
-            table_budget: limits::Budget::new(s.max_table_elements),
-            memory_budget: limits::Budget::new(s.max_memory.unwrap_or(u64::MAX)),
-            on_thread_exit: s.on_thread_exit,
-            on_thread_start: s.on_thread_start,
-            on_diagnostic: s.on_diagnostic,
-            diagnostics_left: AtomicU32::new(s.max_diagnostics),
-            teardown_grace: s.teardown_grace,
-            offsets: s.offsets,
-            coredump: s.coredump,
-            state: Mutex::new(State { live: BTreeSet::from([0]), ..State::default() }),
-            cond: Condvar::new(),
+            can_spawn: program.can_spawn,
+            memory: program.memory,
+            offsets: program.offsets,
             next_tid: AtomicI32::new(1),
-            first_instance_claimed: Default::default(),
-            jobs: Arc::default(),
+            first_instance_claimed: AtomicBool::new(false),
+            args: wasi.args,
+            env: wasi.env,
+            fds: wasi.fds,
+            stdio: wasi.stdio,
+            clock_zero: Instant::now(),
+            budgets: Budgets::new(limits),
+            hooks: RunHooks::new(hooks),
+            coredump,
+            teardown,
+            life: Lifecycle::new(teardown_grace),
         })
     }
 
@@ -219,11 +142,10 @@ impl Group {
             group: self.clone(),
             tid,
             waiter: self.teardown.signal.waiter(tid),
-            table_elements: 0,
-            memory_bytes: 0,
+            limiter: self.budgets.store_limiter(),
         };
         let mut store = Store::new(&self.engine, data);
-        store.limiter(|d| d);
+        store.limiter(|d| &mut d.limiter);
         if self.teardown.uses_epochs() {
             store.set_epoch_deadline(1);
             store.epoch_deadline_callback(|ctx| {
@@ -234,57 +156,117 @@ impl Group {
         store
     }
 
-    /// Records how the run ended (the first call wins) and starts stopping every thread.
-    pub(crate) fn finish(&self, exit: RunExit) {
-        {
-            let mut st = self.state.lock();
-            if st.first_exit.is_none() {
-                st.first_exit = Some(exit);
-            }
-            self.teardown.begin();
-        }
-        self.kick();
-    }
-
-    /// Wakes every thread wherever it blocks, and whoever waits on the group's state
-    /// (a spawn at the thread limit, the supervisor).
-    fn kick(&self) {
-        self.teardown.kick();
-        // Taking the lock orders this notify after any waiter's check of `ending`.
-        drop(self.state.lock());
-        self.cond.notify_all();
-    }
-
     /// True for the first caller in the run's life: the instance that applies the shared
     /// memory's data segments.
     pub(crate) fn claim_first_instance(&self) -> bool {
         !self.first_instance_claimed.swap(true, Ordering::SeqCst)
     }
 
-    /// Tells the host (diagnostic callback) about something thread `tid` ran into. The
-    /// run's budget of messages ends with one that says more were dropped.
-    pub(crate) fn diagnose(&self, tid: i32, message: &str) {
-        let Some(cb) = &self.on_diagnostic else { return };
-        let left = self.diagnostics_left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
-        let message = match left {
-            Ok(1) => format!("{message} (further diagnostics of this run are dropped)"),
-            Ok(_) => message.to_string(),
-            Err(_) => return,
-        };
-        // A panicking Rust callback must not unwind into the guest's host call.
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(tid, &message)));
+    /// [`Signal::run_blocking`](crate::wait::Signal::run_blocking) on the run's pool.
+    pub(crate) fn run_blocking<T, F>(&self, slot: &crate::wait::WaitSlot, job: F) -> wasmtime::Result<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.teardown.signal.run_blocking(slot, &self.pool, job)
     }
 
-    /// Called by a spawned thread as soon as it has stopped running wasm: from then on it
-    /// no longer counts against the thread limit (a guest that joined it may spawn again).
-    fn thread_left_wasm(&self) {
-        self.state.lock().spawned -= 1;
-        self.cond.notify_all();
+    /// Records how the run ended (the first call wins) and starts stopping every thread.
+    pub(crate) fn finish(&self, exit: RunExit) {
+        self.life.finish(&self.teardown, exit);
     }
 
-    /// Called by each thread as its very last act on the run.
-    fn thread_gone(&self, tid: i32) {
-        self.state.lock().live.remove(&tid);
-        self.cond.notify_all();
+    /// Starts a thread that supervises the group at once, so the timeout is enforced and
+    /// threads are stopped whether or not anyone waits. `None` if the OS gave no thread:
+    /// then waiters (and `try_wait`) supervise instead.
+    pub(crate) fn supervise_in_background(self: &Arc<Self>, deadline: Option<Instant>) -> Option<JoinHandle<()>> {
+        self.life.claim_supervision();
+        let group = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("wasithreads-supervisor".into())
+            .spawn(move || drop(group.supervise(deadline)));
+        match spawned {
+            Ok(handle) => Some(handle),
+            Err(_) => {
+                self.life.release_supervision();
+                None
+            }
+        }
+    }
+
+    /// Blocks until the run ended and every thread of it has been joined, supervising
+    /// the group if nobody does yet. Each call returns the same outcome.
+    pub(crate) fn wait(self: &Arc<Self>, deadline: Option<Instant>) -> RunExit {
+        self.life.wait(|| self.supervise(deadline))
+    }
+
+    /// The outcome if the run has ended and all its threads are joined, else `None`.
+    /// When nobody supervises the run, this also enforces `deadline` and, once the run
+    /// has ended, kicks the threads and joins them when they are gone.
+    pub(crate) fn try_wait(self: &Arc<Self>, deadline: Option<Instant>) -> Option<RunExit> {
+        self.life.try_wait(&self.teardown, deadline, || self.supervise(deadline))
+    }
+
+    /// Waits for the run to end (or `deadline` to pass: a timeout), stops every thread,
+    /// joins them, writes the core dump, and publishes the outcome. One caller at a time
+    /// (the lifecycle's supervision claim). Never leaves waiters blocked: a panic in here
+    /// still publishes an outcome.
+    fn supervise(self: &Arc<Self>, deadline: Option<Instant>) -> RunExit {
+        let exit = catch_unwind(AssertUnwindSafe(|| {
+            let exit = self.life.stop(&self.teardown, deadline);
+            if exit.unstopped.is_empty() {
+                self.life.unjoined.join_all();
+                self.fds.close_all();
+            } else {
+                self.abandon(&exit.unstopped);
+            }
+            self.write_coredump(&exit);
+            exit
+        }));
+        let exit = exit.unwrap_or_else(|panic| {
+            self.finish(RunExit::host(ExitKind::Cancelled));
+            RunExit::trap(-1, format!("internal error: the run's supervisor panicked: {}", panic_message(&*panic)))
+        });
+        self.life.publish(exit)
+    }
+
+    /// Gives up waiting for threads that did not stop within the teardown grace: the run's
+    /// result is given without them, the host is told, and a thread of ours keeps kicking
+    /// them until they are gone (each stops at its next interruption point).
+    fn abandon(self: &Arc<Self>, tids: &[i32]) {
+        let list: Vec<String> = tids.iter().map(i32::to_string).collect();
+        let grace = self.life.grace.as_millis();
+        self.hooks.diagnose(
+            tids[0],
+            &format!(
+                "thread(s) {} had not stopped {grace} ms after the run ended (a long host callback, or one \
+                 long wasm instruction such as a huge memory.fill); the run's result was given without them",
+                list.join(", ")
+            ),
+        );
+        let group = self.clone();
+        let _ = std::thread::Builder::new()
+            .name("wasithreads-reaper".into())
+            .spawn(move || group.life.keep_kicking(&group.teardown));
+    }
+
+    /// Keeps what the run's core dump needs of thread `tid`, which stopped with `err`
+    /// (`trapped`: a trap of its own, not a stop). Nothing without a core dump path.
+    fn keep_for_coredump(&self, tid: i32, store: &mut Store<StoreData>, err: &wasmtime::Error, trapped: bool) {
+        if let Some(rec) = &self.coredump {
+            let ended_run = trapped && self.life.ended_by_trap_of(tid);
+            rec.keep(tid, store, err, ended_run, &self.offsets);
+        }
+    }
+
+    /// Writes the core dump of a run that ended by a trap, once its threads are joined.
+    /// A failure to write is reported through the diagnostic callback.
+    fn write_coredump(&self, exit: &RunExit) {
+        if let Some(rec) = &self.coredump {
+            let name = self.args.first().map(String::as_str);
+            if let Err(e) = rec.write(exit, self.memory.as_ref(), name, &self.offsets) {
+                self.hooks.diagnose(exit.tid, &format!("{e:#}"));
+            }
+        }
     }
 }

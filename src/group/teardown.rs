@@ -9,15 +9,15 @@
 
 use std::time::Duration;
 
-use super::interrupt::InterruptPage;
+use crate::interrupt;
 use crate::wait::Signal;
 
 /// Everything needed to stop the threads of one group.
 pub(crate) struct Teardown {
     /// What every wait of the run's threads watches.
     pub(crate) signal: Signal,
-    /// The run's interrupt page (`interrupt.rs`).
-    interrupt: InterruptPage,
+    /// The run's interrupt page (`crate::interrupt`).
+    interrupt: interrupt::Page,
     /// With epoch interruption (see `EngineConfig::epoch_interruption`): the engine whose
     /// epoch is bumped by each kick, instead of closing the page.
     epoch: Option<wasmtime::Engine>,
@@ -26,7 +26,11 @@ pub(crate) struct Teardown {
 }
 
 impl Teardown {
-    pub(super) fn new(interrupt: InterruptPage, epoch: Option<wasmtime::Engine>, interrupt_tick: Duration) -> Teardown {
+    pub(crate) fn new(
+        interrupt: interrupt::Page,
+        epoch: Option<wasmtime::Engine>,
+        interrupt_tick: Duration,
+    ) -> Teardown {
         Teardown { signal: Signal::new(), interrupt, epoch, interrupt_tick }
     }
 
@@ -53,16 +57,5 @@ impl Teardown {
             engine.increment_epoch();
         }
         self.signal.wake_all();
-    }
-}
-
-impl super::Group {
-    /// [`Signal::run_blocking`] on the run's pool.
-    pub(crate) fn run_blocking<T, F>(&self, slot: &crate::wait::WaitSlot, job: F) -> wasmtime::Result<T>
-    where
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static,
-    {
-        self.teardown.signal.run_blocking(slot, &self.pool, job)
     }
 }

@@ -1,8 +1,15 @@
-//! The body of every guest thread: call into wasm, classify how it ended, end the run if
-//! the thread's end ends the run, report through the exit callback, leave.
+//! A run's guest threads: `thread-spawn` (the thread limit, thread ids, a new store on a
+//! new OS thread, which makes its own instance and tells the spawner whether that
+//! worked), and the body of every thread: call into wasm, classify how it ended, end the
+//! run if the thread's end ends the run, report through the exit callback, leave.
+//!
+//! Every failure of a spawn is a negative return to the guest, never a trap, and is
+//! reported to the host through the diagnostic callback.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use wasmtime::{Store, Trap, TypedFunc, WasmBacktrace};
@@ -12,24 +19,34 @@ use parking_lot::{Condvar, Mutex};
 
 use super::{Group, StoreData};
 use crate::exit::{panic_message, RunExit, ThreadExit};
+use crate::limits::Share;
 use crate::wait::Terminated;
 
 /// The export that runs a spawned thread, fixed by the wasi-threads proposal.
 pub(crate) const THREAD_START: &str = "wasi_thread_start";
+
+/// Largest thread id the proposal allows.
+const MAX_TID: i32 = 0x1FFF_FFFF;
+/// How long a spawn at the thread limit waits for a thread to finish leaving.
+const LIMIT_GRACE: Duration = Duration::from_millis(20);
+/// WASI errno `again`: resources (threads, ids) are exhausted.
+const EAGAIN: i32 = 6;
+/// WASI errno `nosys`: the module cannot run threads.
+const ENOSYS: i32 = 52;
 
 /// What a thread runs: for the main thread, instantiation (which runs the module's start
 /// function, if any) and `_start`; for the others, instantiation and
 /// `wasi_thread_start(tid, arg)`, telling the spawner through `started` whether the
 /// instance could be made. Either way the instance is made on the thread that runs it, so
 /// a start function never runs on another thread's native stack.
-pub(super) enum Entry {
+enum Entry {
     Main,
     Spawned { arg: i32, started: Arc<Started> },
 }
 
 /// How a spawned thread's instantiation went, for the spawner waiting on it.
 #[derive(Default)]
-pub(super) struct Started {
+struct Started {
     result: Mutex<Option<Result<(), String>>>,
     cond: Condvar,
 }
@@ -46,7 +63,7 @@ impl Started {
     /// Waits for the thread's answer; `Err(Terminated)` if the run ended meanwhile. The
     /// answer always comes, without polling: the new thread's instantiation is stopped by
     /// teardown like any wasm, and [`AnswerOnDrop`] answers for a thread that failed.
-    pub(super) fn wait(&self, teardown: &super::Teardown) -> wasmtime::Result<Result<(), String>> {
+    fn wait(&self, teardown: &super::Teardown) -> wasmtime::Result<Result<(), String>> {
         let mut slot = self.result.lock();
         let answer = loop {
             if let Some(r) = slot.take() {
@@ -101,14 +118,6 @@ fn trap_message(group: &Group, err: &wasmtime::Error) -> String {
     msg
 }
 
-impl Group {
-    /// The wasm backtrace an error carries, in the user's module's offsets.
-    fn backtrace(&self, err: &wasmtime::Error) -> Option<String> {
-        let bt = err.downcast_ref::<WasmBacktrace>().filter(|bt| !bt.frames().is_empty())?;
-        Some(crate::trace::render(&crate::trace::frames(bt.frames(), &self.offsets)))
-    }
-}
-
 /// Blocks SIGPIPE on the calling (guest) thread: a guest writing to a pipe without a
 /// reader gets EPIPE instead of the signal killing the host process. A SIGPIPE raised for
 /// this thread stays pending and is discarded when the thread exits.
@@ -130,15 +139,16 @@ fn instantiate_spawned(group: &Group, store: &mut Store<StoreData>) -> wasmtime:
     instance.get_typed_func::<(i32, i32), ()>(&mut *store, THREAD_START)
 }
 
-fn run_thread(group: Arc<Group>, mut store: Store<StoreData>, entry: Entry) {
+/// Runs one guest thread. `seat`, a spawned thread's share of the thread budget, is
+/// given back as soon as the thread stopped running wasm: a guest that joined it may
+/// spawn again.
+fn run_thread(group: Arc<Group>, mut store: Store<StoreData>, entry: Entry, seat: Option<Share>) {
     block_sigpipe();
     let tid = store.data().tid;
     let result = catch_unwind(AssertUnwindSafe(|| -> Option<wasmtime::Result<()>> {
         match entry {
             Entry::Main => Some((|| {
-                if let Some(cb) = &group.on_thread_start {
-                    cb(tid);
-                }
+                group.hooks.thread_started(tid);
                 group.teardown.signal.bail_if_ending()?;
                 // Here, not on the host's thread: a start function that never returns is
                 // then stopped by timeout or cancel like any guest code.
@@ -156,9 +166,7 @@ fn run_thread(group: Arc<Group>, mut store: Store<StoreData>, entry: Entry) {
                         return None;
                     }
                 };
-                if let Some(cb) = &group.on_thread_start {
-                    cb(tid);
-                }
+                group.hooks.thread_started(tid);
                 answer.0.set(Ok(()));
                 Some(group.teardown.signal.bail_if_ending().and_then(|()| entry.call(&mut store, (tid, arg))))
             }
@@ -169,8 +177,8 @@ fn run_thread(group: Arc<Group>, mut store: Store<StoreData>, entry: Entry) {
         // (its spawn returned an error) nor for the host (no start or exit callback).
         Ok(None) => {
             drop(store);
-            group.thread_left_wasm();
-            group.thread_gone(tid);
+            group.give_back_seat(seat);
+            group.life.thread_gone(tid);
             return;
         }
         Ok(Some(r)) => Ok(r),
@@ -186,36 +194,94 @@ fn run_thread(group: Arc<Group>, mut store: Store<StoreData>, entry: Entry) {
     if let Ok(Err(e)) = &result {
         group.keep_for_coredump(tid, &mut store, e, matches!(how, ThreadExit::Trapped(_)));
     }
-    if tid != 0 {
-        group.thread_left_wasm();
-    }
+    group.give_back_seat(seat);
     drop(store);
-    if let Some(cb) = &group.on_thread_exit {
-        // A panicking Rust callback must not take the thread's bookkeeping with it.
-        let _ = catch_unwind(AssertUnwindSafe(|| cb(tid, &how)));
-    }
-    group.thread_gone(tid);
-}
-
-/// Runs a guest thread on a thread of the pool. On error nothing was started.
-pub(super) fn spawn_os_thread(group: &Arc<Group>, store: Store<StoreData>, entry: Entry) -> Result<()> {
-    let g = group.clone();
-    let job = group.jobs.begin();
-    group
-        .pool
-        .execute(move || {
-            run_thread(g, store, entry);
-            // Everything the thread held of the run (its store, the group) is gone now.
-            drop(job);
-        })
-        .context("the OS refused a new thread")?;
-    Ok(())
+    group.hooks.thread_exited(tid, &how);
+    group.life.thread_gone(tid);
 }
 
 impl Group {
     /// Starts the main thread, which instantiates the module in `store` (made by
     /// [`Group::new_store`] for tid 0) and calls `_start`.
     pub(crate) fn start_main(self: &Arc<Self>, store: Store<StoreData>) -> Result<()> {
-        spawn_os_thread(self, store, Entry::Main).context("starting the main thread")
+        self.run_on_pool(store, Entry::Main, None).context("starting the main thread")
+    }
+
+    /// Starts a thread running `wasi_thread_start(tid, arg)`. Returns the new thread's
+    /// id, or a negative WASI errno; `Err` only when the run ended meanwhile.
+    pub(crate) fn spawn(self: &Arc<Self>, spawner: i32, arg: i32) -> wasmtime::Result<i32> {
+        if !self.can_spawn {
+            self.hooks.diagnose(spawner, "thread-spawn failed: the module has no usable `wasi_thread_start` export");
+            return Ok(-ENOSYS);
+        }
+        let threads = &self.budgets.threads;
+        if threads.limit() == 0 {
+            self.hooks.diagnose(spawner, "thread-spawn failed: the run's thread limit is 0");
+            return Ok(-EAGAIN);
+        }
+        // At the limit, give a thread that is just leaving (its joiner already woke up,
+        // it is returning from wasm) a moment to give its seat back.
+        let seat = self.life.wait_for(&self.teardown, Instant::now() + LIMIT_GRACE, || threads.try_take(1));
+        self.teardown.signal.bail_if_ending()?;
+        let Some(seat) = seat else {
+            let limit = threads.limit();
+            self.hooks
+                .diagnose(spawner, &format!("thread-spawn failed: the run's limit of {limit} threads is reached"));
+            return Ok(-EAGAIN);
+        };
+        let next =
+            self.next_tid.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| (t <= MAX_TID).then_some(t + 1));
+        let Ok(tid) = next else {
+            self.give_back_seat(Some(seat));
+            self.hooks.diagnose(spawner, "thread-spawn failed: all thread ids of the run are used");
+            return Ok(-EAGAIN);
+        };
+        self.life.add_thread(&self.teardown, tid)?;
+        let started = Arc::new(Started::default());
+        let store = self.new_store(tid);
+        // On error the job, and the seat with it, was dropped unrun.
+        if let Err(e) = self.run_on_pool(store, Entry::Spawned { arg, started: started.clone() }, Some(seat)) {
+            self.life.notify();
+            self.life.thread_gone(tid);
+            self.hooks.diagnose(spawner, &format!("thread-spawn failed: {e:#}"));
+            return Ok(-EAGAIN);
+        }
+        // The new thread counts itself out if its instance cannot be made.
+        match started.wait(&self.teardown)? {
+            Ok(()) => Ok(tid),
+            Err(why) => {
+                self.hooks.diagnose(spawner, &format!("thread-spawn failed: {why}"));
+                Ok(-EAGAIN)
+            }
+        }
+    }
+
+    /// Gives a spawned thread's seat back to the thread budget, and tells a spawn waiting
+    /// for one.
+    fn give_back_seat(&self, seat: Option<Share>) {
+        if let Some(seat) = seat {
+            drop(seat);
+            self.life.notify();
+        }
+    }
+
+    /// Runs a guest thread on a thread of the pool. On error nothing was started.
+    fn run_on_pool(self: &Arc<Self>, store: Store<StoreData>, entry: Entry, seat: Option<Share>) -> Result<()> {
+        let group = self.clone();
+        let joinable = self.life.unjoined.enter();
+        self.pool
+            .execute(move || {
+                run_thread(group, store, entry, seat);
+                // Everything the thread held of the run (its store, the group) is gone now.
+                drop(joinable);
+            })
+            .context("the OS refused a new thread")?;
+        Ok(())
+    }
+
+    /// The wasm backtrace an error carries, in the user's module's offsets.
+    fn backtrace(&self, err: &wasmtime::Error) -> Option<String> {
+        let bt = err.downcast_ref::<WasmBacktrace>().filter(|bt| !bt.frames().is_empty())?;
+        Some(crate::trace::render(&crate::trace::frames(bt.frames(), &self.offsets)))
     }
 }

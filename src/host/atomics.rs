@@ -4,8 +4,9 @@
 //! [`WaitSlot`](crate::wait::WaitSlot) (nothing shared by the run's threads), so that
 //! teardown can wake it.
 //!
-//! Also the names of these imports ([`AtomicImport`]): the contract between the rewrite,
-//! which adds the imports, and this file, which defines them.
+//! Also the names of these imports ([`AtomicImport`], in the library's internal import
+//! module): the contract between the rewrite, which adds the imports, and this file,
+//! which defines them.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -13,22 +14,9 @@ use std::time::{Duration, Instant};
 use parking_lot_core::{FilterOp, DEFAULT_UNPARK_TOKEN};
 use wasmtime::{Caller, Linker, SharedMemory, Trap};
 
+use super::INTERNAL_MODULE;
 use crate::group::StoreData;
 use crate::wait::ParkResult;
-
-/// Import module of the host functions added by the rewrite.
-pub(crate) const ATOMICS_MODULE: &str = "wasithreads:internal";
-
-/// The run's interrupt page (see `module/rewrite.rs`): one shared page that teardown
-/// makes inaccessible, so the next interruption point of every thread faults.
-pub(crate) const INTERRUPT_MEMORY: &str = "interrupt";
-
-/// The import a defined shared memory becomes.
-pub(crate) const SHARED_MEMORY: &str = "memory";
-
-/// `() -> i32`: 1 for the first instance of a run, 0 for every later one (so the
-/// generated start function applies data segments once).
-pub(crate) const FIRST_INSTANCE: &str = "first_instance";
 
 /// Which atomic instruction an import replaces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -71,34 +59,26 @@ impl AtomicImport {
     }
 }
 
-/// Defines `first_instance`.
-pub(crate) fn define_first_instance(linker: &mut Linker<StoreData>) -> anyhow::Result<()> {
-    linker.func_wrap(ATOMICS_MODULE, FIRST_INSTANCE, |caller: Caller<'_, StoreData>| -> i32 {
-        i32::from(caller.data().group.claim_first_instance())
-    })?;
-    Ok(())
-}
-
 /// Defines the host function for one rewritten instruction.
 pub(crate) fn define(linker: &mut Linker<StoreData>, imp: AtomicImport) -> anyhow::Result<()> {
     let (name, offset) = (imp.name(), imp.offset);
     match imp.op {
         AtomicOp::Wait32 => linker.func_wrap(
-            ATOMICS_MODULE,
+            INTERNAL_MODULE,
             &name,
             move |caller: Caller<'_, StoreData>, addr: i32, expected: i32, timeout: i64| {
                 wait(caller.data(), addr, offset, 4, expected as u32 as u64, timeout)
             },
         )?,
         AtomicOp::Wait64 => linker.func_wrap(
-            ATOMICS_MODULE,
+            INTERNAL_MODULE,
             &name,
             move |caller: Caller<'_, StoreData>, addr: i32, expected: i64, timeout: i64| {
                 wait(caller.data(), addr, offset, 8, expected as u64, timeout)
             },
         )?,
         AtomicOp::Notify => {
-            linker.func_wrap(ATOMICS_MODULE, &name, move |caller: Caller<'_, StoreData>, addr: i32, count: i32| {
+            linker.func_wrap(INTERNAL_MODULE, &name, move |caller: Caller<'_, StoreData>, addr: i32, count: i32| {
                 notify(caller.data(), addr, offset, count as u32)
             })?
         }

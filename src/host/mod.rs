@@ -3,21 +3,36 @@
 //! - `wasi/`: WASI preview 1 for every thread of a run, from one shared context;
 //! - `spawn.rs`: `wasi::thread-spawn`;
 //! - `atomics.rs`: the host side of the rewritten `memory.atomic.wait32/64` and
-//!   `memory.atomic.notify` (the rewrite itself is `module/rewrite.rs`).
+//!   `memory.atomic.notify` (the rewrite itself is `module/rewrite.rs`);
+//! - here: the names of the library's internal import module, which only rewritten
+//!   modules import from, and its `first_instance`.
 //!
 //! Host functions reach their run through [`StoreData`]; they block only through the
 //! primitives of [`crate::wait`], so that every one of them wakes when the run ends.
 
-pub(crate) mod atomics;
+mod atomics;
 mod spawn;
 mod wasi;
 
-use wasmtime::Linker;
+use wasmtime::{Caller, Linker};
 
 use crate::group::StoreData;
 
-pub(crate) use atomics::AtomicImport;
+pub(crate) use atomics::{AtomicImport, AtomicOp};
 pub(crate) use wasi::{open_fds, P1_FUNCTIONS, P1_MODULE};
+
+/// The import module of everything the rewrite adds (`module/rewrite.rs`): the atomics
+/// functions ([`AtomicImport`]), [`FIRST_INSTANCE_IMPORT`], [`SHARED_MEMORY_IMPORT`], and
+/// the interrupt page ([`crate::interrupt::MEMORY_IMPORT`]). A module of the user's own
+/// may not import from it.
+pub(crate) const INTERNAL_MODULE: &str = "wasithreads:internal";
+
+/// The import a shared memory the module defines becomes.
+pub(crate) const SHARED_MEMORY_IMPORT: &str = "memory";
+
+/// `() -> i32`: 1 for the first instance of a run, 0 for every later one (so the
+/// generated start function applies data segments once).
+pub(crate) const FIRST_INSTANCE_IMPORT: &str = "first_instance";
 
 /// The import module and name of `thread-spawn`, fixed by the wasi-threads proposal.
 pub(crate) const SPAWN_IMPORT: (&str, &str) = ("wasi", "thread-spawn");
@@ -27,7 +42,9 @@ pub(crate) const SPAWN_IMPORT: (&str, &str) = ("wasi", "thread-spawn");
 pub(crate) fn add_to_linker(linker: &mut Linker<StoreData>, atomics: &[AtomicImport]) -> anyhow::Result<()> {
     wasi::add_to_linker(linker)?;
     spawn::add_to_linker(linker)?;
-    atomics::define_first_instance(linker)?;
+    linker.func_wrap(INTERNAL_MODULE, FIRST_INSTANCE_IMPORT, |caller: Caller<'_, StoreData>| -> i32 {
+        i32::from(caller.data().group.claim_first_instance())
+    })?;
     for imp in atomics {
         atomics::define(linker, *imp)?;
     }

@@ -1,5 +1,5 @@
 //! `wasi::thread-spawn(arg) -> tid`: a new thread of the caller's group (see
-//! `group/spawn.rs`). Every failure is a negative return, never a trap.
+//! `group/thread.rs`). Every failure is a negative return, never a trap.
 
 use wasmtime::{Caller, Linker};
 

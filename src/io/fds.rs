@@ -14,9 +14,6 @@ use parking_lot::RwLock;
 use super::dir::DirDesc;
 use super::file::FileDesc;
 
-/// Default for [`RunConfig::max_fds`](crate::RunConfig::max_fds).
-pub const DEFAULT_MAX_FDS: u32 = 256;
-
 /// What a guest descriptor refers to.
 pub(crate) enum Descriptor {
     /// The run's stdin ([`Stdio::stdin`](super::Stdio)), wherever it was renumbered to.

@@ -22,7 +22,6 @@ use std::sync::Arc;
 use anyhow::Result;
 
 pub(crate) use dir::{DirCursor, DirDesc};
-pub use fds::DEFAULT_MAX_FDS;
 pub(crate) use fds::{Descriptor, FdError, FdTable, HostFd, OpenFd};
 pub(crate) use file::{FileDesc, FileKind};
 pub(crate) use input::InputStream;

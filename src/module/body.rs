@@ -12,7 +12,7 @@ use wasm_encoder::Instruction;
 use wasmparser::{FunctionBody, MemArg, Operator};
 
 use super::points::Calls;
-use crate::host::atomics::{AtomicImport, AtomicOp};
+use crate::host::{AtomicImport, AtomicOp};
 use crate::trace::Body;
 
 /// The import an instruction is rewritten to, if it is a wait or notify on `shared`.

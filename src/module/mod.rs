@@ -1,10 +1,17 @@
-//! A module: loading (WAT or binary), validation, the wasi-threads shape checks
-//! (`shape.rs`), the wait rewrite (`rewrite.rs`, bytes to bytes, leaving an offset map),
-//! compilation and serialization (`serialized.rs`: Wasmtime's bytes and the map). Each module carries the linker with every host function it imports.
+//! A module: loading (WAT or binary), validation, the rewrite, compilation, and what a run
+//! needs to know of it. Each module carries the linker with every host function it imports.
+//!
+//! - `mod.rs`: [`Module`] and its loading;
+//! - `rewrite.rs`: the rewrite, bytes to bytes, leaving an offset map: waits and notifies
+//!   to host calls, a defined shared memory to an import, data segments applied once,
+//!   interruption points;
+//! - `body.rs`: the scan and the rewrite of each function body;
+//! - `points.rs`: which functions get an interruption point at their entry;
+//! - `shape.rs`: the wasi-threads shape checks of a compiled module;
+//! - `serialized.rs`: serialized modules (Wasmtime's bytes and the offset map).
 
 mod body;
 mod points;
-mod reserve;
 mod rewrite;
 mod serialized;
 mod shape;
@@ -19,8 +26,7 @@ use crate::engine::Engine;
 use crate::group::StoreData;
 use crate::trace::OffsetMap;
 
-pub(crate) use reserve::RESERVED_PAGE;
-pub(crate) use shape::{Interrupt, MemoryImport};
+pub(crate) use shape::MemoryImport;
 
 pub(crate) struct ModuleInner {
     pub(crate) engine: Engine,
@@ -29,7 +35,7 @@ pub(crate) struct ModuleInner {
     pub(crate) linker: Linker<StoreData>,
     pub(crate) memory: Option<MemoryImport>,
     /// Where its interruption points load from.
-    pub(crate) interrupt: Interrupt,
+    pub(crate) interrupt: crate::interrupt::Placement,
     /// `Err(why)` when `wasi_thread_start` is missing or has the wrong type: spawns fail.
     pub(crate) thread_start: Result<(), String>,
     /// `Err(why)` when `_start` is missing or has the wrong type: runs fail to start.

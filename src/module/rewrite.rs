@@ -23,9 +23,9 @@
 //! - A dead `i32.atomic.load` goes at the head of every loop and at the entry of every
 //!   function that could otherwise run long without meeting one (`points.rs`: functions
 //!   on call cycles, indirect callers, callers of big call trees; not leaves and their
-//!   small helpers): an *interruption point*. It loads from the run's *interrupt page*:
-//!   the shared memory's reserved page (`reserve.rs`), or, for a module
-//!   without a shared memory that allows it, a one-page memory every module imports
+//!   small helpers): an *interruption point*. It loads from the run's *interrupt page*
+//!   (`crate::interrupt`): the shared memory's reserved page, or, for a module
+//!   without a shared memory that allows it, a one-page memory the module imports
 //!   (`wasithreads:internal::interrupt`). While the run goes on the load costs about what
 //!   a load costs; when the run ends, teardown makes the page inaccessible and the next
 //!   such load in every thread faults. Wasmtime's own signal handler turns the fault into
@@ -46,8 +46,8 @@ use wasmparser::{DataKind, Operator, Parser, Payload, TypeRef};
 
 use super::body::{self, Indices};
 use super::points::Calls;
-use super::reserve::{has_reserved_page, RESERVED_PAGE};
-use crate::host::atomics::{AtomicImport, ATOMICS_MODULE, FIRST_INSTANCE, INTERRUPT_MEMORY, SHARED_MEMORY};
+use crate::host::{AtomicImport, FIRST_INSTANCE_IMPORT, INTERNAL_MODULE, SHARED_MEMORY_IMPORT};
+use crate::interrupt::{self, has_reserved_page, RESERVED_PAGE};
 use crate::trace::OffsetMap;
 
 /// Where the module's one shared memory is.
@@ -58,7 +58,7 @@ struct Shared {
     /// `Some(type)` when the module defines it (it becomes an import).
     defined: Option<wasmparser::MemoryType>,
     /// Whether it has the reserved page, where interruption points then load from
-    /// (`reserve.rs`).
+    /// (`crate::interrupt`).
     reserved: bool,
 }
 
@@ -120,9 +120,9 @@ fn scan(wasm: &[u8]) -> Result<Scan> {
                 s.has_import_section = true;
                 for imp in r.into_imports() {
                     let imp = imp?;
-                    if imp.module == ATOMICS_MODULE {
+                    if imp.module == INTERNAL_MODULE {
                         bail!(
-                            "the module imports `{}::{}`: the import module `{ATOMICS_MODULE}` is reserved for \
+                            "the module imports `{}::{}`: the import module `{INTERNAL_MODULE}` is reserved for \
                              wasithreads itself",
                             imp.module,
                             imp.name
@@ -433,10 +433,6 @@ impl Reencode for Rewriter {
     }
 }
 
-/// The type of the interrupt page: one shared page.
-const INTERRUPT_PAGE: MemoryType =
-    MemoryType { minimum: 1, maximum: Some(1), memory64: false, shared: true, page_size_log2: None };
-
 /// Where a section goes in a module (`None` = before the first or after the last).
 fn rank(id: Option<SectionId>, none: u8) -> u8 {
     let Some(id) = id else { return none };
@@ -480,17 +476,17 @@ impl Rewriter {
                 shared: true,
                 page_size_log2: ty.page_size_log2,
             };
-            imports.import(ATOMICS_MODULE, SHARED_MEMORY, EntityType::Memory(ty));
+            imports.import(INTERNAL_MODULE, SHARED_MEMORY_IMPORT, EntityType::Memory(ty));
         }
         if !self.reserved() {
-            imports.import(ATOMICS_MODULE, INTERRUPT_MEMORY, EntityType::Memory(INTERRUPT_PAGE));
+            imports.import(INTERNAL_MODULE, interrupt::MEMORY_IMPORT, EntityType::Memory(interrupt::MEMORY_TYPE));
         }
         for imp in self.index.keys() {
             let ty = self.wait32_type + imp.op as u32;
-            imports.import(ATOMICS_MODULE, &imp.name(), EntityType::Function(ty));
+            imports.import(INTERNAL_MODULE, &imp.name(), EntityType::Function(ty));
         }
         if self.init_func.is_some() {
-            imports.import(ATOMICS_MODULE, FIRST_INSTANCE, EntityType::Function(self.first_instance_type));
+            imports.import(INTERNAL_MODULE, FIRST_INSTANCE_IMPORT, EntityType::Function(self.first_instance_type));
         }
     }
 

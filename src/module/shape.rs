@@ -6,10 +6,9 @@
 use anyhow::{anyhow, bail, Result};
 use wasmtime::{ExternType, MemoryType, ValType};
 
-use super::reserve::has_reserved_page;
 use crate::group::THREAD_START;
-use crate::host::atomics::{ATOMICS_MODULE, FIRST_INSTANCE, INTERRUPT_MEMORY};
-use crate::host::{AtomicImport, P1_FUNCTIONS, P1_MODULE, SPAWN_IMPORT};
+use crate::host::{AtomicImport, FIRST_INSTANCE_IMPORT, INTERNAL_MODULE, P1_FUNCTIONS, P1_MODULE, SPAWN_IMPORT};
+use crate::interrupt::{self, has_reserved_page, Placement};
 
 /// The memory a module imports; every run creates one and all its threads share it.
 #[derive(Clone, Debug)]
@@ -19,19 +18,11 @@ pub(crate) struct MemoryImport {
     pub ty: MemoryType,
 }
 
-/// Where a module's interruption points load from (`rewrite.rs`, `reserve.rs`).
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Interrupt {
-    /// The one-page memory `wasithreads:internal::interrupt` the module imports.
-    Page,
-    /// The shared memory's reserved page (`reserve.rs`).
-    Reserved,
-}
-
 /// What a run needs to know about a module.
 pub(super) struct Shape {
     pub memory: Option<MemoryImport>,
-    pub interrupt: Interrupt,
+    /// Where its interruption points load from.
+    pub interrupt: Placement,
     /// The host functions of the atomics rewrite that the module imports.
     pub atomics: Vec<AtomicImport>,
     /// `Err(why)` when `wasi_thread_start` is missing or has the wrong type.
@@ -47,13 +38,14 @@ impl Shape {
             .as_ref()
             .filter(|m| m.ty.is_shared())
             .is_some_and(|m| has_reserved_page(m.ty.is_64(), Some(u32::from(m.ty.page_size_log2())), m.ty.maximum()));
-        let interrupt = if module.imports().any(|i| (i.module(), i.name()) == (ATOMICS_MODULE, INTERRUPT_MEMORY)) {
-            Interrupt::Page
-        } else if reserved {
-            Interrupt::Reserved
-        } else {
-            bail!("the compiled module has no interruption points: it was not made by this version of wasithreads");
-        };
+        let interrupt =
+            if module.imports().any(|i| (i.module(), i.name()) == (INTERNAL_MODULE, interrupt::MEMORY_IMPORT)) {
+                Placement::ImportedMemory
+            } else if reserved {
+                Placement::ReservedPage
+            } else {
+                bail!("the compiled module has no interruption points: it was not made by this version of wasithreads");
+            };
         if spawns && !memory.as_ref().is_some_and(|m| m.ty.is_shared()) {
             bail!(
                 "the module imports wasi::thread-spawn but has no shared memory: every thread would get \
@@ -94,7 +86,7 @@ fn check_imports(module: &wasmtime::Module) -> Result<(Option<MemoryImport>, boo
         let (m, n) = (imp.module(), imp.name());
         match imp.ty() {
             // The run's interrupt page, added by the rewrite; not the module's memory.
-            ExternType::Memory(_) if (m, n) == (ATOMICS_MODULE, INTERRUPT_MEMORY) => {}
+            ExternType::Memory(_) if (m, n) == (INTERNAL_MODULE, interrupt::MEMORY_IMPORT) => {}
             ExternType::Memory(ty) => {
                 if memory.is_some() {
                     bail!("the module imports more than one memory (`{m}::{n}` is the second)");
@@ -107,9 +99,9 @@ fn check_imports(module: &wasmtime::Module) -> Result<(Option<MemoryImport>, boo
                         bail!("import `wasi::thread-spawn` must have type (i32) -> i32");
                     }
                     spawns = true;
-                } else if m == ATOMICS_MODULE && n == FIRST_INSTANCE {
+                } else if m == INTERNAL_MODULE && n == FIRST_INSTANCE_IMPORT {
                     // Defined for every module.
-                } else if m == ATOMICS_MODULE {
+                } else if m == INTERNAL_MODULE {
                     atomics.push(AtomicImport::parse(n).ok_or_else(|| anyhow!("unknown import `{m}::{n}`"))?);
                 } else if !(m == P1_MODULE && P1_FUNCTIONS.contains(&n)) {
                     bail!(

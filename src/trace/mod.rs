@@ -1,8 +1,6 @@
 //! Where guest code is, in the terms of the module the user loaded: the offset map the
-//! rewrite leaves (`map.rs`), backtraces mapped through it (`frames.rs`), core dumps in
-//! those terms (`coredump.rs`).
+//! rewrite leaves (`map.rs`), and backtraces mapped through it (`frames.rs`).
 
-pub(crate) mod coredump;
 mod frames;
 mod map;
 

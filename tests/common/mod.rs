@@ -64,7 +64,7 @@ pub struct Exits(pub Arc<Mutex<Vec<(i32, ThreadExit)>>>);
 impl Exits {
     pub fn install(&self, config: &mut RunConfig) {
         let log = self.0.clone();
-        config.on_thread_exit = Some(Arc::new(move |tid, how| log.lock().unwrap().push((tid, how.clone()))));
+        config.hooks.on_thread_exit = Some(Arc::new(move |tid, how| log.lock().unwrap().push((tid, how.clone()))));
     }
     pub fn sorted(&self) -> Vec<(i32, ThreadExit)> {
         let mut v = self.0.lock().unwrap().clone();

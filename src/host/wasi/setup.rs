@@ -10,13 +10,13 @@ use crate::io::{Descriptor, DirDesc, FdTable};
 
 pub(crate) fn open_fds(config: &RunConfig) -> Result<FdTable> {
     let preopens = config.preopens.len() as u64;
-    if u64::from(config.max_fds) < 3 + preopens {
+    if u64::from(config.limits.max_fds) < 3 + preopens {
         bail!(
             "the descriptor limit ({}) leaves no room for stdin, stdout, stderr and {preopens} preopened directories",
-            config.max_fds
+            config.limits.max_fds
         );
     }
-    let table = FdTable::new(config.max_fds);
+    let table = FdTable::new(config.limits.max_fds);
     let full = "the descriptor table is full";
     table.insert(Descriptor::Stdin).ok().context(full)?;
     table.insert(Descriptor::Output(1)).ok().context(full)?;

@@ -1,7 +1,8 @@
 //! The core dump of a run that ends by a trap (`RunConfig::coredump_path`): what each
 //! thread leaves for it as it stops (its stack; the thread whose trap ended the run also
 //! its globals and private memories, which only its store can read), and the file,
-//! written once every thread has stopped, with the run's shared memory as it is then.
+//! written once every thread has stopped, with the run's shared memory as it is then, in
+//! the format of `format.rs`.
 //!
 //! The file is written safely even when the guest can write the directory it goes in:
 //! the directory is opened when the run starts (before any guest code runs), the dump is
@@ -19,12 +20,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::{bail, Context as _, Result};
 use parking_lot::Mutex;
 use rustix::fs::{AtFlags, Mode, OFlags};
-use wasmtime::{Store, Val, WasmBacktrace, WasmCoreDump};
+use wasmtime::{AsContextMut, SharedMemory, Val, WasmBacktrace, WasmCoreDump};
 
-use super::{Group, StoreData};
 use crate::exit::{ExitKind, RunExit};
-use crate::trace::coredump::{write, Dump, Global, Memory, Stack};
-use crate::trace::Frame;
+use crate::trace::{Frame, OffsetMap};
+use format::{write, Dump, Global, Memory, Stack};
+
+mod format;
 
 /// Where a run's core dump goes and what its threads left for it.
 pub(crate) struct Recorder {
@@ -88,49 +90,52 @@ impl Recorder {
     }
 }
 
-impl Group {
-    /// Keeps what the run's core dump needs of thread `tid`, which stopped with `err`
-    /// (`trapped`: a trap of its own, not a stop). Nothing without a core dump path.
-    pub(super) fn keep_for_coredump(
+impl Recorder {
+    /// Keeps what the dump needs of thread `tid`, which stopped with `err`: its stack
+    /// and, when its trap ended the run (`ended_run`), the globals and private memories
+    /// of its `store`, which only that store can read.
+    pub(crate) fn keep(
         &self,
         tid: i32,
-        store: &mut Store<StoreData>,
+        store: impl AsContextMut,
         err: &wasmtime::Error,
-        trapped: bool,
+        ended_run: bool,
+        offsets: &OffsetMap,
     ) {
-        let Some(rec) = &self.coredump else { return };
         let dump = err.downcast_ref::<WasmCoreDump>();
         let frames = match (dump, err.downcast_ref::<WasmBacktrace>()) {
             (Some(d), _) => d.frames(),
             (None, Some(bt)) => bt.frames(),
             (None, None) => &[],
         };
-        let frames = crate::trace::frames(frames, &self.offsets);
+        let frames = crate::trace::frames(frames, offsets);
         // Only the trap that ended the run is dumped: no other thread copies its memories.
-        let ended_it = trapped && {
-            let st = self.state.lock();
-            st.first_exit.as_ref().is_some_and(|e| e.kind == ExitKind::Trap && e.tid == tid)
-        };
         let private = match dump {
-            Some(d) if ended_it => Some(private_state(d, store)),
+            Some(d) if ended_run => Some(private_state(d, store)),
             _ => None,
         };
-        let mut parts = rec.parts.lock();
+        let mut parts = self.parts.lock();
         parts.stacks.insert(tid, frames);
         if private.is_some() {
             parts.trapped = private;
         }
     }
 
-    /// Writes the core dump of a run that ended by a trap, once its threads are joined.
-    /// A failure to write is reported through the diagnostic callback.
-    pub(super) fn write_coredump(&self, exit: &RunExit) {
-        let Some(rec) = &self.coredump else { return };
+    /// Writes the core dump of a run that ended by a trap (nothing for other ends), once
+    /// its threads are joined: `shared` is the run's shared memory, `name` the module's
+    /// name (`argv[0]`).
+    pub(crate) fn write(
+        &self,
+        exit: &RunExit,
+        shared: Option<&SharedMemory>,
+        name: Option<&str>,
+        offsets: &OffsetMap,
+    ) -> Result<()> {
         if exit.kind != ExitKind::Trap {
-            return;
+            return Ok(());
         }
         let (stacks, private) = {
-            let mut parts = rec.parts.lock();
+            let mut parts = self.parts.lock();
             (std::mem::take(&mut parts.stacks), parts.trapped.take().unwrap_or_default())
         };
         // The thread that trapped first, then the others by tid.
@@ -144,8 +149,8 @@ impl Group {
         let private_memories = private.memories.iter().zip(&reads).map(|((memory64, maximum_pages, bytes), read)| {
             Memory { shared: false, memory64: *memory64, maximum_pages: *maximum_pages, len: bytes.len(), read }
         });
-        let shared_read = self.memory.as_ref().map(shared_reader);
-        let shared = self.memory.as_ref().zip(shared_read.as_ref()).map(|(m, read)| Memory {
+        let shared_read = shared.map(shared_reader);
+        let shared = shared.zip(shared_read.as_ref()).map(|(m, read)| Memory {
             shared: true,
             memory64: false,
             maximum_pages: m.ty().maximum(),
@@ -153,15 +158,13 @@ impl Group {
             read: read.as_ref(),
         });
         let dump = Dump {
-            process: self.args.first().cloned().unwrap_or_default(),
-            module: self.args.first().cloned().unwrap_or_else(|| "module".into()),
-            memories: in_module_order(self.offsets.shared_memory(), shared, private_memories),
+            process: name.unwrap_or_default().to_string(),
+            module: name.unwrap_or("module").to_string(),
+            memories: in_module_order(offsets.shared_memory(), shared, private_memories),
             globals: private.globals,
             stacks,
         };
-        if let Err(e) = rec.store(&dump) {
-            self.diagnose(exit.tid, &format!("writing the core dump to {}: {e:#}", rec.path.display()));
-        }
+        self.store(&dump).with_context(|| format!("writing the core dump to {}", self.path.display()))
     }
 }
 
@@ -195,7 +198,7 @@ fn read_from(bytes: &[u8]) -> impl Fn(usize, &mut [u8]) + '_ {
 }
 
 /// Reads the run's shared memory where it is, without copying it first.
-fn shared_reader(m: &wasmtime::SharedMemory) -> Box<dyn Fn(usize, &mut [u8]) + '_> {
+fn shared_reader(m: &SharedMemory) -> Box<dyn Fn(usize, &mut [u8]) + '_> {
     let data = m.data();
     Box::new(move |at, buf| {
         let src = &data[at..at + buf.len()];
@@ -209,11 +212,11 @@ fn shared_reader(m: &wasmtime::SharedMemory) -> Box<dyn Fn(usize, &mut [u8]) + '
 }
 
 /// The globals and private memories of the store that trapped, from Wasmtime's dump.
-fn private_state(dump: &WasmCoreDump, store: &mut Store<StoreData>) -> Private {
+fn private_state(dump: &WasmCoreDump, mut store: impl AsContextMut) -> Private {
     let globals = dump
         .globals()
         .iter()
-        .map(|g| match g.get(&mut *store) {
+        .map(|g| match g.get(&mut store) {
             Val::I32(v) => Global::I32(v),
             Val::I64(v) => Global::I64(v),
             Val::F32(v) => Global::F32(v),
@@ -227,8 +230,8 @@ fn private_state(dump: &WasmCoreDump, store: &mut Store<StoreData>) -> Private {
         .memories()
         .iter()
         .map(|m| {
-            let ty = m.ty(&*store);
-            (ty.is_64(), ty.maximum(), m.data(&*store).to_vec())
+            let ty = m.ty(&store);
+            (ty.is_64(), ty.maximum(), m.data(&store).to_vec())
         })
         .collect();
     Private { globals, memories }

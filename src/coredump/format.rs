@@ -15,7 +15,7 @@ use wasm_encoder::{
     GlobalSection, GlobalType, MemorySection, MemoryType, Module, ValType,
 };
 
-use super::Frame;
+use crate::trace::Frame;
 
 /// One thread's stack, innermost frame first.
 pub(crate) struct Stack {
