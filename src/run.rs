@@ -73,15 +73,14 @@ impl Run {
             engine: engine.clone(),
             pool: inner.engine.pool().clone(),
             can_spawn: inner.thread_start.is_ok(),
-            memory,
             offsets: inner.offsets.clone(),
         };
         let group = Group::new(
             program,
-            Teardown::new(page, epoch, inner.engine.interrupt_tick()),
+            memory,
+            Teardown::new(page, epoch, inner.engine.interrupt_tick(), config.teardown_grace),
             &config.limits,
             config.hooks.clone(),
-            config.teardown_grace,
             WasiParts {
                 args: if config.args.is_empty() { vec!["wasm".to_string()] } else { config.args.clone() },
                 env: guest_env(config),

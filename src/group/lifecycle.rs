@@ -16,9 +16,6 @@ use crate::exit::{ExitKind, RunExit};
 pub(super) struct Lifecycle {
     state: Mutex<State>,
     cond: Condvar,
-    /// How long the end of the run waits for its threads to stop before the result is
-    /// given without them.
-    pub(super) grace: Duration,
     /// Guest thread bodies on the pool that have not finished: what the supervisor joins.
     pub(super) unjoined: Arc<Unjoined>,
 }
@@ -37,11 +34,10 @@ struct State {
 
 impl Lifecycle {
     /// The life of a run whose main thread (tid 0) is about to start.
-    pub(super) fn new(grace: Duration) -> Lifecycle {
+    pub(super) fn new() -> Lifecycle {
         Lifecycle {
             state: Mutex::new(State { live: BTreeSet::from([0]), ..State::default() }),
             cond: Condvar::new(),
-            grace,
             unjoined: Arc::default(),
         }
     }
@@ -118,7 +114,7 @@ impl Lifecycle {
     }
 
     /// Waits for the run to end (or `deadline` to pass: a timeout), then kicks its
-    /// threads until every one has left or the grace ran out. The outcome lists the
+    /// threads until every one has left or the teardown grace ran out. The outcome lists the
     /// threads that did not leave in time as `unstopped`.
     pub(super) fn stop(&self, teardown: &Teardown, deadline: Option<Instant>) -> RunExit {
         let mut st = self.state.lock();
@@ -136,7 +132,7 @@ impl Lifecycle {
         }
         // Kick until every thread has left; a thread that checked `ending` just before it
         // was set may have started blocking after the previous kick.
-        let give_up = Instant::now() + self.grace;
+        let give_up = Instant::now() + teardown.grace;
         let mut pause = Duration::from_micros(50);
         while !st.live.is_empty() && Instant::now() < give_up {
             drop(st);

@@ -24,7 +24,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use wasmtime::{InstancePre, SharedMemory, Store};
 
@@ -47,14 +47,12 @@ pub(crate) struct StoreData {
     limiter: StoreLimiter,
 }
 
-/// What every thread of a run runs: given by `run.rs`.
+/// What the threads of a run run, and on what: given by `run.rs`.
 pub(crate) struct Program {
     pub(crate) engine: wasmtime::Engine,
     pub(crate) pool: Arc<Pool>,
     /// False when the module lacks a usable `wasi_thread_start`: spawns fail.
     pub(crate) can_spawn: bool,
-    /// The run's shared memory, if the module imports one.
-    pub(crate) memory: Option<SharedMemory>,
     /// The module's offset map, for backtraces in the user's offsets.
     pub(crate) offsets: Arc<OffsetMap>,
 }
@@ -70,14 +68,11 @@ pub(crate) struct WasiParts {
 
 /// Everything the threads of one run share.
 pub(crate) struct Group {
-    engine: wasmtime::Engine,
-    pool: Arc<Pool>,
-    /// Set once, before any thread starts.
+    program: Program,
+    /// The linked module every thread instantiates; set once, before any thread starts.
     pre: OnceLock<InstancePre<StoreData>>,
-    can_spawn: bool,
     /// The run's shared memory, if the module imports one.
     pub(crate) memory: Option<SharedMemory>,
-    offsets: Arc<OffsetMap>,
     next_tid: AtomicI32,
     /// Set by the first instance that asks (`first_instance` of the rewrite).
     first_instance_claimed: AtomicBool,
@@ -98,20 +93,17 @@ pub(crate) struct Group {
 impl Group {
     pub(crate) fn new(
         program: Program,
+        memory: Option<SharedMemory>,
         teardown: Teardown,
         limits: &Limits,
         hooks: Hooks,
-        teardown_grace: Duration,
         wasi: WasiParts,
         coredump: Option<Recorder>,
     ) -> Arc<Group> {
         Arc::new(Group {
-            engine: program.engine,
-            pool: program.pool,
+            program,
             pre: OnceLock::new(),
-            can_spawn: program.can_spawn,
-            memory: program.memory,
-            offsets: program.offsets,
+            memory,
             next_tid: AtomicI32::new(1),
             first_instance_claimed: AtomicBool::new(false),
             args: wasi.args,
@@ -123,7 +115,7 @@ impl Group {
             hooks: RunHooks::new(hooks),
             coredump,
             teardown,
-            life: Lifecycle::new(teardown_grace),
+            life: Lifecycle::new(),
         })
     }
 
@@ -144,7 +136,7 @@ impl Group {
             waiter: self.teardown.signal.waiter(tid),
             limiter: self.budgets.store_limiter(),
         };
-        let mut store = Store::new(&self.engine, data);
+        let mut store = Store::new(&self.program.engine, data);
         store.limiter(|d| &mut d.limiter);
         if self.teardown.uses_epochs() {
             store.set_epoch_deadline(1);
@@ -168,7 +160,7 @@ impl Group {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        self.teardown.signal.run_blocking(slot, &self.pool, job)
+        self.teardown.signal.run_blocking(slot, &self.program.pool, job)
     }
 
     /// Records how the run ended (the first call wins) and starts stopping every thread.
@@ -235,7 +227,7 @@ impl Group {
     /// them until they are gone (each stops at its next interruption point).
     fn abandon(self: &Arc<Self>, tids: &[i32]) {
         let list: Vec<String> = tids.iter().map(i32::to_string).collect();
-        let grace = self.life.grace.as_millis();
+        let grace = self.teardown.grace.as_millis();
         self.hooks.diagnose(
             tids[0],
             &format!(
@@ -255,7 +247,7 @@ impl Group {
     fn keep_for_coredump(&self, tid: i32, store: &mut Store<StoreData>, err: &wasmtime::Error, trapped: bool) {
         if let Some(rec) = &self.coredump {
             let ended_run = trapped && self.life.ended_by_trap_of(tid);
-            rec.keep(tid, store, err, ended_run, &self.offsets);
+            rec.keep(tid, store, err, ended_run, &self.program.offsets);
         }
     }
 
@@ -264,7 +256,7 @@ impl Group {
     fn write_coredump(&self, exit: &RunExit) {
         if let Some(rec) = &self.coredump {
             let name = self.args.first().map(String::as_str);
-            if let Err(e) = rec.write(exit, self.memory.as_ref(), name, &self.offsets) {
+            if let Err(e) = rec.write(exit, self.memory.as_ref(), name, &self.program.offsets) {
                 self.hooks.diagnose(exit.tid, &format!("{e:#}"));
             }
         }

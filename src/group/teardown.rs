@@ -23,6 +23,9 @@ pub(crate) struct Teardown {
     epoch: Option<wasmtime::Engine>,
     /// While ending, how often threads that have not stopped yet are kicked again.
     pub(super) interrupt_tick: Duration,
+    /// How long the end of the run waits for its threads to stop before the result is
+    /// given without them.
+    pub(super) grace: Duration,
 }
 
 impl Teardown {
@@ -30,8 +33,9 @@ impl Teardown {
         interrupt: interrupt::Page,
         epoch: Option<wasmtime::Engine>,
         interrupt_tick: Duration,
+        grace: Duration,
     ) -> Teardown {
-        Teardown { signal: Signal::new(), interrupt, epoch, interrupt_tick }
+        Teardown { signal: Signal::new(), interrupt, epoch, interrupt_tick, grace }
     }
 
     /// Marks the run as ending and closes the interrupt page. The caller kicks next.

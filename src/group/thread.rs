@@ -210,7 +210,7 @@ impl Group {
     /// Starts a thread running `wasi_thread_start(tid, arg)`. Returns the new thread's
     /// id, or a negative WASI errno; `Err` only when the run ended meanwhile.
     pub(crate) fn spawn(self: &Arc<Self>, spawner: i32, arg: i32) -> wasmtime::Result<i32> {
-        if !self.can_spawn {
+        if !self.program.can_spawn {
             self.hooks.diagnose(spawner, "thread-spawn failed: the module has no usable `wasi_thread_start` export");
             return Ok(-ENOSYS);
         }
@@ -269,7 +269,8 @@ impl Group {
     fn run_on_pool(self: &Arc<Self>, store: Store<StoreData>, entry: Entry, seat: Option<Share>) -> Result<()> {
         let group = self.clone();
         let joinable = self.life.unjoined.enter();
-        self.pool
+        self.program
+            .pool
             .execute(move || {
                 run_thread(group, store, entry, seat);
                 // Everything the thread held of the run (its store, the group) is gone now.
@@ -282,6 +283,6 @@ impl Group {
     /// The wasm backtrace an error carries, in the user's module's offsets.
     fn backtrace(&self, err: &wasmtime::Error) -> Option<String> {
         let bt = err.downcast_ref::<WasmBacktrace>().filter(|bt| !bt.frames().is_empty())?;
-        Some(crate::trace::render(&crate::trace::frames(bt.frames(), &self.offsets)))
+        Some(crate::trace::render(&crate::trace::frames(bt.frames(), &self.program.offsets)))
     }
 }
