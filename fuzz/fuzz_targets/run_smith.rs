@@ -50,8 +50,8 @@ fuzz_target!(|data: &[u8]| {
     let Ok(module) = Module::new(engine(), &bytes) else { return };
     let mut c = RunConfig::default();
     c.timeout = Some(Duration::from_millis(50));
-    c.max_threads = 4;
-    c.max_memory = Some(4 << 16);
+    c.limits.max_threads = 4;
+    c.limits.max_memory = Some(4 << 16);
     c.stdout = Output::Null;
     c.stderr = Output::Null;
     let Ok(run) = Run::start(&module, &c) else { return };

@@ -172,8 +172,8 @@ fuzz_target!(|data: &[u8]| {
     let before = open_fds();
     let mut c = RunConfig::default();
     c.timeout = Some(Duration::from_millis(100));
-    c.max_threads = 4;
-    c.max_fds = 32;
+    c.limits.max_threads = 4;
+    c.limits.max_fds = 32;
     c.stdout = Output::Null;
     c.stderr = Output::Null;
     c.stdin = Input::Bytes(program.stdin.clone().into());
