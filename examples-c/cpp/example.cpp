@@ -44,19 +44,19 @@ static const char *GUEST = R"((module
 int main() {
     try {
         wasithreads::Engine engine;
-        wasithreads::Module module(engine, GUEST);
+        auto module = wasithreads::Module::from_bytes(engine, GUEST);
 
         std::mutex lock;
         std::map<int32_t, std::string> by_tid;
         std::atomic<int> returned{0};
         wasithreads::RunConfig config;
         config.arg("guest")
-            .on_output(1, [&](int32_t tid, std::string_view text) {
+            .on_output(wasithreads::Stdout, [&](int32_t tid, std::string_view text) {
                 std::lock_guard<std::mutex> g(lock);
                 by_tid[tid] += text;
             })
-            .on_thread_exit([&](int32_t, const wt_thread_exit_t &how) {
-                if (how.kind == WT_THREAD_RETURNED) returned++;
+            .on_thread_exit([&](int32_t, const wasithreads::ThreadExit &how) {
+                if (how.kind == wasithreads::ThreadExit::Kind::Returned) returned++;
             });
         wasithreads::Exit exit = wasithreads::run(engine, module, config);
         std::cout << "exit code " << exit.code << ", threads returned " << returned << "\n";
@@ -81,7 +81,7 @@ int main() {
                   << (exit.kind == wasithreads::Exit::Kind::Cancelled ? "cancelled" : "not cancelled") << "\n";
 
         try {
-            wasithreads::Module bad(engine, "not wasm");
+            wasithreads::Module::from_bytes(engine, "not wasm");
         } catch (const wasithreads::Error &e) {
             std::cout << "load error caught: " << std::string(e.what()).substr(0, 22) << "\n";
         }
