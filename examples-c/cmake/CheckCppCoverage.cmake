@@ -1,15 +1,22 @@
-cmake_policy(SET CMP0057 NEW)
 # Checks that the C++ wrapper (HPP) uses (calls, or names as a deleter) every function the
-# C header (HEADER) declares,
-# except those listed in the table of omissions at the top of HPP (rows "// | `wt_x` |"),
-# and that every function listed there is declared and not called. So a function added to
-# the C API fails this check until the wrapper covers it or says why it does not.
-file(STRINGS "${HEADER}" decls REGEX "^[A-Za-z][A-Za-z0-9_ ]*[ *]wt_[a-z0-9_]+\\(")
-set(declared "")
-foreach(line IN LISTS decls)
-  string(REGEX MATCH "[ *](wt_[a-z0-9_]+)\\(" _ "${line}")
-  list(APPEND declared "${CMAKE_MATCH_1}")
-endforeach()
+# C header (HEADER) declares, except those listed in the table of omissions at the top of
+# HPP (rows "// | `wt_x` |"), and that every function listed there is declared and not
+# used. So a function added to the C API fails this check until the wrapper covers it or
+# says why it does not.
+cmake_policy(SET CMP0057 NEW)
+
+# Sets OUT to the first group of REGEX in each line of FILE that matches LINE_REGEX.
+function(names_in file line_regex regex out)
+  file(STRINGS "${file}" lines REGEX "${line_regex}")
+  set(names "")
+  foreach(line IN LISTS lines)
+    string(REGEX MATCH "${regex}" _ "${line}")
+    list(APPEND names "${CMAKE_MATCH_1}")
+  endforeach()
+  set(${out} "${names}" PARENT_SCOPE)
+endfunction()
+
+names_in("${HEADER}" "^[A-Za-z][A-Za-z0-9_ ]*[ *]wt_[a-z0-9_]+\\(" "[ *](wt_[a-z0-9_]+)\\(" declared)
 list(REMOVE_DUPLICATES declared)
 list(LENGTH declared n)
 if(n LESS 10)
@@ -33,12 +40,7 @@ foreach(line IN LISTS code)
     endif()
   endforeach()
 endforeach()
-file(STRINGS "${HPP}" rows REGEX "^// \\| `wt_[a-z0-9_]+`")
-set(omitted "")
-foreach(row IN LISTS rows)
-  string(REGEX MATCH "`(wt_[a-z0-9_]+)`" _ "${row}")
-  list(APPEND omitted "${CMAKE_MATCH_1}")
-endforeach()
+names_in("${HPP}" "^// \\| `wt_[a-z0-9_]+`" "`(wt_[a-z0-9_]+)`" omitted)
 
 set(problems "")
 foreach(f IN LISTS declared)

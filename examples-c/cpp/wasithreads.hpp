@@ -502,9 +502,11 @@ public:
     }
     Run(Run &&) noexcept = default;
     Run &operator=(Run &&other) noexcept {
-        handle_.reset();  // joins this run's threads before its callbacks go
-        handle_ = std::move(other.handle_);
-        state_ = std::move(other.state_);
+        if (this != &other) {
+            handle_.reset();  // joins this run's threads before its callbacks go
+            handle_ = std::move(other.handle_);
+            state_ = std::move(other.state_);
+        }
         return *this;
     }
 
