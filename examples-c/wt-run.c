@@ -22,6 +22,7 @@
  * indices and offsets of MODULE (as `wasm-objdump -d MODULE` shows them).
  */
 #define _GNU_SOURCE /* dladdr */
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +36,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "wasithreads.h"
@@ -72,8 +74,10 @@ static const char USAGE[] =
     "$WT_RUN_CACHE_DIR, else $XDG_CACHE_HOME/wasithreads, else ~/.cache/wasithreads, one\n"
     "file per module, library version and engine setting, checked against a checksum\n"
     "before use (a damaged file is recompiled and replaced). The directory must belong to\n"
-    "you and be writable by you only; wt-run creates it so. Delete it to empty the cache.\n"
-    "WT_RUN_CACHE_DEBUG=1 says on stderr what the cache did.\n"
+    "you and be writable by you only; wt-run creates it so. It holds at most\n"
+    "$WT_RUN_CACHE_MAX_MB megabytes (default 512): the least recently used modules go\n"
+    "first. Delete it to empty the cache. WT_RUN_CACHE_DEBUG=1 says on stderr what the\n"
+    "cache did.\n"
     "\n"
     "exit status: the guest's exit code (codes outside 0..255 give 1); 134 when a guest\n"
     "thread trapped; 124 on timeout; 1 when the module cannot be loaded or started; 2 for\n"
@@ -288,12 +292,17 @@ static void hex(const uint8_t *d, size_t n, char *out) {
  * same entry at once both succeed (the last rename wins; both wrote the same bytes). The
  * directory is created 0700 and used only if it belongs to this user and no one else may
  * write to it: nobody else can then plant code for us to run.
+ *
+ * The cache holds at most WT_RUN_CACHE_MAX_MB megabytes (default 512, as Wasmtime's):
+ * each store removes the least recently used entries past that (a hit sets its entry's
+ * mtime), and temporary files that processes which died left more than an hour ago.
  */
 static const uint8_t CACHE_MAGIC[16] = "wt-run-cache\0\0\0\1";
 enum { CACHE_HEADER = 16 + 32 + 8 + 32 };
 
 struct cache {
     int enabled;
+    unsigned long long max_bytes;
     int debug;    /* WT_RUN_CACHE_DEBUG: say what the cache does on stderr */
     int portable; /* WT_RUN_CACHE_DEBUG=portable-sha256: also force portable SHA-256 */
     char *dir;
@@ -411,6 +420,7 @@ static int cache_load(struct cache *c, const wt_engine_t *engine, wt_module_t **
         cache_say(c, "miss %s", c->entry);
         return -1;
     }
+    futimens(fd, NULL); /* recently used: the last entry cache_trim removes */
     struct stat st;
     const char *why = NULL;
     uint8_t *map = MAP_FAILED;
@@ -446,6 +456,66 @@ static int cache_load(struct cache *c, const wt_engine_t *engine, wt_module_t **
     }
     cache_say(c, "hit %s", c->entry);
     return 0;
+}
+
+struct cached_file {
+    char *name;
+    off_t size;
+    time_t mtime;
+};
+
+static int by_mtime(const void *a, const void *b) {
+    time_t x = ((const struct cached_file *)a)->mtime, y = ((const struct cached_file *)b)->mtime;
+    return (x > y) - (x < y);
+}
+
+static int ends_with(const char *s, const char *tail) {
+    size_t n = strlen(s), m = strlen(tail);
+    return n >= m && strcmp(s + n - m, tail) == 0;
+}
+
+/* Removes the least recently used entries past c->max_bytes (never the one just
+ * stored) and temporary files older than an hour. */
+static void cache_trim(struct cache *c) {
+    DIR *d = opendir(c->dir);
+    if (!d) return;
+    const char *stored = strrchr(c->entry, '/') + 1;
+    struct cached_file *files = NULL;
+    size_t len = 0, cap = 0;
+    unsigned long long total = 0;
+    time_t now = time(NULL);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        struct stat st;
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode)) continue;
+        if (ends_with(e->d_name, ".tmp")) {
+            if (now - st.st_mtime > 3600 && unlinkat(dirfd(d), e->d_name, 0) == 0)
+                cache_say(c, "removed %s, left by a process that died", e->d_name);
+            continue;
+        }
+        if (!ends_with(e->d_name, ".wtc")) continue;
+        total += (unsigned long long)st.st_size;
+        if (strcmp(e->d_name, stored) == 0) continue;
+        if (len == cap) {
+            struct cached_file *grown = realloc(files, (cap = cap ? 2 * cap : 64) * sizeof *files);
+            if (!grown) break;
+            files = grown;
+        }
+        if (!(files[len].name = strdup(e->d_name))) break;
+        files[len].size = st.st_size;
+        files[len++].mtime = st.st_mtime;
+    }
+    qsort(files, len, sizeof *files, by_mtime);
+    for (size_t k = 0; k < len; k++) {
+        if (total > c->max_bytes && unlinkat(dirfd(d), files[k].name, 0) == 0) {
+            total -= (unsigned long long)files[k].size;
+            cache_say(c, "removed %s (least recently used; the cache holds at most %llu MB)", files[k].name,
+                      c->max_bytes >> 20);
+        }
+        free(files[k].name);
+    }
+    free(files);
+    closedir(d);
 }
 
 /* Writes the module's entry: a temporary file renamed over the entry. Failures only
@@ -497,6 +567,7 @@ static void cache_store(struct cache *c, const wt_module_t *module) {
     if (ok) cache_say(c, "stored %s (%zu bytes)", c->entry, bytes.len);
     else cache_say(c, "cannot write %s: %s", c->entry, strerror(errno));
     wt_bytes_free(&bytes);
+    if (ok) cache_trim(c);
 }
 
 /* Reads the whole file (mapped when it can be). Returns 0, or -1 with errno set. */
@@ -875,6 +946,14 @@ int main(int argc, char **argv) {
     const char *debug = getenv("WT_RUN_CACHE_DEBUG");
     cache.debug = debug && *debug && strcmp(debug, "0") != 0;
     cache.portable = debug && strcmp(debug, "portable-sha256") == 0;
+    const char *max_mb = getenv("WT_RUN_CACHE_MAX_MB");
+    unsigned long long mb = 512;
+    if (max_mb && *max_mb && parse_u64(max_mb, ULLONG_MAX >> 20, &mb)) {
+        status = usage_error("WT_RUN_CACHE_MAX_MB needs a number of megabytes, not '%s'", max_mb);
+        wt_engine_free(engine);
+        goto out;
+    }
+    cache.max_bytes = mb << 20;
     cache.enabled = set.cache && (cache.dir = cache_dir_name(set.cache_dir)) != NULL && cache_dir_ready(&cache) == 0;
     wt_module_t *module = NULL;
     status = 0;

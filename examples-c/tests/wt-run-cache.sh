@@ -33,10 +33,12 @@ run "$C" "$GUEST" 7
 [ "$status" = 7 ] && has "cache: miss" && has "cache: stored" && [ "$(entries "$C")" = 1 ] && [ "$(stat -c %a "$C")" = 700 ]
 check "first run compiles and stores (creating the directory, mode 0700)"
 entry=$(find "$C" -name '*.wtc')
-before=$(stat -c %y "$entry")
+before=$(stat -c %i.%s "$entry")
+touch -d '1 hour ago' "$entry"
 run "$C" "$GUEST" 7
-[ "$status" = 7 ] && has "cache: hit" && [ "$(stat -c %y "$entry")" = "$before" ]
-check "second run loads the entry and leaves it alone"
+[ "$status" = 7 ] && has "cache: hit" && [ "$(stat -c %i.%s "$entry")" = "$before" ] &&
+    [ $(($(date +%s) - $(stat -c %Y "$entry"))) -lt 600 ]
+check "second run loads the entry, does not rewrite it, marks it used"
 has "module sha256 $(sha256sum "$GUEST" | cut -c1-64)"
 check "the module digest is the file's SHA-256"
 WT_RUN_CACHE_DEBUG=portable-sha256 run "$C" "$GUEST" 7
@@ -70,6 +72,38 @@ cp "$entry" "$other_entry"
 run "$C" "$other" 7
 [ "$status" = 7 ] && has "another module's entry"
 check "another module's entry: ignored"
+
+# The size cap: the least recently used entries go first, the one just stored stays;
+# temporary files of processes that died long ago go, recent ones stay.
+L=$SCRATCH/lru
+for k in 1 2 3; do sed "s/print-env/print-EN$k/" "$GUEST" >"$SCRATCH/m$k.wat"; done
+run "$L" "$SCRATCH/m1.wat" 7
+run "$L" "$SCRATCH/m2.wat" 7
+entry2=$(grep -o "/[^ ]*\.wtc" <<<"$err" | head -1)
+touch -d '2 hours ago' "$L"/*.wtc
+run "$L" "$SCRATCH/m2.wat" 7 # a hit: m2 is now the most recently used
+: >"$L/dead.wtc.1.0.tmp"
+touch -d '2 hours ago' "$L/dead.wtc.1.0.tmp"
+: >"$L/live.wtc.2.0.tmp"
+size=$(stat -c %s "$entry2")
+WT_RUN_CACHE_MAX_MB=0 run "$L" "$SCRATCH/m3.wat" 7
+[ "$status" = 7 ] && [ "$(entries "$L")" = 1 ] && has "removed.*least recently used" && [ ! -e "$L/dead.wtc.1.0.tmp" ] &&
+    [ -e "$L/live.wtc.2.0.tmp" ]
+check "WT_RUN_CACHE_MAX_MB=0 keeps only the entry just stored; old temporary files go"
+rm -f "$L"/*
+run "$L" "$SCRATCH/m1.wat" 7
+run "$L" "$SCRATCH/m2.wat" 7
+touch -d '2 hours ago' "$L"/*.wtc
+run "$L" "$SCRATCH/m2.wat" 7
+WT_RUN_CACHE_MAX_MB=0 run "$L" "$SCRATCH/m3.wat" 7 # removes both others, oldest first
+removed=$(grep -o 'removed [0-9a-f]*' <<<"$err" | tr '\n' ' ')
+run "$L" "$SCRATCH/m2.wat" 7
+has "cache: miss" && [ -n "$removed" ] && [ "$(wc -w <<<"$removed")" = 4 ] &&
+    [ "$(cut -d' ' -f4 <<<"$removed").wtc" = "$(basename "$entry2")" ]
+check "the least recently used entry is removed first (m1 before m2: $removed)"
+WT_RUN_CACHE_MAX_MB=lots run "$L" "$SCRATCH/m1.wat" 7
+[ "$status" = 2 ] && has "WT_RUN_CACHE_MAX_MB needs a number"
+check "a bad WT_RUN_CACHE_MAX_MB is refused"
 
 # Processes filling the same entry at once all succeed and leave one whole entry.
 P=$SCRATCH/parallel
