@@ -21,7 +21,9 @@
  * thread's wasm backtrace at the moment it was stopped follows on stderr, in the function
  * indices and offsets of MODULE (as `wasm-objdump -d MODULE` shows them).
  */
-#define _GNU_SOURCE /* dladdr */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* dladdr, asprintf */
+#endif
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
@@ -170,9 +172,9 @@ static void sha256_blocks_portable(uint32_t h[8], const uint8_t *p, size_t n) {
         }
         memcpy(s, h, sizeof s);
         for (int t = 0; t < 64; t++) {
-            uint32_t t1 = s[7] + (ROR32(s[4], 6) ^ ROR32(s[4], 11) ^ ROR32(s[4], 25)) + ((s[4] & s[5]) ^ (~s[4] & s[6])) +
-                          SHA256_K[t] + w[t];
-            uint32_t t2 = (ROR32(s[0], 2) ^ ROR32(s[0], 13) ^ ROR32(s[0], 22)) + ((s[0] & s[1]) ^ (s[0] & s[2]) ^ (s[1] & s[2]));
+            uint32_t ch = (s[4] & s[5]) ^ (~s[4] & s[6]), maj = (s[0] & s[1]) ^ (s[0] & s[2]) ^ (s[1] & s[2]);
+            uint32_t t1 = s[7] + (ROR32(s[4], 6) ^ ROR32(s[4], 11) ^ ROR32(s[4], 25)) + ch + SHA256_K[t] + w[t];
+            uint32_t t2 = (ROR32(s[0], 2) ^ ROR32(s[0], 13) ^ ROR32(s[0], 22)) + maj;
             memmove(s + 1, s, 7 * sizeof s[0]);
             s[4] += t1;
             s[0] = t1 + t2;
@@ -690,7 +692,8 @@ static void report_stops(int print) {
     pthread_mutex_lock(&stops.lock);
     qsort(stops.items, stops.len, sizeof *stops.items, by_tid);
     for (size_t k = 0; k < stops.len; k++) {
-        if (print) fprintf(stderr, "wt-run: thread %d was stopped here:\n%s\n", stops.items[k].tid, stops.items[k].backtrace);
+        if (print)
+            fprintf(stderr, "wt-run: thread %d was stopped here:\n%s\n", stops.items[k].tid, stops.items[k].backtrace);
         free(stops.items[k].backtrace);
     }
     free(stops.items);
@@ -764,7 +767,8 @@ static int apply_keys(struct settings *set, char which, const char *list) {
         int yes = parse_bool(value);
         unsigned long long n;
         if (which == 'W' && (!strcmp(item, "threads") || !strcmp(item, "shared-memory"))) {
-            if (yes != 1) status = usage_error("-W %s=%s: wasi-threads and shared memory are always on in wt-run", item, value);
+            if (yes != 1)
+                status = usage_error("-W %s=%s: wasi-threads and shared memory are always on in wt-run", item, value);
         } else if (which == 'W' && !strcmp(item, "max-memory-size")) {
             if (parse_u64(value, UINT64_MAX, &n)) status = usage_error("-W max-memory-size needs a number of bytes");
             else wt_run_config_set_max_memory(set->config, n);
@@ -780,9 +784,12 @@ static int apply_keys(struct settings *set, char which, const char *list) {
             if (yes < 0) status = usage_error("-S inherit-env takes y or n");
             else wt_run_config_inherit_env(set->config, yes);
         } else if (which == 'S' && !strcmp(item, "preview2")) {
-            if (yes != 0) status = usage_error("-S preview2: wt-run runs WASI preview 1 modules; components and WASI preview 2 are not supported");
+            if (yes != 0)
+                status = usage_error("-S preview2: wt-run runs WASI preview 1 modules; components and WASI preview 2 "
+                                     "are not supported");
         } else if (which == 'S' && !strcmp(item, "cli")) {
-            if (yes != 1) status = usage_error("-S cli=%s: wt-run always gives the guest WASI's command-line interface", value);
+            if (yes != 1)
+                status = usage_error("-S cli=%s: wt-run always gives the guest WASI's command-line interface", value);
         } else if (which == 'S' && (!strcmp(item, "tcplisten") || !strcmp(item, "inherit-network") ||
                                     !strcmp(item, "network") || !strcmp(item, "tcp") || !strcmp(item, "udp") ||
                                     !strcmp(item, "allow-ip-name-lookup"))) {
@@ -855,8 +862,8 @@ int main(int argc, char **argv) {
             }
         }
         static const char *const WITH_VALUE[] = {
-            "--dir",        "--dir-ro",         "--env",      "--max-threads", "--timeout-ms", "--max-memory", "--max-fds",
-            "--coredump",   "--max-wasm-stack", "--cache-dir", "-W",           "-S",           "-C",
+            "--dir",      "--dir-ro",         "--env",       "--max-threads", "--timeout-ms", "--max-memory",
+            "--max-fds",  "--coredump",       "--max-wasm-stack", "--cache-dir", "-W", "-S", "-C",
         };
         int known = 0;
         for (size_t k = 0; k < sizeof WITH_VALUE / sizeof WITH_VALUE[0]; k++) known |= strcmp(name, WITH_VALUE[k]) == 0;

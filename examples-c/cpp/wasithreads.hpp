@@ -117,7 +117,12 @@ struct ByteView {
 
 /// How a run ended.
 struct Exit {
-    enum class Kind { Code = WT_EXIT_CODE, Trap = WT_EXIT_TRAP, Timeout = WT_EXIT_TIMEOUT, Cancelled = WT_EXIT_CANCELLED };
+    enum class Kind {
+        Code = WT_EXIT_CODE,
+        Trap = WT_EXIT_TRAP,
+        Timeout = WT_EXIT_TIMEOUT,
+        Cancelled = WT_EXIT_CANCELLED,
+    };
     Kind kind;
     int32_t code;         ///< the exit code, for Kind::Code
     int32_t tid;          ///< the thread that ended the run; -1 for timeout and cancel
@@ -281,7 +286,9 @@ public:
         wt_run_config_set_diagnostic_callback(config, callbacks_.diagnostic ? &diagnostic_cb : nullptr, this);
     }
     /// The C callback for output stream 1 or 2.
-    static wt_output_callback_t output_callback(int32_t stream) noexcept { return stream == Stdout ? &out_cb : &err_cb; }
+    static wt_output_callback_t output_callback(int32_t stream) noexcept {
+        return stream == Stdout ? &out_cb : &err_cb;
+    }
     /// The run has started: an exception that came before this cancels it now.
     void started(const wt_run_t *run) noexcept {
         std::lock_guard<std::mutex> g(lock_);
@@ -353,13 +360,17 @@ public:
 
     // Guest argv, environment, directories.
     /// Appends one argument to the guest's argv (argv[0] first; the default argv is {"wasm"}).
-    RunConfig &arg(const std::string &a) { return with([&](auto *c) { detail::check(wt_run_config_push_arg(c, a.c_str())); }); }
+    RunConfig &arg(const std::string &a) {
+        return with([&](auto *c) { detail::check(wt_run_config_push_arg(c, a.c_str())); });
+    }
     /// Sets an environment variable for the guest.
     RunConfig &env(const std::string &key, const std::string &value) {
         return with([&](auto *c) { detail::check(wt_run_config_push_env(c, key.c_str(), value.c_str())); });
     }
     /// Passes the host process's environment to the guest (before the env() variables).
-    RunConfig &inherit_env(bool inherit = true) { return with([&](auto *c) { wt_run_config_inherit_env(c, inherit); }); }
+    RunConfig &inherit_env(bool inherit = true) {
+        return with([&](auto *c) { wt_run_config_inherit_env(c, inherit); });
+    }
     /// Gives the guest the host directory `host` as `guest`, read-write or read-only.
     RunConfig &dir(const std::string &host, const std::string &guest, bool read_only = false) {
         return with([&](auto *c) {
@@ -391,13 +402,19 @@ public:
         return with([&](auto *c) { detail::check(wt_run_config_set_coredump_path(c, path.c_str())); });
     }
     /// No core dump (the default).
-    RunConfig &no_coredump() { return with([&](auto *c) { detail::check(wt_run_config_set_coredump_path(c, nullptr)); }); }
+    RunConfig &no_coredump() {
+        return with([&](auto *c) { detail::check(wt_run_config_set_coredump_path(c, nullptr)); });
+    }
 
     // Output: `stream` is Stdout or Stderr (1 or 2).
     /// The stream goes to the host process's own stdout / stderr (the default).
-    RunConfig &output_inherit(int32_t stream) { return output(stream, [&](auto *c) { return wt_run_config_set_output_inherit(c, stream); }); }
+    RunConfig &output_inherit(int32_t stream) {
+        return output(stream, [&](auto *c) { return wt_run_config_set_output_inherit(c, stream); });
+    }
     /// The stream is discarded.
-    RunConfig &output_null(int32_t stream) { return output(stream, [&](auto *c) { return wt_run_config_set_output_null(c, stream); }); }
+    RunConfig &output_null(int32_t stream) {
+        return output(stream, [&](auto *c) { return wt_run_config_set_output_null(c, stream); });
+    }
     /// The stream goes to the file at `path`, created or truncated now.
     RunConfig &output_file(int32_t stream, const std::string &path) {
         return output(stream, [&](auto *c) { return wt_run_config_set_output_file(c, stream, path.c_str()); });
@@ -411,9 +428,9 @@ public:
     RunConfig &on_output(int32_t stream, OutputFn fn) {
         if (!fn) throw Error("on_output needs a callback");
         detail::RunState *idle = &state_->idle;
+        wt_output_callback_t cb = detail::RunState::output_callback(stream);
         return output(
-            stream, [&](auto *c) { return wt_run_config_set_output_callback(c, stream, detail::RunState::output_callback(stream), idle); },
-            std::move(fn));
+            stream, [&](auto *c) { return wt_run_config_set_output_callback(c, stream, cb, idle); }, std::move(fn));
     }
 
     // Input.

@@ -115,9 +115,8 @@ int main() {
 
     test("an exception from an output callback cancels the run and comes out of wait()", [&] {
         wt::RunConfig config;
-        config.timeout(std::chrono::seconds(30)).output_null(wt::Stderr).on_output(wt::Stdout, [](int32_t, std::string_view) {
-            throw CallbackError{7};
-        });
+        config.timeout(std::chrono::seconds(30)).output_null(wt::Stderr);
+        config.on_output(wt::Stdout, [](int32_t, std::string_view) { throw CallbackError{7}; });
         auto t0 = Clock::now();
         wt::Run run(engine, write_then_spin, config);
         CHECK(expect_throw<CallbackError>([&] { run.wait(); }).n == 7);
@@ -196,13 +195,17 @@ int main() {
         CHECK(exit && exit->kind == wt::Exit::Kind::Cancelled && exit->tid == -1);
     });
 
-    test("a moved-into Run joins the run it had", [&] {
+    test("assigning to a Run cancels and joins the run it had", [&] {
+        auto many = wt::Module::from_bytes(engine, guests::ticks(10000000));
         std::atomic<int> n{0};
         wt::RunConfig config;
         config.on_output(wt::Stdout, [&](int32_t, std::string_view) { n++; });
-        wt::Run run(engine, ticks, config);
+        wt::Run run(engine, many, config);
+        while (n == 0) std::this_thread::yield();
         run = wt::Run(engine, spin, config);
-        CHECK(n == 50);  // the first run was joined before its callbacks went
+        int after = n;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        CHECK(after < 10000000 && n == after);  // cancelled, and no call after its Run went
         run.cancel();
         CHECK(run.wait().kind == wt::Exit::Kind::Cancelled);
     });
@@ -299,12 +302,16 @@ int main() {
         CHECK(read_file(path).size() == 50 * 5);
         int fds[2];
         CHECK(pipe(fds) == 0);
-        config.output_fd(wt::Stdout, fds[1]).timeout(std::chrono::milliseconds(100)).output_null(wt::Stderr);
+        config.output_fd(wt::Stdout, fds[1]).timeout(std::chrono::seconds(30)).output_null(wt::Stderr);
         close(fds[1]);
-        wt::run(engine, write_then_spin, config);
-        config.output_inherit(wt::Stdout).output_inherit(wt::Stderr);
         char buf[16] = {0};
-        CHECK(read(fds[0], buf, sizeof buf) == 5 && std::string(buf) == "tick\n");
+        {
+            wt::Run run(engine, write_then_spin, config);
+            config.output_inherit(wt::Stdout).output_inherit(wt::Stderr);  // the run keeps its copy
+            CHECK(read(fds[0], buf, sizeof buf) == 5 && std::string(buf) == "tick\n");
+            run.cancel();
+        }
+        CHECK(read(fds[0], buf, sizeof buf) == 0);  // no copy of the descriptor is left
         close(fds[0]);
         expect_throw<wt::Error>([&] { config.output_null(3); });
         expect_throw<wt::Error>([&] { config.on_output(wt::Stdout, nullptr); });
