@@ -17,7 +17,7 @@ for w in "$WORK/rg/bin/rg.wasm" "$WORK/zstdmt.wasm" "$WORK/xzmt.wasm" "$WORK/sql
   for k in $(seq "$REPS"); do
     rm -f "$T"/*
     t0=$EPOCHREALTIME
-    WT_CWASM="$T/x.wt" /usr/bin/time -f '%U %S' -o "$T/o.cpu" "$WTCACHED" -- "$w" </dev/null >/dev/null 2>&1
+    WT_CWASM="$T/x.wt" /usr/bin/time -f '%U %S' -o "$T/o.cpu" "$WTCACHED" --no-cache -- "$w" </dev/null >/dev/null 2>&1
     t1=$EPOCHREALTIME
     /usr/bin/time -f '%U %S' -o "$T/t.cpu" "$WASMTIME" compile -C cache=n -W threads=y,shared-memory=y "$w" -o "$T/x.cwasm" 2>/dev/null
     t2=$EPOCHREALTIME

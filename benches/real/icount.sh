@@ -31,7 +31,7 @@ ROWS=(
 )
 for m in zstdmt xzmt; do
   "${VG[@]}" -q "$WASMTIME" compile -W threads=y,shared-memory=y "$WORK/$m.wasm" -o "$V/$m.cwasm" 2>/dev/null
-  WT_CWASM="$V/$m.wt" "${VG[@]}" -q "$WTCACHED" -- "$WORK/$m.wasm" </dev/null >/dev/null 2>&1
+  WT_CWASM="$V/$m.wt" "${VG[@]}" -q "$WTCACHED" --no-cache -- "$WORK/$m.wasm" </dev/null >/dev/null 2>&1
 done
 ir() { # logs -> total I refs
   grep -h 'I *refs' "$@" | awk '{gsub(",", "", $NF); s += $NF} END {printf "%.0f", s}'
@@ -43,7 +43,7 @@ for row in "${ROWS[@]}"; do
   printf '%s\n' "$name" | grep -Eq -- "$FILTER" || continue
   a=${args//IO/$V/io}
   rm -f "$V"/io/out "$V"/*.log
-  "${VG[@]}" --log-file="$V/o.%p.log" env WT_CWASM="$V/$m.wt" "$WTCACHED" --dir "$V/io::$V/io" -- "$WORK/$m.wasm" $a >/dev/null 2>&1
+  "${VG[@]}" --log-file="$V/o.%p.log" env WT_CWASM="$V/$m.wt" "$WTCACHED" --no-cache --dir "$V/io::$V/io" -- "$WORK/$m.wasm" $a >/dev/null 2>&1
   o=$(ir "$V"/o.*.log); so=$(sha256sum <"$V/io/out" | cut -c1-16)
   rm -f "$V"/io/out
   "${VG[@]}" --log-file="$V/w.%p.log" "$WASMTIME" run -W threads=y,shared-memory=y -S threads=y --dir "$V/io::$V/io" \

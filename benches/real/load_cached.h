@@ -3,6 +3,8 @@
  * module is deserialized from it (no compilation); if that file does not exist yet, the
  * module is compiled and serialized into it. Without WT_CWASM, plain wt_module_load_file.
  * The precompiled-vs-precompiled comparison with `wasmtime run --allow-precompiled`. */
+/* Included before wt-run.c's first line: its feature macro (dladdr) must come first. */
+#define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
 #include "wasithreads.h"

@@ -9,6 +9,8 @@
 # Columns: "compile incl." = each run compiles the module (wt-run, wasmtime run x.wasm);
 # "CPU" = user+sys time (median), less sensitive than wall time to other load on the host.
 # "precompiled" = wt-run-cached with WT_CWASM vs wasmtime run --allow-precompiled x.cwasm.
+# "warm" = each CLI with its own compile cache, filled before timing: wt-run's
+# (WT_RUN_CACHE_DIR=$WORK/wtcache) vs wasmtime run's default one. WARM=0 leaves them out.
 # Guests see each host directory under the same path, so outputs compare byte for byte.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -20,6 +22,7 @@ WASMTIME=${WASMTIME:-/tmp/wasmtime46/wasmtime_cli/wasmtime}
 WTRUN=${WTRUN:-$REPO/target/examples-c/wt-run}
 WTCACHED=${WTCACHED:-$WORK/wt-run-cached}
 PRECOMPILED=${PRECOMPILED:-1}
+WARM=${WARM:-1}
 # Precompiled modules are made afresh each time (a rebuilt guest must not meet a stale one).
 R=$WORK/results; rm -rf "$R" "$WORK/cwasm"; mkdir -p "$R" "$WORK/cwasm"
 # -C cache=n: the CLI caches compiled modules by default (~/.cache/wasmtime), which would
@@ -52,6 +55,7 @@ mkdir -p "$WORK/io"
 
 RUNNERS=(native ours wasmtime)
 [ "$PRECOMPILED" = 1 ] && RUNNERS+=(ours-pre wasmtime-pre)
+[ "$WARM" = 1 ] && RUNNERS+=(ours-warm wasmtime-warm)
 
 # Precompile each module once, for both.
 if [ "$PRECOMPILED" = 1 ]; then
@@ -62,8 +66,16 @@ if [ "$PRECOMPILED" = 1 ]; then
       # A run just to produce the serialized module (a usage error is enough: the module
       # is loaded before the run starts; --help-like args would still run it, so give the
       # guest no args and ignore what it says).
-      WT_CWASM="$WORK/cwasm/$b.wt" "$WTCACHED" -- "$w" </dev/null >/dev/null 2>&1 || true
+      WT_CWASM="$WORK/cwasm/$b.wt" "$WTCACHED" --no-cache -- "$w" </dev/null >/dev/null 2>&1 || true
     fi
+  done
+fi
+# Fill both CLIs' compile caches (a run with no arguments is enough: the module is
+# compiled before it runs).
+if [ "$WARM" = 1 ]; then
+  for w in $(printf '%s\n' "${ROWS[@]}" | cut -d'|' -f3 | sort -u); do
+    WT_RUN_CACHE_DIR="$WORK/wtcache" "$WTRUN" -- "$w" </dev/null >/dev/null 2>&1 || true
+    "$WASMTIME" run -W threads=y,shared-memory=y -S threads=y "$w" </dev/null >/dev/null 2>&1 || true
   done
 fi
 
@@ -74,14 +86,19 @@ cmd_for() { # runner row -> prints nothing, sets CMD array
   CMD=()
   case $runner in
     native) CMD=("$native" $args) ;;
-    ours|ours-pre)
+    ours|ours-pre|ours-warm)
       CMD=(env)
       [ "$runner" = ours-pre ] && CMD+=("WT_CWASM=$WORK/cwasm/$b.wt") || CMD+=(-u WT_CWASM)
+      CMD+=("WT_RUN_CACHE_DIR=$WORK/wtcache")
       CMD+=("$([ "$runner" = ours-pre ] && echo "$WTCACHED" || echo "$WTRUN")")
+      # wt-run's compile cache would turn "compile included" into "load from cache", and
+      # take the place of WT_CWASM.
+      [ "$runner" = ours-warm ] || CMD+=(--no-cache)
       for d in $dirs; do CMD+=(--dir "$d::$d"); done
       CMD+=(-- "$wasm" $args) ;;
-    wasmtime|wasmtime-pre)
+    wasmtime|wasmtime-pre|wasmtime-warm)
       CMD=("$WASMTIME" run "${WFLAGS[@]}")
+      [ "$runner" = wasmtime-warm ] && CMD=("$WASMTIME" run -W threads=y,shared-memory=y -S threads=y)
       for d in $dirs; do CMD+=(--dir "$d::$d"); done
       if [ "$runner" = wasmtime-pre ]; then CMD+=(--allow-precompiled "$WORK/cwasm/$b.cwasm"); else CMD+=("$wasm"); fi
       CMD+=($args) ;;
@@ -122,11 +139,14 @@ def rd(p):
     try: return open(p, 'rb').read()
     except OSError: return None
 pre = 'ours-pre' in runners
+warm = 'ours-warm' in runners
 hdr = "| program | threads | ours | Wasmtime 46 | native | ours/46 |"
 sep = "|---|---|---|---|---|---|"
 if pre: hdr += " ours precomp. | 46 precomp. | ours/46 precomp. |"; sep += "---|---|---|"
+if warm: hdr += " ours warm | 46 warm | ours/46 warm |"; sep += "---|---|---|"
 hdr += " CPU ours/46 |"; sep += "---|"
 if pre: hdr += " CPU ours/46 precomp. |"; sep += "---|"
+if warm: hdr += " CPU ours/46 warm |"; sep += "---|"
 hdr += " output |"; sep += "---|"
 print(hdr); print(sep)
 notes = []
@@ -151,8 +171,10 @@ for i, row in enumerate(rows):
     cell = lambda r: f"{med[r]:.3f}s"
     line = f"| {name} | {threads} | {cell('ours')} | {cell('wasmtime')} | {cell('native')} | {med['ours']/med['wasmtime']:.3f} |"
     if pre: line += f" {cell('ours-pre')} | {cell('wasmtime-pre')} | {med['ours-pre']/med['wasmtime-pre']:.3f} |"
+    if warm: line += f" {cell('ours-warm')} | {cell('wasmtime-warm')} | {med['ours-warm']/med['wasmtime-warm']:.3f} |"
     line += f" {cpu['ours']/cpu['wasmtime']:.3f} |"
     if pre: line += f" {cpu['ours-pre']/cpu['wasmtime-pre']:.3f} |"
+    if warm: line += f" {cpu['ours-warm']/cpu['wasmtime-warm']:.3f} |"
     line += (" same |" if not status else " **DIFF** |")
     print(line)
     if status: notes.append(f"- {name}/{threads}: " + "; ".join(status[:6]) + f" (see {R}/{i}.*)")
