@@ -1,22 +1,15 @@
 //! What one run gets: arguments, environment, directories, stdio, limits, callbacks.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::hooks::Hooks;
-use crate::io::{Input, Output};
 use crate::limits::Limits;
+use crate::wasi::{Input, Output};
 
 /// Default for [`RunConfig::teardown_grace`].
 pub const DEFAULT_TEARDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// A host directory the guest may use under `guest` path.
-#[derive(Clone, Debug)]
-pub struct Preopen {
-    pub host: PathBuf,
-    pub guest: String,
-    pub read_only: bool,
-}
+pub use crate::wasi::Preopen;
 
 /// Settings for one run. Reusable: a run copies what it needs when it starts.
 #[derive(Clone)]

@@ -11,23 +11,23 @@
 //! this list against the `crate::` paths in the sources, in CI):
 //!
 //! ```text
-//! layer   module     may use                                                 what it is
-//! leaf    exit       -                                                       how runs and threads end
-//! leaf    pool       -                                                       OS threads for guest threads
-//! leaf    io         -                                                       stdio specs and live streams
-//! leaf    trace      -                                                       offsets and backtraces in the user's module
-//! leaf    limits     -                                                       every cap of a run (Limits) and the budgets that enforce them
-//! leaf    interrupt  -                                                       the interrupt page: where it is, its import, the live page
-//! leaf    wait       pool                                                    interruptible waits: the run's end wakes every one
-//! core    hooks      exit                                                    the host's callbacks (Hooks) and a run's calls of them
-//! core    coredump   exit trace                                              the core dump of a run that trapped: gathering and format
-//! core    config     hooks io limits                                         what one run gets
-//! core    group      coredump exit hooks interrupt io limits pool trace wait  a run's life: threads, spawn, supervision, teardown
-//! core    host       group io config wait                                    every import: WASI, thread-spawn, atomics, internal names
-//! core    engine     interrupt pool                                          the Wasmtime engine and pool
-//! core    module     engine group host interrupt trace                       load, shape checks, rewrite
-//! top     run        config coredump exit group host interrupt io limits module  the public Run: joins the rest
-//! top     ffi        config engine exit io module run                        the C ABI
+//! layer   module     may use                                                       what it is
+//! leaf    exit       -                                                             how runs and threads end
+//! leaf    pool       -                                                             OS threads for guest threads
+//! leaf    trace      -                                                             offsets and backtraces in the user's module
+//! leaf    limits     -                                                             every cap of a run (Limits) and the budgets that enforce them
+//! leaf    interrupt  -                                                             the interrupt page: where it is, its import, the live page
+//! leaf    wait       pool                                                          interruptible waits: the run's end wakes every one
+//! core    hooks      exit                                                          the host's callbacks (Hooks) and a run's calls of them
+//! core    coredump   exit trace                                                    the core dump of a run that trapped: gathering and format
+//! core    wasi       exit limits pool wait                                         WASI preview 1: a run's WASI state and every call
+//! core    config     hooks limits wasi                                             what one run gets
+//! core    group      coredump exit hooks interrupt limits pool trace wait wasi     a run's life: threads, spawn, supervision, teardown
+//! core    host       config group limits wait wasi                                 the linker glue: WASI per store, thread-spawn, atomics, internal names
+//! core    engine     interrupt pool                                                the Wasmtime engine and pool
+//! core    module     engine group host interrupt trace                             load, shape checks, rewrite
+//! top     run        config coredump exit group host interrupt limits module wasi  the public Run: joins the rest
+//! top     ffi        config engine exit hooks limits module run wasi               the C ABI
 //! ```
 
 pub mod config;
@@ -38,13 +38,13 @@ mod group;
 mod hooks;
 mod host;
 mod interrupt;
-pub mod io;
 pub mod limits;
 mod module;
 mod pool;
 mod run;
 mod trace;
 mod wait;
+mod wasi;
 
 pub mod ffi;
 
@@ -52,10 +52,17 @@ pub use config::{Preopen, RunConfig};
 pub use engine::{Engine, EngineConfig};
 pub use exit::{ExitKind, RunExit, ThreadExit};
 pub use hooks::{DiagnosticCallback, Hooks, ThreadExitCallback, ThreadStartCallback, MAX_DIAGNOSTICS};
-pub use io::{Input, Output, OutputCallback};
 pub use limits::Limits;
 pub use module::Module;
 pub use run::Run;
+pub use wasi::{Input, Output, OutputCallback};
+
+/// A run's standard streams as the host specifies them in a [`RunConfig`] (also at the
+/// crate root), and the default descriptor limit.
+pub mod io {
+    pub use crate::limits::DEFAULT_MAX_FDS;
+    pub use crate::wasi::{Input, Output, OutputCallback};
+}
 
 /// The library version, as in `Cargo.toml`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -158,13 +158,11 @@ impl Budget {
     }
 
     /// Units taken and not yet given back.
-    #[allow(dead_code, reason = "for the descriptor and copy-buffer budgets of the WASI state")]
     pub(crate) fn used(&self) -> u64 {
         self.used.load(Ordering::Relaxed)
     }
 
     /// True when not one more unit can be taken.
-    #[allow(dead_code, reason = "for the descriptor and copy-buffer budgets of the WASI state")]
     pub(crate) fn is_full(&self) -> bool {
         self.used() >= self.limit
     }
@@ -181,7 +179,6 @@ impl Budget {
     }
 
     /// Takes up to `n` units: as many as are left (possibly none).
-    #[allow(dead_code, reason = "for the descriptor and copy-buffer budgets of the WASI state")]
     pub(crate) fn take_up_to(self: &Arc<Self>, n: u64) -> Share {
         let limit = self.limit;
         let mut taken = 0;
@@ -194,7 +191,6 @@ impl Budget {
 
     /// Takes `n` units even past the limit: for what already exists and must be counted
     /// (a descriptor the run was given), so that later takes see it.
-    #[allow(dead_code, reason = "for the descriptor and copy-buffer budgets of the WASI state")]
     pub(crate) fn take_anyway(self: &Arc<Self>, n: u64) -> Share {
         self.used.fetch_add(n, Ordering::Relaxed);
         Share { budget: self.clone(), units: n }
@@ -203,7 +199,6 @@ impl Budget {
 
 impl Share {
     /// The units this share holds.
-    #[allow(dead_code, reason = "for the descriptor and copy-buffer budgets of the WASI state")]
     pub(crate) fn units(&self) -> u64 {
         self.units
     }

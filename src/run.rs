@@ -14,12 +14,12 @@ use wasmtime::{MemoryType, SharedMemory};
 use crate::config::RunConfig;
 use crate::coredump::Recorder;
 use crate::exit::{ExitKind, RunExit};
-use crate::group::{Group, Program, Teardown, WasiParts};
+use crate::group::{Group, Program, Teardown};
 use crate::host::INTERNAL_MODULE;
 use crate::interrupt;
-use crate::io::Stdio;
 use crate::limits::Limits;
 use crate::module::{MemoryImport, Module};
+use crate::wasi::WasiState;
 
 /// A started run. [`Run::wait`] returns how it ended; dropping a run that is still going
 /// cancels it and waits for its threads. All methods may be called from any thread.
@@ -81,12 +81,15 @@ impl Run {
             Teardown::new(page, epoch, inner.engine.interrupt_tick(), config.teardown_grace),
             &config.limits,
             config.hooks.clone(),
-            WasiParts {
-                args: if config.args.is_empty() { vec!["wasm".to_string()] } else { config.args.clone() },
-                env: guest_env(config),
-                fds: crate::host::open_fds(config)?,
-                stdio: Stdio::open(&config.stdin, &config.stdout, &config.stderr)?,
-            },
+            WasiState::new(
+                if config.args.is_empty() { vec!["wasm".to_string()] } else { config.args.clone() },
+                guest_env(config),
+                &config.preopens,
+                config.limits.max_fds,
+                &config.stdin,
+                &config.stdout,
+                &config.stderr,
+            )?,
             config.coredump_path.as_deref().map(Recorder::open).transpose()?,
         );
         let mut store = group.new_store(0);

@@ -11,7 +11,7 @@ use super::callbacks::UserData;
 use super::error::wt_error_t;
 use super::run_config::{with_config, wt_run_config_t};
 use crate::config::RunConfig;
-use crate::io::{Input, Output};
+use crate::wasi::{Input, Output};
 
 /// Receives guest output: what thread `tid` wrote with one `fd_write`, `len` bytes at
 /// `data` (valid only during the call). Called on the writing guest thread; calls for one

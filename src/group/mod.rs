@@ -31,10 +31,10 @@ use wasmtime::{InstancePre, SharedMemory, Store};
 use crate::coredump::Recorder;
 use crate::exit::{panic_message, ExitKind, RunExit};
 use crate::hooks::{Hooks, RunHooks};
-use crate::io::{FdTable, Stdio};
 use crate::limits::{Budgets, Limits, StoreLimiter};
 use crate::pool::Pool;
 use crate::trace::OffsetMap;
+use crate::wasi::WasiState;
 use lifecycle::Lifecycle;
 
 /// Per-store data: which group and which thread a store belongs to.
@@ -57,15 +57,6 @@ pub(crate) struct Program {
     pub(crate) offsets: Arc<OffsetMap>,
 }
 
-/// The WASI state of a run, as `run.rs` makes it.
-pub(crate) struct WasiParts {
-    /// `argv` and `KEY=value` environment strings, as the guest sees them.
-    pub(crate) args: Vec<String>,
-    pub(crate) env: Vec<String>,
-    pub(crate) fds: FdTable,
-    pub(crate) stdio: Stdio,
-}
-
 /// Everything the threads of one run share.
 pub(crate) struct Group {
     program: Program,
@@ -76,13 +67,8 @@ pub(crate) struct Group {
     next_tid: AtomicI32,
     /// Set by the first instance that asks (`first_instance` of the rewrite).
     first_instance_claimed: AtomicBool,
-    pub(crate) args: Vec<String>,
-    pub(crate) env: Vec<String>,
-    /// The descriptors of the run, shared by all threads; locked only for lookups.
-    pub(crate) fds: FdTable,
-    pub(crate) stdio: Stdio,
-    /// Time zero of the guest's monotonic clock (`clock_time_get(monotonic)`).
-    pub(crate) clock_zero: Instant,
+    /// Arguments, environment, descriptors, standard streams, clocks.
+    pub(crate) wasi: WasiState,
     budgets: Budgets,
     hooks: RunHooks,
     coredump: Option<Recorder>,
@@ -97,7 +83,7 @@ impl Group {
         teardown: Teardown,
         limits: &Limits,
         hooks: Hooks,
-        wasi: WasiParts,
+        wasi: WasiState,
         coredump: Option<Recorder>,
     ) -> Arc<Group> {
         Arc::new(Group {
@@ -106,11 +92,7 @@ impl Group {
             memory,
             next_tid: AtomicI32::new(1),
             first_instance_claimed: AtomicBool::new(false),
-            args: wasi.args,
-            env: wasi.env,
-            fds: wasi.fds,
-            stdio: wasi.stdio,
-            clock_zero: Instant::now(),
+            wasi,
             budgets: Budgets::new(limits),
             hooks: RunHooks::new(hooks),
             coredump,
@@ -154,13 +136,9 @@ impl Group {
         !self.first_instance_claimed.swap(true, Ordering::SeqCst)
     }
 
-    /// [`Signal::run_blocking`](crate::wait::Signal::run_blocking) on the run's pool.
-    pub(crate) fn run_blocking<T, F>(&self, slot: &crate::wait::WaitSlot, job: F) -> wasmtime::Result<T>
-    where
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static,
-    {
-        self.teardown.signal.run_blocking(slot, &self.program.pool, job)
+    /// The pool the run's threads and blocking jobs run on.
+    pub(crate) fn pool(&self) -> &Arc<Pool> {
+        &self.program.pool
     }
 
     /// Records how the run ended (the first call wins) and starts stopping every thread.
@@ -208,7 +186,7 @@ impl Group {
             let exit = self.life.stop(&self.teardown, deadline);
             if exit.unstopped.is_empty() {
                 self.life.unjoined.join_all();
-                self.fds.close_all();
+                self.wasi.close_fds();
             } else {
                 self.abandon(&exit.unstopped);
             }
@@ -255,7 +233,7 @@ impl Group {
     /// A failure to write is reported through the diagnostic callback.
     fn write_coredump(&self, exit: &RunExit) {
         if let Some(rec) = &self.coredump {
-            let name = self.args.first().map(String::as_str);
+            let name = self.wasi.args().first().map(String::as_str);
             if let Err(e) = rec.write(exit, self.memory.as_ref(), name, &self.program.offsets) {
                 self.hooks.diagnose(exit.tid, &format!("{e:#}"));
             }

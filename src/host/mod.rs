@@ -1,6 +1,6 @@
 //! Every import the library provides to guests, and the one [`add_to_linker`] that
 //! registers them all:
-//! - `wasi/`: WASI preview 1 for every thread of a run, from one shared context;
+//! - `wasi_link.rs`: WASI preview 1 (`crate::wasi`) for every thread of a run;
 //! - `spawn.rs`: `wasi::thread-spawn`;
 //! - `atomics.rs`: the host side of the rewritten `memory.atomic.wait32/64` and
 //!   `memory.atomic.notify` (the rewrite itself is `module/rewrite.rs`);
@@ -12,14 +12,14 @@
 
 mod atomics;
 mod spawn;
-mod wasi;
+mod wasi_link;
 
 use wasmtime::{Caller, Linker};
 
 use crate::group::StoreData;
 
 pub(crate) use atomics::{AtomicImport, AtomicOp};
-pub(crate) use wasi::{open_fds, P1_FUNCTIONS, P1_MODULE};
+pub(crate) use wasi_link::{P1_FUNCTIONS, P1_MODULE};
 
 /// The import module of everything the rewrite adds (`module/rewrite.rs`): the atomics
 /// functions ([`AtomicImport`]), [`FIRST_INSTANCE_IMPORT`], [`SHARED_MEMORY_IMPORT`], and
@@ -40,7 +40,7 @@ pub(crate) const SPAWN_IMPORT: (&str, &str) = ("wasi", "thread-spawn");
 /// Defines every host function: WASI preview 1, `wasi::thread-spawn`, and the atomics
 /// functions of one module's rewrite (`atomics`, as the module imports them).
 pub(crate) fn add_to_linker(linker: &mut Linker<StoreData>, atomics: &[AtomicImport]) -> anyhow::Result<()> {
-    wasi::add_to_linker(linker)?;
+    wasi_link::add_to_linker(linker)?;
     spawn::add_to_linker(linker)?;
     linker.func_wrap(INTERNAL_MODULE, FIRST_INSTANCE_IMPORT, |caller: Caller<'_, StoreData>| -> i32 {
         i32::from(caller.data().group.claim_first_instance())

@@ -1,10 +1,10 @@
 //! The live stdin of a run.
 //!
-//! A descriptor stdin is read only after the caller's `ready` saw it readable, so that a
-//! reader waiting for input stops when its run ends. The host's fd 0, or a descriptor the
-//! host handed over, shares its open file description with the host (and with other runs
-//! given the same descriptor), so it must stay in whatever blocking mode the host chose:
-//! we never set `O_NONBLOCK` on it. Instead:
+//! A descriptor stdin is read only after a wait through the run's signal saw it
+//! readable, so that a reader waiting for input stops when its run ends. The host's fd 0,
+//! or a descriptor the host handed over, shares its open file description with the host
+//! (and with other runs given the same descriptor), so it must stay in whatever blocking
+//! mode the host chose: we never set `O_NONBLOCK` on it. Instead:
 //! - a pipe or FIFO is reopened through `/proc/self/fd` when the run starts, which gives
 //!   the run its own description of the same pipe, non-blocking: a read that finds the
 //!   pipe drained by someone else returns `EAGAIN` and waits again;
@@ -14,25 +14,26 @@
 //!   description; readers of one run are then serialised from the readiness check to the
 //!   end of the read (the `lock`, taken in every case), so that two guest threads both
 //!   told "readable" cannot both read while only one finds data and the other blocks in
-//!   `read(2)` out of teardown's reach. The wait for that lock is itself bounded: it is
-//!   re-checked every [`LOCK_POLL`] against the caller's `alive`. (A reader outside the
+//!   `read(2)` out of the signal's reach. The wait for that lock is itself bounded: it is
+//!   re-checked every [`LOCK_POLL`] against the run's signal. (A reader outside the
 //!   run, such as the host itself, racing for the same tty can still win the bytes; that
 //!   needs the host's cooperation.)
 
 use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use parking_lot::{Mutex, MutexGuard};
-use rustix::fs::FileType;
+use rustix::event::PollFlags;
+use wasmtime_wasi::p1::types;
 
-use super::{Input, Ready};
-
-/// Fails when the run has ended (the caller's teardown check).
-pub(crate) type Alive<'a> = &'a dyn Fn() -> wasmtime::Result<()>;
+use super::stat::FileKind;
+use super::stdio::{reopen_pipe, Input};
+use super::{errno, Call};
+use crate::wait::Signal;
 
 /// How often a reader waiting for another reader of the same stdin checks that its run
 /// is still going (the holder normally lets go at once when the run ends; this bounds
@@ -72,25 +73,6 @@ pub(crate) enum InputStream {
     Null,
 }
 
-/// The kind of file at `fd`.
-fn file_type(fd: BorrowedFd<'_>) -> Option<(FileType, u64, u64)> {
-    rustix::fs::fstat(fd).ok().map(|st| (FileType::from_raw_mode(st.st_mode), st.st_dev, st.st_ino))
-}
-
-/// A new non-blocking read description of the pipe or FIFO at `fd`, when `/proc` offers
-/// one and it is the same pipe.
-fn reopen_pipe(fd: BorrowedFd<'_>, dev: u64, ino: u64) -> Option<File> {
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
-        .open(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-        .ok()?;
-    match file_type(f.as_fd()) {
-        Some((FileType::Fifo, d, i)) if d == dev && i == ino => Some(f),
-        _ => None,
-    }
-}
-
 impl InputStream {
     pub(super) fn open(spec: &Input) -> Result<InputStream> {
         let fd = |file: Option<Arc<File>>, reopen: bool| {
@@ -98,10 +80,10 @@ impl InputStream {
                 Some(f) => f.as_fd(),
                 None => rustix::stdio::stdin(),
             };
-            let (mode, own) = match file_type(host) {
-                Some((FileType::RegularFile | FileType::BlockDevice, ..)) => (Mode::Direct, None),
-                Some((FileType::Socket, ..)) => (Mode::Socket, None),
-                Some((FileType::Fifo, dev, ino)) if reopen => (Mode::Poll, reopen_pipe(host, dev, ino)),
+            let (mode, own) = match FileKind::of_fd(host) {
+                Some((kind, ..)) if !kind.may_block() => (Mode::Direct, None),
+                Some((FileKind::Socket, ..)) => (Mode::Socket, None),
+                Some((FileKind::Fifo, dev, ino)) if reopen => (Mode::Poll, reopen_pipe(host, dev, ino, false)),
                 _ => (Mode::Poll, None),
             };
             InputStream::Fd(FdInput { file, own, mode, lock: Mutex::new(()) })
@@ -111,7 +93,7 @@ impl InputStream {
             Input::Null => InputStream::Null,
             Input::Bytes(b) => InputStream::Bytes { data: b.clone(), pos: Mutex::new(0) },
             // The run's own description, opened non-blocking so that opening a FIFO does
-            // not wait for a writer (reads wait, through `ready`) and reads never block.
+            // not wait for a writer (reads wait, through the signal) and reads never block.
             Input::Path(p) => fd(
                 Some(Arc::new(
                     std::fs::OpenOptions::new()
@@ -142,38 +124,33 @@ impl InputStream {
         self.fd().is_some_and(|fd| fd.is_terminal())
     }
 
-    /// Reads at most `max` bytes (none at end of input), each attempt after `ready` saw
+    /// Reads at most `max` bytes (none at end of input), each attempt after a wait saw
     /// the descriptor readable, so a reader blocked on an empty pipe still stops when its
-    /// run ends (`ready` or `alive` fail then). The inner result is the I/O error to
-    /// report to the guest.
-    pub(crate) fn read(
-        &self,
-        max: usize,
-        ready: Ready<'_>,
-        alive: Alive<'_>,
-    ) -> wasmtime::Result<std::io::Result<Vec<u8>>> {
+    /// run ends (a trap then).
+    pub(crate) fn read(&self, call: &Call<'_>, max: usize) -> Result<Vec<u8>, types::Error> {
         let (mode, lock) = match self {
-            InputStream::Null => return Ok(Ok(Vec::new())),
+            InputStream::Null => return Ok(Vec::new()),
             InputStream::Bytes { data, pos } => {
                 let mut pos = pos.lock();
                 let rest = data.get(*pos..).unwrap_or_default();
                 let n = max.min(rest.len());
                 *pos += n;
-                return Ok(Ok(rest[..n].to_vec()));
+                return Ok(rest[..n].to_vec());
             }
             InputStream::Fd(FdInput { mode, lock, .. }) => (*mode, lock),
         };
-        let Some(fd) = self.fd() else { return Ok(Ok(Vec::new())) };
+        let Some(fd) = self.fd() else { return Ok(Vec::new()) };
         if max == 0 {
-            return Ok(Ok(Vec::new()));
+            return Ok(Vec::new());
         }
         let mut buf = Vec::with_capacity(max);
         if mode == Mode::Direct {
-            return Ok(retry(|| rustix::io::read(fd, rustix::buffer::spare_capacity(&mut buf))).map(|_| buf));
+            errno::retry_intr(|| rustix::io::read(fd, rustix::buffer::spare_capacity(&mut buf))).map_err(errno::sys)?;
+            return Ok(buf);
         }
-        let _serial = lock_alive(lock, alive)?;
+        let _serial = lock_alive(lock, call.signal)?;
         loop {
-            ready(fd)?;
+            call.wait_ready(fd, PollFlags::IN, false)?;
             let got = if mode == Mode::Socket {
                 rustix::net::recv(fd, rustix::buffer::spare_capacity(&mut buf), rustix::net::RecvFlags::DONTWAIT)
                     .map(|(n, _)| n)
@@ -181,28 +158,21 @@ impl InputStream {
                 rustix::io::read(fd, rustix::buffer::spare_capacity(&mut buf))
             };
             match got {
-                Ok(_) => return Ok(Ok(buf)),
+                Ok(_) => return Ok(buf),
+                // Nothing read: wait again. `EINTR` too is no plain retry here: on a
+                // blocking description another reader may have taken the bytes, and a
+                // second read could then block where the signal cannot reach it.
                 Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => continue,
-                Err(e) => return Ok(Err(e.into())),
+                Err(e) => return Err(errno::sys(e)),
             }
         }
     }
 }
 
-/// Runs `f` again while it fails with `EINTR`.
-fn retry(mut f: impl FnMut() -> rustix::io::Result<usize>) -> std::io::Result<usize> {
+/// Takes `lock`, giving up (a trap) when the run ends.
+fn lock_alive<'a>(lock: &'a Mutex<()>, signal: &Signal) -> Result<MutexGuard<'a, ()>, types::Error> {
     loop {
-        match f() {
-            Err(rustix::io::Errno::INTR) => continue,
-            other => return other.map_err(Into::into),
-        }
-    }
-}
-
-/// Takes `lock`, giving up when `alive` fails.
-fn lock_alive<'a>(lock: &'a Mutex<()>, alive: Alive<'_>) -> wasmtime::Result<MutexGuard<'a, ()>> {
-    loop {
-        alive()?;
+        signal.bail_if_ending().map_err(errno::trap)?;
         if let Some(g) = lock.try_lock_for(LOCK_POLL) {
             return Ok(g);
         }

@@ -6,44 +6,18 @@
 //! descriptor closed or renumbered while another thread uses it stays valid until that
 //! use ends (as with POSIX `close` racing `read`).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use super::dir::DirDesc;
-use super::file::FileDesc;
+use super::descriptor::Descriptor;
+use crate::limits::{Budget, Share};
 
-/// What a guest descriptor refers to.
-pub(crate) enum Descriptor {
-    /// The run's stdin ([`Stdio::stdin`](super::Stdio)), wherever it was renumbered to.
-    Stdin,
-    /// The run's stdout (1) or stderr (2) stream, wherever it was renumbered to.
-    Output(i32),
-    /// Anything that is not a directory: a regular file, a FIFO, a character device, a
-    /// socket, opened by `path_open` (or given by the host).
-    File(FileDesc),
-    /// A directory: a preopen or one opened by `path_open`.
-    Dir(DirDesc),
-}
-
-/// One host descriptor counted against a run's limit: taking one adds 1 to the run's
-/// count, dropping it takes 1 off. Every table entry holds one while it lives (in the
-/// table, or closed while another thread still uses it), and so does every directory
-/// cursor (its stream has a descriptor of its own).
-pub(crate) struct HostFd(Arc<AtomicUsize>);
-
-impl Drop for HostFd {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// A descriptor of the table, with the count of the host descriptor it holds: what
-/// lookups hand out. Derefs to the [`Descriptor`].
+/// A descriptor of the table, with the share of the run's descriptor limit that its host
+/// descriptor holds: what lookups hand out. Derefs to the [`Descriptor`].
 pub(crate) struct OpenFd {
     desc: Descriptor,
-    _held: HostFd,
+    _held: Share,
 }
 
 impl std::ops::Deref for OpenFd {
@@ -65,27 +39,18 @@ pub(crate) enum FdError {
 /// The descriptor table of one run.
 pub(crate) struct FdTable {
     slots: RwLock<Vec<Option<Arc<OpenFd>>>>,
-    /// How many host descriptors the run holds ([`HostFd`]s alive): those in the table,
-    /// those closed or renumbered away while another thread still uses them (a
-    /// `poll_oneoff`, a read or an `fd_sync` in flight), which hold their host descriptor
-    /// until that use ends, and directory cursors. One counter, so the limit check costs
-    /// the same however many descriptors are open.
-    held: Arc<AtomicUsize>,
-    max: u32,
-    /// Bytes of host copy buffers that WASI calls of this run hold right now (the
-    /// run-wide budget of `host/wasi/iovec.rs`).
-    pub(crate) copy_bytes: AtomicUsize,
+    /// The host descriptors the run holds, one unit each, held by a [`Share`] while it
+    /// lives: those in the table, those closed or renumbered away while another thread
+    /// still uses them (a `poll_oneoff`, a read or an `fd_sync` in flight), which hold
+    /// their host descriptor until that use ends, and directory cursors. One counter, so
+    /// the limit check costs the same however many descriptors are open.
+    held: Arc<Budget>,
 }
 
 impl FdTable {
     /// A table holding at most `max` descriptors (stdio and preopens included).
     pub(crate) fn new(max: u32) -> FdTable {
-        FdTable {
-            slots: RwLock::new(Vec::new()),
-            held: Arc::new(AtomicUsize::new(0)),
-            max,
-            copy_bytes: AtomicUsize::new(0),
-        }
+        FdTable { slots: RwLock::new(Vec::new()), held: Budget::new(u64::from(max)) }
     }
 
     /// The descriptor at `fd`.
@@ -93,24 +58,16 @@ impl FdTable {
         self.slots.read().get(fd as usize).and_then(|s| s.clone()).ok_or(FdError::BadFd)
     }
 
-    /// Counts one more host descriptor if the run is below its limit.
-    fn try_hold(&self) -> Option<HostFd> {
-        let max = self.max as usize;
-        self.held.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < max).then_some(n + 1)).ok()?;
-        Some(HostFd(self.held.clone()))
-    }
-
     /// Counts one more host descriptor whatever the limit: a directory cursor, which
     /// only a descriptor already counted can make, so there are at most twice the limit.
-    pub(crate) fn hold(&self) -> HostFd {
-        self.held.fetch_add(1, Ordering::Relaxed);
-        HostFd(self.held.clone())
+    pub(crate) fn hold(&self) -> Share {
+        self.held.take_anyway(1)
     }
 
     /// Puts `d` in the lowest free slot and returns its number.
     pub(crate) fn insert(&self, d: Descriptor) -> Result<u32, FdError> {
         // Counted before the table is locked: the lock is held only to pick the slot.
-        let held = self.try_hold().ok_or(FdError::TooMany)?;
+        let held = self.held.try_take(1).ok_or(FdError::TooMany)?;
         let entry = Arc::new(OpenFd { desc: d, _held: held });
         let mut slots = self.slots.write();
         let fd = match slots.iter().position(|s| s.is_none()) {
@@ -163,18 +120,20 @@ impl FdTable {
     /// True when no descriptor can be added (`insert` would fail with `TooMany`): lets
     /// `path_open` fail before it creates or opens anything.
     pub(crate) fn is_full(&self) -> bool {
-        self.held.load(Ordering::Relaxed) >= self.max as usize
+        self.held.is_full()
     }
 
     /// How many host descriptors the run holds now (see `held`).
     #[cfg(test)]
-    fn held(&self) -> usize {
-        self.held.load(Ordering::Relaxed)
+    fn held(&self) -> u64 {
+        self.held.used()
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::descriptor::DirDesc;
+    use super::super::stdio::OutputName;
     use super::*;
 
     fn dir() -> Descriptor {
@@ -186,7 +145,7 @@ mod tests {
     #[test]
     fn every_host_descriptor_counts_until_its_last_user_drops_it() {
         let t = FdTable::new(5);
-        for d in [Descriptor::Stdin, Descriptor::Output(1), Descriptor::Output(2)] {
+        for d in [Descriptor::Stdin, Descriptor::Output(OutputName::Stdout), Descriptor::Output(OutputName::Stderr)] {
             t.insert(d).unwrap();
         }
         assert_eq!(t.insert(dir()), Ok(3));

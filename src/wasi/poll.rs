@@ -1,5 +1,5 @@
 //! `poll_oneoff`: clocks and descriptor readiness, served on the calling thread without
-//! any lock, every wait through the run's teardown (so a run that ends wakes it at once,
+//! any lock, every wait through the run's signal (so a run that ends wakes it at once,
 //! however far its deadline).
 //!
 //! The subscriptions are streamed from guest memory twice — once to learn the earliest
@@ -52,9 +52,11 @@ use wasmtime_wasi::p1::types::{
 };
 use wiggle::{GuestMemory, GuestPtr};
 
-use super::{errno, Ctx};
-use crate::group::Group;
-use crate::io::{Descriptor, FileKind, InputStream, OpenFd};
+use super::descriptor::Descriptor;
+use super::fds::OpenFd;
+use super::input::InputStream;
+use super::stat::FileKind;
+use super::{errno, Call, WasiState};
 
 /// Most subscriptions in one call (48 MiB of guest memory); more is `nomem`.
 pub(super) const MAX_SUBSCRIPTIONS: u32 = 1 << 20;
@@ -77,10 +79,10 @@ struct Clocks {
 }
 
 impl Clocks {
-    fn now(group: &Group) -> Clocks {
+    fn now(wasi: &WasiState) -> Clocks {
         let wall_ns =
             SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-        Clocks { start: Instant::now(), wall_ns, zero: group.clock_zero }
+        Clocks { start: Instant::now(), wall_ns, zero: wasi.clock_zero }
     }
 
     /// When a clock subscription fires; `None` if never (beyond the host's `Instant`).
@@ -113,9 +115,9 @@ fn refused() -> Readiness {
 }
 
 /// The host descriptor to poll for `d`, if it has one that can block.
-fn host_fd<'a>(group: &'a Group, d: &'a Descriptor) -> Option<BorrowedFd<'a>> {
+fn host_fd<'a>(wasi: &'a WasiState, d: &'a Descriptor) -> Option<BorrowedFd<'a>> {
     match d {
-        Descriptor::Stdin => group.stdio.stdin.fd(),
+        Descriptor::Stdin => wasi.stdio.stdin.fd(),
         Descriptor::File(f) if f.kind.may_block() => Some(f.file.as_fd()),
         _ => None,
     }
@@ -124,12 +126,12 @@ fn host_fd<'a>(group: &'a Group, d: &'a Descriptor) -> Option<BorrowedFd<'a>> {
 /// Classifies a subscription on `fd` for reading or (`write`) writing. `detail` asks for
 /// the event's flags and `nbytes` of what is ready now (the second pass); the first pass
 /// only needs to know whether it is.
-fn classify(ctx: &Ctx<'_>, fd: types::Fd, write: bool, detail: bool) -> Readiness {
-    let Ok(desc) = ctx.descriptor(fd) else { return refused() };
+fn classify(call: &Call<'_>, fd: types::Fd, write: bool, detail: bool) -> Readiness {
+    let Ok(desc) = call.descriptor(fd) else { return refused() };
     match &**desc {
         Descriptor::Stdin if write => refused(),
-        Descriptor::Stdin => match &ctx.group.stdio.stdin {
-            InputStream::Fd { .. } => match ctx.group.stdio.stdin.fd() {
+        Descriptor::Stdin => match &call.wasi.stdio.stdin {
+            InputStream::Fd { .. } => match call.wasi.stdio.stdin.fd() {
                 Some(raw) => {
                     let raw = raw.as_raw_fd();
                     Readiness::Poll { desc, raw }
@@ -193,7 +195,7 @@ fn event(userdata: types::Userdata, type_: Eventtype, (error, flags, nbytes): (E
 }
 
 pub(super) fn poll_oneoff(
-    ctx: &mut Ctx<'_>,
+    call: &Call<'_>,
     memory: &mut GuestMemory<'_>,
     subs: GuestPtr<types::Subscription>,
     events: GuestPtr<types::Event>,
@@ -205,10 +207,9 @@ pub(super) fn poll_oneoff(
     if nsubscriptions > MAX_SUBSCRIPTIONS {
         return Err(Errno::Nomem.into());
     }
-    let group = ctx.group;
-    let teardown = &group.teardown;
+    let wasi = call.wasi;
     let subs = subs.as_array(nsubscriptions);
-    let clocks = Clocks::now(group);
+    let clocks = Clocks::now(wasi);
 
     // Pass 1: the earliest deadline, whether anything is ready now, and the distinct host
     // descriptors to poll (each held open until the call returns).
@@ -218,7 +219,7 @@ pub(super) fn poll_oneoff(
     let mut index: HashMap<RawFd, usize> = HashMap::new();
     for (i, sub) in subs.iter().enumerate() {
         if i % CHECK_EVERY == CHECK_EVERY - 1 {
-            teardown.signal.bail_if_ending().map_err(errno::trap)?;
+            call.signal.bail_if_ending().map_err(errno::trap)?;
         }
         let sub = memory.read(sub?)?;
         let (fd, flag, write) = match sub.u {
@@ -232,7 +233,7 @@ pub(super) fn poll_oneoff(
             SubscriptionU::FdRead(r) => (r.file_descriptor, PollFlags::IN, false),
             SubscriptionU::FdWrite(w) => (w.file_descriptor, PollFlags::OUT, true),
         };
-        match classify(ctx, fd, write, false) {
+        match classify(call, fd, write, false) {
             Readiness::Now(..) => ready_now = true,
             Readiness::Poll { desc, raw } => match index.get(&raw) {
                 Some(&k) => held[k].1 |= flag,
@@ -253,19 +254,19 @@ pub(super) fn poll_oneoff(
     let mut polled: Vec<PollFd<'_>> = Vec::with_capacity(held.len());
     index.clear();
     for (desc, flags) in &held {
-        if let Some(fd) = host_fd(group, desc) {
+        if let Some(fd) = host_fd(wasi, desc) {
             index.insert(fd.as_raw_fd(), polled.len());
             polled.push(PollFd::from_borrowed_fd(fd, *flags));
         }
     }
     let deadline = if ready_now { Some(clocks.start) } else { earliest };
     if !polled.is_empty() {
-        teardown.signal.wait_fds(&mut polled, deadline).map_err(errno::trap)?;
+        call.signal.wait_fds(&mut polled, deadline).map_err(errno::trap)?;
     } else if !ready_now {
         // Only clocks (a subscription is either a clock, ready now, or polled), so
         // `earliest` is set unless every deadline is beyond the host's clock.
         while earliest.is_none_or(|t| Instant::now() < t) {
-            teardown.signal.sleep_until(ctx.slot, earliest).map_err(errno::trap)?;
+            call.signal.sleep_until(call.slot, earliest).map_err(errno::trap)?;
         }
     }
 
@@ -276,7 +277,7 @@ pub(super) fn poll_oneoff(
     let mut count: types::Size = 0;
     for (i, sub) in subs.iter().enumerate() {
         if i % CHECK_EVERY == CHECK_EVERY - 1 {
-            teardown.signal.bail_if_ending().map_err(errno::trap)?;
+            call.signal.bail_if_ending().map_err(errno::trap)?;
         }
         let sub = memory.read(sub?)?;
         let e = match sub.u {
@@ -289,11 +290,11 @@ pub(super) fn poll_oneoff(
             SubscriptionU::FdRead(ref rw) | SubscriptionU::FdWrite(ref rw) => {
                 let write = matches!(sub.u, SubscriptionU::FdWrite(_));
                 let type_ = if write { Eventtype::FdWrite } else { Eventtype::FdRead };
-                let got = match classify(ctx, rw.file_descriptor, write, true) {
+                let got = match classify(call, rw.file_descriptor, write, true) {
                     Readiness::Now(error, flags, nbytes) => Some((error, flags, nbytes)),
                     // A descriptor renumbered since the first pass is not polled: not ready.
                     Readiness::Poll { desc, raw } => index.get(&raw).and_then(|&k| {
-                        let fd = host_fd(group, &desc)?;
+                        let fd = host_fd(wasi, &desc)?;
                         polled_event(fd, polled[k].revents(), write)
                     }),
                 };

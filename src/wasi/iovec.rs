@@ -1,6 +1,7 @@
 //! Guest `iovec`/`ciovec` arrays: gathering what a guest writes into one host buffer, and
-//! scattering what the host read back into the guest's buffers. Shared by `fd.rs`
-//! (`fd_read`, `fd_write`, `fd_pread`, `fd_pwrite`) and `sock.rs` (`sock_recv`, `sock_send`).
+//! scattering what the host read back into the guest's buffers. Shared by `read.rs`,
+//! `write.rs` (`fd_read`, `fd_write`, `fd_pread`, `fd_pwrite`) and `sock.rs`
+//! (`sock_recv`, `sock_send`).
 //!
 //! Guest memory of a threaded module is shared, so the host cannot borrow it: transfers
 //! of streams (stdio, pipes, sockets, devices) go through a host copy buffer (regular
@@ -16,14 +17,15 @@
 //!   unbounded allocation. So a run's copy buffers never exceed
 //!   `RUN_BUDGET + threads × FLOOR` (at most 128 MiB with the default 1024 threads).
 //!
-//! The budget lives in the run's descriptor table ([`FdTable::copy_bytes`]).
+//! The budget is the run's [`WasiState::copy_budget`](super::WasiState), made by
+//! [`copy_budget`].
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use wasmtime_wasi::p1::types::{self, Errno};
 use wiggle::{GuestMemory, GuestPtr};
 
-use crate::io::FdTable;
+use crate::limits::{Budget, Share};
 
 /// Most entries in one `iovec` or `ciovec` array (Linux's `IOV_MAX`).
 pub(super) const IOV_MAX: u32 = 1024;
@@ -32,48 +34,40 @@ pub(super) const IOV_MAX: u32 = 1024;
 pub(super) const MAX_CALL: usize = 16 << 20;
 
 /// Most bytes of copy buffers all calls of a run hold at once, beyond each call's floor.
-pub(super) const RUN_BUDGET: usize = 64 << 20;
+const RUN_BUDGET: usize = 64 << 20;
 
 /// Bytes every call may take whatever the budget says (so a run always makes progress).
-pub(super) const FLOOR: usize = 64 << 10;
+const FLOOR: usize = 64 << 10;
 
-/// A share of the run's copy budget, returned when dropped.
-pub(super) struct Grant<'a> {
-    budget: &'a AtomicUsize,
-    /// Bytes counted against the budget (beyond the floor).
-    counted: usize,
+/// A run's copy budget: [`RUN_BUDGET`] bytes.
+pub(super) fn copy_budget() -> Arc<Budget> {
+    Budget::new(RUN_BUDGET as u64)
+}
+
+/// Room for one copy: `len` bytes, of which those beyond the floor are held from the
+/// run's copy budget until the grant is dropped.
+pub(super) struct Grant {
+    _beyond_floor: Option<Share>,
     /// Bytes the call may move.
     pub(super) len: usize,
 }
 
-impl Drop for Grant<'_> {
-    fn drop(&mut self) {
-        if self.counted > 0 {
-            self.budget.fetch_sub(self.counted, Ordering::Relaxed);
-        }
-    }
-}
-
 /// Reserves room for a copy of up to `want` bytes: the grant is `want` capped at
-/// [`MAX_CALL`] and at what the run's budget has left, but never below the floor.
-pub(super) fn reserve(fds: &FdTable, want: usize) -> Grant<'_> {
-    let budget = &fds.copy_bytes;
+/// [`MAX_CALL`] and at the floor plus what the run's budget has left, but never below
+/// the floor.
+pub(super) fn reserve(budget: &Arc<Budget>, want: usize) -> Grant {
     let want = want.min(MAX_CALL);
     if want <= FLOOR {
-        return Grant { budget, counted: 0, len: want };
+        return Grant { _beyond_floor: None, len: want };
     }
-    let extra = want - FLOOR;
-    let mut used = budget.load(Ordering::Relaxed);
-    loop {
-        let take = extra.min(RUN_BUDGET.saturating_sub(used));
-        if take == 0 {
-            return Grant { budget, counted: 0, len: FLOOR };
-        }
-        match budget.compare_exchange_weak(used, used + take, Ordering::Relaxed, Ordering::Relaxed) {
-            Ok(_) => return Grant { budget, counted: take, len: FLOOR + take },
-            Err(now) => used = now,
-        }
-    }
+    let share = budget.take_up_to((want - FLOOR) as u64);
+    Grant { len: FLOOR + share.units() as usize, _beyond_floor: Some(share) }
+}
+
+/// A byte count as a WASI size (always fits: calls move at most 16 MiB, or one guest
+/// buffer).
+pub(super) fn size(n: usize) -> Result<types::Size, types::Error> {
+    types::Size::try_from(n).map_err(|_| Errno::Overflow.into())
 }
 
 /// Fails with `inval` when an array has more than [`IOV_MAX`] entries.
@@ -185,18 +179,18 @@ mod tests {
 
     #[test]
     fn grants_are_capped_per_call_and_per_run_and_returned() {
-        let fds = FdTable::new(8);
-        assert_eq!(reserve(&fds, 10).len, 10);
-        assert_eq!(reserve(&fds, usize::MAX).len, MAX_CALL);
-        let held: Vec<_> = (0..4).map(|_| reserve(&fds, MAX_CALL)).collect();
+        let budget = copy_budget();
+        assert_eq!(reserve(&budget, 10).len, 10);
+        assert_eq!(reserve(&budget, usize::MAX).len, MAX_CALL);
+        let held: Vec<_> = (0..4).map(|_| reserve(&budget, MAX_CALL)).collect();
         assert!(held.iter().all(|g| g.len == MAX_CALL));
-        assert_eq!(fds.copy_bytes.load(Ordering::Relaxed), 4 * (MAX_CALL - FLOOR));
+        assert_eq!(budget.used(), 4 * (MAX_CALL - FLOOR) as u64);
         // The budget is spent (but for what the floors leave): a short grant, never none.
-        let short = reserve(&fds, MAX_CALL);
+        let short = reserve(&budget, MAX_CALL);
         assert_eq!(short.len, FLOOR + (RUN_BUDGET - 4 * (MAX_CALL - FLOOR)));
-        assert_eq!(reserve(&fds, MAX_CALL).len, FLOOR);
+        assert_eq!(reserve(&budget, MAX_CALL).len, FLOOR);
         drop(short);
         drop(held);
-        assert_eq!(fds.copy_bytes.load(Ordering::Relaxed), 0);
+        assert_eq!(budget.used(), 0);
     }
 }

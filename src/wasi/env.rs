@@ -6,8 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use wasmtime_wasi::p1::types::{self, Clockid, Errno};
 use wiggle::{GuestMemory, GuestPtr};
 
-use super::errno;
-use super::Ctx;
+use super::{errno, stat, Call};
 
 /// Writes `strings` NUL-terminated into `buf` and a pointer to each into `ptrs`.
 fn write_strings(
@@ -37,35 +36,35 @@ fn sizes(strings: &[String]) -> Result<(types::Size, types::Size), types::Error>
 }
 
 pub(super) fn args_get(
-    ctx: &mut Ctx<'_>,
+    call: &Call<'_>,
     memory: &mut GuestMemory<'_>,
     argv: GuestPtr<GuestPtr<u8>>,
     argv_buf: GuestPtr<u8>,
 ) -> Result<(), types::Error> {
-    write_strings(memory, &ctx.group.args, argv, argv_buf)
+    write_strings(memory, &call.wasi.args, argv, argv_buf)
 }
 
 pub(super) fn args_sizes_get(
-    ctx: &mut Ctx<'_>,
+    call: &Call<'_>,
     _memory: &mut GuestMemory<'_>,
 ) -> Result<(types::Size, types::Size), types::Error> {
-    sizes(&ctx.group.args)
+    sizes(&call.wasi.args)
 }
 
 pub(super) fn environ_get(
-    ctx: &mut Ctx<'_>,
+    call: &Call<'_>,
     memory: &mut GuestMemory<'_>,
     environ: GuestPtr<GuestPtr<u8>>,
     environ_buf: GuestPtr<u8>,
 ) -> Result<(), types::Error> {
-    write_strings(memory, &ctx.group.env, environ, environ_buf)
+    write_strings(memory, &call.wasi.env, environ, environ_buf)
 }
 
 pub(super) fn environ_sizes_get(
-    ctx: &mut Ctx<'_>,
+    call: &Call<'_>,
     _memory: &mut GuestMemory<'_>,
 ) -> Result<(types::Size, types::Size), types::Error> {
-    sizes(&ctx.group.env)
+    sizes(&call.wasi.env)
 }
 
 /// The host clock behind a WASI clock id (monotonic is measured from the run's start).
@@ -78,20 +77,17 @@ fn host_clock(id: Clockid) -> rustix::time::ClockId {
     }
 }
 
-fn timespec_nanos(t: rustix::time::Timespec) -> u64 {
-    (t.tv_sec.max(0) as u64).saturating_mul(1_000_000_000).saturating_add(t.tv_nsec.max(0) as u64)
-}
-
 pub(super) fn clock_res_get(
-    _ctx: &mut Ctx<'_>,
+    _call: &Call<'_>,
     _memory: &mut GuestMemory<'_>,
     id: types::Clockid,
 ) -> Result<types::Timestamp, types::Error> {
-    Ok(timespec_nanos(rustix::time::clock_getres(host_clock(id))).max(1))
+    let res = rustix::time::clock_getres(host_clock(id));
+    Ok(stat::nanos(res.tv_sec, res.tv_nsec).max(1))
 }
 
 pub(super) fn clock_time_get(
-    ctx: &mut Ctx<'_>,
+    call: &Call<'_>,
     _memory: &mut GuestMemory<'_>,
     id: types::Clockid,
     _precision: types::Timestamp,
@@ -101,31 +97,30 @@ pub(super) fn clock_time_get(
             let since = SystemTime::now().duration_since(UNIX_EPOCH).map_err(|_| Errno::Overflow)?;
             u64::try_from(since.as_nanos()).map_err(|_| Errno::Overflow)?
         }
-        Clockid::Monotonic => monotonic_now(ctx),
-        other => timespec_nanos(rustix::time::clock_gettime(host_clock(other))),
+        // Nanoseconds since the run started; `poll.rs` measures absolute monotonic
+        // deadlines from the same zero.
+        Clockid::Monotonic => u64::try_from(call.wasi.clock_zero.elapsed().as_nanos()).unwrap_or(u64::MAX),
+        other => {
+            let t = rustix::time::clock_gettime(host_clock(other));
+            stat::nanos(t.tv_sec, t.tv_nsec)
+        }
     })
 }
 
-/// The guest's monotonic clock: nanoseconds since the run started. `poll.rs` turns
-/// absolute monotonic deadlines into host instants with the same zero.
-pub(super) fn monotonic_now(ctx: &Ctx<'_>) -> u64 {
-    u64::try_from(ctx.group.clock_zero.elapsed().as_nanos()).unwrap_or(u64::MAX)
-}
-
-pub(super) fn proc_exit(_ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>, status: types::Exitcode) -> wasmtime::Error {
+pub(super) fn proc_exit(_call: &Call<'_>, _memory: &mut GuestMemory<'_>, status: types::Exitcode) -> wasmtime::Error {
     // Ends the calling thread; the thread's runner then ends the run with this code.
     wasmtime::Error::new(wasmtime_wasi::I32Exit(status as i32))
 }
 
 pub(super) fn proc_raise(
-    _ctx: &mut Ctx<'_>,
+    _call: &Call<'_>,
     _memory: &mut GuestMemory<'_>,
     _sig: types::Signal,
 ) -> Result<(), types::Error> {
     Err(Errno::Notsup.into())
 }
 
-pub(super) fn sched_yield(_ctx: &mut Ctx<'_>, _memory: &mut GuestMemory<'_>) -> Result<(), types::Error> {
+pub(super) fn sched_yield(_call: &Call<'_>, _memory: &mut GuestMemory<'_>) -> Result<(), types::Error> {
     std::thread::yield_now();
     Ok(())
 }
@@ -137,7 +132,7 @@ const RANDOM_CHUNK: u32 = 64 * 1024;
 /// and periodically reseeded from the OS), as Wasmtime's WASI does: no system call per
 /// call, nothing shared between threads.
 pub(super) fn random_get(
-    ctx: &mut Ctx<'_>,
+    call: &Call<'_>,
     memory: &mut GuestMemory<'_>,
     buf: GuestPtr<u8>,
     buf_len: types::Size,
@@ -155,7 +150,7 @@ pub(super) fn random_get(
     let mut done = 0u32;
     while done < buf_len {
         // A 4 GiB request takes seconds: stop between chunks when the run ends.
-        ctx.group.teardown.signal.bail_if_ending().map_err(errno::trap)?;
+        call.signal.bail_if_ending().map_err(errno::trap)?;
         let n = (buf_len - done).min(chunk.len() as u32);
         let part = &mut chunk[..n as usize];
         rng.fill_bytes(part);

@@ -1,7 +1,7 @@
 //! Sockets handed to the guest: `sock_recv`, `sock_send`, `sock_shutdown`, `sock_accept`,
 //! on the calling thread, never blocking in a system call: each attempt is non-blocking
 //! (`MSG_DONTWAIT`, or a non-blocking host descriptor) and a wait for readiness goes
-//! through the run's teardown, unless the guest set `fdflags::nonblock` (then `again`).
+//! through the run's signal, unless the guest set `fdflags::nonblock` (then `again`).
 //!
 //! Which descriptors are sockets:
 //! - a `Descriptor::File` of kind socket (its host descriptor is non-blocking): every
@@ -32,8 +32,10 @@ use rustix::net::{RecvAncillaryBuffer, RecvFlags, ReturnFlags, SendFlags, Shutdo
 use wasmtime_wasi::p1::types::{self, Errno, Fdflags, Riflags, Roflags, Sdflags};
 use wiggle::GuestMemory;
 
-use super::{errno, iovec, Ctx};
-use crate::io::{Descriptor, FileDesc, FileKind, InputStream};
+use super::descriptor::{Descriptor, FileDesc};
+use super::input::InputStream;
+use super::stat::FileKind;
+use super::{errno, iovec, Call};
 
 /// The socket a call works on, and whether the guest asked not to wait.
 struct Sock<'a> {
@@ -54,26 +56,16 @@ fn socket_file(desc: &Descriptor, write: bool) -> Result<&FileDesc, types::Error
     }
 }
 
-/// Waits until `fd` is ready for `flags`, or fails with `again` when the guest asked not
-/// to wait; a run ending meanwhile is a trap.
-fn wait(ctx: &Ctx<'_>, sock: &Sock<'_>, flags: PollFlags) -> Result<(), types::Error> {
-    if sock.nonblock {
-        return Err(Errno::Again.into());
-    }
-    ctx.group.teardown.signal.wait_fd(sock.fd, flags, None).map_err(errno::trap)?;
-    Ok(())
-}
-
 pub(super) fn sock_recv(
-    ctx: &mut Ctx<'_>,
+    call: &Call<'_>,
     memory: &mut GuestMemory<'_>,
     fd: types::Fd,
     ri_data: types::IovecArray,
     ri_flags: types::Riflags,
 ) -> Result<(types::Size, types::Roflags), types::Error> {
-    let desc = ctx.descriptor(fd)?;
+    let desc = call.descriptor(fd)?;
     let sock = match &**desc {
-        Descriptor::Stdin => match (&ctx.group.stdio.stdin, ctx.group.stdio.stdin.fd()) {
+        Descriptor::Stdin => match (&call.wasi.stdio.stdin, call.wasi.stdio.stdin.fd()) {
             // Whether it is a socket, the host says: `recvmsg` fails with `notsock`.
             (InputStream::Fd { .. }, Some(fd)) => Sock { fd, nonblock: false },
             _ => return Err(Errno::Notsock.into()),
@@ -94,14 +86,17 @@ pub(super) fn sock_recv(
         flags |= RecvFlags::PEEK;
     }
 
-    let grant = iovec::reserve(&ctx.group.fds, iovec::capacity(memory, ri_data)?);
+    let grant = iovec::reserve(&call.wasi.copy_budget, iovec::capacity(memory, ri_data)?);
     let mut buf = vec![0u8; grant.len];
     let mut filled = 0usize;
     let mut truncated = false;
     loop {
-        let mut iov = [std::io::IoSliceMut::new(&mut buf[filled..])];
-        let mut control = RecvAncillaryBuffer::new(&mut []);
-        match rustix::net::recvmsg(sock.fd, &mut iov, &mut control, flags) {
+        let got = errno::retry_intr(|| {
+            let mut iov = [std::io::IoSliceMut::new(&mut buf[filled..])];
+            let mut control = RecvAncillaryBuffer::new(&mut []);
+            rustix::net::recvmsg(sock.fd, &mut iov, &mut control, flags)
+        });
+        match got {
             Ok(got) => {
                 let n = got.bytes.min(buf.len() - filled);
                 filled += n;
@@ -110,10 +105,9 @@ pub(super) fn sock_recv(
                     break;
                 }
             }
-            Err(rustix::io::Errno::INTR) => {}
             // Waiting for the rest: a guest that asked not to wait gets what came.
             Err(rustix::io::Errno::AGAIN) if filled > 0 && sock.nonblock => break,
-            Err(rustix::io::Errno::AGAIN) => wait(ctx, &sock, PollFlags::IN)?,
+            Err(rustix::io::Errno::AGAIN) => call.wait_ready(sock.fd, PollFlags::IN, sock.nonblock)?,
             Err(_) if filled > 0 => break,
             Err(e) => return Err(errno::sys(e)),
         }
@@ -125,13 +119,13 @@ pub(super) fn sock_recv(
 }
 
 pub(super) fn sock_send(
-    ctx: &mut Ctx<'_>,
+    call: &Call<'_>,
     memory: &mut GuestMemory<'_>,
     fd: types::Fd,
     si_data: types::CiovecArray,
     _si_flags: types::Siflags,
 ) -> Result<types::Size, types::Error> {
-    let desc = ctx.descriptor(fd)?;
+    let desc = call.descriptor(fd)?;
     let sock = match &**desc {
         Descriptor::Stdin => return Err(Errno::Badf.into()),
         other => {
@@ -140,13 +134,13 @@ pub(super) fn sock_send(
         }
     };
 
-    let grant = iovec::reserve(&ctx.group.fds, iovec::total(memory, si_data)?);
+    let grant = iovec::reserve(&call.wasi.copy_budget, iovec::total(memory, si_data)?);
     let data = iovec::gather(memory, si_data, grant.len)?;
 
     let flags = SendFlags::DONTWAIT | SendFlags::NOSIGNAL;
     let mut sent = 0usize;
     loop {
-        match rustix::net::send(sock.fd, &data[sent..], flags) {
+        match errno::retry_intr(|| rustix::net::send(sock.fd, &data[sent..], flags)) {
             Ok(n) => {
                 sent += n;
                 // A guest that asked not to wait gets a short count, as from POSIX `send`.
@@ -154,9 +148,8 @@ pub(super) fn sock_send(
                     break;
                 }
             }
-            Err(rustix::io::Errno::INTR) => {}
             Err(rustix::io::Errno::AGAIN) if sent > 0 && sock.nonblock => break,
-            Err(rustix::io::Errno::AGAIN) => wait(ctx, &sock, PollFlags::OUT)?,
+            Err(rustix::io::Errno::AGAIN) => call.wait_ready(sock.fd, PollFlags::OUT, sock.nonblock)?,
             Err(_) if sent > 0 => break,
             Err(e) => return Err(errno::sys(e)),
         }
@@ -165,12 +158,12 @@ pub(super) fn sock_send(
 }
 
 pub(super) fn sock_shutdown(
-    ctx: &mut Ctx<'_>,
+    call: &Call<'_>,
     _memory: &mut GuestMemory<'_>,
     fd: types::Fd,
     how: types::Sdflags,
 ) -> Result<(), types::Error> {
-    let desc = ctx.descriptor(fd)?;
+    let desc = call.descriptor(fd)?;
     let f = match &**desc {
         Descriptor::Stdin => return Err(Errno::Notsup.into()),
         Descriptor::File(f) if f.kind == FileKind::Socket => f,
@@ -186,12 +179,12 @@ pub(super) fn sock_shutdown(
 }
 
 pub(super) fn sock_accept(
-    ctx: &mut Ctx<'_>,
+    call: &Call<'_>,
     _memory: &mut GuestMemory<'_>,
     fd: types::Fd,
     flags: types::Fdflags,
 ) -> Result<types::Fd, types::Error> {
-    let desc = ctx.descriptor(fd)?;
+    let desc = call.descriptor(fd)?;
     let listener = match &**desc {
         Descriptor::Stdin => return Err(Errno::Notsup.into()),
         other => socket_file(other, false)?,
@@ -202,10 +195,11 @@ pub(super) fn sock_accept(
     }
     let sock = Sock { fd: listener.file.as_fd(), nonblock: listener.is_nonblock() };
     let conn = loop {
-        match rustix::net::accept_with(sock.fd, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC) {
+        match errno::retry_intr(|| rustix::net::accept_with(sock.fd, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC)) {
             Ok(conn) => break conn,
-            Err(rustix::io::Errno::INTR | rustix::io::Errno::CONNABORTED) => {}
-            Err(rustix::io::Errno::AGAIN) => wait(ctx, &sock, PollFlags::IN)?,
+            // The connection went before it was accepted: try the next.
+            Err(rustix::io::Errno::CONNABORTED) => {}
+            Err(rustix::io::Errno::AGAIN) => call.wait_ready(sock.fd, PollFlags::IN, sock.nonblock)?,
             Err(e) => return Err(errno::sys(e)),
         }
     };
@@ -218,6 +212,6 @@ pub(super) fn sock_accept(
         flags.contains(Fdflags::NONBLOCK),
     );
     // A full table drops (closes) the new connection.
-    let fd = ctx.group.fds.insert(Descriptor::File(file)).map_err(errno::fd)?;
+    let fd = call.wasi.fds.insert(Descriptor::File(file)).map_err(errno::fd)?;
     Ok(types::Fd::from(fd))
 }

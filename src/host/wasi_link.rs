@@ -1,16 +1,21 @@
-//! Registers every WASI preview 1 function: each one decodes its arguments through the
-//! wiggle entry point of that name (generated from the witx in `wasmtime-wasi`) and runs
-//! it on the calling thread with a [`Ctx`](super::Ctx) of the caller's group. No lock is taken here.
+//! Links WASI preview 1 (`crate::wasi`) into a store: registers every function, each of
+//! which decodes its arguments through the wiggle entry point of that name (generated
+//! from the witx in `wasmtime-wasi`) and runs it on the calling thread with a
+//! [`Call`] made from the caller's store: its group's WASI state and signal, its thread
+//! id and wait slot. No lock is taken here.
 
 use std::future::Future;
 use std::pin::pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use wasmtime::{Caller, Linker};
+use wasmtime::{Caller, Extern, Linker};
 use wasmtime_wasi::p1::wasi_snapshot_preview1 as snapshot;
+use wiggle::GuestMemory;
 
-use super::memory::with_memory;
-use crate::group::StoreData;
+use crate::group::{Group, StoreData};
+use crate::wait::WaitSlot;
+use crate::wasi::Call;
 
 /// The import module of WASI preview 1.
 pub(crate) const P1_MODULE: &str = "wasi_snapshot_preview1";
@@ -30,7 +35,7 @@ fn ready_now<F: Future>(f: F) -> F::Output {
 }
 
 /// Defines `name(args) -> result` for each function, as a call of the wiggle entry point
-/// of that name with a [`Ctx`] for the calling thread.
+/// of that name with a [`Call`] for the calling thread.
 macro_rules! define {
     ($linker:ident; $($mode:ident $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {
         /// Every preview 1 function name this crate defines.
@@ -43,7 +48,7 @@ macro_rules! define {
                     P1_MODULE,
                     stringify!($name),
                     |mut caller: Caller<'_, StoreData>, $($arg: $ty),*| -> wasmtime::Result<$ret> {
-                        with_memory(&mut caller, |mem, ctx| define!(@call $mode $name(ctx, mem, $($arg),*)))
+                        with_call(&mut caller, |mem, call| define!(@call $mode $name(call, mem, $($arg),*)))
                     },
                 )?;
             )*
@@ -101,4 +106,33 @@ define! { linker;
     sync sock_recv(a: i32, b: i32, c: i32, d: i32, e: i32, f: i32) -> i32;
     sync sock_send(a: i32, b: i32, c: i32, d: i32, e: i32) -> i32;
     sync sock_shutdown(a: i32, b: i32) -> i32;
+}
+
+/// The call context of thread `tid` of `group`.
+fn call_of<'a>(group: &'a Group, tid: i32, slot: &'a WaitSlot) -> Call<'a> {
+    Call { wasi: &group.wasi, signal: &group.teardown.signal, pool: group.pool(), tid, slot }
+}
+
+/// Calls `f` with the guest memory of the caller and a [`Call`] of its thread.
+fn with_call<R>(
+    caller: &mut Caller<'_, StoreData>,
+    f: impl FnOnce(&mut GuestMemory<'_>, &mut Call<'_>) -> wasmtime::Result<R>,
+) -> wasmtime::Result<R> {
+    // Borrowed, not cloned: an `Arc` clone per call makes every thread of the run write
+    // one cache line, and tiny calls (`clock_time_get`) then scale negatively.
+    let data = caller.data();
+    if let Some(shared) = &data.group.memory {
+        let mut call = call_of(&data.group, data.tid, data.waiter.slot());
+        return f(&mut GuestMemory::Shared(shared.data()), &mut call);
+    }
+    // A module without a shared memory has one thread: the clones cost nothing there.
+    let (group, tid, slot): (_, _, Arc<WaitSlot>) = (data.group.clone(), data.tid, data.waiter.slot().clone());
+    let mut call = call_of(&group, tid, &slot);
+    match caller.get_export("memory") {
+        Some(Extern::Memory(m)) => f(&mut GuestMemory::Unshared(m.data_mut(&mut *caller)), &mut call),
+        Some(Extern::SharedMemory(m)) => f(&mut GuestMemory::Shared(m.data()), &mut call),
+        // No memory exported: calls that need none (`proc_exit`, `sched_yield`, ...) work;
+        // any access to guest memory is out of bounds, as WASI says.
+        _ => f(&mut GuestMemory::Unshared(&mut []), &mut call),
+    }
 }

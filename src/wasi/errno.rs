@@ -4,7 +4,7 @@
 
 use wasmtime_wasi::p1::types::{self, Errno};
 
-use crate::io::FdError;
+use super::fds::FdError;
 
 /// The WASI errno for a host I/O error.
 pub(super) fn of_io(e: &std::io::Error) -> Errno {

@@ -1,0 +1,176 @@
+//! `fd_readdir`, resumable: a directory descriptor keeps a [`DirCursor`] where the last
+//! call stopped, so reading a large directory in many small calls takes time linear in
+//! its size. File names are passed as the host's bytes (Wasmtime 48 refuses non-UTF-8
+//! with `ilseq`); `d_ino` is the host's.
+
+use std::os::fd::AsFd;
+
+use rustix::fs::AtFlags;
+use wasmtime_wasi::p1::types::{self, Errno, Filetype};
+use wiggle::{GuestMemory, GuestPtr};
+
+use super::descriptor::DirDesc;
+use super::path::{as_dir, dir_desc};
+use super::stat::FileKind;
+use super::{errno, Call};
+use crate::limits::Share;
+
+/// A directory stream with its position in WASI cookies: entry 1 is ".", entry 2 is
+/// "..", then the host's entries (without its own "." and ".."), numbered from 3. The
+/// cookie of an entry (its `d_next`) is its number, so cookie `c` asks for entries from
+/// `c + 1` on.
+pub(crate) struct DirCursor {
+    /// A stream over a descriptor of its own (`openat(dir, ".")`), so its position is
+    /// private to this cursor.
+    stream: rustix::fs::Dir,
+    /// That descriptor, counted against the run's limit while the cursor lives.
+    _held: Share,
+    /// How many entries have been consumed: the cookie the stream stands at.
+    pos: u64,
+    /// Entry `pos + 1`, already taken from the stream but not handed over whole (the
+    /// guest's buffer ended inside it; the guest asks again with cookie `pos`).
+    pending: Option<rustix::fs::DirEntry>,
+}
+
+/// The size of a WASI `dirent` in guest memory: d_next u64, d_ino u64, d_namlen u32,
+/// d_type u8, 3 bytes of padding.
+const DIRENT_SIZE: usize = 24;
+
+/// One entry to hand over.
+enum Entry {
+    /// "." (entry 1) or ".." (entry 2), made up here with the directory's own inode (as
+    /// Wasmtime 48 does for both).
+    Dot(&'static [u8]),
+    /// An entry of the host's stream.
+    Host(rustix::fs::DirEntry),
+}
+
+/// Entry `cursor.pos + 1` (without consuming it), or `None` at the end.
+fn next_entry(cursor: &mut DirCursor) -> Result<Option<Entry>, types::Error> {
+    match cursor.pos {
+        0 => return Ok(Some(Entry::Dot(b"."))),
+        1 => return Ok(Some(Entry::Dot(b".."))),
+        _ => {}
+    }
+    if let Some(e) = cursor.pending.take() {
+        return Ok(Some(Entry::Host(e)));
+    }
+    loop {
+        match cursor.stream.read() {
+            None => return Ok(None),
+            Some(Err(e)) => return Err(errno::sys(e)),
+            Some(Ok(e)) => {
+                let name = e.file_name().to_bytes();
+                if name != b"." && name != b".." {
+                    return Ok(Some(Entry::Host(e)));
+                }
+            }
+        }
+    }
+}
+
+/// The `d_type` of a host entry; a file system that does not report it costs one
+/// `fstatat` (not following symlinks) for that entry.
+fn entry_type(cursor: &DirCursor, e: &rustix::fs::DirEntry) -> Filetype {
+    let t = e.file_type();
+    if t != rustix::fs::FileType::Unknown {
+        return FileKind::of(t).filetype();
+    }
+    let stat = cursor.stream.fd().and_then(|fd| rustix::fs::statat(fd, e.file_name(), AtFlags::SYMLINK_NOFOLLOW));
+    stat.map_or(Filetype::Unknown, |st| FileKind::of_mode(st.st_mode).filetype())
+}
+
+pub(super) fn fd_readdir(
+    call: &Call<'_>,
+    memory: &mut GuestMemory<'_>,
+    fd: types::Fd,
+    buf: GuestPtr<u8>,
+    buf_len: types::Size,
+    cookie: types::Dircookie,
+) -> Result<types::Size, types::Error> {
+    let desc = dir_desc(call, fd)?;
+    let d = as_dir(&desc)?;
+    let cap = buf_len as usize;
+    let mut out = Vec::new();
+    let mut guard = d.cursor.lock();
+    let result = fill(call, d, &mut guard, cookie, cap, &mut out);
+    if result.is_err() {
+        // A stream that failed stays failed: start over next time.
+        *guard = None;
+    }
+    result?;
+    let n = u32::try_from(out.len()).map_err(|_| Errno::Overflow)?;
+    if let Err(e) = memory.copy_from_slice(&out, buf.as_array(n)) {
+        *guard = None;
+        return Err(e.into());
+    }
+    Ok(n)
+}
+
+/// Writes the entries after `cookie` into `out`, at most `cap` bytes, the last one
+/// truncated if it does not fit (as the WASI spec says: the guest then asks again from
+/// that entry with a larger buffer). Reuses the cursor when the guest continues where
+/// the last call stopped, so reading a directory takes time linear in its size.
+fn fill(
+    call: &Call<'_>,
+    d: &DirDesc,
+    slot: &mut Option<DirCursor>,
+    cookie: u64,
+    cap: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), types::Error> {
+    let cursor = match slot {
+        Some(c) if c.pos <= cookie => c,
+        Some(c) => {
+            c.stream.rewind();
+            c.pos = 0;
+            c.pending = None;
+            c
+        }
+        None => {
+            let stream = rustix::fs::Dir::read_from(&d.dir).map_err(errno::sys)?;
+            slot.insert(DirCursor { stream, _held: call.wasi.fds.hold(), pos: 0, pending: None })
+        }
+    };
+    while cursor.pos < cookie {
+        if next_entry(cursor)?.is_none() {
+            return Ok(());
+        }
+        cursor.pos += 1;
+    }
+    let mut dir_ino = None;
+    while out.len() < cap {
+        let Some(entry) = next_entry(cursor)? else { break };
+        let (ino, filetype, name): (u64, Filetype, &[u8]) = match &entry {
+            Entry::Dot(name) => {
+                let ino = match dir_ino {
+                    Some(i) => i,
+                    None => *dir_ino.insert(rustix::fs::fstat(d.dir.as_fd()).map_err(errno::sys)?.st_ino),
+                };
+                (ino, Filetype::Directory, name)
+            }
+            Entry::Host(e) => (e.ino(), entry_type(cursor, e), e.file_name().to_bytes()),
+        };
+        let namlen = u32::try_from(name.len()).map_err(|_| Errno::Overflow)?;
+        let mut head = [0u8; DIRENT_SIZE];
+        head[0..8].copy_from_slice(&(cursor.pos + 1).to_le_bytes());
+        head[8..16].copy_from_slice(&ino.to_le_bytes());
+        head[16..20].copy_from_slice(&namlen.to_le_bytes());
+        head[20] = filetype as u8;
+        let room = cap - out.len();
+        if room < DIRENT_SIZE + name.len() {
+            // The buffer ends inside this entry: hand over what fits, keep the entry
+            // for the next call (which comes with this entry's cookie, `pos`).
+            out.extend_from_slice(&head[..room.min(DIRENT_SIZE)]);
+            out.extend_from_slice(&name[..room.saturating_sub(DIRENT_SIZE)]);
+            if let Entry::Host(e) = entry {
+                cursor.pending = Some(e);
+            }
+            break;
+        }
+        out.extend_from_slice(&head);
+        out.extend_from_slice(name);
+        cursor.pos += 1;
+    }
+    Ok(())
+}

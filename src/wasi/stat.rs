@@ -1,0 +1,120 @@
+//! Host files in WASI's terms, for every call that asks what a file is: its kind (from
+//! the host's mode bits or a directory entry's type), its WASI file type, its `filestat`,
+//! and the timestamps of `*_filestat_set_times`.
+
+use std::fs::File;
+use std::os::fd::BorrowedFd;
+
+use cap_primitives::fs::{Metadata, MetadataExt as _};
+use rustix::fs::{FileType, Timespec, Timestamps};
+use wasmtime_wasi::p1::types::{self, Errno, Filestat, Filetype, Fstflags};
+
+use super::errno;
+
+/// What kind of object a host file is. A [`FileDesc`](super::descriptor::FileDesc) is
+/// never a directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FileKind {
+    Regular,
+    Directory,
+    Symlink,
+    Fifo,
+    CharDevice,
+    BlockDevice,
+    Socket,
+    Unknown,
+}
+
+impl FileKind {
+    /// The kind of a host file type (of `st_mode`, or a directory entry's `d_type`).
+    pub(crate) fn of(t: FileType) -> FileKind {
+        match t {
+            FileType::RegularFile => FileKind::Regular,
+            FileType::Directory => FileKind::Directory,
+            FileType::Symlink => FileKind::Symlink,
+            FileType::Fifo => FileKind::Fifo,
+            FileType::CharacterDevice => FileKind::CharDevice,
+            FileType::BlockDevice => FileKind::BlockDevice,
+            FileType::Socket => FileKind::Socket,
+            FileType::Unknown => FileKind::Unknown,
+        }
+    }
+
+    /// The kind of a file with these mode bits (`st_mode`).
+    pub(crate) fn of_mode(mode: u32) -> FileKind {
+        FileKind::of(FileType::from_raw_mode(mode))
+    }
+
+    /// The kind of the file open at `fd`, with its device and inode numbers; `None` when
+    /// `fstat` fails.
+    pub(crate) fn of_fd(fd: BorrowedFd<'_>) -> Option<(FileKind, u64, u64)> {
+        rustix::fs::fstat(fd).ok().map(|st| (FileKind::of_mode(st.st_mode), st.st_dev, st.st_ino))
+    }
+
+    /// True when reads or writes can block indefinitely (pipes, ttys, sockets).
+    pub(crate) fn may_block(self) -> bool {
+        !matches!(self, FileKind::Regular | FileKind::BlockDevice)
+    }
+
+    /// The WASI file type (FIFOs have no WASI code: `unknown`, as Wasmtime 48).
+    pub(crate) fn filetype(self) -> Filetype {
+        match self {
+            FileKind::Regular => Filetype::RegularFile,
+            FileKind::Directory => Filetype::Directory,
+            FileKind::Symlink => Filetype::SymbolicLink,
+            FileKind::CharDevice => Filetype::CharacterDevice,
+            FileKind::BlockDevice => Filetype::BlockDevice,
+            FileKind::Socket => Filetype::SocketStream,
+            FileKind::Fifo | FileKind::Unknown => Filetype::Unknown,
+        }
+    }
+}
+
+/// Nanoseconds since the epoch, saturating (negative times are 0).
+pub(super) fn nanos(secs: i64, nsecs: i64) -> u64 {
+    u64::try_from(secs).map_or(0, |s| s.saturating_mul(1_000_000_000).saturating_add(nsecs.max(0) as u64))
+}
+
+/// The WASI `filestat` of host metadata, with the host's device and inode numbers (not
+/// Wasmtime 48's hash of them).
+pub(super) fn filestat(m: &Metadata) -> Filestat {
+    Filestat {
+        dev: m.dev(),
+        ino: m.ino(),
+        filetype: FileKind::of_mode(m.mode()).filetype(),
+        nlink: m.nlink(),
+        size: m.size(),
+        atim: nanos(m.atime(), m.atime_nsec()),
+        mtim: nanos(m.mtime(), m.mtime_nsec()),
+        ctim: nanos(m.ctime(), m.ctime_nsec()),
+    }
+}
+
+/// The WASI `filestat` of an open file or directory.
+pub(super) fn filestat_of(file: &File) -> Result<Filestat, types::Error> {
+    Ok(filestat(&Metadata::from_just_metadata(file.metadata().map_err(errno::io)?)))
+}
+
+/// The times `fd_filestat_set_times` and `path_filestat_set_times` set: each of `atim`
+/// and `mtim` set, now, or left alone, as `fst_flags` says.
+pub(super) fn timestamps(
+    atim: types::Timestamp,
+    mtim: types::Timestamp,
+    fst_flags: Fstflags,
+) -> Result<Timestamps, types::Error> {
+    Ok(Timestamps {
+        last_access: timespec(fst_flags.contains(Fstflags::ATIM), fst_flags.contains(Fstflags::ATIM_NOW), atim)?,
+        last_modification: timespec(fst_flags.contains(Fstflags::MTIM), fst_flags.contains(Fstflags::MTIM_NOW), mtim)?,
+    })
+}
+
+/// One time for `utimensat`/`futimens`: set, now, or left alone (`inval` for both set and
+/// now, as Wasmtime 48).
+fn timespec(set: bool, now: bool, ts: types::Timestamp) -> Result<Timespec, types::Error> {
+    Ok(match (set, now) {
+        (true, true) => return Err(Errno::Inval.into()),
+        (true, false) => Timespec { tv_sec: (ts / 1_000_000_000) as i64, tv_nsec: (ts % 1_000_000_000) as _ },
+        (false, true) => Timespec { tv_sec: 0, tv_nsec: rustix::fs::UTIME_NOW },
+        (false, false) => Timespec { tv_sec: 0, tv_nsec: rustix::fs::UTIME_OMIT },
+    })
+}

@@ -1,0 +1,101 @@
+//! A run's standard streams, in one vocabulary:
+//! - [`Input`] and [`Output`]: what the host asks for (in a [`RunConfig`](crate::RunConfig));
+//! - [`InputStream`] (`input.rs`) and [`OutputStream`] (`output.rs`): the live streams a
+//!   run opens from them;
+//! - [`Stdio`]: a run's three live streams. Which guest fds refer to them is the
+//!   descriptor table's business ([`Descriptor::Stdin`], [`Descriptor::Output`]).
+//!
+//! [`Descriptor::Stdin`]: super::descriptor::Descriptor::Stdin
+//! [`Descriptor::Output`]: super::descriptor::Descriptor::Output
+
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Result;
+
+use super::input::InputStream;
+use super::output::OutputStream;
+use super::stat::FileKind;
+
+/// Receives what one guest thread wrote with one `fd_write`: `(tid, bytes)`.
+pub type OutputCallback = Arc<dyn Fn(i32, &[u8]) + Send + Sync>;
+
+/// Where stdout or stderr goes.
+#[derive(Clone, Default)]
+pub enum Output {
+    /// The host process's own stdout / stderr (default).
+    #[default]
+    Inherit,
+    /// Discarded; writes succeed.
+    Null,
+    /// An open file or descriptor, shared by every run that uses this config.
+    File(Arc<File>),
+    /// Handed to a callback, one call per `fd_write`; calls for one stream never overlap.
+    Callback(OutputCallback),
+}
+
+/// Where stdin comes from.
+#[derive(Clone, Default)]
+pub enum Input {
+    /// The host process's own stdin (default).
+    #[default]
+    Inherit,
+    /// End of file at once.
+    Null,
+    /// These bytes, then end of file. Each run reads them from the start.
+    Bytes(Arc<[u8]>),
+    /// A file, opened by each run when it starts.
+    Path(PathBuf),
+    /// An open descriptor (a pipe, a socket, a file), shared by every run using this config.
+    File(Arc<File>),
+}
+
+/// Which of a run's output streams a descriptor writes (it stays that stream wherever the
+/// guest renumbers it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OutputName {
+    Stdout,
+    Stderr,
+}
+
+/// The three standard streams of one run.
+pub(crate) struct Stdio {
+    pub(crate) stdin: InputStream,
+    stdout: OutputStream,
+    stderr: OutputStream,
+}
+
+impl Stdio {
+    pub(crate) fn open(stdin: &Input, stdout: &Output, stderr: &Output) -> Result<Stdio> {
+        Ok(Stdio {
+            stdin: InputStream::open(stdin)?,
+            stdout: OutputStream::new(stdout, OutputName::Stdout),
+            stderr: OutputStream::new(stderr, OutputName::Stderr),
+        })
+    }
+
+    /// The stream `name` is.
+    pub(crate) fn output(&self, name: OutputName) -> &OutputStream {
+        match name {
+            OutputName::Stdout => &self.stdout,
+            OutputName::Stderr => &self.stderr,
+        }
+    }
+}
+
+/// A new non-blocking description of the pipe or FIFO at `fd` (device `dev`, inode
+/// `ino`), for reading or (`write`) writing, when `/proc` offers one and it is the same
+/// pipe (opening for writing fails while the pipe has no reader). The run then never
+/// changes the blocking mode of a description it shares with the host.
+pub(super) fn reopen_pipe(fd: BorrowedFd<'_>, dev: u64, ino: u64, write: bool) -> Option<File> {
+    let f = std::fs::OpenOptions::new()
+        .read(!write)
+        .write(write)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
+        .open(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .ok()?;
+    (FileKind::of_fd(f.as_fd()) == Some((FileKind::Fifo, dev, ino))).then_some(f)
+}
