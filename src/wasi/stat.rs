@@ -118,3 +118,58 @@ fn timespec(set: bool, now: bool, ts: types::Timestamp) -> Result<Timespec, type
         (false, false) => Timespec { tv_sec: 0, tv_nsec: rustix::fs::UTIME_OMIT },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+
+    use super::*;
+
+    /// Every kind a descriptor can be, from the host's own objects, with the WASI file
+    /// type each reports and whether reading it may block.
+    #[test]
+    fn host_files_get_their_kind_filetype_and_blocking() {
+        let dir = std::fs::File::open(std::env::temp_dir()).unwrap();
+        let regular = std::fs::File::open("/proc/self/exe").unwrap();
+        let null = std::fs::File::open("/dev/null").unwrap();
+        let (pipe, _writer) = rustix::pipe::pipe().unwrap();
+        let (socket, _peer) = rustix::net::socketpair(
+            rustix::net::AddressFamily::UNIX,
+            rustix::net::SocketType::STREAM,
+            rustix::net::SocketFlags::CLOEXEC,
+            None,
+        )
+        .unwrap();
+        let cases = [
+            (dir.as_fd(), FileKind::Directory, Filetype::Directory, true),
+            (regular.as_fd(), FileKind::Regular, Filetype::RegularFile, false),
+            (null.as_fd(), FileKind::CharDevice, Filetype::CharacterDevice, true),
+            (pipe.as_fd(), FileKind::Fifo, Filetype::Unknown, true),
+            (socket.as_fd(), FileKind::Socket, Filetype::SocketStream, true),
+        ];
+        for (fd, kind, filetype, may_block) in cases {
+            let (got, ..) = FileKind::of_fd(fd).unwrap();
+            assert_eq!((got, got.filetype(), got.may_block()), (kind, filetype, may_block), "{kind:?}");
+        }
+        let link = std::fs::symlink_metadata("/proc/self/exe").unwrap();
+        assert_eq!(FileKind::of_mode(std::os::unix::fs::MetadataExt::mode(&link)).filetype(), Filetype::SymbolicLink);
+        // A block device is read directly, as a regular file.
+        assert!(!FileKind::BlockDevice.may_block());
+        assert_eq!(FileKind::BlockDevice.filetype(), Filetype::BlockDevice);
+    }
+
+    #[test]
+    fn times_are_set_now_or_left_alone_and_never_both() {
+        let t = timestamps(3_000_000_007, 0, Fstflags::ATIM | Fstflags::MTIM_NOW).unwrap();
+        assert_eq!((t.last_access.tv_sec, t.last_access.tv_nsec), (3, 7));
+        assert_eq!(t.last_modification.tv_nsec, rustix::fs::UTIME_NOW);
+        let t = timestamps(1, 1, Fstflags::empty()).unwrap();
+        assert_eq!(
+            (t.last_access.tv_nsec, t.last_modification.tv_nsec),
+            (rustix::fs::UTIME_OMIT, rustix::fs::UTIME_OMIT)
+        );
+        assert!(timestamps(1, 1, Fstflags::MTIM | Fstflags::MTIM_NOW).is_err());
+        assert_eq!(nanos(-1, 5), 0, "before the epoch");
+        assert_eq!(nanos(2, 5), 2_000_000_005);
+    }
+}
