@@ -124,41 +124,42 @@ impl InputStream {
         self.fd().is_some_and(|fd| fd.is_terminal())
     }
 
-    /// Reads at most `max` bytes (none at end of input), each attempt after a wait saw
-    /// the descriptor readable, so a reader blocked on an empty pipe still stops when its
-    /// run ends (a trap then).
-    pub(crate) fn read(&self, call: &Call<'_>, max: usize) -> Result<Vec<u8>, types::Error> {
+    /// Reads into the spare capacity of the empty `buf` (nothing at end of input), each
+    /// attempt after a wait saw the descriptor readable, so a reader blocked on an empty
+    /// pipe still stops when its run ends (a trap then).
+    pub(crate) fn read(&self, call: &Call<'_>, buf: &mut Vec<u8>) -> Result<(), types::Error> {
         let (mode, lock) = match self {
-            InputStream::Null => return Ok(Vec::new()),
+            InputStream::Null => return Ok(()),
             InputStream::Bytes { data, pos } => {
                 let mut pos = pos.lock();
                 let rest = data.get(*pos..).unwrap_or_default();
-                let n = max.min(rest.len());
+                let n = buf.capacity().min(rest.len());
                 *pos += n;
-                return Ok(rest[..n].to_vec());
+                buf.extend_from_slice(&rest[..n]);
+                return Ok(());
             }
             InputStream::Fd(FdInput { mode, lock, .. }) => (*mode, lock),
         };
-        let Some(fd) = self.fd() else { return Ok(Vec::new()) };
-        if max == 0 {
-            return Ok(Vec::new());
+        let Some(fd) = self.fd() else { return Ok(()) };
+        if buf.capacity() == 0 {
+            return Ok(());
         }
-        let mut buf = Vec::with_capacity(max);
         if mode == Mode::Direct {
-            errno::retry_intr(|| rustix::io::read(fd, rustix::buffer::spare_capacity(&mut buf))).map_err(errno::sys)?;
-            return Ok(buf);
+            errno::retry_intr(|| rustix::io::read(fd, rustix::buffer::spare_capacity(&mut *buf)))
+                .map_err(errno::sys)?;
+            return Ok(());
         }
         let _serial = lock_alive(lock, call.signal)?;
         loop {
             call.wait_ready(fd, PollFlags::IN, false)?;
             let got = if mode == Mode::Socket {
-                rustix::net::recv(fd, rustix::buffer::spare_capacity(&mut buf), rustix::net::RecvFlags::DONTWAIT)
+                rustix::net::recv(fd, rustix::buffer::spare_capacity(&mut *buf), rustix::net::RecvFlags::DONTWAIT)
                     .map(|(n, _)| n)
             } else {
-                rustix::io::read(fd, rustix::buffer::spare_capacity(&mut buf))
+                rustix::io::read(fd, rustix::buffer::spare_capacity(&mut *buf))
             };
             match got {
-                Ok(_) => return Ok(buf),
+                Ok(_) => return Ok(()),
                 // Nothing read: wait again. `EINTR` too is no plain retry here: on a
                 // blocking description another reader may have taken the bytes, and a
                 // second read could then block where the signal cannot reach it.

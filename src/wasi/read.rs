@@ -62,10 +62,7 @@ fn read_stdin(
     iovs: types::IovecArray,
 ) -> Result<types::Size, types::Error> {
     let cap = iovec::capacity(memory, iovs)?;
-    let grant = iovec::reserve(&call.wasi.copy_budget, cap.min(MAX_STREAM_READ));
-    let data = call.wasi.stdio.stdin.read(call, grant.len)?;
-    iovec::scatter(memory, iovs, &data)?;
-    iovec::size(data.len())
+    read_copied(call, memory, iovs, cap.min(MAX_STREAM_READ), |buf| call.wasi.stdio.stdin.read(call, buf))
 }
 
 /// `fd_read` (`at` `None`) or `fd_pread` of a file.
@@ -86,7 +83,10 @@ fn read_file(
         return Ok(0);
     }
     if f.kind.may_block() {
-        return read_stream(call, memory, f, iovs, cap, at);
+        return read_copied(call, memory, iovs, cap.min(MAX_STREAM_READ), |buf| {
+            call.until_ready(f, PollFlags::IN, || read_stream_once(f, buf, at))?;
+            Ok(())
+        });
     }
     // Unshared memory and one buffer: read straight into it, no copy.
     if let (GuestMemory::Unshared(_), Some(one)) = (&*memory, iovec::single(&bufs)) {
@@ -113,36 +113,40 @@ fn read_file(
             return iovec::size(direct::read(&f.file, &direct, at)?);
         }
     }
-    let grant = iovec::reserve(&call.wasi.copy_budget, cap);
-    let mut data = Vec::with_capacity(grant.len);
-    errno::retry_intr(|| read_into(f, &mut data, at)).map_err(errno::sys)?;
-    iovec::scatter(memory, iovs, &data)?;
-    iovec::size(data.len())
+    read_copied(call, memory, iovs, cap, |buf| {
+        errno::retry_intr(|| read_into(f, buf, at)).map_err(errno::sys)?;
+        Ok(())
+    })
 }
 
-/// A read of a file that may block, of at most `cap` bytes, through a copy buffer.
-fn read_stream(
+/// A read through a host copy buffer of at most `cap` bytes (less when the run's copy
+/// budget is spent): `fill` reads into the buffer's spare capacity, then the bytes go to
+/// the guest's buffers.
+fn read_copied(
     call: &Call<'_>,
     memory: &mut GuestMemory<'_>,
-    f: &FileDesc,
     iovs: types::IovecArray,
     cap: usize,
-    at: Option<u64>,
+    fill: impl FnOnce(&mut Vec<u8>) -> Result<(), types::Error>,
 ) -> Result<types::Size, types::Error> {
-    let grant = iovec::reserve(&call.wasi.copy_budget, cap.min(MAX_STREAM_READ));
+    let grant = iovec::reserve(&call.wasi.copy_budget, cap);
     let mut buf = Vec::with_capacity(grant.len);
-    call.until_ready(f, PollFlags::IN, || {
-        let n = read_into(f, &mut buf, at)?;
-        if n == 0 && f.kind == FileKind::Fifo && !f.is_nonblock() && !fifo_writer_left(f) {
-            // No writer has opened the FIFO since `path_open` (which never waits for
-            // one): POSIX's blocking open would still be waiting, so wait for data or
-            // for a writer to come and go instead of reporting end of file.
-            return Err(rustix::io::Errno::AGAIN);
-        }
-        Ok(n)
-    })?;
+    fill(&mut buf)?;
     iovec::scatter(memory, iovs, &buf)?;
     iovec::size(buf.len())
+}
+
+/// One read of a file that may block. 0 bytes from a FIFO that no writer has opened yet
+/// is `EAGAIN`, not end of file.
+fn read_stream_once(f: &FileDesc, buf: &mut Vec<u8>, at: Option<u64>) -> rustix::io::Result<usize> {
+    let n = read_into(f, buf, at)?;
+    if n == 0 && f.kind == FileKind::Fifo && !f.is_nonblock() && !fifo_writer_left(f) {
+        // No writer has opened the FIFO since `path_open` (which never waits for one):
+        // POSIX's blocking open would still be waiting, so wait for data or for a writer
+        // to come and go instead of reporting end of file.
+        return Err(rustix::io::Errno::AGAIN);
+    }
+    Ok(n)
 }
 
 /// One read of `f` into the spare capacity of `buf`: at its cursor (`at` `None`; under
