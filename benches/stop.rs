@@ -205,7 +205,7 @@ fn main() {
             assert!(exit.unstopped.is_empty(), "{}: {exit:?}", place.name);
             let thread = how.lock().unwrap().clone();
             assert!(
-                thread.as_ref().is_some_and(|t| t.is_terminated()),
+                thread.as_ref().is_some_and(wasithreads::ThreadExit::is_terminated),
                 "{}: the thread was not blocked there",
                 place.name
             );

@@ -286,7 +286,7 @@ fn main() {
         value: format!("{:.0} KiB", per_thread / 1024.0),
         ratio: f64::NAN,
         target: "≤ 1 MiB above its stack",
-        met: per_thread <= (1 << 20) as f64,
+        met: per_thread <= f64::from(1 << 20),
     });
 
     println!("\n| benchmark | baseline | wasithreads | ratio | target | met |");

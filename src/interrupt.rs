@@ -48,7 +48,7 @@ pub(crate) const RESERVED_PAGE: u32 = 0x7E15_0000;
 
 // Aligned for every host page size up to 64 KiB, and addressed with a 32-bit
 // displacement. (`engine.rs` checks that the memory reservation holds it.)
-const _: () = assert!(RESERVED_PAGE as u64 % PAGE_BYTES == 0);
+const _: () = assert!((RESERVED_PAGE as u64).is_multiple_of(PAGE_BYTES));
 const _: () = assert!(RESERVED_PAGE as u64 + PAGE_BYTES <= 1 << 31);
 
 /// The name, in the library's internal import module, of the one-page memory of
@@ -75,7 +75,7 @@ pub(crate) enum Placement {
 pub(crate) fn has_reserved_page(memory64: bool, page_size_log2: Option<u32>, maximum_pages: Option<u64>) -> bool {
     let standard = !memory64 && page_size_log2.is_none_or(|log2| log2 == 16);
     let max = maximum_pages.and_then(|p| p.checked_mul(PAGE_BYTES));
-    standard && max.is_some_and(|max| max >= PAGE_BYTES && max <= RESERVED_PAGE as u64 - PAGE_BYTES)
+    standard && max.is_some_and(|max| max >= PAGE_BYTES && max <= u64::from(RESERVED_PAGE) - PAGE_BYTES)
 }
 
 /// A run's interrupt page: one page-aligned range of a memory's mapping, which ending
@@ -127,7 +127,7 @@ impl Page {
     }
 
     fn protect(&self, prot: libc::c_int) -> std::io::Result<()> {
-        let page = (self.memory.data().as_ptr() as *mut u8).wrapping_add(self.offset);
+        let page = self.memory.data().as_ptr().cast::<u8>().cast_mut().wrapping_add(self.offset);
         // SAFETY: the range is either the whole of a one-page memory or a page of the
         // reservation of `self.memory` past its maximum (see `reserved`), and
         // `self.memory` keeps that mapping alive. No host code reads or writes the range

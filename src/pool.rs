@@ -197,7 +197,7 @@ mod tests {
     fn blocking_jobs_are_capped_per_pool() {
         let pool = Pool::new(256 * 1024);
         let (release, released) = std::sync::mpsc::channel::<()>();
-        let released = Arc::new(parking_lot::Mutex::new(released));
+        let released = Arc::new(Mutex::new(released));
         let (done_tx, done) = std::sync::mpsc::channel();
         for _ in 0..MAX_BLOCKING {
             let (released, done_tx) = (released.clone(), done_tx.clone());

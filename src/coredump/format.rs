@@ -215,7 +215,7 @@ mod tests {
                     let d = d.unwrap();
                     let wasmparser::DataKind::Active { memory_index, offset_expr } = d.kind else { panic!() };
                     let offset = match offset_expr.get_operators_reader().read().unwrap() {
-                        wasmparser::Operator::I32Const { value } => value as u32 as u64,
+                        wasmparser::Operator::I32Const { value } => u64::from(value as u32),
                         wasmparser::Operator::I64Const { value } => value as u64,
                         op => panic!("{op:?}"),
                     };

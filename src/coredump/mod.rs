@@ -197,8 +197,11 @@ fn read_from(bytes: &[u8]) -> impl Fn(usize, &mut [u8]) + '_ {
     move |at, buf| buf.copy_from_slice(&bytes[at..at + buf.len()])
 }
 
+/// Copies the bytes of a memory at an offset into a buffer.
+type Reader<'a> = Box<dyn Fn(usize, &mut [u8]) + 'a>;
+
 /// Reads the run's shared memory where it is, without copying it first.
-fn shared_reader(m: &SharedMemory) -> Box<dyn Fn(usize, &mut [u8]) + '_> {
+fn shared_reader(m: &SharedMemory) -> Reader<'_> {
     let data = m.data();
     Box::new(move |at, buf| {
         let src = &data[at..at + buf.len()];

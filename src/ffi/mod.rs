@@ -12,6 +12,9 @@
 //! (runs and how they ended), `error.rs`, `version.rs`.
 
 #![allow(non_camel_case_types)]
+// The exports take raw pointers from C and cannot be `unsafe fn`s to their callers; each
+// checks its pointers (`try_ref!`, `Handle`) and the header states what they must point to.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 #[macro_use]
 mod boundary;

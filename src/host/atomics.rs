@@ -67,7 +67,7 @@ pub(crate) fn define(linker: &mut Linker<StoreData>, imp: AtomicImport) -> anyho
             INTERNAL_MODULE,
             &name,
             move |caller: Caller<'_, StoreData>, addr: i32, expected: i32, timeout: i64| {
-                wait(caller.data(), addr, offset, 4, expected as u32 as u64, timeout)
+                wait(caller.data(), addr, offset, 4, u64::from(expected as u32), timeout)
             },
         )?,
         AtomicOp::Wait64 => linker.func_wrap(
@@ -89,7 +89,7 @@ pub(crate) fn define(linker: &mut Linker<StoreData>, imp: AtomicImport) -> anyho
 /// The host address of the `size`-byte word at `addr + offset`, checked as the wasm
 /// instruction checks it: misaligned or out-of-bounds accesses trap.
 fn locate(mem: &SharedMemory, addr: i32, offset: u64, size: u64) -> Result<usize, Trap> {
-    let ea = (addr as u32 as u64).checked_add(offset).ok_or(Trap::MemoryOutOfBounds)?;
+    let ea = u64::from(addr as u32).checked_add(offset).ok_or(Trap::MemoryOutOfBounds)?;
     if ea % size != 0 {
         return Err(Trap::HeapMisaligned);
     }

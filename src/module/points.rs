@@ -67,7 +67,7 @@ pub(super) fn entry_points(funcs: &[Calls]) -> Vec<bool> {
             let mut sum = callees.iter().fold(0u64, |a, (w, _)| a.saturating_add(*w));
             if sum > LIMIT {
                 // The heaviest callees get a point until the rest fits.
-                callees.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+                callees.sort_unstable_by_key(|c| std::cmp::Reverse(c.0));
                 for (w, g) in callees {
                     if sum <= LIMIT {
                         break;

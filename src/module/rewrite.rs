@@ -160,12 +160,12 @@ fn scan(wasm: &[u8]) -> Result<Scan> {
                     if let (DataKind::Active { memory_index, offset_expr }, Some(shared)) = (&d.kind, s.shared) {
                         if *memory_index == shared.index {
                             let mut ops = offset_expr.get_operators_reader();
-                            let offset = match (ops.read()?, ops.read()?) {
-                                (Operator::I32Const { value }, Operator::End) => value,
-                                _ => bail!(
+                            let (Operator::I32Const { value: offset }, Operator::End) = (ops.read()?, ops.read()?)
+                            else {
+                                bail!(
                                     "data segment {data_index} of the shared memory has an offset that is not an \
                                      `i32.const`, which wasithreads cannot apply once for all threads"
-                                ),
+                                );
                             };
                             s.active.push((data_index, offset, d.data.len() as u32));
                         }
@@ -180,7 +180,7 @@ fn scan(wasm: &[u8]) -> Result<Scan> {
         }
     }
     let shared = s.shared.map_or(u32::MAX, |s| s.index);
-    for (calls, atomics) in super::body::scan(&bodies, s.num_func_imports, shared)? {
+    for (calls, atomics) in body::scan(&bodies, s.num_func_imports, shared)? {
         s.calls.push(calls);
         s.atomics.extend(atomics);
     }

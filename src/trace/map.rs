@@ -148,7 +148,7 @@ impl OffsetMap {
     /// Reads bytes made by [`OffsetMap::to_bytes`].
     pub(crate) fn from_bytes(bytes: &[u8]) -> Result<OffsetMap> {
         let mut words = bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
-        if bytes.len() % 4 != 0 {
+        if !bytes.len().is_multiple_of(4) {
             bail!("offset map of {} bytes is not a whole number of words", bytes.len());
         }
         let mut next = || words.next().ok_or_else(|| anyhow::anyhow!("offset map is truncated"));

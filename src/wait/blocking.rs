@@ -20,12 +20,12 @@ struct Blocking<F, T> {
 impl<F: FnOnce() -> T, T> Blocking<F, T> {
     /// Runs the job if nobody has yet, and publishes its result (none if it panicked).
     fn run(&self) {
-        let job = self.job.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let job = self.job.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         if let Some(job) = job {
             // The job's captures (the descriptor it holds) are dropped when it returns,
             // before the waiter can see the result.
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).ok();
-            *self.result.lock().unwrap_or_else(|p| p.into_inner()) = r;
+            *self.result.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = r;
             self.finished.store(true, Ordering::SeqCst);
         }
     }
@@ -69,7 +69,7 @@ impl Signal {
             unsafe { self.park(slot, hand.key(), || !hand.finished.load(Ordering::SeqCst), None) };
             self.bail_if_ending()?;
         }
-        let result = hand.result.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let result = hand.result.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         result.ok_or_else(|| wasmtime::format_err!("host panic in a blocking system call"))
     }
 }

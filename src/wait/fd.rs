@@ -10,7 +10,7 @@ use super::{Signal, Terminated};
 
 /// `d` as the `poll(2)` timeout it is.
 fn timespec(d: Duration) -> rustix::time::Timespec {
-    rustix::time::Timespec { tv_sec: d.as_secs().min(i64::MAX as u64) as i64, tv_nsec: d.subsec_nanos() as _ }
+    rustix::time::Timespec { tv_sec: d.as_secs().min(i64::MAX as u64) as i64, tv_nsec: d.subsec_nanos().into() }
 }
 
 impl Signal {

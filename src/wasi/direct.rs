@@ -117,6 +117,7 @@ fn vectored(
         // the shared memory `iovs` borrows (checked when it was made), which outlives the
         // call and never shrinks, so the kernel reads or writes only that memory.
         None => unsafe { cursor(fd, ptr, n) },
+        // SAFETY: as above; the offset is the kernel's to check.
         Some(off) => unsafe { offset(fd, ptr, n, off as libc::off_t) },
     })
 }

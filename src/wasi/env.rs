@@ -80,7 +80,7 @@ fn host_clock(id: Clockid) -> rustix::time::ClockId {
 pub(super) fn clock_res_get(
     _call: &Call<'_>,
     _memory: &mut GuestMemory<'_>,
-    id: types::Clockid,
+    id: Clockid,
 ) -> Result<types::Timestamp, types::Error> {
     let res = rustix::time::clock_getres(host_clock(id));
     Ok(stat::nanos(res.tv_sec, res.tv_nsec).max(1))
@@ -89,7 +89,7 @@ pub(super) fn clock_res_get(
 pub(super) fn clock_time_get(
     call: &Call<'_>,
     _memory: &mut GuestMemory<'_>,
-    id: types::Clockid,
+    id: Clockid,
     _precision: types::Timestamp,
 ) -> Result<types::Timestamp, types::Error> {
     Ok(match id {

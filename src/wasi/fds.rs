@@ -55,7 +55,7 @@ impl FdTable {
 
     /// The descriptor at `fd`.
     pub(crate) fn get(&self, fd: u32) -> Result<Arc<OpenFd>, FdError> {
-        self.slots.read().get(fd as usize).and_then(|s| s.clone()).ok_or(FdError::BadFd)
+        self.slots.read().get(fd as usize).and_then(Clone::clone).ok_or(FdError::BadFd)
     }
 
     /// Counts one more host descriptor whatever the limit: a directory cursor, which
@@ -70,7 +70,7 @@ impl FdTable {
         let held = self.held.try_take(1).ok_or(FdError::TooMany)?;
         let entry = Arc::new(OpenFd { desc: d, _held: held });
         let mut slots = self.slots.write();
-        let fd = match slots.iter().position(|s| s.is_none()) {
+        let fd = match slots.iter().position(Option::is_none) {
             Some(free) => free,
             None => {
                 slots.push(None);

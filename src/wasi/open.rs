@@ -33,15 +33,16 @@ use super::{errno, Call};
 /// Longest sleep between two attempts to open a FIFO for writing that has no reader.
 const FIFO_RETRY_MAX: Duration = Duration::from_millis(50);
 
+#[allow(clippy::too_many_arguments, reason = "the parameters of preview 1's path_open")]
 pub(super) fn path_open(
     call: &Call<'_>,
     memory: &mut GuestMemory<'_>,
     dirfd: types::Fd,
-    dirflags: types::Lookupflags,
+    dirflags: Lookupflags,
     path: GuestPtr<str>,
-    oflags: types::Oflags,
-    fs_rights_base: types::Rights,
-    _fs_rights_inheriting: types::Rights,
+    oflags: Oflags,
+    fs_rights_base: Rights,
+    _fs_rights_inheriting: Rights,
     fdflags: types::Fdflags,
 ) -> Result<types::Fd, types::Error> {
     let desc = call.descriptor(dirfd)?;

@@ -108,7 +108,7 @@ pub(super) fn path_filestat_get(
     call: &Call<'_>,
     memory: &mut GuestMemory<'_>,
     dirfd: types::Fd,
-    flags: types::Lookupflags,
+    flags: Lookupflags,
     path: GuestPtr<str>,
 ) -> Result<types::Filestat, types::Error> {
     beneath(call, memory, dirfd, path, false, |d, path| {
@@ -117,11 +117,12 @@ pub(super) fn path_filestat_get(
     })
 }
 
+#[allow(clippy::too_many_arguments, reason = "the parameters of preview 1's path_filestat_set_times")]
 pub(super) fn path_filestat_set_times(
     call: &Call<'_>,
     memory: &mut GuestMemory<'_>,
     dirfd: types::Fd,
-    flags: types::Lookupflags,
+    flags: Lookupflags,
     path: GuestPtr<str>,
     atim: types::Timestamp,
     mtim: types::Timestamp,
@@ -198,7 +199,7 @@ pub(super) fn path_link(
     call: &Call<'_>,
     memory: &mut GuestMemory<'_>,
     src_fd: types::Fd,
-    src_flags: types::Lookupflags,
+    src_flags: Lookupflags,
     src_path: GuestPtr<str>,
     target_fd: types::Fd,
     target_path: GuestPtr<str>,

@@ -198,7 +198,7 @@ pub(super) fn poll_oneoff(
     call: &Call<'_>,
     memory: &mut GuestMemory<'_>,
     subs: GuestPtr<types::Subscription>,
-    events: GuestPtr<types::Event>,
+    events: GuestPtr<Event>,
     nsubscriptions: types::Size,
 ) -> Result<types::Size, types::Error> {
     if nsubscriptions == 0 {

@@ -61,8 +61,8 @@ pub(super) fn sock_recv(
     memory: &mut GuestMemory<'_>,
     fd: types::Fd,
     ri_data: types::IovecArray,
-    ri_flags: types::Riflags,
-) -> Result<(types::Size, types::Roflags), types::Error> {
+    ri_flags: Riflags,
+) -> Result<(types::Size, Roflags), types::Error> {
     let desc = call.descriptor(fd)?;
     let sock = match &**desc {
         Descriptor::Stdin => match (&call.wasi.stdio.stdin, call.wasi.stdio.stdin.fd()) {
@@ -161,7 +161,7 @@ pub(super) fn sock_shutdown(
     call: &Call<'_>,
     _memory: &mut GuestMemory<'_>,
     fd: types::Fd,
-    how: types::Sdflags,
+    how: Sdflags,
 ) -> Result<(), types::Error> {
     let desc = call.descriptor(fd)?;
     let f = match &**desc {
@@ -182,7 +182,7 @@ pub(super) fn sock_accept(
     call: &Call<'_>,
     _memory: &mut GuestMemory<'_>,
     fd: types::Fd,
-    flags: types::Fdflags,
+    flags: Fdflags,
 ) -> Result<types::Fd, types::Error> {
     let desc = call.descriptor(fd)?;
     let listener = match &**desc {

@@ -129,9 +129,9 @@ mod tests {
     /// type each reports and whether reading it may block.
     #[test]
     fn host_files_get_their_kind_filetype_and_blocking() {
-        let dir = std::fs::File::open(std::env::temp_dir()).unwrap();
-        let regular = std::fs::File::open("/proc/self/exe").unwrap();
-        let null = std::fs::File::open("/dev/null").unwrap();
+        let dir = File::open(std::env::temp_dir()).unwrap();
+        let regular = File::open("/proc/self/exe").unwrap();
+        let null = File::open("/dev/null").unwrap();
         let (pipe, _writer) = rustix::pipe::pipe().unwrap();
         let (socket, _peer) = rustix::net::socketpair(
             rustix::net::AddressFamily::UNIX,
