@@ -6,11 +6,18 @@
 # The C programs are checked with valgrind instead (CTest memcheck-* tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tests=(semantics host_control bad_input stdin rust_guest leaks)
-args=(--lib)
-for t in "${tests[@]}"; do args+=(--test "$t"); done
+# Test filters: modules of tests/integration, and the leak tests of tests/process (not
+# its RSS test: ASan's own allocations would move the process's RSS).
+integration=(semantics:: host_control:: bad_input:: teardown:: stdio:: rust_guest::
+    limits::memory_cap limits::thread_flood limits::huge_argv limits::oversized_io)
+process=(runs_leave cancel_races eight_host_threads)
 # Wasmtime turns SIGSEGV/SIGILL/SIGFPE/SIGBUS in guest code into traps: ASan must leave
 # those signals to it.
 export ASAN_OPTIONS="handle_segv=0:handle_sigbus=0:handle_sigill=0:handle_sigfpe=0:allow_user_segv_handler=1:detect_leaks=1"
-RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zsanitizer=address" CARGO_TARGET_DIR=target/asan \
-    cargo test --release --locked --target x86_64-unknown-linux-gnu "${args[@]}"
+asan_test() {
+    RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zsanitizer=address" CARGO_TARGET_DIR=target/asan \
+        cargo test --release --locked --target x86_64-unknown-linux-gnu "$@"
+}
+asan_test --lib
+asan_test --test integration -- "${integration[@]}"
+asan_test --test process -- "${process[@]}"

@@ -12,7 +12,7 @@ import (
 	"wasithreads"
 )
 
-// A guest whose four threads each print a line (printers, in guests_test.go), with its
+// A guest whose four threads each print a line (printers, tests/guests/wat/printers.wat), with its
 // output captured per guest thread.
 func Example() {
 	eng, err := wasithreads.NewEngine(nil)

@@ -1,89 +1,37 @@
 package wasithreads_test
 
-import "fmt"
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+)
 
 // Hand-written WAT guests (the library accepts WAT text). Threaded ones import
 // wasi::thread-spawn and a shared memory and export wasi_thread_start(tid, arg).
 
-// printers: thread N (spawn argument N, tid N+1) writes "line from thread N\n"; main
-// joins the 4 threads and calls proc_exit(3). With two arguments main first spawns a
-// thread (tid 1) that traps in $crash. (The Python ctypes test's guest.)
-const printers = `(module
-  (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
-  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "args_sizes_get" (func $argc (param i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
-  (import "env" "memory" (memory 1 1 shared))
-  (data (i32.const 256) "line from thread 0\n")
-  (func $crash unreachable)
-  (func (export "wasi_thread_start") (param $tid i32) (param $n i32) (local $at i32)
-    (if (i32.eq (local.get $n) (i32.const 99)) (then (call $crash)))
-    (local.set $at (i32.add (i32.const 512) (i32.mul (local.get $n) (i32.const 64))))
-    (memory.copy (local.get $at) (i32.const 256) (i32.const 19))
-    (i32.store8 offset=17 (local.get $at) (i32.add (i32.const 48) (local.get $n)))
-    (i32.store offset=32 (local.get $at) (local.get $at))
-    (i32.store offset=36 (local.get $at) (i32.const 19))
-    (drop (call $write (i32.const 1) (i32.add (local.get $at) (i32.const 32)) (i32.const 1)
-                       (i32.add (local.get $at) (i32.const 40))))
-    (drop (i32.atomic.rmw.add (i32.const 0) (i32.const 1)))
-    (drop (memory.atomic.notify (i32.const 0) (i32.const 1))))
-  (func (export "_start") (local $n i32) (local $done i32)
-    (drop (call $argc (i32.const 8) (i32.const 12)))
-    (if (i32.eq (i32.load (i32.const 8)) (i32.const 2)) (then
-      (drop (call $spawn (i32.const 99)))
-      (drop (memory.atomic.wait32 (i32.const 4) (i32.const 0) (i64.const -1)))))
-    (loop $s (drop (call $spawn (local.get $n)))
-      (local.set $n (i32.add (local.get $n) (i32.const 1)))
-      (br_if $s (i32.lt_u (local.get $n) (i32.const 4))))
-    (loop $join (local.set $done (i32.atomic.load (i32.const 0)))
-      (if (i32.lt_u (local.get $done) (i32.const 4)) (then
-        (drop (memory.atomic.wait32 (i32.const 0) (local.get $done) (i64.const -1))) (br $join))))
-    (call $exit (i32.const 3))))`
+// The guests every language's tests share, read from tests/guests/wat (their comments
+// there say what each does):
+//   - printers: thread N writes "line from thread N\n"; main joins four and calls
+//     proc_exit(3), or with two arguments first spawns a thread (tid 1) that traps;
+//   - writers: eight threads each write 50 blocks of 1000 bytes of their own letter
+//     ('A' for tid 1, ...) to stdout; main joins them and returns;
+//   - blocked: three threads wait forever / spin / sleep an hour and main spins: the
+//     run ends only by timeout or cancel.
+var (
+	printers = sharedGuest("printers.wat")
+	writers  = sharedGuest("writers.wat")
+	blocked  = sharedGuest("blocked.wat")
+)
 
-// writers: eight threads each fd_write a 1000-byte block of their own letter ('A' for
-// tid 1, ...) 50 times to stdout; main joins them and returns. (tests/c/host_control.c)
-const writers = `(module
-  (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
-  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
-  (import "env" "memory" (memory 2 2 shared))
-  (func (export "wasi_thread_start") (param $tid i32) (param $n i32) (local $i i32) (local $base i32)
-    (local.set $base (i32.add (i32.const 4096) (i32.mul (local.get $n) (i32.const 1024))))
-    (memory.fill (local.get $base) (i32.add (i32.const 65) (local.get $n)) (i32.const 1000))
-    (i32.store (i32.mul (local.get $n) (i32.const 16)) (local.get $base))
-    (i32.store offset=4 (i32.mul (local.get $n) (i32.const 16)) (i32.const 1000))
-    (loop $again
-      (drop (call $write (i32.const 1) (i32.mul (local.get $n) (i32.const 16)) (i32.const 1)
-                         (i32.add (i32.const 8) (i32.mul (local.get $n) (i32.const 16)))))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br_if $again (i32.lt_u (local.get $i) (i32.const 50))))
-    (drop (i32.atomic.rmw.add (i32.const 2048) (i32.const 1)))
-    (drop (memory.atomic.notify (i32.const 2048) (i32.const 1))))
-  (func (export "_start") (local $n i32) (local $done i32)
-    (loop $s (drop (call $spawn (local.get $n)))
-      (local.set $n (i32.add (local.get $n) (i32.const 1)))
-      (br_if $s (i32.lt_u (local.get $n) (i32.const 8))))
-    (loop $join (local.set $done (i32.atomic.load (i32.const 2048)))
-      (if (i32.lt_u (local.get $done) (i32.const 8)) (then
-        (drop (memory.atomic.wait32 (i32.const 2048) (local.get $done) (i64.const -1)))
-        (br $join))))))`
-
-// blocked: main spawns three threads that wait forever / spin / sleep an hour, then
-// spins itself: the run ends only by timeout or cancel. (tests/c/host_control.c)
-const blocked = `(module
-  (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
-  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
-  (import "env" "memory" (memory 1 1 shared))
-  (func $block (param $mode i32)
-    (if (i32.eq (local.get $mode) (i32.const 1)) (then (loop $l (br $l))))
-    (if (i32.eq (local.get $mode) (i32.const 2)) (then
-      (i32.store8 (i32.const 408) (i32.const 0)) (i32.store (i32.const 416) (i32.const 1))
-      (i64.store (i32.const 424) (i64.const 3600000000000))
-      (drop (call $poll (i32.const 400) (i32.const 500) (i32.const 1) (i32.const 600)))))
-    (drop (memory.atomic.wait32 (i32.const 8) (i32.const 0) (i64.const -1))))
-  (func (export "wasi_thread_start") (param i32 i32) (call $block (local.get 1)))
-  (func (export "_start")
-    (drop (call $spawn (i32.const 0))) (drop (call $spawn (i32.const 1)))
-    (drop (call $spawn (i32.const 2))) (call $block (i32.const 1))))`
+// sharedGuest reads tests/guests/wat/NAME of the repository (go test runs in the
+// package directory, bindings/go).
+func sharedGuest(name string) string {
+	text, err := os.ReadFile(filepath.Join("..", "..", "tests", "guests", "wat", name))
+	if err != nil {
+		panic(err)
+	}
+	return string(text)
+}
 
 // exiter returns a guest whose thread tid 1 (inThread) or main calls proc_exit(code);
 // in the first case main waits forever meanwhile.

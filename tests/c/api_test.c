@@ -1,6 +1,6 @@
 /*
  * The C API, exercised the way a C host uses it: load -> run -> exit kinds -> errors.
- * Built and run by tests/c_api.rs against include/wasithreads.h and libwasithreads.so.
+ * Built and run by the c_api tests (tests/integration/c_api.rs) against include/wasithreads.h and libwasithreads.so.
  *
  *   api_test            run every check; prints "api_test: N checks passed" on success
  *   api_test run FILE [ARGS...]

@@ -40,6 +40,25 @@ static inline void expect_ok(wt_error_t *err) {
     }
 }
 
+/* The text of the file NAME in directory DIR (NUL-terminated, malloc'd), or fails the test. */
+static inline char *read_guest(const char *dir, const char *name) {
+    char path[4096];
+    CHECK(snprintf(path, sizeof path, "%s/%s", dir, name) < (int)sizeof path);
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "cannot open %s\n", path);
+        exit(1);
+    }
+    CHECK(fseek(f, 0, SEEK_END) == 0);
+    long len = ftell(f);
+    CHECK(len >= 0 && fseek(f, 0, SEEK_SET) == 0);
+    char *text = malloc((size_t)len + 1);
+    CHECK(text != NULL && fread(text, 1, (size_t)len, f) == (size_t)len);
+    text[len] = 0;
+    fclose(f);
+    return text;
+}
+
 /* Compiles WAT text or fails the test. */
 static inline wt_module_t *load(wt_engine_t *engine, const char *wat) {
     wt_module_t *module = NULL;

@@ -3,7 +3,9 @@
  * stdio capture/redirection, stdin from bytes, environment, memory cap, module file,
  * cache and validation, engine settings, thread callbacks.
  *
- *   host_control RUST_GUEST.wasm     prints "host_control: N checks passed"
+ *   host_control RUST_GUEST.wasm WAT_DIR     prints "host_control: N checks passed"
+ *
+ * WAT_DIR is tests/guests/wat: the guests every language's tests share.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -21,51 +23,6 @@ static void sleep_ms(long ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
 }
-
-/* Main spawns three threads that wait forever / spin / sleep, then waits forever. */
-static const char BLOCKED[] =
-    "(module\n"
-    " (import \"wasi\" \"thread-spawn\" (func $spawn (param i32) (result i32)))\n"
-    " (import \"wasi_snapshot_preview1\" \"poll_oneoff\" (func $poll (param i32 i32 i32 i32) (result i32)))\n"
-    " (import \"env\" \"memory\" (memory 1 1 shared))\n"
-    " (func $block (param $mode i32)\n"
-    "  (if (i32.eq (local.get $mode) (i32.const 1)) (then (loop $l (br $l))))\n"
-    "  (if (i32.eq (local.get $mode) (i32.const 2)) (then\n"
-    "   (i32.store8 (i32.const 408) (i32.const 0)) (i32.store (i32.const 416) (i32.const 1))\n"
-    "   (i64.store (i32.const 424) (i64.const 3600000000000))\n"
-    "   (drop (call $poll (i32.const 400) (i32.const 500) (i32.const 1) (i32.const 600)))))\n"
-    "  (drop (memory.atomic.wait32 (i32.const 8) (i32.const 0) (i64.const -1))))\n"
-    " (func (export \"wasi_thread_start\") (param i32 i32) (call $block (local.get 1)))\n"
-    " (func (export \"_start\")\n"
-    "  (drop (call $spawn (i32.const 0))) (drop (call $spawn (i32.const 1)))\n"
-    "  (drop (call $spawn (i32.const 2))) (call $block (i32.const 0))))";
-
-/* Eight threads each fd_write a 1000-byte block of their own letter 50 times. */
-static const char WRITERS[] =
-    "(module\n"
-    " (import \"wasi\" \"thread-spawn\" (func $spawn (param i32) (result i32)))\n"
-    " (import \"wasi_snapshot_preview1\" \"fd_write\" (func $write (param i32 i32 i32 i32) (result i32)))\n"
-    " (import \"env\" \"memory\" (memory 2 2 shared))\n"
-    " (func (export \"wasi_thread_start\") (param $tid i32) (param $n i32) (local $i i32) (local $base i32)\n"
-    "  (local.set $base (i32.add (i32.const 4096) (i32.mul (local.get $n) (i32.const 1024))))\n"
-    "  (memory.fill (local.get $base) (i32.add (i32.const 65) (local.get $n)) (i32.const 1000))\n"
-    "  (i32.store (i32.mul (local.get $n) (i32.const 16)) (local.get $base))\n"
-    "  (i32.store offset=4 (i32.mul (local.get $n) (i32.const 16)) (i32.const 1000))\n"
-    "  (loop $again\n"
-    "   (drop (call $write (i32.const 1) (i32.mul (local.get $n) (i32.const 16)) (i32.const 1)\n"
-    "                      (i32.add (i32.const 8) (i32.mul (local.get $n) (i32.const 16)))))\n"
-    "   (local.set $i (i32.add (local.get $i) (i32.const 1)))\n"
-    "   (br_if $again (i32.lt_u (local.get $i) (i32.const 50))))\n"
-    "  (drop (i32.atomic.rmw.add (i32.const 2048) (i32.const 1)))\n"
-    "  (drop (memory.atomic.notify (i32.const 2048) (i32.const 1))))\n"
-    " (func (export \"_start\") (local $n i32) (local $done i32)\n"
-    "  (loop $s (drop (call $spawn (local.get $n)))\n"
-    "   (local.set $n (i32.add (local.get $n) (i32.const 1)))\n"
-    "   (br_if $s (i32.lt_u (local.get $n) (i32.const 8))))\n"
-    "  (loop $join (local.set $done (i32.atomic.load (i32.const 2048)))\n"
-    "   (if (i32.lt_u (local.get $done) (i32.const 8)) (then\n"
-    "    (drop (memory.atomic.wait32 (i32.const 2048) (local.get $done) (i64.const -1)))\n"
-    "    (br $join))))))";
 
 struct capture {
     pthread_mutex_t lock;
@@ -130,10 +87,12 @@ static wt_run_config_t *rust_args(const char *a, const char *b) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 2) {
-        fprintf(stderr, "usage: host_control RUST_GUEST.wasm\n");
+    if (argc != 3) {
+        fprintf(stderr, "usage: host_control RUST_GUEST.wasm WAT_DIR\n");
         return 2;
     }
+    char *blocked_wat = read_guest(argv[2], "blocked.wat");
+    char *writers_wat = read_guest(argv[2], "writers.wat");
     wt_engine_config_t *ec = wt_engine_config_new();
     wt_engine_config_set_opt_level(ec, 2);
     wt_engine_config_set_interrupt_tick_us(ec, 500);
@@ -145,7 +104,7 @@ int main(int argc, char **argv) {
     wt_exit_t how;
 
     /* 1. Asynchronous run, cancelled from another host thread. */
-    wt_module_t *blocked = load(engine, BLOCKED);
+    wt_module_t *blocked = load(engine, blocked_wat);
     wt_run_config_t *config = wt_run_config_new();
     wt_run_config_set_thread_start_callback(config, on_start, NULL);
     wt_run_config_set_thread_exit_callback(config, on_exit_cb, NULL);
@@ -185,7 +144,7 @@ int main(int argc, char **argv) {
     wt_module_free(blocked);
 
     /* 4. Capture stdout from 8 threads: nothing lost, nothing interleaved. */
-    wt_module_t *writers = load(engine, WRITERS);
+    wt_module_t *writers = load(engine, writers_wat);
     struct capture cap = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0, 0, 0};
     config = wt_run_config_new();
     expect_ok(wt_run_config_set_output_callback(config, 1, on_output, &cap));
@@ -321,7 +280,7 @@ int main(int argc, char **argv) {
                            " (memory 1) (func (export \"_start\")))";
     expect_error(wt_module_validate(engine, (const uint8_t *)unshared, strlen(unshared)),
                "has no shared memory");
-    expect_ok(wt_module_validate(engine, (const uint8_t *)WRITERS, strlen(WRITERS)));
+    expect_ok(wt_module_validate(engine, (const uint8_t *)writers_wat, strlen(writers_wat)));
     expect_error(wt_module_validate(engine, NULL, 3), "bytes");
 
     /* 9. NULL handling of the new calls. */
@@ -337,6 +296,8 @@ int main(int argc, char **argv) {
     wt_run_config_inherit_env(NULL, true);
 
     wt_engine_free(engine);
+    free(blocked_wat);
+    free(writers_wat);
     printf("host_control: %d checks passed\n", checks);
     return 0;
 }

@@ -27,7 +27,7 @@ pub fn config_with(dir: &std::path::Path) -> (RunConfig, Capture) {
     (c, report)
 }
 
-/// A guest for the `fd_*` tests (`wasi_fd.rs`, `attack_direct.rs`): its shared memory
+/// A guest for the `fd_*` tests (`wasi_fd`, `wasi_direct_io`): its shared memory
 /// `MEM`, `DATA` (data segments from 1024 on), `_start` running `BODY` (locals `$i`, `$fd`,
 /// `$r`, `$a`, `$b`), `wasi_thread_start` running `THREAD` (params `$tid`, `$arg`; locals
 /// `$r`, `$i`, `$iov`).

@@ -4,11 +4,12 @@
 pub mod c;
 pub mod child;
 pub mod fd_guest;
+pub mod wasi;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use wasithreads::{Engine, EngineConfig, Module, Run, RunConfig, RunExit, ThreadExit};
+use wasithreads::{Engine, EngineConfig, Module, Preopen, Run, RunConfig, RunExit, ThreadExit};
 
 /// Thread behaviours understood by `guest.wat` (the spawn argument).
 pub const SPIN: i32 = 0;
@@ -19,6 +20,10 @@ pub const TRAP: i32 = 4;
 pub const EXIT_33: i32 = 5;
 pub const PRINT: i32 = 6;
 pub const WAIT64_FOREVER: i32 = 7;
+
+/// The guest shared by every language's tests (`tests/guests/wat/writers.wat`): eight
+/// threads each write 50 blocks of 1000 bytes of their own letter to stdout.
+pub const WRITERS: &str = include_str!("../guests/wat/writers.wat");
 
 /// The test guest with `main_body` as the body of `_start` (locals `$i`, `$r`).
 pub fn guest(main_body: &str) -> String {
@@ -209,4 +214,100 @@ pub fn build_guest_with(manifest: &str, name: &str, native: bool, envs: &[(&str,
     } else {
         format!("{target_dir}/wasm32-wasip1-threads/release/{name}.wasm").into()
     }
+}
+
+/// Starts `wat`, lets it run for `after`, cancels it and returns the outcome and how long
+/// the cancel took to end the run.
+pub fn cancel_after(wat: &str, config: RunConfig, after: Duration) -> (RunExit, Duration) {
+    let module = load(&engine(), wat);
+    let (exit, _, took) = cancel_module(&module, config, after);
+    (exit, took)
+}
+
+/// A threaded guest with a shared memory of `pages` pages, every WASI import it uses and
+/// a few helpers; `body` adds `_start`, `wasi_thread_start` and anything else.
+///
+/// Helpers: `$sleep(ns)` (poll_oneoff on a clock, subscription at 0x400, event 0x440,
+/// count 0x460), `$wait_count(addr, n)`, `$bump(addr)` (atomic add 1 and notify).
+pub fn wasi_guest(pages: u32, data: &str, body: &str) -> String {
+    format!(
+        r#"(module
+  (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (import "wasi_snapshot_preview1" "path_open" (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_symlink" (func $path_symlink (param i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_filestat_get" (func $path_filestat_get (param i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_create_directory" (func $path_create_directory (param i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_close" (func $fd_close (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_renumber" (func $fd_renumber (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_readdir" (func $fd_readdir (param i32 i32 i32 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_sync" (func $fd_sync (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "random_get" (func $random (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "args_get" (func $args_get (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "sock_recv" (func $sock_recv (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "sock_accept" (func $sock_accept (param i32 i32 i32) (result i32)))
+  (import "env" "memory" (memory {pages} {pages} shared))
+  (export "memory" (memory 0))
+  {data}
+  (func $sleep (param $ns i64)
+    (i64.store (i32.const 0x400) (i64.const 0))
+    (i32.store8 (i32.const 0x408) (i32.const 0))
+    (i32.store (i32.const 0x410) (i32.const 1))
+    (i64.store (i32.const 0x418) (local.get $ns))
+    (i64.store (i32.const 0x420) (i64.const 0))
+    (i32.store16 (i32.const 0x428) (i32.const 0))
+    (drop (call $poll (i32.const 0x400) (i32.const 0x440) (i32.const 1) (i32.const 0x460))))
+  (func $wait_count (param $addr i32) (param $n i32)
+    (local $seen i32)
+    (block $done
+      (loop $again
+        (local.set $seen (i32.atomic.load (local.get $addr)))
+        (br_if $done (i32.ge_u (local.get $seen) (local.get $n)))
+        (drop (memory.atomic.wait32 (local.get $addr) (local.get $seen) (i64.const 1000000)))
+        (br $again))))
+  (func $bump (param $addr i32)
+    (drop (i32.atomic.rmw.add (local.get $addr) (i32.const 1)))
+    (drop (memory.atomic.notify (local.get $addr) (i32.const -1))))
+  {body})"#
+    )
+}
+
+/// Makes a FIFO at `path`.
+pub fn mkfifo(path: &std::path::Path) {
+    rustix::fs::mknodat(rustix::fs::CWD, path, rustix::fs::FileType::Fifo, rustix::fs::Mode::from_raw_mode(0o600), 0)
+        .unwrap();
+}
+
+/// `dir` preopened as `/sandbox` (fd 3 when it is the first preopen), writable.
+pub fn sandbox_preopen(dir: &std::path::Path) -> Preopen {
+    Preopen { host: dir.to_path_buf(), guest: "/sandbox".into(), read_only: false }
+}
+
+/// Waits for the engine's idle pool threads to exit (0.5 s idle timeout) and for
+/// descriptors to close, then returns (descriptors, threads).
+pub fn settled() -> (usize, usize) {
+    std::thread::sleep(Duration::from_millis(1200));
+    (open_fds(), os_threads())
+}
+
+/// Collects every diagnostic of a run started with `config`: (tid, message).
+pub fn diagnostics(config: &mut RunConfig) -> Arc<Mutex<Vec<(i32, String)>>> {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let l = log.clone();
+    config.hooks.on_diagnostic = Some(Arc::new(move |tid, m: &str| l.lock().unwrap().push((tid, m.to_string()))));
+    log
+}
+
+/// Waits (bounded) until `f` holds.
+pub fn eventually(what: &str, f: impl Fn() -> bool) {
+    for _ in 0..6000 {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("timed out waiting for {what}");
 }

@@ -1,6 +1,7 @@
 //! std::fs work under a preopened directory (argv[1], e.g. "/work"), printing what it
-//! sees; tests/wasi_path.rs compares the output exactly. Error numbers are WASI errnos
-//! (wasi-libc's), so the output is the same under every WASI host that agrees.
+//! sees; the wasi_path tests (tests/integration/wasi_path.rs) compare the output
+//! exactly. Error numbers are WASI errnos (wasi-libc's), so the output is the same under
+//! every WASI host that agrees.
 
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};

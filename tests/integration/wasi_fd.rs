@@ -7,43 +7,20 @@
 //! writes them, in one `fd_write`, to a report stream the test captures; the test
 //! compares them with what it expects.
 
-mod common;
-
 use std::fs::File;
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::fd_guest::{config_with, records, word};
-use common::*;
+use crate::common::fd_guest::{config_with, records, word};
+use crate::common::wasi::*;
+use crate::common::*;
 use wasithreads::config::Preopen;
 use wasithreads::io::{Input, Output};
 use wasithreads::{ExitKind, Run, RunConfig};
 
-// WASI errnos.
-const SUCCESS: i32 = 0;
-const AGAIN: i32 = 6;
-const BADF: i32 = 8;
-const INVAL: i32 = 28;
-const NAMETOOLONG: i32 = 37;
-const NOTDIR: i32 = 54;
-const NOTSUP: i32 = 58;
-const SPIPE: i32 = 70;
-
-// Rights bits.
-const FD_READ: i64 = 1 << 1;
-const FD_WRITE: i64 = 1 << 6;
-/// Every right preview 1 defines (bits 0 to 28).
-const ALL: i64 = (1 << 29) - 1;
-
-// oflags / fdflags.
-const CREAT: i32 = 1;
-const TRUNC: i32 = 8;
-const APPEND: i32 = 1;
-const NONBLOCK: i32 = 4;
-
 fn wat(data: &str, body: &str, thread: &str) -> String {
-    common::fd_guest::TEMPLATE
+    crate::common::fd_guest::TEMPLATE
         .replace("MEM", "(memory 4 4 shared)")
         .replace("DATA", data)
         .replace("BODY", body)
@@ -55,22 +32,6 @@ fn run_ok(wat: &str, c: &RunConfig) {
     let m = load(&e, wat);
     let (exit, _) = run_watched(&m, c);
     assert_eq!((exit.kind, exit.code), (ExitKind::Code, 0), "{exit:?}");
-}
-
-fn mkfifo(path: &std::path::Path) {
-    rustix::fs::mknodat(rustix::fs::CWD, path, rustix::fs::FileType::Fifo, rustix::fs::Mode::from_raw_mode(0o600), 0)
-        .unwrap();
-}
-
-/// Waits (bounded) until `f` holds.
-fn eventually(what: &str, f: impl Fn() -> bool) {
-    for _ in 0..6000 {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 /// Starts `wat`, waits until `ready` holds, cancels, and checks that the run ends soon
@@ -95,13 +56,16 @@ fn cancel_when(wat: &str, c: &RunConfig, threads: usize, ready: impl Fn() -> boo
     assert!(got.iter().all(|(_, h)| h.is_terminated()), "{got:?}");
 }
 
+/// A file in a preopened directory is written, read, seeked, told, pread and pwritten
+/// with the results preview 1 gives, its stat, flags and times answer as set, and its
+/// content checked on the host is what the guest wrote.
 #[test]
 fn file_write_read_seek_tell_pread_pwrite_and_state() {
     let dir = temp_dir("wasi-fd-file");
     let (c, report) = config_with(&dir);
     let body = format!(
         r#"
-        (call $rec (call $open (i32.const 1024) (i32.const 5) (i32.const {oflags}) (i64.const {ALL}) (i32.const 0)))
+        (call $rec (call $open (i32.const 1024) (i32.const 5) (i32.const {oflags}) (i64.const {ALL_RIGHTS}) (i32.const 0)))
         (local.set $fd (call $opened))
         (call $rec (call $write (local.get $fd) (i32.const 1040) (i32.const 11)))
         (call $rec (call $count))
@@ -281,6 +245,8 @@ fn regular_files_read_and_write_arrays_of_buffers_in_order() {
     assert_eq!(std::fs::read(dir.join("f.txt")).unwrap(), want, "the trapping write wrote nothing");
 }
 
+/// A file opened with `append` gets its writes at its end until `fd_fdstat_set_flags`
+/// clears the flag; the content checked on the host shows both.
 #[test]
 fn append_mode_appends_every_write_until_cleared() {
     let dir = temp_dir("wasi-fd-append");
@@ -288,7 +254,7 @@ fn append_mode_appends_every_write_until_cleared() {
     let (c, report) = config_with(&dir);
     let body = format!(
         r#"
-        (call $rec (call $open (i32.const 1024) (i32.const 5) (i32.const 0) (i64.const {ALL}) (i32.const {APPEND})))
+        (call $rec (call $open (i32.const 1024) (i32.const 5) (i32.const 0) (i64.const {ALL_RIGHTS}) (i32.const {APPEND})))
         (local.set $fd (call $opened))
         (call $rec (call $write (local.get $fd) (i32.const 1040) (i32.const 3)))
         (call $rec (call $pwrite (local.get $fd) (i32.const 1043) (i32.const 1) (i64.const 0)))
@@ -311,6 +277,8 @@ fn append_mode_appends_every_write_until_cleared() {
     assert_eq!(std::fs::read(dir.join("a.txt")).unwrap(), b"QbcdefX");
 }
 
+/// Reading a file opened write-only and writing one opened read-only is `badf`, the
+/// file unchanged: rights are checked, not only the host's open mode.
 #[test]
 fn reading_write_only_and_writing_read_only_files_is_badf() {
     let dir = temp_dir("wasi-fd-rights");
@@ -344,6 +312,9 @@ fn reading_write_only_and_writing_read_only_files_is_badf() {
     assert_eq!(std::fs::read(dir.join("r.txt")).unwrap(), b"data");
 }
 
+/// Directories, stdio and preopens answer `fd_*` calls with the errnos, types and
+/// rights Wasmtime gives (seeks on pipes are `spipe`, writes to stdin `badf`...), so
+/// programs written against Wasmtime behave the same.
 #[test]
 fn directories_stdio_and_preopens_answer_as_wasmtime() {
     let dir = temp_dir("wasi-fd-dir");
@@ -442,6 +413,8 @@ fn directories_stdio_and_preopens_answer_as_wasmtime() {
     );
 }
 
+/// Stdout renumbered to another descriptor still reaches the host's output callback, and
+/// a renumber that fails leaves both descriptors as they were.
 #[test]
 fn renumbered_stdout_still_reaches_the_callback_and_a_failed_renumber_changes_nothing() {
     let dir = temp_dir("wasi-fd-renumber");
@@ -477,6 +450,8 @@ fn renumbered_stdout_still_reaches_the_callback_and_a_failed_renumber_changes_no
     assert_eq!(out.text(), "first\nsecondthird");
 }
 
+/// A write to stdout after the guest closed it fails with `badf` (the host's own stdout is
+/// untouched).
 #[test]
 fn a_closed_stdout_fails_with_badf() {
     let (mut c, report) = config_with(&temp_dir("wasi-fd-close"));
@@ -494,6 +469,8 @@ fn a_closed_stdout_fails_with_badf() {
     assert_eq!(out.text(), "one");
 }
 
+/// `fd_write` gathers its iovecs into one output callback call (a host sees each write
+/// whole), empty ones included, and refuses more than 1024 iovecs with `inval`.
 #[test]
 fn fd_write_gathers_iovecs_into_one_callback_and_refuses_too_many() {
     let (mut c, report) = config_with(&temp_dir("wasi-fd-iovecs"));
@@ -538,6 +515,8 @@ const TWO_READERS_MAIN: &str = r#"
     (call $wait_started (i32.const 2))
     (call $wait_forever)"#;
 
+/// Two threads reading a stdin pipe share its data (each byte read once, echoed) and both
+/// end on cancel while blocked.
 #[test]
 fn two_threads_reading_a_stdin_pipe_both_end_on_cancel() {
     let (reader, mut writer) = std::io::pipe().unwrap();
@@ -553,6 +532,7 @@ fn two_threads_reading_a_stdin_pipe_both_end_on_cancel() {
     drop(writer);
 }
 
+/// The same with a socket for stdin: the data is read once and both readers end on cancel.
 #[test]
 fn two_threads_reading_a_stdin_socket_both_end_on_cancel() {
     let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
@@ -568,6 +548,8 @@ fn two_threads_reading_a_stdin_socket_both_end_on_cancel() {
     drop(b);
 }
 
+/// A thread blocked writing to a full stdout pipe nobody reads ends with the run's
+/// timeout, every thread terminated.
 #[test]
 fn a_thread_writing_to_a_full_stdout_pipe_ends_on_timeout() {
     let (reader, writer) = std::io::pipe().unwrap();
@@ -592,6 +574,7 @@ fn a_thread_writing_to_a_full_stdout_pipe_ends_on_timeout() {
     drop(reader);
 }
 
+/// A thread blocked reading a FIFO given as stdin (a path) ends on cancel.
 #[test]
 fn a_thread_reading_a_fifo_stdin_ends_on_cancel() {
     let dir = temp_dir("wasi-fd-fifo-stdin");
@@ -611,6 +594,8 @@ fn a_thread_reading_a_fifo_stdin_ends_on_cancel() {
     assert_eq!(out.text(), "");
 }
 
+/// A FIFO opened in a preopened directory: with `nonblock` (at open or set later) a read
+/// with no data returns `again`; a blocking read waits and ends on cancel.
 #[test]
 fn a_fifo_opened_in_a_preopen_blocks_until_cancel_and_nonblock_returns_again() {
     let dir = temp_dir("wasi-fd-fifo");
@@ -654,6 +639,8 @@ fn a_fifo_opened_in_a_preopen_blocks_until_cancel_and_nonblock_returns_again() {
     cancel_when(&wat(data, body, &thread), &c, 2, move || started.load(std::sync::atomic::Ordering::SeqCst));
 }
 
+/// A read into a buffer that runs outside memory traps, as in Wasmtime: a guest pointer
+/// out of bounds is a trap, not an errno.
 #[test]
 fn a_buffer_outside_memory_traps_as_in_wasmtime() {
     for call in [
@@ -672,6 +659,8 @@ fn a_buffer_outside_memory_traps_as_in_wasmtime() {
     }
 }
 
+/// Two runs writing to the same full stdout pipe both end on their timeouts: one blocked
+/// writer does not hold up another run.
 #[test]
 fn two_runs_sharing_a_full_stdout_pipe_both_end_on_timeout() {
     let (reader, writer) = std::io::pipe().unwrap();
@@ -691,6 +680,8 @@ fn two_runs_sharing_a_full_stdout_pipe_both_end_on_timeout() {
     drop(reader);
 }
 
+/// Two runs reading the same stdin pipe both end on cancel, and the data written to the
+/// pipe is read exactly once between them.
 #[test]
 fn two_runs_sharing_a_stdin_pipe_both_end_on_cancel() {
     let (reader, mut writer) = std::io::pipe().unwrap();

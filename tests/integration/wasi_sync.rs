@@ -4,20 +4,13 @@
 //! one file at once, a run cancelled while its threads sync in a loop ending with every
 //! thread terminated, and no host descriptor left behind either way.
 
-mod common;
-
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::child::isolated;
+use crate::common::wasi::*;
+use crate::common::*;
 use wasithreads::config::Preopen;
 use wasithreads::{ExitKind, Run, RunConfig, ThreadExit};
-
-const SUCCESS: i32 = 0;
-const BADF: i32 = 8;
-
-/// The tests count the process's descriptors: one at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
 
 /// `_start` runs `MAIN`; `wasi_thread_start` syncs the file at fd [52] `ROUNDS` times
 /// (`fd_sync`, then `fd_datasync`), counting results other than success at [208], then
@@ -103,9 +96,14 @@ fn settle_fds(want: usize) -> usize {
     }
 }
 
+/// `fd_sync` and `fd_datasync` succeed on a file (from four threads at once too) and are
+/// `badf` on anything else or after close, and no host descriptor is left open. Counts
+/// the process's descriptors, so it runs alone in a child process.
 #[test]
 fn syncs_answer_with_the_right_errnos_from_many_threads_and_leak_no_descriptor() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !isolated("syncs_answer_with_the_right_errnos_from_many_threads_and_leak_no_descriptor") {
+        return;
+    }
     let engine = engine();
     let main = r#"
         (call $rec (call $fd_sync (i32.load (i32.const 52))))
@@ -145,9 +143,14 @@ fn syncs_answer_with_the_right_errnos_from_many_threads_and_leak_no_descriptor()
     assert_eq!(settle_fds(before), before, "a host descriptor was left open");
 }
 
+/// Cancel ends a run whose threads sync in a loop, every thread terminated, with no host
+/// descriptor left open (a sync still running on the pool closes its own). Runs alone in a
+/// child process, as it counts descriptors.
 #[test]
 fn cancel_stops_threads_syncing_in_a_loop_and_leaks_no_descriptor() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !isolated("cancel_stops_threads_syncing_in_a_loop_and_leaks_no_descriptor") {
+        return;
+    }
     let engine = engine();
     let main = r#"
         (loop $s

@@ -1,26 +1,159 @@
-//! Attacks on interruption points that load from the shared memory's *reserved page*
-//! (`module/reserve.rs`: `base + 0x7E150000` of a 32-bit shared memory whose maximum is
-//! 1 to 32276 pages; readable while the run goes on, PROT_NONE when it ends,
-//! `group/interrupt.rs`), written by a hostile review of that change. Each test states
-//! what it checks; the two marked `Found by the review` were bugs, fixed since.
-//!
-//! Attacks that could crash the host process (a fault in host code, or a wasm fault that
-//! Wasmtime does not recognise, which makes it abort) run in a child process: this test
-//! binary again with the test selected, so the others still report.
-
-mod common;
+//! Interruption points wherever the interrupt page is: the shared memory's reserved page
+//! (`src/interrupt.rs`, a 32-bit shared memory whose maximum is 1 to 32 276 pages:
+//! readable while the run goes on, PROT_NONE once it ends) or the one-page memory the
+//! rewrite imports (larger maxima, private memories, no memory). Busy threads stop on
+//! cancel in each; what a guest sees at the reserved page is what the module docs say;
+//! serialized modules keep their page. Tests that could crash the host process (a fault
+//! in host code, or a wasm fault Wasmtime does not recognise) run in a child process.
 
 use std::time::{Duration, Instant};
 
-use common::child::isolated;
-use common::*;
+use crate::common::child::isolated;
+use crate::common::*;
 use wasithreads::{Engine, EngineConfig, ExitKind, Module, Run, RunConfig, RunExit};
 
-/// The reserved page's address (`module/reserve.rs`).
-const RESERVED: u32 = 0x7E15_0000;
+/// The reserved page's address (`src/interrupt.rs`).
+const RESERVED_PAGE: u32 = 0x7E15_0000;
 
-// ---------------------------------------------------------------------------------------
-// Helpers
+/// Starts `wat`, lets it run 100 ms, cancels; returns the exit, the thread exits and how
+/// long the cancel took.
+fn cancel(wat: &str) -> (wasithreads::RunExit, Vec<(i32, wasithreads::ThreadExit)>, Duration) {
+    cancel_module(&load(&engine(), wat), RunConfig::default(), Duration::from_millis(100))
+}
+
+/// Spinning threads stop on cancel whatever the shared memory's maximum (0 to 65 536
+/// pages, imported or defined): from 1 to 32 276 pages through the reserved page, otherwise
+/// through the imported interrupt page.
+#[test]
+fn busy_threads_stop_whatever_the_shared_memory_maximum() {
+    // 1 page .. 32276 pages: the reserved page; 0 pages, 32277 (ending at the page),
+    // 32768 (2 GiB) and 65536 (4 GiB) use the imported interrupt page. Imported and
+    // defined memories.
+    for pages in [0u32, 1, 2, 300, 32276, 32277, 32768, 65536] {
+        for memory in [
+            format!(r#"(import "env" "memory" (memory {} {pages} shared))"#, pages.min(1)),
+            format!(r#"(memory (export "memory") {} {pages} shared)"#, pages.min(1)),
+        ] {
+            let (exit, threads, took) = cancel(&spinners(&memory, 2));
+            assert_eq!(exit.kind, ExitKind::Cancelled, "{memory}: {exit:?}");
+            assert!(exit.unstopped.is_empty(), "{memory}: {exit:?}");
+            assert!(took < Duration::from_secs(1), "{memory}: cancel took {took:?}");
+            assert_eq!(threads.len(), 3, "{memory}: {threads:?}");
+            assert!(threads.iter().all(|(_, how)| how.is_terminated()), "{memory}: {threads:?}");
+        }
+    }
+}
+
+/// Busy code in a module without a shared memory (no memory, or a private one, even of
+/// 4 GiB maximum) stops on cancel too: such modules get the imported interrupt page.
+#[test]
+fn busy_code_without_a_shared_memory_stops_too() {
+    for memory in ["", "(memory (export \"memory\") 1)", "(memory (export \"memory\") 1 65536)"] {
+        let wat = format!("(module {memory} (func (export \"_start\") (loop $l (br $l))))");
+        let (exit, threads, took) = cancel(&wat);
+        assert_eq!(exit.kind, ExitKind::Cancelled, "{memory}: {exit:?}");
+        assert!(took < Duration::from_secs(1), "{memory}: cancel took {took:?}");
+        assert!(threads.len() == 1 && threads[0].1.is_terminated(), "{memory}: {threads:?}");
+    }
+}
+
+/// `_start` does `body` on a shared memory of 16 pages, then exits with the i32 left.
+fn on_memory(body: &str) -> wasithreads::RunExit {
+    let wat = format!(
+        r#"(module
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (import "env" "memory" (memory 1 16 shared))
+  (func (export "_start") (call $exit {body})))"#
+    );
+    run_watched(&load(&engine(), &wat), &RunConfig::default()).0
+}
+
+/// The one documented difference from Wasmtime: loads from the reserved page read zeros
+/// while the run goes on. Everything else out of bounds still traps: stores to the page,
+/// loads before, after and straddling it, the addresses tests use to provoke a trap, and a
+/// memory grown to its maximum does not reach it.
+#[test]
+fn the_reserved_page_reads_zeros_and_everything_else_out_of_bounds_traps() {
+    // The documented difference: a load from the reserved page reads zeros while the
+    // run goes on (an out-of-bounds load, which traps on Wasmtime).
+    let exit = on_memory(&format!("(i32.add (i32.const 7) (i32.load (i32.const {RESERVED_PAGE})))"));
+    assert_eq!((exit.kind, exit.code), (ExitKind::Code, 7), "{exit:?}");
+    // It is 64 KiB: its last word reads zeros too, the byte after it traps.
+    let exit = on_memory(&format!("(i32.add (i32.const 7) (i32.load offset=65532 (i32.const {RESERVED_PAGE})))"));
+    assert_eq!((exit.kind, exit.code), (ExitKind::Code, 7), "its last word: {exit:?}");
+    let exit = on_memory(&format!("(i32.load8_u offset=65536 (i32.const {RESERVED_PAGE}))"));
+    assert_eq!(exit.kind, ExitKind::Trap, "the byte after it: {exit:?}");
+    // The addresses tests pick to provoke an out-of-bounds load trap (the Go binding's
+    // tests load 0x7ffffff0) trap: the page is not at the end of the 2 GiB range.
+    for address in ["0x7ffffff0", "0x7ffffffc", "0x7fff0000", "0x80000000", "0x40000000", "-4", "-65536"] {
+        let exit = on_memory(&format!("(i32.load (i32.const {address}))"));
+        assert_eq!(exit.kind, ExitKind::Trap, "{address}: {exit:?}");
+    }
+    for body in [
+        // Stores to it trap.
+        format!("(i32.store (i32.const {RESERVED_PAGE}) (i32.const 1)) (i32.const 0)"),
+        format!("(i32.atomic.store (i32.const {RESERVED_PAGE}) (i32.const 1)) (i32.const 0)"),
+        // Loads just before it, just after it, past the maximum, past 4 GiB trap.
+        format!("(i32.load (i32.const {}))", RESERVED_PAGE - 4),
+        format!("(i32.load8_u (i32.const {}))", RESERVED_PAGE + 65536),
+        "(i32.load (i32.const 0x100000))".to_string(),
+        "(i32.load offset=4294967295 (i32.const 1))".to_string(),
+        // A load that straddles the page's start.
+        format!("(i32.load (i32.const {}))", RESERVED_PAGE - 2),
+        // Growing the memory to its maximum does not reach it.
+        format!("(drop (memory.grow (i32.const 15))) (i32.load (i32.const {}))", RESERVED_PAGE - 4),
+    ] {
+        let exit = on_memory(&body);
+        assert_eq!(exit.kind, ExitKind::Trap, "{body}: {exit:?}");
+        let msg = exit.message.clone().unwrap_or_default();
+        assert!(msg.contains("out of bounds"), "{body}: {msg}");
+    }
+    // In bounds memory is untouched by any of this.
+    let exit = on_memory("(i32.store (i32.const 65532) (i32.const 5)) (i32.load (i32.const 65532))");
+    assert_eq!((exit.kind, exit.code), (ExitKind::Code, 5), "{exit:?}");
+}
+
+/// A module whose shared memory has a reserved page does not import the interrupt memory
+/// (one import fewer for every instance); one with a 2 GiB maximum does.
+#[test]
+fn a_module_with_a_reserved_page_imports_no_interrupt_memory() {
+    let module = load(&engine(), &spinners(r#"(import "env" "memory" (memory 1 2 shared))"#, 2));
+    let imports: Vec<_> = module.wasmtime().imports().map(|i| format!("{}::{}", i.module(), i.name())).collect();
+    assert!(!imports.iter().any(|i| i == "wasithreads:internal::interrupt"), "{imports:?}");
+    let module = load(&engine(), &spinners(r#"(import "env" "memory" (memory 1 32768 shared))"#, 2));
+    let imports: Vec<_> = module.wasmtime().imports().map(|i| format!("{}::{}", i.module(), i.name())).collect();
+    assert!(imports.iter().any(|i| i == "wasithreads:internal::interrupt"), "{imports:?}");
+}
+
+/// A guest that reads the reserved page itself just before a loop is still stopped:
+/// Cranelift may merge a plain load with an earlier one of the same address, so the
+/// interruption points must not be plain loads that such a read could absorb.
+#[test]
+fn a_guest_reading_the_reserved_page_before_a_loop_is_still_stopped() {
+    // Cranelift merges a plain load with an earlier load of the same address when nothing
+    // is stored in between; a point that were a plain load at the reserved page could so
+    // be merged into the guest's own read of the page just before a loop that stores
+    // nothing, and the loop would run on with no point. Every such loop must still stop.
+    for prelude in [
+        format!("(drop (i32.load (i32.const {RESERVED_PAGE})))"),
+        format!("(drop (i32.load (i32.const {})))", RESERVED_PAGE + 4),
+        format!("(drop (i32.atomic.load (i32.const {RESERVED_PAGE})))"),
+        format!("(drop (i64.load (i32.const {RESERVED_PAGE})))"),
+    ] {
+        let wat = format!(
+            r#"(module
+  (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+  (import "env" "memory" (memory 1 16 shared))
+  (func $spin {prelude} (loop $l {prelude} (br $l)))
+  (func (export "wasi_thread_start") (param i32 i32) (call $spin))
+  (func (export "_start") (drop (call $spawn (i32.const 0))) (call $spin)))"#
+        );
+        let (exit, threads, took) = cancel(&wat);
+        assert_eq!(exit.kind, ExitKind::Cancelled, "{prelude}: {exit:?}");
+        assert!(exit.unstopped.is_empty() && took < Duration::from_secs(1), "{prelude}: {exit:?} after {took:?}");
+        assert!(threads.len() == 2 && threads.iter().all(|(_, how)| how.is_terminated()), "{prelude}: {threads:?}");
+    }
+}
 
 /// Asserts a cancelled run of `threads + 1` spinners ended promptly, every thread stopped.
 /// (`n == 0`: any number of threads, for cancels that may come before the spawns.)
@@ -78,9 +211,6 @@ fn quiet() -> RunConfig {
     c
 }
 
-// ---------------------------------------------------------------------------------------
-// Stopping busy threads
-
 /// Busy threads stop within a second on cancel for every memory shape at the edges of
 /// the reserved-page rule: a 0-page memory of maximum 1 (maximum 0 is
 /// `a_shared_memory_of_maximum_zero_can_run_loops`), 32276 and 32277 pages at full size
@@ -127,7 +257,7 @@ fn epoch_interruption_with_a_reserved_page() {
     let wat = exit_with(
         r#"(import "env" "memory" (memory 1 2 shared))"#,
         "",
-        &format!("(i32.add (i32.const 7) (i32.load (i32.const {RESERVED})))"),
+        &format!("(i32.add (i32.const 7) (i32.load (i32.const {RESERVED_PAGE})))"),
     );
     let exit = run_watched(&load(&engine, &wat), &RunConfig::default()).0;
     assert!(outcome(&exit, Want::Code(7)), "{exit:?}");
@@ -144,7 +274,8 @@ fn a_trap_in_one_thread_stops_the_spinners_and_dumps_core() {
         return;
     }
     let dir = temp_dir("attack-reserved-core");
-    for (i, trap) in ["(unreachable)", &format!("(i32.store (i32.const {RESERVED}) (i32.const 1))")].iter().enumerate()
+    for (i, trap) in
+        ["(unreachable)", &format!("(i32.store (i32.const {RESERVED_PAGE}) (i32.const 1))")].iter().enumerate()
     {
         let wat = format!(
             r#"(module
@@ -238,7 +369,9 @@ fn growth_to_the_maximum_racing_a_cancel() {
 /// (each with its own memory) keep going, then finish with their own result.
 #[test]
 fn cancelling_one_run_leaves_the_others_of_the_module_running() {
-    let wat = r#"(module
+    // Bounded: a deadlock fails this test instead of hanging the suite.
+    within(Duration::from_secs(120), || {
+        let wat = r#"(module
   (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
   (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
   (import "env" "memory" (memory 1 2 shared))
@@ -251,21 +384,22 @@ fn cancelling_one_run_leaves_the_others_of_the_module_running() {
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br_if $l (i32.lt_u (local.get $i) (i32.const 300000000))))
     (call $exit (i32.const 9))))"#;
-    let module = load(&engine(), wat);
-    within(Duration::from_secs(120), move || {
-        let runs: Vec<Run> = (0..4).map(|_| Run::start(&module, &RunConfig::default()).unwrap()).collect();
-        std::thread::sleep(Duration::from_millis(50));
-        let t = Instant::now();
-        runs[0].cancel();
-        runs[1].cancel();
-        for r in &runs[..2] {
-            assert_eq!(r.wait().kind, ExitKind::Cancelled);
-        }
-        assert!(t.elapsed() < Duration::from_secs(2), "cancel took {:?}", t.elapsed());
-        for r in &runs[2..] {
-            let exit = r.wait();
-            assert_eq!((exit.kind, exit.code), (ExitKind::Code, 9), "an uncancelled run: {exit:?}");
-        }
+        let module = load(&engine(), wat);
+        within(Duration::from_secs(120), move || {
+            let runs: Vec<Run> = (0..4).map(|_| Run::start(&module, &RunConfig::default()).unwrap()).collect();
+            std::thread::sleep(Duration::from_millis(50));
+            let t = Instant::now();
+            runs[0].cancel();
+            runs[1].cancel();
+            for r in &runs[..2] {
+                assert_eq!(r.wait().kind, ExitKind::Cancelled);
+            }
+            assert!(t.elapsed() < Duration::from_secs(2), "cancel took {:?}", t.elapsed());
+            for r in &runs[2..] {
+                let exit = r.wait();
+                assert_eq!((exit.kind, exit.code), (ExitKind::Code, 9), "an uncancelled run: {exit:?}");
+            }
+        });
     });
 }
 
@@ -355,24 +489,13 @@ fn start_and_cancel_in_a_tight_loop_leaks_nothing() {
     assert!(after.3 <= before.3, "fds {} -> {}", before.3, after.3);
 }
 
-// ---------------------------------------------------------------------------------------
-// What guests see
-
-/// Found by the review. The documented difference is "loads from the reserved page read
-/// zeros; no other address changes". But a memory whose maximum ended exactly where the
-/// page began (then 32767 pages, 2 GiB - 64 KiB, with the page at 0x7FFF0000; now 32277
-/// pages with the page at 0x7E150000) and that has grown to its maximum, a load that
-/// *starts in bounds* and straddles the end of memory
-/// (`i32.load` at end - 2, `i64.load` at end - 4, `v128.load` at end - 8) reads
-/// its last bytes from the readable page (zeros) instead of trapping as Wasm (and
-/// Wasmtime with every other maximum) requires. The accessible memory and the page are
-/// adjacent mappings, and loads of 32-bit memories have no bounds check. (The existing
-/// straddle test in tests/interrupt.rs uses a 16-page maximum, where the bytes before the
-/// page are PROT_NONE.)
-///
-/// Expected: these loads trap "out of bounds". Fixed: the page goes only to memories whose
-/// maximum leaves an inaccessible page before it (at most 32276 pages); checked here for
-/// 32277 (now the imported page) and 32276 (the reserved page, with the gap).
+/// Loads that start in bounds and straddle the end of a memory grown to its maximum
+/// (`i32.load` at end - 2, `i64.load` at end - 4, `v128.load` at end - 8) trap "out of
+/// bounds", as Wasm requires. Loads of 32-bit memories have no bounds check, so this holds
+/// only if an inaccessible page separates the memory from a readable reserved page: the
+/// reserved page goes only to memories whose maximum leaves that gap (at most 32 276
+/// pages). Checked at 32 277 pages (the imported page) and 32 276 (the reserved page,
+/// with the gap).
 #[test]
 fn loads_straddling_the_end_of_a_full_memory_trap() {
     let engine = engine();
@@ -423,7 +546,7 @@ fn hostile_operations_on_the_reserved_page_trap_or_are_refused() {
     }
     let small = r#"(import "env" "memory" (memory 1 16 shared))"#;
     let full = r#"(import "env" "memory" (memory 32276 32276 shared))"#;
-    let r = RESERVED;
+    let r = RESERVED_PAGE;
     let end = 32276u32 << 16;
     let e = end - 16; // 16 bytes before the end of a full memory
     let data = r#"(data $d "abcdefgh")"#;
@@ -541,9 +664,6 @@ fn custom_page_sizes_and_memory64_load_or_fail_cleanly() {
     }
 }
 
-// ---------------------------------------------------------------------------------------
-// Serialized modules
-
 /// `serialize`/`deserialize` keep where interruption points load from: a deserialized
 /// module of either placement stops on cancel, reads zeros at the reserved page only when
 /// it has one, and bytes with the old header (`wasithreads-mod1`) or a corrupted one are
@@ -562,7 +682,7 @@ fn serialized_modules_keep_their_interrupt_page() {
             &cancel_module(&module, RunConfig::default(), Duration::from_millis(100)),
             3,
         );
-        let wat = exit_with(&memory, "", &format!("(i32.add (i32.const 7) (i32.load (i32.const {RESERVED})))"));
+        let wat = exit_with(&memory, "", &format!("(i32.add (i32.const 7) (i32.load (i32.const {RESERVED_PAGE})))"));
         let bytes = load(&engine, &wat).serialize().unwrap();
         let module = unsafe { Module::deserialize(&engine, &bytes) }.unwrap();
         let exit = run_watched(&module, &RunConfig::default()).0;
@@ -583,18 +703,11 @@ fn serialized_modules_keep_their_interrupt_page() {
     assert!(unsafe { Module::deserialize(&epoch, &bytes) }.is_err(), "epoch engine took page-engine bytes");
 }
 
-/// Found by the review. A shared memory of maximum 0 pages (`(memory 0 0 shared)`, valid
-/// Wasm: a module that shares no data but spawns threads, or never touches memory) got
-/// the reserved page (`ReservedPage::of`: 0 <= 2 GiB - 64 KiB). Cranelift knows every access to a
-/// memory whose maximum is 0 bytes is out of bounds (`bounds_checks.rs`: `offset +
-/// access_size > maximum_byte_size` is an unconditional trap), so every interruption
-/// point compiles to a trap: the first loop head or function entry of every thread traps
-/// "out of bounds memory access" while the run goes on. Before the change such a module
-/// ran (its points loaded from the separate interrupt memory).
-///
-/// Expected: the loop runs and `_start` returns (exit code 0). Fixed: `ReservedPage::of`
-/// requires a maximum of at least 1 page, else the imported interrupt page. The same holds for `RunConfig::max_memory` only at run
-/// time (compiled code sees the module's maximum), so that path is fine.
+/// A shared memory of maximum 0 pages (valid Wasm: a module that shares no data but
+/// spawns threads) runs its loops: Cranelift compiles every access to a memory of maximum
+/// 0 bytes to an unconditional trap, so such a memory must not get the reserved page (its
+/// interruption points would all trap); it gets the imported interrupt page. The run's
+/// `max_memory` does not matter here: compiled code sees the module's maximum.
 #[test]
 fn a_shared_memory_of_maximum_zero_can_run_loops() {
     let engine = engine();

@@ -1,8 +1,8 @@
-//! Hostile review of direct regular-file I/O on shared memory (`host/wasi/direct.rs`,
-//! commits 8d4080d and 1fe5790, written by a hostile review; the four cases it found are
-//! marked and fixed): `fd_read`, `fd_pread`, `fd_write` and `fd_pwrite` of
-//! regular files hand host `iovec`s pointing into the shared memory to
-//! `readv`/`preadv`/`writev`/`pwritev`.
+//! Direct regular-file I/O on shared memory: `fd_read`, `fd_pread`, `fd_write` and
+//! `fd_pwrite` of regular files hand host `iovec`s pointing into the shared memory to
+//! `readv`/`preadv`/`writev`/`pwritev` (`src/wasi/direct.rs`). What traps and what does
+//! not, offsets and modes, array sizes and overlaps, growth and truncation races, and
+//! threads sharing one cursor.
 //!
 //! Reference semantics: the Wasmtime 46 CLI run with `-W threads=y,shared-memory=y -S
 //! threads=y`, which uses `wasi-common`'s preview 1 (not `wasmtime-wasi`'s): for a shared
@@ -12,27 +12,27 @@
 //! written). The expected values below marked "w46" were taken from that CLI.
 //!
 //! Each guest records results as i32s and reports them in one `fd_write` to stderr (as in
-//! `tests/wasi_fd.rs`). Cases that could crash the host run in a child process.
-
-mod common;
+//! the `wasi_fd` tests). Cases that could crash the host, or that count its descriptors,
+//! run in a child process.
 
 use std::time::{Duration, Instant};
 
-use common::child::{in_child, is_child};
-use common::fd_guest::{config_with, records, word};
-use common::*;
+use crate::common::child::{in_child, is_child, isolated};
+use crate::common::fd_guest::{config_with, records, word};
+use crate::common::wasi::*;
+use crate::common::*;
 use wasithreads::config::Preopen;
 use wasithreads::{ExitKind, Run, RunConfig};
-
-const SUCCESS: i32 = 0;
-const BADF: i32 = 8;
-const INVAL: i32 = 28;
 
 /// 4 pages (the memory ends at 0x40000).
 const MEM4: &str = "(memory 4 4 shared)";
 
 fn wat_mem(mem: &str, data: &str, body: &str, thread: &str) -> String {
-    common::fd_guest::TEMPLATE.replace("MEM", mem).replace("DATA", data).replace("BODY", body).replace("THREAD", thread)
+    crate::common::fd_guest::TEMPLATE
+        .replace("MEM", mem)
+        .replace("DATA", data)
+        .replace("BODY", body)
+        .replace("THREAD", thread)
 }
 
 fn wat(data: &str, body: &str) -> String {
@@ -63,16 +63,11 @@ fn dir_with(name: &str, content: &[u8]) -> std::path::PathBuf {
     dir
 }
 
-// ---------------------------------------------------------------------------------------
-// Bounds: what traps and what does not
-
-/// Found by the review (fixed). A read buffer that runs past the end of memory, when the file has fewer bytes
-/// than fit before the end, does not trap in Wasmtime 46 (w46: `fd_pread`/`fd_read` of
-/// an 8-byte file into (0x3fff0, 100) of a 4-page memory return 8), nor did it here
-/// before 8d4080d (the copy path checked only the bytes it scattered). `direct.rs`
-/// checks the whole buffer before reading and traps. (The existing
-/// `a_buffer_outside_memory_traps_as_in_wasmtime` reads 10 bytes into 0x3fffc: past
-/// the end either way.)
+/// A read buffer that runs past the end of memory does not trap when the file has fewer
+/// bytes than fit before the end, as in Wasmtime 46 (w46: `fd_pread`/`fd_read` of an
+/// 8-byte file into (0x3fff0, 100) of a 4-page memory return 8): only the bytes actually
+/// read are bounds-checked. (`a_buffer_outside_memory_traps_as_in_wasmtime` in `wasi_fd`
+/// reads 10 bytes into 0x3fffc: past the end either way.)
 ///
 /// Expected: success, 8 bytes, at the cursor and at an offset.
 #[test]
@@ -92,9 +87,9 @@ fn a_read_buffer_running_past_memory_but_filled_inside_it_does_not_trap() {
     assert_eq!((kind, recs), (ExitKind::Code, vec![SUCCESS, SUCCESS, 8, SUCCESS, 8, word(b"efgh")]));
 }
 
-/// Found by the review (fixed). A read at end of file moves nothing, so Wasmtime 46 never dereferences its
-/// buffer: w46 `fd_pread` at offset 100 of an 8-byte file into (0xfffffff0, 100) returns
-/// 0 with success. `direct.rs` traps (the buffer is checked before the read).
+/// A read at end of file moves nothing, so its buffer is never dereferenced: w46
+/// `fd_pread` at offset 100 of an 8-byte file into (0xfffffff0, 100) returns 0 with
+/// success, and so does this library.
 #[test]
 fn a_read_at_end_of_file_into_a_wild_buffer_returns_zero() {
     let dir = dir_with("direct-eof-wild", b"abcdefgh");
@@ -109,11 +104,10 @@ fn a_read_at_end_of_file_into_a_wild_buffer_returns_zero() {
     assert_eq!((kind, recs), (ExitKind::Code, vec![SUCCESS, SUCCESS, 0]));
 }
 
-/// Found by the review (fixed). An empty read buffer is never dereferenced (POSIX `readv`, Wasmtime 46, Wasmtime
-/// 48's preview 1, and this library's copy path before 8d4080d all skip it), whatever its
-/// pointer: `host_iovecs` bounds-checks empty buffers too, so an empty buffer with a wild
-/// pointer before a good one traps the read. (w46 reads only the first iovec: 0 bytes;
-/// this library fills every buffer: 4. Either count is fine, the trap is not.)
+/// An empty read buffer is never dereferenced, whatever its pointer (POSIX `readv`,
+/// Wasmtime 46 and Wasmtime 48's preview 1 all skip it): an empty buffer with a wild
+/// pointer before a good one does not trap the read. (w46 reads only the first iovec: 0
+/// bytes; this library fills every buffer: 4. Either count is fine, a trap is not.)
 #[test]
 fn an_empty_wild_buffer_before_a_good_one_does_not_trap_a_read() {
     let dir = dir_with("direct-empty-wild", b"abcdefgh");
@@ -129,14 +123,11 @@ fn an_empty_wild_buffer_before_a_good_one_does_not_trap_a_read() {
     assert_eq!((kind, recs), (ExitKind::Code, vec![SUCCESS, SUCCESS, SUCCESS]));
 }
 
-/// Found by the review (fixed; came from 1fe5790). A write whose array has a bad buffer after good ones traps in Wasmtime
-/// 46 before anything is written (wasi-common copies and bounds-checks every ciovec,
+/// A write whose array has a bad buffer after good ones traps before anything is
+/// written, as in the Wasmtime 46 CLI (wasi-common copies and bounds-checks every ciovec,
 /// empty ones too: w46 `fd_pwrite` of [(1024,3), (0x3fff0,100)] and of [(1024,3),
-/// (0xfffffff0,0)] trap, the file unchanged), as it did here before 1fe5790 (`gather`
-/// checked each buffer). Now `host_iovecs` ends the array at the bad buffer and writes
-/// the good ones: the file changes where the reference leaves it untouched. 1fe5790
-/// argues from Wasmtime 48's preview 1 (first non-empty buffer only), which is not what
-/// the Wasmtime 46 CLI runs for threaded modules.
+/// (0xfffffff0,0)] trap, the file unchanged). Wasmtime 48's preview 1 (first non-empty
+/// buffer only) is not what runs threaded modules there, so it is not the reference.
 ///
 /// Expected: a trap and the file unchanged, for both arrays.
 #[test]
@@ -213,9 +204,6 @@ fn buffers_at_the_end_of_memory_and_wrapping_past_4_gib() {
         assert_eq!(std::fs::read(dir.join("f.txt")).unwrap(), b"abcdefgh", "{call}");
     }
 }
-
-// ---------------------------------------------------------------------------------------
-// Offsets, modes, kinds
 
 /// Positional I/O at offsets that do not fit `off_t` (2^63, 2^64 - 1) or whose end does
 /// not (2^63 - 2 with 4 bytes) fails with `inval` and writes nothing (w46: 28 for each).
@@ -325,9 +313,6 @@ fn proc_files_take_the_direct_path_and_devices_the_stream_path() {
     assert_eq!(recs[7], 0, "the symlink to /proc/self/status is not followed: {recs:?}");
     assert_eq!(recs[8..], [SUCCESS, SUCCESS, 103, 0], "{recs:?}");
 }
-
-// ---------------------------------------------------------------------------------------
-// Arrays: sizes, overlaps, totals
 
 /// Arrays of 0 entries move nothing; 1024 one-byte buffers (in reverse order in memory)
 /// are filled in array order in one call, and written back the same way; 1025 entries
@@ -461,9 +446,6 @@ fn totals_past_16_mib_and_4_gib_move_16_mib() {
     assert_eq!((kind, recs), (ExitKind::Code, vec![SUCCESS, 16 << 20, SUCCESS, 16 << 20]));
 }
 
-// ---------------------------------------------------------------------------------------
-// Crash-prone: the reserved page, growth races
-
 /// A memory with a maximum of 32276 pages has the readable reserved page at 0x7E150000.
 /// Grown to its maximum (ending at 0x7E140000), its last bytes can be read into and
 /// written from; a buffer one byte past, one in the inaccessible page between, and one in
@@ -504,6 +486,8 @@ fn child_reserved_page() {
     println!("SURVIVED");
 }
 
+/// The host process survives direct I/O aimed at and around the reserved page (see
+/// `child_reserved_page`, run in a child process).
 #[test]
 fn the_reserved_page_is_never_read_into_or_written_from() {
     let (status, output) = in_child("child_reserved_page");
@@ -550,6 +534,8 @@ fn child_growth_race() {
     println!("SURVIVED ({traps} of 20 trapped)");
 }
 
+/// The host process survives direct I/O racing memory growth (see `child_growth_race`,
+/// run in a child process).
 #[test]
 fn growth_racing_direct_io_never_faults_the_host() {
     let (status, output) = in_child("child_growth_race");
@@ -600,14 +586,13 @@ fn child_truncate_race() {
     println!("SURVIVED");
 }
 
+/// The host process survives a file truncated under direct reads (see
+/// `child_truncate_race`, run in a child process).
 #[test]
 fn a_file_truncated_by_the_host_during_reads_is_no_crash() {
     let (status, output) = in_child("child_truncate_race");
     assert!(status.success() && output.contains("SURVIVED"), "{status}:\n{output}");
 }
-
-// ---------------------------------------------------------------------------------------
-// Threads: position lock, close/renumber races, cancel, leaks
 
 /// Four threads read one byte at a time at the shared cursor, each into its own buffer,
 /// and append what they got to their own region: together they read every byte of the
@@ -680,6 +665,9 @@ fn threads_at_one_cursor_read_each_byte_once_and_lose_no_writes() {
 /// run ends normally and no host descriptor outlives it.
 #[test]
 fn close_and_renumber_racing_with_direct_io_leak_no_descriptors() {
+    if !isolated("close_and_renumber_racing_with_direct_io_leak_no_descriptors") {
+        return;
+    }
     let dir = dir_with("direct-close-race", &vec![1u8; 1 << 16]);
     let thread = r#"
         (local.set $iov (i32.add (i32.const 2048) (i32.shl (local.get $tid) (i32.const 4))))
@@ -722,6 +710,9 @@ fn close_and_renumber_racing_with_direct_io_leak_no_descriptors() {
 /// within a bound, and leave no descriptors behind.
 #[test]
 fn big_direct_io_in_loops_ends_on_timeout_and_cancel() {
+    if !isolated("big_direct_io_in_loops_ends_on_timeout_and_cancel") {
+        return;
+    }
     let dir = temp_dir("direct-big-loop");
     std::fs::write(dir.join("f.txt"), vec![3u8; 16 << 20]).unwrap();
     let thread = r#"

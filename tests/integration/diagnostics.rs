@@ -3,13 +3,11 @@
 //! (what `wasm-objdump -d` shows of them), not of the module wasithreads rewrote — also
 //! for serialized and deserialized modules.
 
-mod common;
-
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{engine, run_watched, Exits};
+use crate::common::{engine, run_watched, Exits};
 use wasithreads::io::Input;
 use wasithreads::{ExitKind, Module, Run, RunConfig, ThreadExit};
 use wasmparser::{Operator, Parser, Payload};
@@ -122,16 +120,24 @@ fn check_trap(call: &str, reason: &str, func: u32, name: &str, op: &str) {
     );
 }
 
+/// A trap after atomics the rewrite changed is reported at the function index and code
+/// offset of the bytes the host loaded (what `wasm-objdump -d` shows of them), not of the
+/// rewritten module: users read backtraces against their own module.
 #[test]
 fn a_trap_after_rewritten_atomics_names_the_original_function_and_offset() {
     check_trap("(call $boom (i32.const 0))", "wasm `unreachable` instruction executed", 4, "boom", "Unreachable");
 }
 
+/// A trap before the rewritten atomics in the same function is reported at its original
+/// offset too.
 #[test]
 fn a_trap_before_rewritten_atomics_names_the_original_function_and_offset() {
     check_trap("(drop (call $early (i32.const 0)))", "integer divide by zero", 2, "early", "I32DivU");
 }
 
+/// A serialized and deserialized module reports the same original offsets as the one
+/// loaded, and Wasmtime's own serialized bytes (without this library's header) are refused
+/// with a message.
 #[test]
 fn a_deserialized_module_reports_the_same_offsets() {
     let wasm = wat::parse_str(trapping_module("(call $boom (i32.const 0))")).unwrap();
@@ -186,6 +192,8 @@ const EIGHT_THREADS: &str = r#"(module
     (loop $arrived (br_if $arrived (i32.ne (i32.atomic.load (i32.const 0x40)) (i32.const 8))))
     (call $waiter)))"#;
 
+/// A timeout reports where each of eight threads was stopped (spinning, waiting,
+/// sleeping, reading stdin...), at the original function indices and offsets.
 #[test]
 fn a_timeout_reports_where_each_of_eight_threads_was_in_the_original_offsets() {
     let wasm = wat::parse_str(EIGHT_THREADS).unwrap();
@@ -272,12 +280,14 @@ fn corestack(data: &[u8]) -> (String, Vec<(u32, u32)>) {
     (name, frames)
 }
 
+/// A trap writes a Wasm core dump holding every thread's stack (at original offsets),
+/// the globals and the shared memory, valid for a Wasm parser.
 #[test]
 fn a_trap_writes_a_core_dump_with_every_thread_and_the_shared_memory() {
     let wasm = wat::parse_str(TRAP_WITH_A_WAITER).unwrap();
     // Function 0 is the import; waiter 1, thread_start 2, boom 3, main 4.
     let (waiter, thread_start, boom, main) = (body(&wasm, 1), body(&wasm, 2), body(&wasm, 3), body(&wasm, 4));
-    let path = common::temp_dir("coredump").join("core.wasm");
+    let path = crate::common::temp_dir("coredump").join("core.wasm");
     let c = RunConfig { coredump_path: Some(path.clone()), ..RunConfig::default() };
     let (exit, _) = run_watched(&Module::new(&engine(), &wasm).unwrap(), &c);
     assert_eq!((exit.kind, exit.tid), (ExitKind::Trap, 0), "{exit:?}");
@@ -344,6 +354,8 @@ fn a_trap_writes_a_core_dump_with_every_thread_and_the_shared_memory() {
     );
 }
 
+/// A core dump path whose directory cannot be opened fails the start with the reason,
+/// rather than losing the dump at the trap.
 #[test]
 fn a_core_dump_path_in_a_directory_that_cannot_be_opened_fails_the_start() {
     let wasm = wat::parse_str(TRAP_WITH_A_WAITER).unwrap();
@@ -356,6 +368,8 @@ fn a_core_dump_path_in_a_directory_that_cannot_be_opened_fails_the_start() {
     );
 }
 
+/// A core dump that cannot be written (its directory removed during the run) is reported
+/// as a diagnostic, and the run's trap result stands.
 #[test]
 fn a_core_dump_that_cannot_be_written_is_reported_and_the_result_stands() {
     // The directory goes away while the guest runs (it traps after 300 ms).
@@ -364,7 +378,7 @@ fn a_core_dump_that_cannot_be_written_is_reported_and_the_result_stands() {
       (func (export "_start")
         (drop (memory.atomic.wait32 (i32.const 0) (i32.const 0) (i64.const 300000000)))
         unreachable))"#;
-    let dir = common::temp_dir("coredump-gone");
+    let dir = crate::common::temp_dir("coredump-gone");
     let said = Arc::new(std::sync::Mutex::new(Vec::new()));
     let log = said.clone();
     let c = RunConfig {
@@ -377,7 +391,7 @@ fn a_core_dump_that_cannot_be_written_is_reported_and_the_result_stands() {
     };
     let run = Run::start(&Module::new(&engine(), wat.as_bytes()).unwrap(), &c).unwrap();
     std::fs::remove_dir(&dir).unwrap();
-    let exit = common::within(Duration::from_secs(60), move || run.wait());
+    let exit = crate::common::within(Duration::from_secs(60), move || run.wait());
     assert_eq!((exit.kind, exit.tid), (ExitKind::Trap, 0), "{exit:?}");
     let said = said.lock().unwrap();
     assert!(
@@ -398,7 +412,7 @@ fn a_guest_cannot_redirect_the_core_dump_through_a_symlink() {
       (func (export "_start")
         (if (call $symlink (i32.const 16) (i32.const 13) (i32.const 3) (i32.const 32) (i32.const 9)) (then (return)))
         unreachable))"#;
-    let root = common::temp_dir("coredump-symlink");
+    let root = crate::common::temp_dir("coredump-symlink");
     let (sandbox, victim) = (root.join("sandbox"), root.join("victim.txt"));
     std::fs::create_dir(&sandbox).unwrap();
     std::fs::write(&victim, b"precious").unwrap();
@@ -415,11 +429,9 @@ fn a_guest_cannot_redirect_the_core_dump_through_a_symlink() {
 /// A FIFO at the dump's path (nobody reads it) neither hangs the run nor gets the dump.
 #[test]
 fn a_fifo_at_the_core_dump_path_does_not_hang_the_run() {
-    let dir = common::temp_dir("coredump-fifo");
+    let dir = crate::common::temp_dir("coredump-fifo");
     let path = dir.join("core.wasm");
-    let cpath = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
-    // SAFETY: mkfifo with a valid NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(cpath.as_ptr(), 0o600) }, 0);
+    crate::common::mkfifo(&path);
     let wasm = wat::parse_str(TRAP_WITH_A_WAITER).unwrap();
     let c = RunConfig { coredump_path: Some(path.clone()), ..RunConfig::default() };
     let (exit, _) = run_watched(&Module::new(&engine(), &wasm).unwrap(), &c);
@@ -427,9 +439,10 @@ fn a_fifo_at_the_core_dump_path_does_not_hang_the_run() {
     assert!(std::fs::symlink_metadata(&path).unwrap().file_type().is_file(), "the dump replaced the FIFO");
 }
 
+/// No core dump is written when the run ends otherwise than by a trap (here a timeout).
 #[test]
 fn no_core_dump_is_written_when_the_run_does_not_trap() {
-    let path = common::temp_dir("no-coredump").join("core.wasm");
+    let path = crate::common::temp_dir("no-coredump").join("core.wasm");
     let _ = std::fs::remove_file(&path);
     let wasm = wat::parse_str(EIGHT_THREADS).unwrap();
     let (pipe, _writer) = std::io::pipe().unwrap();

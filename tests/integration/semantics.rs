@@ -1,10 +1,14 @@
-//! The run semantics of issue 2, through the Rust core with hand-written WAT guests.
+//! The run's semantics with hand-written WAT guests: spawning (tids, arguments, the thread
+//! limit, failed spawns), how a run ends (main returning, `proc_exit` from any thread, a
+//! trap), atomics after the rewrite, and many host threads sharing one engine.
 
-mod common;
+use std::time::Duration;
 
-use common::*;
-use wasithreads::{ExitKind, RunConfig, RunExit, ThreadExit};
+use crate::common::*;
+use wasithreads::{EngineConfig, ExitKind, RunConfig, RunExit, ThreadExit};
 
+/// `thread-spawn` gives the new thread the next tid (1) and the spawn argument, as
+/// wasi-threads says; each thread's end reaches the exit callback with its tid.
 #[test]
 fn spawn_delivers_tid_and_arg() {
     let e = engine();
@@ -21,6 +25,8 @@ fn spawn_delivers_tid_and_arg() {
     assert_eq!(exits.sorted(), vec![(0, ThreadExit::Exited(1006)), (1, ThreadExit::Returned)]);
 }
 
+/// Main returning from `_start` ends the run with code 0 even while other threads spin,
+/// wait or sleep: those are terminated, not waited for (wasi-threads: the process ends).
 #[test]
 fn main_returning_ends_the_run_with_code_zero() {
     let e = engine();
@@ -38,6 +44,8 @@ fn main_returning_ends_the_run_with_code_zero() {
     }
 }
 
+/// `proc_exit` in main ends the run with its code and terminates threads blocked in a
+/// spin, an atomic wait (32 and 64 bit) or a sleep.
 #[test]
 fn proc_exit_in_main_stops_blocked_threads() {
     let e = engine();
@@ -60,6 +68,8 @@ fn proc_exit_in_main_stops_blocked_threads() {
     assert_eq!(got.len(), 6);
 }
 
+/// `proc_exit` in a spawned thread ends the whole run with its code and tid, main
+/// included (it is the process's exit, not the thread's).
 #[test]
 fn proc_exit_in_spawned_thread_ends_everything() {
     let e = engine();
@@ -82,6 +92,8 @@ fn proc_exit_in_spawned_thread_ends_everything() {
     assert!(got[0].0 == 0 && got[0].1.is_terminated(), "{got:?}");
 }
 
+/// A trap in a spawned thread ends the run as a trap naming that thread and the trap,
+/// with a backtrace naming the function; the other threads are terminated.
 #[test]
 fn trap_in_spawned_thread_reports_tid_and_message() {
     let e = engine();
@@ -106,6 +118,8 @@ fn trap_in_spawned_thread_reports_tid_and_message() {
     assert!(got[0].0 == 0 && got[0].1.is_terminated(), "{got:?}");
 }
 
+/// A spawn past `max_threads` returns a negative errno to the guest, which can go on:
+/// the limit is not a trap.
 #[test]
 fn spawn_past_the_limit_returns_negative_and_the_guest_goes_on() {
     let e = engine();
@@ -139,14 +153,23 @@ fn spawn_failure_guest(thread_start: &str) -> String {
     )
 }
 
+/// A spawn fails (a negative result the guest can act on) rather than the run trapping
+/// when the module has no usable `wasi_thread_start`: none at all, or one of the wrong
+/// type. Each row: what the export is, and the export spliced into the guest.
 #[test]
-fn missing_thread_start_makes_spawn_fail_not_trap() {
+fn a_spawn_without_a_usable_thread_start_fails_and_the_guest_goes_on() {
     let e = engine();
-    let m = load(&e, &spawn_failure_guest(""));
-    let (exit, _) = run_watched(&m, &RunConfig::default());
-    assert_eq!(exit, RunExit { kind: ExitKind::Code, code: 1, tid: 0, message: None, unstopped: vec![] });
+    for (row, thread_start) in [
+        ("no wasi_thread_start", ""),
+        ("a wasi_thread_start of the wrong type", r#"(func (export "wasi_thread_start") (param i32))"#),
+    ] {
+        let m = load(&e, &spawn_failure_guest(thread_start));
+        let (exit, _) = run_watched(&m, &RunConfig::default());
+        assert_eq!(exit, RunExit { kind: ExitKind::Code, code: 1, tid: 0, message: None, unstopped: vec![] }, "{row}");
+    }
 }
 
+/// The run's timeout ends a run whose threads all spin, with the timeout result.
 #[test]
 fn timeout_stops_a_spinning_guest() {
     let e = engine();
@@ -157,14 +180,8 @@ fn timeout_stops_a_spinning_guest() {
     assert_eq!(exit, RunExit { kind: ExitKind::Timeout, code: 0, tid: -1, message: None, unstopped: vec![] });
 }
 
-#[test]
-fn wrongly_typed_thread_start_makes_spawn_fail_not_trap() {
-    let e = engine();
-    let m = load(&e, &spawn_failure_guest(r#"(func (export "wasi_thread_start") (param i32))"#));
-    let (exit, _) = run_watched(&m, &RunConfig::default());
-    assert_eq!((exit.kind, exit.code), (ExitKind::Code, 1));
-}
-
+/// The shared memory may be imported under any module and field name, not only
+/// `env.memory`: toolchains differ.
 #[test]
 fn memory_may_be_imported_under_any_name() {
     let e = engine();
@@ -184,6 +201,8 @@ fn memory_may_be_imported_under_any_name() {
     assert_eq!((exit.kind, exit.code), (ExitKind::Code, 77));
 }
 
+/// Unbounded recursion is a "call stack exhausted" trap of the thread that overflowed
+/// (main or a spawned thread), never a crash of the host.
 #[test]
 fn stack_overflow_is_a_trap_in_main_and_in_threads() {
     let e = engine();
@@ -206,27 +225,36 @@ fn stack_overflow_is_a_trap_in_main_and_in_threads() {
     }
 }
 
+/// Engines and modules are shared between host threads: four host threads run the same
+/// module 25 times each at once, each run with its own result.
 #[test]
 fn many_host_threads_share_one_engine_and_module() {
-    let e = engine();
-    let m =
-        load(&e, &guest(&format!("{} (call $proc_exit (i32.const 21))", spawn_all(&[WAIT_FOREVER, SLEEP_HOUR, SPIN]))));
-    let hosts: Vec<_> = (0..4)
-        .map(|_| {
-            let m = m.clone();
-            std::thread::spawn(move || {
-                for _ in 0..25 {
-                    let exit = wasithreads::Run::start(&m, &RunConfig::default()).unwrap().wait();
-                    assert_eq!((exit.kind, exit.code), (ExitKind::Code, 21));
-                }
+    // Bounded: a deadlock fails this test instead of hanging the suite.
+    within(Duration::from_secs(120), || {
+        let e = engine();
+        let m = load(
+            &e,
+            &guest(&format!("{} (call $proc_exit (i32.const 21))", spawn_all(&[WAIT_FOREVER, SLEEP_HOUR, SPIN]))),
+        );
+        let hosts: Vec<_> = (0..4)
+            .map(|_| {
+                let m = m.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..25 {
+                        let exit = wasithreads::Run::start(&m, &RunConfig::default()).unwrap().wait();
+                        assert_eq!((exit.kind, exit.code), (ExitKind::Code, 21));
+                    }
+                })
             })
-        })
-        .collect();
-    for h in hosts {
-        h.join().unwrap();
-    }
+            .collect();
+        for h in hosts {
+            h.join().unwrap();
+        }
+    });
 }
 
+/// A plain WASI module with no threads and no shared memory runs too, its arguments
+/// arriving through WASI.
 #[test]
 fn plain_wasi_module_without_threads_runs() {
     let e = engine();
@@ -243,6 +271,10 @@ fn plain_wasi_module_without_threads_runs() {
     assert_eq!((exit.kind, exit.code), (ExitKind::Code, 3), "argc arrives through the shared context");
 }
 
+/// The rewritten atomics (waits and notify go through the host to be interruptible) keep
+/// Wasm's semantics: a wait on a mismatching value returns 1, timeouts return 2, a notify
+/// with no waiters returns 0, and unaligned or out-of-bounds waits and notifies trap as in
+/// Wasm.
 #[test]
 fn rewritten_atomics_keep_wasm_semantics() {
     let e = engine();
@@ -274,6 +306,8 @@ fn rewritten_atomics_keep_wasm_semantics() {
     }
 }
 
+/// `memory.atomic.notify` wakes exactly the number of waiters asked for and returns how
+/// many it woke.
 #[test]
 fn notify_wakes_exactly_count_waiters_and_reports_them() {
     let e = engine();
@@ -286,4 +320,112 @@ fn notify_wakes_exactly_count_waiters_and_reports_them() {
         spawn_all(&[WAIT_FOREVER, WAIT_FOREVER, WAIT_FOREVER]))));
     let (exit, _) = run_watched(&m, &RunConfig::default());
     assert_eq!((exit.kind, exit.code), (ExitKind::Code, 12));
+}
+
+/// A start function that recurses 100 frames deep and then spawns a thread, whose
+/// instance runs the same start function: instantiations must not nest on the spawner's
+/// native stack, or the host process would die of a stack overflow.
+const RECURSIVE_START_SPAWN: &str = r#"(module
+  (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (import "env" "memory" (memory 1 1 shared))
+  (func $deep (param $n i32)
+    (if (local.get $n) (then (call $deep (i32.sub (local.get $n) (i32.const 1))) (return)))
+    ;; 0 counts the start functions that ran, 4 the spawns that failed.
+    (drop (i32.atomic.rmw.add (i32.const 0) (i32.const 1)))
+    (if (i32.lt_s (call $spawn (i32.const 0)) (i32.const 0))
+      (then (drop (i32.atomic.rmw.add (i32.const 4) (i32.const 1))))))
+  (func $start (call $deep (i32.const 100)))
+  (start $start)
+  (func (export "wasi_thread_start") (param i32 i32))
+  (func (export "_start")
+    ;; Every instance made after main's ran the start function once; exit with that count.
+    (call $exit (i32.atomic.load (i32.const 0)))))"#;
+
+/// Start functions that spawn threads whose instances run the same start function end
+/// at the thread limit (one instance per allowed thread, a diagnostic naming the limit),
+/// at a small and a large limit, without exhausting the host's stack.
+#[test]
+fn start_functions_that_spawn_recursively_do_not_crash_the_host() {
+    let engine = engine();
+    let module = load(&engine, RECURSIVE_START_SPAWN);
+    for limit in [8u32, 1500] {
+        let mut config = RunConfig::default();
+        config.limits.max_threads = limit;
+        let log = diagnostics(&mut config);
+        let (exit, _) = run_watched(&module, &config);
+        assert_eq!(exit.kind, ExitKind::Code, "{exit:?}");
+        // main's instance plus one per thread the limit allowed; the last spawn failed.
+        assert_eq!(exit.code, limit as i32 + 1, "{exit:?}");
+        let log = log.lock().unwrap();
+        assert!(log.iter().any(|(_, m)| m.contains("limit")), "{log:?}");
+    }
+}
+
+/// With `max_threads` 0 a spawn fails at once with `EAGAIN` (-6) and a diagnostic saying
+/// the limit is 0, so the host sees why the guest got no thread.
+#[test]
+fn a_spawn_with_no_possible_thread_fails_at_once_with_a_reason() {
+    let engine = engine();
+    let module =
+        load(&engine, &crate::common::guest("(call $proc_exit (i32.sub (i32.const 0) (call $spawn (i32.const 0))))"));
+    let mut config = RunConfig::default();
+    config.limits.max_threads = 0;
+    let log = diagnostics(&mut config);
+    let (exit, _) = run_watched(&module, &config);
+    assert_eq!((exit.kind, exit.code), (ExitKind::Code, 6), "-EAGAIN: {exit:?}");
+    let log = log.lock().unwrap();
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(log[0].0, 0);
+    assert!(log[0].1.contains("thread limit is 0"), "{log:?}");
+}
+
+/// A trap in the start function of a spawned thread's instance fails that spawn (the
+/// spawner gets an error and a diagnostic), not the whole run.
+#[test]
+fn a_trap_in_a_spawned_instances_start_function_fails_the_spawn_not_the_run() {
+    let wat = r#"(module
+      (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+      (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+      (import "env" "memory" (memory 1 1 shared))
+      (global $main (mut i32) (i32.const 1))
+      ;; The first instance (main's) is marked in memory; every later one traps.
+      (func $start
+        (if (i32.atomic.rmw.cmpxchg (i32.const 0) (i32.const 0) (i32.const 1)) (then unreachable)))
+      (start $start)
+      (func (export "wasi_thread_start") (param i32 i32))
+      (func (export "_start") (call $exit (i32.add (i32.const 100) (call $spawn (i32.const 0))))))"#;
+    let engine = engine();
+    let module = load(&engine, wat);
+    let mut config = RunConfig::default();
+    let log = diagnostics(&mut config);
+    let (exit, _) = run_watched(&module, &config);
+    assert_eq!((exit.kind, exit.code), (ExitKind::Code, 100 - 6), "{exit:?}");
+    let log = log.lock().unwrap();
+    assert!(log.iter().any(|(tid, m)| *tid == 0 && m.contains("unreachable")), "{log:?}");
+}
+
+/// An engine's `max_wasm_stack` above 2 MiB works (400 000 frames run), the default 1 MiB
+/// is not enough for them, and more than 256 MiB is refused with the reason.
+#[test]
+fn a_wasm_stack_above_2_mib_works() {
+    let engine = wasithreads::Engine::new(&EngineConfig { max_wasm_stack: 64 << 20, ..Default::default() }).unwrap();
+    // 400 000 frames: several MiB of wasm stack, more than the default 1 MiB allows.
+    let wat = r#"(module
+      (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+      (memory (export "memory") 1)
+      (func $deep (param $n i32) (result i32)
+        (local i64 i64 i64 i64 i64 i64 i64 i64)
+        (if (result i32) (local.get $n)
+          (then (i32.add (i32.const 1) (call $deep (i32.sub (local.get $n) (i32.const 1)))))
+          (else (i32.const 0))))
+      (func (export "_start") (call $exit (i32.rem_u (call $deep (i32.const 400000)) (i32.const 256)))))"#;
+    let module = load(&engine, wat);
+    let (exit, _) = run_watched(&module, &RunConfig::default());
+    assert_eq!((exit.kind, exit.code), (ExitKind::Code, 400000 % 256), "{exit:?}");
+    let small = load(&crate::common::engine(), wat);
+    let (exit, _) = run_watched(&small, &RunConfig::default());
+    assert_eq!(exit.kind, ExitKind::Trap, "1 MiB is not enough: {exit:?}");
+    let err = wasithreads::Engine::new(&EngineConfig { max_wasm_stack: 1 << 30, ..Default::default() }).err().unwrap();
+    assert!(format!("{err:#}").contains("256 MiB"), "{err:#}");
 }

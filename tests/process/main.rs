@@ -1,14 +1,22 @@
-//! 1000 runs in one process: OS threads and file descriptors come back to where they were.
+//! The process comes back to where it was: OS threads, descriptors and resident memory
+//! after thousands of runs, cancels and spawns.
+//!
+//! A test binary of its own, apart from `tests/integration`: these tests count
+//! process-wide resources and some are sensitive to CPU contention (a spawn racing the
+//! exit of the thread it replaces), so no other test may run beside them. Each runs alone
+//! in a child process (`common::child::isolated`), one at a time (`SERIAL`).
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use std::sync::Mutex;
 use std::time::Duration;
 
+use common::child::isolated;
 use common::*;
 use wasithreads::{ExitKind, Run, RunConfig};
 
-/// Tests here count the process's threads and fds, so they must not overlap.
+/// One child at a time: children are processes of their own, but they share the CPUs.
 static SERIAL: Mutex<()> = Mutex::new(());
 
 /// Each test takes 1-5 s; far longer means a deadlock.
@@ -26,9 +34,15 @@ fn settle(threads: usize) -> usize {
     os_threads()
 }
 
+/// A thousand runs (alternately an exit and a trap, each with threads spinning, waiting
+/// and sleeping) leave the process's OS threads and descriptors where they were: a host
+/// that runs guests all day must not leak per run.
 #[test]
 fn thousand_runs_leave_no_threads_or_fds_behind() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !isolated("thousand_runs_leave_no_threads_or_fds_behind") {
+        return;
+    }
     within(LIMIT, || {
         let e = engine();
         // Each run: three threads (one spinning, one waiting forever, one sleeping), then a trap
@@ -58,9 +72,14 @@ fn thousand_runs_leave_no_threads_or_fds_behind() {
     });
 }
 
+/// Five hundred background runs cancelled or dropped at moments spread over their lives
+/// leave no OS thread or descriptor behind.
 #[test]
 fn cancelled_and_dropped_background_runs_leave_nothing_behind() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !isolated("cancelled_and_dropped_background_runs_leave_nothing_behind") {
+        return;
+    }
     within(LIMIT, || {
         let e = engine();
         let m = load(
@@ -89,9 +108,14 @@ fn cancelled_and_dropped_background_runs_leave_nothing_behind() {
     });
 }
 
+/// Eight host threads running 200 runs each on one engine at once get the right result
+/// every time and leave no OS thread behind.
 #[test]
 fn eight_host_threads_two_hundred_runs_each_on_one_engine() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !isolated("eight_host_threads_two_hundred_runs_each_on_one_engine") {
+        return;
+    }
     within(LIMIT, || {
         let e = engine();
         let exiting = load(
@@ -122,9 +146,14 @@ fn eight_host_threads_two_hundred_runs_each_on_one_engine() {
     });
 }
 
+/// Two thousand cancels racing a guest's exit or trap give exactly one result each time
+/// and leave no OS thread behind.
 #[test]
 fn cancel_races_with_exit_and_trap_one_result_each_time() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !isolated("cancel_races_with_exit_and_trap_one_result_each_time") {
+        return;
+    }
     within(LIMIT, || {
         let e = engine();
         // Exits or traps almost at once, so cancel lands before, during and after.
@@ -154,4 +183,51 @@ fn cancel_races_with_exit_and_trap_one_result_each_time() {
         eprintln!("cancel race outcomes: {seen:?}");
         assert_eq!(settle(baseline), baseline, "OS threads");
     });
+}
+
+/// 100 000 spawn and join cycles in one run keep resident memory flat: per-spawn
+/// bookkeeping must not grow with the number of threads a long-lived run has had.
+#[test]
+fn spawn_and_join_cycles_keep_memory_flat() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !isolated("spawn_and_join_cycles_keep_memory_flat") {
+        return;
+    }
+    // 100 000 rounds of spawn + join in one run: the per-run bookkeeping must not grow.
+    let wat = r#"(module
+      (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+      (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+      (import "env" "memory" (memory 1 1 shared))
+      (func (export "wasi_thread_start") (param i32 i32)
+        (i32.atomic.store (i32.const 0) (i32.const 1))
+        (drop (memory.atomic.notify (i32.const 0) (i32.const 1))))
+      (func (export "_start") (local $i i32)
+        (loop $round
+          (i32.atomic.store (i32.const 0) (i32.const 0))
+          (if (i32.lt_s (call $spawn (i32.const 0)) (i32.const 0)) (then (call $exit (i32.const 1))))
+          (block $joined (loop $wait
+            (br_if $joined (i32.atomic.load (i32.const 0)))
+            (drop (memory.atomic.wait32 (i32.const 0) (i32.const 0) (i64.const -1)))
+            (br $wait)))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $round (i32.lt_u (local.get $i) (i32.const 100000))))
+        (call $exit (i32.const 0))))"#;
+    let engine = engine();
+    let module = load(&engine, wat);
+    let mut config = RunConfig::default();
+    config.limits.max_threads = 4;
+    // Warm up the pool and the allocator, then measure a run of the same size.
+    let (exit, _) = run_watched(&module, &config);
+    assert_eq!((exit.kind, exit.code), (ExitKind::Code, 0), "{exit:?}");
+    let before = rss_kib();
+    let (exit, _) = run_watched(&module, &config);
+    assert_eq!((exit.kind, exit.code), (ExitKind::Code, 0), "{exit:?}");
+    let grown = rss_kib().saturating_sub(before);
+    assert!(grown < 2048, "RSS grew by {grown} KiB over 100 000 spawn/join cycles");
+}
+
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }

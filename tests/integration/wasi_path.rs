@@ -1,4 +1,4 @@
-//! WASI calls under a directory descriptor (`src/host/wasi/path.rs`): path_open,
+//! WASI calls under a directory descriptor (`src/wasi/path.rs`): path_open,
 //! filestat, set_times, create/remove, rename, links, readlink, fd_readdir, the sandbox,
 //! read-only preopens, FIFOs and the descriptor limit.
 //!
@@ -6,50 +6,15 @@
 //! `proc_exit(step * 1000 + errno)` at the first result that differs from the expected
 //! one (`proc_exit(0)` at the end), so a failure names the step and what it got.
 
-mod common;
-
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use common::*;
-use wasithreads::config::Preopen;
-use wasithreads::{ExitKind, Module, Run, RunConfig, RunExit};
-
-// WASI errnos.
-const SUCCESS: i32 = 0;
-const EXIST: i32 = 20;
-const INVAL: i32 = 28;
-const ISDIR: i32 = 31;
-const LOOP: i32 = 32;
-const MFILE: i32 = 33;
-const NOENT: i32 = 44;
-const NOTDIR: i32 = 54;
-const NOTEMPTY: i32 = 55;
-const NXIO: i32 = 60;
-const PERM: i32 = 63;
-
-// oflags
-const CREAT: i32 = 1;
-const DIRECTORY: i32 = 2;
-const EXCL: i32 = 4;
-const TRUNC: i32 = 8;
-// rights
-const READ: i64 = 1 << 1;
-const WRITE: i64 = 1 << 6;
-// fdflags
-const APPEND: i32 = 1;
-const NONBLOCK: i32 = 4;
-// lookupflags
-const FOLLOW: i32 = 1;
-
-/// The tests of this file count the process's open descriptors: they run one at a time.
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
+use crate::common::child::isolated;
+use crate::common::wasi::*;
+use crate::common::*;
+use wasithreads::{ExitKind, Module, Preopen, Run, RunConfig, RunExit};
 
 /// A fresh directory under the system's temp dir, removed when dropped.
 struct TempDir(PathBuf);
@@ -155,15 +120,11 @@ fn assert_exit_0(exit: &RunExit) {
     assert_eq!((exit.kind, exit.code), (ExitKind::Code, 0), "step*1000+errno: {exit:?}");
 }
 
-fn mkfifo(path: &Path) {
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: a valid NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo {}", path.display());
-}
-
+/// Creating, opening, stat-ing, renaming and removing files and directories under a
+/// directory descriptor give preview 1's results and errnos (new descriptors take the
+/// lowest free number, removal of a non-empty directory is `notempty`, ...).
 #[test]
 fn create_open_stat_rename_unlink_and_their_errors() {
-    let _s = serial();
     let dir = TempDir::new("basic");
     std::fs::write(dir.path("hello.txt"), "hello").unwrap();
     let mut g = Guest::new();
@@ -175,12 +136,12 @@ fn create_open_stat_rename_unlink_and_their_errors() {
     b += &expect(
         3,
         SUCCESS,
-        &format!("(call $open {f} (i32.const {}) (i64.const {}) (i32.const 0))", CREAT | EXCL, READ | WRITE),
+        &format!("(call $open {f} (i32.const {}) (i64.const {}) (i32.const 0))", CREAT | EXCL, FD_READ | FD_WRITE),
     );
     b += &expect(
         4,
         EXIST,
-        &format!("(call $open {f} (i32.const {}) (i64.const {}) (i32.const 0))", CREAT | EXCL, READ | WRITE),
+        &format!("(call $open {f} (i32.const {}) (i64.const {}) (i32.const 0))", CREAT | EXCL, FD_READ | FD_WRITE),
     );
     // The new descriptor is the lowest free one: after stdio and the preopen.
     b += "(call $assert (i32.eq (i32.load (i32.const 0)) (i32.const 4)) (i32.const 5))\n";
@@ -191,15 +152,19 @@ fn create_open_stat_rename_unlink_and_their_errors() {
     b += &expect(9, SUCCESS, &format!("(call $path_filestat_get (i32.const 3) (i32.const 0) {d} (i32.const 64))"));
     b += "(call $assert (i32.eq (i32.load8_u (i32.const 80)) (i32.const 3)) (i32.const 10))\n";
     b += &expect(11, NOENT, &format!("(call $path_filestat_get (i32.const 3) (i32.const 0) {missing} (i32.const 64))"));
-    b += &expect(12, NOENT, &format!("(call $open {missing} (i32.const 0) (i64.const {READ}) (i32.const 0))"));
-    b += &expect(13, NOTDIR, &format!("(call $open {hello} (i32.const {DIRECTORY}) (i64.const {READ}) (i32.const 0))"));
+    b += &expect(12, NOENT, &format!("(call $open {missing} (i32.const 0) (i64.const {FD_READ}) (i32.const 0))"));
+    b += &expect(
+        13,
+        NOTDIR,
+        &format!("(call $open {hello} (i32.const {DIRECTORY}) (i64.const {FD_READ}) (i32.const 0))"),
+    );
     b += &expect(
         14,
         INVAL,
-        &format!("(call $open {d} (i32.const {}) (i64.const {READ}) (i32.const 0))", DIRECTORY | CREAT),
+        &format!("(call $open {d} (i32.const {}) (i64.const {FD_READ}) (i32.const 0))", DIRECTORY | CREAT),
     );
     // A directory opens as a directory descriptor: paths resolve beneath it.
-    b += &expect(15, SUCCESS, &format!("(call $open {d} (i32.const {DIRECTORY}) (i64.const {READ}) (i32.const 0))"));
+    b += &expect(15, SUCCESS, &format!("(call $open {d} (i32.const {DIRECTORY}) (i64.const {FD_READ}) (i32.const 0))"));
     let f_in_d = g.s("f.txt");
     b += &format!("(local.set $i (i32.load (i32.const 0)))\n");
     b += &expect(
@@ -219,7 +184,7 @@ fn create_open_stat_rename_unlink_and_their_errors() {
     b += &expect(
         25,
         SUCCESS,
-        &format!("(call $open {g_txt} (i32.const {TRUNC}) (i64.const {WRITE}) (i32.const {APPEND}))"),
+        &format!("(call $open {g_txt} (i32.const {TRUNC}) (i64.const {FD_WRITE}) (i32.const {APPEND}))"),
     );
     // Not a directory descriptor: badf (a file) / notdir (path_open on a file).
     b += &expect(26, 8, &format!("(call $path_create_directory (i32.const 4) {d})"));
@@ -238,9 +203,11 @@ fn create_open_stat_rename_unlink_and_their_errors() {
     assert!(!dir.path("hello.txt").exists());
 }
 
+/// `path_filestat_set_times` sets exact times, "now" and "omit" for each of atime and
+/// mtime, through a followed symlink and on the symlink itself, and on a FIFO without
+/// opening it (an open could wait).
 #[test]
 fn set_times_exact_now_and_omit() {
-    let _s = serial();
     let dir = TempDir::new("times");
     std::fs::write(dir.path("t.txt"), "t").unwrap();
     std::os::unix::fs::symlink("t.txt", dir.path("link")).unwrap();
@@ -276,9 +243,11 @@ fn set_times_exact_now_and_omit() {
     assert_eq!((m.atime(), m.mtime()), (4000, 4000));
 }
 
+/// Symlinks and hard links work inside the preopen and never lead out of it: an absolute
+/// target is refused, a relative one pointing out may be created but is never followed
+/// out, and `readlink` returns contents whole or truncated to the buffer.
 #[test]
 fn symlinks_and_hard_links_stay_in_the_sandbox() {
-    let _s = serial();
     let root = TempDir::new("links");
     let dir = root.path("inside");
     std::fs::create_dir(&dir).unwrap();
@@ -333,20 +302,20 @@ fn symlinks_and_hard_links_stay_in_the_sandbox() {
         &format!("(call $path_filestat_get (i32.const 3) (i32.const 0) {in_link} (i32.const 64))"),
     );
     b += "(call $assert (i32.eq (i32.load8_u (i32.const 80)) (i32.const 7)) (i32.const 12))\n";
-    b += &expect(13, SUCCESS, &format!("(call $open {in_link} (i32.const 0) (i64.const {READ}) (i32.const 0))"));
-    b += &expect(14, LOOP, &format!("(call $path_open (i32.const 3) (i32.const 0) {in_link} (i32.const 0) (i64.const {READ}) (i64.const 0) (i32.const 0) (i32.const 0))"));
+    b += &expect(13, SUCCESS, &format!("(call $open {in_link} (i32.const 0) (i64.const {FD_READ}) (i32.const 0))"));
+    b += &expect(14, LOOP, &format!("(call $path_open (i32.const 3) (i32.const 0) {in_link} (i32.const 0) (i64.const {FD_READ}) (i64.const 0) (i32.const 0) (i32.const 0))"));
     // An absolute target is refused; a relative one pointing out may be created but
     // never followed out.
     b += &expect(15, PERM, &format!("(call $path_symlink {abs} (i32.const 3) {abs_link})"));
     b += &expect(16, SUCCESS, &format!("(call $path_symlink {up} (i32.const 3) {out_link})"));
-    b += &expect(17, PERM, &format!("(call $open {out_link} (i32.const 0) (i64.const {READ}) (i32.const 0))"));
+    b += &expect(17, PERM, &format!("(call $open {out_link} (i32.const 0) (i64.const {FD_READ}) (i32.const 0))"));
     b += &expect(
         18,
         PERM,
         &format!("(call $path_filestat_get (i32.const 3) (i32.const {FOLLOW}) {out_link} (i32.const 64))"),
     );
-    b += &expect(19, PERM, &format!("(call $open {up} (i32.const 0) (i64.const {READ}) (i32.const 0))"));
-    b += &expect(20, PERM, &format!("(call $open {abs} (i32.const 0) (i64.const {READ}) (i32.const 0))"));
+    b += &expect(19, PERM, &format!("(call $open {up} (i32.const 0) (i64.const {FD_READ}) (i32.const 0))"));
+    b += &expect(20, PERM, &format!("(call $open {abs} (i32.const 0) (i64.const {FD_READ}) (i32.const 0))"));
     b += &expect(21, PERM, &format!("(call $path_filestat_set_times (i32.const 3) (i32.const {FOLLOW}) {out_link} (i64.const 0) (i64.const 0) (i32.const 10))"));
     // Hard links: not through a followed symlink (inval, as Wasmtime 48), and not out.
     b += &expect(22, SUCCESS, &format!("(call $path_link (i32.const 3) (i32.const 0) {target} (i32.const 3) {hard})"));
@@ -368,19 +337,20 @@ fn symlinks_and_hard_links_stay_in_the_sandbox() {
     assert_eq!(std::fs::read_to_string(root.path("secret")).unwrap(), "secret");
 }
 
+/// A read-only preopen refuses every change with `perm` (or the errno Wasmtime gives),
+/// also in directories opened beneath it, while reading (stat, readdir) works.
 #[test]
 fn read_only_preopen_refuses_every_change_also_beneath_it() {
-    let _s = serial();
     let dir = TempDir::new("read-only");
     std::fs::write(dir.path("a.txt"), "a").unwrap();
     std::fs::create_dir(dir.path("sub")).unwrap();
     let mut g = Guest::new();
     let (a, sub, x, newname) = (g.s("a.txt"), g.s("sub"), g.s("x"), g.s("new.txt"));
     let mut b = String::new();
-    b += &expect(1, SUCCESS, &format!("(call $open {a} (i32.const 0) (i64.const {READ}) (i32.const 0))"));
-    b += &expect(2, PERM, &format!("(call $open {a} (i32.const 0) (i64.const {WRITE}) (i32.const 0))"));
-    b += &expect(3, PERM, &format!("(call $open {newname} (i32.const {CREAT}) (i64.const {READ}) (i32.const 0))"));
-    b += &expect(4, PERM, &format!("(call $open {a} (i32.const {TRUNC}) (i64.const {READ}) (i32.const 0))"));
+    b += &expect(1, SUCCESS, &format!("(call $open {a} (i32.const 0) (i64.const {FD_READ}) (i32.const 0))"));
+    b += &expect(2, PERM, &format!("(call $open {a} (i32.const 0) (i64.const {FD_WRITE}) (i32.const 0))"));
+    b += &expect(3, PERM, &format!("(call $open {newname} (i32.const {CREAT}) (i64.const {FD_READ}) (i32.const 0))"));
+    b += &expect(4, PERM, &format!("(call $open {a} (i32.const {TRUNC}) (i64.const {FD_READ}) (i32.const 0))"));
     b += &expect(5, PERM, &format!("(call $path_create_directory (i32.const 3) {x})"));
     b += &expect(6, PERM, &format!("(call $path_remove_directory (i32.const 3) {sub})"));
     b += &expect(7, PERM, &format!("(call $path_unlink_file (i32.const 3) {a})"));
@@ -397,10 +367,14 @@ fn read_only_preopen_refuses_every_change_also_beneath_it() {
     );
     b += "(call $assert (i32.gt_u (i32.load (i32.const 8)) (i32.const 48)) (i32.const 14))\n";
     // A directory opened beneath is read-only too.
-    b += &expect(15, SUCCESS, &format!("(call $open {sub} (i32.const {DIRECTORY}) (i64.const {READ}) (i32.const 0))"));
+    b += &expect(
+        15,
+        SUCCESS,
+        &format!("(call $open {sub} (i32.const {DIRECTORY}) (i64.const {FD_READ}) (i32.const 0))"),
+    );
     b += "(local.set $i (i32.load (i32.const 0)))\n";
     b += &expect(16, PERM, &format!("(call $path_create_directory (local.get $i) {x})"));
-    b += &expect(17, PERM, &format!("(call $path_open (local.get $i) (i32.const 0) {x} (i32.const {CREAT}) (i64.const {WRITE}) (i64.const 0) (i32.const 0) (i32.const 0))"));
+    b += &expect(17, PERM, &format!("(call $path_open (local.get $i) (i32.const 0) {x} (i32.const {CREAT}) (i64.const {FD_WRITE}) (i64.const 0) (i32.const 0) (i32.const 0))"));
     let mut c = RunConfig::default();
     preopen(&mut c, &dir.0, true);
     assert_exit_0(&run_wat(&g.wat(&b), &c));
@@ -494,9 +468,11 @@ const SCAN: &str = r#"
     (local.get $n))
 "#;
 
+/// `fd_readdir` of a directory of two thousand entries in buffers of odd small sizes
+/// (ending inside a header or a name) sees each entry exactly once, and cookies restart or
+/// continue the listing where they say.
 #[test]
 fn readdir_of_two_thousand_entries_in_small_calls_sees_each_once() {
-    let _s = serial();
     let dir = TempDir::new("readdir");
     for i in 0..2000 {
         std::fs::write(dir.path(&format!("f{i:04}")), "").unwrap();
@@ -542,9 +518,11 @@ fn readdir_of_two_thousand_entries_in_small_calls_sees_each_once() {
     assert_exit_0(&run_wat(&wat, &c));
 }
 
+/// Opening a FIFO never hangs a run: reading and read-write opens return at once, a
+/// non-blocking write-only open without a reader is `nxio` as in POSIX, and a blocking
+/// write-only open that waits for a reader ends with the run.
 #[test]
 fn opening_a_fifo_never_hangs_and_a_blocked_open_ends_with_the_run() {
-    let _s = serial();
     let dir = TempDir::new("fifo");
     mkfifo(&dir.path("fifo"));
     mkfifo(&dir.path("lonely"));
@@ -552,14 +530,18 @@ fn opening_a_fifo_never_hangs_and_a_blocked_open_ends_with_the_run() {
     let (fifo, lonely) = (g.s("fifo"), g.s("lonely"));
     let mut b = String::new();
     // Reading without a writer: returns at once.
-    b += &expect(1, SUCCESS, &format!("(call $open {fifo} (i32.const 0) (i64.const {READ}) (i32.const 0))"));
+    b += &expect(1, SUCCESS, &format!("(call $open {fifo} (i32.const 0) (i64.const {FD_READ}) (i32.const 0))"));
     // Now it has a reader: a write-only open succeeds.
-    b += &expect(2, SUCCESS, &format!("(call $open {fifo} (i32.const 0) (i64.const {WRITE}) (i32.const 0))"));
+    b += &expect(2, SUCCESS, &format!("(call $open {fifo} (i32.const 0) (i64.const {FD_WRITE}) (i32.const 0))"));
     // No reader and non-blocking: nxio, as POSIX.
-    b += &expect(3, NXIO, &format!("(call $open {lonely} (i32.const 0) (i64.const {WRITE}) (i32.const {NONBLOCK}))"));
-    // Read-write never waits.
     b +=
-        &expect(4, SUCCESS, &format!("(call $open {lonely} (i32.const 0) (i64.const {}) (i32.const 0))", READ | WRITE));
+        &expect(3, NXIO, &format!("(call $open {lonely} (i32.const 0) (i64.const {FD_WRITE}) (i32.const {NONBLOCK}))"));
+    // Read-write never waits.
+    b += &expect(
+        4,
+        SUCCESS,
+        &format!("(call $open {lonely} (i32.const 0) (i64.const {}) (i32.const 0))", FD_READ | FD_WRITE),
+    );
     let mut c = RunConfig::default();
     preopen(&mut c, &dir.0, false);
     assert_exit_0(&run_wat(&g.wat(&b), &c));
@@ -568,7 +550,7 @@ fn opening_a_fifo_never_hangs_and_a_blocked_open_ends_with_the_run() {
     // cancelled.
     let mut g = Guest::new();
     let lonely = g.s("lonely");
-    let b = expect(1, SUCCESS, &format!("(call $open {lonely} (i32.const 0) (i64.const {WRITE}) (i32.const 0))"));
+    let b = expect(1, SUCCESS, &format!("(call $open {lonely} (i32.const 0) (i64.const {FD_WRITE}) (i32.const 0))"));
     let m = load(&engine(), &g.wat(&b));
     let c2 = c.clone();
     let exit = within(Duration::from_secs(60), move || {
@@ -594,14 +576,15 @@ fn opening_a_fifo_never_hangs_and_a_blocked_open_ends_with_the_run() {
     assert_exit_0(&exit);
 }
 
+/// A read of a FIFO without a writer waits for one: a later writer's bytes arrive, then
+/// end of file once it has gone, and a read still waiting ends with the run.
 #[test]
 fn a_read_of_a_fifo_without_writer_ends_with_the_run() {
-    let _s = serial();
     let dir = TempDir::new("fifo-read");
     mkfifo(&dir.path("fifo"));
     let mut g = Guest::new();
     let fifo = g.s("fifo");
-    let mut b = expect(1, SUCCESS, &format!("(call $open {fifo} (i32.const 0) (i64.const {READ}) (i32.const 0))"));
+    let mut b = expect(1, SUCCESS, &format!("(call $open {fifo} (i32.const 0) (i64.const {FD_READ}) (i32.const 0))"));
     // One iovec of 16 bytes at 4096 (iovec at 128): blocks until a writer writes.
     b += "(i32.store (i32.const 128) (i32.const 4096)) (i32.store (i32.const 132) (i32.const 16))\n";
     b += "(call $proc_exit (i32.add (i32.const 100) (call $fd_read (i32.load (i32.const 0)) (i32.const 128) (i32.const 1) (i32.const 8))))\n";
@@ -620,7 +603,7 @@ fn a_read_of_a_fifo_without_writer_ends_with_the_run() {
     // A writer that comes later: its bytes, then end of file once it has gone.
     let mut g = Guest::new();
     let fifo = g.s("fifo");
-    let mut b = expect(1, SUCCESS, &format!("(call $open {fifo} (i32.const 0) (i64.const {READ}) (i32.const 0))"));
+    let mut b = expect(1, SUCCESS, &format!("(call $open {fifo} (i32.const 0) (i64.const {FD_READ}) (i32.const 0))"));
     b += "(i32.store (i32.const 128) (i32.const 4096)) (i32.store (i32.const 132) (i32.const 16))\n";
     b += &expect(2, SUCCESS, "(call $fd_read (i32.load (i32.const 0)) (i32.const 128) (i32.const 1) (i32.const 8))");
     b += "(local.set $n (i32.load (i32.const 8)))\n";
@@ -640,33 +623,39 @@ fn a_read_of_a_fifo_without_writer_ends_with_the_run() {
     assert_eq!((exit.kind, exit.code), (ExitKind::Code, 500), "{exit:?}");
 }
 
+/// Character devices in a preopen open and read as on the host (`/dev/zero` gives zeros,
+/// `/dev/null` end of file), and writing under a read-only preopen is `perm`.
 #[test]
 fn character_devices_open_and_read() {
-    let _s = serial();
     let mut g = Guest::new();
     let (null, zero) = (g.s("null"), g.s("zero"));
     let mut b = String::new();
     b += "(i32.store (i32.const 128) (i32.const 4096)) (i32.store (i32.const 132) (i32.const 16))\n";
     b += "(i64.store (i32.const 4096) (i64.const -1))\n";
     // /dev/zero: 16 zero bytes; /dev/null: end of file; writing under a read-only /dev: perm.
-    b += &expect(1, SUCCESS, &format!("(call $open {zero} (i32.const 0) (i64.const {READ}) (i32.const 0))"));
+    b += &expect(1, SUCCESS, &format!("(call $open {zero} (i32.const 0) (i64.const {FD_READ}) (i32.const 0))"));
     b += &expect(2, SUCCESS, "(call $fd_read (i32.load (i32.const 0)) (i32.const 128) (i32.const 1) (i32.const 8))");
     b += "(call $assert (i32.eq (i32.load (i32.const 8)) (i32.const 16)) (i32.const 3))\n";
     b += "(call $assert (i64.eqz (i64.load (i32.const 4096))) (i32.const 4))\n";
-    b += &expect(5, SUCCESS, &format!("(call $open {null} (i32.const 0) (i64.const {READ}) (i32.const 0))"));
+    b += &expect(5, SUCCESS, &format!("(call $open {null} (i32.const 0) (i64.const {FD_READ}) (i32.const 0))"));
     b += &expect(6, SUCCESS, "(call $fd_read (i32.load (i32.const 0)) (i32.const 128) (i32.const 1) (i32.const 8))");
     b += "(call $assert (i32.eqz (i32.load (i32.const 8))) (i32.const 7))\n";
     b += &expect(8, SUCCESS, &format!("(call $path_filestat_get (i32.const 3) (i32.const 0) {null} (i32.const 64))"));
     b += "(call $assert (i32.eq (i32.load8_u (i32.const 80)) (i32.const 2)) (i32.const 9))\n";
-    b += &expect(10, PERM, &format!("(call $open {null} (i32.const 0) (i64.const {WRITE}) (i32.const 0))"));
+    b += &expect(10, PERM, &format!("(call $open {null} (i32.const 0) (i64.const {FD_WRITE}) (i32.const 0))"));
     let mut c = RunConfig::default();
     preopen(&mut c, Path::new("/dev"), true);
     assert_exit_0(&run_wat(&g.wat(&b), &c));
 }
 
+/// `max_fds` stops `path_open` with `mfile`, counting a directory listing's own host
+/// descriptor, and the run leaves no host descriptor open. Counts the process's
+/// descriptors, so it runs alone in a child process.
 #[test]
 fn the_descriptor_limit_stops_path_open_with_mfile_and_leaks_nothing() {
-    let _s = serial();
+    if !isolated("the_descriptor_limit_stops_path_open_with_mfile_and_leaks_nothing") {
+        return;
+    }
     let dir = TempDir::new("limit");
     std::fs::write(dir.path("f.txt"), "f").unwrap();
     let mut g = Guest::new();
@@ -679,11 +668,11 @@ fn the_descriptor_limit_stops_path_open_with_mfile_and_leaks_nothing() {
     (call $expect (call $fd_readdir (i32.const 3) (i32.const 4096) (i32.const 40) (i64.const 0) (i32.const 8)) (i32.const 0) (i32.const 1))
     (block $full
       (loop $again
-        (local.set $n (call $open {f} (i32.const 0) (i64.const {READ}) (i32.const 0)))
+        (local.set $n (call $open {f} (i32.const 0) (i64.const {FD_READ}) (i32.const 0)))
         (br_if $full (local.get $n))
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $again)))
-    (call $expect (call $open {new} (i32.const {CREAT}) (i64.const {WRITE}) (i32.const 0)) (i32.const {MFILE}) (i32.const 2))
+    (call $expect (call $open {new} (i32.const {CREAT}) (i64.const {FD_WRITE}) (i32.const 0)) (i32.const {MFILE}) (i32.const 2))
     (call $proc_exit (i32.add (i32.mul (local.get $n) (i32.const 1000)) (local.get $i)))
 "#
     );
@@ -745,9 +734,10 @@ listing a: ["b2:dir", "hard.txt:file", "many:dir", "moved.txt:file"]
 after remove_dir_all: []
 "#;
 
+/// A Rust `std::fs` program (`tests/guests/fs-ops`) does its file system work under a
+/// preopen and prints what it prints under Wasmtime 46's CLI.
 #[test]
 fn a_rust_std_guest_does_file_system_work() {
-    let _s = serial();
     let dir = TempDir::new("fs-ops");
     let m = Module::new(&engine(), fs_ops_guest()).unwrap();
     let out = Capture::default();
@@ -768,7 +758,6 @@ fn a_rust_std_guest_does_file_system_work() {
 /// guest traps, for every call that takes a path, and the host is fine.
 #[test]
 fn a_long_path_whose_end_passes_4_gib_is_a_bad_pointer() {
-    let _s = serial();
     let dir = TempDir::new("wrap");
     let far = "(i32.const -4096) (i32.const 65536)";
     let calls = [
@@ -785,4 +774,89 @@ fn a_long_path_whose_end_passes_4_gib_is_a_bad_pointer() {
         assert_eq!(exit.kind, ExitKind::Trap, "{call}: {exit:?}");
         assert!(!exit.message.as_deref().unwrap_or("").contains("panic"), "{call}: {exit:?}");
     }
+}
+
+/// Every way out of a preopen fails, and nothing outside is touched: `..`, an
+/// absolute host path, a host symlink pointing out, a symlink the guest makes pointing out
+/// (relative, and absolute), a symlink loop, a path longer than PATH_MAX, a NUL inside a
+/// name, non-UTF-8 bytes, `.` chains climbing out.
+#[test]
+fn path_escapes_are_refused() {
+    let root = temp_dir("attack-escape");
+    let sandbox = root.join("sandbox");
+    let outside = root.join("outside");
+    std::fs::create_dir_all(&sandbox).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("secret"), b"secret").unwrap();
+    std::os::unix::fs::symlink("../outside", sandbox.join("out")).unwrap();
+    std::os::unix::fs::symlink("loop", sandbox.join("loop")).unwrap();
+    let abs = format!("{}/secret", outside.display());
+    let long = "a/".repeat(3000);
+    let paths: Vec<Vec<u8>> = vec![
+        b"../outside/secret".to_vec(),
+        abs.clone().into_bytes(),
+        b"out/secret".to_vec(),
+        b"loop".to_vec(),
+        b"esc/secret".to_vec(),
+        b"abs/secret".to_vec(),
+        long.into_bytes(),
+        b"sec\0ret".to_vec(),
+        b"\xff\xfe".to_vec(),
+        b"./.././outside/secret".to_vec(),
+        b"out/../../outside/secret".to_vec(),
+    ];
+    let mut data = String::new();
+    let mut calls = String::new();
+    let mut at = 0x1000u32;
+    let esc = at;
+    data.push_str(&format!("(data (i32.const {at}) \"../outside\")"));
+    at += 0x20;
+    let esc_name = at;
+    data.push_str(&format!("(data (i32.const {at}) \"esc\")"));
+    at += 0x10;
+    let abs_target = at;
+    data.push_str(&format!("(data (i32.const {at}) \"{}\")", outside.display()));
+    at += 0x200;
+    let abs_name = at;
+    data.push_str(&format!("(data (i32.const {at}) \"abs\")"));
+    at += 0x10;
+    for (i, p) in paths.iter().enumerate() {
+        let escaped: String = p.iter().map(|b| format!("\\{b:02x}")).collect();
+        data.push_str(&format!("(data (i32.const {at}) \"{escaped}\")"));
+        for (oflags, rights) in [(0, FD_READ), (1 /* creat */, FD_READ | FD_WRITE)] {
+            calls.push_str(&format!(
+                "(if (i32.eqz (call $path_open (i32.const 3) (i32.const 1) (i32.const {at}) (i32.const {len}) (i32.const {oflags}) \
+                 (i64.const {rights}) (i64.const 0) (i32.const 0) (i32.const 0x200))) (then (call $proc_exit (i32.const {code}))))\n",
+                len = p.len(),
+                code = i + 1,
+            ));
+        }
+        calls.push_str(&format!(
+            "(drop (call $path_create_directory (i32.const 3) (i32.const {at}) (i32.const {len})))\n",
+            len = p.len()
+        ));
+        at += (p.len() as u32 + 16) & !15;
+    }
+    let body = format!(
+        r#"
+  (func (export "wasi_thread_start") (param i32 i32))
+  (func (export "_start")
+    ;; a relative symlink pointing out may be made (following it is what is refused)...
+    (drop (call $path_symlink (i32.const {esc}) (i32.const 10) (i32.const 3) (i32.const {esc_name}) (i32.const 3)))
+    ;; ...an absolute one may not
+    (if (i32.eqz (call $path_symlink (i32.const {abs_target}) (i32.const {abs_len}) (i32.const 3) (i32.const {abs_name}) (i32.const 3)))
+      (then (call $proc_exit (i32.const 99))))
+    {calls}
+    (call $proc_exit (i32.const 0)))"#,
+        abs_len = outside.display().to_string().len(),
+    );
+    let wat = wasi_guest(2, &data, &body);
+    let engine = engine();
+    let module = load(&engine, &wat);
+    let mut c = RunConfig::default();
+    c.preopens.push(sandbox_preopen(&sandbox));
+    let (exit, _) = run_watched(&module, &c);
+    assert_eq!((exit.kind, exit.code), (ExitKind::Code, 0), "escape number {} worked: {exit:?}", exit.code);
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 1, "nothing was created outside");
+    assert_eq!(std::fs::read(outside.join("secret")).unwrap(), b"secret");
 }

@@ -1,0 +1,152 @@
+//! The C ABI and what is built on it: the C and C++ test programs compiled against the
+//! committed header and this build's cdylib (`tests/c/`), the Python ctypes test
+//! (`tests/python/`), and wt-run (`examples-c/wt-run.c`) as a cargo runner for a crate's
+//! own tests (`tests/guests/runner-demo`).
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use crate::common::c::{c_program, compile, compile_with, lib_dir};
+
+fn api_test() -> PathBuf {
+    static EXE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    EXE.get_or_init(|| compile("cc", "-std=c11", "tests/c/api_test.c", "c-api-test")).clone()
+}
+
+/// The C test program (`tests/c/api_test.c`) passes its checks of the whole API through
+/// the committed header: the header and the cdylib agree.
+#[test]
+fn c_program_exercises_the_api() {
+    let out = c_program(&api_test()).stdin(Stdio::null()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("checks passed"), "{stdout}");
+}
+
+/// The header compiles and links as C++17 (`tests/c/header_cpp.cpp`): C++ hosts include
+/// it as is.
+#[test]
+fn header_compiles_as_cpp17() {
+    let exe = compile("c++", "-std=c++17", "tests/c/header_cpp.cpp", "c-api-header-cpp");
+    assert!(c_program(&exe).status().unwrap().success());
+}
+
+/// Output of every thread of a real guest reaches a C host's output callback, each line
+/// whole.
+#[test]
+fn output_from_every_thread_arrives() {
+    let dir = crate::common::temp_dir("c-print");
+    let wasm = dir.join("guest.wasm");
+    std::fs::write(&wasm, crate::common::rust_guest()).unwrap();
+    let out = c_program(&api_test()).arg("run").arg(&wasm).arg("print").stdin(Stdio::null()).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let mut lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.last(), Some(&"done"));
+    lines.pop();
+    lines.sort();
+    let mut expected: Vec<String> = (0..4).flat_map(|t| (0..10).map(move |i| format!("thread {t} line {i}"))).collect();
+    expected.sort();
+    assert_eq!(lines, expected);
+}
+
+/// A guest's `exit` in a thread does not end the C host's process: the host gets the code
+/// and returns it itself.
+#[test]
+fn host_process_survives_a_guest_exit_and_reports_the_code() {
+    let dir = crate::common::temp_dir("c-exit");
+    let wasm = dir.join("guest.wasm");
+    std::fs::write(&wasm, crate::common::rust_guest()).unwrap();
+    let out = c_program(&api_test()).arg("run").arg(&wasm).arg("exit-while-join").output().unwrap();
+    // The C host itself returns the guest's code: it was alive after the guest's exit(42).
+    assert_eq!(out.status.code(), Some(42), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("unreachable"));
+}
+
+/// The host-control C program (`tests/c/host_control.c`: background runs, cancel,
+/// stdio, environment, limits, cache, callbacks) passes its checks, with the shared guests
+/// of `tests/guests/wat`.
+#[test]
+fn c_program_exercises_host_control() {
+    let exe = compile_with(
+        "cc",
+        "-std=c11",
+        "tests/c/host_control.c",
+        "c-host-control",
+        &["-pthread", "-D_POSIX_C_SOURCE=200809L"],
+    );
+    let dir = crate::common::temp_dir("c-host-control");
+    let wasm = dir.join("guest.wasm");
+    std::fs::write(&wasm, crate::common::rust_guest()).unwrap();
+    let guests = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/guests/wat");
+    let out = c_program(&exe).arg(&wasm).arg(guests).stdin(Stdio::null()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{:?}\nstdout: {stdout}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("checks passed"), "{stdout}");
+}
+
+/// NULL for every pointer argument of every function gets an error or is ignored as
+/// documented, never a crash (`tests/c/null_args.c`).
+#[test]
+fn null_for_every_pointer_argument() {
+    let exe = compile("cc", "-std=c11", "tests/c/null_args.c", "c-null-args");
+    let out = c_program(&exe).stdin(Stdio::null()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{:?}\nstdout: {stdout}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("checks passed"), "{stdout}");
+}
+
+/// Python's standard ctypes can drive the library (`tests/python/test_ctypes.py`): any
+/// language that can load a shared library can use it.
+#[test]
+fn python_ctypes_drives_the_library() {
+    let lib = crate::common::c::lib_dir().join("libwasithreads.so");
+    let out = Command::new("python3")
+        .arg(format!("{}/tests/python/test_ctypes.py", env!("CARGO_MANIFEST_DIR")))
+        .arg(&lib)
+        .output()
+        .expect("python3 must be installed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("python ctypes: 4 passed, 0 failed"), "{stdout}");
+}
+
+/// wt-run works as a cargo runner: a crate's own `cargo test` for wasm32-wasip1-threads
+/// (std::thread, Mutex, channels, 16 threads at once) runs its test binary under wt-run.
+#[test]
+fn cargo_test_runs_under_wt_run() {
+    let wt_run = compile_with("cc", "-std=c11", "examples-c/wt-run.c", "wt-run", &[]);
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["test", "--lib", "--target", "wasm32-wasip1-threads", "--manifest-path"])
+        .arg(format!("{root}/tests/guests/runner-demo/Cargo.toml"))
+        .env("CARGO_TARGET_DIR", format!("{root}/target/guests"))
+        .env("CARGO_TARGET_WASM32_WASIP1_THREADS_RUNNER", &wt_run)
+        .env("LD_LIBRARY_PATH", lib_dir())
+        .output()
+        .expect("running cargo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    // The test binary is a .wasm file: only the runner can have produced these lines.
+    assert!(stderr.contains(".wasm"), "{stderr}");
+    for name in [
+        "threads_join_with_results",
+        "mutex_protects_a_counter",
+        "channel_carries_messages_between_threads",
+        "sixteen_threads_at_once",
+    ] {
+        assert!(stdout.contains(&format!("test tests::{name} ... ok")), "{name}:\n{stdout}");
+    }
+    assert!(stdout.contains("test result: ok. 4 passed; 0 failed"), "{stdout}");
+}

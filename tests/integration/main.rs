@@ -1,0 +1,43 @@
+//! The integration tests: one test binary (each links Wasmtime, so one link instead of
+//! one per file), one module per subject. Tests here that count the process's threads,
+//! descriptors, mappings or memory, or that change process-wide state, run alone in a
+//! child process (`common::child::isolated`); the long leak and memory measurements,
+//! which no other test may run beside, are a binary of their own (`tests/process`).
+//! Every test is bounded in time (`common::within`, `common::run_watched`, the child
+//! process limit) so that a deadlock fails it instead of hanging the suite.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+/// Bad modules, arguments and pointers.
+mod bad_input;
+/// The C ABI, the Python ctypes test and wt-run.
+mod c_api;
+/// Backtraces, stop locations and core dumps.
+mod diagnostics;
+/// Environment, preopens, serialized modules, callbacks.
+mod host_control;
+/// Interruption points and the interrupt page.
+mod interruption;
+/// The caps of a run: descriptors, memory, tables, threads, copies.
+mod limits;
+/// Which module shapes load, and memories, tables and data segments.
+mod module_shapes;
+/// Real Rust `std::thread` guests.
+mod rust_guest;
+/// Spawning, how a run ends, atomics: the run's semantics.
+mod semantics;
+/// Stdin, stdout and stderr.
+mod stdio;
+/// Cancel, timeout and drop stop every thread, wherever it is.
+mod teardown;
+/// WASI reads and writes of regular files straight into shared memory.
+mod wasi_direct_io;
+/// WASI `fd_*` calls.
+mod wasi_fd;
+/// WASI `path_*` calls and the sandbox.
+mod wasi_path;
+/// WASI `poll_oneoff` and sockets.
+mod wasi_poll;
+/// WASI `fd_sync` and `fd_datasync`.
+mod wasi_sync;
