@@ -5,7 +5,6 @@
 //!   cargo bench --bench soak            (WT_SOAK_RUNS=N to change the count)
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use std::time::{Duration, Instant};

@@ -12,7 +12,6 @@
 //! checksum and ping-pong figures are also measured for it.
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use std::path::PathBuf;

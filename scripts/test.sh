@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: the check of the layer map in src/lib.rs (scripts/check-layers.py),
 # the commit-subject check (scripts/check-commits.sh), rustfmt (`cargo fmt --check`),
+# clippy with the lint list in Cargo.toml,
 # the Rust unit and integration tests (which include the C and C++ API tests against the
 # committed header, the Rust std::thread guests, wt-run as a cargo runner and the Python
 # ctypes test), the examples-c CMake project's CTest tests, and an install into a
@@ -14,6 +15,7 @@ bash scripts/setup.sh
 python3 scripts/check-layers.py
 bash scripts/check-commits.sh
 cargo fmt --all --check
+cargo clippy --release --locked --all-targets -- -D warnings
 cargo test --release --locked
 cmake -S examples-c -B target/examples-c >/dev/null
 cmake --build target/examples-c

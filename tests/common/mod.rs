@@ -161,7 +161,10 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
 
 /// Collects what a guest writes to one stream, one entry per `fd_write`.
 #[derive(Clone, Default)]
-pub struct Capture(pub Arc<Mutex<Vec<(i32, Vec<u8>)>>>);
+pub struct Capture(pub Arc<Mutex<Writes>>);
+
+/// `(tid, bytes)` of each `fd_write`, in order.
+pub type Writes = Vec<(i32, Vec<u8>)>;
 
 impl Capture {
     pub fn output(&self) -> wasithreads::io::Output {

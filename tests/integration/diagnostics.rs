@@ -40,7 +40,7 @@ fn body(wasm: &[u8], index: u32) -> Body {
             Payload::ImportSection(r) => {
                 imports =
                     r.into_imports().filter(|i| matches!(i.as_ref().unwrap().ty, wasmparser::TypeRef::Func(_))).count()
-                        as u32
+                        as u32;
             }
             Payload::CodeSectionEntry(b) => {
                 if imports + next == index {
@@ -149,6 +149,8 @@ fn a_deserialized_module_reports_the_same_offsets() {
     assert_eq!(frames(&trap_text(&back)), frames(&trap_text(&loaded)));
     assert_eq!(frames(&trap_text(&back))[0].1, Some(body(&wasm, 4).find("Unreachable")));
     // Wasmtime's own bytes, without wasithreads' header, are refused with a message.
+    // SAFETY: bytes serialized by a wasithreads engine, some damaged on purpose: the wrapper's
+    // header, settings and length checks refuse damaged ones before Wasmtime reads them.
     let err = unsafe { Module::deserialize(&engine, &loaded.wasmtime().serialize().unwrap()) }.err().unwrap();
     assert!(format!("{err:#}").contains("not a module serialized by this version of wasithreads"), "{err:#}");
 }

@@ -158,7 +158,8 @@ fn thread_start_callback_runs_once_per_thread_before_its_exit_callback() {
     let e = engine();
     let m = load(&e, &guest(&format!("{} (call $proc_exit (i32.const 0))", spawn_all(&[PRINT, WAIT_FOREVER, SPIN]))));
     // (tid, event, OS thread the callback ran on)
-    let events: Arc<Mutex<Vec<(i32, &'static str, std::thread::ThreadId)>>> = Arc::default();
+    type Events = Vec<(i32, &'static str, std::thread::ThreadId)>;
+    let events: Arc<Mutex<Events>> = Arc::default();
     let mut c = RunConfig::default();
     c.stdout = Output::Null;
     let (s, x) = (events.clone(), events.clone());

@@ -684,6 +684,8 @@ fn serialized_modules_keep_their_interrupt_page() {
         );
         let wat = exit_with(&memory, "", &format!("(i32.add (i32.const 7) (i32.load (i32.const {RESERVED_PAGE})))"));
         let bytes = load(&engine, &wat).serialize().unwrap();
+        // SAFETY: bytes serialized by a wasithreads engine, some damaged on purpose: the wrapper's
+        // header, settings and length checks refuse damaged ones before Wasmtime reads them.
         let module = unsafe { Module::deserialize(&engine, &bytes) }.unwrap();
         let exit = run_watched(&module, &RunConfig::default()).0;
         let want = if reserved { Want::Code(7) } else { Want::OutOfBounds };
@@ -691,15 +693,23 @@ fn serialized_modules_keep_their_interrupt_page() {
         // The old header, and a flipped byte in the header.
         let mut old = bytes.clone();
         old[..16].copy_from_slice(b"wasithreads-mod1");
+        // SAFETY: bytes serialized by a wasithreads engine, some damaged on purpose: the wrapper's
+        // header, settings and length checks refuse damaged ones before Wasmtime reads them.
         assert!(unsafe { Module::deserialize(&engine, &old) }.is_err(), "{pages}: old format accepted");
         let mut bad = bytes.clone();
         bad[3] ^= 0x20;
+        // SAFETY: bytes serialized by a wasithreads engine, some damaged on purpose: the wrapper's
+        // header, settings and length checks refuse damaged ones before Wasmtime reads them.
         assert!(unsafe { Module::deserialize(&engine, &bad) }.is_err(), "{pages}: bad header accepted");
+        // SAFETY: bytes serialized by a wasithreads engine, some damaged on purpose: the wrapper's
+        // header, settings and length checks refuse damaged ones before Wasmtime reads them.
         assert!(unsafe { Module::deserialize(&engine, &bytes[..bytes.len() / 2]) }.is_err(), "{pages}: truncated");
     }
     // An epoch engine refuses bytes of a page engine (different settings) cleanly.
     let epoch = Engine::new(&EngineConfig { epoch_interruption: true, ..EngineConfig::default() }).unwrap();
     let bytes = load(&engine, &spinners(r#"(import "env" "memory" (memory 1 2 shared))"#, 1)).serialize().unwrap();
+    // SAFETY: bytes serialized by a wasithreads engine, some damaged on purpose: the wrapper's
+    // header, settings and length checks refuse damaged ones before Wasmtime reads them.
     assert!(unsafe { Module::deserialize(&epoch, &bytes) }.is_err(), "epoch engine took page-engine bytes");
 }
 

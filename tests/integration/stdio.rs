@@ -29,7 +29,7 @@ fn capture_from_eight_threads_loses_nothing_and_never_interleaves() {
         assert_eq!(data.len(), 1000);
         assert!(data.iter().all(|b| *b == data[0]), "one fd_write's bytes arrive whole");
         // The tid that wrote is the spawned thread for that letter (thread n has tid n + 1).
-        assert_eq!(*tid, (data[0] - b'A') as i32 + 1);
+        assert_eq!(*tid, i32::from(data[0] - b'A') + 1);
         *per_tid.entry(*tid).or_insert(0) += 1;
     }
     assert_eq!(per_tid.len(), 8);
@@ -118,7 +118,7 @@ fn block_stdin() {
     ONCE.call_once(|| {
         let (reader, writer) = std::io::pipe().unwrap();
         rustix::stdio::dup2_stdin(&reader).unwrap();
-        std::mem::forget(writer); // keep the pipe open and empty forever
+        Box::leak(Box::new(writer)); // keep the pipe open and empty forever
     });
 }
 

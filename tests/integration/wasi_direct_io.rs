@@ -648,7 +648,7 @@ fn threads_at_one_cursor_read_each_byte_once_and_lose_no_writes() {
     );
     let data = format!("{DATA_F} (data (i32.const 1060) \"g.txt\")");
     let e = engine();
-    let m = load(&e, &wat_mem("(memory 10 10 shared)", &data, &body, &thread));
+    let m = load(&e, &wat_mem("(memory 10 10 shared)", &data, &body, thread));
     let (mut c, report) = config_with(&dir);
     c.limits.max_threads = 16;
     let (exit, _) = run_watched(&m, &c);

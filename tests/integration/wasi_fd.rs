@@ -675,7 +675,7 @@ fn two_runs_sharing_a_full_stdout_pipe_both_end_on_timeout() {
     let e = engine();
     let m = load(&e, &wat("", body, thread));
     let runs: Vec<_> = (0..2).map(|_| Run::start_background(&m, &c).unwrap()).collect();
-    let exits = within(Duration::from_secs(30), move || runs.iter().map(|r| r.wait()).collect::<Vec<_>>());
+    let exits = within(Duration::from_secs(30), move || runs.iter().map(wasithreads::Run::wait).collect::<Vec<_>>());
     assert!(exits.iter().all(|x| x.kind == ExitKind::Timeout), "{exits:?}");
     drop(reader);
 }
@@ -700,7 +700,7 @@ fn two_runs_sharing_a_stdin_pipe_both_end_on_cancel() {
     for r in &runs {
         r.cancel();
     }
-    let exits = within(Duration::from_secs(30), move || runs.iter().map(|r| r.wait()).collect::<Vec<_>>());
+    let exits = within(Duration::from_secs(30), move || runs.iter().map(wasithreads::Run::wait).collect::<Vec<_>>());
     assert!(exits.iter().all(|x| x.kind == ExitKind::Cancelled), "{exits:?}");
     let mut got: Vec<u8> = out.text().into_bytes();
     got.sort();

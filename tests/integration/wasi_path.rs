@@ -166,7 +166,7 @@ fn create_open_stat_rename_unlink_and_their_errors() {
     // A directory opens as a directory descriptor: paths resolve beneath it.
     b += &expect(15, SUCCESS, &format!("(call $open {d} (i32.const {DIRECTORY}) (i64.const {FD_READ}) (i32.const 0))"));
     let f_in_d = g.s("f.txt");
-    b += &format!("(local.set $i (i32.load (i32.const 0)))\n");
+    b += "(local.set $i (i32.load (i32.const 0)))\n";
     b += &expect(
         16,
         SUCCESS,

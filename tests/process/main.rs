@@ -39,7 +39,7 @@ fn settle(threads: usize) -> usize {
 /// that runs guests all day must not leak per run.
 #[test]
 fn thousand_runs_leave_no_threads_or_fds_behind() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if !isolated("thousand_runs_leave_no_threads_or_fds_behind") {
         return;
     }
@@ -76,7 +76,7 @@ fn thousand_runs_leave_no_threads_or_fds_behind() {
 /// leave no OS thread or descriptor behind.
 #[test]
 fn cancelled_and_dropped_background_runs_leave_nothing_behind() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if !isolated("cancelled_and_dropped_background_runs_leave_nothing_behind") {
         return;
     }
@@ -112,7 +112,7 @@ fn cancelled_and_dropped_background_runs_leave_nothing_behind() {
 /// every time and leave no OS thread behind.
 #[test]
 fn eight_host_threads_two_hundred_runs_each_on_one_engine() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if !isolated("eight_host_threads_two_hundred_runs_each_on_one_engine") {
         return;
     }
@@ -150,7 +150,7 @@ fn eight_host_threads_two_hundred_runs_each_on_one_engine() {
 /// and leave no OS thread behind.
 #[test]
 fn cancel_races_with_exit_and_trap_one_result_each_time() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if !isolated("cancel_races_with_exit_and_trap_one_result_each_time") {
         return;
     }
@@ -189,7 +189,7 @@ fn cancel_races_with_exit_and_trap_one_result_each_time() {
 /// bookkeeping must not grow with the number of threads a long-lived run has had.
 #[test]
 fn spawn_and_join_cycles_keep_memory_flat() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if !isolated("spawn_and_join_cycles_keep_memory_flat") {
         return;
     }
