@@ -4,11 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-cargo build --release --locked
-# Programs linked to the library look for its SONAME, libwasithreads.so.<version>.
-version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
-ln -sf libwasithreads.so "target/release/libwasithreads.so.$version"
+# cargo build --release, plus the SONAME link the program looks for at run time.
+libdir=$(bash scripts/build.sh)
 mkdir -p target/demo
 cc -std=c11 -Wall -Wextra -O2 -Iinclude examples-c/hello.c \
-   -Ltarget/release -lwasithreads -Wl,-rpath,"$PWD/target/release" -o target/demo/hello
+   -L"$libdir" -lwasithreads -Wl,-rpath,"$libdir" -o target/demo/hello
 ./target/demo/hello "$@"
