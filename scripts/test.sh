@@ -4,10 +4,12 @@
 # clippy with the lint list in Cargo.toml,
 # the Rust unit and integration tests (which include the C and C++ API tests against the
 # committed header, the Rust std::thread guests, wt-run as a cargo runner and the Python
-# ctypes test), the examples-c CMake project's CTest tests, and an install into a
-# temporary prefix used through pkg-config and find_package, and the Go and Python
-# bindings' tests (bindings/go/test.sh installs Go when missing; bindings/python/test.sh
-# pip-installs the package into a venv, reusing this target dir).
+# ctypes test), the examples-c CMake project's CTest tests, the README's build-tree
+# `cc` line and an install into a temporary prefix used through pkg-config and
+# find_package (scripts/check-install.sh), the release tarball and wheel installed as a
+# user would (scripts/check-dist.sh), and the Go and Python bindings' tests
+# (bindings/go/test.sh installs Go when missing; bindings/python/test.sh pip-installs the
+# package into a venv, reusing this target dir).
 # One cargo profile (release) and one target dir serve all of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,4 +24,5 @@ cmake --build target/examples-c
 ctest --test-dir target/examples-c --output-on-failure
 bash bindings/go/test.sh target/release
 bash scripts/check-install.sh
+bash scripts/check-dist.sh
 bash bindings/python/test.sh

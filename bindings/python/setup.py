@@ -8,6 +8,8 @@ profile, features and crate types as ``cargo build --release``, so after
 ``cargo test --release`` / ``cargo build --release`` nothing is compiled again.
 
 ``WASITHREADS_PREBUILT_LIB=/path/to/libwasithreads.so`` skips cargo and packages that file.
+``WASITHREADS_WHEEL_PLATFORM`` replaces the wheel's platform tag (``linux_<arch>``), e.g.
+with the ``manylinux_2_<N>_<arch>`` tag that scripts/dist.sh finds the library allows.
 """
 
 import os
@@ -81,7 +83,7 @@ try:  # The library does not use the Python C API: one wheel serves every Python
     class BdistWheel(bdist_wheel):
         def get_tag(self):
             _, _, plat = super().get_tag()
-            return "py3", "none", plat
+            return "py3", "none", os.environ.get("WASITHREADS_WHEEL_PLATFORM") or plat
 
     cmdclass["bdist_wheel"] = BdistWheel
 except ImportError:
