@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Result;
 use wasmtime::OptLevel;
 
+use crate::error::{error, ErrorKind, ResultKind};
 use crate::interrupt;
 use crate::pool::Pool;
 
@@ -84,11 +85,14 @@ pub struct Engine {
 impl Engine {
     pub fn new(config: &EngineConfig) -> Result<Engine> {
         if config.max_wasm_stack == 0 || config.max_wasm_stack > MAX_WASM_STACK_LIMIT {
-            anyhow::bail!(
-                "max wasm stack must be between 1 byte and {} MiB (each guest thread reserves that much native stack), not {}",
-                MAX_WASM_STACK_LIMIT >> 20,
-                config.max_wasm_stack
-            );
+            return Err(error(
+                ErrorKind::Misuse,
+                format!(
+                    "max wasm stack must be between 1 byte and {} MiB (each guest thread reserves that much native stack), not {}",
+                    MAX_WASM_STACK_LIMIT >> 20,
+                    config.max_wasm_stack
+                ),
+            ));
         }
         let epoch =
             config.epoch_interruption || std::env::var_os("WASITHREADS_EPOCH_INTERRUPTION").is_some_and(|v| v == "1");
@@ -113,15 +117,17 @@ impl Engine {
                 0 => OptLevel::None,
                 1 => OptLevel::Speed,
                 2 => OptLevel::SpeedAndSize,
-                n => anyhow::bail!("opt level must be 0, 1 or 2, not {n}"),
+                n => return Err(error(ErrorKind::Misuse, format!("opt level must be 0, 1 or 2, not {n}"))),
             });
         if config.cache {
-            let cache = wasmtime::Cache::from_file(None)?;
+            // Wasmtime reads its cache configuration and makes the cache directory here.
+            let cache = wasmtime::Cache::from_file(None).kind(ErrorKind::Io)?;
             c.cache(Some(cache));
         }
         Ok(Engine {
             inner: Arc::new(EngineInner {
-                wasmtime: wasmtime::Engine::new(&c)?,
+                // What Wasmtime refuses here is a combination of the host's settings.
+                wasmtime: wasmtime::Engine::new(&c).kind(ErrorKind::Misuse)?,
                 pool: Pool::new(config.max_wasm_stack + HOST_STACK_MARGIN),
                 interrupt_tick: config.interrupt_tick.max(MIN_INTERRUPT_TICK),
                 epoch_interruption: epoch,

@@ -39,6 +39,8 @@ use anyhow::Result;
 use wasmtime::error::Context as _;
 use wasmtime::{MemoryType, SharedMemory};
 
+use crate::error::{error, with_kind, ErrorKind, ResultKind};
+
 /// Bytes of the interrupt page: one wasm page, a multiple of every host page size.
 pub(crate) const PAGE_BYTES: u64 = 64 << 10;
 
@@ -98,10 +100,13 @@ impl Page {
     ) -> Result<(Page, Option<SharedMemory>)> {
         match (placement, shared) {
             (Placement::ReservedPage, Some(memory)) => Ok((Page::reserved(memory.clone())?, None)),
-            (Placement::ReservedPage, None) => anyhow::bail!("the module's interruption points need its shared memory"),
+            (Placement::ReservedPage, None) => {
+                Err(error(ErrorKind::Link, "the module's interruption points need its shared memory"))
+            }
             (Placement::ImportedMemory, _) => {
                 let ty = MemoryType::shared(1, 1);
-                let memory = SharedMemory::new(engine, ty).context("creating the interrupt page")?;
+                let memory =
+                    SharedMemory::new(engine, ty).context("creating the interrupt page").kind(ErrorKind::Limit)?;
                 Ok((Page { memory: memory.clone(), offset: 0 }, Some(memory)))
             }
         }
@@ -115,7 +120,8 @@ impl Page {
     /// accessible memory, whose protection Wasmtime changes as it grows.
     fn reserved(memory: SharedMemory) -> Result<Page> {
         let page = Page { memory, offset: RESERVED_PAGE as usize };
-        page.protect(libc::PROT_READ).map_err(|e| anyhow::anyhow!("opening the interrupt page: {e}"))?;
+        page.protect(libc::PROT_READ)
+            .map_err(|e| with_kind(ErrorKind::Limit, e).context("opening the interrupt page"))?;
         Ok(page)
     }
 

@@ -11,28 +11,30 @@
 //! this list against the `crate::` paths in the sources, in CI):
 //!
 //! ```text
-//! layer   module     may use                                                       what it is
-//! leaf    exit       -                                                             how runs and threads end
-//! leaf    pool       -                                                             OS threads for guest threads
-//! leaf    trace      -                                                             offsets and backtraces in the user's module
-//! leaf    limits     -                                                             every cap of a run (Limits) and the budgets that enforce them
-//! leaf    interrupt  -                                                             the interrupt page: where it is, its import, the live page
-//! leaf    wait       pool                                                          interruptible waits: the run's end wakes every one
-//! core    hooks      exit                                                          the host's callbacks (Hooks) and a run's calls of them
-//! core    coredump   exit trace                                                    the core dump of a run that trapped: gathering and format
-//! core    wasi       exit limits pool wait                                         WASI preview 1: a run's WASI state and every call
-//! core    config     hooks limits wasi                                             what one run gets
-//! core    group      coredump exit hooks interrupt limits pool trace wait wasi     a run's life: threads, spawn, supervision, teardown
-//! core    host       config group limits wait wasi                                 the linker glue: WASI per store, thread-spawn, atomics, internal names
-//! core    engine     interrupt pool                                                the Wasmtime engine and pool
-//! core    module     engine group host interrupt trace                             load, shape checks, rewrite
-//! top     run        config coredump exit group host interrupt limits module wasi  the public Run: joins the rest
-//! top     ffi        config engine exit hooks limits module run wasi               the C ABI
+//! layer   module     may use                                                             what it is
+//! leaf    error      -                                                                   error kinds: marked where errors are made (ErrorKind)
+//! leaf    exit       -                                                                   how runs and threads end
+//! leaf    pool       -                                                                   OS threads for guest threads
+//! leaf    trace      -                                                                   offsets and backtraces in the user's module
+//! leaf    limits     -                                                                   every cap of a run (Limits) and the budgets that enforce them
+//! leaf    interrupt  error                                                               the interrupt page: where it is, its import, the live page
+//! leaf    wait       pool                                                                interruptible waits: the run's end wakes every one
+//! core    hooks      exit                                                                the host's callbacks (Hooks) and a run's calls of them
+//! core    coredump   error exit trace                                                    the core dump of a run that trapped: gathering and format
+//! core    wasi       error exit limits pool wait                                         WASI preview 1: a run's WASI state and every call
+//! core    config     hooks limits wasi                                                   what one run gets
+//! core    group      coredump error exit hooks interrupt limits pool trace wait wasi     a run's life: threads, spawn, supervision, teardown
+//! core    host       config group limits wait wasi                                       the linker glue: WASI per store, thread-spawn, atomics, internal names
+//! core    engine     error interrupt pool                                                the Wasmtime engine and pool
+//! core    module     engine error group host interrupt trace                             load, shape checks, rewrite
+//! top     run        config coredump error exit group host interrupt limits module wasi  the public Run: joins the rest
+//! top     ffi        config engine error exit hooks limits module run wasi               the C ABI
 //! ```
 
 pub mod config;
 mod coredump;
 mod engine;
+pub mod error;
 mod exit;
 mod group;
 mod hooks;
@@ -50,6 +52,7 @@ pub mod ffi;
 
 pub use config::{Preopen, RunConfig};
 pub use engine::{Engine, EngineConfig};
+pub use error::{os_errno, ErrorKind};
 pub use exit::{ExitKind, RunExit, ThreadExit};
 pub use hooks::{DiagnosticCallback, Hooks, ThreadExitCallback, ThreadStartCallback, MAX_DIAGNOSTICS};
 pub use limits::Limits;

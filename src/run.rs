@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use parking_lot::Mutex;
 use wasmtime::error::Context as _;
 use wasmtime::{MemoryType, SharedMemory};
 
 use crate::config::RunConfig;
 use crate::coredump::Recorder;
+use crate::error::{error, ErrorKind, ResultKind};
 use crate::exit::{ExitKind, RunExit};
 use crate::group::{Group, Program, Teardown};
 use crate::host::INTERNAL_MODULE;
@@ -34,15 +35,20 @@ pub struct Run {
 fn shared_memory(engine: &wasmtime::Engine, m: &MemoryImport, limits: &Limits) -> Result<SharedMemory> {
     let cap = limits.memory_pages(m.ty.maximum().unwrap_or(m.ty.minimum()));
     if cap < m.ty.minimum() {
-        bail!(
-            "the memory limit ({} bytes) is below the module's minimum memory ({} pages of 64 KiB)",
-            limits.max_memory.unwrap_or(0),
-            m.ty.minimum()
-        );
+        return Err(error(
+            ErrorKind::Limit,
+            format!(
+                "the memory limit ({} bytes) is below the module's minimum memory ({} pages of 64 KiB)",
+                limits.max_memory.unwrap_or(0),
+                m.ty.minimum()
+            ),
+        ));
     }
     let ty = MemoryType::shared(m.ty.minimum() as u32, cap as u32);
-    Ok(SharedMemory::new(engine, ty)
-        .with_context(|| format!("creating the shared memory `{}::{}`", m.module, m.name))?)
+    // The OS refused the memory (or its reservation).
+    SharedMemory::new(engine, ty)
+        .with_context(|| format!("creating the shared memory `{}::{}`", m.module, m.name))
+        .kind(ErrorKind::Limit)
 }
 
 /// The guest's environment, `KEY=value` each: the host's first if inherited, then the
@@ -60,7 +66,7 @@ impl Run {
     pub fn start(module: &Module, config: &RunConfig) -> Result<Run> {
         let inner = &module.inner;
         if let Err(why) = &inner.start {
-            bail!("cannot run this module: {why}");
+            return Err(error(ErrorKind::Link, format!("cannot run this module: {why}")));
         }
         let engine = inner.engine.wasmtime();
         let memory = match &inner.memory {
@@ -105,12 +111,13 @@ impl Run {
             }
             (Some(m), None) => {
                 let mem = wasmtime::Memory::new(&mut store, m.ty.clone())
-                    .with_context(|| format!("creating the memory `{}::{}`", m.module, m.name))?;
+                    .with_context(|| format!("creating the memory `{}::{}`", m.module, m.name))
+                    .kind(ErrorKind::Limit)?;
                 linker.define(&store, &m.module, &m.name, mem)?;
             }
             _ => {}
         }
-        group.set_pre(linker.instantiate_pre(&inner.wasmtime).context("linking the module")?);
+        group.set_pre(linker.instantiate_pre(&inner.wasmtime).context("linking the module").kind(ErrorKind::Link)?);
         group.start_main(store)?;
         Ok(Run { group, deadline: config.timeout.map(|t| Instant::now() + t), supervisor: Mutex::new(None) })
     }

@@ -13,18 +13,21 @@
  * them.
  *
  * Errors and out-parameters. A function that can fail returns `wt_error_t *`: NULL on
- *   success, else an error that the caller owns (its text: `wt_error_message`; release it
- *   with `wt_error_free`). Its results go to out-parameters, the last arguments, named
- *   `*_out`: written only on success, left untouched on failure. The other functions
- *   cannot fail and return void, a bool or a pointer.
+ *   success, else an error that the caller owns (its text: `wt_error_message`; its kind,
+ *   to branch on: `wt_error_kind`; the OS error behind it: `wt_error_os_errno`; release it
+ *   with `wt_error_free`). The kind is set where the error is made, not read from the
+ *   text. Its results go to out-parameters, the last arguments, named `*_out`: written
+ *   only on success, left untouched on failure. The other functions cannot fail and
+ *   return void, a bool or a pointer.
  *
  * NULL. A pointer argument may be NULL only where its documentation says what NULL
  *   means ("NULL = defaults", "NULL clears it", a buffer of length 0). Any other NULL
  *   argument is a misuse that is reported by the return type: a function returning
  *   `wt_error_t *` returns an error naming the argument and changes nothing; a function
  *   returning void does nothing, as `free(NULL)` does; `wt_run_try_wait` returns false;
- *   `wt_error_message` returns NULL. A `user_data` pointer is never dereferenced by the
- *   library, only handed back to its callback: any value, NULL included.
+ *   `wt_error_message` returns NULL, `wt_error_kind` `WT_ERROR_OTHER` and
+ *   `wt_error_os_errno` 0. A `user_data` pointer is never dereferenced by the library,
+ *   only handed back to its callback: any value, NULL included.
  *
  * Numbers. A number means what it says, 0 included: 0 threads, 0 descriptors, a 0 ms
  *   grace. Where a setting has a special value (no timeout, no memory cap), its parameter
@@ -158,6 +161,50 @@ enum wt_exit_kind {
 };
 
 /**
+ * What sort of failure an error is, for a host to branch on (`wt_error_kind`). The
+ * message says more; the kind is stable where the message's wording is not.
+ */
+enum wt_error_kind {
+  /**
+   * An internal error of the library (a panic inside it, an unexpected failure inside
+   * Wasmtime), or one no other kind fits. Also the kind of a NULL error.
+   */
+  WT_ERROR_OTHER = 0,
+  /**
+   * The bytes are not a module wasithreads can compile: empty, neither WebAssembly nor
+   * WAT, invalid, a shape it does not support (two shared memories, a 64-bit one, ...),
+   * or serialized bytes it refuses (another version or engine settings, truncated).
+   */
+  WT_ERROR_BAD_MODULE = 1,
+  /**
+   * A valid module that cannot run as it is: an import the library does not provide
+   * (only WASI preview 1, `wasi::thread-spawn` and one memory are), `wasi::thread-spawn`
+   * without a shared memory, a missing or mistyped `_start`, a memory the module needs
+   * that is not there.
+   */
+  WT_ERROR_LINK = 2,
+  /**
+   * A configured limit too low for the module (`wt_run_config_set_max_memory` below its
+   * minimum memory) or for stdio and the directories (`wt_run_config_set_max_fds`), or
+   * the OS refusing a thread or memory.
+   */
+  WT_ERROR_LIMIT = 3,
+  /**
+   * The API was misused: a NULL or non-UTF-8 argument, a setting out of range (opt
+   * level, wasm stack, stream, environment key, negative descriptor), a module loaded
+   * by another engine, a core dump path that names no file.
+   */
+  WT_ERROR_MISUSE = 4,
+  /**
+   * A host file, directory or descriptor operation failed: reading the module file,
+   * opening a preopened directory, a stdin or output file, duplicating a descriptor,
+   * opening the core dump's directory, Wasmtime's cache configuration.
+   * `wt_error_os_errno` gives the OS error.
+   */
+  WT_ERROR_IO = 5,
+};
+
+/**
  * The opaque type behind `wt_engine_t`.
  */
 struct wt_engine;
@@ -214,9 +261,12 @@ typedef struct wt_engine_config wt_engine_config_t;
  *
  * Methods:
  * - `wt_error_message`: the text
+ * - `wt_error_kind`: what sort of failure it is (`wt_error_kind_t`), to branch on
+ * - `wt_error_os_errno`: the OS error behind it, 0 if none
  * - `wt_error_free`: releases it
  *
- * Lifecycle: 1. a failing call returns it; 2. `wt_error_message`; 3. `wt_error_free`.
+ * Lifecycle: 1. a failing call returns it; 2. `wt_error_message`, `wt_error_kind`,
+ * `wt_error_os_errno`; 3. `wt_error_free`.
  */
 typedef struct wt_error wt_error_t;
 
@@ -437,6 +487,11 @@ typedef struct wt_exit wt_exit_t;
  * with the other calls.
  */
 typedef struct wt_run wt_run_t;
+
+/**
+ * See `enum wt_error_kind`.
+ */
+typedef enum wt_error_kind wt_error_kind_t;
 
 #ifdef __cplusplus
 extern "C" {
@@ -874,6 +929,19 @@ void wt_exit_clear(wt_exit_t *exit);
  * Valid until `wt_error_free(error)`. Returns NULL if `error` is NULL.
  */
 const char *wt_error_message(const wt_error_t *error);
+
+/**
+ * What sort of failure `error` is (see `wt_error_kind_t`). `WT_ERROR_OTHER` if `error`
+ * is NULL.
+ */
+wt_error_kind_t wt_error_kind(const wt_error_t *error);
+
+/**
+ * The OS error number (`errno`, e.g. `ENOENT`) behind `error`, or 0 if none. Set for
+ * every `WT_ERROR_IO` error that a failed OS call caused, and for a `WT_ERROR_LIMIT`
+ * when the OS refused a thread with an error number. 0 if `error` is NULL.
+ */
+int32_t wt_error_os_errno(const wt_error_t *error);
 
 /**
  * Releases an error.

@@ -17,11 +17,12 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result};
 use parking_lot::Mutex;
 use rustix::fs::{AtFlags, Mode, OFlags};
 use wasmtime::{AsContextMut, SharedMemory, Val, WasmBacktrace, WasmCoreDump};
 
+use crate::error::{error, ErrorKind, ResultKind};
 use crate::exit::{ExitKind, RunExit};
 use crate::trace::{Frame, OffsetMap};
 use format::{write, Dump, Global, Memory, Stack};
@@ -60,14 +61,15 @@ impl Recorder {
     /// `path` names no file.
     pub(crate) fn open(path: &Path) -> Result<Recorder> {
         let Some(name) = path.file_name() else {
-            bail!("the core dump path {} names no file", path.display());
+            return Err(error(ErrorKind::Misuse, format!("the core dump path {} names no file", path.display())));
         };
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
         let dir = rustix::fs::open(dir, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-            .with_context(|| format!("opening the directory of the core dump path {}", path.display()))?;
+            .with_context(|| format!("opening the directory of the core dump path {}", path.display()))
+            .kind(ErrorKind::Io)?;
         Ok(Recorder { dir, name: name.to_owned(), path: path.to_owned(), parts: Mutex::default() })
     }
 

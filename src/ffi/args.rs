@@ -1,26 +1,47 @@
 //! Checking and converting C arguments. Every conversion fails with one type,
 //! [`ArgError`], whose message names the argument; `try_arg!` returns it to C as a
-//! `wt_error_t *`.
+//! `wt_error_t *` of its kind (`Misuse`, or `Io` when a host file or descriptor failed).
 
 use std::ffi::{c_char, CStr, CString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use super::error::wt_error_t;
+use crate::error::ErrorKind;
 
-/// A bad argument (NULL, not UTF-8, out of range, …); the message says which and why.
+/// A bad argument (NULL, not UTF-8, out of range, …: `Misuse`) or one the host's OS
+/// refused (a file that cannot be created, a descriptor that cannot be duplicated: `Io`);
+/// the message says which and why.
 #[derive(Debug)]
-pub(crate) struct ArgError(pub(crate) String);
+pub(crate) struct ArgError {
+    message: String,
+    kind: ErrorKind,
+    os_errno: i32,
+}
 
 impl ArgError {
+    /// A misuse: the argument is wrong whatever the OS says.
+    pub(crate) fn misuse(message: impl Into<String>) -> ArgError {
+        ArgError { message: message.into(), kind: ErrorKind::Misuse, os_errno: 0 }
+    }
+
     /// `` `what` is NULL ``.
     pub(crate) fn null(what: &str) -> ArgError {
-        ArgError(format!("`{what}` is NULL"))
+        ArgError::misuse(format!("`{what}` is NULL"))
+    }
+
+    /// An OS call on the argument failed with `error`: `message: error`.
+    pub(crate) fn io(message: impl std::fmt::Display, error: &std::io::Error) -> ArgError {
+        ArgError {
+            message: format!("{message}: {error}"),
+            kind: ErrorKind::Io,
+            os_errno: error.raw_os_error().unwrap_or(0),
+        }
     }
 
     /// The error to return across the ABI.
     pub(crate) fn into_raw(self) -> *mut wt_error_t {
-        wt_error_t::raw(self.0)
+        wt_error_t::raw(self.kind, self.os_errno, self.message)
     }
 }
 
@@ -63,7 +84,7 @@ pub(crate) fn str_arg<'a>(ptr: *const c_char, what: &str) -> Result<&'a str, Arg
     }
     // SAFETY: non-NULL, and the caller passes a NUL-terminated string (header contract).
     let s = unsafe { CStr::from_ptr(ptr) };
-    s.to_str().map_err(|_| ArgError(format!("`{what}` is not valid UTF-8")))
+    s.to_str().map_err(|_| ArgError::misuse(format!("`{what}` is not valid UTF-8")))
 }
 
 /// `len` bytes at `bytes` as a slice; NULL is allowed only for `len` 0.

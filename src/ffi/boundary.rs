@@ -4,7 +4,8 @@
 
 use std::ffi::c_char;
 
-use super::error::wt_error_t;
+use super::error::{wt_error_kind_t, wt_error_t};
+use crate::error::ErrorKind;
 
 /// What an export returns when its body panicked.
 pub(crate) trait Fallback {
@@ -13,7 +14,19 @@ pub(crate) trait Fallback {
 
 impl Fallback for *mut wt_error_t {
     fn on_panic(message: String) -> Self {
-        wt_error_t::raw(format!("internal error (panic in wasithreads): {message}"))
+        wt_error_t::raw(ErrorKind::Other, 0, format!("internal error (panic in wasithreads): {message}"))
+    }
+}
+
+impl Fallback for wt_error_kind_t {
+    fn on_panic(_: String) -> Self {
+        wt_error_kind_t::WT_ERROR_OTHER
+    }
+}
+
+impl Fallback for i32 {
+    fn on_panic(_: String) -> Self {
+        0
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::ffi::{c_char, CString};
 
-use super::args::c_string;
+use super::args::{c_string, ArgError};
 use super::engine::wt_engine_t;
 use super::error::wt_error_t;
 use super::handle::Handle;
@@ -238,7 +238,7 @@ fn start(
     let engine = try_ref!(engine);
     let module = try_ref!(module);
     if !module.inner.belongs_to(&engine.inner) {
-        return wt_error_t::raw("the module was loaded by a different engine");
+        return ArgError::misuse("the module was loaded by a different engine").into_raw();
     }
     let default = RunConfig::default();
     // SAFETY: NULL or a live config (header contract).

@@ -4,7 +4,7 @@
 use std::ffi::c_char;
 use std::time::Duration;
 
-use super::args::{path_arg, str_arg, with_live};
+use super::args::{path_arg, str_arg, with_live, ArgError};
 use super::boundary::NotError;
 use super::error::wt_error_t;
 use super::handle::Handle;
@@ -101,7 +101,7 @@ pub extern "C" fn wt_run_config_push_env(
         let key = try_arg!(str_arg(key, "key"));
         let value = try_arg!(str_arg(value, "value"));
         if key.is_empty() || key.contains('=') {
-            return wt_error_t::raw(format!("environment key {key:?} must be non-empty and contain no '='"));
+            return ArgError::misuse(format!("environment key {key:?} must be non-empty and contain no '='")).into_raw();
         }
         config.inner.env.push((key.to_owned(), value.to_owned()));
         std::ptr::null_mut()

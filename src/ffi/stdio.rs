@@ -27,7 +27,7 @@ fn output_slot(c: &mut RunConfig, stream: i32) -> Result<&mut Output, ArgError> 
     match stream {
         1 => Ok(&mut c.stdout),
         2 => Ok(&mut c.stderr),
-        n => Err(ArgError(format!("stream must be 1 (stdout) or 2 (stderr), not {n}"))),
+        n => Err(ArgError::misuse(format!("stream must be 1 (stdout) or 2 (stderr), not {n}"))),
     }
 }
 
@@ -69,7 +69,7 @@ pub extern "C" fn wt_run_config_set_output_file(
     ffi_boundary! {
         set_output(config, stream, || {
             let path = path_arg(path, "path")?;
-            File::create(&path).map(|f| Output::File(Arc::new(f))).map_err(|e| ArgError(format!("creating {}: {e}", path.display())))
+            File::create(&path).map(|f| Output::File(Arc::new(f))).map_err(|e| ArgError::io(format_args!("creating {}", path.display()), &e))
         })
     }
 }
@@ -158,13 +158,13 @@ pub extern "C" fn wt_run_config_set_stdin_fd(config: *mut wt_run_config_t, fd: i
 /// A duplicate of the caller's descriptor, owned by the library.
 fn dup_fd(fd: i32) -> Result<File, ArgError> {
     if fd < 0 {
-        return Err(ArgError(format!("{fd} is not a file descriptor")));
+        return Err(ArgError::misuse(format!("{fd} is not a file descriptor")));
     }
     // SAFETY: `fcntl(F_DUPFD_CLOEXEC)` only reads the descriptor number; an invalid one
     // yields EBADF, and the new descriptor it returns is ours alone.
     let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
     if new < 0 {
-        return Err(ArgError(format!("cannot duplicate descriptor {fd}: {}", std::io::Error::last_os_error())));
+        return Err(ArgError::io(format_args!("cannot duplicate descriptor {fd}"), &std::io::Error::last_os_error()));
     }
     // SAFETY: `new` is a fresh descriptor owned by nobody else.
     Ok(unsafe { File::from_raw_fd(new) })

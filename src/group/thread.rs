@@ -18,6 +18,7 @@ use wasmtime_wasi::I32Exit;
 use parking_lot::{Condvar, Mutex};
 
 use super::{Group, StoreData};
+use crate::error::{ErrorKind, ResultKind};
 use crate::exit::{panic_message, RunExit, ThreadExit};
 use crate::limits::Share;
 use crate::wait::Terminated;
@@ -276,7 +277,8 @@ impl Group {
                 // Everything the thread held of the run (its store, the group) is gone now.
                 drop(joinable);
             })
-            .context("the OS refused a new thread")?;
+            .context("the OS refused a new thread")
+            .kind(ErrorKind::Limit)?;
         Ok(())
     }
 

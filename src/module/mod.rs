@@ -18,11 +18,12 @@ mod shape;
 
 use std::sync::Arc;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::Result;
 use wasmtime::error::Context as _;
 use wasmtime::Linker;
 
 use crate::engine::Engine;
+use crate::error::{error, ErrorKind, ResultKind};
 use crate::group::StoreData;
 use crate::trace::OffsetMap;
 
@@ -53,19 +54,25 @@ pub struct Module {
 /// Turns WAT text into binary; binary passes through. The error says which it looked like.
 fn to_binary(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
     if bytes.is_empty() {
-        bail!("module bytes are empty");
+        return Err(error(ErrorKind::BadModule, "module bytes are empty"));
     }
     if bytes.starts_with(b"\0asm") {
         return Ok(bytes.into());
     }
     let text = std::str::from_utf8(bytes).map_err(|_| {
-        anyhow!(
-            "not a WebAssembly module: no `\\0asm` header ({} bytes starting {:02x?}) and not WAT text",
-            bytes.len(),
-            &bytes[..bytes.len().min(8)]
+        error(
+            ErrorKind::BadModule,
+            format!(
+                "not a WebAssembly module: no `\\0asm` header ({} bytes starting {:02x?}) and not WAT text",
+                bytes.len(),
+                &bytes[..bytes.len().min(8)]
+            ),
         )
     })?;
-    Ok(wat::parse_str(text).context("not a WebAssembly binary, and not valid WAT text")?.into())
+    Ok(wat::parse_str(text)
+        .context("not a WebAssembly binary, and not valid WAT text")
+        .kind(ErrorKind::BadModule)?
+        .into())
 }
 
 impl Module {
@@ -74,15 +81,16 @@ impl Module {
     pub fn new(engine: &Engine, bytes: &[u8]) -> Result<Module> {
         let wasm = to_binary(bytes)?;
         let wasmtime = engine.wasmtime();
-        wasmtime::Module::validate(wasmtime, &wasm).context("invalid WebAssembly module")?;
+        wasmtime::Module::validate(wasmtime, &wasm).context("invalid WebAssembly module").kind(ErrorKind::BadModule)?;
         let (rewritten, offsets) = rewrite::rewrite(&wasm)?;
         let compiled = wasmtime::Module::from_binary(wasmtime, &rewritten);
-        Module::from_compiled(engine, compiled.context("compiling module")?, offsets)
+        // What Wasmtime cannot compile is a module it does not support.
+        Module::from_compiled(engine, compiled.context("compiling module").kind(ErrorKind::BadModule)?, offsets)
     }
 
     /// Loads a module from a `.wasm` or `.wat` file.
     pub fn from_file(engine: &Engine, path: &std::path::Path) -> Result<Module> {
-        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display())).kind(ErrorKind::Io)?;
         Module::new(engine, &bytes).map_err(|e| e.context(format!("loading {}", path.display())))
     }
 
@@ -95,6 +103,7 @@ impl Module {
     /// leads back to the original module) as bytes, for [`Module::deserialize`] on an
     /// engine with the same settings and library version.
     pub fn serialize(&self) -> Result<Vec<u8>> {
+        // Wasmtime fails here only on an internal error (`ErrorKind::Other`).
         Ok(serialized::wrap(&self.inner.offsets, &self.inner.wasmtime.serialize()?))
     }
 
@@ -105,10 +114,11 @@ impl Module {
     /// engine settings, not for integrity: they must come from [`Module::serialize`] (for
     /// example a cache file the host wrote and nobody else can write).
     pub unsafe fn deserialize(engine: &Engine, bytes: &[u8]) -> Result<Module> {
-        let (offsets, compiled) = serialized::unwrap(bytes)?;
+        let (offsets, compiled) = serialized::unwrap(bytes).kind(ErrorKind::BadModule)?;
         // SAFETY: the caller guarantees the bytes came from `Module::serialize`.
         let module = unsafe { wasmtime::Module::deserialize(engine.wasmtime(), compiled) }
-            .context("not a module serialized by this version of wasithreads with these engine settings")?;
+            .context("not a module serialized by this version of wasithreads with these engine settings")
+            .kind(ErrorKind::BadModule)?;
         Module::from_compiled(engine, module, offsets)
     }
 

@@ -46,6 +46,7 @@ use wasmparser::{DataKind, Operator, Parser, Payload, TypeRef};
 
 use super::body::{self, Indices};
 use super::points::Calls;
+use crate::error::{error, ErrorKind, ResultKind};
 use crate::host::{AtomicImport, FIRST_INSTANCE_IMPORT, INTERNAL_MODULE, SHARED_MEMORY_IMPORT};
 use crate::interrupt::{self, has_reserved_page, RESERVED_PAGE};
 use crate::trace::OffsetMap;
@@ -121,12 +122,14 @@ fn scan(wasm: &[u8]) -> Result<Scan> {
                 for imp in r.into_imports() {
                     let imp = imp?;
                     if imp.module == INTERNAL_MODULE {
-                        bail!(
-                            "the module imports `{}::{}`: the import module `{INTERNAL_MODULE}` is reserved for \
-                             wasithreads itself",
-                            imp.module,
-                            imp.name
-                        );
+                        return Err(error(
+                            ErrorKind::Link,
+                            format!(
+                                "the module imports `{}::{}`: the import module `{INTERNAL_MODULE}` is reserved for \
+                                 wasithreads itself",
+                                imp.module, imp.name
+                            ),
+                        ));
                     }
                     match imp.ty {
                         TypeRef::Func(_) | TypeRef::FuncExact(_) => s.num_func_imports += 1,
@@ -499,7 +502,8 @@ impl Rewriter {
 /// Rewrites a validated module as the opening of this file says; the map says where each
 /// function and instruction of the result came from.
 pub(crate) fn rewrite(wasm: &[u8]) -> Result<(Vec<u8>, OffsetMap)> {
-    let scan = scan(wasm).context("reading module")?;
+    // Every other error of the scan is about the bytes.
+    let scan = scan(wasm).context("reading module").kind(ErrorKind::BadModule)?;
     let needs_init = !scan.active.is_empty();
     let atomics = scan.atomics.len() as u32;
     let added_func_imports = atomics + u32::from(needs_init);
@@ -523,7 +527,8 @@ pub(crate) fn rewrite(wasm: &[u8]) -> Result<(Vec<u8>, OffsetMap)> {
     };
     r.map.set_shared_memory(r.scan.shared.map(|s| s.index));
     let mut module = wasm_encoder::Module::new();
-    r.parse_core_module(&mut module, Parser::new(0), wasm).map_err(|e| anyhow::anyhow!("rewriting the module: {e}"))?;
+    r.parse_core_module(&mut module, Parser::new(0), wasm)
+        .map_err(|e| error(ErrorKind::BadModule, format!("rewriting the module: {e}")))?;
     Ok((module.finish(), r.map))
 }
 

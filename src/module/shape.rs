@@ -6,6 +6,7 @@
 use anyhow::{anyhow, bail, Result};
 use wasmtime::{ExternType, MemoryType, ValType};
 
+use crate::error::{error, ErrorKind, ResultKind};
 use crate::group::THREAD_START;
 use crate::host::{AtomicImport, FIRST_INSTANCE_IMPORT, INTERNAL_MODULE, P1_FUNCTIONS, P1_MODULE, SPAWN_IMPORT};
 use crate::interrupt::{self, has_reserved_page, Placement};
@@ -33,7 +34,8 @@ pub(super) struct Shape {
 
 impl Shape {
     pub(super) fn of(module: &wasmtime::Module) -> Result<Shape> {
-        let (memory, spawns, atomics) = check_imports(module)?;
+        // Every error of the imports' check is one of linking.
+        let (memory, spawns, atomics) = check_imports(module).kind(ErrorKind::Link)?;
         let reserved = memory
             .as_ref()
             .filter(|m| m.ty.is_shared())
@@ -44,14 +46,18 @@ impl Shape {
             } else if reserved {
                 Placement::ReservedPage
             } else {
-                bail!("the compiled module has no interruption points: it was not made by this version of wasithreads");
+                return Err(error(
+                    ErrorKind::BadModule,
+                    "the compiled module has no interruption points: it was not made by this version of wasithreads",
+                ));
             };
         if spawns && !memory.as_ref().is_some_and(|m| m.ty.is_shared()) {
-            bail!(
+            return Err(error(
+                ErrorKind::Link,
                 "the module imports wasi::thread-spawn but has no shared memory: every thread would get \
                  its own copy of a memory that is not `shared`, so threads could not see each other's \
-                 data; declare the memory `shared` (with a maximum)"
-            );
+                 data; declare the memory `shared` (with a maximum)",
+            ));
         }
         let export = |name: &str| module.get_export(name);
         let thread_start = match export(THREAD_START) {

@@ -33,6 +33,7 @@ use wasmtime_wasi::p1::types;
 use super::stat::FileKind;
 use super::stdio::{reopen_pipe, Input};
 use super::{errno, Call};
+use crate::error::{ErrorKind, ResultKind};
 use crate::wait::Signal;
 
 /// How often a reader waiting for another reader of the same stdin checks that its run
@@ -100,7 +101,8 @@ impl InputStream {
                         .read(true)
                         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
                         .open(p)
-                        .with_context(|| format!("opening {} as the guest's stdin", p.display()))?,
+                        .with_context(|| format!("opening {} as the guest's stdin", p.display()))
+                        .kind(ErrorKind::Io)?,
                 )),
                 false,
             ),

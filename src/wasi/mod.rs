@@ -68,8 +68,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
+use crate::error::{error, ErrorKind, ResultKind};
 use crate::limits::Budget;
 use descriptor::{Descriptor, DirDesc};
 use fds::FdTable;
@@ -133,22 +134,27 @@ impl WasiState {
 fn open_fds(preopens: &[Preopen], max_fds: u32) -> Result<FdTable> {
     let count = preopens.len() as u64;
     if u64::from(max_fds) < 3 + count {
-        bail!(
-            "the descriptor limit ({max_fds}) leaves no room for stdin, stdout, stderr and {count} preopened directories"
-        );
+        return Err(error(
+            ErrorKind::Limit,
+            format!(
+                "the descriptor limit ({max_fds}) leaves no room for stdin, stdout, stderr and {count} preopened \
+                 directories"
+            ),
+        ));
     }
     let table = FdTable::new(max_fds);
-    let full = "the descriptor table is full";
-    table.insert(Descriptor::Stdin).ok().context(full)?;
-    table.insert(Descriptor::Output(OutputName::Stdout)).ok().context(full)?;
-    table.insert(Descriptor::Output(OutputName::Stderr)).ok().context(full)?;
+    let full = || error(ErrorKind::Limit, "the descriptor table is full");
+    table.insert(Descriptor::Stdin).ok().ok_or_else(full)?;
+    table.insert(Descriptor::Output(OutputName::Stdout)).ok().ok_or_else(full)?;
+    table.insert(Descriptor::Output(OutputName::Stderr)).ok().ok_or_else(full)?;
     for p in preopens {
         let dir = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
             .open(&p.host)
-            .with_context(|| format!("opening directory {} for the guest", p.host.display()))?;
-        table.insert(Descriptor::Dir(DirDesc::new(dir, Some(p.guest.clone()), p.read_only))).ok().context(full)?;
+            .with_context(|| format!("opening directory {} for the guest", p.host.display()))
+            .kind(ErrorKind::Io)?;
+        table.insert(Descriptor::Dir(DirDesc::new(dir, Some(p.guest.clone()), p.read_only))).ok().ok_or_else(full)?;
     }
     Ok(table)
 }

@@ -120,6 +120,8 @@ int main(void) {
     wt_run_free(run);
     wt_exit_clear(NULL);
     CHECK(wt_error_message(NULL) == NULL);
+    CHECK(wt_error_kind(NULL) == WT_ERROR_OTHER);
+    CHECK(wt_error_os_errno(NULL) == 0);
     wt_error_free(NULL);
     CHECK(wt_version() != NULL);
 

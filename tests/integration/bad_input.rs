@@ -6,47 +6,49 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 
 use crate::common::*;
-use wasithreads::{ExitKind, Module, Preopen, Run, RunConfig};
+use wasithreads::{ErrorKind, ExitKind, Module, Preopen, Run, RunConfig};
 
 /// A module that cannot load gets an error that says why, whatever is wrong: no bytes,
 /// not Wasm, a truncated binary, broken WAT, a shared memory without a maximum, a spawning
 /// module whose memory is not shared, a mistyped `thread-spawn`, an import the library
 /// does not provide or support, two shared memories. Each row: what is wrong, the module,
-/// a phrase the error must contain.
+/// a phrase the error must contain, the error's kind.
 #[test]
 fn bad_modules_get_clear_errors() {
     let e = engine();
-    let rows: &[(&str, &[u8], &str)] = &[
-        ("no bytes", b"", "empty"),
-        ("not Wasm", b"\xde\xad\xbe\xef garbage", "not a WebAssembly module"),
-        ("a truncated binary", b"\0asm\x01\0\0\0\x01\x05", "invalid WebAssembly module"),
-        ("broken WAT", b"(module (func", "not valid WAT"),
+    let rows: &[(&str, &[u8], &str, ErrorKind)] = &[
+        ("no bytes", b"", "empty", ErrorKind::BadModule),
+        ("not Wasm", b"\xde\xad\xbe\xef garbage", "not a WebAssembly module", ErrorKind::BadModule),
+        ("a truncated binary", b"\0asm\x01\0\0\0\x01\x05", "invalid WebAssembly module", ErrorKind::BadModule),
+        ("broken WAT", b"(module (func", "not valid WAT", ErrorKind::BadModule),
         (
             "a shared memory without a maximum",
             br#"(module (import "env" "memory" (memory 1 shared)))"#,
-            "invalid WebAssembly module",
+            "invalid WebAssembly module", ErrorKind::BadModule,
         ),
         (
             "a spawning module whose memory is not shared",
             br#"(module (import "wasi" "thread-spawn" (func (param i32) (result i32))) (import "env" "memory" (memory 1 1)))"#,
-            "has no shared memory",
+            "has no shared memory", ErrorKind::Link,
         ),
         (
             "a mistyped thread-spawn",
             br#"(module (import "wasi" "thread-spawn" (func (param i64))) (import "env" "memory" (memory 1 1 shared)))"#,
-            "must have type (i32) -> i32",
+            "must have type (i32) -> i32", ErrorKind::Link,
         ),
-        ("a function import nobody provides", br#"(module (import "env" "f" (func)))"#, "unknown import `env::f`"),
-        ("a table import", br#"(module (import "env" "t" (table 1 funcref)))"#, "unsupported import `env::t`"),
+        ("a function import nobody provides", br#"(module (import "env" "f" (func)))"#, "unknown import `env::f`", ErrorKind::Link),
+        ("a table import", br#"(module (import "env" "t" (table 1 funcref)))"#, "unsupported import `env::t`", ErrorKind::Link),
         (
             "two shared memories",
             br#"(module (import "a" "m" (memory 1 1 shared)) (import "b" "m" (memory 1 1 shared)))"#,
-            "more than one shared memory",
+            "more than one shared memory", ErrorKind::BadModule,
         ),
     ];
-    for (row, bytes, needle) in rows {
-        let err = format!("{:#}", Module::new(&e, bytes).err().unwrap_or_else(|| panic!("{row}: loaded")));
-        assert!(err.contains(needle), "{row}: {err}");
+    for (row, bytes, needle, kind) in rows {
+        let err = Module::new(&e, bytes).err().unwrap_or_else(|| panic!("{row}: loaded"));
+        let text = format!("{err:#}");
+        assert!(text.contains(needle), "{row}: {text}");
+        assert_eq!(ErrorKind::of(&err), *kind, "{row}: {text}");
     }
 }
 
@@ -178,4 +180,49 @@ fn hostile_pointers_and_sizes_get_errnos_or_traps() {
         };
         assert!(got == *want || (*want == Either), "{call}: want {want:?}, got {exit:?}");
     }
+}
+
+/// The errors of the Rust API that are not about the bytes have their kind too, and the
+/// I/O ones the OS error: the kinds the C API's `wt_error_kind` reports.
+#[test]
+fn errors_of_the_rust_api_have_their_kind() {
+    let e = engine();
+    let dir = temp_dir("rust-error-kinds");
+    let kind_and_errno = |r: anyhow::Result<()>| {
+        let err = r.expect_err("an error");
+        (ErrorKind::of(&err), wasithreads::os_errno(&err), format!("{err:#}"))
+    };
+    let (kind, errno, text) = kind_and_errno(Module::from_file(&e, &dir.join("missing.wasm")).map(drop));
+    assert_eq!((kind, errno), (ErrorKind::Io, Some(libc::ENOENT)), "{text}");
+    let (kind, errno, text) = kind_and_errno(Module::from_file(&e, &dir).map(drop));
+    assert_eq!((kind, errno), (ErrorKind::Io, Some(libc::EISDIR)), "{text}");
+    let config = wasithreads::EngineConfig { opt_level: 9, ..Default::default() };
+    let (kind, errno, text) = kind_and_errno(wasithreads::Engine::new(&config).map(drop));
+    assert_eq!((kind, errno), (ErrorKind::Misuse, None), "{text}");
+    // SAFETY: the bytes are only checked for the header and refused, never run.
+    let (kind, _, text) = kind_and_errno(unsafe { Module::deserialize(&e, b"junk") }.map(drop));
+    assert_eq!(kind, ErrorKind::BadModule, "{text}");
+
+    let hello = load(&e, r#"(module (memory (export "memory") 1) (func (export "_start")))"#);
+    let start = |config: &RunConfig| Run::start(&hello, config).map(drop);
+    let mut config = RunConfig::default();
+    config.limits.max_fds = 2;
+    let (kind, errno, text) = kind_and_errno(start(&config));
+    assert_eq!((kind, errno), (ErrorKind::Limit, None), "{text}");
+    let mut config = RunConfig::default();
+    config.preopens.push(Preopen { host: dir.join("none"), guest: "/".into(), read_only: false });
+    let (kind, errno, text) = kind_and_errno(start(&config));
+    assert_eq!((kind, errno), (ErrorKind::Io, Some(libc::ENOENT)), "{text}");
+    let mut config = RunConfig::default();
+    config.coredump_path = Some("/".into());
+    let (kind, _, text) = kind_and_errno(start(&config));
+    assert_eq!(kind, ErrorKind::Misuse, "{text}");
+    let no_start = load(&e, r#"(module (memory (export "memory") 1))"#);
+    let (kind, _, text) = kind_and_errno(Run::start(&no_start, &RunConfig::default()).map(drop));
+    assert_eq!(kind, ErrorKind::Link, "{text}");
+    let shared = load(&e, r#"(module (import "env" "memory" (memory 2 10 shared)) (func (export "_start")))"#);
+    let mut config = RunConfig::default();
+    config.limits.max_memory = Some(65536);
+    let (kind, _, text) = kind_and_errno(Run::start(&shared, &config).map(drop));
+    assert_eq!(kind, ErrorKind::Limit, "{text}");
 }

@@ -79,15 +79,16 @@ fn c_program_exercises_host_control() {
     let wasm = dir.join("guest.wasm");
     std::fs::write(&wasm, crate::common::rust_guest()).unwrap();
     let guests = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/guests/wat");
-    let out = c_program(&exe).arg(&wasm).arg(guests).stdin(Stdio::null()).output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{:?}\nstdout: {stdout}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("checks passed"), "{stdout}");
+    checks_pass(c_program(&exe).arg(&wasm).arg(guests));
+}
+
+/// Each kind of error, provoked for real through the C API, has its `wt_error_kind`, and
+/// the I/O ones their OS error (`tests/c/error_kinds.c`).
+#[test]
+fn errors_have_their_kind_and_os_error() {
+    let exe = compile_with("cc", "-std=c11", "tests/c/error_kinds.c", "c-error-kinds", &["-D_POSIX_C_SOURCE=200809L"]);
+    let dir = crate::common::temp_dir("c-error-kinds");
+    checks_pass(c_program(&exe).arg(&dir));
 }
 
 /// NULL for every pointer argument of every function gets an error or is ignored as
@@ -95,7 +96,13 @@ fn c_program_exercises_host_control() {
 #[test]
 fn null_for_every_pointer_argument() {
     let exe = compile("cc", "-std=c11", "tests/c/null_args.c", "c-null-args");
-    let out = c_program(&exe).stdin(Stdio::null()).output().unwrap();
+    checks_pass(&mut c_program(&exe));
+}
+
+/// Runs a C test program (stdin closed) and checks that it succeeded and says its checks
+/// passed.
+fn checks_pass(program: &mut Command) {
+    let out = program.stdin(Stdio::null()).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
