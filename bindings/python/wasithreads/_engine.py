@@ -7,7 +7,7 @@ from ctypes import byref, c_void_p
 from typing import Union
 
 from ._convert import cpath, ptr, uint
-from ._errors import Error, HostIOError, ModuleError, check
+from ._errors import Error, HostIOError, check
 from ._ffi import lib
 from ._handle import Handle, Owned
 from ._module import Module
@@ -90,11 +90,11 @@ class Engine(Owned):
         out = c_void_p()
         if isinstance(source, (bytes, bytearray, memoryview)):
             data = bytes(source)
-            self._h.use(lambda engine: check(lib.wt_module_load(engine, data, len(data), byref(out)), ModuleError))
+            self._h.use(lambda engine: check(lib.wt_module_load(engine, data, len(data), byref(out))))
         elif isinstance(source, (str, os.PathLike)):
             path = cpath(source, "module path")
             try:
-                self._h.use(lambda engine: check(lib.wt_module_load_file(engine, path, byref(out)), ModuleError))
+                self._h.use(lambda engine: check(lib.wt_module_load_file(engine, path, byref(out))))
             except Error as e:
                 if isinstance(source, str) and source.lstrip().startswith("(") and not os.path.exists(source):
                     hint = type(e)(f"{e} (a str is a path; pass WAT text as bytes: text.encode())")
@@ -123,7 +123,7 @@ class Engine(Owned):
         if not isinstance(source, (bytes, bytearray, memoryview)):
             raise TypeError(f"source must be bytes or a path, not {type(source).__name__}")
         data = bytes(source)
-        self._h.use(lambda engine: check(lib.wt_module_validate(engine, data, len(data)), ModuleError))
+        self._h.use(lambda engine: check(lib.wt_module_validate(engine, data, len(data))))
 
     def deserialize(self, data: bytes | bytearray | memoryview) -> Module:
         """Loads a module from bytes made by ``Module.serialize`` with the same library
@@ -137,7 +137,7 @@ class Engine(Owned):
         """
         data = bytes(data)
         out = c_void_p()
-        self._h.use(lambda engine: check(lib.wt_module_deserialize(engine, data, len(data), byref(out)), ModuleError))
+        self._h.use(lambda engine: check(lib.wt_module_deserialize(engine, data, len(data), byref(out))))
         return Module(self, ptr(out))
 
     # -- lifetime

@@ -1,19 +1,13 @@
 """The exceptions of the API, and the conversion of a returned ``wt_error_t`` into one.
 
-The C API returns an error as a message only, no kind. ``classify`` is the one place
-that gives it a kind: the message is a cause chain, ``"context: cause: cause"``, whose
-outermost parts are phrases the library writes itself (not texts of Wasmtime or the OS),
-and stable enough to sort by. ``_KINDS`` lists the opening phrases of each kind;
-``classify`` tries them at the start of the message and, failing that, after each
-``": "`` in turn (so ``"loading x.wasm: unknown import ..."`` is a ``LinkError``). An
-unknown message falls back on what the failed call was doing (``default``): a module
-load is a ``ModuleError``, anything else a plain ``Error``. An ``"(os error N)"`` in an
-``HostIOError`` sets its ``errno``.
+The C library gives every error a kind (``wt_error_kind``: decided where the error is
+made, never read from its message) and, for a failed OS call, the OS error
+(``wt_error_os_errno``). ``classify`` maps the kind to an exception class; the
+``errno`` of an ``HostIOError`` is the OS error.
 """
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
 from ._ffi import lib
@@ -25,9 +19,9 @@ if TYPE_CHECKING:
 class Error(Exception):
     """A libwasithreads call failed or was misused; ``str(error)`` is the library's message.
 
-    Raised as one of the subclasses below when the message says which kind of failure it
-    is (``ModuleError``, ``LinkError``, ``LimitError``, ``UsageError``, ``HostIOError``);
-    as ``Error`` itself otherwise (an internal error of the library). Problems the binding
+    Raised as one of the subclasses below, chosen by the kind the library gives the error
+    (``wt_error_kind``: ``ModuleError``, ``LinkError``, ``LimitError``, ``UsageError``,
+    ``HostIOError``); as ``Error`` itself for an internal error of the library. Problems the binding
     sees before calling the library (a wrong type, a NUL byte in a string, a negative
     timeout) raise ``TypeError`` / ``ValueError`` instead.
     """
@@ -60,7 +54,8 @@ class UsageError(Error, ValueError):
 class HostIOError(Error, OSError):
     """A file or descriptor of the host could not be used: a module file, a directory
     for ``dirs``, a file or descriptor for stdin/stdout/stderr, the core dump's directory.
-    Also an ``OSError``; ``errno`` is set when the library names the OS error."""
+    Also an ``OSError``; ``errno`` is the OS error (``wt_error_os_errno``) when there
+    is one."""
 
 
 class CallbackError(Error):
@@ -97,73 +92,42 @@ class ExitError(Error):
         self.exit = exit
 
 
-# The opening phrases of the library's messages, by kind (see the module docstring).
-_KINDS: list[tuple[type[Error], re.Pattern[str]]] = [
-    (
-        UsageError,
-        re.compile(
-            r"`\w+` is NULL|`\w+` is not valid UTF-8|stream must be 1|environment key .* must be"
-            r"|opt level must be|max wasm stack must be|\S+ is not a file descriptor|the core dump path .* names no"
-            r"|the module was loaded by a different engine"
-        ),
-    ),
-    (
-        LinkError,
-        re.compile(
-            r"unknown import|unsupported import|import `wasi::thread-spawn` must|the module imports"
-            r"|cannot run this module|linking the module"
-        ),
-    ),
-    (
-        ModuleError,
-        re.compile(
-            r"module bytes are empty|not a WebAssembly|invalid WebAssembly|compiling module|reading module"
-            r"|rewriting the module|not a module serialized|serialized module is|reading the serialized"
-            r"|the compiled module has no interruption|the module has|shared memory \d+ is|data segment"
-        ),
-    ),
-    (
-        LimitError,
-        re.compile(
-            r"the memory limit|the descriptor limit|the descriptor table is full|the OS refused"
-            r"|creating the shared memory|creating the memory|creating the interrupt page|opening the interrupt page"
-        ),
-    ),
-    (
-        HostIOError,
-        re.compile(r"reading |opening |creating |cannot duplicate descriptor|writing "),
-    ),
-]
-_PARTS = re.compile(r"(?:^|: )")
-_ERRNO = re.compile(r"\(os error (\d+)\)")
+# ``wt_error_kind_t``'s values (include/wasithreads.h) and their exception classes;
+# ``WT_ERROR_OTHER`` (0), an internal error of the library, is ``Error`` itself.
+WT_ERROR_OTHER = 0
+WT_ERROR_BAD_MODULE = 1
+WT_ERROR_LINK = 2
+WT_ERROR_LIMIT = 3
+WT_ERROR_MISUSE = 4
+WT_ERROR_IO = 5
+_KINDS: dict[int, type[Error]] = {
+    WT_ERROR_BAD_MODULE: ModuleError,
+    WT_ERROR_LINK: LinkError,
+    WT_ERROR_LIMIT: LimitError,
+    WT_ERROR_MISUSE: UsageError,
+    WT_ERROR_IO: HostIOError,
+}
 
 
-def classify(message: str, default: type[Error] = Error) -> type[Error]:
-    """The kind of error ``message`` (a library error's text) says it is."""
-    for part in _PARTS.finditer(message):
-        start = part.end()
-        for kind, opening in _KINDS:
-            if opening.match(message, start):
-                return kind
-    return default
+def classify(kind: int) -> type[Error]:
+    """The exception class of a library error of kind ``kind`` (a ``wt_error_kind_t``)."""
+    return _KINDS.get(kind, Error)
 
 
-def make_error(message: str, default: type[Error] = Error) -> Error:
-    """The exception for a library error's ``message``."""
-    kind = classify(message, default)
-    error = kind(message)
-    if isinstance(error, HostIOError):
-        errno = _ERRNO.search(message)
-        if errno:
-            error.errno = int(errno.group(1))
+def make_error(message: str, kind: int = WT_ERROR_OTHER, os_errno: int = 0) -> Error:
+    """The exception for a library error: its ``message``, ``kind`` and OS error."""
+    error = classify(kind)(message)
+    if isinstance(error, HostIOError) and os_errno:
+        error.errno = os_errno
     return error
 
 
-def check(err: int | None, default: type[Error] = Error) -> None:
-    """Raises the ``Error`` a C call returned (a ``wt_error_t *``, freed here), if any;
-    ``default`` is its kind when the message does not say (see ``classify``)."""
+def check(err: int | None) -> None:
+    """Raises the ``Error`` a C call returned (a ``wt_error_t *``, freed here), if any."""
     if err:
         raw = lib.wt_error_message(err)
         message = raw.decode("utf-8", "replace") if raw is not None else "unknown error"
+        kind = lib.wt_error_kind(err)
+        os_errno = lib.wt_error_os_errno(err)
         lib.wt_error_free(err)
-        raise make_error(message, default)
+        raise make_error(message, kind, os_errno)

@@ -77,6 +77,8 @@ DIAGNOSTIC_CB = ctypes.CFUNCTYPE(None, c_void_p, c_int32, c_char_p)
 PROTOTYPES = {
     "wt_version": (c_char_p, []),
     "wt_error_message": (c_char_p, [P]),
+    "wt_error_kind": (c_int, [P]),
+    "wt_error_os_errno": (c_int32, [P]),
     "wt_error_free": (None, [P]),
     # engine
     "wt_engine_config_new": (P, []),
