@@ -3,9 +3,11 @@ package wasithreads_test
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"wasithreads"
@@ -43,7 +45,7 @@ func runErr(t *testing.T, wat string, cfg *wasithreads.RunConfig) error {
 }
 
 // TestErrorKinds provokes each kind of error for real, through the library where it
-// reports it, so that a reworded message in the library fails here.
+// reports it: the kind is the library's (wt_error_kind), whatever its message says.
 func TestErrorKinds(t *testing.T) {
 	eng := testEngine(t)
 	loadErr := func(wat string) error {
@@ -111,5 +113,29 @@ func TestErrorKinds(t *testing.T) {
 	}
 	if !errors.Is(wasithreads.ErrClosed, wasithreads.ErrMisuse) {
 		t.Error("ErrClosed is not ErrMisuse")
+	}
+}
+
+// TestIOErrorsWrapTheOSError: an ErrIO error wraps the library's OS error
+// (wt_error_os_errno), so the standard library's tests of it work.
+func TestIOErrorsWrapTheOSError(t *testing.T) {
+	eng := testEngine(t)
+	dir := t.TempDir()
+	_, err := eng.LoadModuleFile(filepath.Join(dir, "none.wasm"))
+	var e *wasithreads.Error
+	if !errors.As(err, &e) || e.Errno != syscall.ENOENT {
+		t.Fatalf("missing module file: %#v, want Errno ENOENT", err)
+	}
+	if !errors.Is(err, fs.ErrNotExist) || !errors.Is(err, wasithreads.ErrIO) || !errors.Is(err, syscall.ENOENT) {
+		t.Errorf("missing module file: %v is not fs.ErrNotExist, ErrIO and ENOENT", err)
+	}
+	err = runErr(t, returner, &wasithreads.RunConfig{Dirs: map[string]string{filepath.Join(dir, "none"): "/"}})
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing preopen: %v is not fs.ErrNotExist", err)
+	}
+	// Errors of other kinds carry no OS error.
+	_, err = eng.LoadModule([]byte(`(module (import "env" "log" (func)) (func (export "_start")))`))
+	if !errors.As(err, &e) || e.Errno != 0 || errors.Unwrap(err) != nil {
+		t.Errorf("link error: %#v, want no Errno", err)
 	}
 }
