@@ -7,7 +7,8 @@
 //         .on_output(wasithreads::Stdout, [](int32_t tid, std::string_view text) { /* ... */ });
 //   wasithreads::Exit exit = wasithreads::run(engine, module, config);
 //
-// Every failing C call throws wasithreads::Error. Objects own their C handles, free them
+// Every failing C call throws wasithreads::Error, with the library's kind of the error
+// (Error::kind(), an ErrorKind) and OS error (Error::os_errno()). Objects own their C handles, free them
 // on destruction, and are movable but not copyable.
 //
 // Callbacks are std::function objects. Each Run takes its own copy of its config's
@@ -57,10 +58,33 @@
 
 namespace wasithreads {
 
-/// A failed call, with the library's message.
+/// What sort of failure an Error is: the C library's `wt_error_kind_t`, with the same
+/// values. `Other` is an internal error of the library (or a failure the wrapper found
+/// itself that fits no other kind).
+enum class ErrorKind : int {
+    Other = WT_ERROR_OTHER,
+    BadModule = WT_ERROR_BAD_MODULE,  ///< not a module wasithreads can compile
+    Link = WT_ERROR_LINK,             ///< a valid module it cannot run as it is (an unknown import, no `_start`)
+    Limit = WT_ERROR_LIMIT,           ///< a limit too low for the module or stdio, or the OS refused a thread or memory
+    Misuse = WT_ERROR_MISUSE,         ///< a bad argument or setting
+    Io = WT_ERROR_IO,                 ///< a host file, directory or descriptor failed; see os_errno()
+};
+
+/// A failed call, with the library's message, kind and OS error.
 class Error : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
+    Error(const std::string &message, ErrorKind kind, int os_errno)
+        : std::runtime_error(message), kind_(kind), os_errno_(os_errno) {}
+
+    /// What sort of failure this is (`wt_error_kind`).
+    ErrorKind kind() const noexcept { return kind_; }
+    /// The OS error number behind it (`wt_error_os_errno`, e.g. ENOENT), 0 if none.
+    int os_errno() const noexcept { return os_errno_; }
+
+private:
+    ErrorKind kind_ = ErrorKind::Other;
+    int os_errno_ = 0;
 };
 
 /// The guest's output streams, as the `stream` argument of the RunConfig output setters.
@@ -71,8 +95,10 @@ namespace detail {
 inline void check(wt_error_t *err) {
     if (err) {
         std::string msg = wt_error_message(err);
+        auto kind = static_cast<ErrorKind>(wt_error_kind(err));
+        int os_errno = wt_error_os_errno(err);
         wt_error_free(err);
-        throw Error(msg);
+        throw Error(msg, kind, os_errno);
     }
 }
 // The library orders a run's start before its callbacks, and their returns before
@@ -426,7 +452,7 @@ public:
     /// The stream is handed to `fn`, on the writing guest thread; calls for one stream
     /// never overlap.
     RunConfig &on_output(int32_t stream, OutputFn fn) {
-        if (!fn) throw Error("on_output needs a callback");
+        if (!fn) throw Error("on_output needs a callback", ErrorKind::Misuse, 0);
         detail::RunState *idle = &state_->idle;
         wt_output_callback_t cb = detail::RunState::output_callback(stream);
         return output(
@@ -482,7 +508,8 @@ private:
     }
     template <typename F>
     RunConfig &output(int32_t stream, F &&set_mode, OutputFn fn = nullptr) {
-        if (stream != Stdout && stream != Stderr) throw Error("stream must be 1 (stdout) or 2 (stderr)");
+        if (stream != Stdout && stream != Stderr)
+            throw Error("stream must be 1 (stdout) or 2 (stderr)", ErrorKind::Misuse, 0);
         return with([&](wt_run_config_t *c) {
             detail::check(set_mode(c));
             // The stream is in callback mode exactly when its callback is set.

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -219,9 +220,11 @@ int main() {
         config.on_output(wt::Stdout, out.fn());
         wt::run(engine, module, config);
         CHECK(out.get() == "tick\ntick\ntick\n");
-        expect_throw<wt::Error>([&] { wt::Module::from_bytes(engine, path); });
+        auto bad = expect_throw<wt::Error>([&] { wt::Module::from_bytes(engine, path); });
+        CHECK(bad.kind() == wt::ErrorKind::BadModule);
         auto e = expect_throw<wt::Error>([&] { wt::Module::from_file(engine, temp_path("missing.wasm")); });
         CHECK(std::string(e.what()).find("missing.wasm") != std::string::npos);
+        CHECK(e.kind() == wt::ErrorKind::Io && e.os_errno() == ENOENT);
     });
 
     test("validate says why a module would not load", [&] {
@@ -231,6 +234,7 @@ int main() {
                 (func (export "_start"))))");
         });
         CHECK(std::string(e.what()).find("shared memory") != std::string::npos);
+        CHECK(e.kind() == wt::ErrorKind::Link && e.os_errno() == 0);
     });
 
     test("serialize and deserialize", [&] {
@@ -242,12 +246,14 @@ int main() {
         config.on_output(wt::Stdout, [&](int32_t, std::string_view) { n++; });
         wt::run(engine, again, config);
         CHECK(n == 50);
-        expect_throw<wt::Error>([&] { wt::Module::deserialize(engine, std::string("not serialized")); });
+        auto e = expect_throw<wt::Error>([&] { wt::Module::deserialize(engine, std::string("not serialized")); });
+        CHECK(e.kind() == wt::ErrorKind::BadModule);
     });
 
     test("engine settings", [&] {
         auto e = expect_throw<wt::Error>([] { wt::Engine(wt::EngineConfig().max_wasm_stack(0)); });
         CHECK(std::string(e.what()).find("stack") != std::string::npos);
+        CHECK(e.kind() == wt::ErrorKind::Misuse);
         expect_throw<wt::Error>([] { wt::Engine(wt::EngineConfig().opt_level(9)); });
         wt::Engine custom(wt::EngineConfig()
                               .opt_level(0)
@@ -313,8 +319,8 @@ int main() {
         }
         CHECK(read(fds[0], buf, sizeof buf) == 0);  // no copy of the descriptor is left
         close(fds[0]);
-        expect_throw<wt::Error>([&] { config.output_null(3); });
-        expect_throw<wt::Error>([&] { config.on_output(wt::Stdout, nullptr); });
+        CHECK(expect_throw<wt::Error>([&] { config.output_null(3); }).kind() == wt::ErrorKind::Misuse);
+        CHECK(expect_throw<wt::Error>([&] { config.on_output(wt::Stdout, nullptr); }).kind() == wt::ErrorKind::Misuse);
     });
 
     test("core dump on a trap", [&] {
@@ -338,9 +344,11 @@ int main() {
         config.max_memory(64 * 1024).max_table_elements(1000).max_fds(64).output_null(wt::Stdout);
         CHECK(wt::run(engine, ticks, config).kind == wt::Exit::Kind::Code);
         config.max_fds(0);  // no room for stdio: the run cannot start
-        expect_throw<wt::Error>([&] { wt::run(engine, ticks, config); });
-        expect_throw<wt::Error>([&] { config.env("A=B", "c"); });
-        expect_throw<wt::Error>([&] { config.dir("/nonexistent-dir", "/x"); wt::run(engine, ticks, config); });
+        CHECK(expect_throw<wt::Error>([&] { wt::run(engine, ticks, config); }).kind() == wt::ErrorKind::Limit);
+        CHECK(expect_throw<wt::Error>([&] { config.env("A=B", "c"); }).kind() == wt::ErrorKind::Misuse);
+        config.max_fds(64);
+        auto e = expect_throw<wt::Error>([&] { config.dir("/nonexistent-dir", "/x"); wt::run(engine, ticks, config); });
+        CHECK(e.kind() == wt::ErrorKind::Io && e.os_errno() == ENOENT);
     });
 
     test("version", [] { CHECK(wt::version() == wt_version() && !wt::version().empty()); });
