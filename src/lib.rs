@@ -11,24 +11,25 @@
 //! this list against the `crate::` paths in the sources, in CI):
 //!
 //! ```text
-//! layer   module     may use                                                             what it is
-//! leaf    error      -                                                                   error kinds: marked where errors are made (ErrorKind)
-//! leaf    exit       -                                                                   how runs and threads end
-//! leaf    pool       -                                                                   OS threads for guest threads
-//! leaf    trace      -                                                                   offsets and backtraces in the user's module
-//! leaf    limits     -                                                                   every cap of a run (Limits) and the budgets that enforce them
-//! leaf    interrupt  error                                                               the interrupt page: where it is, its import, the live page
-//! leaf    wait       pool                                                                interruptible waits: the run's end wakes every one
-//! core    hooks      exit                                                                the host's callbacks (Hooks) and a run's calls of them
-//! core    coredump   error exit trace                                                    the core dump of a run that trapped: gathering and format
-//! core    wasi       error exit limits pool wait                                         WASI preview 1: a run's WASI state and every call
-//! core    config     hooks limits wasi                                                   what one run gets
-//! core    group      coredump error exit hooks interrupt limits pool trace wait wasi     a run's life: threads, spawn, supervision, teardown
-//! core    host       config group limits wait wasi                                       the linker glue: WASI per store, thread-spawn, atomics, internal names
-//! core    engine     error interrupt pool                                                the Wasmtime engine and pool
-//! core    module     engine error group host interrupt trace                             load, shape checks, rewrite
-//! top     run        config coredump error exit group host interrupt limits module wasi  the public Run: joins the rest
-//! top     ffi        config engine error exit hooks limits module run wasi               the C ABI
+//! layer   module     may use                                                                   what it is
+//! leaf    error      -                                                                         error kinds: marked where errors are made (ErrorKind)
+//! leaf    exit       -                                                                         how runs and threads end
+//! leaf    pool       -                                                                         OS threads for guest threads
+//! leaf    trace      -                                                                         offsets and backtraces in the user's module
+//! leaf    limits     -                                                                         every cap of a run (Limits) and the budgets that enforce them
+//! leaf    hostfd     -                                                                         descriptors the library opens: never 0, 1 or 2
+//! leaf    interrupt  error                                                                     the interrupt page: where it is, its import, the live page
+//! leaf    wait       hostfd pool                                                               interruptible waits: the run's end wakes every one
+//! core    hooks      exit                                                                      the host's callbacks (Hooks) and a run's calls of them
+//! core    coredump   error exit hostfd trace                                                   the core dump of a run that trapped: gathering and format
+//! core    wasi       error exit hostfd limits pool wait                                        WASI preview 1: a run's WASI state and every call
+//! core    config     hooks limits wasi                                                         what one run gets
+//! core    group      coredump error exit hooks interrupt limits pool trace wait wasi           a run's life: threads, spawn, supervision, teardown
+//! core    host       config group limits wait wasi                                             the linker glue: WASI per store, thread-spawn, atomics, internal names
+//! core    engine     error interrupt pool                                                      the Wasmtime engine and pool
+//! core    module     engine error group host interrupt trace                                   load, shape checks, rewrite
+//! top     run        config coredump error exit group hooks host interrupt limits module wasi  the public Run: joins the rest
+//! top     ffi        config engine error exit hooks hostfd limits module run wasi              the C ABI
 //! ```
 
 pub mod config;
@@ -39,6 +40,7 @@ mod exit;
 mod group;
 mod hooks;
 mod host;
+mod hostfd;
 mod interrupt;
 pub mod limits;
 mod module;

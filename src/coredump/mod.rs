@@ -68,6 +68,8 @@ impl Recorder {
             _ => Path::new("."),
         };
         let dir = rustix::fs::open(dir, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(Into::into)
+            .and_then(crate::hostfd::above_stdio)
             .with_context(|| format!("opening the directory of the core dump path {}", path.display()))
             .kind(ErrorKind::Io)?;
         Ok(Recorder { dir, name: name.to_owned(), path: path.to_owned(), parts: Mutex::default() })
@@ -80,7 +82,10 @@ impl Recorder {
         temp.push(&self.name);
         temp.push(format!(".{}.{}.tmp", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
         let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let fd = rustix::fs::openat(&self.dir, &temp, flags, Mode::from_raw_mode(0o600)).context("creating it")?;
+        let fd = rustix::fs::openat(&self.dir, &temp, flags, Mode::from_raw_mode(0o600))
+            .map_err(Into::into)
+            .and_then(crate::hostfd::above_stdio)
+            .context("creating it")?;
         let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::from(fd));
         let written = write(dump, &mut out).and_then(|()| out.flush()).context("writing it");
         let renamed =

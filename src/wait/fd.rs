@@ -18,6 +18,8 @@ impl Signal {
     fn wake_fd(&self) -> wasmtime::Result<BorrowedFd<'_>> {
         if self.wake_fd.get().is_none() {
             let fd = rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
+                .map_err(Into::into)
+                .and_then(crate::hostfd::above_stdio)
                 .map_err(|e| wasmtime::format_err!("creating an eventfd: {e}"))?;
             let _ = self.wake_fd.set(fd);
         }

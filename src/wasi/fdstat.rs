@@ -74,7 +74,9 @@ pub(super) fn fd_fdstat_get(
         fs_rights_base: rights,
         fs_rights_inheriting: rights,
     };
-    match &**call.descriptor(fd)? {
+    let desc = call.descriptor(fd)?;
+    match &**desc {
+        Descriptor::Stdin | Descriptor::Output(_) if call.wasi.stdio.is_closed(&desc) => Err(Errno::Badf.into()),
         Descriptor::Stdin => Ok(stdio(stdio_filetype(call.wasi.stdio.stdin.is_terminal()), R::FD_READ)),
         Descriptor::Output(name) => Ok(stdio(stdio_filetype(call.wasi.stdio.output(*name).is_terminal()), R::FD_WRITE)),
         Descriptor::Dir(d) if d.preopen.is_some() => {
@@ -177,7 +179,9 @@ pub(super) fn fd_filestat_get(
     fd: types::Fd,
 ) -> Result<types::Filestat, types::Error> {
     let stdio = |filetype| types::Filestat { dev: 0, ino: 0, filetype, nlink: 0, size: 0, atim: 0, mtim: 0, ctim: 0 };
-    match &**call.descriptor(fd)? {
+    let desc = call.descriptor(fd)?;
+    match &**desc {
+        Descriptor::Stdin | Descriptor::Output(_) if call.wasi.stdio.is_closed(&desc) => Err(Errno::Badf.into()),
         Descriptor::Stdin => Ok(stdio(stdio_filetype(call.wasi.stdio.stdin.is_terminal()))),
         Descriptor::Output(name) => Ok(stdio(stdio_filetype(call.wasi.stdio.output(*name).is_terminal()))),
         Descriptor::File(f) => stat::filestat_of(&f.file),

@@ -72,6 +72,9 @@ pub(crate) enum InputStream {
         pos: Mutex<usize>,
     },
     Null,
+    /// The host's fd 0, closed when the run started: every read fails with `badf`, as
+    /// on a closed descriptor (see [`crate::hostfd`]).
+    Closed,
 }
 
 impl InputStream {
@@ -90,6 +93,7 @@ impl InputStream {
             InputStream::Fd(FdInput { file, own, mode, lock: Mutex::new(()) })
         };
         Ok(match spec {
+            Input::Inherit if !crate::hostfd::is_open(0) => InputStream::Closed,
             Input::Inherit => fd(None, true),
             Input::Null => InputStream::Null,
             Input::Bytes(b) => InputStream::Bytes { data: b.clone(), pos: Mutex::new(0) },
@@ -101,6 +105,7 @@ impl InputStream {
                         .read(true)
                         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
                         .open(p)
+                        .and_then(crate::hostfd::above_stdio)
                         .with_context(|| format!("opening {} as the guest's stdin", p.display()))
                         .kind(ErrorKind::Io)?,
                 )),
@@ -110,14 +115,19 @@ impl InputStream {
         })
     }
 
-    /// The descriptor to wait on, or `None` when reads never block (bytes, null).
+    /// The descriptor to wait on, or `None` when reads never block (bytes, null, closed).
     pub(crate) fn fd(&self) -> Option<BorrowedFd<'_>> {
         match self {
             InputStream::Fd(FdInput { own: Some(f), .. }) => Some(f.as_fd()),
             InputStream::Fd(FdInput { file: None, .. }) => Some(rustix::stdio::stdin()),
             InputStream::Fd(FdInput { file: Some(f), .. }) => Some(f.as_fd()),
-            InputStream::Bytes { .. } | InputStream::Null => None,
+            InputStream::Bytes { .. } | InputStream::Null | InputStream::Closed => None,
         }
+    }
+
+    /// True when this is the host's closed fd 0: the descriptor's calls fail with `badf`.
+    pub(crate) fn is_closed(&self) -> bool {
+        matches!(self, InputStream::Closed)
     }
 
     /// True when stdin is a terminal.
@@ -132,6 +142,7 @@ impl InputStream {
     pub(crate) fn read(&self, call: &Call<'_>, buf: &mut Vec<u8>) -> Result<(), types::Error> {
         let (mode, lock) = match self {
             InputStream::Null => return Ok(()),
+            InputStream::Closed => return Err(types::Errno::Badf.into()),
             InputStream::Bytes { data, pos } => {
                 let mut pos = pos.lock();
                 let rest = data.get(*pos..).unwrap_or_default();

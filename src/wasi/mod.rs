@@ -152,6 +152,7 @@ fn open_fds(preopens: &[Preopen], max_fds: u32) -> Result<FdTable> {
             .read(true)
             .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
             .open(&p.host)
+            .and_then(crate::hostfd::above_stdio)
             .with_context(|| format!("opening directory {} for the guest", p.host.display()))
             .kind(ErrorKind::Io)?;
         table.insert(Descriptor::Dir(DirDesc::new(dir, Some(p.guest.clone()), p.read_only))).ok().ok_or_else(full)?;

@@ -145,7 +145,7 @@ fn open_interruptibly(
     let mut is_fifo = None;
     loop {
         let e = match cap_primitives::fs::open(&parent.dir, path, opts) {
-            Ok(f) => return Ok(f),
+            Ok(f) => return crate::hostfd::above_stdio(f).map_err(errno::io),
             Err(e) => e,
         };
         if !wait_for_reader || e.raw_os_error() != Some(libc::ENXIO) {

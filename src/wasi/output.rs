@@ -29,6 +29,9 @@ pub(crate) enum OutputStream {
     Null,
     File(Arc<File>, Mutex<()>, Sink),
     Callback(OutputCallback, Mutex<()>),
+    /// The host's stdout or stderr, closed when the run started: every write fails with
+    /// `badf`, as on a closed descriptor (see [`crate::hostfd`]).
+    Closed,
 }
 
 /// How a descriptor stream is written.
@@ -59,10 +62,13 @@ impl OutputStream {
     pub(super) fn new(spec: &Output, name: OutputName) -> OutputStream {
         match spec {
             Output::Inherit => {
-                let fd = match name {
-                    OutputName::Stdout => rustix::stdio::stdout(),
-                    OutputName::Stderr => rustix::stdio::stderr(),
+                let (number, fd) = match name {
+                    OutputName::Stdout => (1, rustix::stdio::stdout()),
+                    OutputName::Stderr => (2, rustix::stdio::stderr()),
                 };
+                if !crate::hostfd::is_open(number) {
+                    return OutputStream::Closed;
+                }
                 OutputStream::Inherit(name, Sink::of(fd))
             }
             Output::Null => OutputStream::Null,
@@ -78,8 +84,14 @@ impl OutputStream {
             OutputStream::Inherit(OutputName::Stdout, _) => std::io::stdout().is_terminal(),
             OutputStream::Inherit(OutputName::Stderr, _) => std::io::stderr().is_terminal(),
             OutputStream::File(f, ..) => f.is_terminal(),
-            OutputStream::Null | OutputStream::Callback(..) => false,
+            OutputStream::Null | OutputStream::Callback(..) | OutputStream::Closed => false,
         }
+    }
+
+    /// True when this is the host's closed stdout or stderr: the descriptor's calls fail
+    /// with `badf`.
+    pub(crate) fn is_closed(&self) -> bool {
+        matches!(self, OutputStream::Closed)
     }
 
     /// Writes all of `bytes` in one piece: concurrent writers of the run never interleave
@@ -100,6 +112,7 @@ impl OutputStream {
                 write_fd(call, sink.fd(rustix::stdio::stderr()), bytes, sink)
             }
             OutputStream::Null => Ok(()),
+            OutputStream::Closed => Err(types::Errno::Badf.into()),
             OutputStream::File(f, lock, sink) => {
                 let _g = lock.lock();
                 write_fd(call, sink.fd(f.as_fd()), bytes, sink)

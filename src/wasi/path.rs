@@ -134,7 +134,7 @@ pub(super) fn path_filestat_set_times(
     let mut opts = OpenOptions::new();
     opts.read(true)._cap_fs_ext_follow(follow(flags)).custom_flags(OFlags::PATH.bits() as i32);
     let handle = beneath(call, memory, dirfd, path, true, |d, path| {
-        cap_primitives::fs::open(&d.dir, path, &opts).map_err(errno::io)
+        cap_primitives::fs::open(&d.dir, path, &opts).and_then(crate::hostfd::above_stdio).map_err(errno::io)
     })?;
     match rustix::fs::utimensat(&handle, c"", &times, AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW) {
         Ok(()) => Ok(()),

@@ -144,8 +144,11 @@ fn classify(call: &Call<'_>, fd: types::Fd, write: bool, detail: bool) -> Readin
                 ready(hangup, left as u64)
             }
             InputStream::Null => ready(Eventrwflags::FD_READWRITE_HANGUP, 0),
+            InputStream::Closed => refused(),
         },
-        Descriptor::Output(_) if write => ready(Eventrwflags::empty(), 1),
+        Descriptor::Output(name) if write && !call.wasi.stdio.output(*name).is_closed() => {
+            ready(Eventrwflags::empty(), 1)
+        }
         Descriptor::Output(_) => refused(),
         Descriptor::File(f) => {
             if (write && !f.writable) || (!write && !f.readable) {

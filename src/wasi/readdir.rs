@@ -5,7 +5,7 @@
 
 use std::os::fd::AsFd;
 
-use rustix::fs::AtFlags;
+use rustix::fs::{AtFlags, Mode, OFlags};
 use wasmtime_wasi::p1::types::{self, Errno, Filetype};
 use wiggle::{GuestMemory, GuestPtr};
 
@@ -128,7 +128,12 @@ fn fill(
             c
         }
         None => {
-            let stream = rustix::fs::Dir::read_from(&d.dir).map_err(errno::sys)?;
+            // `Dir::read_from` with the descriptor kept above stdio: its own description
+            // of the directory, so its position is its own.
+            let flags = rustix::fs::fcntl_getfl(&d.dir).map_err(errno::sys)?;
+            let own = rustix::fs::openat(&d.dir, c".", flags | OFlags::CLOEXEC, Mode::empty()).map_err(errno::sys)?;
+            let own = crate::hostfd::above_stdio(own).map_err(errno::io)?;
+            let stream = rustix::fs::Dir::new(own).map_err(errno::sys)?;
             slot.insert(DirCursor { stream, _held: call.wasi.fds.hold(), pos: 0, pending: None })
         }
     };

@@ -68,6 +68,7 @@ pub(super) fn sock_recv(
         Descriptor::Stdin => match (&call.wasi.stdio.stdin, call.wasi.stdio.stdin.fd()) {
             // Whether it is a socket, the host says: `recvmsg` fails with `notsock`.
             (InputStream::Fd { .. }, Some(fd)) => Sock { fd, nonblock: false },
+            (InputStream::Closed, _) => return Err(Errno::Badf.into()),
             _ => return Err(Errno::Notsock.into()),
         },
         other => {
@@ -196,7 +197,7 @@ pub(super) fn sock_accept(
     let sock = Sock { fd: listener.file.as_fd(), nonblock: listener.is_nonblock() };
     let conn = loop {
         match errno::retry_intr(|| rustix::net::accept_with(sock.fd, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC)) {
-            Ok(conn) => break conn,
+            Ok(conn) => break crate::hostfd::above_stdio(conn).map_err(errno::io)?,
             // The connection went before it was accepted: try the next.
             Err(rustix::io::Errno::CONNABORTED) => {}
             Err(rustix::io::Errno::AGAIN) => call.wait_ready(sock.fd, PollFlags::IN, sock.nonblock)?,

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
+use super::descriptor::Descriptor;
 use super::input::InputStream;
 use super::output::OutputStream;
 use super::stat::FileKind;
@@ -77,6 +78,16 @@ impl Stdio {
         })
     }
 
+    /// True when `d` is stdin, stdout or stderr and that is the host's descriptor,
+    /// closed when the run started.
+    pub(crate) fn is_closed(&self, d: &Descriptor) -> bool {
+        match d {
+            Descriptor::Stdin => self.stdin.is_closed(),
+            Descriptor::Output(name) => self.output(*name).is_closed(),
+            Descriptor::File(_) | Descriptor::Dir(_) => false,
+        }
+    }
+
     /// The stream `name` is.
     pub(crate) fn output(&self, name: OutputName) -> &OutputStream {
         match name {
@@ -96,6 +107,7 @@ pub(super) fn reopen_pipe(fd: BorrowedFd<'_>, dev: u64, ino: u64, write: bool) -
         .write(write)
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
         .open(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .and_then(crate::hostfd::above_stdio)
         .ok()?;
     (FileKind::of_fd(f.as_fd()) == Some((FileKind::Fifo, dev, ino))).then_some(f)
 }
