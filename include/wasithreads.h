@@ -62,8 +62,30 @@
  *   different threads concurrently; a diagnostic may instead run on the thread that
  *   supervises the run (the host thread inside `wt_run`, `wt_run_wait`, `wt_run_try_wait`
  *   or `wt_run_free`, or the supervisor thread of `wt_run_start`). So `user_data` must be
- *   usable from any thread. A callback may call `wt_run_cancel` on its own run; it must
- *   not wait for that run nor free it.
+ *   usable from any thread. A callback may call `wt_run_cancel` on its own run. It
+ *   cannot wait for that run: `wt_run_wait` there returns an error (the run cannot end
+ *   while one of its callbacks runs) and `wt_run_try_wait` false; `wt_run_free` there
+ *   cancels the run and returns at once, the release completing on a library thread
+ *   once the callback returned (the handle is gone either way).
+ *
+ * Callbacks and `user_data`. Once `wt_run` returned, or `wt_run_wait` or
+ *   `wt_run_try_wait` reported a run's end, or `wt_run_free` returned, no callback of the
+ *   run starts, so the host may free the callbacks' `user_data` then, with one exception:
+ *   a guest thread that did not stop within the teardown grace because it was inside a
+ *   callback (a slow one) is left to stop by itself; that callback goes on until it
+ *   returns, and the thread makes no further callback (the diagnostic that names it says
+ *   so). A host whose callbacks can outlast the grace keeps `user_data` until they
+ *   returned (its callback can say so), or for good.
+ *
+ * Descriptors. Every descriptor the library opens (preopened directories, files the
+ *   guest opens, directory streams, its own descriptions of pipes, eventfds, core dump
+ *   files) is numbered 3 or above and close-on-exec, so a host that closed its stdin,
+ *   stdout or stderr never finds a library descriptor there. A host fd 0, 1 or 2 that is
+ *   closed when a run starts with inherited stdio is closed for the guest too: the
+ *   guest's fd stays in its table (its own opens never take 0, 1 or 2), and reads,
+ *   writes, `fd_fdstat_get` and `fd_filestat_get` on it fail with `badf`, as on a closed
+ *   descriptor in a process (guest runtimes treat that as a process does: Rust's std
+ *   drops output to a closed stdout).
  *
  * Panics and exits. No function exits or aborts the process, whatever the guest does. A
  *   panic inside the library is caught at the function's boundary: a function returning
@@ -354,8 +376,8 @@ typedef struct wt_run_config wt_run_config_t;
  * `data` (valid only during the call). Called on the writing guest thread; calls for one
  * stream never overlap, and one `fd_write` is never split or mixed with another; calls
  * for stdout and stderr may, so `user_data` must be safe to use from any thread. It may
- * call `wt_run_cancel` on its own run (to stop a guest on some output), but must not wait
- * for or free that run.
+ * call `wt_run_cancel` on its own run (to stop a guest on some output); waiting for or
+ * freeing that run there is refused or deferred (see "Threads" at the top).
  */
 typedef void (*wt_output_callback_t)(void *user_data, int32_t tid, const uint8_t *data, size_t len);
 
@@ -365,7 +387,8 @@ typedef void (*wt_output_callback_t)(void *user_data, int32_t tid, const uint8_t
  * function), for a spawned thread after its instance is made and before
  * `wasi_thread_start` — a spawn that fails never calls it. Every tid it is called for
  * gets exactly one thread-exit callback. `user_data` must be safe to use from any thread.
- * It may call `wt_run_cancel` on its own run, but must not wait for or free that run.
+ * It may call `wt_run_cancel` on its own run; waiting for or freeing that run there is
+ * refused or deferred (see "Threads" at the top).
  */
 typedef void (*wt_thread_start_callback_t)(void *user_data, int32_t tid);
 
@@ -410,7 +433,8 @@ typedef struct wt_thread_exit wt_thread_exit_t;
  * stopped running wasm, on that thread, before `wt_run` returns. `how` and the strings in
  * it are valid only during the call. Calls for different threads may run concurrently,
  * so `user_data` must be safe to use from any thread. It may call `wt_run_cancel` on its
- * own run, but must not wait for or free that run.
+ * own run; waiting for or freeing that run there is refused or deferred (see "Threads"
+ * at the top).
  */
 typedef void (*wt_thread_exit_callback_t)(void *user_data, int32_t tid, const wt_thread_exit_t *how);
 
@@ -422,7 +446,8 @@ typedef void (*wt_thread_exit_callback_t)(void *user_data, int32_t tid, const wt
  * concerned (for a spawn, the spawning thread); `message` is UTF-8, valid only during the
  * call. Called on a guest thread or the run's supervisor; at most 64 times per run (the
  * 64th says that later ones are dropped). `user_data` must be safe to use from any
- * thread. It may call `wt_run_cancel` on its own run, but must not wait for or free it.
+ * thread. It may call `wt_run_cancel` on its own run; waiting for or freeing that run
+ * there is refused or deferred (see "Threads" at the top).
  */
 typedef void (*wt_diagnostic_callback_t)(void *user_data, int32_t tid, const char *message);
 
@@ -751,7 +776,9 @@ wt_error_t *wt_run_config_set_coredump_path(wt_run_config_t *config, const char 
 
 /**
  * Guest output on `stream` (`WT_STDOUT` or `WT_STDERR`; any other number is an error)
- * goes to the host process's own stdout / stderr (the default).
+ * goes to the host process's own stdout / stderr (the default), whatever fd 1 / 2 is at
+ * each write. If that descriptor is closed when a run starts, the guest's is closed for
+ * that run: its writes fail with `badf` (see "Descriptors" at the top).
  */
 wt_error_t *wt_run_config_set_output_inherit(wt_run_config_t *config, int32_t stream);
 
@@ -787,7 +814,9 @@ wt_error_t *wt_run_config_set_output_callback(wt_run_config_t *config,
                                               void *user_data);
 
 /**
- * The guest's stdin is the host process's stdin (the default).
+ * The guest's stdin is the host process's stdin (the default). If fd 0 is closed when a
+ * run starts, the guest's is closed for that run: its reads fail with `badf` (see
+ * "Descriptors" at the top).
  */
 void wt_run_config_set_stdin_inherit(wt_run_config_t *config);
 
@@ -861,6 +890,10 @@ void wt_run_config_set_diagnostic_callback(wt_run_config_t *config,
  * | `random_get` of gigabytes                           | checked between 64 KiB chunks      |
  * | inside a host callback, one long wasm instruction (`memory.fill` of GiBs), one regular-file read or write (at most 16 MiB), `fd_sync` when 64 syncs of the engine are already in flight | not interruptible: the teardown grace (`wt_run_config_set_teardown_grace_ms`, default 5 s) bounds the wait |
  *
+ * A thread still going after the grace makes no further callback: no callback of the
+ * run starts after `wt_run` returned, and one that such a thread is inside goes on until
+ * it returns (see "Callbacks and `user_data`" at the top).
+ *
  * The host process never exits because of the guest.
  *
  * Returns NULL and fills `*exit_out` when the run started (whatever way it ended; release
@@ -897,24 +930,43 @@ wt_error_t *wt_run_start(const wt_engine_t *engine,
 void wt_run_cancel(const wt_run_t *run);
 
 /**
- * Blocks until the run ended and every thread of it has been joined, then fills
- * `*exit_out` (release `exit_out->message` with `wt_exit_clear`) and returns NULL.
- * May be called more than once; each call reports the same outcome. Returns an error
- * only for NULL arguments.
+ * Blocks until the run ended and every thread of it has been joined (or outlived the
+ * teardown grace), then fills `*exit_out` (release `exit_out->message` with
+ * `wt_exit_clear`) and returns NULL. From then on no callback of the run starts (see
+ * `wt_run_free` for one that a thread past the grace is inside). May be called more
+ * than once; each call reports the same outcome.
+ *
+ * Returns an error, and leaves `*exit_out` untouched, for NULL arguments and when
+ * called from one of the run's own callbacks (thread start or exit, output, diagnostic,
+ * on a guest thread or on the supervisor), where it would wait for itself.
  */
 wt_error_t *wt_run_wait(const wt_run_t *run, wt_exit_t *exit_out);
 
 /**
  * Does not block: if the run has ended and all its threads are joined, fills
- * `*exit_out` (release its message with `wt_exit_clear`) and returns true; otherwise
- * (or if an argument is NULL) returns false and leaves `*exit_out` untouched.
+ * `*exit_out` (release its message with `wt_exit_clear`) and returns true, and from
+ * then on no callback of the run starts (as after `wt_run_wait`); otherwise (or if an
+ * argument is NULL, or when called from one of the run's own callbacks) returns false
+ * and leaves `*exit_out` untouched.
  */
 bool wt_run_try_wait(const wt_run_t *run, wt_exit_t *exit_out);
 
 /**
- * Releases a run. A run still going is cancelled and its threads joined first, so no
- * guest thread outlives this call (past the teardown grace, threads that have not
- * stopped are left to stop on their own; see `wt_run_config_set_teardown_grace_ms`).
+ * Releases a run. A run still going is cancelled and its threads joined first. No
+ * callback of the run starts after this returns. A thread that has not stopped within
+ * the teardown grace (`wt_run_config_set_teardown_grace_ms`) is left to stop on its own
+ * at its next interruption point and makes no further callback; if it was inside a
+ * callback when the grace ran out, that callback goes on until it returns, as the only
+ * one of the run that can still be running after this call. So `user_data` may be
+ * freed after this call unless a callback may outlast the grace; a host whose
+ * callbacks can should keep `user_data` until its own callback says it returned (the
+ * Python and Go bindings keep such a run's callback state for good).
+ *
+ * Called from one of the run's own callbacks (where joining would wait for that very
+ * callback), it cancels the run and returns at once; the release completes on a thread
+ * of the library once the callback returned, and no further callback of the run is
+ * made after that. `user_data` must then stay valid until the calling callback
+ * returns; other callbacks of the run may still be running when this returns.
  */
 void wt_run_free(wt_run_t *run);
 

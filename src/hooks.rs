@@ -2,9 +2,12 @@
 //! the diagnostic callback ([`Hooks`], part of a [`RunConfig`](crate::RunConfig)), and a
 //! run's calls of them ([`RunHooks`]), with the run's budget of diagnostics.
 
+use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use crate::exit::ThreadExit;
 
@@ -31,22 +34,93 @@ pub struct Hooks {
     pub on_diagnostic: Option<DiagnosticCallback>,
 }
 
-/// One run's calls of its [`Hooks`].
+thread_local! {
+    /// The gates ([`Gate::id`]) of the callbacks running on this thread, innermost last.
+    static INSIDE: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Every call of one run's callbacks (thread start and exit, diagnostic, output) goes
+/// through its gate, which knows which threads are inside one (a wait for the run there
+/// would wait for itself) and, once closed, lets no callback start again.
+#[derive(Default)]
+pub(crate) struct Gate {
+    state: Mutex<GateState>,
+}
+
+#[derive(Default)]
+struct GateState {
+    /// Callbacks running now (what a closed gate still lets finish).
+    running: usize,
+    closed: bool,
+    /// Callbacks not made because the gate was closed.
+    suppressed: u64,
+}
+
+/// Counts a callback out of its gate when it returns or unwinds.
+struct Inside<'a>(&'a Gate);
+
+impl Drop for Inside<'_> {
+    fn drop(&mut self) {
+        INSIDE.with(|v| v.borrow_mut().pop());
+        self.0.state.lock().running -= 1;
+    }
+}
+
+impl Gate {
+    fn id(&self) -> usize {
+        self as *const Gate as usize
+    }
+
+    /// Runs the callback `f` unless the gate is closed (then `None`, and it counts as
+    /// suppressed).
+    pub(crate) fn call<R>(&self, f: impl FnOnce() -> R) -> Option<R> {
+        {
+            let mut st = self.state.lock();
+            if st.closed {
+                st.suppressed += 1;
+                return None;
+            }
+            st.running += 1;
+        }
+        INSIDE.with(|v| v.borrow_mut().push(self.id()));
+        let _inside = Inside(self);
+        Some(f())
+    }
+
+    /// True when the calling thread is inside a callback of this gate (however deeply,
+    /// through other runs' callbacks in between).
+    pub(crate) fn is_inside(&self) -> bool {
+        INSIDE.with(|v| v.borrow().contains(&self.id()))
+    }
+
+    /// Lets no callback start from now on (those running go on until they return).
+    pub(crate) fn close(&self) {
+        self.state.lock().closed = true;
+    }
+
+    /// How many callbacks were not made because the gate was closed.
+    pub(crate) fn suppressed(&self) -> u64 {
+        self.state.lock().suppressed
+    }
+}
+
+/// One run's calls of its [`Hooks`], each through the run's [`Gate`].
 pub(crate) struct RunHooks {
     hooks: Hooks,
+    gate: Arc<Gate>,
     diagnostics_left: AtomicU32,
 }
 
 impl RunHooks {
-    pub(crate) fn new(hooks: Hooks) -> RunHooks {
-        RunHooks { hooks, diagnostics_left: AtomicU32::new(MAX_DIAGNOSTICS) }
+    pub(crate) fn new(hooks: Hooks, gate: Arc<Gate>) -> RunHooks {
+        RunHooks { hooks, gate, diagnostics_left: AtomicU32::new(MAX_DIAGNOSTICS) }
     }
 
     /// Thread `tid` is about to run wasm. A panic goes to the caller, which reports the
     /// thread as trapped.
     pub(crate) fn thread_started(&self, tid: i32) {
         if let Some(cb) = &self.hooks.on_thread_start {
-            cb(tid);
+            self.gate.call(|| cb(tid));
         }
     }
 
@@ -54,7 +128,7 @@ impl RunHooks {
     pub(crate) fn thread_exited(&self, tid: i32, how: &ThreadExit) {
         if let Some(cb) = &self.hooks.on_thread_exit {
             // A panicking Rust callback must not take the thread's bookkeeping with it.
-            let _ = catch_unwind(AssertUnwindSafe(|| cb(tid, how)));
+            self.gate.call(|| catch_unwind(AssertUnwindSafe(|| cb(tid, how))));
         }
     }
 
@@ -69,6 +143,6 @@ impl RunHooks {
             Err(_) => return,
         };
         // A panicking Rust callback must not unwind into the guest's host call.
-        let _ = catch_unwind(AssertUnwindSafe(|| cb(tid, &message)));
+        self.gate.call(|| catch_unwind(AssertUnwindSafe(|| cb(tid, &message))));
     }
 }

@@ -16,19 +16,42 @@ use crate::coredump::Recorder;
 use crate::error::{error, ErrorKind, ResultKind};
 use crate::exit::{ExitKind, RunExit};
 use crate::group::{Group, Program, Teardown};
+use crate::hooks::{Gate, RunHooks};
 use crate::host::INTERNAL_MODULE;
 use crate::interrupt;
 use crate::limits::Limits;
 use crate::module::{MemoryImport, Module};
-use crate::wasi::WasiState;
+use crate::wasi::{Output, WasiState};
 
 /// A started run. [`Run::wait`] returns how it ended; dropping a run that is still going
 /// cancels it and waits for its threads. All methods may be called from any thread.
+///
+/// Once [`Run::wait`] returned (or the run was dropped), no callback of the run starts: a
+/// thread that outlived the teardown grace makes no further callback (one it is inside
+/// when the grace runs out goes on until it returns). Waiting for
+/// a run, or dropping it, from one of its own callbacks would wait for that callback
+/// itself: [`Run::wait`] then panics, [`Run::try_wait`] gives `None`, and a drop cancels
+/// the run and leaves the rest (the wait, the release) to a thread of its own.
 pub struct Run {
     group: Arc<Group>,
     deadline: Option<Instant>,
     /// The background supervisor of [`Run::start_background`].
     supervisor: Mutex<Option<JoinHandle<()>>>,
+    /// Every callback of the run goes through it.
+    gate: Arc<Gate>,
+}
+
+/// `out`, its callback (if it is one) made through `gate`.
+fn gated(out: &Output, gate: &Arc<Gate>) -> Output {
+    match out {
+        Output::Callback(cb) => {
+            let (cb, gate) = (cb.clone(), gate.clone());
+            Output::Callback(Arc::new(move |tid, bytes| {
+                gate.call(|| cb(tid, bytes));
+            }))
+        }
+        other => other.clone(),
+    }
 }
 
 /// The shared memory of a run: the module's type, its maximum lowered to the limits'.
@@ -75,6 +98,7 @@ impl Run {
         };
         let (page, page_memory) = interrupt::Page::open(inner.interrupt, engine, memory.as_ref())?;
         let epoch = inner.engine.epoch_interruption().then(|| engine.clone());
+        let gate = Arc::new(Gate::default());
         let program = Program {
             engine: engine.clone(),
             pool: inner.engine.pool().clone(),
@@ -86,15 +110,15 @@ impl Run {
             memory,
             Teardown::new(page, epoch, inner.engine.interrupt_tick(), config.teardown_grace),
             &config.limits,
-            config.hooks.clone(),
+            RunHooks::new(config.hooks.clone(), gate.clone()),
             WasiState::new(
                 if config.args.is_empty() { vec!["wasm".to_string()] } else { config.args.clone() },
                 guest_env(config),
                 &config.preopens,
                 config.limits.max_fds,
                 &config.stdin,
-                &config.stdout,
-                &config.stderr,
+                &gated(&config.stdout, &gate),
+                &gated(&config.stderr, &gate),
             )?,
             config.coredump_path.as_deref().map(Recorder::open).transpose()?,
         );
@@ -119,7 +143,7 @@ impl Run {
         }
         group.set_pre(linker.instantiate_pre(&inner.wasmtime).context("linking the module").kind(ErrorKind::Link)?);
         group.start_main(store)?;
-        Ok(Run { group, deadline: config.timeout.map(|t| Instant::now() + t), supervisor: Mutex::new(None) })
+        Ok(Run { group, deadline: config.timeout.map(|t| Instant::now() + t), supervisor: Mutex::new(None), gate })
     }
 
     /// Like [`Run::start`], plus a supervisor thread that enforces the timeout and stops
@@ -130,15 +154,42 @@ impl Run {
         Ok(run)
     }
 
-    /// Blocks until the run ended and every thread of it has been joined. May be called
-    /// any number of times, from any threads; each call returns the same outcome.
+    /// Blocks until the run ended and every thread of it has been joined (or outlived the
+    /// teardown grace); from then on no callback of the run starts. May be called any
+    /// number of times, from any threads; each call returns the same outcome.
+    ///
+    /// # Panics
+    /// When called from one of the run's own callbacks (it would wait for itself; see
+    /// [`Run::in_own_callback`]).
     pub fn wait(&self) -> RunExit {
-        self.group.wait(self.deadline)
+        assert!(!self.in_own_callback(), "Run::wait called from one of the run's own callbacks");
+        let exit = self.group.wait(self.deadline);
+        self.gate.close();
+        exit
     }
 
-    /// The outcome if the run has ended and all its threads are joined, else `None`.
+    /// The outcome if the run has ended and all its threads are joined (then no callback
+    /// of the run starts any more, as after [`Run::wait`]), else `None` (always from one
+    /// of the run's own callbacks).
     pub fn try_wait(&self) -> Option<RunExit> {
-        self.group.try_wait(self.deadline)
+        if self.in_own_callback() {
+            return None;
+        }
+        let exit = self.group.try_wait(self.deadline)?;
+        self.gate.close();
+        Some(exit)
+    }
+
+    /// True when the calling thread is inside one of this run's callbacks (thread start
+    /// or exit, diagnostic, output), where waiting for the run would wait for itself.
+    pub fn in_own_callback(&self) -> bool {
+        self.gate.is_inside()
+    }
+
+    /// How many callbacks of the run were not made because they came after
+    /// [`Run::wait`] returned (from threads that outlived the teardown grace).
+    pub fn suppressed_callbacks(&self) -> u64 {
+        self.gate.suppressed()
     }
 
     /// Ends the run with [`ExitKind::Cancelled`] unless it already ended. Returns at once;
@@ -150,6 +201,23 @@ impl Run {
 
 impl Drop for Run {
     fn drop(&mut self) {
+        if self.in_own_callback() {
+            // Waiting here would wait for the callback we are in: cancel, and let a
+            // thread of our own wait and release once it returned.
+            self.cancel();
+            let rest = Run {
+                group: self.group.clone(),
+                deadline: self.deadline,
+                supervisor: Mutex::new(self.supervisor.lock().take()),
+                gate: self.gate.clone(),
+            };
+            // Without a thread (the process is out of them) the threads still stop, as
+            // cancelled; the run's memory is then never released.
+            if let Err(e) = std::thread::Builder::new().name("wasithreads-release".into()).spawn(move || drop(rest)) {
+                drop(e);
+            }
+            return;
+        }
         if self.try_wait().is_none() {
             self.cancel();
         }

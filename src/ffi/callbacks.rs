@@ -51,7 +51,8 @@ pub type wt_thread_exit_t = wt_thread_exit;
 /// stopped running wasm, on that thread, before `wt_run` returns. `how` and the strings in
 /// it are valid only during the call. Calls for different threads may run concurrently,
 /// so `user_data` must be safe to use from any thread. It may call `wt_run_cancel` on its
-/// own run, but must not wait for or free that run.
+/// own run; waiting for or freeing that run there is refused or deferred (see "Threads"
+/// at the top).
 pub type wt_thread_exit_callback_t =
     Option<unsafe extern "C" fn(user_data: *mut c_void, tid: i32, how: *const wt_thread_exit_t)>;
 
@@ -60,7 +61,8 @@ pub type wt_thread_exit_callback_t =
 /// function), for a spawned thread after its instance is made and before
 /// `wasi_thread_start` — a spawn that fails never calls it. Every tid it is called for
 /// gets exactly one thread-exit callback. `user_data` must be safe to use from any thread.
-/// It may call `wt_run_cancel` on its own run, but must not wait for or free that run.
+/// It may call `wt_run_cancel` on its own run; waiting for or freeing that run there is
+/// refused or deferred (see "Threads" at the top).
 pub type wt_thread_start_callback_t = Option<unsafe extern "C" fn(user_data: *mut c_void, tid: i32)>;
 
 /// Tells the host about something the guest ran into that the guest itself only sees as
@@ -70,7 +72,8 @@ pub type wt_thread_start_callback_t = Option<unsafe extern "C" fn(user_data: *mu
 /// concerned (for a spawn, the spawning thread); `message` is UTF-8, valid only during the
 /// call. Called on a guest thread or the run's supervisor; at most 64 times per run (the
 /// 64th says that later ones are dropped). `user_data` must be safe to use from any
-/// thread. It may call `wt_run_cancel` on its own run, but must not wait for or free it.
+/// thread. It may call `wt_run_cancel` on its own run; waiting for or freeing that run
+/// there is refused or deferred (see "Threads" at the top).
 pub type wt_diagnostic_callback_t =
     Option<unsafe extern "C" fn(user_data: *mut c_void, tid: i32, message: *const std::ffi::c_char)>;
 

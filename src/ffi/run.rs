@@ -93,6 +93,10 @@ impl wt_exit_t {
 /// | `random_get` of gigabytes                           | checked between 64 KiB chunks      |
 /// | inside a host callback, one long wasm instruction (`memory.fill` of GiBs), one regular-file read or write (at most 16 MiB), `fd_sync` when 64 syncs of the engine are already in flight | not interruptible: the teardown grace (`wt_run_config_set_teardown_grace_ms`, default 5 s) bounds the wait |
 ///
+/// A thread still going after the grace makes no further callback: no callback of the
+/// run starts after `wt_run` returned, and one that such a thread is inside goes on until
+/// it returns (see "Callbacks and `user_data`" at the top).
+///
 /// The host process never exits because of the guest.
 ///
 /// Returns NULL and fills `*exit_out` when the run started (whatever way it ended; release
@@ -169,23 +173,35 @@ pub extern "C" fn wt_run_cancel(run: *const wt_run_t) {
     }
 }
 
-/// Blocks until the run ended and every thread of it has been joined, then fills
-/// `*exit_out` (release `exit_out->message` with `wt_exit_clear`) and returns NULL.
-/// May be called more than once; each call reports the same outcome. Returns an error
-/// only for NULL arguments.
+/// Blocks until the run ended and every thread of it has been joined (or outlived the
+/// teardown grace), then fills `*exit_out` (release `exit_out->message` with
+/// `wt_exit_clear`) and returns NULL. From then on no callback of the run starts (see
+/// `wt_run_free` for one that a thread past the grace is inside). May be called more
+/// than once; each call reports the same outcome.
+///
+/// Returns an error, and leaves `*exit_out` untouched, for NULL arguments and when
+/// called from one of the run's own callbacks (thread start or exit, output, diagnostic,
+/// on a guest thread or on the supervisor), where it would wait for itself.
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_run_wait(run: *const wt_run_t, exit_out: *mut wt_exit_t) -> *mut wt_error_t {
     ffi_boundary! {
         let run = try_ref!(run);
         let out = try_mut!(exit_out);
+        if run.run.in_own_callback() {
+            return wt_error_t::raw(
+                "wt_run_wait called from one of the run's own callbacks: the run cannot end while it runs",
+            );
+        }
         *out = wt_exit_t::from_exit(run.run.wait());
         std::ptr::null_mut()
     }
 }
 
 /// Does not block: if the run has ended and all its threads are joined, fills
-/// `*exit_out` (release its message with `wt_exit_clear`) and returns true; otherwise
-/// (or if an argument is NULL) returns false and leaves `*exit_out` untouched.
+/// `*exit_out` (release its message with `wt_exit_clear`) and returns true, and from
+/// then on no callback of the run starts (as after `wt_run_wait`); otherwise (or if an
+/// argument is NULL, or when called from one of the run's own callbacks) returns false
+/// and leaves `*exit_out` untouched.
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_run_try_wait(run: *const wt_run_t, exit_out: *mut wt_exit_t) -> bool {
     ffi_boundary! {
@@ -200,9 +216,21 @@ pub extern "C" fn wt_run_try_wait(run: *const wt_run_t, exit_out: *mut wt_exit_t
     }
 }
 
-/// Releases a run. A run still going is cancelled and its threads joined first, so no
-/// guest thread outlives this call (past the teardown grace, threads that have not
-/// stopped are left to stop on their own; see `wt_run_config_set_teardown_grace_ms`).
+/// Releases a run. A run still going is cancelled and its threads joined first. No
+/// callback of the run starts after this returns. A thread that has not stopped within
+/// the teardown grace (`wt_run_config_set_teardown_grace_ms`) is left to stop on its own
+/// at its next interruption point and makes no further callback; if it was inside a
+/// callback when the grace ran out, that callback goes on until it returns, as the only
+/// one of the run that can still be running after this call. So `user_data` may be
+/// freed after this call unless a callback may outlast the grace; a host whose
+/// callbacks can should keep `user_data` until its own callback says it returned (the
+/// Python and Go bindings keep such a run's callback state for good).
+///
+/// Called from one of the run's own callbacks (where joining would wait for that very
+/// callback), it cancels the run and returns at once; the release completes on a thread
+/// of the library once the callback returned, and no further callback of the run is
+/// made after that. `user_data` must then stay valid until the calling callback
+/// returns; other callbacks of the run may still be running when this returns.
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_run_free(run: *mut wt_run_t) {
     ffi_boundary! {

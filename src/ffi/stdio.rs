@@ -17,8 +17,8 @@ use crate::wasi::{Input, Output};
 /// `data` (valid only during the call). Called on the writing guest thread; calls for one
 /// stream never overlap, and one `fd_write` is never split or mixed with another; calls
 /// for stdout and stderr may, so `user_data` must be safe to use from any thread. It may
-/// call `wt_run_cancel` on its own run (to stop a guest on some output), but must not wait
-/// for or free that run.
+/// call `wt_run_cancel` on its own run (to stop a guest on some output); waiting for or
+/// freeing that run there is refused or deferred (see "Threads" at the top).
 pub type wt_output_callback_t =
     Option<unsafe extern "C" fn(user_data: *mut c_void, tid: i32, data: *const u8, len: usize)>;
 
@@ -44,7 +44,9 @@ fn set_output(
 }
 
 /// Guest output on `stream` (`WT_STDOUT` or `WT_STDERR`; any other number is an error)
-/// goes to the host process's own stdout / stderr (the default).
+/// goes to the host process's own stdout / stderr (the default), whatever fd 1 / 2 is at
+/// each write. If that descriptor is closed when a run starts, the guest's is closed for
+/// that run: its writes fail with `badf` (see "Descriptors" at the top).
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_run_config_set_output_inherit(config: *mut wt_run_config_t, stream: i32) -> *mut wt_error_t {
     ffi_boundary! { set_output(config, stream, || Ok(Output::Inherit)) }
@@ -69,7 +71,7 @@ pub extern "C" fn wt_run_config_set_output_file(
     ffi_boundary! {
         set_output(config, stream, || {
             let path = path_arg(path, "path")?;
-            File::create(&path).map(|f| Output::File(Arc::new(f))).map_err(|e| ArgError::io(format_args!("creating {}", path.display()), &e))
+            File::create(&path).and_then(crate::hostfd::above_stdio).map(|f| Output::File(Arc::new(f))).map_err(|e| ArgError::io(format_args!("creating {}", path.display()), &e))
         })
     }
 }
@@ -103,7 +105,9 @@ pub extern "C" fn wt_run_config_set_output_callback(
     }
 }
 
-/// The guest's stdin is the host process's stdin (the default).
+/// The guest's stdin is the host process's stdin (the default). If fd 0 is closed when a
+/// run starts, the guest's is closed for that run: its reads fail with `badf` (see
+/// "Descriptors" at the top).
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_run_config_set_stdin_inherit(config: *mut wt_run_config_t) {
     ffi_boundary! { with_config(config, |c| c.stdin = Input::Inherit) }
@@ -162,7 +166,7 @@ fn dup_fd(fd: i32) -> Result<File, ArgError> {
     }
     // SAFETY: `fcntl(F_DUPFD_CLOEXEC)` only reads the descriptor number; an invalid one
     // yields EBADF, and the new descriptor it returns is ours alone.
-    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, crate::hostfd::LOWEST) };
     if new < 0 {
         return Err(ArgError::io(format_args!("cannot duplicate descriptor {fd}"), &std::io::Error::last_os_error()));
     }

@@ -30,7 +30,7 @@ use wasmtime::{InstancePre, SharedMemory, Store};
 
 use crate::coredump::Recorder;
 use crate::exit::{panic_message, ExitKind, RunExit};
-use crate::hooks::{Hooks, RunHooks};
+use crate::hooks::RunHooks;
 use crate::limits::{Budgets, Limits, StoreLimiter};
 use crate::pool::Pool;
 use crate::trace::OffsetMap;
@@ -82,7 +82,7 @@ impl Group {
         memory: Option<SharedMemory>,
         teardown: Teardown,
         limits: &Limits,
-        hooks: Hooks,
+        hooks: RunHooks,
         wasi: WasiState,
         coredump: Option<Recorder>,
     ) -> Arc<Group> {
@@ -94,7 +94,7 @@ impl Group {
             first_instance_claimed: AtomicBool::new(false),
             wasi,
             budgets: Budgets::new(limits),
-            hooks: RunHooks::new(hooks),
+            hooks,
             coredump,
             teardown,
             life: Lifecycle::new(),
@@ -210,7 +210,8 @@ impl Group {
             tids[0],
             &format!(
                 "thread(s) {} had not stopped {grace} ms after the run ended (a long host callback, or one \
-                 long wasm instruction such as a huge memory.fill); the run's result was given without them",
+                 long wasm instruction such as a huge memory.fill); the run's result was given without them, and \
+                 once it is, they make no further callback",
                 list.join(", ")
             ),
         );

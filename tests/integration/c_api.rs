@@ -78,8 +78,7 @@ fn c_program_exercises_host_control() {
     let dir = crate::common::temp_dir("c-host-control");
     let wasm = dir.join("guest.wasm");
     std::fs::write(&wasm, crate::common::rust_guest()).unwrap();
-    let guests = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/guests/wat");
-    checks_pass(c_program(&exe).arg(&wasm).arg(guests));
+    checks_pass(c_program(&exe).arg(&wasm).arg(SHARED_GUESTS));
 }
 
 /// Each kind of error, provoked for real through the C API, has its `wt_error_kind`, and
@@ -91,6 +90,16 @@ fn errors_have_their_kind_and_os_error() {
     checks_pass(c_program(&exe).arg(&dir));
 }
 
+/// Waiting for or freeing a run from inside its own callbacks (thread start and exit,
+/// output, diagnostic on a guest thread and on the supervisor) is refused or deferred,
+/// never a deadlock (`tests/c/reentry.c`, which an alarm ends if it hangs).
+#[test]
+fn c_program_waits_and_frees_from_callbacks_without_deadlock() {
+    let exe =
+        compile_with("cc", "-std=c11", "tests/c/reentry.c", "c-reentry", &["-pthread", "-D_POSIX_C_SOURCE=200809L"]);
+    checks_pass(c_program(&exe).arg(SHARED_GUESTS));
+}
+
 /// NULL for every pointer argument of every function gets an error or is ignored as
 /// documented, never a crash (`tests/c/null_args.c`).
 #[test]
@@ -98,6 +107,9 @@ fn null_for_every_pointer_argument() {
     let exe = compile("cc", "-std=c11", "tests/c/null_args.c", "c-null-args");
     checks_pass(&mut c_program(&exe));
 }
+
+/// The shared WAT guests of every language's tests.
+const SHARED_GUESTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/guests/wat");
 
 /// Runs a C test program (stdin closed) and checks that it succeeded and says its checks
 /// passed.

@@ -499,3 +499,46 @@ fn code_without_loops_is_stopped_by_cancel() {
         assert!(took < *bound, "{row}: cancel took {took:?}");
     }
 }
+
+/// Once a run is dropped (`wt_run_free`), none of its callbacks starts again, even for
+/// threads that outlived the teardown grace inside a slow output callback: eight threads
+/// write through a callback that takes 300 ms, the grace is 50 ms, and the run is
+/// cancelled and dropped while they are at it. Their later output and thread-exit
+/// callbacks are not made.
+#[test]
+fn no_callback_runs_after_the_run_is_dropped() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let engine = engine();
+    let module = load(&engine, crate::common::WRITERS);
+    let dropped = Arc::new(AtomicBool::new(false));
+    let (calls, late) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut config = RunConfig::default();
+    config.teardown_grace = Duration::from_millis(50);
+    let (d, c, l) = (dropped.clone(), calls.clone(), late.clone());
+    config.stdout = wasithreads::Output::Callback(Arc::new(move |_, _| {
+        if d.load(Ordering::SeqCst) {
+            l.fetch_add(1, Ordering::SeqCst);
+        }
+        c.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(300));
+    }));
+    let (d, l) = (dropped.clone(), late.clone());
+    config.hooks.on_thread_exit = Some(Arc::new(move |_, _| {
+        if d.load(Ordering::SeqCst) {
+            l.fetch_add(1, Ordering::SeqCst);
+        }
+    }));
+    let (late, unstopped) = within(Duration::from_secs(60), move || {
+        let run = Run::start(&module, &config).expect("run starts");
+        eventually("the first output callback", || calls.load(Ordering::SeqCst) > 0);
+        run.cancel();
+        let exit = run.wait();
+        drop(run);
+        dropped.store(true, Ordering::SeqCst);
+        // Time for threads past the grace to make the callbacks they must not.
+        std::thread::sleep(Duration::from_millis(1000));
+        (late.load(Ordering::SeqCst), exit.unstopped.len())
+    });
+    assert!(unstopped > 0, "the scenario needs threads that outlive the grace");
+    assert_eq!(late, 0, "callbacks after the run was dropped");
+}
