@@ -18,9 +18,10 @@ import (
 )
 
 // runs maps the user_data of each run's C callbacks to the run's state. A run's entry
-// is removed when the run ends. Normally no callback comes after that; one that does,
-// from a thread still inside a callback when the run's teardown grace ran out, finds no
-// entry and is dropped (it must not reach the state of a run that has returned).
+// is removed when the run ends. The library starts no callback of a run after its end
+// (a thread still inside one when the teardown grace ran out makes no further call);
+// a callback that found no entry would still be dropped, never reach the state of a run
+// that has returned.
 var (
 	runs    sync.Map // uintptr -> *runState
 	lastRun atomic.Uintptr

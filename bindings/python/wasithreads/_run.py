@@ -23,7 +23,9 @@ _SLICE = 0.25
 
 
 # The ctypes callbacks of runs whose end gave up waiting for a thread (teardown grace):
-# that thread may still call them at any time, so they are never freed.
+# that thread may still be inside one of them (the library starts no callback of a run
+# after its end, but one already running goes on until it returns), so they are never
+# freed.
 _abandoned: list[list[CFuncPtr]] = []
 
 
