@@ -189,6 +189,8 @@ pub extern "C" fn wt_run_wait(run: *const wt_run_t, exit_out: *mut wt_exit_t) ->
         let out = try_mut!(exit_out);
         if run.run.in_own_callback() {
             return wt_error_t::raw(
+                crate::error::ErrorKind::Misuse,
+                0,
                 "wt_run_wait called from one of the run's own callbacks: the run cannot end while it runs",
             );
         }
