@@ -4,10 +4,8 @@
 
 use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
-
-use parking_lot::Mutex;
 
 use crate::exit::ThreadExit;
 
@@ -44,25 +42,17 @@ thread_local! {
 /// would wait for itself) and, once closed, lets no callback start again.
 #[derive(Default)]
 pub(crate) struct Gate {
-    state: Mutex<GateState>,
-}
-
-#[derive(Default)]
-struct GateState {
-    /// Callbacks running now (what a closed gate still lets finish).
-    running: usize,
-    closed: bool,
+    closed: AtomicBool,
     /// Callbacks not made because the gate was closed.
-    suppressed: u64,
+    suppressed: AtomicU64,
 }
 
-/// Counts a callback out of its gate when it returns or unwinds.
-struct Inside<'a>(&'a Gate);
+/// Takes a callback off this thread's list when it returns or unwinds.
+struct Inside;
 
-impl Drop for Inside<'_> {
+impl Drop for Inside {
     fn drop(&mut self) {
         INSIDE.with(|v| v.borrow_mut().pop());
-        self.0.state.lock().running -= 1;
     }
 }
 
@@ -74,16 +64,12 @@ impl Gate {
     /// Runs the callback `f` unless the gate is closed (then `None`, and it counts as
     /// suppressed).
     pub(crate) fn call<R>(&self, f: impl FnOnce() -> R) -> Option<R> {
-        {
-            let mut st = self.state.lock();
-            if st.closed {
-                st.suppressed += 1;
-                return None;
-            }
-            st.running += 1;
+        if self.closed.load(Ordering::SeqCst) {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            return None;
         }
         INSIDE.with(|v| v.borrow_mut().push(self.id()));
-        let _inside = Inside(self);
+        let _inside = Inside;
         Some(f())
     }
 
@@ -95,12 +81,12 @@ impl Gate {
 
     /// Lets no callback start from now on (those running go on until they return).
     pub(crate) fn close(&self) {
-        self.state.lock().closed = true;
+        self.closed.store(true, Ordering::SeqCst);
     }
 
     /// How many callbacks were not made because the gate was closed.
     pub(crate) fn suppressed(&self) -> u64 {
-        self.state.lock().suppressed
+        self.suppressed.load(Ordering::Relaxed)
     }
 }
 
