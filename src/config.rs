@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::hooks::Hooks;
+use crate::hostfunc::HostFunc;
 use crate::limits::Limits;
 use crate::wasi::{Input, Output};
 
@@ -35,6 +36,10 @@ pub struct RunConfig {
     pub stderr: Output,
     /// The thread start, thread exit and diagnostic callbacks.
     pub hooks: Hooks,
+    /// Functions the host defines for the guest to import, linked into every instance
+    /// of the run (each thread's, each call worker's). A module's function imports that
+    /// are neither WASI nor `wasi::thread-spawn` must all be here, with their types.
+    pub imports: Vec<HostFunc>,
     /// When the run ends by a trap, write a WebAssembly core dump here (replacing the
     /// file): the run's shared memory, the trapping thread's globals and private
     /// memories, and every thread's stack (the trapping thread's first), in the function
@@ -60,6 +65,7 @@ impl Default for RunConfig {
             stdout: Output::Inherit,
             stderr: Output::Inherit,
             hooks: Hooks::default(),
+            imports: Vec::new(),
             coredump_path: None,
         }
     }

@@ -67,6 +67,7 @@ struct EngineInner {
     pool: Arc<Pool>,
     interrupt_tick: Duration,
     epoch_interruption: bool,
+    max_wasm_stack: usize,
 }
 
 impl Drop for EngineInner {
@@ -131,6 +132,7 @@ impl Engine {
                 pool: Pool::new(config.max_wasm_stack + HOST_STACK_MARGIN),
                 interrupt_tick: config.interrupt_tick.max(MIN_INTERRUPT_TICK),
                 epoch_interruption: epoch,
+                max_wasm_stack: config.max_wasm_stack,
             }),
         })
     }
@@ -156,6 +158,11 @@ impl Engine {
     }
 
     /// See [`EngineConfig::interrupt_tick`].
+    /// The largest wasm stack of one guest thread, in bytes.
+    pub(crate) fn max_wasm_stack(&self) -> usize {
+        self.inner.max_wasm_stack
+    }
+
     pub(crate) fn interrupt_tick(&self) -> Duration {
         self.inner.interrupt_tick
     }

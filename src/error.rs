@@ -38,6 +38,10 @@ pub enum ErrorKind {
     /// preopened directory, a stdio file or descriptor, the core dump's directory,
     /// Wasmtime's cache configuration); [`os_errno`] gives the OS error.
     Io,
+    /// An [`Instance`](crate::Instance) ended (a trap or `proc_exit` in any of its
+    /// threads, its timeout, a cancel or close): the call could not run or did not return.
+    /// The error is an [`InstanceEnded`](crate::InstanceEnded) with the instance's exit.
+    Ended,
 }
 
 impl ErrorKind {
@@ -91,6 +95,13 @@ impl std::error::Error for Marked {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         self.inner.source()
     }
+}
+
+/// The error of type `T` in `error` or its causes, also inside a kind's mark.
+pub(crate) fn find<T: fmt::Display + fmt::Debug + Send + Sync + 'static>(error: &anyhow::Error) -> Option<&T> {
+    error
+        .downcast_ref::<T>()
+        .or_else(|| error.chain().find_map(|e| e.downcast_ref::<Marked>().and_then(|m| m.inner.downcast_ref::<T>())))
 }
 
 /// `error` marked with `kind`, unless it already has a kind.

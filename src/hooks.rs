@@ -102,6 +102,12 @@ impl RunHooks {
         RunHooks { hooks, gate, diagnostics_left: AtomicU32::new(MAX_DIAGNOSTICS) }
     }
 
+    /// Runs a host function's callback `f` through the run's gate: `None` when the gate
+    /// is closed (the run's end was reported to the host).
+    pub(crate) fn call<R>(&self, f: impl FnOnce() -> R) -> Option<R> {
+        self.gate.call(f)
+    }
+
     /// Thread `tid` is about to run wasm. A panic goes to the caller, which reports the
     /// thread as trapped.
     pub(crate) fn thread_started(&self, tid: i32) {

@@ -8,20 +8,14 @@ use std::time::Instant;
 
 use anyhow::Result;
 use parking_lot::Mutex;
-use wasmtime::error::Context as _;
-use wasmtime::{MemoryType, SharedMemory};
 
 use crate::config::RunConfig;
-use crate::coredump::Recorder;
-use crate::error::{error, ErrorKind, ResultKind};
+use crate::error::{error, ErrorKind};
 use crate::exit::{ExitKind, RunExit};
-use crate::group::{Group, Program, Teardown};
-use crate::hooks::{Gate, RunHooks};
-use crate::host::INTERNAL_MODULE;
-use crate::interrupt;
-use crate::limits::Limits;
-use crate::module::{MemoryImport, Module};
-use crate::wasi::{Output, WasiState};
+use crate::group::Group;
+use crate::hooks::Gate;
+use crate::launch::{launch, Launch};
+use crate::module::Module;
 
 /// A started run. [`Run::wait`] returns how it ended; dropping a run that is still going
 /// cancels it and waits for its threads. All methods may be called from any thread.
@@ -41,47 +35,6 @@ pub struct Run {
     gate: Arc<Gate>,
 }
 
-/// `out`, its callback (if it is one) made through `gate`.
-fn gated(out: &Output, gate: &Arc<Gate>) -> Output {
-    match out {
-        Output::Callback(cb) => {
-            let (cb, gate) = (cb.clone(), gate.clone());
-            Output::Callback(Arc::new(move |tid, bytes| {
-                gate.call(|| cb(tid, bytes));
-            }))
-        }
-        other => other.clone(),
-    }
-}
-
-/// The shared memory of a run: the module's type, its maximum lowered to the limits'.
-fn shared_memory(engine: &wasmtime::Engine, m: &MemoryImport, limits: &Limits) -> Result<SharedMemory> {
-    let cap = limits.memory_pages(m.ty.maximum().unwrap_or(m.ty.minimum()));
-    if cap < m.ty.minimum() {
-        return Err(error(
-            ErrorKind::Limit,
-            format!(
-                "the memory limit ({} bytes) is below the module's minimum memory ({} pages of 64 KiB)",
-                limits.max_memory.unwrap_or(0),
-                m.ty.minimum()
-            ),
-        ));
-    }
-    let ty = MemoryType::shared(m.ty.minimum() as u32, cap as u32);
-    // The OS refused the memory (or its reservation).
-    SharedMemory::new(engine, ty)
-        .with_context(|| format!("creating the shared memory `{}::{}`", m.module, m.name))
-        .kind(ErrorKind::Limit)
-}
-
-/// The guest's environment, `KEY=value` each: the host's first if inherited, then the
-/// config's own.
-fn guest_env(config: &RunConfig) -> Vec<String> {
-    let inherited = config.inherit_env.then(std::env::vars_os).into_iter().flatten();
-    let inherited = inherited.filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
-    inherited.chain(config.env.iter().cloned()).map(|(k, v)| format!("{k}={v}")).collect()
-}
-
 impl Run {
     /// Instantiates the module for the main thread and starts `_start` on a new OS thread.
     /// The first [`Run::wait`] supervises the run (enforces the timeout, stops threads).
@@ -91,59 +44,22 @@ impl Run {
         if let Err(why) = &inner.start {
             return Err(error(ErrorKind::Link, format!("cannot run this module: {why}")));
         }
-        let engine = inner.engine.wasmtime();
-        let memory = match &inner.memory {
-            Some(m) if m.ty.is_shared() => Some(shared_memory(engine, m, &config.limits)?),
-            _ => None,
-        };
-        let (page, page_memory) = interrupt::Page::open(inner.interrupt, engine, memory.as_ref())?;
-        let epoch = inner.engine.epoch_interruption().then(|| engine.clone());
-        let gate = Arc::new(Gate::default());
-        let program = Program {
-            engine: engine.clone(),
-            pool: inner.engine.pool().clone(),
-            can_spawn: inner.thread_start.is_ok(),
-            offsets: inner.offsets.clone(),
-        };
-        let group = Group::new(
-            program,
-            memory,
-            Teardown::new(page, epoch, inner.engine.interrupt_tick(), config.teardown_grace),
-            &config.limits,
-            RunHooks::new(config.hooks.clone(), gate.clone()),
-            WasiState::new(
-                if config.args.is_empty() { vec!["wasm".to_string()] } else { config.args.clone() },
-                guest_env(config),
-                &config.preopens,
-                config.limits.max_fds,
-                &config.stdin,
-                &gated(&config.stdout, &gate),
-                &gated(&config.stderr, &gate),
-            )?,
-            config.coredump_path.as_deref().map(Recorder::open).transpose()?,
-        );
-        let mut store = group.new_store(0);
-        let mut linker = inner.linker.clone();
-        if let Some(page) = page_memory {
-            linker.define(&store, INTERNAL_MODULE, interrupt::MEMORY_IMPORT, page)?;
-        }
-        match (&inner.memory, &group.memory) {
-            (Some(m), Some(mem)) => {
-                // A shared memory belongs to no store, so every thread's store can use this
-                // definition, though it is made through the main thread's store.
-                linker.define(&store, &m.module, &m.name, mem.clone())?;
-            }
-            (Some(m), None) => {
-                let mem = wasmtime::Memory::new(&mut store, m.ty.clone())
-                    .with_context(|| format!("creating the memory `{}::{}`", m.module, m.name))
-                    .kind(ErrorKind::Limit)?;
-                linker.define(&store, &m.module, &m.name, mem)?;
-            }
-            _ => {}
-        }
-        group.set_pre(linker.instantiate_pre(&inner.wasmtime).context("linking the module").kind(ErrorKind::Link)?);
+        let Launch { group, store, gate } = launch(module, config)?;
         group.start_main(store)?;
         Ok(Run { group, deadline: config.timeout.map(|t| Instant::now() + t), supervisor: Mutex::new(None), gate })
+    }
+
+    /// The life of a launched group whose main thread the caller runs (an instance's):
+    /// supervised in the background from now on, with the config's `timeout`.
+    pub(crate) fn supervised(group: Arc<Group>, gate: Arc<Gate>, timeout: Option<std::time::Duration>) -> Run {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let supervisor = group.supervise_in_background(deadline);
+        Run { group, deadline, supervisor: Mutex::new(supervisor), gate }
+    }
+
+    /// The run's thread group.
+    pub(crate) fn group(&self) -> &Arc<Group> {
+        &self.group
     }
 
     /// Like [`Run::start`], plus a supervisor thread that enforces the timeout and stops

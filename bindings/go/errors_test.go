@@ -81,7 +81,7 @@ func TestErrorKinds(t *testing.T) {
 		{"file of junk", func() error { _, err := eng.LoadModuleFile(junk); return err }(), wasithreads.ErrBadModule, junk},
 		{"not serialized", func() error { _, err := eng.DeserializeModule([]byte("junk")); return err }(),
 			wasithreads.ErrBadModule, "not a module serialized"},
-		{"unknown import", loadErr(`(module (import "env" "log" (func)) (func (export "_start")))`),
+		{"unknown import", runErr(t, `(module (import "env" "log" (func)) (func (export "_start")))`, nil),
 			wasithreads.ErrLink, "unknown import `env::log`"},
 		{"thread-spawn without shared memory", eng.Validate([]byte(`(module
 		  (import "wasi" "thread-spawn" (func (param i32) (result i32)))

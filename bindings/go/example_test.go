@@ -98,8 +98,13 @@ func ExampleRunConfig_OnDiagnostic() {
 		log.Fatal(err)
 	}
 	defer eng.Close()
-	_, err = eng.LoadModule([]byte(`(module (import "env" "log" (func)) (func (export "_start")))`))
-	if errors.Is(err, wasithreads.ErrLink) {
+	logger, err := eng.LoadModule([]byte(`(module (import "env" "log" (func)) (func (export "_start")))`))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer logger.Close()
+	// Function imports are the host's to define with a run: the run fails to start.
+	if _, err = logger.Run(context.Background(), nil); errors.Is(err, wasithreads.ErrLink) {
 		fmt.Println("link error:", strings.SplitN(err.(*wasithreads.Error).Message, ": ", 2)[0])
 	}
 

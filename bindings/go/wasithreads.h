@@ -7,7 +7,9 @@
  * Lifecycle: make a `wt_engine_config_t` (optional) and a `wt_engine_t` from it; load
  * `wt_module_t`s with the engine; describe runs with a `wt_run_config_t` (optional); run a
  * module with `wt_run` (blocking) or `wt_run_start` (a `wt_run_t` to cancel and wait for);
- * read how it ended from the `wt_exit_t`. Each type's documentation lists its functions.
+ * read how it ended from the `wt_exit_t`. For a plugin, define host functions on the run
+ * config (`wt_run_config_define_func`), make a `wt_instance_t` and call its exports from
+ * any thread (`wt_instance_call`). Each type's documentation lists its functions.
  *
  * API conventions. They hold for every function; a function's documentation only adds to
  * them.
@@ -17,8 +19,9 @@
  *   to branch on: `wt_error_kind`; the OS error behind it: `wt_error_os_errno`; release it
  *   with `wt_error_free`). The kind is set where the error is made, not read from the
  *   text. Its results go to out-parameters, the last arguments, named `*_out`: written
- *   only on success, left untouched on failure. The other functions cannot fail and
- *   return void, a bool or a pointer.
+ *   only on success, left untouched on failure (one exception: `wt_instance_call` also
+ *   fills `exit_out` when it fails because the instance ended). The other functions
+ *   cannot fail and return void, a bool or a pointer.
  *
  * NULL. A pointer argument may be NULL only where its documentation says what NULL
  *   means ("NULL = defaults", "NULL clears it", a buffer of length 0). Any other NULL
@@ -161,6 +164,16 @@ enum wt_thread_exit_kind {
 };
 
 /**
+ * The type of a WebAssembly value.
+ */
+enum wt_valkind {
+  WT_I32 = 0,
+  WT_I64 = 1,
+  WT_F32 = 2,
+  WT_F64 = 3,
+};
+
+/**
  * Why a run ended.
  */
 enum wt_exit_kind {
@@ -183,6 +196,25 @@ enum wt_exit_kind {
 };
 
 /**
+ * How an instance's export calls run (`wt_instance_call_mode`).
+ */
+enum wt_call_mode {
+  /**
+   * Each calling host thread runs on a guest thread of its own (its own stack, TLS,
+   * `pthread_self`), made from the module's own `pthread_create` on its first call and
+   * kept for its next calls; calls from different host threads run in parallel. A
+   * module gets this mode when it has a shared memory and wasi-libc's
+   * `__pthread_create` in its name section: any C, C++ or Rust module built for
+   * `wasm32-wasip1-threads` (wasi-sdk, Rust's target) that is not stripped of names.
+   */
+  WT_CALLS_PARALLEL = 0,
+  /**
+   * Calls run one at a time on the main thread's instance; other callers wait.
+   */
+  WT_CALLS_SERIAL = 1,
+};
+
+/**
  * What sort of failure an error is, for a host to branch on (`wt_error_kind`). The
  * message says more; the kind is stable where the message's wording is not.
  */
@@ -199,8 +231,9 @@ enum wt_error_kind {
    */
   WT_ERROR_BAD_MODULE = 1,
   /**
-   * A valid module that cannot run as it is: an import the library does not provide
-   * (only WASI preview 1, `wasi::thread-spawn` and one memory are), `wasi::thread-spawn`
+   * A valid module that cannot run as it is: an import neither the library (WASI
+   * preview 1, `wasi::thread-spawn`, one memory) nor the config's host functions
+   * provide, or a host function of another type, `wasi::thread-spawn`
    * without a shared memory, a missing or mistyped `_start`, a memory the module needs
    * that is not there.
    */
@@ -224,7 +257,19 @@ enum wt_error_kind {
    * `wt_error_os_errno` gives the OS error.
    */
   WT_ERROR_IO = 5,
+  /**
+   * The instance ended (a trap or `proc_exit` in any of its threads, its timeout, a
+   * cancel or close), so the call did not run or did not return: `wt_instance_call`
+   * fills its `exit_out` with the instance's first exit; `wt_instance_new` when the
+   * module's start function or `_initialize` ended it (the message says how).
+   */
+  WT_ERROR_ENDED = 6,
 };
+
+/**
+ * The opaque type behind `wt_caller_t`: the [`Caller`] of the running callback.
+ */
+struct wt_caller;
 
 /**
  * The opaque type behind `wt_engine_t`.
@@ -240,6 +285,11 @@ struct wt_engine_config;
  * The opaque type behind `wt_error_t`.
  */
 struct wt_error;
+
+/**
+ * The opaque type behind `wt_instance_t`.
+ */
+struct wt_instance;
 
 /**
  * The opaque type behind `wt_module_t`.
@@ -452,6 +502,81 @@ typedef void (*wt_thread_exit_callback_t)(void *user_data, int32_t tid, const wt
 typedef void (*wt_diagnostic_callback_t)(void *user_data, int32_t tid, const char *message);
 
 /**
+ * See `enum wt_valkind`.
+ */
+typedef enum wt_valkind wt_valkind_t;
+
+/**
+ * The guest thread that called a host function: valid only during that callback, on
+ * that thread.
+ *
+ * Methods:
+ * - `wt_caller_tid`: the calling thread's id
+ * - `wt_caller_memory_data`, `wt_caller_memory_size`: the guest memory
+ * - `wt_caller_is_ending`, `wt_caller_end_fd`: whether its run or instance is ending
+ */
+typedef struct wt_caller wt_caller_t;
+
+/**
+ * The value of a `wt_val_t`, read as its `kind` says.
+ */
+union wt_valunion {
+  int32_t i32;
+  int64_t i64;
+  float f32;
+  double f64;
+};
+
+/**
+ * See `union wt_valunion`.
+ */
+typedef union wt_valunion wt_valunion_t;
+
+/**
+ * A WebAssembly value: its kind and the member of `of` that kind names.
+ */
+struct wt_val {
+  wt_valkind_t kind;
+  wt_valunion_t of;
+};
+
+/**
+ * See `struct wt_val`.
+ */
+typedef struct wt_val wt_val_t;
+
+/**
+ * Called when a guest calls the host function it was defined for, on the calling
+ * guest thread (concurrently for calls from different threads). `args` holds `nargs`
+ * values of the declared parameter types; `results` holds `nresults` values whose kinds
+ * are set to the declared result types and whose values are 0: write each one's value
+ * (keep its kind). Return NULL, or an error (from `wt_error_new`; the library takes
+ * and frees it) to trap the calling thread, which ends its run or instance with the
+ * message "host function `module::name` failed: <message>" and the caller's wasm
+ * backtrace. `caller`, `args` and `results` are valid only during the call.
+ *
+ * A callback that blocks (a queue, the network) must stay stoppable: poll
+ * `wt_caller_end_fd` beside its own descriptors, or check `wt_caller_is_ending` often,
+ * and return (any error) once the run is ending. The end of a run waits for a host call
+ * only up to the teardown grace. The callback must return normally (no `longjmp`, no C++
+ * exception across it); it may call `wt_run_cancel`/`wt_instance_cancel` and, on an
+ * instance, `wt_instance_call` (a call from a host function runs on another guest thread
+ * of the instance).
+ */
+typedef wt_error_t *(*wt_func_callback_t)(void *env,
+                                          wt_caller_t *caller,
+                                          const wt_val_t *args,
+                                          size_t nargs,
+                                          wt_val_t *results,
+                                          size_t nresults);
+
+/**
+ * Called once with `env` when the last run, instance and config that hold a host
+ * function are released, on whichever thread releases it.
+ */
+typedef void (*wt_finalizer_t)(void *env);
+
+/**
  * See `enum wt_exit_kind`.
  */
 typedef enum wt_exit_kind wt_exit_kind_t;
@@ -512,6 +637,41 @@ typedef struct wt_exit wt_exit_t;
  * with the other calls.
  */
 typedef struct wt_run wt_run_t;
+
+/**
+ * A module instantiated once for export calls (a plugin): `_initialize` has run, its
+ * guest threads go on between calls, and every setting of the run config it was made
+ * with (limits, timeout, stdio, preopens, callbacks, host functions) applies for its
+ * whole life. Thread-safe: any number of host threads may call it at once, except
+ * `wt_instance_free`. Owned by the caller.
+ *
+ * It ends at the first of: a trap or `proc_exit` in any of its threads (a call's, or a
+ * thread the guest spawned), its timeout (counted from `wt_instance_new`),
+ * `wt_instance_cancel`, `wt_instance_close`. Every thread is then stopped, calls in
+ * flight return `WT_ERROR_ENDED`, and so does every later call, at once, each with the
+ * instance's first exit. Stopping a thread mid-call can leave the guest's locks held,
+ * which is why one thread's end ends the instance: the proposal's rule, as for runs.
+ *
+ * Methods:
+ * - `wt_instance_new`: instantiates a module and runs its `_initialize`
+ * - `wt_instance_call`: calls an export, from any host thread
+ * - `wt_instance_call_mode`: whether calls run in parallel
+ * - `wt_instance_memory_data`, `wt_instance_memory_size`, `wt_instance_memory_read`,
+ *   `wt_instance_memory_write`: the guest memory
+ * - `wt_instance_cancel`: ends it with `WT_EXIT_CANCELLED`
+ * - `wt_instance_close`: ends it, joins its threads, gives its exit
+ * - `wt_instance_free`: closes it and releases it
+ *
+ * Lifecycle: 1. `wt_instance_new`; 2. the calls, the memory, `wt_instance_cancel`,
+ * `wt_instance_close`, in any order, from any threads; 3. `wt_instance_free`, not
+ * concurrently with the other calls.
+ */
+typedef struct wt_instance wt_instance_t;
+
+/**
+ * See `enum wt_call_mode`.
+ */
+typedef enum wt_call_mode wt_call_mode_t;
 
 /**
  * See `enum wt_error_kind`.
@@ -870,6 +1030,74 @@ void wt_run_config_set_diagnostic_callback(wt_run_config_t *config,
                                            void *user_data);
 
 /**
+ * Defines the host function `module::name` with `nparams` parameter and `nresults`
+ * result types for every run and instance made with `config`: it is linked into every
+ * instance of them (the main thread's, each spawned thread's, each call worker's), so
+ * guests can call it from any thread. A module's imports other than WASI and
+ * `wasi::thread-spawn` must each be defined here, with the type the module imports:
+ * `wt_run`, `wt_run_start` and `wt_instance_new` fail (`WT_ERROR_LINK`) naming an import
+ * that is missing or has another type. Functions the module does not import are
+ * ignored.
+ *
+ * `callback` gets `env` on every call (see `wt_func_callback_t`); `finalizer` (NULL =
+ * none) is called with `env` once the config and every run and instance made with it
+ * were released, or when this definition is replaced or fails. Errors (and nothing
+ * defined, `finalizer` called): NULL `config`, `module`, `name` or `callback`, a
+ * type array NULL with a non-zero count, an unknown kind, a name already defined on
+ * this config, or one of the library's own imports (`wasi_snapshot_preview1`,
+ * `wasi::thread-spawn`).
+ */
+wt_error_t *wt_run_config_define_func(wt_run_config_t *config,
+                                      const char *module,
+                                      const char *name,
+                                      const wt_valkind_t *params,
+                                      size_t nparams,
+                                      const wt_valkind_t *results,
+                                      size_t nresults,
+                                      wt_func_callback_t callback,
+                                      void *env,
+                                      wt_finalizer_t finalizer);
+
+/**
+ * The calling thread's id: 0 for the main thread, > 0 for spawned threads and for the
+ * guest threads of instance calls. -1 if `caller` is NULL.
+ */
+int32_t wt_caller_tid(const wt_caller_t *caller);
+
+/**
+ * The guest memory's base address (NULL without a memory, or if `caller` is NULL). For a
+ * shared memory (every threaded module's) the base never moves while its run or instance
+ * lives and other guest threads use it concurrently; a module's unshared memory is valid
+ * only during the callback.
+ */
+uint8_t *wt_caller_memory_data(const wt_caller_t *caller);
+
+/**
+ * The guest memory's current size in bytes (0 without a memory, or if `caller` is NULL).
+ */
+size_t wt_caller_memory_size(const wt_caller_t *caller);
+
+/**
+ * True once the caller's run or instance is ending: return soon (any error will do).
+ */
+bool wt_caller_is_ending(const wt_caller_t *caller);
+
+/**
+ * A descriptor that becomes readable (`POLLIN`) when the caller's run or instance ends,
+ * for a callback that blocks in `poll`/`epoll` on descriptors of its own. Owned by the
+ * library, valid until the run or instance is released: do not read, write or close it.
+ * -1 if `caller` is NULL or the OS refused an eventfd.
+ */
+int32_t wt_caller_end_fd(const wt_caller_t *caller);
+
+/**
+ * A new error with `message` (UTF-8; NULL gives "(no message)"), kind `WT_ERROR_OTHER`,
+ * for a host function to return. The caller owns it (a host function that returns it
+ * hands it to the library).
+ */
+wt_error_t *wt_error_new(const char *message);
+
+/**
  * Runs `module`'s `_start` with `config` (NULL = defaults) and waits until every thread
  * of the run has exited and been joined and each thread's exit callback has returned.
  *
@@ -975,6 +1203,123 @@ void wt_run_free(wt_run_t *run);
  * this library, any number of times.
  */
 void wt_exit_clear(wt_exit_t *exit);
+
+/**
+ * Instantiates `module` (loaded by `engine`) with `config` (NULL = defaults) on the
+ * calling thread, as the instance's main thread (tid 0), and runs its `_initialize`
+ * export if it has one (a command's `_start` is not run; its exports can be called).
+ * On success writes the instance to `*instance_out` (owned by the caller: release it
+ * with `wt_instance_free`) and returns NULL. Errors: those of `wt_run_start` (NULL
+ * arguments, another engine's module, link errors such as an import no host function
+ * defines, ...), `WT_ERROR_LIMIT` when the calling thread's stack is too small (see
+ * `wt_instance_call`), and `WT_ERROR_ENDED` when the module's start function or
+ * `_initialize` trapped, exited or ran past the timeout (the message says how, with
+ * the backtrace; every thread it started is stopped and joined).
+ */
+wt_error_t *wt_instance_new(const wt_engine_t *engine,
+                            const wt_module_t *module,
+                            const wt_run_config_t *config,
+                            wt_instance_t **instance_out);
+
+/**
+ * Calls the export `name` with `nargs` arguments, on a guest thread of the calling host
+ * thread's (see `wt_call_mode_t`), and writes its `nresults` results to `results`.
+ * From any host thread, concurrently; from a host function of this instance too.
+ *
+ * Returns NULL when the export returned (results written). Otherwise an error, and:
+ * - `WT_ERROR_MISUSE` (the instance is unchanged, `*exit_out` untouched): NULL
+ *   `instance` or `name`, no exported function `name` (or one whose types are not
+ *   i32/i64/f32/f64), `nargs` or an argument's kind not the export's parameters,
+ *   `nresults` not its result count, a NULL array with a non-zero count;
+ * - `WT_ERROR_LIMIT` (the instance is unchanged): no new guest thread could be made
+ *   for this host thread and none is idle to wait for (the thread limit is 0, or the
+ *   guest's `pthread_create` failed), or the calling thread has less stack left than
+ *   the engine's max wasm stack (default 1 MiB) plus 256 KiB;
+ * - `WT_ERROR_ENDED`: the instance ended, in this call (a trap or `proc_exit` here ends
+ *   it) or before: `*exit_out` (if `exit_out` is not NULL) gets the instance's first
+ *   exit, as `wt_run_wait` gives a run's (release its message with `wt_exit_clear`).
+ *   This is the one case where a function writes an out-parameter when it fails.
+ *
+ * At the thread limit (`wt_run_config_set_max_threads`, which counts call threads with
+ * the guest's own), a host thread without a guest thread of its own waits for an idle
+ * one. A call that must be bounded can use the config's timeout or a `wt_instance_cancel`
+ * from another thread, both of which end the instance.
+ */
+wt_error_t *wt_instance_call(const wt_instance_t *instance,
+                             const char *name,
+                             const wt_val_t *args,
+                             size_t nargs,
+                             wt_val_t *results,
+                             size_t nresults,
+                             wt_exit_t *exit_out);
+
+/**
+ * How calls of `instance` run: `WT_CALLS_PARALLEL` or `WT_CALLS_SERIAL` (also for a
+ * NULL `instance`).
+ */
+wt_call_mode_t wt_instance_call_mode(const wt_instance_t *instance);
+
+/**
+ * The shared memory's base address, for reading and writing guest data in place
+ * (NULL for a module without a shared memory, or a NULL `instance`: use
+ * `wt_instance_memory_read`/`_write`). The base never moves while the instance is not
+ * freed (a shared memory grows in place), also after the instance ended. Guest threads
+ * read and write the memory concurrently with the host: ordering the host's accesses
+ * with theirs (a call that returns, the guest's atomics) is the host's business.
+ */
+uint8_t *wt_instance_memory_data(const wt_instance_t *instance);
+
+/**
+ * The shared memory's current size in bytes: it grows when the guest grows it (0 for a
+ * module without a shared memory, or a NULL `instance`).
+ */
+size_t wt_instance_memory_size(const wt_instance_t *instance);
+
+/**
+ * Copies `len` bytes of guest memory at `offset` to `buf`. `WT_ERROR_MISUSE` when the
+ * range is outside the memory's current size (nothing copied) or for NULL arguments.
+ * Works for shared and unshared memories, also after the instance ended.
+ */
+wt_error_t *wt_instance_memory_read(const wt_instance_t *instance,
+                                    uint64_t offset,
+                                    uint8_t *buf,
+                                    size_t len);
+
+/**
+ * Copies `len` bytes from `data` into guest memory at `offset`. `WT_ERROR_MISUSE` when
+ * the range is outside the memory's current size (nothing copied) or for NULL arguments.
+ */
+wt_error_t *wt_instance_memory_write(const wt_instance_t *instance,
+                                     uint64_t offset,
+                                     const uint8_t *data,
+                                     size_t len);
+
+/**
+ * Ends the instance with `WT_EXIT_CANCELLED` unless it already ended: every thread stops
+ * within milliseconds and calls in flight return `WT_ERROR_ENDED`. Returns at once. Safe
+ * from any thread, from the instance's callbacks and host functions, any number of times.
+ */
+void wt_instance_cancel(const wt_instance_t *instance);
+
+/**
+ * Ends the instance if it still lives (as `wt_instance_cancel`), waits until every
+ * thread of it stopped and was joined (or outlived the teardown grace, as for runs), and
+ * fills `*exit_out` with its first exit (`WT_EXIT_CANCELLED` if nothing ended it
+ * before; release the message with `wt_exit_clear`). From then on no callback or host
+ * function of the instance starts, and calls fail with `WT_ERROR_ENDED`. May be called
+ * more than once; each call reports the same exit. Errors (`*exit_out` untouched): NULL
+ * arguments, or a call from one of the instance's own callbacks or host functions (it
+ * would wait for itself).
+ */
+wt_error_t *wt_instance_close(const wt_instance_t *instance, wt_exit_t *exit_out);
+
+/**
+ * Closes the instance (see `wt_instance_close`) and releases it, its memory and its
+ * guest threads. Called from one of its own callbacks or host functions, it cancels
+ * the instance and the release completes on a library thread once that callback
+ * returned. NULL is ignored.
+ */
+void wt_instance_free(wt_instance_t *instance);
 
 /**
  * The error's message: UTF-8, NUL-terminated, never NULL for a non-NULL `error`.

@@ -27,6 +27,23 @@
 // | `wt_run`   | wasithreads::run is Run(...).wait() (wt_run_start + wt_run_wait): a run    |
 // |            | must be started with the config locked, and wt_run would hold that lock   |
 // |            | for the whole run, blocking every other start from the same config.       |
+// | `wt_run_config_define_func` | plugins: C++ wrappers for host functions and instances come with issue 22 |
+// | `wt_caller_tid` | plugins: C++ wrappers for host functions and instances come with issue 22 |
+// | `wt_caller_memory_data` | plugins: C++ wrappers for host functions and instances come with issue 22 |
+// | `wt_caller_memory_size` | plugins: C++ wrappers for host functions and instances come with issue 22 |
+// | `wt_caller_is_ending` | plugins: C++ wrappers for host functions and instances come with issue 22 |
+// | `wt_caller_end_fd` | plugins: C++ wrappers for host functions and instances come with issue 22 |
+// | `wt_error_new` | plugins: C++ wrappers for host functions and instances come with issue 22 |
+// | `wt_instance_new` | plugins: C++ wrappers for host functions and instances come with issue 22 |
+// | `wt_instance_call` | plugins: C++ wrappers for host functions and instances come with issue 22 |
+// | `wt_instance_call_mode` | plugins: C++ wrappers for host functions and instances come with issue 22 |
+// | `wt_instance_memory_data` | plugins: C++ wrappers for host functions and instances come with issue 22 |
+// | `wt_instance_memory_size` | plugins: C++ wrappers for host functions and instances come with issue 22 |
+// | `wt_instance_memory_read` | plugins: C++ wrappers for host functions and instances come with issue 22 |
+// | `wt_instance_memory_write` | plugins: C++ wrappers for host functions and instances come with issue 22 |
+// | `wt_instance_cancel` | plugins: C++ wrappers for host functions and instances come with issue 22 |
+// | `wt_instance_close` | plugins: C++ wrappers for host functions and instances come with issue 22 |
+// | `wt_instance_free` | plugins: C++ wrappers for host functions and instances come with issue 22 |
 #pragma once
 
 #include <chrono>
@@ -68,6 +85,7 @@ enum class ErrorKind : int {
     Limit = WT_ERROR_LIMIT,           ///< a limit too low for the module or stdio, or the OS refused a thread or memory
     Misuse = WT_ERROR_MISUSE,         ///< a bad argument or setting
     Io = WT_ERROR_IO,                 ///< a host file, directory or descriptor failed; see os_errno()
+    Ended = WT_ERROR_ENDED,           ///< an instance ended (a trap, proc_exit, timeout, cancel or close)
 };
 
 /// A failed call, with the library's message, kind and OS error.

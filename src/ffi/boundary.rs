@@ -30,6 +30,12 @@ impl Fallback for i32 {
     }
 }
 
+impl Fallback for usize {
+    fn on_panic(_: String) -> Self {
+        0
+    }
+}
+
 impl Fallback for () {
     fn on_panic(_: String) -> Self {}
 }
@@ -57,6 +63,8 @@ impl Fallback for *const c_char {
 
 /// Marker for pointer results that are not errors (NULL after a panic).
 pub(crate) trait NotError {}
+
+impl NotError for u8 {}
 
 /// Runs an export's body, turning a panic into the return type's [`Fallback`].
 macro_rules! ffi_boundary {

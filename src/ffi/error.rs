@@ -18,8 +18,9 @@ pub enum wt_error_kind {
     /// WAT, invalid, a shape it does not support (two shared memories, a 64-bit one, ...),
     /// or serialized bytes it refuses (another version or engine settings, truncated).
     WT_ERROR_BAD_MODULE = 1,
-    /// A valid module that cannot run as it is: an import the library does not provide
-    /// (only WASI preview 1, `wasi::thread-spawn` and one memory are), `wasi::thread-spawn`
+    /// A valid module that cannot run as it is: an import neither the library (WASI
+    /// preview 1, `wasi::thread-spawn`, one memory) nor the config's host functions
+    /// provide, or a host function of another type, `wasi::thread-spawn`
     /// without a shared memory, a missing or mistyped `_start`, a memory the module needs
     /// that is not there.
     WT_ERROR_LINK = 2,
@@ -36,6 +37,11 @@ pub enum wt_error_kind {
     /// opening the core dump's directory, Wasmtime's cache configuration.
     /// `wt_error_os_errno` gives the OS error.
     WT_ERROR_IO = 5,
+    /// The instance ended (a trap or `proc_exit` in any of its threads, its timeout, a
+    /// cancel or close), so the call did not run or did not return: `wt_instance_call`
+    /// fills its `exit_out` with the instance's first exit; `wt_instance_new` when the
+    /// module's start function or `_initialize` ended it (the message says how).
+    WT_ERROR_ENDED = 6,
 }
 /// See `enum wt_error_kind`.
 pub type wt_error_kind_t = wt_error_kind;
@@ -48,6 +54,7 @@ impl From<ErrorKind> for wt_error_kind {
             ErrorKind::Limit => wt_error_kind::WT_ERROR_LIMIT,
             ErrorKind::Misuse => wt_error_kind::WT_ERROR_MISUSE,
             ErrorKind::Io => wt_error_kind::WT_ERROR_IO,
+            ErrorKind::Ended => wt_error_kind::WT_ERROR_ENDED,
             ErrorKind::Other => wt_error_kind::WT_ERROR_OTHER,
         }
     }
@@ -79,6 +86,11 @@ impl wt_error {
     /// across the ABI.
     pub(crate) fn raw(kind: ErrorKind, os_errno: i32, message: impl Into<String>) -> *mut wt_error_t {
         wt_error { message: c_string(message), kind: kind.into(), os_errno }.into_raw()
+    }
+
+    /// The message, for an error a host callback returned.
+    pub(crate) fn text(&self) -> String {
+        self.message.to_string_lossy().into_owned()
     }
 
     /// NULL on success (after `ok` stored the value); on error, an error with the whole

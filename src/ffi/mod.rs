@@ -31,10 +31,13 @@ mod module;
 // the run config: arguments, environment, directories, limits, core dumps; stdio:
 mod run_config;
 mod stdio;
-// callbacks:
+// callbacks and host functions:
 mod callbacks;
+mod func;
 // runs and how they ended:
 mod run;
+// instances (plugins):
+mod instance;
 // errors and the version.
 mod error;
 mod version;
@@ -42,6 +45,8 @@ mod version;
 pub use callbacks::*;
 pub use engine::*;
 pub use error::*;
+pub use func::*;
+pub use instance::*;
 pub use module::*;
 pub use run::*;
 pub use run_config::*;

@@ -58,7 +58,7 @@ pub struct wt_exit {
 pub type wt_exit_t = wt_exit;
 
 impl wt_exit_t {
-    fn from_exit(e: RunExit) -> wt_exit_t {
+    pub(super) fn from_exit(e: RunExit) -> wt_exit_t {
         wt_exit_t {
             kind: match e.kind {
                 ExitKind::Code => wt_exit_kind_t::WT_EXIT_CODE,

@@ -107,6 +107,11 @@ impl Lifecycle {
         self.cond.notify_all();
     }
 
+    /// How the run ended, once it has.
+    pub(super) fn first_exit(&self) -> Option<RunExit> {
+        self.state.lock().first_exit.clone()
+    }
+
     /// True when the run ended by a trap of thread `tid`.
     pub(super) fn ended_by_trap_of(&self, tid: i32) -> bool {
         let st = self.state.lock();

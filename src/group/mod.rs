@@ -11,12 +11,16 @@
 //!   the supervision of a run: waiting for its end, the timeout, joining, the outcome;
 //! - `lifecycle.rs`: how the run ended, which threads exist, who supervises;
 //! - `teardown.rs`: stopping every thread wherever it is;
-//! - `thread.rs`: `thread-spawn` and the body of every guest thread.
+//! - `thread.rs`: `thread-spawn` and the body of every guest thread;
+//! - `adopt.rs`: what an instance adds: host threads adopted as guest threads, export
+//!   calls counted as running threads.
 
+mod adopt;
 mod lifecycle;
 mod teardown;
 mod thread;
 
+pub(crate) use adopt::{AdoptRequest, Adopted};
 pub(crate) use teardown::Teardown;
 pub(crate) use thread::THREAD_START;
 
@@ -45,6 +49,11 @@ pub(crate) struct StoreData {
     pub(crate) waiter: crate::wait::Waiter,
     /// What this store may take of the run's budgets, and what it took.
     limiter: StoreLimiter,
+    /// Set on an instance's main store while it adopts a host thread (`adopt.rs`).
+    pub(crate) adopt_request: Option<AdoptRequest>,
+    /// Set on a store while its host thread is being adopted: its `adopted` import
+    /// then unwinds instead of trapping.
+    pub(crate) adopting: bool,
 }
 
 /// What the threads of a run run, and on what: given by `run.rs`.
@@ -117,6 +126,8 @@ impl Group {
             tid,
             waiter: self.teardown.signal.waiter(tid),
             limiter: self.budgets.store_limiter(),
+            adopt_request: None,
+            adopting: false,
         };
         let mut store = Store::new(&self.program.engine, data);
         store.limiter(|d| &mut d.limiter);
@@ -134,6 +145,12 @@ impl Group {
     /// memory's data segments.
     pub(crate) fn claim_first_instance(&self) -> bool {
         !self.first_instance_claimed.swap(true, Ordering::SeqCst)
+    }
+
+    /// Runs a host function's callback through the run's callback gate (`None` once the
+    /// run's end was reported to the host).
+    pub(crate) fn call_host<R>(&self, f: impl FnOnce() -> R) -> Option<R> {
+        self.hooks.call(f)
     }
 
     /// The pool the run's threads and blocking jobs run on.

@@ -27,9 +27,9 @@ use crate::wait::Terminated;
 pub(crate) const THREAD_START: &str = "wasi_thread_start";
 
 /// Largest thread id the proposal allows.
-const MAX_TID: i32 = 0x1FFF_FFFF;
+pub(super) const MAX_TID: i32 = 0x1FFF_FFFF;
 /// How long a spawn at the thread limit waits for a thread to finish leaving.
-const LIMIT_GRACE: Duration = Duration::from_millis(20);
+pub(super) const LIMIT_GRACE: Duration = Duration::from_millis(20);
 /// WASI errno `again`: resources (threads, ids) are exhausted.
 const EAGAIN: i32 = 6;
 /// WASI errno `nosys`: the module cannot run threads.
@@ -107,7 +107,7 @@ fn classify(group: &Group, result: &std::thread::Result<wasmtime::Result<()>>) -
 
 /// "wasm trap: <reason>" (or the host error), then the wasm backtrace, one frame a line,
 /// innermost first, with function names where the module has a name section.
-fn trap_message(group: &Group, err: &wasmtime::Error) -> String {
+pub(super) fn trap_message(group: &Group, err: &wasmtime::Error) -> String {
     let mut msg = match err.downcast_ref::<Trap>() {
         Some(trap) => trap.to_string(),
         None => err.root_cause().to_string(),

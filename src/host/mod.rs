@@ -11,14 +11,16 @@
 //! primitives of [`crate::wait`], so that every one of them wakes when the run ends.
 
 mod atomics;
+mod imports;
 mod spawn;
 mod wasi_link;
 
 use wasmtime::{Caller, Linker};
 
-use crate::group::StoreData;
+use crate::group::{Adopted, StoreData};
 
 pub(crate) use atomics::{AtomicImport, AtomicOp};
+pub(crate) use imports::{define as define_host_funcs, from_wasm, to_wasm};
 pub(crate) use wasi_link::{P1_FUNCTIONS, P1_MODULE};
 
 /// The import module of everything the rewrite adds (`module/rewrite.rs`): the atomics
@@ -29,6 +31,10 @@ pub(crate) const INTERNAL_MODULE: &str = "wasithreads:internal";
 
 /// The import a shared memory the module defines becomes.
 pub(crate) const SHARED_MEMORY_IMPORT: &str = "memory";
+
+/// `() -> ()`: what the adoption entry calls (`module/adopt.rs`); unwinds the adopted
+/// host thread back to the host.
+pub(crate) const ADOPTED_IMPORT: &str = "adopted";
 
 /// `() -> i32`: 1 for the first instance of a run, 0 for every later one (so the
 /// generated start function applies data segments once).
@@ -44,6 +50,12 @@ pub(crate) fn add_to_linker(linker: &mut Linker<StoreData>, atomics: &[AtomicImp
     spawn::add_to_linker(linker)?;
     linker.func_wrap(INTERNAL_MODULE, FIRST_INSTANCE_IMPORT, |caller: Caller<'_, StoreData>| -> i32 {
         i32::from(caller.data().group.claim_first_instance())
+    })?;
+    linker.func_wrap(INTERNAL_MODULE, ADOPTED_IMPORT, |caller: Caller<'_, StoreData>| -> wasmtime::Result<()> {
+        if caller.data().adopting {
+            return Err(wasmtime::Error::new(Adopted));
+        }
+        wasmtime::bail!("the guest called the adoption entry of wasithreads outside an adoption")
     })?;
     for imp in atomics {
         atomics::define(linker, *imp)?;

@@ -7,9 +7,11 @@
 //!   interruption points;
 //! - `body.rs`: the scan and the rewrite of each function body;
 //! - `points.rs`: which functions get an interruption point at their entry;
+//! - `adopt.rs`: what lets host threads become guest threads of an instance;
 //! - `shape.rs`: the wasi-threads shape checks of a compiled module;
 //! - `serialized.rs`: serialized modules (Wasmtime's bytes and the offset map).
 
+mod adopt;
 mod body;
 mod points;
 mod rewrite;
@@ -27,7 +29,8 @@ use crate::error::{error, ErrorKind, ResultKind};
 use crate::group::StoreData;
 use crate::trace::OffsetMap;
 
-pub(crate) use shape::MemoryImport;
+pub(crate) use adopt::ADOPT_EXPORT;
+pub(crate) use shape::{HostImport, MemoryImport};
 
 pub(crate) struct ModuleInner {
     pub(crate) engine: Engine,
@@ -43,6 +46,11 @@ pub(crate) struct ModuleInner {
     pub(crate) start: Result<(), String>,
     /// Where the rewritten code came from, for backtraces in the user's offsets.
     pub(crate) offsets: Arc<OffsetMap>,
+    /// Function imports each run or instance must get from the host's functions.
+    pub(crate) host_imports: Vec<HostImport>,
+    /// Whether host threads can become guest threads of an instance (`adopt.rs`): export
+    /// calls then run in parallel; else they are serialised on the main instance.
+    pub(crate) adopt: bool,
 }
 
 /// A compiled module. Cheap to clone; safe to share and to run many times at once.
@@ -138,6 +146,8 @@ impl Module {
                 thread_start: shape.thread_start,
                 start: shape.start,
                 offsets: Arc::new(offsets),
+                host_imports: shape.host_imports,
+                adopt: shape.adopt,
             }),
         })
     }

@@ -44,6 +44,7 @@ use wasm_encoder::reencode::{self, Reencode};
 use wasm_encoder::{EntityType, Instruction, MemoryType, SectionId, ValType};
 use wasmparser::{DataKind, Operator, Parser, Payload, TypeRef};
 
+use super::adopt::{self, Plan, ADOPTED_IMPORT, ADOPT_EXPORT};
 use super::body::{self, Indices};
 use super::points::Calls;
 use crate::error::{error, ErrorKind, ResultKind};
@@ -84,6 +85,8 @@ struct Scan {
     data_segments: u32,
     /// What each defined function calls, for where entry points go (`points.rs`).
     calls: Vec<Calls>,
+    /// What adoption needs (`adopt.rs`).
+    adopt: adopt::Finds,
 }
 
 fn scan(wasm: &[u8]) -> Result<Scan> {
@@ -110,7 +113,9 @@ fn scan(wasm: &[u8]) -> Result<Scan> {
         Ok(())
     };
     for payload in Parser::new(0).parse_all(wasm) {
-        match payload? {
+        let payload = payload?;
+        s.adopt.note(&payload)?;
+        match payload {
             Payload::TypeSection(r) => {
                 s.has_type_section = true;
                 for group in r {
@@ -220,6 +225,10 @@ struct Rewriter {
     map: OffsetMap,
     /// Per defined function: whether its entry gets an interruption point.
     entry_points: Vec<bool>,
+    /// The adoption pieces, when the module can have them (`adopt.rs`).
+    adopt: Option<Plan>,
+    /// Defined tables re-encoded so far.
+    next_table: u32,
 }
 
 impl Rewriter {
@@ -356,6 +365,10 @@ impl Reencode for Rewriter {
         if self.init_func.is_some() {
             functions.function(self.init_type);
         }
+        if self.adopt.is_some() {
+            functions.function(self.init_type + 1);
+            functions.function(self.first_instance_type);
+        }
         Ok(())
     }
 
@@ -371,6 +384,55 @@ impl Reencode for Rewriter {
         }
         if self.init_func.is_some() {
             code.function(&self.init_body()?);
+        }
+        if let Some(plan) = self.adopt {
+            let create = self.function_index(plan.pthread_create)?;
+            code.function(&Plan::entry_body(self.adopted_import()));
+            code.function(&plan.export_body(create, plan.stack_pointer));
+        }
+        Ok(())
+    }
+
+    fn parse_table_section(
+        &mut self,
+        tables: &mut wasm_encoder::TableSection,
+        section: wasmparser::TableSectionReader<'_>,
+    ) -> Result<(), reencode::Error> {
+        for table in section {
+            let table = table?;
+            let mut ty = self.table_type(table.ty)?;
+            if let (Some(plan), 0) = (self.adopt, self.next_table) {
+                ty = plan.table_type(ty);
+            }
+            self.next_table += 1;
+            match table.init {
+                wasmparser::TableInit::RefNull => tables.table(ty),
+                wasmparser::TableInit::Expr(e) => tables.table_with_init(ty, &self.const_expr(e)?),
+            };
+        }
+        Ok(())
+    }
+
+    fn parse_element_section(
+        &mut self,
+        elements: &mut wasm_encoder::ElementSection,
+        section: wasmparser::ElementSectionReader<'_>,
+    ) -> Result<(), reencode::Error> {
+        reencode::utils::parse_element_section(self, elements, section)?;
+        if let Some(plan) = self.adopt {
+            plan.add_element(elements, self.entry_func());
+        }
+        Ok(())
+    }
+
+    fn parse_export_section(
+        &mut self,
+        exports: &mut wasm_encoder::ExportSection,
+        section: wasmparser::ExportSectionReader<'_>,
+    ) -> Result<(), reencode::Error> {
+        reencode::utils::parse_export_section(self, exports, section)?;
+        if self.adopt.is_some() {
+            exports.export(ADOPT_EXPORT, wasm_encoder::ExportKind::Func, self.entry_func() + 1);
         }
         Ok(())
     }
@@ -415,6 +477,11 @@ impl Reencode for Rewriter {
             self.add_imports(&mut imports);
             module.section(&imports);
         }
+        if let Some(plan) = self.adopt.filter(|p| !p.has_elements && crosses(SectionId::Element)) {
+            let mut elements = wasm_encoder::ElementSection::new();
+            plan.add_element(&mut elements, self.entry_func());
+            module.section(&elements);
+        }
         let Some(init) = self.init_func else { return Ok(()) };
         if !self.scan.has_function_section && crosses(SectionId::Function) {
             let mut functions = wasm_encoder::FunctionSection::new();
@@ -458,13 +525,15 @@ fn rank(id: Option<SectionId>, none: u8) -> u8 {
 }
 
 /// The function types the rewrite adds after the module's own: wait32, wait64, notify,
-/// `first_instance`, the generated start function.
+/// `first_instance` (also the adoption export's), the generated start function (also the
+/// `adopted` import's), the adoption entry.
 fn add_types(types: &mut wasm_encoder::TypeSection) {
     types.ty().function([ValType::I32, ValType::I32, ValType::I64], [ValType::I32]);
     types.ty().function([ValType::I32, ValType::I64, ValType::I64], [ValType::I32]);
     types.ty().function([ValType::I32, ValType::I32], [ValType::I32]);
     types.ty().function([], [ValType::I32]);
     types.ty().function([], []);
+    types.ty().function([ValType::I32], [ValType::I32]);
 }
 
 impl Rewriter {
@@ -488,9 +557,26 @@ impl Rewriter {
             let ty = self.wait32_type + imp.op as u32;
             imports.import(INTERNAL_MODULE, &imp.name(), EntityType::Function(ty));
         }
+        if self.adopt.is_some() {
+            imports.import(INTERNAL_MODULE, ADOPTED_IMPORT, EntityType::Function(self.init_type));
+        }
         if self.init_func.is_some() {
             imports.import(INTERNAL_MODULE, FIRST_INSTANCE_IMPORT, EntityType::Function(self.first_instance_type));
         }
+    }
+
+    /// The function index of the `adopted` import: after the atomics functions.
+    fn adopted_import(&self) -> u32 {
+        self.scan.num_func_imports + self.index.len() as u32
+    }
+
+    /// The function index of the adoption entry, after the module's own functions and the
+    /// generated start function; the adoption export follows it.
+    fn entry_func(&self) -> u32 {
+        self.scan.num_func_imports
+            + self.added_func_imports
+            + self.scan.num_defined_funcs
+            + u32::from(self.init_func.is_some())
     }
 
     /// The number of data segments, for a data count section the module lacked.
@@ -506,7 +592,8 @@ pub(crate) fn rewrite(wasm: &[u8]) -> Result<(Vec<u8>, OffsetMap)> {
     let scan = scan(wasm).context("reading module").kind(ErrorKind::BadModule)?;
     let needs_init = !scan.active.is_empty();
     let atomics = scan.atomics.len() as u32;
-    let added_func_imports = atomics + u32::from(needs_init);
+    let adopt = scan.adopt.plan();
+    let added_func_imports = atomics + u32::from(adopt.is_some()) + u32::from(needs_init);
     let index = scan.atomics.iter().enumerate().map(|(i, imp)| (*imp, scan.num_func_imports + i as u32)).collect();
     let init_func = needs_init.then(|| scan.num_func_imports + added_func_imports + scan.num_defined_funcs);
     let first_type = scan.num_types;
@@ -524,6 +611,8 @@ pub(crate) fn rewrite(wasm: &[u8]) -> Result<(Vec<u8>, OffsetMap)> {
         next_defined_memory: 0,
         map: OffsetMap::new(scan_func_imports, added_func_imports),
         entry_points,
+        adopt,
+        next_table: 0,
     };
     r.map.set_shared_memory(r.scan.shared.map(|s| s.index));
     let mut module = wasm_encoder::Module::new();
@@ -583,6 +672,50 @@ mod tests {
         assert!(text.contains("i32.load 1") || text.contains("i32.load $m"), "{text}");
         let points = text.lines().filter(|l| l.trim() == "i32.atomic.load").count();
         assert_eq!(points, 2, "one at $f's entry, one at the loop head, none in the leaf: {text}");
+    }
+
+    /// A module shaped like wasm-ld's threaded reactors: named `__pthread_create` and
+    /// `__stack_pointer`, table 0 with a function pointer, a data segment to apply once.
+    const ADOPTABLE: &str = r#"(module
+        (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+        (table 2 2 funcref)
+        (memory (export "memory") 1 1 shared)
+        (data (i32.const 16) "x")
+        (global $__stack_pointer (mut i32) (i32.const 4096))
+        (elem (i32.const 1) func $worker)
+        (func $worker (param i32) (result i32) (local.get 0))
+        (func $__pthread_create (param i32 i32 i32 i32) (result i32) (call $spawn (local.get 3)))
+        (func (export "wasi_thread_start") (param i32 i32))
+        (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1))))"#;
+
+    #[test]
+    fn a_module_with_pthread_create_by_name_gets_the_adoption_pieces() {
+        let out = rewrite(&wat::parse_str(ADOPTABLE).unwrap()).unwrap().0;
+        validate(&out);
+        let text = wasmprinter::print_bytes(&out).unwrap();
+        assert!(text.contains(&format!("(import \"{INTERNAL_MODULE}\" \"{ADOPTED_IMPORT}\" (func")), "{text}");
+        assert!(text.contains(&format!("(export \"{ADOPT_EXPORT}\" (func")), "{text}");
+        assert!(text.contains("(table (;0;) 3 3 funcref)"), "table 0 grew by the entry's slot: {text}");
+        assert!(text.contains("(elem (;1;) (i32.const 2) func"), "the entry is in slot 2: {text}");
+        assert!(text.contains("i32.const 2\n") && text.contains("call $__pthread_create"), "{text}");
+        assert!(text.contains("global.set $__stack_pointer"), "{text}");
+        // The first-instance import stays the last function import, after `adopted`.
+        let adopted = text.find(&format!("\"{ADOPTED_IMPORT}\"")).unwrap();
+        assert!(adopted < text.find("\"first_instance\"").unwrap(), "{text}");
+    }
+
+    #[test]
+    fn a_module_without_the_names_or_with_an_imported_table_gets_none() {
+        let unnamed = ADOPTABLE.replace("$__pthread_create", "$create");
+        let imported = ADOPTABLE.replace("(table 2 2 funcref)", r#"(import "env" "t" (table 2 2 funcref))"#);
+        let wrong_type =
+            ADOPTABLE.replace("(param i32 i32 i32 i32) (result i32) (call $spawn (local.get 3))", "(param i32)");
+        for wat in [unnamed, imported, wrong_type] {
+            let out = rewrite(&wat::parse_str(&wat).unwrap()).unwrap().0;
+            validate(&out);
+            let text = wasmprinter::print_bytes(&out).unwrap();
+            assert!(!text.contains(ADOPT_EXPORT) && !text.contains(ADOPTED_IMPORT), "{text}");
+        }
     }
 
     fn validate(wasm: &[u8]) {

@@ -6,9 +6,11 @@
 use anyhow::{anyhow, bail, Result};
 use wasmtime::{ExternType, MemoryType, ValType};
 
+use super::adopt::{ADOPTED_IMPORT, ADOPT_EXPORT};
 use crate::error::{error, ErrorKind, ResultKind};
 use crate::group::THREAD_START;
 use crate::host::{AtomicImport, FIRST_INSTANCE_IMPORT, INTERNAL_MODULE, P1_FUNCTIONS, P1_MODULE, SPAWN_IMPORT};
+use crate::hostfunc::{FuncType, ValKind};
 use crate::interrupt::{self, has_reserved_page, Placement};
 
 /// The memory a module imports; every run creates one and all its threads share it.
@@ -30,12 +32,29 @@ pub(super) struct Shape {
     pub thread_start: Result<(), String>,
     /// `Err(why)` when `_start` is missing or has the wrong type.
     pub start: Result<(), String>,
+    /// Function imports the library does not provide: each run or instance must get them
+    /// from the host's functions (`crate::HostFunc`).
+    pub host_imports: Vec<HostImport>,
+    /// Whether the rewrite gave it the adoption pieces (`adopt.rs`).
+    pub adopt: bool,
+}
+
+/// A function the module imports from the host.
+#[derive(Clone, Debug)]
+pub(crate) struct HostImport {
+    pub module: String,
+    pub name: String,
+    /// `None` when a parameter or result is not an i32, i64, f32 or f64: no host function
+    /// can be defined for it.
+    pub ty: Option<FuncType>,
+    /// The type as Wasmtime writes it, for errors.
+    pub wasm_ty: String,
 }
 
 impl Shape {
     pub(super) fn of(module: &wasmtime::Module) -> Result<Shape> {
         // Every error of the imports' check is one of linking.
-        let (memory, spawns, atomics) = check_imports(module).kind(ErrorKind::Link)?;
+        let (memory, spawns, atomics, host_imports) = check_imports(module).kind(ErrorKind::Link)?;
         let reserved = memory
             .as_ref()
             .filter(|m| m.ty.is_shared())
@@ -70,7 +89,9 @@ impl Shape {
             Some(ty) if is_func(&ty, &[], &[]) => Ok(()),
             Some(_) => Err("`_start` is not a function of type () -> ()".to_string()),
         };
-        Ok(Shape { memory, interrupt, atomics, thread_start, start })
+        let adopt = export(ADOPT_EXPORT).is_some_and(|ty| is_func(&ty, &[], &[ValType::I32]))
+            && module.imports().any(|i| (i.module(), i.name()) == (INTERNAL_MODULE, ADOPTED_IMPORT));
+        Ok(Shape { memory, interrupt, atomics, thread_start, start, host_imports, adopt })
     }
 }
 
@@ -82,12 +103,29 @@ fn is_func(ty: &ExternType, params: &[ValType], results: &[ValType]) -> bool {
     same(&mut f.params(), params) && same(&mut f.results(), results)
 }
 
-/// Checks every import is one we provide. Returns the memory import, whether the module
-/// imports `wasi::thread-spawn`, and the atomics functions the rewrite added.
-fn check_imports(module: &wasmtime::Module) -> Result<(Option<MemoryImport>, bool, Vec<AtomicImport>)> {
+/// The kinds of `types`, if each is one a host function can take or give.
+fn kinds(types: impl Iterator<Item = ValType>) -> Option<Vec<ValKind>> {
+    types
+        .map(|t| match t {
+            ValType::I32 => Some(ValKind::I32),
+            ValType::I64 => Some(ValKind::I64),
+            ValType::F32 => Some(ValKind::F32),
+            ValType::F64 => Some(ValKind::F64),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Checks every import is one we provide or a function the host may define. Returns the
+/// memory import, whether the module imports `wasi::thread-spawn`, the atomics functions
+/// the rewrite added, and the functions left to the host.
+type Imports = (Option<MemoryImport>, bool, Vec<AtomicImport>, Vec<HostImport>);
+
+fn check_imports(module: &wasmtime::Module) -> Result<Imports> {
     let mut memory = None;
     let mut spawns = false;
     let mut atomics = Vec::new();
+    let mut host = Vec::new();
     for imp in module.imports() {
         let (m, n) = (imp.module(), imp.name());
         match imp.ty() {
@@ -105,19 +143,21 @@ fn check_imports(module: &wasmtime::Module) -> Result<(Option<MemoryImport>, boo
                         bail!("import `wasi::thread-spawn` must have type (i32) -> i32");
                     }
                     spawns = true;
-                } else if m == INTERNAL_MODULE && n == FIRST_INSTANCE_IMPORT {
+                } else if m == INTERNAL_MODULE && (n == FIRST_INSTANCE_IMPORT || n == ADOPTED_IMPORT) {
                     // Defined for every module.
                 } else if m == INTERNAL_MODULE {
                     atomics.push(AtomicImport::parse(n).ok_or_else(|| anyhow!("unknown import `{m}::{n}`"))?);
-                } else if !(m == P1_MODULE && P1_FUNCTIONS.contains(&n)) {
-                    bail!(
-                        "unknown import `{m}::{n}`: wasithreads provides `{P1_MODULE}` functions, \
-                         `wasi::thread-spawn` and one memory"
-                    );
+                } else if m == P1_MODULE && !P1_FUNCTIONS.contains(&n) {
+                    bail!("unknown import `{m}::{n}`: it is not a WASI preview 1 function");
+                } else if m != P1_MODULE {
+                    let ExternType::Func(f) = &ty else { unreachable!("matched as a function") };
+                    let ty =
+                        kinds(f.params()).zip(kinds(f.results())).map(|(params, results)| FuncType { params, results });
+                    host.push(HostImport { module: m.into(), name: n.into(), ty, wasm_ty: f.to_string() });
                 }
             }
             _ => bail!("unsupported import `{m}::{n}`: only functions and one memory can be imported"),
         }
     }
-    Ok((memory, spawns, atomics))
+    Ok((memory, spawns, atomics, host))
 }

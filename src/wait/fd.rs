@@ -26,6 +26,17 @@ impl Signal {
         Ok(self.wake_fd.get().expect("set above").as_fd())
     }
 
+    /// The eventfd that becomes readable when the run ends, for host code that polls its
+    /// own descriptors (host functions). Readable at once if the run already ended.
+    pub(crate) fn end_fd(&self) -> wasmtime::Result<BorrowedFd<'_>> {
+        let fd = self.wake_fd()?;
+        // A wake-up that ran before the eventfd existed did not write it.
+        if self.is_ending() {
+            let _ = rustix::io::write(fd, &1u64.to_ne_bytes());
+        }
+        Ok(fd)
+    }
+
     /// Blocks until `fd` is readable (`PollFlags::IN`) or writable (`OUT`): true; until
     /// `timeout` passes: false; or until the run ends: `Err(Terminated)`.
     pub(crate) fn wait_fd(

@@ -76,10 +76,12 @@ int main(int argc, char **argv) {
                 "serialized");
     CHECK(module == NULL);
 
-    /* LINK: an import the library does not provide; no `_start`. */
-    const char *unknown = "(module (import \"env\" \"log\" (func)) (func (export \"_start\")))";
-    expect_kind(wt_module_load(engine, (const uint8_t *)unknown, strlen(unknown), &module), WT_ERROR_LINK, 0,
-                "unknown import `env::log`");
+    /* LINK: an import neither the library nor the run's host functions provide (a
+     * function import is the host's to define with the run, so the run fails); no
+     * `_start`. */
+    wt_module_t *unknown = load(engine, "(module (import \"env\" \"log\" (func)) (func (export \"_start\")))");
+    expect_kind(wt_run(engine, unknown, NULL, &how), WT_ERROR_LINK, 0, "unknown import `env::log`");
+    wt_module_free(unknown);
     const char *spawn_unshared =
         "(module (import \"wasi\" \"thread-spawn\" (func (param i32) (result i32))) (memory 1)"
         " (func (export \"_start\")))";

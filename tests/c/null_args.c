@@ -13,6 +13,12 @@ static void exit_cb(void *u, int32_t t, const wt_thread_exit_t *h) { (void)u; (v
 static void start_cb(void *u, int32_t t) { (void)u; (void)t; }
 static void diag_cb(void *u, int32_t t, const char *m) { (void)u; (void)t; (void)m; }
 static void out_cb(void *u, int32_t t, const uint8_t *d, size_t n) { (void)u; (void)t; (void)d; (void)n; }
+static wt_error_t *func_cb(void *e, wt_caller_t *c, const wt_val_t *a, size_t na, wt_val_t *r, size_t nr) {
+    (void)e; (void)c; (void)a; (void)na; (void)r; (void)nr;
+    return NULL;
+}
+static int finalized = 0;
+static void finalizer(void *env) { (void)env; finalized++; }
 
 int main(void) {
     static const char WAT[] = "(module (memory (export \"memory\") 1) (func (export \"_start\")))";
@@ -119,6 +125,51 @@ int main(void) {
     CHECK(!wt_run_try_wait(run, NULL));
     wt_run_free(run);
     wt_exit_clear(NULL);
+
+    /* Host functions and callers. Every refused definition releases its env. */
+    wt_valkind_t i32 = WT_I32;
+    NULL_ERROR(wt_run_config_define_func(NULL, "env", "f", &i32, 1, NULL, 0, func_cb, NULL, finalizer), "config");
+    NULL_ERROR(wt_run_config_define_func(config, NULL, "f", &i32, 1, NULL, 0, func_cb, NULL, finalizer), "module");
+    NULL_ERROR(wt_run_config_define_func(config, "env", NULL, &i32, 1, NULL, 0, func_cb, NULL, finalizer), "name");
+    NULL_ERROR(wt_run_config_define_func(config, "env", "f", NULL, 1, NULL, 0, func_cb, NULL, finalizer), "params");
+    NULL_ERROR(wt_run_config_define_func(config, "env", "f", NULL, 0, NULL, 2, func_cb, NULL, finalizer), "results");
+    NULL_ERROR(wt_run_config_define_func(config, "env", "f", NULL, 0, NULL, 0, NULL, NULL, finalizer), "callback");
+    CHECK(finalized == 6);
+    CHECK(wt_caller_tid(NULL) == -1);
+    CHECK(wt_caller_memory_data(NULL) == NULL);
+    CHECK(wt_caller_memory_size(NULL) == 0);
+    CHECK(!wt_caller_is_ending(NULL));
+    CHECK(wt_caller_end_fd(NULL) == -1);
+    wt_error_t *made = wt_error_new(NULL);
+    expect_error(made, "(no message)");
+
+    /* Instances. */
+    wt_instance_t *instance = NULL;
+    NULL_ERROR(wt_instance_new(NULL, module, config, &instance), "engine");
+    NULL_ERROR(wt_instance_new(engine, NULL, config, &instance), "module");
+    NULL_ERROR(wt_instance_new(engine, module, config, NULL), "instance_out");
+    CHECK(instance == NULL);
+    wt_val_t val;
+    uint8_t byte;
+    NULL_ERROR(wt_instance_call(NULL, "f", NULL, 0, NULL, 0, NULL), "instance");
+    CHECK(wt_instance_call_mode(NULL) == WT_CALLS_SERIAL);
+    CHECK(wt_instance_memory_data(NULL) == NULL);
+    CHECK(wt_instance_memory_size(NULL) == 0);
+    NULL_ERROR(wt_instance_memory_read(NULL, 0, &byte, 1), "instance");
+    NULL_ERROR(wt_instance_memory_write(NULL, 0, &byte, 1), "instance");
+    wt_instance_cancel(NULL);
+    NULL_ERROR(wt_instance_close(NULL, &exit_info), "instance");
+    wt_instance_free(NULL);
+    expect_ok(wt_instance_new(engine, module, NULL, &instance));
+    NULL_ERROR(wt_instance_call(instance, NULL, NULL, 0, NULL, 0, NULL), "name");
+    NULL_ERROR(wt_instance_call(instance, "f", NULL, 1, NULL, 0, NULL), "args");
+    NULL_ERROR(wt_instance_call(instance, "f", &val, 0, NULL, 1, NULL), "results");
+    NULL_ERROR(wt_instance_memory_read(instance, 0, NULL, 1), "buf");
+    NULL_ERROR(wt_instance_memory_write(instance, 0, NULL, 1), "data");
+    expect_ok(wt_instance_memory_read(instance, 0, NULL, 0));
+    NULL_ERROR(wt_instance_close(instance, NULL), "exit_out");
+    wt_instance_free(instance);
+
     CHECK(wt_error_message(NULL) == NULL);
     CHECK(wt_error_kind(NULL) == WT_ERROR_OTHER);
     CHECK(wt_error_os_errno(NULL) == 0);

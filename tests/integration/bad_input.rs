@@ -36,7 +36,11 @@ fn bad_modules_get_clear_errors() {
             br#"(module (import "wasi" "thread-spawn" (func (param i64))) (import "env" "memory" (memory 1 1 shared)))"#,
             "must have type (i32) -> i32", ErrorKind::Link,
         ),
-        ("a function import nobody provides", br#"(module (import "env" "f" (func)))"#, "unknown import `env::f`", ErrorKind::Link),
+        (
+            "a WASI function that does not exist",
+            br#"(module (import "wasi_snapshot_preview1" "nope" (func)))"#,
+            "not a WASI preview 1 function", ErrorKind::Link,
+        ),
         ("a table import", br#"(module (import "env" "t" (table 1 funcref)))"#, "unsupported import `env::t`", ErrorKind::Link),
         (
             "two shared memories",

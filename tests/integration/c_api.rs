@@ -100,6 +100,15 @@ fn c_program_waits_and_frees_from_callbacks_without_deadlock() {
     checks_pass(c_program(&exe).arg(SHARED_GUESTS));
 }
 
+/// Plugins through the C API (`tests/c/plugin.c`): host functions, an instance called
+/// from 8 host threads at once, guest memory, the instance's end by a trap, a cancel
+/// with calls in flight and a blocking host function, `proc_exit`, finalizers.
+#[test]
+fn plugins_host_functions_and_instances() {
+    let exe = compile_with("cc", "-std=c11", "tests/c/plugin.c", "c-plugin", &["-pthread"]);
+    checks_pass(c_program(&exe).arg(SHARED_GUESTS));
+}
+
 /// NULL for every pointer argument of every function gets an error or is ignored as
 /// documented, never a crash (`tests/c/null_args.c`).
 #[test]

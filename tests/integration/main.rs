@@ -23,6 +23,8 @@ mod interruption;
 mod limits;
 /// Which module shapes load, and memories, tables and data segments.
 mod module_shapes;
+/// Instances: host functions, export calls.
+mod plugin;
 /// Real Rust `std::thread` guests.
 mod rust_guest;
 /// Spawning, how a run ends, atomics: the run's semantics.

@@ -1,0 +1,271 @@
+//! Host functions (in commands and instances) and instances: export calls from host
+//! threads, guest memory, the instance's end. The real-toolchain plugins (C and Rust
+//! reactors, parallel calls) are in `plugins.rs`; these use hand-written modules.
+
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasithreads::{CallMode, ErrorKind, ExitKind, HostFunc, Instance, InstanceEnded, Module, RunConfig, Val, ValKind};
+
+use crate::common::{engine, load, within};
+
+/// `env.add(i64, i64) -> i64` that counts its calls and the distinct threads calling it.
+fn adder(calls: &Arc<AtomicI64>) -> HostFunc {
+    let calls = calls.clone();
+    HostFunc::new("env", "add", &[ValKind::I64, ValKind::I64], &[ValKind::I64], move |_caller, args, results| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        let (Val::I64(a), Val::I64(b)) = (args[0], args[1]) else { anyhow::bail!("not i64s") };
+        results[0] = Val::I64(a + b);
+        Ok(())
+    })
+}
+
+/// A command whose `_start` spawns 8 threads; each calls `env.add` 1000 times and adds
+/// the sums to a counter; main waits for all 8 and checks the total, exiting 0 on
+/// success and 1 otherwise.
+const COMMAND_WITH_IMPORT: &str = r#"(module
+  (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+  (import "env" "add" (func $add (param i64 i64) (result i64)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (import "env" "memory" (memory 1 1 shared))
+  (func (export "wasi_thread_start") (param $tid i32) (param $arg i32) (local $i i32) (local $s i64)
+    (loop $l
+      (local.set $s (call $add (local.get $s) (i64.const 1)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 1000))))
+    (drop (i64.atomic.rmw.add (i32.const 8) (local.get $s)))
+    (drop (i32.atomic.rmw.add (i32.const 0) (i32.const 1)))
+    (drop (memory.atomic.notify (i32.const 0) (i32.const 1))))
+  (func (export "_start") (local $i i32) (local $n i32)
+    (loop $s
+      (drop (call $spawn (i32.const 0)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $s (i32.lt_u (local.get $i) (i32.const 8))))
+    (loop $w
+      (local.set $n (i32.atomic.load (i32.const 0)))
+      (if (i32.lt_u (local.get $n) (i32.const 8))
+        (then (drop (memory.atomic.wait32 (i32.const 0) (local.get $n) (i64.const -1))) (br $w))))
+    (call $exit (i64.ne (i64.atomic.load (i32.const 8)) (i64.const 8000)))))"#;
+
+#[test]
+fn host_functions_are_linked_into_every_thread_of_a_command() {
+    let e = engine();
+    let m = load(&e, COMMAND_WITH_IMPORT);
+    let calls = Arc::new(AtomicI64::new(0));
+    let tids = Arc::new(parking_lot::Mutex::new(std::collections::BTreeSet::new()));
+    let mut config = RunConfig::default();
+    config.imports.push(adder(&calls));
+    let seen = tids.clone();
+    config.imports[0].callback = {
+        let inner = config.imports[0].callback.clone();
+        Arc::new(move |c, a, r| {
+            seen.lock().insert(c.tid());
+            inner(c, a, r)
+        })
+    };
+    let exit = within(Duration::from_secs(60), move || wasithreads::Run::start(&m, &config).unwrap().wait());
+    assert_eq!((exit.kind, exit.code), (ExitKind::Code, 0), "{exit:?}");
+    assert_eq!(calls.load(Ordering::SeqCst), 8000);
+    assert_eq!(tids.lock().len(), 8, "eight spawned threads called it: {:?}", tids.lock());
+    assert!(!tids.lock().contains(&0));
+}
+
+#[test]
+fn imports_the_config_lacks_or_types_it_gets_wrong_fail_the_start_by_name() {
+    let e = engine();
+    let m = load(&e, COMMAND_WITH_IMPORT);
+    let err = wasithreads::Run::start(&m, &RunConfig::default()).err().expect("no env.add");
+    let text = format!("{err:#}");
+    assert_eq!(ErrorKind::of(&err), ErrorKind::Link, "{text}");
+    assert!(text.contains("unknown import `env::add`") && text.contains("i64"), "{text}");
+
+    let mut config = RunConfig::default();
+    config.imports.push(HostFunc::new("env", "add", &[ValKind::I32], &[], |_, _, _| Ok(())));
+    let err = wasithreads::Run::start(&m, &config).err().expect("wrong type");
+    let text = format!("{err:#}");
+    assert_eq!(ErrorKind::of(&err), ErrorKind::Link, "{text}");
+    assert!(text.contains("defined as (i32) -> ()"), "{text}");
+
+    for (module, name) in [("wasi_snapshot_preview1", "fd_write"), ("wasi", "thread-spawn")] {
+        let mut config = RunConfig::default();
+        config.imports.push(HostFunc::new(module, name, &[], &[], |_, _, _| Ok(())));
+        let err = wasithreads::Run::start(&m, &config).err().expect("ours");
+        assert_eq!(ErrorKind::of(&err), ErrorKind::Misuse, "{err:#}");
+        assert!(format!("{err:#}").contains("provides that import itself"), "{err:#}");
+    }
+}
+
+/// A reactor without threads: `_initialize` sets a global; exports read memory, trap,
+/// exit, call the host, loop forever.
+const REACTOR: &str = r#"(module
+  (import "env" "twice" (func $twice (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (global $init (mut i32) (i32.const 0))
+  (func (export "_initialize") (global.set $init (i32.const 7)))
+  (func (export "inited") (result i32) (global.get $init))
+  (func (export "sum") (param $p i32) (param $n i32) (result i64) (local $s i64)
+    (block $d (loop $l
+      (br_if $d (i32.eqz (local.get $n)))
+      (local.set $s (i64.add (local.get $s) (i64.load8_u (local.get $p))))
+      (local.set $p (i32.add (local.get $p) (i32.const 1)))
+      (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+      (br $l)))
+    (local.get $s))
+  (func (export "twice_plus") (param i32) (result i32) (i32.add (call $twice (local.get 0)) (i32.const 1)))
+  (func (export "fmix") (param f32 f64) (result f64) (f64.add (f64.promote_f32 (local.get 0)) (local.get 1)))
+  (func (export "boom") (unreachable))
+  (func (export "quit") (param i32) (call $exit (local.get 0)))
+  (func (export "forever") (loop $l (br $l))))"#;
+
+fn reactor_config() -> RunConfig {
+    let mut config = RunConfig::default();
+    config.imports.push(HostFunc::new("env", "twice", &[ValKind::I32], &[ValKind::I32], |caller, args, results| {
+        let Val::I32(x) = args[0] else { anyhow::bail!("not an i32") };
+        anyhow::ensure!(x != 13, "unlucky {x} (thread {})", caller.tid());
+        results[0] = Val::I32(2 * x);
+        Ok(())
+    }));
+    config
+}
+
+#[test]
+fn an_instance_runs_initialize_once_and_serves_typed_calls() {
+    let e = engine();
+    let m = load(&e, REACTOR);
+    let inst = Instance::new(&m, &reactor_config()).unwrap();
+    assert_eq!(inst.call_mode(), CallMode::Serial, "no shared memory: calls are serialised");
+    assert_eq!(inst.call("inited", &[]).unwrap(), vec![Val::I32(7)]);
+    inst.write(100, &[1, 2, 3, 250]).unwrap();
+    let mut back = [0u8; 4];
+    inst.read(100, &mut back).unwrap();
+    assert_eq!(back, [1, 2, 3, 250]);
+    assert_eq!(inst.call("sum", &[Val::I32(100), Val::I32(4)]).unwrap(), vec![Val::I64(256)]);
+    assert_eq!(inst.call("twice_plus", &[Val::I32(20)]).unwrap(), vec![Val::I32(41)]);
+    assert_eq!(inst.call("fmix", &[Val::F32(1.5), Val::F64(2.25)]).unwrap(), vec![Val::F64(3.75)]);
+
+    // Misuse leaves the instance alive.
+    for (name, args, needle) in [
+        ("nope", vec![], "no callable export `nope`"),
+        ("sum", vec![Val::I32(1)], "1 given, 2 expected"),
+        ("sum", vec![Val::I32(1), Val::I64(2)], "value 1 is an i64"),
+        ("memory", vec![], "no callable export"),
+        ("wasithreads:adopt", vec![], "no callable export"),
+    ] {
+        let err = inst.call(name, &args).unwrap_err();
+        assert_eq!(ErrorKind::of(&err), ErrorKind::Misuse, "{err:#}");
+        assert!(format!("{err:#}").contains(needle), "{err:#}");
+    }
+    let err = inst.write(65530, &[0; 7]).unwrap_err();
+    assert_eq!(ErrorKind::of(&err), ErrorKind::Misuse, "{err:#}");
+    assert!(inst.read(u64::MAX, &mut [0]).is_err());
+    assert_eq!(inst.call("inited", &[]).unwrap(), vec![Val::I32(7)]);
+
+    // A host function's error traps the calling thread, which ends the instance.
+    let err = inst.call("twice_plus", &[Val::I32(13)]).unwrap_err();
+    assert_eq!(ErrorKind::of(&err), ErrorKind::Ended, "{err:#}");
+    let ended = InstanceEnded::of(&err).expect("the exit");
+    assert_eq!(ended.0.kind, ExitKind::Trap);
+    let msg = ended.0.message.as_deref().unwrap();
+    assert!(msg.contains("host function `env::twice` failed: unlucky 13 (thread 0)"), "{msg}");
+    assert!(msg.contains("wasm backtrace:"), "{msg}");
+    // Every later call fails at once with that first exit.
+    let again = inst.call("inited", &[]).unwrap_err();
+    assert_eq!(InstanceEnded::of(&again).unwrap().0, ended.0);
+    let closed = inst.close();
+    assert_eq!(closed.kind, ExitKind::Trap);
+    assert_eq!(inst.close(), closed, "close is idempotent");
+}
+
+#[test]
+fn a_trap_or_exit_in_a_call_ends_the_instance_with_that_exit() {
+    let e = engine();
+    let m = load(&e, REACTOR);
+    let inst = Instance::new(&m, &reactor_config()).unwrap();
+    let err = inst.call("boom", &[]).unwrap_err();
+    let exit = &InstanceEnded::of(&err).unwrap().0;
+    assert_eq!((exit.kind, exit.tid), (ExitKind::Trap, 0));
+    assert!(exit.message.as_deref().unwrap().contains("unreachable"), "{exit:?}");
+
+    let inst = Instance::new(&m, &reactor_config()).unwrap();
+    let err = inst.call("quit", &[Val::I32(9)]).unwrap_err();
+    let exit = &InstanceEnded::of(&err).unwrap().0;
+    assert_eq!((exit.kind, exit.code), (ExitKind::Code, 9));
+    assert_eq!(inst.close().code, 9);
+}
+
+#[test]
+fn cancel_and_timeout_stop_a_call_in_flight() {
+    let e = engine();
+    let m = Module::new(&e, REACTOR.as_bytes()).unwrap();
+    let inst = Arc::new(Instance::new(&m, &reactor_config()).unwrap());
+    let caller = inst.clone();
+    let t = std::thread::spawn(move || caller.call("forever", &[]).unwrap_err());
+    std::thread::sleep(Duration::from_millis(50));
+    let start = Instant::now();
+    inst.cancel();
+    let err = within(Duration::from_secs(10), move || t.join().unwrap());
+    assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+    assert_eq!(InstanceEnded::of(&err).unwrap().0.kind, ExitKind::Cancelled);
+    assert_eq!(inst.close().kind, ExitKind::Cancelled);
+
+    let mut config = reactor_config();
+    config.timeout = Some(Duration::from_millis(100));
+    let inst = Instance::new(&m, &config).unwrap();
+    let err = within(Duration::from_secs(10), move || inst.call("forever", &[]).unwrap_err());
+    assert_eq!(InstanceEnded::of(&err).unwrap().0.kind, ExitKind::Timeout);
+}
+
+#[test]
+fn an_initialize_that_traps_fails_the_instance_with_its_exit() {
+    let e = engine();
+    let m = load(&e, r#"(module (memory (export "memory") 1) (func (export "_initialize") (unreachable)))"#);
+    let err = Instance::new(&m, &RunConfig::default()).err().expect("trapped");
+    assert_eq!(ErrorKind::of(&err), ErrorKind::Ended, "{err:#}");
+    assert!(format!("{err:#}").contains("initialising the instance"), "{err:#}");
+    assert_eq!(InstanceEnded::of(&err).unwrap().0.kind, ExitKind::Trap);
+}
+
+#[test]
+fn a_host_function_panic_traps_the_caller_and_the_host_lives() {
+    let e = engine();
+    let m = load(&e, REACTOR);
+    let mut config = RunConfig::default();
+    config.imports.push(HostFunc::new("env", "twice", &[ValKind::I32], &[ValKind::I32], |_, _, _| panic!("oops")));
+    let inst = Instance::new(&m, &config).unwrap();
+    let err = inst.call("twice_plus", &[Val::I32(1)]).unwrap_err();
+    let exit = &InstanceEnded::of(&err).unwrap().0;
+    assert!(exit.message.as_deref().unwrap().contains("host function `env::twice` panicked: oops"), "{exit:?}");
+    // A result of the wrong type is a trap too, not a crash.
+    let mut config = RunConfig::default();
+    config.imports.push(HostFunc::new("env", "twice", &[ValKind::I32], &[ValKind::I32], |_, _, r| {
+        r[0] = Val::F64(1.0);
+        Ok(())
+    }));
+    let inst = Instance::new(&m, &config).unwrap();
+    let err = inst.call("twice_plus", &[Val::I32(1)]).unwrap_err();
+    assert!(format!("{err:#}").contains("set result 0 to an f64"), "{err:#}");
+}
+
+#[test]
+fn serial_calls_from_many_host_threads_all_complete() {
+    let e = engine();
+    let m = load(&e, REACTOR);
+    let inst = Arc::new(Instance::new(&m, &reactor_config()).unwrap());
+    let done = Arc::new(AtomicUsize::new(0));
+    let threads: Vec<_> = (0..8)
+        .map(|k| {
+            let (inst, done) = (inst.clone(), done.clone());
+            std::thread::spawn(move || {
+                for i in 0..500 {
+                    let x = k * 1000 + i + 100;
+                    assert_eq!(inst.call("twice_plus", &[Val::I32(x)]).unwrap(), vec![Val::I32(2 * x + 1)]);
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    within(Duration::from_secs(60), move || threads.into_iter().for_each(|t| t.join().unwrap()));
+    assert_eq!(done.load(Ordering::Relaxed), 4000);
+}
