@@ -4,6 +4,7 @@
 pub mod c;
 pub mod child;
 pub mod fd_guest;
+pub mod plugin;
 pub mod wasi;
 
 use std::sync::{Arc, Mutex};

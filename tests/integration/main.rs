@@ -23,8 +23,10 @@ mod interruption;
 mod limits;
 /// Which module shapes load, and memories, tables and data segments.
 mod module_shapes;
-/// Instances: host functions, export calls.
+/// Host functions and instances with hand-written modules.
 mod plugin;
+/// The real-toolchain plugins (threaded reactors in C and Rust).
+mod plugins;
 /// Real Rust `std::thread` guests.
 mod rust_guest;
 /// Spawning, how a run ends, atomics: the run's semantics.
