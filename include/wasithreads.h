@@ -404,7 +404,9 @@ typedef struct wt_bytes wt_bytes_t;
  *   `wt_run_config_preopen_dir_readonly`
  * - limits: `wt_run_config_set_max_threads`, `wt_run_config_set_max_fds`,
  *   `wt_run_config_set_max_memory`, `wt_run_config_set_max_table_elements`,
- *   `wt_run_config_set_timeout_ms`, `wt_run_config_set_teardown_grace_ms`
+ *   `wt_run_config_set_timeout_ms`, `wt_run_config_set_call_timeout_ms`,
+ *   `wt_run_config_set_teardown_grace_ms`
+ * - host functions: `wt_run_config_define_func`
  * - core dumps: `wt_run_config_set_coredump_path`
  * - output: `wt_run_config_set_output_inherit`, `wt_run_config_set_output_null`,
  *   `wt_run_config_set_output_file`, `wt_run_config_set_output_fd`,
@@ -415,8 +417,8 @@ typedef struct wt_bytes wt_bytes_t;
  * - callbacks: `wt_run_config_set_thread_start_callback`,
  *   `wt_run_config_set_thread_exit_callback`, `wt_run_config_set_diagnostic_callback`
  *
- * Lifecycle: 1. `wt_run_config_new`; 2. the setters; 3. `wt_run` or `wt_run_start`, any
- * number of times (NULL instead of a config runs with the defaults);
+ * Lifecycle: 1. `wt_run_config_new`; 2. the setters; 3. `wt_run`, `wt_run_start` or
+ * `wt_instance_new`, any number of times (NULL instead of a config runs with the defaults);
  * 4. `wt_run_config_free`, at any time after the runs started.
  */
 typedef struct wt_run_config wt_run_config_t;
@@ -908,6 +910,15 @@ void wt_run_config_set_max_table_elements(wt_run_config_t *config, uint64_t elem
  * or never with `WT_NO_TIMEOUT` (the default).
  */
 void wt_run_config_set_timeout_ms(wt_run_config_t *config, uint64_t timeout_ms);
+
+/**
+ * For instances (`wt_instance_new`): ends the instance with `WT_EXIT_TIMEOUT` when one
+ * export call has gone on for `timeout_ms` milliseconds, or never with `WT_NO_TIMEOUT`
+ * (the default). It ends the whole instance, not only that call (every call in flight
+ * and later then fails with `WT_ERROR_ENDED`): stopping a thread mid-call could leave
+ * the guest's locks held. Runs (`wt_run`) ignore it.
+ */
+void wt_run_config_set_call_timeout_ms(wt_run_config_t *config, uint64_t timeout_ms);
 
 /**
  * Sets how long the end of a run waits for its threads to stop, in milliseconds

@@ -24,8 +24,13 @@ pub struct RunConfig {
     pub preopens: Vec<Preopen>,
     /// Every cap of the run: threads, descriptors, memory, table elements.
     pub limits: Limits,
-    /// End the run with [`crate::ExitKind::Timeout`] after this long.
+    /// End the run with [`crate::ExitKind::Timeout`] after this long (an instance: this
+    /// long after it was made).
     pub timeout: Option<Duration>,
+    /// For an [`Instance`](crate::Instance): end it with [`crate::ExitKind::Timeout`]
+    /// when one export call takes longer than this. It ends the whole instance, not just
+    /// the call: a thread stopped mid-call could leave the guest's locks held.
+    pub call_timeout: Option<Duration>,
     /// How long the end of a run waits for its threads to stop (default
     /// [`DEFAULT_TEARDOWN_GRACE`]). Threads stop within milliseconds unless one is in a
     /// long host callback or one long wasm instruction (a `memory.fill` of gigabytes);
@@ -59,6 +64,7 @@ impl Default for RunConfig {
             preopens: Vec::new(),
             limits: Limits::default(),
             timeout: None,
+            call_timeout: None,
             inherit_env: false,
             teardown_grace: DEFAULT_TEARDOWN_GRACE,
             stdin: Input::Inherit,

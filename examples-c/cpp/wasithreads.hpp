@@ -28,6 +28,7 @@
 // |            | must be started with the config locked, and wt_run would hold that lock   |
 // |            | for the whole run, blocking every other start from the same config.       |
 // | `wt_run_config_define_func` | plugins: C++ wrappers for host functions and instances come with issue 22 |
+// | `wt_run_config_set_call_timeout_ms` | plugins: C++ wrappers for host functions and instances come with issue 22 |
 // | `wt_caller_tid` | plugins: C++ wrappers for host functions and instances come with issue 22 |
 // | `wt_caller_memory_data` | plugins: C++ wrappers for host functions and instances come with issue 22 |
 // | `wt_caller_memory_size` | plugins: C++ wrappers for host functions and instances come with issue 22 |

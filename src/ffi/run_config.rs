@@ -32,7 +32,9 @@ pub struct wt_run_config {
 ///   `wt_run_config_preopen_dir_readonly`
 /// - limits: `wt_run_config_set_max_threads`, `wt_run_config_set_max_fds`,
 ///   `wt_run_config_set_max_memory`, `wt_run_config_set_max_table_elements`,
-///   `wt_run_config_set_timeout_ms`, `wt_run_config_set_teardown_grace_ms`
+///   `wt_run_config_set_timeout_ms`, `wt_run_config_set_call_timeout_ms`,
+///   `wt_run_config_set_teardown_grace_ms`
+/// - host functions: `wt_run_config_define_func`
 /// - core dumps: `wt_run_config_set_coredump_path`
 /// - output: `wt_run_config_set_output_inherit`, `wt_run_config_set_output_null`,
 ///   `wt_run_config_set_output_file`, `wt_run_config_set_output_fd`,
@@ -43,8 +45,8 @@ pub struct wt_run_config {
 /// - callbacks: `wt_run_config_set_thread_start_callback`,
 ///   `wt_run_config_set_thread_exit_callback`, `wt_run_config_set_diagnostic_callback`
 ///
-/// Lifecycle: 1. `wt_run_config_new`; 2. the setters; 3. `wt_run` or `wt_run_start`, any
-/// number of times (NULL instead of a config runs with the defaults);
+/// Lifecycle: 1. `wt_run_config_new`; 2. the setters; 3. `wt_run`, `wt_run_start` or
+/// `wt_instance_new`, any number of times (NULL instead of a config runs with the defaults);
 /// 4. `wt_run_config_free`, at any time after the runs started.
 pub type wt_run_config_t = wt_run_config;
 impl NotError for wt_run_config {}
@@ -199,6 +201,18 @@ pub extern "C" fn wt_run_config_set_max_table_elements(config: *mut wt_run_confi
 pub extern "C" fn wt_run_config_set_timeout_ms(config: *mut wt_run_config_t, timeout_ms: u64) {
     ffi_boundary! {
         with_config(config, |c| c.timeout = (timeout_ms != NO_TIMEOUT).then(|| Duration::from_millis(timeout_ms)))
+    }
+}
+
+/// For instances (`wt_instance_new`): ends the instance with `WT_EXIT_TIMEOUT` when one
+/// export call has gone on for `timeout_ms` milliseconds, or never with `WT_NO_TIMEOUT`
+/// (the default). It ends the whole instance, not only that call (every call in flight
+/// and later then fails with `WT_ERROR_ENDED`): stopping a thread mid-call could leave
+/// the guest's locks held. Runs (`wt_run`) ignore it.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run_config_set_call_timeout_ms(config: *mut wt_run_config_t, timeout_ms: u64) {
+    ffi_boundary! {
+        with_config(config, |c| c.call_timeout = (timeout_ms != NO_TIMEOUT).then(|| Duration::from_millis(timeout_ms)))
     }
 }
 

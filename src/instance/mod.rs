@@ -7,15 +7,17 @@
 //!
 //! - `mod.rs`: [`Instance`]: creation, calls, the end;
 //! - `worker.rs`: the guest threads calls run on (host threads adopted as guest threads);
-//! - `stack.rs`: the native stack a calling host thread needs.
+//! - `stack.rs`: the native stack a calling host thread needs;
+//! - `deadline.rs`: the call timeout.
 
+mod deadline;
 mod stack;
 mod worker;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use parking_lot::Mutex;
 use wasmtime::ExternType;
 
@@ -85,6 +87,8 @@ pub struct Instance {
     exports: HashMap<String, FuncType>,
     /// The engine's largest wasm stack, for the calling thread's stack check.
     wasm_stack: usize,
+    /// The config's call timeout, if it has one.
+    deadlines: Option<deadline::CallDeadlines>,
 }
 
 /// The exports of `module` callable with [`Val`]s: functions of number types, not the
@@ -147,6 +151,7 @@ impl Instance {
             mode,
             exports: callable_exports(module),
             wasm_stack,
+            deadlines: config.call_timeout.map(deadline::CallDeadlines::new),
         })
     }
 
@@ -196,6 +201,10 @@ impl Instance {
         }
         stack::check(self.wasm_stack)?;
         let group = self.run.group();
+        let _watch = match &self.deadlines {
+            Some(d) => Some(d.watch(group).context("starting the call timeout's thread").kind(ErrorKind::Limit)?),
+            None => None,
+        };
         if self.mode == CallMode::Serial {
             if self.run.in_own_callback() {
                 // The main instance is busy with the call that called this host function.

@@ -269,3 +269,21 @@ fn serial_calls_from_many_host_threads_all_complete() {
     within(Duration::from_secs(60), move || threads.into_iter().for_each(|t| t.join().unwrap()));
     assert_eq!(done.load(Ordering::Relaxed), 4000);
 }
+
+#[test]
+fn a_call_past_the_call_timeout_ends_the_instance() {
+    let e = engine();
+    let m = load(&e, REACTOR);
+    let mut config = reactor_config();
+    config.call_timeout = Some(Duration::from_millis(100));
+    let inst = Instance::new(&m, &config).unwrap();
+    // Calls that return in time are not affected, however many.
+    for i in 0..1000 {
+        assert_eq!(inst.call("twice_plus", &[Val::I32(i + 100)]).unwrap(), vec![Val::I32(2 * (i + 100) + 1)]);
+    }
+    let inst = Arc::new(inst);
+    let caller = inst.clone();
+    let err = within(Duration::from_secs(10), move || caller.call("forever", &[]).unwrap_err());
+    assert_eq!(InstanceEnded::of(&err).unwrap().0.kind, ExitKind::Timeout, "{err:#}");
+    assert_eq!(inst.close().kind, ExitKind::Timeout);
+}
