@@ -83,7 +83,7 @@ impl fmt::Display for FuncType {
 }
 
 /// Checks that `vals` match `kinds` one for one; `what` names them in the error.
-pub(crate) fn check_vals(what: &str, kinds: &[ValKind], vals: &[Val]) -> Result<()> {
+pub(crate) fn check_vals(what: impl fmt::Display, kinds: &[ValKind], vals: &[Val]) -> Result<()> {
     if kinds.len() != vals.len() {
         bail!("{what}: {} given, {} expected ({})", vals.len(), kinds.len(), list_kinds(kinds));
     }
@@ -91,6 +91,15 @@ pub(crate) fn check_vals(what: &str, kinds: &[ValKind], vals: &[Val]) -> Result<
         bail!("{what}: value {i} is an {}, the function takes an {k} there", v.kind());
     }
     Ok(())
+}
+
+/// "arguments of `name`", formatted only when an error says it.
+pub(crate) struct ArgsOf<'a>(pub(crate) &'a str);
+
+impl fmt::Display for ArgsOf<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "arguments of `{}`", self.0)
+    }
 }
 
 fn list_kinds(kinds: &[ValKind]) -> String {

@@ -73,7 +73,7 @@ impl Group {
 
     /// Thread `tid`'s call is over.
     pub(crate) fn leave_call(&self, tid: i32) {
-        self.life.thread_gone(tid);
+        self.life.call_returned(&self.teardown, tid);
     }
 
     /// The main thread (tid 0) is idle between calls: the instance's end does not wait

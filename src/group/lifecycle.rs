@@ -112,6 +112,18 @@ impl Lifecycle {
         self.state.lock().first_exit.clone()
     }
 
+    /// Called when an export call of thread `tid` returns: as [`Lifecycle::thread_gone`],
+    /// but waking the supervisor only when the run is ending (it waits for nothing else
+    /// of a call; it waits with timeouts, so a call that returns just as the end begins
+    /// is seen within a tick). Calls come and go often: a wake-up each would cost a
+    /// context switch per call.
+    pub(super) fn call_returned(&self, teardown: &Teardown, tid: i32) {
+        self.state.lock().live.remove(&tid);
+        if teardown.signal.is_ending() {
+            self.cond.notify_all();
+        }
+    }
+
     /// True when the run ended by a trap of thread `tid`.
     pub(super) fn ended_by_trap_of(&self, tid: i32) -> bool {
         let st = self.state.lock();

@@ -24,7 +24,7 @@ fn wasm_type(k: ValKind) -> wasmtime::ValType {
 }
 
 /// `v` as a [`Val`]; the linker checked its type against the function's.
-pub(crate) fn from_wasm(v: &wasmtime::Val) -> Val {
+fn from_wasm(v: &wasmtime::Val) -> Val {
     match v {
         wasmtime::Val::I32(x) => Val::I32(*x),
         wasmtime::Val::I64(x) => Val::I64(*x),
@@ -35,7 +35,7 @@ pub(crate) fn from_wasm(v: &wasmtime::Val) -> Val {
     }
 }
 
-pub(crate) fn to_wasm(v: Val) -> wasmtime::Val {
+fn to_wasm(v: Val) -> wasmtime::Val {
     match v {
         Val::I32(x) => wasmtime::Val::I32(x),
         Val::I64(x) => wasmtime::Val::I64(x),
@@ -45,7 +45,7 @@ pub(crate) fn to_wasm(v: Val) -> wasmtime::Val {
 }
 
 /// The Wasmtime type of `f`.
-pub(crate) fn func_type(engine: &wasmtime::Engine, f: &crate::hostfunc::FuncType) -> wasmtime::FuncType {
+fn func_type(engine: &wasmtime::Engine, f: &crate::hostfunc::FuncType) -> wasmtime::FuncType {
     wasmtime::FuncType::new(engine, f.params.iter().copied().map(wasm_type), f.results.iter().copied().map(wasm_type))
 }
 

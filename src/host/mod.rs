@@ -20,7 +20,7 @@ use wasmtime::{Caller, Linker};
 use crate::group::{Adopted, StoreData};
 
 pub(crate) use atomics::{AtomicImport, AtomicOp};
-pub(crate) use imports::{define as define_host_funcs, from_wasm, to_wasm};
+pub(crate) use imports::define as define_host_funcs;
 pub(crate) use wasi_link::{P1_FUNCTIONS, P1_MODULE};
 
 /// The import module of everything the rewrite adds (`module/rewrite.rs`): the atomics

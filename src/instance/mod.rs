@@ -19,17 +19,16 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use parking_lot::Mutex;
-use wasmtime::ExternType;
+use wasmtime::{ExternType, ValRaw};
 
 use crate::config::RunConfig;
 use crate::error::{error, ErrorKind, ResultKind};
 use crate::exit::RunExit;
-use crate::host::{from_wasm, to_wasm};
-use crate::hostfunc::{check_vals, Caller, CallerMemory, FuncType, Val, ValKind};
+use crate::hostfunc::{check_vals, ArgsOf, Caller, CallerMemory, FuncType, Val, ValKind};
 use crate::launch::{launch, Launch};
 use crate::module::Module;
 use crate::run::Run;
-use worker::{Main, NoWorker, Worker, Workers};
+use worker::{Callee, Main, NoWorker, Worker, Workers};
 
 /// The error of a call (or of [`Instance::new`]) because the instance ended; its
 /// [`ErrorKind`] is [`ErrorKind::Ended`]. Holds the instance's first exit.
@@ -84,16 +83,22 @@ pub struct Instance {
     workers: Workers,
     mode: CallMode,
     /// The functions the module exports that calls can reach, with their types.
-    exports: HashMap<String, FuncType>,
+    exports: HashMap<String, Export>,
     /// The engine's largest wasm stack, for the calling thread's stack check.
     wasm_stack: usize,
     /// The config's call timeout, if it has one.
     deadlines: Option<deadline::CallDeadlines>,
 }
 
+/// An export calls can reach: its type and its number among them.
+struct Export {
+    ty: FuncType,
+    index: usize,
+}
+
 /// The exports of `module` callable with [`Val`]s: functions of number types, not the
 /// library's own.
-fn callable_exports(module: &Module) -> HashMap<String, FuncType> {
+fn callable_exports(module: &Module) -> HashMap<String, Export> {
     let kind = |t: wasmtime::ValType| match t {
         wasmtime::ValType::I32 => Some(ValKind::I32),
         wasmtime::ValType::I64 => Some(ValKind::I64),
@@ -110,7 +115,8 @@ fn callable_exports(module: &Module) -> HashMap<String, FuncType> {
         let params: Option<Vec<_>> = f.params().map(kind).collect();
         let results: Option<Vec<_>> = f.results().map(kind).collect();
         if let (Some(params), Some(results)) = (params, results) {
-            out.insert(e.name().to_string(), FuncType { params, results });
+            let index = out.len();
+            out.insert(e.name().to_string(), Export { ty: FuncType { params, results }, index });
         }
     }
     out
@@ -146,7 +152,7 @@ impl Instance {
         let mode = if module.inner.adopt && group.memory.is_some() { CallMode::Parallel } else { CallMode::Serial };
         Ok(Instance {
             run,
-            main: Mutex::new(Main { store, instance }),
+            main: Mutex::new(Main::new(store, instance)),
             workers: Workers::default(),
             mode,
             exports: callable_exports(module),
@@ -162,25 +168,25 @@ impl Instance {
 
     /// The type of export `name`, if calls can reach it.
     pub fn export_type(&self, name: &str) -> Option<&FuncType> {
-        self.exports.get(name)
+        self.exports.get(name).map(|e| &e.ty)
     }
 
     /// Calls export `name` with `args` on a guest thread of the calling host thread's
     /// (see [`CallMode`]) and returns its results.
     pub fn call(&self, name: &str, args: &[Val]) -> Result<Vec<Val>> {
-        let ty = self.checked(name, args)?;
-        let mut results: Vec<Val> = ty.results.iter().map(|&k| Val::zero(k)).collect();
+        let export = self.checked(name, args)?;
+        let mut results: Vec<Val> = export.ty.results.iter().map(|&k| Val::zero(k)).collect();
         self.call_into(name, args, &mut results)?;
         Ok(results)
     }
 
     /// Checks a call of `name` with `args` against the export's type.
-    fn checked(&self, name: &str, args: &[Val]) -> Result<&FuncType> {
-        let Some(ty) = self.exports.get(name) else {
+    fn checked(&self, name: &str, args: &[Val]) -> Result<&Export> {
+        let Some(export) = self.exports.get(name) else {
             return Err(error(ErrorKind::Misuse, format!("the module has no callable export `{name}`")));
         };
-        check_vals(&format!("arguments of `{name}`"), &ty.params, args).kind(ErrorKind::Misuse)?;
-        Ok(ty)
+        check_vals(ArgsOf(name), &export.ty.params, args).kind(ErrorKind::Misuse)?;
+        Ok(export)
     }
 
     /// [`Instance::call`] writing the results to `results`, which must have the export's
@@ -192,11 +198,11 @@ impl Instance {
     /// [`ErrorKind::Ended`]) when the instance ended, in this call (a trap or `proc_exit`
     /// here ends it) or before.
     pub fn call_into(&self, name: &str, args: &[Val], results: &mut [Val]) -> Result<()> {
-        let ty = self.checked(name, args)?;
-        if results.len() != ty.results.len() {
+        let export = self.checked(name, args)?;
+        if results.len() != export.ty.results.len() {
             return Err(error(
                 ErrorKind::Misuse,
-                format!("`{name}` gives {} results, room for {} was given", ty.results.len(), results.len()),
+                format!("`{name}` gives {} results, room for {} was given", export.ty.results.len(), results.len()),
             ));
         }
         stack::check(self.wasm_stack)?;
@@ -217,8 +223,7 @@ impl Instance {
                 ));
             }
             let mut main = self.main.lock();
-            let Main { store, instance } = &mut *main;
-            return call_on(group, 0, store, instance, name, args, results).map_err(ended);
+            return call_on(group, 0, &mut main, export, name, args, results).map_err(ended);
         }
         let mut worker = match self.workers.take(group) {
             Some(w) => w,
@@ -233,8 +238,8 @@ impl Instance {
                 Err(NoWorker::Refused(_)) => self.workers.take_any(group).map_err(ended)?,
             },
         };
-        let Worker { store, instance, tid, .. } = &mut worker;
-        call_on(group, *tid, store, instance, name, args, results).map_err(ended)?;
+        let Worker { callee, tid, .. } = &mut worker;
+        call_on(group, *tid, callee, export, name, args, results).map_err(ended)?;
         self.workers.put(group, worker);
         Ok(())
     }
@@ -274,7 +279,7 @@ impl Instance {
             return f(&mut view).kind(ErrorKind::Misuse);
         }
         let mut main = self.main.lock();
-        let Main { store, instance } = &mut *main;
+        let Main { store, instance, .. } = &mut *main;
         let memory = match instance.get_memory(&mut *store, "memory") {
             Some(m) => CallerMemory::Unshared(m.data_mut(&mut *store)),
             None => CallerMemory::None,
@@ -316,32 +321,68 @@ impl Instance {
     }
 }
 
-/// Calls `name` on thread `tid`'s `store`; on failure ends the instance (a trap or
-/// `proc_exit` of this call) and gives its first exit.
+/// The most parameters or results a call passes on the stack; more take a heap buffer.
+const INLINE_VALS: usize = 16;
+
+fn raw(v: Val) -> ValRaw {
+    match v {
+        Val::I32(x) => ValRaw::i32(x),
+        Val::I64(x) => ValRaw::i64(x),
+        Val::F32(x) => ValRaw::f32(x.to_bits()),
+        Val::F64(x) => ValRaw::f64(x.to_bits()),
+    }
+}
+
+fn cooked(kind: ValKind, v: &ValRaw) -> Val {
+    match kind {
+        ValKind::I32 => Val::I32(v.get_i32()),
+        ValKind::I64 => Val::I64(v.get_i64()),
+        ValKind::F32 => Val::F32(f32::from_bits(v.get_f32())),
+        ValKind::F64 => Val::F64(f64::from_bits(v.get_f64())),
+    }
+}
+
+/// Calls `export` (named `name`) on thread `tid`'s `callee`, with `args` already checked
+/// against its type; on failure ends the instance (a trap or `proc_exit` of this call)
+/// and gives its first exit.
 fn call_on(
     group: &Arc<crate::group::Group>,
     tid: i32,
-    store: &mut wasmtime::Store<crate::group::StoreData>,
-    instance: &wasmtime::Instance,
+    callee: &mut Callee,
+    export: &Export,
     name: &str,
     args: &[Val],
     results: &mut [Val],
 ) -> std::result::Result<(), RunExit> {
-    let Some(func) = instance.get_func(&mut *store, name) else {
+    let Some(func) = callee.func(export.index, name) else {
         return Err(group.ended_exit());
     };
     group.enter_call(tid)?;
-    let wargs: Vec<wasmtime::Val> = args.iter().copied().map(to_wasm).collect();
-    let mut wres: Vec<wasmtime::Val> = results.iter().copied().map(to_wasm).collect();
-    let done = func.call(&mut *store, &wargs, &mut wres);
+    let n = args.len().max(results.len());
+    let mut inline = [ValRaw::i32(0); INLINE_VALS];
+    let mut heap = Vec::new();
+    let buf: &mut [ValRaw] = if n <= INLINE_VALS {
+        &mut inline[..n]
+    } else {
+        heap.resize(n, ValRaw::i32(0));
+        &mut heap
+    };
+    for (slot, &a) in buf.iter_mut().zip(args) {
+        *slot = raw(a);
+    }
+    // SAFETY: `func` is an export of `callee`'s instance, in `callee.store`; `buf` holds
+    // the arguments, each of the type the export declares (checked by `Instance::checked`
+    // against the module's own export type), and has room for every result; they are
+    // numbers only (no references); the call is synchronous.
+    let done = unsafe { func.call_unchecked(&mut callee.store, buf as *mut [ValRaw]) };
     let outcome = match done {
         Ok(()) => {
-            for (out, v) in results.iter_mut().zip(&wres) {
-                *out = from_wasm(v);
+            for ((out, &kind), v) in results.iter_mut().zip(&export.ty.results).zip(buf.iter()) {
+                *out = cooked(kind, v);
             }
             Ok(())
         }
-        Err(e) => Err(group.call_failed(tid, store, &e)),
+        Err(e) => Err(group.call_failed(tid, &mut callee.store, &e)),
     };
     group.leave_call(tid);
     outcome

@@ -14,12 +14,11 @@
 //! most calls ever in flight at once.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
-use wasmtime::{Store, TypedFunc};
+use wasmtime::{Func, Store, TypedFunc};
 
 use crate::error::{error, ErrorKind};
 use crate::exit::RunExit;
@@ -27,10 +26,37 @@ use crate::group::{AdoptRequest, Adopted, Group, StoreData, THREAD_START};
 use crate::limits::Share;
 use crate::module::ADOPT_EXPORT;
 
-/// A guest thread serving calls: its store and instance.
-pub(crate) struct Worker {
+/// A store and instance that calls run on, with the exports looked up so far (by the
+/// instance's export index).
+pub(crate) struct Callee {
     pub(crate) store: Store<StoreData>,
     pub(crate) instance: wasmtime::Instance,
+    funcs: Vec<Option<Func>>,
+}
+
+impl Callee {
+    pub(crate) fn new(store: Store<StoreData>, instance: wasmtime::Instance) -> Callee {
+        Callee { store, instance, funcs: Vec::new() }
+    }
+
+    /// The exported function `name`, export number `index` of the instance's callable
+    /// exports: looked up once per callee.
+    pub(crate) fn func(&mut self, index: usize, name: &str) -> Option<Func> {
+        if let Some(Some(f)) = self.funcs.get(index) {
+            return Some(*f);
+        }
+        let f = self.instance.get_func(&mut self.store, name)?;
+        if self.funcs.len() <= index {
+            self.funcs.resize(index + 1, None);
+        }
+        self.funcs[index] = Some(f);
+        Some(f)
+    }
+}
+
+/// A guest thread serving calls: its store and instance.
+pub(crate) struct Worker {
+    pub(crate) callee: Callee,
     pub(crate) tid: i32,
     /// Its seat in the instance's thread budget.
     _seat: Share,
@@ -38,10 +64,7 @@ pub(crate) struct Worker {
 
 /// The main thread's store and instance, where adoptions (and, in serial mode, every
 /// call) run.
-pub(crate) struct Main {
-    pub(crate) store: Store<StoreData>,
-    pub(crate) instance: wasmtime::Instance,
-}
+pub(crate) type Main = Callee;
 
 /// Why a call could not get a worker.
 pub(crate) enum NoWorker {
@@ -56,7 +79,7 @@ pub(crate) enum NoWorker {
 thread_local! {
     /// Per instance (by its group's address), the thread id of the worker this host
     /// thread used last.
-    static LAST: RefCell<HashMap<usize, i32>> = RefCell::new(HashMap::new());
+    static LAST: RefCell<Vec<(usize, i32)>> = const { RefCell::new(Vec::new()) };
     /// Lives as long as this host thread: workers it used last hold it weakly, so others
     /// can tell when it has exited.
     static ALIVE: Arc<()> = Arc::new(());
@@ -68,10 +91,10 @@ struct Idle {
     owner: Weak<()>,
 }
 
-/// The idle workers of one instance, by thread id.
+/// The idle workers of one instance.
 #[derive(Default)]
 pub(crate) struct Workers {
-    idle: Mutex<HashMap<i32, Idle>>,
+    idle: Mutex<Vec<Idle>>,
     /// Signalled when a worker is put back.
     returned: Condvar,
     /// Workers made so far (idle or serving a call).
@@ -83,13 +106,13 @@ impl Workers {
     /// whose host thread has exited.
     pub(crate) fn take(&self, group: &Arc<Group>) -> Option<Worker> {
         let key = Arc::as_ptr(group) as usize;
-        let last = LAST.with(|l| l.borrow().get(&key).copied());
+        let last = LAST.with(|l| l.borrow().iter().find(|(k, _)| *k == key).map(|&(_, tid)| tid));
         let mut idle = self.idle.lock();
-        if let Some(w) = last.and_then(|tid| idle.remove(&tid)) {
-            return Some(w.worker);
-        }
-        let orphan = idle.iter().find(|(_, w)| w.owner.strong_count() == 0).map(|(&tid, _)| tid)?;
-        idle.remove(&orphan).map(|w| w.worker)
+        let at = match last.and_then(|tid| idle.iter().rposition(|w| w.worker.tid == tid)) {
+            Some(at) => at,
+            None => idle.iter().position(|w| w.owner.strong_count() == 0)?,
+        };
+        Some(idle.swap_remove(at).worker)
     }
 
     /// Any idle worker, waiting for one to be put back if none is, until the instance
@@ -97,8 +120,8 @@ impl Workers {
     pub(crate) fn take_any(&self, group: &Group) -> Result<Worker, RunExit> {
         let mut idle = self.idle.lock();
         loop {
-            if let Some(&tid) = idle.keys().next() {
-                return Ok(idle.remove(&tid).expect("listed").worker);
+            if let Some(w) = idle.pop() {
+                return Ok(w.worker);
             }
             if group.teardown.signal.is_ending() {
                 return Err(group.ended_exit());
@@ -111,9 +134,21 @@ impl Workers {
     /// Gives `worker` back after a call that returned.
     pub(crate) fn put(&self, group: &Arc<Group>, worker: Worker) {
         let key = Arc::as_ptr(group) as usize;
-        LAST.with(|l| l.borrow_mut().insert(key, worker.tid));
+        LAST.with(|l| {
+            let mut l = l.borrow_mut();
+            match l.iter_mut().find(|(k, _)| *k == key) {
+                Some(entry) => entry.1 = worker.tid,
+                None => {
+                    // Instances this thread used long ago (maybe freed) make room.
+                    if l.len() >= 64 {
+                        l.remove(0);
+                    }
+                    l.push((key, worker.tid));
+                }
+            }
+        });
         let owner = ALIVE.with(Arc::downgrade);
-        self.idle.lock().insert(worker.tid, Idle { worker, owner });
+        self.idle.lock().push(Idle { worker, owner });
         self.returned.notify_one();
     }
 
@@ -143,7 +178,7 @@ impl Workers {
 pub(crate) fn adopt(group: &Arc<Group>, main: &Mutex<Main>) -> Result<Worker, NoWorker> {
     let (tid, arg, seat) = {
         let mut main = main.lock();
-        let Main { store, instance } = &mut *main;
+        let Callee { store, instance, .. } = &mut *main;
         let export: TypedFunc<(), i32> = instance
             .get_typed_func(&mut *store, ADOPT_EXPORT)
             .map_err(|e| NoWorker::Failed(anyhow::anyhow!("the adoption export: {e:#}")))?;
@@ -181,7 +216,9 @@ pub(crate) fn adopt(group: &Arc<Group>, main: &Mutex<Main>) -> Result<Worker, No
     });
     store.data_mut().adopting = false;
     let result = match started {
-        Ok((instance, Err(e))) if e.is::<Adopted>() => Ok(Worker { store, instance, tid, _seat: seat }),
+        Ok((instance, Err(e))) if e.is::<Adopted>() => {
+            Ok(Worker { callee: Callee::new(store, instance), tid, _seat: seat })
+        }
         Ok((_, Ok(()))) => Err(NoWorker::Failed(error(
             ErrorKind::Other,
             "the adopted thread's `wasi_thread_start` returned without starting it",
