@@ -17,7 +17,7 @@ use crate::hooks::{Gate, RunHooks};
 use crate::host::{INTERNAL_MODULE, P1_MODULE, SPAWN_IMPORT};
 use crate::hostfunc::HostFunc;
 use crate::interrupt;
-use crate::limits::Limits;
+use crate::limits::{InstanceCost, Limits, WriteQuota};
 use crate::module::{MemoryImport, Module};
 use crate::wasi::{Output, WasiState};
 
@@ -135,6 +135,10 @@ pub(crate) fn launch(module: &Module, config: &RunConfig) -> Result<Launch> {
         pool: inner.engine.pool().clone(),
         can_spawn: inner.thread_start.is_ok(),
         offsets: inner.offsets.clone(),
+        instance: InstanceCost {
+            memories: u64::from(inner.wasmtime.resources_required().num_memories),
+            host_bytes: inner.instance_bytes,
+        },
     };
     let group = Group::new(
         program,
@@ -147,13 +151,15 @@ pub(crate) fn launch(module: &Module, config: &RunConfig) -> Result<Launch> {
             guest_env(config),
             &config.preopens,
             config.limits.max_fds,
+            WriteQuota::new(&config.limits),
             &config.stdin,
             &gated(&config.stdout, &gate),
             &gated(&config.stderr, &gate),
         )?,
         config.coredump_path.as_deref().map(Recorder::open).transpose()?,
     );
-    let mut store = group.new_store(0);
+    let mut store =
+        group.new_store(0).map_err(|why| error(ErrorKind::Limit, format!("the main thread cannot start: {why}")))?;
     let mut linker = inner.linker.clone();
     if let Some(page) = page_memory {
         linker.define(&store, INTERNAL_MODULE, interrupt::MEMORY_IMPORT, page)?;

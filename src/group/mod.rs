@@ -35,7 +35,7 @@ use wasmtime::{InstancePre, SharedMemory, Store};
 use crate::coredump::Recorder;
 use crate::exit::{panic_message, ExitKind, RunExit};
 use crate::hooks::RunHooks;
-use crate::limits::{Budgets, Limits, StoreLimiter};
+use crate::limits::{Budgets, InstanceCost, Limits, StoreLimiter};
 use crate::pool::Pool;
 use crate::trace::OffsetMap;
 use crate::wasi::WasiState;
@@ -64,6 +64,8 @@ pub(crate) struct Program {
     pub(crate) can_spawn: bool,
     /// The module's offset map, for backtraces in the user's offsets.
     pub(crate) offsets: Arc<OffsetMap>,
+    /// What each thread's instance takes of the run's budgets.
+    pub(crate) instance: InstanceCost,
 }
 
 /// Everything the threads of one run share.
@@ -119,13 +121,14 @@ impl Group {
         self.pre.get().expect("the instance-pre is set before any thread starts")
     }
 
-    /// A new store for thread `tid`, with the run's resource limits.
-    pub(crate) fn new_store(self: &Arc<Self>, tid: i32) -> Store<StoreData> {
+    /// A new store for thread `tid`, with the run's resource limits, holding what its
+    /// instance takes of them; `Err(why)` when the instance does not fit.
+    pub(crate) fn new_store(self: &Arc<Self>, tid: i32) -> Result<Store<StoreData>, String> {
         let data = StoreData {
             group: self.clone(),
             tid,
             waiter: self.teardown.signal.waiter(tid),
-            limiter: self.budgets.store_limiter(),
+            limiter: self.budgets.store_limiter(self.program.instance)?,
             adopt_request: None,
             adopting: false,
         };
@@ -138,7 +141,7 @@ impl Group {
                 Ok(wasmtime::UpdateDeadline::Continue(1))
             });
         }
-        store
+        Ok(store)
     }
 
     /// True for the first caller in the run's life: the instance that applies the shared

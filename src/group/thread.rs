@@ -237,9 +237,16 @@ impl Group {
             self.hooks.diagnose(spawner, "thread-spawn failed: all thread ids of the run are used");
             return Ok(-EAGAIN);
         };
+        let store = match self.new_store(tid) {
+            Ok(store) => store,
+            Err(why) => {
+                self.give_back_seat(Some(seat));
+                self.hooks.diagnose(spawner, &format!("thread-spawn failed: {why}"));
+                return Ok(-EAGAIN);
+            }
+        };
         self.life.add_thread(&self.teardown, tid)?;
         let started = Arc::new(Started::default());
-        let store = self.new_store(tid);
         // On error the job, and the seat with it, was dropped unrun.
         if let Err(e) = self.run_on_pool(store, Entry::Spawned { arg, started: started.clone() }, Some(seat)) {
             self.life.notify();

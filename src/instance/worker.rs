@@ -207,7 +207,9 @@ pub(crate) fn adopt(group: &Arc<Group>, main: &Mutex<Main>) -> Result<Worker, No
             }
         }
     };
-    let mut store = group.new_store(tid);
+    let mut store = group.new_store(tid).map_err(|why| {
+        NoWorker::Refused(error(ErrorKind::Limit, format!("no guest thread for this host thread: {why}")))
+    })?;
     group.enter_call(tid).map_err(NoWorker::Ended)?;
     store.data_mut().adopting = true;
     let started = group.instantiate(&mut store).and_then(|instance| {

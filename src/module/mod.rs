@@ -9,10 +9,12 @@
 //! - `points.rs`: which functions get an interruption point at their entry;
 //! - `adopt.rs`: what lets host threads become guest threads of an instance;
 //! - `shape.rs`: the wasi-threads shape checks of a compiled module;
+//! - `cost.rs`: the host memory one instance of the module takes;
 //! - `serialized.rs`: serialized modules (Wasmtime's bytes and the offset map).
 
 mod adopt;
 mod body;
+mod cost;
 mod points;
 mod rewrite;
 mod serialized;
@@ -51,6 +53,8 @@ pub(crate) struct ModuleInner {
     /// Whether host threads can become guest threads of an instance (`adopt.rs`): export
     /// calls then run in parallel; else they are serialised on the main instance.
     pub(crate) adopt: bool,
+    /// The host memory each instance takes for itself, estimated from above (`cost.rs`).
+    pub(crate) instance_bytes: u64,
 }
 
 /// A compiled module. Cheap to clone; safe to share and to run many times at once.
@@ -91,9 +95,11 @@ impl Module {
         let wasmtime = engine.wasmtime();
         wasmtime::Module::validate(wasmtime, &wasm).context("invalid WebAssembly module").kind(ErrorKind::BadModule)?;
         let (rewritten, offsets) = rewrite::rewrite(&wasm)?;
+        let instance_bytes = cost::instance_bytes(&rewritten).kind(ErrorKind::BadModule)?;
         let compiled = wasmtime::Module::from_binary(wasmtime, &rewritten);
         // What Wasmtime cannot compile is a module it does not support.
-        Module::from_compiled(engine, compiled.context("compiling module").kind(ErrorKind::BadModule)?, offsets)
+        let compiled = compiled.context("compiling module").kind(ErrorKind::BadModule)?;
+        Module::from_compiled(engine, compiled, offsets, instance_bytes)
     }
 
     /// Loads a module from a `.wasm` or `.wat` file.
@@ -112,7 +118,7 @@ impl Module {
     /// engine with the same settings and library version.
     pub fn serialize(&self) -> Result<Vec<u8>> {
         // Wasmtime fails here only on an internal error (`ErrorKind::Other`).
-        Ok(serialized::wrap(&self.inner.offsets, &self.inner.wasmtime.serialize()?))
+        Ok(serialized::wrap(&self.inner.offsets, self.inner.instance_bytes, &self.inner.wasmtime.serialize()?))
     }
 
     /// Loads bytes made by [`Module::serialize`], skipping compilation.
@@ -122,17 +128,22 @@ impl Module {
     /// engine settings, not for integrity: they must come from [`Module::serialize`] (for
     /// example a cache file the host wrote and nobody else can write).
     pub unsafe fn deserialize(engine: &Engine, bytes: &[u8]) -> Result<Module> {
-        let (offsets, compiled) = serialized::unwrap(bytes).kind(ErrorKind::BadModule)?;
+        let (offsets, instance_bytes, compiled) = serialized::unwrap(bytes).kind(ErrorKind::BadModule)?;
         // SAFETY: the caller guarantees the bytes came from `Module::serialize`.
         let module = unsafe { wasmtime::Module::deserialize(engine.wasmtime(), compiled) }
             .context("not a module serialized by this version of wasithreads with these engine settings")
             .kind(ErrorKind::BadModule)?;
-        Module::from_compiled(engine, module, offsets)
+        Module::from_compiled(engine, module, offsets, instance_bytes)
     }
 
     /// Everything a run needs to know about a compiled module, derived from its imports
     /// and exports (so it works the same for compiled and deserialized modules).
-    fn from_compiled(engine: &Engine, module: wasmtime::Module, offsets: OffsetMap) -> Result<Module> {
+    fn from_compiled(
+        engine: &Engine,
+        module: wasmtime::Module,
+        offsets: OffsetMap,
+        instance_bytes: u64,
+    ) -> Result<Module> {
         let shape = shape::Shape::of(&module)?;
         let mut linker = Linker::new(engine.wasmtime());
         crate::host::add_to_linker(&mut linker, &shape.atomics)?;
@@ -148,6 +159,7 @@ impl Module {
                 offsets: Arc::new(offsets),
                 host_imports: shape.host_imports,
                 adopt: shape.adopt,
+                instance_bytes,
             }),
         })
     }

@@ -78,6 +78,16 @@ impl<'m> Iovecs<'m> {
         Some(libc::iovec { iov_base: base.wrapping_add(addr).cast(), iov_len: len })
     }
 
+    /// Keeps only the first `max` bytes of the buffers.
+    pub(super) fn cut(&mut self, max: usize) {
+        let mut room = max;
+        for iov in &mut self.iovs {
+            iov.iov_len = iov.iov_len.min(room);
+            room -= iov.iov_len;
+        }
+        self.iovs.retain(|iov| iov.iov_len > 0);
+    }
+
     fn count(&self) -> libc::c_int {
         self.iovs.len() as libc::c_int
     }

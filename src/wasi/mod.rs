@@ -71,7 +71,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 use crate::error::{error, ErrorKind, ResultKind};
-use crate::limits::Budget;
+use crate::limits::{Budget, WriteQuota};
 use descriptor::{Descriptor, DirDesc};
 use fds::FdTable;
 use stdio::{OutputName, Stdio};
@@ -97,24 +97,30 @@ pub(crate) struct WasiState {
     copy_budget: Arc<Budget>,
     /// Time zero of the guest's monotonic clock (`clock_time_get(monotonic)`).
     clock_zero: Instant,
+    /// Bytes the guest may write to files under its preopens, and files it may create
+    /// there (`write.rs`, `open.rs`, `path.rs`).
+    quota: WriteQuota,
 }
 
 impl WasiState {
     /// The state a run starts with: stdin, stdout and stderr at fds 0, 1 and 2, then each
     /// preopened directory in the order given, in a table of at most `max_fds`
-    /// descriptors; the guest's monotonic clock starts now.
+    /// descriptors; the guest's monotonic clock starts now; `quota` caps what it writes
+    /// and creates under the preopens.
+    #[allow(clippy::too_many_arguments, reason = "each is one part of the state")]
     pub(crate) fn new(
         args: Vec<String>,
         env: Vec<String>,
         preopens: &[Preopen],
         max_fds: u32,
+        quota: WriteQuota,
         stdin: &Input,
         stdout: &Output,
         stderr: &Output,
     ) -> Result<WasiState> {
         let fds = open_fds(preopens, max_fds)?;
         let stdio = Stdio::open(stdin, stdout, stderr)?;
-        Ok(WasiState { args, env, fds, stdio, copy_budget: iovec::copy_budget(), clock_zero: Instant::now() })
+        Ok(WasiState { args, env, fds, stdio, copy_budget: iovec::copy_budget(), clock_zero: Instant::now(), quota })
     }
 
     /// The guest's `argv` (`argv[0]` names the program in a core dump).

@@ -13,6 +13,11 @@
 //! - opening a FIFO for reading returns at once, with or without a writer (as POSIX's
 //!   non-blocking open); a read then waits through the signal (`read.rs`).
 //!
+//! Under a cap on files created ([`Limits::max_files_created`](crate::Limits)),
+//! `oflags::creat` creates with `O_EXCL` so that it knows whether it created: a file
+//! that exists is then opened as it is (no creation counted), and a creation past the
+//! cap fails with `dquot`. Without the cap the open is the plain `O_CREAT` one.
+//!
 //! Where this is more than Wasmtime 48: `fdflags::{dsync, rsync, sync}` are honoured
 //! (`O_DSYNC`, `O_RSYNC`, `O_SYNC`) where Wasmtime 48 and 46 return `notsup`.
 
@@ -20,7 +25,7 @@ use std::os::unix::fs::MetadataExt as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use cap_primitives::fs::{FileTypeExt as _, OpenOptions, OpenOptionsExt as _};
+use cap_primitives::fs::{FileTypeExt as _, FollowSymlinks, OpenOptions, OpenOptionsExt as _};
 use rustix::fs::OFlags;
 use wasmtime_wasi::p1::types::{self, Errno, Lookupflags, Oflags, Rights};
 use wiggle::{GuestMemory, GuestPtr};
@@ -108,7 +113,12 @@ pub(super) fn path_open(
         opts.truncate(true);
     }
 
-    let file = open_interruptibly(call, parent, path, &opts, write && !read && !nonblock, dirflags)?;
+    let wait_for_reader = write && !read && !nonblock;
+    let file = if creat && call.wasi.quota.counts_files() {
+        open_counted(call, parent, path, &opts, excl, wait_for_reader, dirflags)?
+    } else {
+        open_interruptibly(call, parent, path, &opts, wait_for_reader, dirflags)?
+    };
     let meta = file.metadata().map_err(errno::io)?;
     let d = if meta.is_dir() {
         // A directory: blocking mode (it has no use for O_NONBLOCK anyway).
@@ -128,6 +138,57 @@ pub(super) fn path_open(
     // On failure (the limit reached meanwhile) `d` is dropped here, closing the file.
     let fd = call.wasi.fds.insert(d).map_err(errno::fd)?;
     Ok(types::Fd::from(fd))
+}
+
+/// Most times [`open_counted`] retries a file that disappears or appears between its
+/// attempts (another thread or process removing and creating it).
+const CREATE_ATTEMPTS: usize = 8;
+
+/// Opens `path` under `parent` as `opts` (with `O_CREAT`) says, counting a file it
+/// creates against the run's cap on files created: a new file is made with `O_EXCL`; one
+/// that exists is opened as it is (unless `excl`: `exist`). Past the cap, only a file
+/// that exists is opened, else `dquot`.
+fn open_counted(
+    call: &Call<'_>,
+    parent: &DirDesc,
+    path: &Path,
+    opts: &OpenOptions,
+    excl: bool,
+    wait_for_reader: bool,
+    dirflags: Lookupflags,
+) -> Result<std::fs::File, types::Error> {
+    let unit = call.wasi.quota.reserve_file();
+    let mut new = opts.clone();
+    new.create_new(true);
+    let mut existing = opts.clone();
+    existing.create(false).create_new(false);
+    for _ in 0..CREATE_ATTEMPTS {
+        if unit.units > 0 {
+            match cap_primitives::fs::open(&parent.dir, path, &new) {
+                Ok(f) => {
+                    unit.spend(1);
+                    return crate::hostfd::above_stdio(f).map_err(errno::io);
+                }
+                Err(e) if excl || e.raw_os_error() != Some(libc::EEXIST) => return Err(errno::io(e)),
+                Err(_) => {}
+            }
+        } else if excl {
+            // As a full file system answers: `exist` for what exists (a dangling symlink
+            // included), else no room.
+            let exists = cap_primitives::fs::stat(&parent.dir, path, FollowSymlinks::No).is_ok();
+            return Err(if exists { Errno::Exist } else { Errno::Dquot }.into());
+        }
+        match open_interruptibly(call, parent, path, &existing, wait_for_reader, dirflags) {
+            Err(e) if e.downcast_ref() == Some(&Errno::Noent) => {
+                if unit.units == 0 {
+                    return Err(Errno::Dquot.into());
+                }
+            }
+            r => return r,
+        }
+    }
+    // It kept appearing and disappearing: as if the last attempt lost the race.
+    Err(Errno::Noent.into())
 }
 
 /// Opens `path` under `parent` (always `O_NONBLOCK`). With `wait_for_reader` (a

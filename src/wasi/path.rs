@@ -11,6 +11,10 @@
 //! directory opened beneath it, refuses whatever would create, change or remove
 //! anything (`perm`, as Wasmtime 48).
 //!
+//! `path_create_directory`, `path_symlink` and `path_link` each create one file under
+//! the run's cap on files created ([`Limits::max_files_created`](crate::Limits)): past it
+//! they fail with `dquot`; a creation that fails counts nothing.
+//!
 //! `path_filestat_set_times` never opens the file for reading or writing (which is how
 //! cap-primitives' `set_times` works, and would block on a FIFO): it opens an `O_PATH`
 //! handle and uses `utimensat(AT_EMPTY_PATH)`. Link contents in `path_readlink` are passed
@@ -104,6 +108,18 @@ fn beneath<T>(
     op(d, Path::new(&*path))
 }
 
+/// Runs `create`, which creates one file, within the run's cap on files created: `dquot`
+/// when none is left; counted when it succeeds.
+fn creating(call: &Call<'_>, create: impl FnOnce() -> Result<(), types::Error>) -> Result<(), types::Error> {
+    let unit = call.wasi.quota.reserve_file();
+    if unit.units == 0 {
+        return Err(Errno::Dquot.into());
+    }
+    create()?;
+    unit.spend(1);
+    Ok(())
+}
+
 pub(super) fn path_filestat_get(
     call: &Call<'_>,
     memory: &mut GuestMemory<'_>,
@@ -155,7 +171,7 @@ pub(super) fn path_create_directory(
     path: GuestPtr<str>,
 ) -> Result<(), types::Error> {
     beneath(call, memory, dirfd, path, true, |d, path| {
-        cap_primitives::fs::create_dir(&d.dir, path, &DirOptions::new()).map_err(errno::io)
+        creating(call, || cap_primitives::fs::create_dir(&d.dir, path, &DirOptions::new()).map_err(errno::io))
     })
 }
 
@@ -216,8 +232,10 @@ pub(super) fn path_link(
     if src_flags.contains(Lookupflags::SYMLINK_FOLLOW) {
         return Err(Errno::Inval.into());
     }
-    cap_primitives::fs::hard_link(&src.dir, Path::new(&*src_path), &target.dir, Path::new(&*target_path))
-        .map_err(errno::io)
+    creating(call, || {
+        cap_primitives::fs::hard_link(&src.dir, Path::new(&*src_path), &target.dir, Path::new(&*target_path))
+            .map_err(errno::io)
+    })
 }
 
 pub(super) fn path_symlink(
@@ -234,7 +252,9 @@ pub(super) fn path_symlink(
     writable(d)?;
     // The link keeps its relative contents; an absolute target is refused (`perm`, as
     // Wasmtime 48). Following it later resolves inside the sandbox like any path.
-    cap_primitives::fs::symlink(Path::new(&*target), &d.dir, Path::new(&*dest_path)).map_err(errno::io)
+    creating(call, || {
+        cap_primitives::fs::symlink(Path::new(&*target), &d.dir, Path::new(&*dest_path)).map_err(errno::io)
+    })
 }
 
 pub(super) fn path_readlink(

@@ -13,6 +13,10 @@
 //!   not opened for writing.
 //!
 //! One call writes at most 16 MiB, within the run's copy budget when it copies (`iovec.rs`).
+//! Writes to regular files and block devices (all under preopened directories: the host
+//! gives no others) count against the run's write quota
+//! ([`Limits::max_write_bytes`](crate::Limits)): a call writes at most what is left of it,
+//! and fails with `dquot` when nothing is.
 
 use rustix::event::PollFlags;
 use wasmtime_wasi::p1::types::{self, Errno};
@@ -81,13 +85,26 @@ fn write_file(
     if total == 0 {
         return Ok(0);
     }
+    let quota = (!f.kind.may_block()).then(|| call.wasi.quota.reserve_bytes(total as u64));
+    let allowed = match &quota {
+        Some(q) if q.units == 0 => return Err(Errno::Dquot.into()),
+        Some(q) => total.min(usize::try_from(q.units).unwrap_or(usize::MAX)),
+        None => total,
+    };
+    let spend = |n: usize| {
+        if let Some(q) = quota {
+            q.spend(n as u64);
+        }
+        n
+    };
     if let (GuestMemory::Shared(shared), false) = (&*memory, f.kind.may_block()) {
         // Shared memory and a regular file: straight from the guest's buffers, no copy.
-        let direct = direct::Iovecs::for_write(shared, &bufs)?;
+        let mut direct = direct::Iovecs::for_write(shared, &bufs)?;
+        direct.cut(allowed);
         let _pos = at.is_none().then(|| f.position.lock());
-        return iovec::size(direct::write(&f.file, &direct, at)?);
+        return iovec::size(spend(direct::write(&f.file, &direct, at)?));
     }
-    let grant = iovec::reserve(&call.wasi.copy_budget, total);
+    let grant = iovec::reserve(&call.wasi.copy_budget, allowed);
     let data = iovec::gather(memory, ciovs, grant.len)?;
     let write = || match at {
         None => rustix::io::write(&f.file, &data),
@@ -99,5 +116,5 @@ fn write_file(
         let _pos = at.is_none().then(|| f.position.lock());
         errno::retry_intr(write).map_err(errno::sys)?
     };
-    iovec::size(n)
+    iovec::size(spend(n))
 }

@@ -674,7 +674,7 @@ fn serialized_modules_keep_their_interrupt_page() {
     for (pages, reserved) in [(2u32, true), (32276, true), (32277, false), (32768, false)] {
         let memory = format!(r#"(import "env" "memory" (memory 1 {pages} shared))"#);
         let bytes = load(&engine, &spinners(&memory, 2)).serialize().unwrap();
-        assert!(bytes.starts_with(b"wasithreads-mod2"), "{:?}", &bytes[..16]);
+        assert!(bytes.starts_with(b"wasithreads-mod3"), "{:?}", &bytes[..16]);
         // SAFETY: the bytes come from `Module::serialize` on this engine.
         let module = unsafe { Module::deserialize(&engine, &bytes) }.unwrap();
         assert_stopped(

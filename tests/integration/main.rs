@@ -17,6 +17,9 @@ mod c_api;
 mod diagnostics;
 /// Environment, preopens, serialized modules, callbacks.
 mod host_control;
+/// What instances take (private memories, host memory) and what a guest writes under
+/// its preopens.
+mod instance_caps;
 /// Interruption points and the interrupt page.
 mod interruption;
 /// The caps of a run: descriptors, memory, tables, threads, copies.

@@ -231,3 +231,133 @@ fn rss_kib() -> u64 {
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
+
+/// `VmRSS` or `VmSize` of this process, KiB.
+fn status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Mappings of this process.
+fn mappings() -> usize {
+    std::fs::read_to_string("/proc/self/maps").unwrap().lines().count()
+}
+
+/// A guest that defines `extra` (WAT) in every instance and whose `_start` tries
+/// `spawns` spawns (each thread waits forever), writes "done" to stdout, then waits
+/// forever itself.
+fn spawner(extra: &str, spawns: u32) -> String {
+    format!(
+        r#"(module
+  (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "env" "memory" (memory 1 1 shared))
+  (data (memory 0) (i32.const 64) "done")
+  {extra}
+  (func (export "wasi_thread_start") (param i32 i32)
+    (drop (memory.atomic.wait32 (i32.const 0) (i32.const 0) (i64.const -1))))
+  (func (export "_start") (local $n i32)
+    (loop $more
+      (drop (call $spawn (i32.const 0)))
+      (local.set $n (i32.add (local.get $n) (i32.const 1)))
+      (br_if $more (i32.lt_u (local.get $n) (i32.const {spawns}))))
+    (i32.store (i32.const 16) (i32.const 64))
+    (i32.store (i32.const 20) (i32.const 4))
+    (drop (call $fd_write (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 24)))
+    (drop (memory.atomic.wait32 (i32.const 0) (i32.const 0) (i64.const -1)))))"#
+    )
+}
+
+/// Runs `module` (a [`spawner`] of `spawns`) in the background until it tried every
+/// spawn, calls `measure` while its threads hold what they took, then cancels it.
+/// Returns the threads started (the main one included) and the spawns refused.
+fn hold_and_measure(
+    module: &wasithreads::Module,
+    config: RunConfig,
+    spawns: usize,
+    measure: impl FnOnce(),
+) -> (usize, usize) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let mut config = config;
+    let started = Arc::new(AtomicUsize::new(0));
+    let s = started.clone();
+    config.hooks.on_thread_start = Some(Arc::new(move |_| {
+        s.fetch_add(1, Ordering::SeqCst);
+    }));
+    let out = Capture::default();
+    config.stdout = out.output();
+    let run = Run::start_background(module, &config).unwrap();
+    let done = || out.text() == "done";
+    for _ in 0..12_000 {
+        if done() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(done(), "the guest did not finish spawning");
+    measure();
+    run.cancel();
+    assert_eq!(run.wait().kind, ExitKind::Cancelled);
+    let started = started.load(Ordering::SeqCst);
+    (started, spawns + 1 - started)
+}
+
+/// Row 8 of issue 20: a module with 999 000 mutable globals and 24 threads under
+/// `max_memory` 1 MiB took 0.7-1.1 GB of host memory (~27 MB per thread, counted
+/// against nothing). Each instance now counts against `max_instance_bytes` (default
+/// 256 MiB): 8 instances of ~32 MB fit, the other spawns are refused, and the run's
+/// resident memory stays within the cap.
+#[test]
+fn instances_of_a_million_globals_stay_within_the_instance_cap() {
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !isolated("instances_of_a_million_globals_stay_within_the_instance_cap") {
+        return;
+    }
+    within(LIMIT, || {
+        let e = engine();
+        let module = load(&e, &spawner(&"(global (mut i32) (i32.const 0))\n".repeat(999_000), 23));
+        let mut config = RunConfig::default();
+        config.limits.max_memory = Some(1 << 20);
+        let before = status_kib("VmRSS:");
+        let mut held = 0;
+        let (started, refused) = hold_and_measure(&module, config, 23, || held = status_kib("VmRSS:") - before);
+        eprintln!("999 000 globals: {started} threads started, {refused} refused; RSS +{} MiB", held >> 10);
+        assert_eq!(started + refused, 24);
+        assert!(refused > 0 && started <= 8, "{started} instances of ~32 MB within 256 MiB");
+        let cap_kib = wasithreads::limits::DEFAULT_MAX_INSTANCE_BYTES >> 10;
+        assert!(held < cap_kib + (64 << 10), "RSS grew by {held} KiB with {started} threads");
+    });
+}
+
+/// Row 9 of issue 20: threads each instantiating 98 private memories of 0 pages took
+/// 127-130 TiB of address space and 65 000 mappings (325 threads). The run's private
+/// memories are now capped (default 1024, ~4 TiB): 10 instances hold 980 memories, the
+/// other spawns are refused, and the address space and mappings the run takes stay
+/// within the cap.
+#[test]
+fn zero_page_memories_stay_within_the_memory_cap() {
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !isolated("zero_page_memories_stay_within_the_memory_cap") {
+        return;
+    }
+    within(LIMIT, || {
+        let e = engine();
+        let module = load(&e, &spawner(&"(memory 0 0)\n".repeat(98), 324));
+        let (vm0, maps0) = (status_kib("VmSize:"), mappings());
+        let (mut vm, mut maps) = (0, 0);
+        let (started, refused) = hold_and_measure(&module, RunConfig::default(), 324, || {
+            vm = status_kib("VmSize:") - vm0;
+            maps = mappings() - maps0;
+        });
+        eprintln!(
+            "98 memories of 0 pages: {started} threads started, {refused} refused; address space +{} GiB, mappings +{maps}",
+            vm >> 20
+        );
+        assert_eq!((started, refused), (10, 315));
+        // 980 memories of 4 GiB + 32 MiB, the threads' stacks and Wasmtime's own.
+        assert!(vm < (4200u64 << 20), "address space grew by {} GiB", vm >> 20);
+        assert!(maps < 3000, "{maps} more mappings");
+    });
+}
