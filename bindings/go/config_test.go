@@ -83,6 +83,27 @@ func TestMaxTableElements(t *testing.T) {
 	expectExit(t, run(t, bigTable, &wasithreads.RunConfig{MaxTableElements: 100}), wasithreads.Exit{Kind: wasithreads.ExitCode})
 }
 
+func TestInstanceLimits(t *testing.T) {
+	// tabler defines a memory of its own.
+	err := runErr(t, tabler, &wasithreads.RunConfig{MaxInstanceBytes: 1})
+	expectKind(t, "MaxInstanceBytes below one instance", err, wasithreads.ErrLimit, "instance memory limit")
+	expectExit(t, run(t, tabler, &wasithreads.RunConfig{MaxMemories: 1, MaxInstanceBytes: 1 << 20}),
+		wasithreads.Exit{Kind: wasithreads.ExitCode, Code: 100})
+}
+
+func TestWriteLimits(t *testing.T) {
+	dir := t.TempDir()
+	dirs := map[string]string{dir: "/"}
+	// The guest creates "f" (1 of 1 file) and writes 5 bytes: 3 fit (a short write).
+	expectExit(t, run(t, createAndWrite, &wasithreads.RunConfig{Dirs: dirs, MaxWriteBytes: 3, MaxFilesCreated: 1}),
+		wasithreads.Exit{Kind: wasithreads.ExitCode})
+	if b, err := os.ReadFile(filepath.Join(dir, "f")); err != nil || string(b) != "hel" {
+		t.Fatalf("the file holds %q (%v), not the 3 bytes of the cap", b, err)
+	}
+	err := runErr(t, createAndWrite, &wasithreads.RunConfig{Dirs: dirs, MaxFilesCreated: -1})
+	expectKind(t, "negative MaxFilesCreated", err, wasithreads.ErrMisuse, "MaxFilesCreated")
+}
+
 func TestCoreDump(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "core.wasm")

@@ -208,6 +208,22 @@ type RunConfig struct {
 	// thread whose initial tables do not fit fails to start (its spawn fails; for the
 	// main thread the run ends with ExitTrap).
 	MaxTableElements int64
+	// MaxMemories is the most private (unshared) memories all threads' instances may
+	// define together (0: 1024). Each, even one of 0 pages, reserves 4 GiB of address
+	// space. A thread whose memories do not fit is not started: its spawn fails (a
+	// diagnostic says why); for the main thread the run fails to start (ErrLimit).
+	MaxMemories int
+	// MaxInstanceBytes caps the host memory all threads' instances take for themselves
+	// (their globals, function references, imports; 0: 256 MiB), counted from above
+	// when each thread starts. Past it as for MaxMemories.
+	MaxInstanceBytes int64
+	// MaxWriteBytes caps the bytes the guest writes, in all, to files under its
+	// preopened directories (0: no cap). A write past it is short, then fails with the
+	// WASI errno dquot and the guest goes on.
+	MaxWriteBytes int64
+	// MaxFilesCreated caps the files, directories and links the guest creates under its
+	// preopened directories (0: no cap); past it creating one fails with dquot.
+	MaxFilesCreated int64
 	// Timeout ends the run with ExitTimeout once it has gone on that long (0: none;
 	// rounded up to whole milliseconds). A context deadline, by contrast, ends it with
 	// ExitCancelled.
@@ -621,6 +637,30 @@ func (s *setup) fill(c *C.wt_run_config_t, cfg *RunConfig) error {
 		return misuse(op, "MaxTableElements must not be negative")
 	case cfg.MaxTableElements > 0:
 		C.wt_run_config_set_max_table_elements(c, C.uint64_t(cfg.MaxTableElements))
+	}
+	switch {
+	case cfg.MaxMemories < 0 || uint64(cfg.MaxMemories) > math.MaxUint32:
+		return misuse(op, fmt.Sprintf("MaxMemories out of range: %d", cfg.MaxMemories))
+	case cfg.MaxMemories > 0:
+		C.wt_run_config_set_max_memories(c, C.uint32_t(cfg.MaxMemories))
+	}
+	switch {
+	case cfg.MaxInstanceBytes < 0:
+		return misuse(op, "MaxInstanceBytes must not be negative")
+	case cfg.MaxInstanceBytes > 0:
+		C.wt_run_config_set_max_instance_bytes(c, C.uint64_t(cfg.MaxInstanceBytes))
+	}
+	switch {
+	case cfg.MaxWriteBytes < 0:
+		return misuse(op, "MaxWriteBytes must not be negative")
+	case cfg.MaxWriteBytes > 0:
+		C.wt_run_config_set_max_write_bytes(c, C.uint64_t(cfg.MaxWriteBytes))
+	}
+	switch {
+	case cfg.MaxFilesCreated < 0:
+		return misuse(op, "MaxFilesCreated must not be negative")
+	case cfg.MaxFilesCreated > 0:
+		C.wt_run_config_set_max_files_created(c, C.uint64_t(cfg.MaxFilesCreated))
 	}
 	if ms, err := millis(op, "Timeout", cfg.Timeout); err != nil {
 		return err

@@ -438,6 +438,22 @@ public:
     RunConfig &max_table_elements(uint64_t n) {
         return with([&](auto *c) { wt_run_config_set_max_table_elements(c, n); });
     }
+    /// Most private memories all threads' instances define together (default 1024).
+    RunConfig &max_memories(uint32_t n) { return with([&](auto *c) { wt_run_config_set_max_memories(c, n); }); }
+    /// Most host memory all threads' instances take for themselves (default 256 MiB).
+    RunConfig &max_instance_bytes(uint64_t bytes) {
+        return with([&](auto *c) { wt_run_config_set_max_instance_bytes(c, bytes); });
+    }
+    /// Most bytes the guest writes to files under its directories; WT_NO_WRITE_LIMIT
+    /// (the default) = no cap. Past it writes fail with the WASI errno `dquot`.
+    RunConfig &max_write_bytes(uint64_t bytes) {
+        return with([&](auto *c) { wt_run_config_set_max_write_bytes(c, bytes); });
+    }
+    /// Most files, directories and links the guest creates under its directories;
+    /// WT_NO_WRITE_LIMIT (the default) = no cap.
+    RunConfig &max_files_created(uint64_t files) {
+        return with([&](auto *c) { wt_run_config_set_max_files_created(c, files); });
+    }
     /// How long the end of a run waits for its threads to stop (default 5 s).
     RunConfig &teardown_grace(std::chrono::milliseconds t) {
         return with([&](auto *c) { wt_run_config_set_teardown_grace_ms(c, static_cast<uint64_t>(t.count())); });

@@ -342,6 +342,7 @@ int main() {
         wt::RunConfig config;
         config.arg("guest").env("KEY", "value").inherit_env().dir(TEST_TMP_DIR, "/tmp").dir(TEST_TMP_DIR, "/ro", true);
         config.max_memory(64 * 1024).max_table_elements(1000).max_fds(64).output_null(wt::Stdout);
+        config.max_memories(4).max_instance_bytes(1 << 20).max_write_bytes(1 << 20).max_files_created(10);
         CHECK(wt::run(engine, ticks, config).kind == wt::Exit::Kind::Code);
         config.max_fds(0);  // no room for stdio: the run cannot start
         CHECK(expect_throw<wt::Error>([&] { wt::run(engine, ticks, config); }).kind() == wt::ErrorKind::Limit);

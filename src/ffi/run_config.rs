@@ -14,6 +14,8 @@ use crate::config::{Preopen, RunConfig};
 const NO_TIMEOUT: u64 = 0;
 /// `WT_NO_MEMORY_LIMIT` in the header (cbindgen.toml).
 const NO_MEMORY_LIMIT: u64 = 0;
+/// `WT_NO_WRITE_LIMIT` in the header (cbindgen.toml).
+const NO_WRITE_LIMIT: u64 = u64::MAX;
 
 /// The opaque type behind `wt_run_config_t`.
 pub struct wt_run_config {
@@ -32,6 +34,8 @@ pub struct wt_run_config {
 ///   `wt_run_config_preopen_dir_readonly`
 /// - limits: `wt_run_config_set_max_threads`, `wt_run_config_set_max_fds`,
 ///   `wt_run_config_set_max_memory`, `wt_run_config_set_max_table_elements`,
+///   `wt_run_config_set_max_memories`, `wt_run_config_set_max_instance_bytes`,
+///   `wt_run_config_set_max_write_bytes`, `wt_run_config_set_max_files_created`,
 ///   `wt_run_config_set_timeout_ms`, `wt_run_config_set_call_timeout_ms`,
 ///   `wt_run_config_set_teardown_grace_ms`
 /// - host functions: `wt_run_config_define_func`
@@ -59,8 +63,10 @@ pub(super) fn with_config(config: *mut wt_run_config_t, f: impl FnOnce(&mut RunC
 
 /// A new run configuration with the defaults: argv = {"wasm"}, no environment, no
 /// directories, stdin/stdout/stderr inherited from the host process, at most 1024 spawned
-/// threads alive at once, 256 descriptors, 10 000 000 table elements, no memory cap but
-/// the module's, no timeout, a 5000 ms teardown grace, no callbacks, no core dump. Owned
+/// threads alive at once, 256 descriptors, 10 000 000 table elements, 1024 private
+/// memories, 256 MiB of instances, no memory cap but the module's, no cap on what the
+/// guest writes or creates under its directories, no timeout, a 5000 ms teardown grace,
+/// no callbacks, no core dump. Owned
 /// by the caller; release it with `wt_run_config_free`. Never NULL but after a panic
 /// inside the library.
 #[unsafe(no_mangle)]
@@ -193,6 +199,56 @@ pub extern "C" fn wt_run_config_set_max_memory(config: *mut wt_run_config_t, byt
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_run_config_set_max_table_elements(config: *mut wt_run_config_t, elements: u64) {
     ffi_boundary! { with_config(config, |c| c.limits.max_table_elements = elements) }
+}
+
+/// Sets the most private (unshared) memories all threads' instances may define together
+/// (default 1024; 0 = none). Every such memory, one of 0 pages included, reserves
+/// 4 GiB + 32 MiB of the host's address space and two mappings, whatever its size (the
+/// engine reserves each 32-bit memory whole), so this bounds the address space a run
+/// takes: about 4 TiB at the default. A thread whose instance's memories do not fit is
+/// not started: its spawn fails (the diagnostic callback says why); for the main thread
+/// the run fails to start (`WT_ERROR_LIMIT`). The shared memory is not counted.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run_config_set_max_memories(config: *mut wt_run_config_t, memories: u32) {
+    ffi_boundary! { with_config(config, |c| c.limits.max_memories = memories) }
+}
+
+/// Sets the most host memory, in bytes, all threads' instances may take together for
+/// themselves (default 256 MiB): an instance's context holds about 32 bytes per global,
+/// 32 per function that escapes (into a table, an element segment or an export) and 32
+/// per import, plus a few hundred bytes per table and memory, and the library counts it
+/// from above when the thread starts (a typical C program's instance takes a few KiB; a
+/// module with a million globals about 32 MiB per thread). Table elements and linear
+/// memory count against `wt_run_config_set_max_table_elements` and
+/// `wt_run_config_set_max_memory` instead. A thread whose instance does not fit is not
+/// started: its spawn fails (the diagnostic callback says why); for the main thread the
+/// run fails to start (`WT_ERROR_LIMIT`).
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run_config_set_max_instance_bytes(config: *mut wt_run_config_t, bytes: u64) {
+    ffi_boundary! { with_config(config, |c| c.limits.max_instance_bytes = bytes) }
+}
+
+/// Caps the bytes the guest may write, in all, to regular files (and block devices) it
+/// opened under its preopened directories, at `bytes` or `WT_NO_WRITE_LIMIT` (the
+/// default: no cap). Every byte written counts, also over old ones; removing files gives
+/// nothing back. A write that would pass the cap writes what is left (a short write, as
+/// on a full disk); then `fd_write` and `fd_pwrite` fail with the WASI errno `dquot` and
+/// the guest goes on. Output to stdout and stderr, pipes, devices and sockets is not
+/// counted.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run_config_set_max_write_bytes(config: *mut wt_run_config_t, bytes: u64) {
+    ffi_boundary! { with_config(config, |c| c.limits.max_write_bytes = (bytes != NO_WRITE_LIMIT).then_some(bytes)) }
+}
+
+/// Caps the files, directories, symlinks and hard links the guest may create under its
+/// preopened directories, at `files` or `WT_NO_WRITE_LIMIT` (the default: no cap). Past
+/// it, `path_open` with `oflags::creat` of a file that does not exist,
+/// `path_create_directory`, `path_symlink` and `path_link` fail with the WASI errno
+/// `dquot` and the guest goes on; opening a file that exists still works. With a cap,
+/// `path_open` creates with `O_EXCL` so that it knows whether it created.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_run_config_set_max_files_created(config: *mut wt_run_config_t, files: u64) {
+    ffi_boundary! { with_config(config, |c| c.limits.max_files_created = (files != NO_WRITE_LIMIT).then_some(files)) }
 }
 
 /// Ends a run with `WT_EXIT_TIMEOUT` once it has gone on for `timeout_ms` milliseconds,

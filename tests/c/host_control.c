@@ -275,6 +275,46 @@ int main(int argc, char **argv) {
     wt_run_config_free(config);
     wt_module_free(grower);
 
+    /* 7b. What instances take: a module defining 98 memories of 0 pages (each reserves
+     * 4 GiB of address space) and spawning until refused. 1024 private memories hold 10
+     * instances; the 11th spawn fails and the guest exits with the 9 it got; a cap below
+     * one instance refuses the run (WT_ERROR_LIMIT). */
+    {
+        const char *head = "(module (import \"wasi\" \"thread-spawn\" (func $spawn (param i32) (result i32)))"
+                           " (import \"wasi_snapshot_preview1\" \"proc_exit\" (func $exit (param i32)))"
+                           " (import \"env\" \"memory\" (memory 1 1 shared))";
+        const char *tail = " (func (export \"wasi_thread_start\") (param i32 i32)"
+                           "  (drop (memory.atomic.wait32 (i32.const 0) (i32.const 0) (i64.const -1))))"
+                           " (func (export \"_start\") (local $n i32)"
+                           "  (block $done (loop $more"
+                           "   (br_if $done (i32.lt_s (call $spawn (i32.const 0)) (i32.const 0)))"
+                           "   (local.set $n (i32.add (local.get $n) (i32.const 1))) (br $more)))"
+                           "  (call $exit (local.get $n))))";
+        size_t len = strlen(head) + strlen(tail) + 98 * strlen(" (memory 0 0)") + 1;
+        char *text = malloc(len);
+        CHECK(text != NULL);
+        strcpy(text, head);
+        for (int i = 0; i < 98; i++) strcat(text, " (memory 0 0)");
+        strcat(text, tail);
+        wt_module_t *mems = load(engine, text);
+        free(text);
+        config = wt_run_config_new();
+        expect_ok(wt_run(engine, mems, config, &how));
+        CHECK(how.kind == WT_EXIT_CODE && how.code == 9);
+        wt_exit_clear(&how);
+        wt_run_config_set_max_memories(config, 97);
+        wt_error_t *err = wt_run(engine, mems, config, &how);
+        CHECK(err != NULL && wt_error_kind(err) == WT_ERROR_LIMIT);
+        expect_error(err, "limit of 97 private memories");
+        wt_run_config_set_max_memories(config, 1024);
+        wt_run_config_set_max_instance_bytes(config, 1);
+        err = wt_run(engine, mems, config, &how);
+        CHECK(err != NULL && wt_error_kind(err) == WT_ERROR_LIMIT);
+        expect_error(err, "instance memory limit");
+        wt_run_config_free(config);
+        wt_module_free(mems);
+    }
+
     /* 8. Validation says what is wrong. */
     const char *unshared = "(module (import \"wasi\" \"thread-spawn\" (func (param i32) (result i32)))"
                            " (memory 1) (func (export \"_start\")))";

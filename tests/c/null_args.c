@@ -87,6 +87,10 @@ int main(void) {
     wt_run_config_set_diagnostic_callback(config, NULL, NULL);
     wt_run_config_set_max_fds(NULL, 8);
     wt_run_config_set_max_table_elements(NULL, 8);
+    wt_run_config_set_max_memories(NULL, 8);
+    wt_run_config_set_max_instance_bytes(NULL, 8);
+    wt_run_config_set_max_write_bytes(NULL, WT_NO_WRITE_LIMIT);
+    wt_run_config_set_max_files_created(NULL, 8);
     wt_run_config_set_teardown_grace_ms(NULL, 8);
     NULL_ERROR(wt_run_config_set_coredump_path(NULL, "/tmp/core"), "config");
     CHECK(wt_run_config_set_coredump_path(config, NULL) == NULL); /* NULL path clears */

@@ -70,6 +70,28 @@ def test_table_element_limit(load):
     assert "table" in exit.message
 
 
+def test_instance_limits_refuse_a_main_thread_that_does_not_fit(load):
+    module = load(guests.GROW_TABLE)  # defines one memory
+    assert module.run().code == 0
+    with pytest.raises(wt.LimitError, match="limit of 0 private memories"):
+        module.run(max_memories=0)
+    with pytest.raises(wt.LimitError, match="instance memory limit"):
+        module.run(max_instance_bytes=1)
+    assert module.run(max_memories=1, max_instance_bytes=1 << 20).code == 0
+
+
+def test_write_and_creation_caps_give_the_guest_dquot(load, tmp_path):
+    module = load(guests.CREATE_AND_WRITE)
+    dquot, badf = 19, 8
+    assert module.run(dirs={tmp_path: "/"}).code == 0
+    assert (tmp_path / "f").read_bytes() == b"hello"
+    (tmp_path / "f").unlink()
+    assert module.run(dirs={tmp_path: "/"}, max_files_created=0).code == dquot * 100 + badf
+    assert module.run(dirs={tmp_path: "/"}, max_write_bytes=0).code == dquot
+    assert module.run(dirs={tmp_path: "/"}, max_write_bytes=3, max_files_created=1).code == 0
+    assert (tmp_path / "f").read_bytes() == b"hel"
+
+
 def test_memory_limit_below_the_minimum_cannot_start(load):
     with pytest.raises(wt.LimitError, match="below the module's minimum memory"):
         load(guests.SPIN).run(max_memory=1000)

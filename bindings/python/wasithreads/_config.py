@@ -55,6 +55,17 @@ def build(options: RunOptions, state: RunState) -> tuple[int, list[CFuncPtr]]:
             lib.wt_run_config_set_max_fds(config, uint(o.max_fds, "max_fds", 32))
         if o.max_table_elements is not None:
             lib.wt_run_config_set_max_table_elements(config, uint(o.max_table_elements, "max_table_elements", 64))
+        if o.max_memories is not None:
+            lib.wt_run_config_set_max_memories(config, uint(o.max_memories, "max_memories", 32))
+        if o.max_instance_bytes is not None:
+            lib.wt_run_config_set_max_instance_bytes(config, uint(o.max_instance_bytes, "max_instance_bytes", 64))
+        # UINT64_MAX is "no cap" to the C API (None here): the largest real cap is one less.
+        if o.max_write_bytes is not None:
+            limit = uint(o.max_write_bytes, "max_write_bytes", 64)
+            lib.wt_run_config_set_max_write_bytes(config, min(limit, 2**64 - 2))
+        if o.max_files_created is not None:
+            limit = uint(o.max_files_created, "max_files_created", 64)
+            lib.wt_run_config_set_max_files_created(config, min(limit, 2**64 - 2))
         if o.teardown_grace is not None:
             lib.wt_run_config_set_teardown_grace_ms(config, millis(o.teardown_grace, "teardown_grace"))
         if o.coredump is not None:

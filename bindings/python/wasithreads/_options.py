@@ -85,6 +85,18 @@ class RunOptions:
             for stdio and the directories: the run cannot start (``LimitError``).
         max_table_elements: most table elements all threads' tables hold together
             (default 10 000 000); ``table.grow`` past it returns -1.
+        max_memories: most private (unshared) memories all threads' instances define
+            together (default 1024); each, even of 0 pages, reserves 4 GiB of address
+            space. A thread whose memories do not fit is not started: its spawn fails
+            (a diagnostic says why); for the main thread the run cannot start
+            (``LimitError``).
+        max_instance_bytes: most host memory all threads' instances take for themselves
+            (their globals, function references, imports; default 256 MiB), counted
+            from above when each thread starts. Past it as for ``max_memories``.
+        max_write_bytes: most bytes the guest writes, in all, to files under ``dirs``
+            (default: no cap); past it a write is short, then fails with ``dquot``.
+        max_files_created: most files, directories and links the guest creates under
+            ``dirs`` (default: no cap); past it creating one fails with ``dquot``.
         teardown_grace: seconds the end of a run waits for its threads to stop (default
             5); past it the run's wait returns, a diagnostic names the threads still
             going, and they stop at their next interruption point. Only a thread in a
@@ -119,6 +131,10 @@ class RunOptions:
     max_memory: int | None = None
     max_fds: int | None = None
     max_table_elements: int | None = None
+    max_memories: int | None = None
+    max_instance_bytes: int | None = None
+    max_write_bytes: int | None = None
+    max_files_created: int | None = None
     teardown_grace: float | None = None
     coredump: PathArg | None = None
     on_thread_exit: ThreadExitCallback | None = None
