@@ -36,10 +36,13 @@ fn spawn_until_refused(extra: &str) -> String {
     )
 }
 
+/// Every diagnostic of a run: (tid, message).
+type Diagnostics = Arc<Mutex<Vec<(i32, String)>>>;
+
 /// Starts `wat` in the background with `config` and waits until its `_start` stopped
 /// spawning: the run, the threads that were started (the main one included) and the
 /// diagnostics.
-fn run_until_refused(wat: &str, mut config: RunConfig) -> (Run, usize, Arc<Mutex<Vec<(i32, String)>>>) {
+fn run_until_refused(wat: &str, mut config: RunConfig) -> (Run, usize, Diagnostics) {
     let log = diagnostics(&mut config);
     let started = Arc::new(Mutex::new(0usize));
     let s = started.clone();
