@@ -2,6 +2,13 @@
 //! call stopped, so reading a large directory in many small calls takes time linear in
 //! its size. File names are passed as the host's bytes (Wasmtime 48 refuses non-UTF-8
 //! with `ilseq`); `d_ino` is the host's.
+//!
+//! A call's work is proportional to what the guest asks (a buffer of up to 4 GiB, a
+//! cookie that skips a whole directory), so it is bounded like the other copies of a
+//! run: the entries go to guest memory through a host buffer of one copy grant
+//! (`iovec::reserve`: at least 64 KiB, charged to the run's copy budget beyond that),
+//! flushed each time it is full, and both loops over the directory check for the run's
+//! end at every entry (a thread in a listing stops within microseconds of the end).
 
 use std::os::fd::AsFd;
 
@@ -12,7 +19,7 @@ use wiggle::{GuestMemory, GuestPtr};
 use super::descriptor::DirDesc;
 use super::path::{as_dir, dir_desc};
 use super::stat::FileKind;
-use super::{errno, Call};
+use super::{errno, iovec, Call};
 use crate::limits::Share;
 
 /// A directory stream with its position in WASI cookies: entry 1 is ".", entry 2 is
@@ -91,33 +98,76 @@ pub(super) fn fd_readdir(
     let desc = dir_desc(call, fd)?;
     let d = as_dir(&desc)?;
     let cap = buf_len as usize;
-    let mut out = Vec::new();
+    let grant = iovec::reserve(&call.wasi.copy_budget, cap);
+    let chunk_cap = grant.len.max(1);
+    let mut out = Listing { memory, buf, written: 0, chunk: Vec::with_capacity(chunk_cap), chunk_cap };
     let mut guard = d.cursor.lock();
-    let result = fill(call, d, &mut guard, cookie, cap, &mut out);
+    let result = fill(call, d, &mut guard, cookie, cap, &mut out).and_then(|()| out.flush());
     if result.is_err() {
-        // A stream that failed stays failed: start over next time.
+        // A stream that failed (or a guest buffer that did) stays failed: start over next
+        // time.
         *guard = None;
     }
     result?;
-    let n = u32::try_from(out.len()).map_err(|_| Errno::Overflow)?;
-    if let Err(e) = memory.copy_from_slice(&out, buf.as_array(n)) {
-        *guard = None;
-        return Err(e.into());
+    u32::try_from(out.written).map_err(|_| Errno::Overflow.into())
+}
+
+/// Where a call's entries go: the guest's buffer at `buf`, through a host buffer of at
+/// most `chunk_cap` bytes.
+struct Listing<'a, 'm> {
+    memory: &'a mut GuestMemory<'m>,
+    buf: GuestPtr<u8>,
+    /// Bytes already copied to the guest's buffer.
+    written: usize,
+    chunk: Vec<u8>,
+    chunk_cap: usize,
+}
+
+impl Listing<'_, '_> {
+    /// Bytes handed over so far (copied or buffered).
+    fn len(&self) -> usize {
+        self.written + self.chunk.len()
     }
-    Ok(n)
+
+    fn put(&mut self, mut bytes: &[u8]) -> Result<(), types::Error> {
+        while !bytes.is_empty() {
+            if self.chunk.len() == self.chunk_cap {
+                self.flush()?;
+            }
+            let take = bytes.len().min(self.chunk_cap - self.chunk.len());
+            self.chunk.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+        }
+        Ok(())
+    }
+
+    /// Copies the host buffer to the guest's, after what is there already.
+    fn flush(&mut self) -> Result<(), types::Error> {
+        if self.chunk.is_empty() {
+            return Ok(());
+        }
+        let at = u32::try_from(self.written).map_err(|_| Errno::Overflow)?;
+        let n = u32::try_from(self.chunk.len()).map_err(|_| Errno::Overflow)?;
+        let dst = self.buf.add(at)?.as_array(n);
+        self.memory.copy_from_slice(&self.chunk, dst)?;
+        self.written += self.chunk.len();
+        self.chunk.clear();
+        Ok(())
+    }
 }
 
 /// Writes the entries after `cookie` into `out`, at most `cap` bytes, the last one
 /// truncated if it does not fit (as the WASI spec says: the guest then asks again from
 /// that entry with a larger buffer). Reuses the cursor when the guest continues where
-/// the last call stopped, so reading a directory takes time linear in its size.
+/// the last call stopped, so reading a directory takes time linear in its size. Fails
+/// with the run's end (a trap) as soon as the run is ending.
 fn fill(
     call: &Call<'_>,
     d: &DirDesc,
     slot: &mut Option<DirCursor>,
     cookie: u64,
     cap: usize,
-    out: &mut Vec<u8>,
+    out: &mut Listing<'_, '_>,
 ) -> Result<(), types::Error> {
     let cursor = match slot {
         Some(c) if c.pos <= cookie => c,
@@ -138,6 +188,7 @@ fn fill(
         }
     };
     while cursor.pos < cookie {
+        call.signal.bail_if_ending().map_err(errno::trap)?;
         if next_entry(cursor)?.is_none() {
             return Ok(());
         }
@@ -145,6 +196,7 @@ fn fill(
     }
     let mut dir_ino = None;
     while out.len() < cap {
+        call.signal.bail_if_ending().map_err(errno::trap)?;
         let Some(entry) = next_entry(cursor)? else { break };
         let (ino, filetype, name): (u64, Filetype, &[u8]) = match &entry {
             Entry::Dot(name) => {
@@ -166,15 +218,15 @@ fn fill(
         if room < DIRENT_SIZE + name.len() {
             // The buffer ends inside this entry: hand over what fits, keep the entry
             // for the next call (which comes with this entry's cookie, `pos`).
-            out.extend_from_slice(&head[..room.min(DIRENT_SIZE)]);
-            out.extend_from_slice(&name[..room.saturating_sub(DIRENT_SIZE)]);
+            out.put(&head[..room.min(DIRENT_SIZE)])?;
+            out.put(&name[..room.saturating_sub(DIRENT_SIZE)])?;
             if let Entry::Host(e) = entry {
                 cursor.pending = Some(e);
             }
             break;
         }
-        out.extend_from_slice(&head);
-        out.extend_from_slice(name);
+        out.put(&head)?;
+        out.put(name)?;
         cursor.pos += 1;
     }
     Ok(())

@@ -359,5 +359,84 @@ fn zero_page_memories_stay_within_the_memory_cap() {
         // 980 memories of 4 GiB + 32 MiB, the threads' stacks and Wasmtime's own.
         assert!(vm < (4200u64 << 20), "address space grew by {} GiB", vm >> 20);
         assert!(maps < 3000, "{maps} more mappings");
+/// The peak resident memory of this process so far (KiB).
+fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Two hundred threads each list a directory of 30 000 entries with 255-byte names (an
+/// 8 MB listing) into one 8 MB buffer of a 10 MiB memory, through descriptors of their
+/// own, all at once: the host's listing buffers are copy grants, charged to the run's
+/// copy budget (64 MiB, plus 64 KiB per call), so the peak resident memory grows by far
+/// less than 200 listings (it grew by 350-430 MB when each call built its listing whole).
+#[test]
+fn two_hundred_listings_of_a_huge_directory_stay_within_the_copy_budget() {
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !isolated("two_hundred_listings_of_a_huge_directory_stay_within_the_copy_budget") {
+        return;
+    }
+    let dir = temp_dir("readdir-rss");
+    for i in 0..30_000 {
+        std::fs::File::create(dir.join(format!("{}{i:06}", "x".repeat(249)))).unwrap();
+    }
+    let threads = 200;
+    // Thread `arg` opens the directory, bumps 0x300, waits for every thread to have
+    // opened it (0x304 set by main), lists it `rounds` times into `len` bytes at 0x10000,
+    // checks the whole listing came (8 MB used when len is 8 MB), bumps 0x308.
+    let guest = move |len: u32, rounds: u32| {
+        let fd = "(i32.add (i32.const 0x1000) (i32.mul (local.get $arg) (i32.const 4)))";
+        let used = "(i32.add (i32.const 0x2000) (i32.mul (local.get $arg) (i32.const 4)))";
+        wasi_guest(
+            160,
+            r#"(data (i32.const 0x100) ".")"#,
+            &format!(
+                r#"
+  (func (export "wasi_thread_start") (param $tid i32) (param $arg i32)
+    (local $k i32)
+    (if (call $path_open (i32.const 3) (i32.const 0) (i32.const 0x100) (i32.const 1) (i32.const 2)
+          (i64.const 2) (i64.const 0) (i32.const 0) {fd})
+      (then (call $proc_exit (i32.const 90))))
+    (call $bump (i32.const 0x300))
+    (call $wait_count (i32.const 0x304) (i32.const 1))
+    (loop $again
+      (if (call $fd_readdir (i32.load {fd}) (i32.const 0x10000) (i32.const {len}) (i64.const 0) {used})
+        (then (call $proc_exit (i32.const 91))))
+      (if (i32.and (i32.eq (i32.const {len}) (i32.const 0x800000)) (i32.lt_u (i32.load {used}) (i32.const 0x7d0000)))
+        (then (call $proc_exit (i32.const 92))))
+      (local.set $k (i32.add (local.get $k) (i32.const 1)))
+      (br_if $again (i32.lt_u (local.get $k) (i32.const {rounds}))))
+    (call $bump (i32.const 0x308)))
+  (func (export "_start")
+    (local $i i32)
+    (loop $spawn
+      (if (i32.lt_s (call $spawn (local.get $i)) (i32.const 0)) (then (call $proc_exit (i32.const 93))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $spawn (i32.lt_u (local.get $i) (i32.const {threads}))))
+    (call $wait_count (i32.const 0x300) (i32.const {threads}))
+    (i32.atomic.store (i32.const 0x304) (i32.const 1))
+    (drop (memory.atomic.notify (i32.const 0x304) (i32.const -1)))
+    (call $wait_count (i32.const 0x308) (i32.const {threads}))
+    (call $proc_exit (i32.const 0)))"#
+            ),
+        )
+    };
+    within(LIMIT, move || {
+        let e = engine();
+        let mut config = RunConfig::default();
+        config.preopens.push(sandbox_preopen(&dir));
+        config.limits.max_fds = 1024;
+        // The same run with 24-byte listings first: the peak of 200 threads alone.
+        let (exit, _) = run_watched(&load(&e, &guest(24, 1)), &config);
+        assert_eq!((exit.kind, exit.code), (ExitKind::Code, 0), "{exit:?}");
+        let before = peak_rss_kib();
+        // Not `run_watched`: 200 listings of 8 MB may take a minute on a loaded machine.
+        let exit = Run::start(&load(&e, &guest(0x80_0000, 1)), &config).unwrap().wait();
+        assert_eq!((exit.kind, exit.code), (ExitKind::Code, 0), "{exit:?}");
+        let grown = peak_rss_kib().saturating_sub(before);
+        eprintln!("peak RSS {before} KiB, grew by {grown} KiB with 200 threads listing 8 MB each");
+        assert!(grown < 200 << 10, "peak RSS grew by {grown} KiB: listing buffers are not bounded");
+        std::fs::remove_dir_all(&dir).unwrap();
     });
 }
