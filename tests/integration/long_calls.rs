@@ -1,5 +1,6 @@
-//! Host loops whose length the guest chooses (`fd_readdir` of a huge directory) stop when
-//! the run ends, instead of running to the end of the call.
+//! Host loops whose length the guest chooses (`fd_readdir` of a huge directory,
+//! `poll_oneoff` with a million subscriptions) stop when the run ends, instead of running
+//! to the end of the call.
 //!
 //! The bounds are generous (stops take well under a millisecond per thread; the calls
 //! themselves take tens to hundreds of milliseconds each, and several threads make them at
@@ -119,5 +120,52 @@ fn cancel_stops_threads_listing_a_huge_directory() {
     let worst = worst_of_three_cancels(&module, &config, Duration::from_millis(200));
     eprintln!("fd_readdir of {ENTRIES} entries: worst cancel {worst:?}");
     assert!(worst < Duration::from_millis(60), "cancel took {worst:?} with threads in fd_readdir");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Subscription `i` of `poll_oneoff` (48 bytes) at `subs`: an `fd_read` of `fd`.
+const SUB_SIZE: u32 = 48;
+
+/// Four threads call `poll_oneoff` with 2^20 `fd_read` subscriptions on one regular file,
+/// over and over. Cancel stops them at once: both passes over the subscriptions check for
+/// the run's end often, and a file's end-of-file state is asked once per call, not once
+/// per subscription. (The run waited up to a whole pass: 14-218 ms.)
+#[test]
+fn cancel_stops_threads_polling_a_million_subscriptions() {
+    let dir = temp_dir("poll-stop");
+    std::fs::write(dir.join("f"), b"data").unwrap();
+    let n: u32 = 1 << 20;
+    let subs: u32 = 0x10_0000;
+    let events = subs + n * SUB_SIZE;
+    let pages = (events + n * 32) / 65536 + 1;
+    let body = format!(
+        r#"
+  (func (export "wasi_thread_start") (param $tid i32) (param $arg i32)
+    (call $bump (i32.const 0x300))
+    (loop $again
+      (drop (call $poll (i32.const {subs}) (i32.const {events}) (i32.const {n})
+        (i32.add (i32.const 0x280) (i32.mul (local.get $arg) (i32.const 4)))))
+      (br $again)))
+  (func (export "_start")
+    (local $i i32) (local $p i32)
+    (if (call $path_open (i32.const 3) (i32.const 0) (i32.const 0x100) (i32.const 1) (i32.const 0)
+          (i64.const {FD_READ}) (i64.const 0) (i32.const 0) (i32.const 0x200))
+      (then (call $proc_exit (i32.const 90))))
+    (local.set $p (i32.const {subs}))
+    (loop $fill
+      (i64.store (local.get $p) (i64.extend_i32_u (local.get $i)))
+      (i32.store8 offset=8 (local.get $p) (i32.const 1))
+      (i32.store offset=16 (local.get $p) (i32.load (i32.const 0x200)))
+      (local.set $p (i32.add (local.get $p) (i32.const {SUB_SIZE})))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $fill (i32.lt_u (local.get $i) (i32.const {n}))))
+    {SPAWN_FOUR_AND_SLEEP})"#,
+    );
+    let module = load(&engine(), &wasi_guest(pages, r#"(data (i32.const 0x100) "f")"#, &body));
+    let mut config = RunConfig::default();
+    config.preopens.push(sandbox_preopen(&dir));
+    let worst = worst_of_three_cancels(&module, &config, Duration::from_millis(300));
+    eprintln!("poll_oneoff of {n} subscriptions: worst cancel {worst:?}");
+    assert!(worst < Duration::from_millis(60), "cancel took {worst:?} with threads in poll_oneoff");
     std::fs::remove_dir_all(&dir).unwrap();
 }
