@@ -1,8 +1,10 @@
 //! The core dump of a run that ends by a trap (`RunConfig::coredump_path`): what each
 //! thread leaves for it as it stops (its stack; the thread whose trap ended the run also
-//! its globals and private memories, which only its store can read), and the file,
-//! written once every thread has stopped, with the run's shared memory as it is then, in
-//! the format of `format.rs`.
+//! its globals and its store itself, since only the store can read its private memories),
+//! and the file, written once every thread has stopped, with the run's shared memory as
+//! it is then, in the format of `format.rs`. Every memory, shared or private, is streamed
+//! from where it is to the file: a dump copies no memory whole (a 1 GiB private memory
+//! the guest never touched costs no resident memory to dump).
 //!
 //! The file is written safely even when the guest can write the directory it goes in:
 //! the directory is opened when the run starts (before any guest code runs), the dump is
@@ -20,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::{Context as _, Result};
 use parking_lot::Mutex;
 use rustix::fs::{AtFlags, Mode, OFlags};
-use wasmtime::{AsContextMut, SharedMemory, Val, WasmBacktrace, WasmCoreDump};
+use wasmtime::{SharedMemory, Store, Val, WasmBacktrace, WasmCoreDump};
 
 use crate::error::{error, ErrorKind, ResultKind};
 use crate::exit::{ExitKind, RunExit};
@@ -46,14 +48,40 @@ struct Parts {
     stacks: BTreeMap<i32, Vec<Frame>>,
     /// The private state of the thread whose trap ended the run, at the trap.
     trapped: Option<Private>,
+    /// The dump was written (or given up): a thread that stops later keeps nothing.
+    closed: bool,
 }
 
-/// What only a thread's own store can read: its instance's globals and private memories.
+/// What only a thread's own store can read: its instance's globals (read at the trap)
+/// and its private memories (read from the store, kept until the dump is written).
 #[derive(Default)]
 struct Private {
     globals: Vec<Global>,
-    /// `(memory64, maximum pages, bytes)` of each private memory.
-    memories: Vec<(bool, Option<u64>, Vec<u8>)>,
+    memories: Option<Box<dyn PrivateMemories>>,
+}
+
+/// A store kept for its private memories.
+trait PrivateMemories: Send {
+    /// `(memory64, maximum pages, bytes)` of each private memory, in the module's order.
+    fn memories(&self) -> Vec<(bool, Option<u64>, &[u8])>;
+}
+
+/// The store that trapped and its instance's private memories.
+struct Kept<T: 'static> {
+    store: Store<T>,
+    memories: Vec<wasmtime::Memory>,
+}
+
+impl<T: Send + 'static> PrivateMemories for Kept<T> {
+    fn memories(&self) -> Vec<(bool, Option<u64>, &[u8])> {
+        self.memories
+            .iter()
+            .map(|m| {
+                let ty = m.ty(&self.store);
+                (ty.is_64(), ty.maximum(), m.data(&self.store))
+            })
+            .collect()
+    }
 }
 
 impl Recorder {
@@ -99,16 +127,17 @@ impl Recorder {
 
 impl Recorder {
     /// Keeps what the dump needs of thread `tid`, which stopped with `err`: its stack
-    /// and, when its trap ended the run (`ended_run`), the globals and private memories
-    /// of its `store`, which only that store can read.
-    pub(crate) fn keep(
+    /// and, when its trap ended the run (`ended_run`), the globals of its `store` and the
+    /// store itself, whose private memories the dump reads where they are. Gives the
+    /// store back unless it kept it.
+    pub(crate) fn keep<T: Send + 'static>(
         &self,
         tid: i32,
-        store: impl AsContextMut,
+        mut store: Store<T>,
         err: &wasmtime::Error,
         ended_run: bool,
         offsets: &OffsetMap,
-    ) {
+    ) -> Option<Store<T>> {
         let dump = err.downcast_ref::<WasmCoreDump>();
         let frames = match (dump, err.downcast_ref::<WasmBacktrace>()) {
             (Some(d), _) => d.frames(),
@@ -116,16 +145,31 @@ impl Recorder {
             (None, None) => &[],
         };
         let frames = crate::trace::frames(frames, offsets);
-        // Only the trap that ended the run is dumped: no other thread copies its memories.
-        let private = match dump {
-            Some(d) if ended_run => Some(private_state(d, store)),
-            _ => None,
-        };
         let mut parts = self.parts.lock();
-        parts.stacks.insert(tid, frames);
-        if private.is_some() {
-            parts.trapped = private;
+        if parts.closed {
+            return Some(store);
         }
+        parts.stacks.insert(tid, frames);
+        // Only the trap that ended the run is dumped: no other thread keeps its store.
+        match dump {
+            Some(d) if ended_run => {
+                let globals = globals(d, &mut store);
+                let memories = d.memories().to_vec();
+                parts.trapped = Some(Private { globals, memories: Some(Box::new(Kept { store, memories })) });
+                None
+            }
+            _ => Some(store),
+        }
+    }
+
+    /// Drops what the threads left (a kept store among it) without writing a dump, and
+    /// keeps nothing from now on.
+    pub(crate) fn close(&self) {
+        let mut parts = self.parts.lock();
+        parts.closed = true;
+        let dropped = (std::mem::take(&mut parts.stacks), parts.trapped.take());
+        drop(parts);
+        drop(dropped);
     }
 
     /// Writes the core dump of a run that ended by a trap (nothing for other ends), once
@@ -138,13 +182,14 @@ impl Recorder {
         name: Option<&str>,
         offsets: &OffsetMap,
     ) -> Result<()> {
+        let (stacks, private) = {
+            let mut parts = self.parts.lock();
+            parts.closed = true;
+            (std::mem::take(&mut parts.stacks), parts.trapped.take().unwrap_or_default())
+        };
         if exit.kind != ExitKind::Trap {
             return Ok(());
         }
-        let (stacks, private) = {
-            let mut parts = self.parts.lock();
-            (std::mem::take(&mut parts.stacks), parts.trapped.take().unwrap_or_default())
-        };
         // The thread that trapped first, then the others by tid.
         let mut ordered: Vec<(i32, Vec<Frame>)> = stacks.into_iter().collect();
         ordered.sort_by_key(|(tid, _)| (*tid != exit.tid, *tid));
@@ -152,8 +197,9 @@ impl Recorder {
             .into_iter()
             .map(|(tid, frames)| Stack { name: if tid == 0 { "main".into() } else { format!("thread {tid}") }, frames })
             .collect();
-        let reads: Vec<_> = private.memories.iter().map(|(_, _, bytes)| read_from(bytes)).collect();
-        let private_memories = private.memories.iter().zip(&reads).map(|((memory64, maximum_pages, bytes), read)| {
+        let private_memories = private.memories.as_ref().map(|m| m.memories()).unwrap_or_default();
+        let reads: Vec<_> = private_memories.iter().map(|(_, _, bytes)| read_from(bytes)).collect();
+        let private_memories = private_memories.iter().zip(&reads).map(|((memory64, maximum_pages, bytes), read)| {
             Memory { shared: false, memory64: *memory64, maximum_pages: *maximum_pages, len: bytes.len(), read }
         });
         let shared_read = shared.map(shared_reader);
@@ -199,7 +245,7 @@ fn in_module_order<'a>(
     out
 }
 
-/// Reads a copied private memory.
+/// Reads a private memory where it is, in its store.
 fn read_from(bytes: &[u8]) -> impl Fn(usize, &mut [u8]) + '_ {
     move |at, buf| buf.copy_from_slice(&bytes[at..at + buf.len()])
 }
@@ -221,12 +267,11 @@ fn shared_reader(m: &SharedMemory) -> Reader<'_> {
     })
 }
 
-/// The globals and private memories of the store that trapped, from Wasmtime's dump.
-fn private_state(dump: &WasmCoreDump, mut store: impl AsContextMut) -> Private {
-    let globals = dump
-        .globals()
+/// The globals of the store that trapped, from Wasmtime's dump.
+fn globals<T>(dump: &WasmCoreDump, store: &mut Store<T>) -> Vec<Global> {
+    dump.globals()
         .iter()
-        .map(|g| match g.get(&mut store) {
+        .map(|g| match g.get(&mut *store) {
             Val::I32(v) => Global::I32(v),
             Val::I64(v) => Global::I64(v),
             Val::F32(v) => Global::F32(v),
@@ -235,14 +280,5 @@ fn private_state(dump: &WasmCoreDump, mut store: impl AsContextMut) -> Private {
             Val::FuncRef(_) => Global::FuncRef,
             _ => Global::ExternRef,
         })
-        .collect();
-    let memories = dump
-        .memories()
-        .iter()
-        .map(|m| {
-            let ty = m.ty(&store);
-            (ty.is_64(), ty.maximum(), m.data(&store).to_vec())
-        })
-        .collect();
-    Private { globals, memories }
+        .collect()
 }

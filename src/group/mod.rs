@@ -213,6 +213,10 @@ impl Group {
             self.write_coredump(&exit);
             exit
         }));
+        // A store kept for the dump holds the group: let it go, dump written or not.
+        if let Some(rec) = &self.coredump {
+            rec.close();
+        }
         let exit = exit.unwrap_or_else(|panic| {
             self.finish(RunExit::host(ExitKind::Cancelled));
             RunExit::trap(-1, format!("internal error: the run's supervisor panicked: {}", panic_message(&*panic)))
@@ -242,11 +246,21 @@ impl Group {
     }
 
     /// Keeps what the run's core dump needs of thread `tid`, which stopped with `err`
-    /// (`trapped`: a trap of its own, not a stop). Nothing without a core dump path.
-    fn keep_for_coredump(&self, tid: i32, store: &mut Store<StoreData>, err: &wasmtime::Error, trapped: bool) {
-        if let Some(rec) = &self.coredump {
-            let ended_run = trapped && self.life.ended_by_trap_of(tid);
-            rec.keep(tid, store, err, ended_run, &self.program.offsets);
+    /// (`trapped`: a trap of its own, not a stop): the store itself when its trap ended
+    /// the run, else `store` is given back. Nothing without a core dump path.
+    fn keep_for_coredump(
+        &self,
+        tid: i32,
+        store: Store<StoreData>,
+        err: &wasmtime::Error,
+        trapped: bool,
+    ) -> Option<Store<StoreData>> {
+        match &self.coredump {
+            Some(rec) => {
+                let ended_run = trapped && self.life.ended_by_trap_of(tid);
+                rec.keep(tid, store, err, ended_run, &self.program.offsets)
+            }
+            None => Some(store),
         }
     }
 

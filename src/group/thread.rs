@@ -192,9 +192,10 @@ fn run_thread(group: Arc<Group>, mut store: Store<StoreData>, entry: Entry, seat
         ThreadExit::Trapped(msg) => group.finish(RunExit::trap(tid, msg.clone())),
         ThreadExit::Returned | ThreadExit::Terminated { .. } => {}
     }
-    if let Ok(Err(e)) = &result {
-        group.keep_for_coredump(tid, &mut store, e, matches!(how, ThreadExit::Trapped(_)));
-    }
+    let store = match &result {
+        Ok(Err(e)) => group.keep_for_coredump(tid, store, e, matches!(how, ThreadExit::Trapped(_))),
+        _ => Some(store),
+    };
     group.give_back_seat(seat);
     drop(store);
     group.hooks.thread_exited(tid, &how);

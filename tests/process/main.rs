@@ -440,3 +440,53 @@ fn two_hundred_listings_of_a_huge_directory_stay_within_the_copy_budget() {
         std::fs::remove_dir_all(&dir).unwrap();
     });
 }
+
+/// A trap after growing a private memory to 1 GiB (one page of it written) writes a core
+/// dump holding that memory, and the peak resident memory stays where it was: the dump
+/// reads the private memory where it is, as it does the shared one (it grew by 1 GB when
+/// the trapping thread copied its private memories).
+#[test]
+fn a_core_dump_streams_a_huge_private_memory() {
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !isolated("a_core_dump_streams_a_huge_private_memory") {
+        return;
+    }
+    let wat = r#"(module
+      (import "env" "memory" (memory 1 1 shared))
+      (memory $p 1 16385)
+      (func (export "wasi_thread_start") (param i32 i32))
+      (func (export "_start")
+        (if (i32.lt_s (memory.grow $p (i32.const 16384)) (i32.const 0)) (then (return)))
+        (i64.store $p (i32.const 0x30000000) (i64.const 0x1122334455667788))
+        unreachable))"#;
+    let path = temp_dir("coredump-rss").join("core.wasm");
+    let dump_path = path.clone();
+    within(LIMIT, move || {
+        let module = load(&engine(), wat);
+        let config = RunConfig { coredump_path: Some(dump_path.clone()), ..RunConfig::default() };
+        let before = peak_rss_kib();
+        let (exit, _) = run_watched(&module, &config);
+        assert_eq!(exit.kind, ExitKind::Trap, "{exit:?}");
+        let grown = peak_rss_kib().saturating_sub(before);
+        eprintln!("peak RSS {before} KiB, grew by {grown} KiB dumping a 1 GiB private memory");
+        assert!(grown < 256 << 10, "peak RSS grew by {grown} KiB: the private memory was copied");
+        let dump = std::fs::read(&dump_path).expect("the core dump was written");
+        let (mut pages, mut marker) = (Vec::new(), false);
+        for payload in wasmparser::Parser::new(0).parse_all(&dump) {
+            match payload.unwrap() {
+                wasmparser::Payload::MemorySection(r) => pages.extend(r.into_iter().map(|m| m.unwrap().initial)),
+                wasmparser::Payload::DataSection(r) => {
+                    for d in r {
+                        let d = d.unwrap();
+                        let needle = 0x1122334455667788u64.to_le_bytes();
+                        marker |= d.data.windows(8).any(|w| w == needle);
+                    }
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(pages, [1, 16385], "the shared memory and the private one, at its size");
+        assert!(marker, "the private memory's contents are in the dump");
+    });
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+}
