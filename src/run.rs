@@ -113,6 +113,17 @@ impl Run {
     pub fn cancel(&self) {
         self.group.finish(RunExit::host(ExitKind::Cancelled));
     }
+
+    /// Asks for the run to end with [`ExitKind::Cancelled`] unless it already ended, in a
+    /// way that is async-signal-safe (no lock, no allocation: a flag and a `futex` wake),
+    /// so a signal handler may call it (the Ctrl-C pattern). The run's supervisor thread
+    /// ([`Run::start_background`]) then ends it within microseconds; a run without one
+    /// ends at the next [`Run::wait`], [`Run::try_wait`] or drop. From the moment it is
+    /// asked, the run's outcome is the cancel unless it had ended already. Harmless after
+    /// the run ended.
+    pub fn ask_cancel(&self) {
+        self.group.ask_cancel();
+    }
 }
 
 impl Drop for Run {

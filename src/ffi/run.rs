@@ -165,11 +165,20 @@ pub extern "C" fn wt_run_start(
 /// Ends the run with `WT_EXIT_CANCELLED` unless it already ended; every guest thread is
 /// stopped wherever it is, within milliseconds. Returns at once. Safe from any thread, any
 /// number of times, also after the run ended (then it does nothing).
+///
+/// Async-signal-safe: a signal handler may call it (the Ctrl-C pattern). It takes no lock,
+/// allocates nothing and leaves `errno` as it was: it records the cancel and wakes the
+/// run's supervisor thread, which ends the run. From this call on, the run's outcome is
+/// the cancel unless it had ended already. (Should the process have been out of threads
+/// when the run started, so that it has no supervisor thread, the run ends at the next
+/// `wt_run_wait`, `wt_run_try_wait` or `wt_run_free`.) The run must stay alive while a
+/// handler may use it: clear the pointer the handler reads, and free the run only once no
+/// handler can still be running with the old one (see "Signals" at the top).
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_run_cancel(run: *const wt_run_t) {
     ffi_boundary! {
         // SAFETY: NULL or a live run (header contract).
-        if let Some(r) = unsafe { run.as_ref() } { r.run.cancel(); }
+        if let Some(r) = unsafe { run.as_ref() } { r.run.ask_cancel(); }
     }
 }
 

@@ -1,8 +1,14 @@
 //! A run's life: how it ended (the first event wins), which threads still exist, who
 //! supervises it, and the one outcome every waiter gets once every thread is joined. The
 //! stop side (waking and interrupting threads) is [`Teardown`]'s.
+//!
+//! A cancel may also be *asked* ([`Lifecycle::ask_cancel`]) from a signal handler: that
+//! sets a flag and rings the supervisor's bell (a futex word), both async-signal-safe,
+//! and the supervisor ends the run. From the moment it is asked, the run's outcome is
+//! the cancel unless the run had already ended.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,6 +22,11 @@ use crate::exit::{ExitKind, RunExit};
 pub(super) struct Lifecycle {
     state: Mutex<State>,
     cond: Condvar,
+    /// A cancel was asked ([`Lifecycle::ask_cancel`]).
+    cancel_asked: AtomicBool,
+    /// The supervisor's bell: bumped when the run ends or a cancel is asked, and waited
+    /// on (a futex) by the supervisor until the run ends.
+    bell: AtomicU32,
     /// Guest thread bodies on the pool that have not finished: what the supervisor joins.
     pub(super) unjoined: Arc<Unjoined>,
 }
@@ -38,6 +49,8 @@ impl Lifecycle {
         Lifecycle {
             state: Mutex::new(State { live: BTreeSet::from([0]), ..State::default() }),
             cond: Condvar::new(),
+            cancel_asked: AtomicBool::new(false),
+            bell: AtomicU32::new(0),
             unjoined: Arc::default(),
         }
     }
@@ -47,11 +60,65 @@ impl Lifecycle {
         {
             let mut st = self.state.lock();
             if st.first_exit.is_none() {
-                st.first_exit = Some(exit);
+                // A cancel asked before this end came first.
+                let cancelled = self.cancel_asked.load(Ordering::SeqCst);
+                st.first_exit = Some(if cancelled { RunExit::host(ExitKind::Cancelled) } else { exit });
             }
             teardown.begin();
         }
+        self.ring();
         self.kick(teardown);
+    }
+
+    /// Asks for the run to be cancelled: the supervisor ends it (or, when nobody
+    /// supervises it yet, whoever waits for it next). Async-signal-safe: an atomic store,
+    /// an atomic add and a `futex` wake, with `errno` kept; no lock, no allocation.
+    pub(super) fn ask_cancel(&self) {
+        self.cancel_asked.store(true, Ordering::SeqCst);
+        self.ring();
+    }
+
+    /// Wakes the supervisor waiting for the run to end (async-signal-safe).
+    fn ring(&self) {
+        self.bell.fetch_add(1, Ordering::SeqCst);
+        // SAFETY: `__errno_location` gives the calling thread's errno, which a signal
+        // handler must leave as it found it. FUTEX_WAKE on the address of a live
+        // `AtomicU32` reads nothing else; it fails only for a bad address.
+        unsafe {
+            let errno = libc::__errno_location();
+            let saved = *errno;
+            libc::syscall(libc::SYS_futex, self.bell.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, i32::MAX);
+            *errno = saved;
+        }
+    }
+
+    /// Waits until the bell is no longer at `rung` or `timeout` passes (`None`: no
+    /// timeout); may return early.
+    fn wait_bell(&self, rung: u32, timeout: Option<Duration>) {
+        let ts = timeout.map(|t| libc::timespec {
+            tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
+            tv_nsec: t.subsec_nanos().into(),
+        });
+        let ts_ptr = ts.as_ref().map_or(std::ptr::null(), std::ptr::from_ref);
+        // SAFETY: FUTEX_WAIT on the address of a live `AtomicU32`, with a relative
+        // timeout that lives across the call (or none). It returns at once if the word
+        // is no longer `rung`, on a wake, a signal or the timeout.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                self.bell.as_ptr(),
+                libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+                rung,
+                ts_ptr,
+            );
+        }
+    }
+
+    /// Ends the run as cancelled if a cancel was asked and it has not ended yet.
+    fn take_cancel(&self, teardown: &Teardown) {
+        if self.cancel_asked.load(Ordering::SeqCst) {
+            self.finish(teardown, RunExit::host(ExitKind::Cancelled));
+        }
     }
 
     /// Wakes every thread wherever it blocks, and whoever waits on the run's state.
@@ -134,19 +201,22 @@ impl Lifecycle {
     /// threads until every one has left or the teardown grace ran out. The outcome lists the
     /// threads that did not leave in time as `unstopped`.
     pub(super) fn stop(&self, teardown: &Teardown, deadline: Option<Instant>) -> RunExit {
-        let mut st = self.state.lock();
-        while st.first_exit.is_none() {
-            match deadline {
-                Some(d) => {
-                    if self.cond.wait_until(&mut st, d).timed_out() && st.first_exit.is_none() {
-                        drop(st);
-                        self.finish(teardown, RunExit::host(ExitKind::Timeout));
-                        st = self.state.lock();
-                    }
-                }
-                None => self.cond.wait(&mut st),
+        // Until the run ends: the bell rings for every end (`finish`) and every cancel
+        // asked, so reading it before looking leaves no wake-up unseen.
+        loop {
+            let rung = self.bell.load(Ordering::SeqCst);
+            if self.state.lock().first_exit.is_some() {
+                break;
             }
+            self.take_cancel(teardown);
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left == Some(Duration::ZERO) {
+                self.finish(teardown, RunExit::host(ExitKind::Timeout));
+                continue;
+            }
+            self.wait_bell(rung, left);
         }
+        let mut st = self.state.lock();
         // Kick until every thread has left; a thread that checked `ending` just before it
         // was set may have started blocking after the previous kick.
         let give_up = Instant::now() + teardown.grace;
@@ -228,6 +298,10 @@ impl Lifecycle {
         }
         let ended = st.first_exit.is_some();
         drop(st);
+        if !ended {
+            self.take_cancel(teardown);
+        }
+        let ended = ended || self.cancel_asked.load(Ordering::SeqCst);
         if !ended && deadline.is_some_and(|d| Instant::now() >= d) {
             self.finish(teardown, RunExit::host(ExitKind::Timeout));
         } else if ended {

@@ -166,6 +166,12 @@ impl Group {
         self.life.finish(&self.teardown, exit);
     }
 
+    /// Asks for the run to be cancelled (async-signal-safe): its supervisor ends it at
+    /// once, or whoever waits for it next. See [`Lifecycle::ask_cancel`].
+    pub(crate) fn ask_cancel(&self) {
+        self.life.ask_cancel();
+    }
+
     /// Starts a thread that supervises the group at once, so the timeout is enforced and
     /// threads are stopped whether or not anyone waits. `None` if the OS gave no thread:
     /// then waiters (and `try_wait`) supervise instead.

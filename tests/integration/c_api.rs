@@ -106,6 +106,19 @@ fn c_program_waits_and_frees_from_callbacks_without_deadlock() {
 #[test]
 fn plugins_host_functions_and_instances() {
     let exe = compile_with("cc", "-std=c11", "tests/c/plugin.c", "c-plugin", &["-pthread"]);
+/// `wt_run_cancel` from a signal handler: SIGINT sent to the host thread every ~100 us
+/// while it starts runs and waits for them cancels each run, whatever the thread was
+/// doing in the library, without a deadlock and with `errno` kept
+/// (`tests/c/signal_cancel.c`, which an alarm ends if it hangs).
+#[test]
+fn c_program_cancels_runs_from_a_signal_handler() {
+    let exe = compile_with(
+        "cc",
+        "-std=c11",
+        "tests/c/signal_cancel.c",
+        "c-signal-cancel",
+        &["-pthread", "-D_POSIX_C_SOURCE=200809L"],
+    );
     checks_pass(c_program(&exe).arg(SHARED_GUESTS));
 }
 
