@@ -58,31 +58,37 @@ fn cancel_when_started(
     })
 }
 
-/// The end of `_start` in the guests below: spawn threads 0 to 3, wait until each has
-/// bumped 0x300, sleep an hour.
-const SPAWN_FOUR_AND_SLEEP: &str = "(drop (call $spawn (i32.const 0))) (drop (call $spawn (i32.const 1)))
-    (drop (call $spawn (i32.const 2))) (drop (call $spawn (i32.const 3)))
-    (call $wait_count (i32.const 0x300) (i32.const 4))
-    (call $sleep (i64.const 3600000000000))";
+/// The end of `_start` in the guests below: spawn threads with arguments 0 to
+/// `threads - 1`, wait until each has bumped 0x300, sleep an hour.
+fn spawn_and_sleep(threads: u32) -> String {
+    let spawns: String = (0..threads).map(|i| format!("(drop (call $spawn (i32.const {i})))")).collect();
+    format!("{spawns} (call $wait_count (i32.const 0x300) (i32.const {threads})) (call $sleep (i64.const {HOUR_NS}))")
+}
 
-/// Three runs of `module` (main and four threads), each cancelled `settle` after every
-/// thread started: each ends cancelled, every thread terminated. The longest cancel.
-fn worst_of_three_cancels(module: &wasithreads::Module, config: &RunConfig, settle: Duration) -> Duration {
+/// Three runs of `module` (main and `threads` threads), each cancelled `settle` after
+/// every thread started: each ends cancelled, every thread terminated. The longest
+/// cancel.
+fn worst_of_three_cancels(
+    module: &wasithreads::Module,
+    config: &RunConfig,
+    threads: usize,
+    settle: Duration,
+) -> Duration {
     let mut worst = Duration::ZERO;
     for _ in 0..3 {
-        let (exit, exits, took) = cancel_when_started(module, config.clone(), 5, settle);
+        let (exit, exits, took) = cancel_when_started(module, config.clone(), threads + 1, settle);
         assert_eq!(exit.kind, ExitKind::Cancelled, "{exit:?}");
         assert!(exit.unstopped.is_empty(), "{exit:?}");
-        assert_eq!(exits.len(), 5, "{exits:?}");
+        assert_eq!(exits.len(), threads + 1, "{exits:?}");
         assert!(exits.iter().all(|(_, how)| how.is_terminated()), "{exits:?}");
         worst = worst.max(took);
     }
     worst
 }
 
-/// Four threads list a 30 000-entry directory over and over, each through a descriptor of
-/// its own: two read it whole into a 4 MiB buffer, two alternate a 24-byte read at cookie
-/// 0 and one at the last cookie (which rewinds and skips 30 000 entries). Cancel stops
+/// Eight threads list a 30 000-entry directory over and over, each through a descriptor of
+/// its own: four read it whole into a 4 MiB buffer, four alternate a 24-byte read at
+/// cookie 0 and one at the last cookie (which rewinds and skips 30 000 entries). Cancel stops
 /// them all at once: the fill and skip loops check for the run's end at every entry.
 /// (They did not: the run waited for each thread's current listing, 16-226 ms.)
 #[test]
@@ -109,7 +115,8 @@ fn cancel_stops_threads_listing_a_huge_directory() {
           (drop (call $fd_readdir (local.get $fd) (i32.const 0x10000) (i32.const 0x400000) (i64.const 0) {used}))
           (br $fill)))))
   (func (export "_start")
-    {SPAWN_FOUR_AND_SLEEP})"#,
+    {spawns})"#,
+        spawns = spawn_and_sleep(8),
         fd_slot = slot(0x200),
         used = slot(0x280),
         last = ENTRIES + 1,
@@ -117,7 +124,7 @@ fn cancel_stops_threads_listing_a_huge_directory() {
     let module = load(&engine(), &wasi_guest(80, r#"(data (i32.const 0x100) ".")"#, &body));
     let mut config = RunConfig::default();
     config.preopens.push(sandbox_preopen(&dir));
-    let worst = worst_of_three_cancels(&module, &config, Duration::from_millis(200));
+    let worst = worst_of_three_cancels(&module, &config, 8, Duration::from_millis(200));
     eprintln!("fd_readdir of {ENTRIES} entries: worst cancel {worst:?}");
     assert!(worst < Duration::from_millis(60), "cancel took {worst:?} with threads in fd_readdir");
     std::fs::remove_dir_all(&dir).unwrap();
@@ -159,12 +166,13 @@ fn cancel_stops_threads_polling_a_million_subscriptions() {
       (local.set $p (i32.add (local.get $p) (i32.const {SUB_SIZE})))
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br_if $fill (i32.lt_u (local.get $i) (i32.const {n}))))
-    {SPAWN_FOUR_AND_SLEEP})"#,
+    {spawns})"#,
+        spawns = spawn_and_sleep(4),
     );
     let module = load(&engine(), &wasi_guest(pages, r#"(data (i32.const 0x100) "f")"#, &body));
     let mut config = RunConfig::default();
     config.preopens.push(sandbox_preopen(&dir));
-    let worst = worst_of_three_cancels(&module, &config, Duration::from_millis(300));
+    let worst = worst_of_three_cancels(&module, &config, 4, Duration::from_millis(300));
     eprintln!("poll_oneoff of {n} subscriptions: worst cancel {worst:?}");
     assert!(worst < Duration::from_millis(60), "cancel took {worst:?} with threads in poll_oneoff");
     std::fs::remove_dir_all(&dir).unwrap();
