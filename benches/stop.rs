@@ -5,7 +5,8 @@
 //!   cargo bench --bench stop          (WT_BENCH_REPS changes the 21)
 //!
 //! One guest thread goes to the place; main waits forever on a word nobody notifies. The
-//! host cancels 20 ms after the start (the thread gets there within microseconds).
+//! host cancels 20 ms after the start (the thread gets there within microseconds; 300 ms
+//! for the place that first fills a million subscriptions).
 
 use std::fs::File;
 use std::io::Write;
@@ -24,7 +25,8 @@ const HEADER: &str = r#"(module
   (import "wasi_snapshot_preview1" "path_open" (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "clock_time_get" (func $clock (param i32 i64 i32) (result i32)))
   (import "wasi_snapshot_preview1" "fd_sync" (func $fd_sync (param i32) (result i32)))
-  (import "env" "memory" (memory 64 64 shared))
+  (import "wasi_snapshot_preview1" "fd_readdir" (func $fd_readdir (param i32 i32 i32 i64 i32) (result i32)))
+  (import "env" "memory" (memory 1300 1300 shared))
   (export "memory" (memory 0))
   (data (i32.const 2000) "fifo")
   (data (i32.const 2008) "big")
@@ -52,6 +54,8 @@ struct Place {
     name: &'static str,
     body: String,
     setup: fn(&mut RunConfig, &std::path::Path) -> Box<dyn std::any::Any>,
+    /// How long after the start to cancel: the thread gets to its place by then.
+    delay_ms: u64,
 }
 
 fn no_setup(_: &mut RunConfig, _: &std::path::Path) -> Box<dyn std::any::Any> {
@@ -86,6 +90,19 @@ fn preopen(c: &mut RunConfig, dir: &std::path::Path) -> Box<dyn std::any::Any> {
     Box::new(())
 }
 
+/// A directory of 30 000 empty files (made once), preopened.
+fn big_dir(c: &mut RunConfig, dir: &std::path::Path) -> Box<dyn std::any::Any> {
+    let big = dir.join("listing");
+    if !big.exists() {
+        std::fs::create_dir(&big).unwrap();
+        for i in 0..30_000 {
+            File::create(big.join(format!("entry-{i:06}"))).unwrap();
+        }
+    }
+    c.preopens.push(wasithreads::Preopen { host: big, guest: "/".into(), read_only: false });
+    Box::new(())
+}
+
 /// A preopened directory holding a FIFO named "fifo" with a writer kept open and silent.
 fn fifo(c: &mut RunConfig, dir: &std::path::Path) -> Box<dyn std::any::Any> {
     let path = dir.join("fifo");
@@ -112,58 +129,87 @@ impl NonBlock for std::fs::OpenOptions {
 fn places() -> Vec<Place> {
     let hour = 3_600_000_000_000i64;
     vec![
-        Place { name: "running wasm (a loop)", body: "(call $started) (loop $l (br $l))".into(), setup: no_setup },
+        Place { name: "running wasm (a loop)", body: "(call $started) (loop $l (br $l))".into(), setup: no_setup, delay_ms: 20 },
         Place {
             name: "a loop of WASI calls (clock_time_get)",
             body: "(call $started) (loop $l (drop (call $clock (i32.const 1) (i64.const 0) (i32.const 904))) (br $l))".into(),
             setup: no_setup,
+            delay_ms: 20,
         },
         Place {
             name: "memory.atomic.wait32, no timeout",
             body: "(call $started) (drop (memory.atomic.wait32 (i32.const 304) (i32.const 0) (i64.const -1)))".into(),
             setup: no_setup,
+            delay_ms: 20,
         },
         Place {
             name: "memory.atomic.wait64, no timeout",
             body: "(call $started) (drop (memory.atomic.wait64 (i32.const 312) (i64.const 0) (i64.const -1)))".into(),
             setup: no_setup,
+            delay_ms: 20,
         },
         Place {
             name: "poll_oneoff, relative 1 h monotonic",
             body: format!("(call $clock_sub (i32.const 400) (i32.const 1) (i64.const {hour}) (i32.const 0)) (call $started) (drop (call $poll (i32.const 400) (i32.const 504) (i32.const 1) (i32.const 600)))"),
             setup: no_setup,
+            delay_ms: 20,
         },
         Place {
             name: "poll_oneoff, absolute monotonic +1 h",
             body: format!("(drop (call $clock (i32.const 1) (i64.const 0) (i32.const 904))) (call $clock_sub (i32.const 400) (i32.const 1) (i64.add (i64.load (i32.const 904)) (i64.const {hour})) (i32.const 1)) (call $started) (drop (call $poll (i32.const 400) (i32.const 504) (i32.const 1) (i32.const 600)))"),
             setup: no_setup,
+            delay_ms: 20,
         },
         Place {
             name: "poll_oneoff, 10 000 clocks of 1 h",
             body: format!("(loop $l (call $clock_sub (i32.add (i32.const 4096) (i32.mul (local.get $i) (i32.const 48))) (i32.const 1) (i64.const {hour}) (i32.const 0)) (local.set $i (i32.add (local.get $i) (i32.const 1))) (br_if $l (i32.lt_u (local.get $i) (i32.const 10000)))) (call $started) (drop (call $poll (i32.const 4096) (i32.const 600000) (i32.const 10000) (i32.const 600)))"),
             setup: no_setup,
+            delay_ms: 20,
         },
         Place {
             name: "poll_oneoff, fd_read on an empty stdin pipe",
             body: "(i64.store (i32.const 400) (i64.const 7)) (i32.store8 (i32.const 408) (i32.const 1)) (i32.store (i32.const 416) (i32.const 0)) (call $started) (drop (call $poll (i32.const 400) (i32.const 504) (i32.const 1) (i32.const 600)))".into(),
             setup: stdin_pipe,
+            delay_ms: 20,
         },
-        Place { name: "fd_read, empty stdin pipe", body: "(call $started) (call $read_fd (i32.const 0))".into(), setup: stdin_pipe },
+        Place { name: "fd_read, empty stdin pipe", body: "(call $started) (call $read_fd (i32.const 0))".into(), setup: stdin_pipe, delay_ms: 20 },
         Place {
             name: "fd_write, stdout a full pipe",
             body: "(i32.store (i32.const 700) (i32.const 800)) (i32.store (i32.const 704) (i32.const 16)) (call $started) (drop (call $fd_write (i32.const 1) (i32.const 700) (i32.const 1) (i32.const 720)))".into(),
             setup: stdout_full_pipe,
+            delay_ms: 20,
         },
         Place {
             name: "fd_read, FIFO opened in a preopen, writer silent",
             body: "(drop (call $path_open (i32.const 3) (i32.const 0) (i32.const 2000) (i32.const 4) (i32.const 0) (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 1000))) (call $started) (call $read_fd (i32.load (i32.const 1000)))".into(),
             setup: fifo,
+            delay_ms: 20,
         },
         Place {
             name: "fd_sync: a loop of 16 MiB of writes then fd_sync, on disk",
             // "big" created and truncated (oflags 9), rights fd_write; 8 writes of 2 MiB.
             body: "(drop (call $path_open (i32.const 3) (i32.const 0) (i32.const 2008) (i32.const 3) (i32.const 9) (i64.const 64) (i64.const 0) (i32.const 0) (i32.const 1000))) (i32.store (i32.const 700) (i32.const 65536)) (i32.store (i32.const 704) (i32.const 2097152)) (call $started) (loop $l (local.set $i (i32.const 0)) (loop $w (drop (call $fd_write (i32.load (i32.const 1000)) (i32.const 700) (i32.const 1) (i32.const 720))) (local.set $i (i32.add (local.get $i) (i32.const 1))) (br_if $w (i32.lt_u (local.get $i) (i32.const 8)))) (drop (call $fd_sync (i32.load (i32.const 1000)))) (br $l))".into(),
             setup: preopen,
+            delay_ms: 20,
+        },
+        Place {
+            name: "fd_readdir of 30 000 entries into a 4 MiB buffer, over and over",
+            body: "(call $started) (loop $l (drop (call $fd_readdir (i32.const 3) (i32.const 65536) (i32.const 4194304) (i64.const 0) (i32.const 720))) (br $l))".into(),
+            setup: big_dir,
+            delay_ms: 20,
+        },
+        Place {
+            name: "fd_readdir skipping to cookie 30 000, over and over",
+            body: "(call $started) (loop $l (drop (call $fd_readdir (i32.const 3) (i32.const 65536) (i32.const 24) (i64.const 0) (i32.const 720))) (drop (call $fd_readdir (i32.const 3) (i32.const 65536) (i32.const 24) (i64.const 30000) (i32.const 720))) (br $l))".into(),
+            setup: big_dir,
+            delay_ms: 20,
+        },
+        Place {
+            name: "poll_oneoff, 2^20 fd_read subscriptions on a regular file, over and over",
+            // "big" created (oflags 1), rights fd_read; 2^20 subscriptions at 1 MiB, events after.
+            body: "(drop (call $path_open (i32.const 3) (i32.const 0) (i32.const 2008) (i32.const 3) (i32.const 1) (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 1000))) (local.set $i (i32.const 0)) (loop $f (i64.store (i32.add (i32.const 1048576) (i32.mul (local.get $i) (i32.const 48))) (i64.const 0)) (i32.store8 (i32.add (i32.const 1048584) (i32.mul (local.get $i) (i32.const 48))) (i32.const 1)) (i32.store (i32.add (i32.const 1048592) (i32.mul (local.get $i) (i32.const 48))) (i32.load (i32.const 1000))) (local.set $i (i32.add (local.get $i) (i32.const 1))) (br_if $f (i32.lt_u (local.get $i) (i32.const 1048576)))) (call $started) (loop $l (drop (call $poll (i32.const 1048576) (i32.const 51380224) (i32.const 1048576) (i32.const 720))) (br $l))".into(),
+            setup: preopen,
+            delay_ms: 300,
         },
     ]
 }
@@ -195,8 +241,8 @@ fn main() {
                 }
             }));
             let run = Run::start_background(&module, &config).unwrap();
-            // Give the thread time to get there (it takes microseconds).
-            std::thread::sleep(Duration::from_millis(20));
+            // Give the thread time to get there.
+            std::thread::sleep(Duration::from_millis(place.delay_ms));
             let t = Instant::now();
             run.cancel();
             let exit = run.wait();
