@@ -93,8 +93,49 @@
  * Panics and exits. No function exits or aborts the process, whatever the guest does. A
  *   panic inside the library is caught at the function's boundary: a function returning
  *   `wt_error_t *` returns an error saying so; the others return NULL, false or nothing.
- *   Running out of memory aborts, as in any Rust program. A callback must return
- *   normally: unwinding out of it (a C++ exception, `longjmp`) is undefined behaviour.
+ *   Exhaustion the library can see is an error, not an abort: a memory, stack, thread,
+ *   descriptor or mapping that the OS refuses (address space or `RLIMIT_AS` used up, the
+ *   map count reached, `EAGAIN` from `pthread_create`) fails the call that needed it (an
+ *   error from `wt_engine_new`, `wt_module_load` or `wt_run`; for the guest, `memory.grow`
+ *   returning -1, `thread-spawn` a negative value, an errno). The exception is the heap:
+ *   when `malloc` itself fails the process aborts, as any Rust program does. The run's
+ *   caps (`wt_run_config_set_max_memory`, the copy budget, tables, threads, descriptors)
+ *   are what keep a guest from driving the host there; a host that runs untrusted guests
+ *   sets them, and `RLIMIT_AS` if it wants the process bounded.
+ *
+ * Callbacks. A callback must return normally: unwinding out of it (a C++ exception,
+ *   `longjmp`, `pthread_exit` or cancelling the thread it runs on) is undefined
+ *   behaviour. It runs on a library thread or the thread supervising the run (see
+ *   Threads), in the middle of the library's work: it may call the library as documented
+ *   (`wt_run_cancel`, another run), but should return promptly (see the teardown grace).
+ *
+ * Signals. The first `wt_engine_new` installs Wasmtime's handlers for SIGSEGV, SIGILL
+ *   and SIGFPE (on Linux x86-64; SIGBUS too on macOS and FreeBSD): guest traps
+ *   (out-of-bounds accesses, `unreachable`, division by zero) arrive as these signals,
+ *   and so does the stop of busy guest code, which faults on the run's interrupt page. A
+ *   host that installs its own handler for any of them (or SIGBUS) after that must
+ *   chain: call the handler it replaced (`sigaction`'s old action) for every fault that
+ *   is not its own, else a guest trap or a cancel kills the process. Epoch interruption
+ *   (`wt_engine_config_set_epoch_interruption`) stops busy code without faults, for tools
+ *   that cannot pass a fault in generated code on (valgrind); guest traps still need the
+ *   chain. `wt_run_cancel` is async-signal-safe (no lock, no allocation, `errno` kept),
+ *   so a SIGINT handler may call it: the Ctrl-C pattern. The run must stay alive while a
+ *   handler may use it: clear the pointer the handler reads before `wt_run_free`, and
+ *   free only once no handler can still hold the old value (a process-directed signal
+ *   may run its handler on any thread, the library's included: send it to the thread
+ *   that frees the run with `pthread_kill`, or count handlers in and out). No other
+ *   function may be called from a signal handler; for them, the handler writes a byte to
+ *   a pipe that a thread of the host reads (the self-pipe pattern).
+ *
+ * Host threads. A host thread that calls the library needs 256 KiB of stack or more (the
+ *   library's own use is under 64 KiB: loading and running a 200 KB Rust guest works on
+ *   48 KiB and crashes on 32 KiB); the defaults of glibc (8 MiB) and Rust (2 MiB) are
+ *   far above it. Guest threads, compilation and supervisors run on threads of the
+ *   library with stacks it sizes (`wt_engine_config_set_max_wasm_stack`).
+ *
+ * Fork. A child process made by `fork()` must not use or free any engine, module, run or
+ *   error inherited from the parent: the threads behind them exist only in the parent.
+ *   It may call `exec` (every descriptor of the library is close-on-exec) or exit.
  *
  * Versions. While the version is 0.x every release may change the ABI: the shared
  *   library's SONAME is its full version (libwasithreads.so.MAJOR.MINOR.PATCH), so a
@@ -1183,6 +1224,8 @@ wt_error_t *wt_error_new(const char *message);
  * | `path_open` of a FIFO for writing with no reader    | retried through the teardown sleep |
  * | `thread-spawn` waiting for the new instance         | the new thread's instantiation is stopped like any wasm |
  * | `random_get` of gigabytes                           | checked between 64 KiB chunks      |
+ * | `fd_readdir` of a huge directory, any cookie        | checked at every entry: 30 000 entries, median stop 0.6 ms |
+ * | `poll_oneoff` with up to 2^20 subscriptions         | checked every 1024 subscriptions: 2^20 on a file, median stop 0.4 ms |
  * | inside a host callback, one long wasm instruction (`memory.fill` of GiBs), one regular-file read or write (at most 16 MiB), `fd_sync` when 64 syncs of the engine are already in flight | not interruptible: the teardown grace (`wt_run_config_set_teardown_grace_ms`, default 5 s) bounds the wait |
  *
  * A thread still going after the grace makes no further callback: no callback of the
@@ -1221,6 +1264,15 @@ wt_error_t *wt_run_start(const wt_engine_t *engine,
  * Ends the run with `WT_EXIT_CANCELLED` unless it already ended; every guest thread is
  * stopped wherever it is, within milliseconds. Returns at once. Safe from any thread, any
  * number of times, also after the run ended (then it does nothing).
+ *
+ * Async-signal-safe: a signal handler may call it (the Ctrl-C pattern). It takes no lock,
+ * allocates nothing and leaves `errno` as it was: it records the cancel and wakes the
+ * run's supervisor thread, which ends the run. From this call on, the run's outcome is
+ * the cancel unless it had ended already. (Should the process have been out of threads
+ * when the run started, so that it has no supervisor thread, the run ends at the next
+ * `wt_run_wait`, `wt_run_try_wait` or `wt_run_free`.) The run must stay alive while a
+ * handler may use it: clear the pointer the handler reads, and free the run only once no
+ * handler can still be running with the old one (see "Signals" at the top).
  */
 void wt_run_cancel(const wt_run_t *run);
 

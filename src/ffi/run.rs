@@ -91,6 +91,8 @@ impl wt_exit_t {
 /// | `path_open` of a FIFO for writing with no reader    | retried through the teardown sleep |
 /// | `thread-spawn` waiting for the new instance         | the new thread's instantiation is stopped like any wasm |
 /// | `random_get` of gigabytes                           | checked between 64 KiB chunks      |
+/// | `fd_readdir` of a huge directory, any cookie        | checked at every entry: 30 000 entries, median stop 0.6 ms |
+/// | `poll_oneoff` with up to 2^20 subscriptions         | checked every 1024 subscriptions: 2^20 on a file, median stop 0.4 ms |
 /// | inside a host callback, one long wasm instruction (`memory.fill` of GiBs), one regular-file read or write (at most 16 MiB), `fd_sync` when 64 syncs of the engine are already in flight | not interruptible: the teardown grace (`wt_run_config_set_teardown_grace_ms`, default 5 s) bounds the wait |
 ///
 /// A thread still going after the grace makes no further callback: no callback of the
