@@ -91,16 +91,16 @@ impl Group {
     /// Ends the instance for a call of thread `tid` that failed with `err` (a trap, a
     /// `proc_exit`, or a stop because the instance is ending) and gives the instance's
     /// first exit.
-    pub(crate) fn call_failed(&self, tid: i32, store: &mut Store<StoreData>, err: &wasmtime::Error) -> RunExit {
+    pub(crate) fn call_failed(&self, tid: i32, err: &wasmtime::Error) -> RunExit {
         let stopped = err.is::<Terminated>() || self.teardown.is_interruption(err.downcast_ref::<Trap>());
         if !stopped {
             let exit = match err.downcast_ref::<I32Exit>() {
                 Some(code) => RunExit::code(tid, code.0),
                 None => RunExit::trap(tid, trap_message(self, err)),
             };
-            let trapped = exit.kind == crate::exit::ExitKind::Trap;
+            // An instance's stores stay with it (its workers, its main thread), so an
+            // instance's trap writes no core dump: the recorder needs the trapping store.
             self.finish(exit);
-            self.keep_for_coredump(tid, store, err, trapped);
         }
         self.ended_exit()
     }

@@ -143,7 +143,7 @@ impl Instance {
         let instance = match made {
             Ok(i) => i,
             Err(e) => {
-                let exit = group.call_failed(0, &mut store, &e);
+                let exit = group.call_failed(0, &e);
                 drop(run);
                 return Err(ended(exit).context("initialising the instance"));
             }
@@ -382,7 +382,7 @@ fn call_on(
             }
             Ok(())
         }
-        Err(e) => Err(group.call_failed(tid, &mut callee.store, &e)),
+        Err(e) => Err(group.call_failed(tid, &e)),
     };
     group.leave_call(tid);
     outcome

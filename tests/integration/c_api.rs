@@ -106,6 +106,9 @@ fn c_program_waits_and_frees_from_callbacks_without_deadlock() {
 #[test]
 fn plugins_host_functions_and_instances() {
     let exe = compile_with("cc", "-std=c11", "tests/c/plugin.c", "c-plugin", &["-pthread"]);
+    checks_pass(c_program(&exe).arg(SHARED_GUESTS));
+}
+
 /// `wt_run_cancel` from a signal handler: SIGINT sent to the host thread every ~100 us
 /// while it starts runs and waits for them cancels each run, whatever the thread was
 /// doing in the library, without a deadlock and with `errno` kept

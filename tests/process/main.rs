@@ -359,6 +359,9 @@ fn zero_page_memories_stay_within_the_memory_cap() {
         // 980 memories of 4 GiB + 32 MiB, the threads' stacks and Wasmtime's own.
         assert!(vm < (4200u64 << 20), "address space grew by {} GiB", vm >> 20);
         assert!(maps < 3000, "{maps} more mappings");
+    });
+}
+
 /// The peak resident memory of this process so far (KiB).
 fn peak_rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
