@@ -18,13 +18,16 @@
 //! - `slot.rs`: [`WaitSlot`] and [`Waiter`];
 //! - `park.rs`: parking on a key (atomic waits) and sleeping;
 //! - `blocking.rs`: a blocking system call on a pool thread, waited for interruptibly;
-//! - `fd.rs`: waiting for descriptors to become ready.
+//! - `fd.rs`: waiting for descriptors to become ready;
+//! - `lock.rs`: [`EndLock`], a lock whose waiters stop waiting when their run ends.
 
 mod blocking;
 mod fd;
+mod lock;
 mod park;
 mod slot;
 
+pub(crate) use lock::{EndGuard, EndLock};
 pub(crate) use park::ParkResult;
 pub(crate) use slot::{WaitSlot, Waiter};
 

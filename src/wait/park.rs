@@ -15,7 +15,8 @@ impl Signal {
     ///
     /// # Safety
     /// `key` is an address no `parking_lot` user other than this module and the run's
-    /// atomic waits parks on (guest memory, a wait slot, a blocking job's hand-over), and
+    /// atomic waits parks on (guest memory, a wait slot, a blocking job's hand-over, an
+    /// [`EndLock`](super::EndLock)), and
     /// `valid` neither panics nor calls into `parking_lot`.
     pub(crate) unsafe fn park(
         &self,
