@@ -2,7 +2,7 @@
 //! which decodes its arguments through the wiggle entry point of that name (generated
 //! from the witx in `wasmtime-wasi`) and runs it on the calling thread with a
 //! [`Call`] made from the caller's store: its group's WASI state and signal, its thread
-//! id and wait slot. No lock is taken here.
+//! id and wait slot. No lock is taken here, and no call starts after the run ended.
 
 use std::future::Future;
 use std::pin::pin;
@@ -121,6 +121,9 @@ fn with_call<R>(
     // Borrowed, not cloned: an `Arc` clone per call makes every thread of the run write
     // one cache line, and tiny calls (`clock_time_get`) then scale negatively.
     let data = caller.data();
+    // No call starts once the run has ended (a thread between the end and its next
+    // interruption point would otherwise still begin I/O).
+    data.group.teardown.signal.bail_if_ending()?;
     if let Some(shared) = &data.group.memory {
         let mut call = call_of(&data.group, data.tid, data.waiter.slot());
         return f(&mut GuestMemory::Shared(shared.data()), &mut call);

@@ -12,7 +12,7 @@ use super::errno;
 use super::fds::OpenFd;
 use super::WasiState;
 use crate::pool::Pool;
-use crate::wait::{Signal, WaitSlot};
+use crate::wait::{EndGuard, Signal, WaitSlot};
 
 /// What one call of one guest thread works with (the guest memory comes beside it).
 pub(crate) struct Call<'a> {
@@ -43,6 +43,12 @@ impl Call<'_> {
         }
         self.signal.wait_fd(fd, flags, None).map_err(errno::trap)?;
         Ok(())
+    }
+
+    /// Takes `f`'s position lock for cursor I/O (a trap when the run ends before this
+    /// thread has it).
+    pub(super) fn position<'f>(&self, f: &'f FileDesc) -> Result<EndGuard<'f>, types::Error> {
+        f.position.lock(self.signal, self.slot).map_err(errno::trap)
     }
 
     /// Runs `op` on a file that may block (its host descriptor is non-blocking) until it

@@ -9,6 +9,7 @@ use parking_lot::Mutex;
 use super::readdir::DirCursor;
 use super::stat::FileKind;
 use super::stdio::OutputName;
+use crate::wait::EndLock;
 
 /// What a guest descriptor refers to.
 pub(crate) enum Descriptor {
@@ -38,8 +39,11 @@ pub(crate) struct FileDesc {
     pub(crate) nonblock: AtomicBool,
     /// Serialises `fd_read`/`fd_write`/`fd_seek` that use the file position, so that a
     /// seek and a read of two threads cannot interleave halfway (positional I/O, `pread`
-    /// and `pwrite`, does not take it).
-    pub(crate) position: Mutex<()>,
+    /// and `pwrite`, does not take it). Taken through [`Call::position`]: a thread
+    /// queued for it stops when its run ends, and none starts I/O under it after that.
+    ///
+    /// [`Call::position`]: super::Call::position
+    pub(crate) position: EndLock,
 }
 
 impl FileDesc {
@@ -58,7 +62,7 @@ impl FileDesc {
             writable,
             append: AtomicBool::new(append),
             nonblock: AtomicBool::new(nonblock),
-            position: Mutex::new(()),
+            position: EndLock::new(),
         }
     }
 

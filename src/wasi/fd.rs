@@ -67,7 +67,7 @@ pub(super) fn fd_seek(
         types::Whence::Cur => rustix::fs::SeekFrom::Current(offset),
         types::Whence::End => rustix::fs::SeekFrom::End(offset),
     };
-    let _pos = f.position.lock();
+    let _pos = call.position(f)?;
     rustix::fs::seek(&f.file, to).map_err(errno::sys)
 }
 

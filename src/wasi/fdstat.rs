@@ -146,7 +146,7 @@ pub(super) fn fd_fdstat_set_flags(
     }
     let append = flags.contains(types::Fdflags::APPEND);
     // Under the position lock: a cursor write sees the old mode or the new one.
-    let _pos = f.position.lock();
+    let _pos = call.position(f)?;
     if append != f.append.load(Ordering::Relaxed) {
         let mut host = rustix::fs::fcntl_getfl(&f.file).map_err(errno::sys)?;
         host.set(rustix::fs::OFlags::APPEND, append);

@@ -95,11 +95,9 @@ fn read_file(
                 true => &mut slice[..iovec::MAX_CALL],
                 false => slice,
             };
+            let _pos = at.is_none().then(|| call.position(f)).transpose()?;
             let n = errno::retry_intr(|| match at {
-                None => {
-                    let _pos = f.position.lock();
-                    rustix::io::read(&f.file, &mut *slice)
-                }
+                None => rustix::io::read(&f.file, &mut *slice),
                 Some(off) => rustix::io::pread(&f.file, &mut *slice, off),
             });
             return iovec::size(n.map_err(errno::sys)?);
@@ -109,11 +107,12 @@ fn read_file(
     // outside memory: the copy below traps as Wasmtime does, on what it would fill).
     if let GuestMemory::Shared(shared) = &*memory {
         if let Some(direct) = direct::Iovecs::for_read(shared, &bufs) {
-            let _pos = at.is_none().then(|| f.position.lock());
+            let _pos = at.is_none().then(|| call.position(f)).transpose()?;
             return iovec::size(direct::read(&f.file, &direct, at)?);
         }
     }
     read_copied(call, memory, iovs, cap, |buf| {
+        let _pos = at.is_none().then(|| call.position(f)).transpose()?;
         errno::retry_intr(|| read_into(f, buf, at)).map_err(errno::sys)?;
         Ok(())
     })
@@ -149,15 +148,12 @@ fn read_stream_once(f: &FileDesc, buf: &mut Vec<u8>, at: Option<u64>) -> rustix:
     Ok(n)
 }
 
-/// One read of `f` into the spare capacity of `buf`: at its cursor (`at` `None`; under
-/// the position lock for a regular file, whose cursor `fd_seek` moves) or at an offset.
+/// One read of `f` into the spare capacity of `buf`: at its cursor (`at` `None`; for a
+/// regular file, whose cursor `fd_seek` moves, the caller holds the position lock) or at
+/// an offset.
 fn read_into(f: &FileDesc, buf: &mut Vec<u8>, at: Option<u64>) -> rustix::io::Result<usize> {
     let spare = rustix::buffer::spare_capacity(buf);
     match at {
-        None if !f.kind.may_block() => {
-            let _pos = f.position.lock();
-            rustix::io::read(&f.file, spare)
-        }
         None => rustix::io::read(&f.file, spare),
         Some(off) => rustix::io::pread(&f.file, spare, off),
     }

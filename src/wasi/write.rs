@@ -101,7 +101,7 @@ fn write_file(
         // Shared memory and a regular file: straight from the guest's buffers, no copy.
         let mut direct = direct::Iovecs::for_write(shared, &bufs)?;
         direct.cut(allowed);
-        let _pos = at.is_none().then(|| f.position.lock());
+        let _pos = at.is_none().then(|| call.position(f)).transpose()?;
         return iovec::size(spend(direct::write(&f.file, &direct, at)?));
     }
     let grant = iovec::reserve(&call.wasi.copy_budget, allowed);
@@ -113,7 +113,7 @@ fn write_file(
     let n = if f.kind.may_block() {
         call.until_ready(f, PollFlags::OUT, write)?
     } else {
-        let _pos = at.is_none().then(|| f.position.lock());
+        let _pos = at.is_none().then(|| call.position(f)).transpose()?;
         errno::retry_intr(write).map_err(errno::sys)?
     };
     iovec::size(spend(n))

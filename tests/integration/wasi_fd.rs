@@ -12,6 +12,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::child::isolated;
 use crate::common::fd_guest::{config_with, records, word};
 use crate::common::wasi::*;
 use crate::common::*;
@@ -706,4 +707,66 @@ fn two_runs_sharing_a_stdin_pipe_both_end_on_cancel() {
     got.sort();
     assert_eq!(got, b"0123456789");
     drop(writer);
+}
+
+/// 256 threads reading and writing 16 MiB at a time at the cursor of one shared file
+/// (each call under the descriptor's position lock), timeout 1 s: the run returns
+/// without the 5 s grace (it used to take 6 s), every thread stopped (none left past the
+/// grace), and nothing is written to the file after the run returned (it used to be
+/// hundreds of MB). In a child process: it counts the process's threads.
+#[test]
+fn threads_queued_for_a_file_position_stop_and_write_nothing_after_the_end() {
+    if !isolated("threads_queued_for_a_file_position_stop_and_write_nothing_after_the_end") {
+        return;
+    }
+    const THREADS: usize = 256;
+    let dir = temp_dir("wasi-fd-position-storm");
+    let (mut c, _) = config_with(&dir);
+    c.timeout = Some(Duration::from_secs(1));
+    let exits = Exits::default();
+    exits.install(&mut c);
+    // Even threads read the first 16 MiB, odd ones write them, each after a seek to 0 so
+    // that the file stays 16 MiB: the test checks when it was last written.
+    let thread = r#"
+        (call $started)
+        (loop $again
+          (drop (call $seek (call $opened) (i64.const 0) (i32.const 0)))
+          (if (i32.and (local.get $arg) (i32.const 1))
+            (then (drop (call $write (call $opened) (i32.const 16384) (i32.const 16777216))))
+            (else (drop (call $read (call $opened) (i32.const 16384) (i32.const 16777216)))))
+          (br $again))"#;
+    let body = format!(
+        r#"
+        (drop (call $open (i32.const 1024) (i32.const 4) (i32.const {CREAT}) (i64.const {ALL_RIGHTS}) (i32.const 0)))
+        (loop $spawn
+          (drop (call $spawn (local.get $i)))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $spawn (i32.lt_u (local.get $i) (i32.const {THREADS}))))
+        (call $wait_forever)"#
+    );
+    let wat = crate::common::fd_guest::TEMPLATE
+        .replace("MEM", "(memory 257 257 shared)")
+        .replace("DATA", r#"(data (i32.const 1024) "file")"#)
+        .replace("BODY", &body)
+        .replace("THREAD", thread);
+    let e = engine();
+    let m = load(&e, &wat);
+    let before = os_threads();
+    let (exit, took) = run_watched(&m, &c);
+    let stat = |p: &std::path::Path| {
+        let m = std::fs::metadata(p).unwrap();
+        (m.len(), std::os::unix::fs::MetadataExt::mtime_nsec(&m), std::os::unix::fs::MetadataExt::mtime(&m))
+    };
+    let at_return = stat(&dir.join("file"));
+    eprintln!("position storm: {THREADS} threads, timeout 1 s, returned after {took:?}");
+    assert_eq!(exit.kind, ExitKind::Timeout, "{exit:?}");
+    assert!(exit.unstopped.is_empty(), "threads past the grace: {:?}", exit.unstopped);
+    assert!(took < Duration::from_secs(4), "took {took:?}: the grace (5 s) was needed");
+    let got = exits.sorted();
+    assert_eq!(got.len(), THREADS + 1, "every thread ended");
+    assert!(got.iter().all(|(_, h)| h.is_terminated()), "{:?}", got.iter().find(|(_, h)| !h.is_terminated()));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(stat(&dir.join("file")), at_return, "the file was written after the run returned");
+    assert_eq!(at_return.0, 16 << 20);
+    eventually("the run's threads to be gone", || os_threads() <= before);
 }
