@@ -5,41 +5,34 @@
 //! or a descriptor the host handed over, shares its open file description with the host
 //! (and with other runs given the same descriptor), so it must stay in whatever blocking
 //! mode the host chose: we never set `O_NONBLOCK` on it. Instead:
-//! - a pipe or FIFO is reopened through `/proc/self/fd` when the run starts, which gives
-//!   the run its own description of the same pipe, non-blocking: a read that finds the
-//!   pipe drained by someone else returns `EAGAIN` and waits again;
+//! - a pipe, FIFO or terminal is reopened through `/proc/self/fd` when the run starts,
+//!   which gives the run its own description of the same file, non-blocking: a read that
+//!   finds it drained by someone else returns `EAGAIN` and waits again;
 //! - a socket is read with `MSG_DONTWAIT`, which needs no descriptor flag;
 //! - regular files never block and are read directly;
-//! - whatever else (a tty, or a pipe that could not be reopened) keeps its blocking
+//! - whatever else (a pipe or terminal that could not be reopened) keeps its blocking
 //!   description; readers of one run are then serialised from the readiness check to the
 //!   end of the read (the `lock`, taken in every case), so that two guest threads both
 //!   told "readable" cannot both read while only one finds data and the other blocks in
-//!   `read(2)` out of the signal's reach. The wait for that lock is itself bounded: it is
-//!   re-checked every [`LOCK_POLL`] against the run's signal. (A reader outside the
-//!   run, such as the host itself, racing for the same tty can still win the bytes; that
-//!   needs the host's cooperation.)
+//!   `read(2)` out of the signal's reach. A reader waiting for that lock stops when its
+//!   run ends ([`EndLock`]). (A reader outside the run, such as the host itself, racing
+//!   for the same tty can still win the bytes; that needs the host's cooperation.)
 
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::Mutex;
 use rustix::event::PollFlags;
 use wasmtime_wasi::p1::types;
 
 use super::stat::FileKind;
-use super::stdio::{reopen_pipe, Input};
+use super::stdio::{reopen, Input};
 use super::{errno, Call};
 use crate::error::{ErrorKind, ResultKind};
-use crate::wait::Signal;
-
-/// How often a reader waiting for another reader of the same stdin checks that its run
-/// is still going (the holder normally lets go at once when the run ends; this bounds
-/// the wait even if it cannot).
-const LOCK_POLL: Duration = Duration::from_millis(2);
+use crate::wait::EndLock;
 
 /// How a descriptor stdin is read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,7 +53,7 @@ pub(crate) struct FdInput {
     own: Option<File>,
     mode: Mode,
     /// Serialises the run's readers (see the module comment).
-    lock: Mutex<()>,
+    lock: EndLock,
 }
 
 /// Live stdin of a run.
@@ -79,7 +72,7 @@ pub(crate) enum InputStream {
 
 impl InputStream {
     pub(super) fn open(spec: &Input) -> Result<InputStream> {
-        let fd = |file: Option<Arc<File>>, reopen: bool| {
+        let fd = |file: Option<Arc<File>>, may_reopen: bool| {
             let host = match &file {
                 Some(f) => f.as_fd(),
                 None => rustix::stdio::stdin(),
@@ -87,10 +80,12 @@ impl InputStream {
             let (mode, own) = match FileKind::of_fd(host) {
                 Some((kind, ..)) if !kind.may_block() => (Mode::Direct, None),
                 Some((FileKind::Socket, ..)) => (Mode::Socket, None),
-                Some((FileKind::Fifo, dev, ino)) if reopen => (Mode::Poll, reopen_pipe(host, dev, ino, false)),
+                Some((kind @ (FileKind::Fifo | FileKind::CharDevice), dev, ino)) if may_reopen => {
+                    (Mode::Poll, reopen(host, kind, dev, ino, false))
+                }
                 _ => (Mode::Poll, None),
             };
-            InputStream::Fd(FdInput { file, own, mode, lock: Mutex::new(()) })
+            InputStream::Fd(FdInput { file, own, mode, lock: EndLock::new() })
         };
         Ok(match spec {
             Input::Inherit if !crate::hostfd::is_open(0) => InputStream::Closed,
@@ -162,7 +157,7 @@ impl InputStream {
                 .map_err(errno::sys)?;
             return Ok(());
         }
-        let _serial = lock_alive(lock, call.signal)?;
+        let _serial = lock.lock(call.signal, call.slot).map_err(errno::trap)?;
         loop {
             call.wait_ready(fd, PollFlags::IN, false)?;
             let got = if mode == Mode::Socket {
@@ -179,16 +174,6 @@ impl InputStream {
                 Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(errno::sys(e)),
             }
-        }
-    }
-}
-
-/// Takes `lock`, giving up (a trap) when the run ends.
-fn lock_alive<'a>(lock: &'a Mutex<()>, signal: &Signal) -> Result<MutexGuard<'a, ()>, types::Error> {
-    loop {
-        signal.bail_if_ending().map_err(errno::trap)?;
-        if let Some(g) = lock.try_lock_for(LOCK_POLL) {
-            return Ok(g);
         }
     }
 }

@@ -1,60 +1,78 @@
 //! The live stdout and stderr of a run.
 //!
-//! A descriptor stream is written without ever blocking in `write(2)`: a regular file
-//! never blocks; a pipe or FIFO is reopened through `/proc/self/fd` when the run starts,
-//! which gives the run its own non-blocking description of the same pipe (the host's
-//! stays as the host set it), written `PIPE_BUF` at a time: each chunk goes in whole or
-//! fails with `EAGAIN`, and the writer waits through the run's signal. Anything else (a
-//! tty, a pipe that could not be reopened) is written `PIPE_BUF` at a time after such a
-//! wait saw it writable, the run's writers serialised, which cannot block on a pipe that
-//! only this run writes.
+//! A descriptor stream is written without ever blocking in `write(2)`, so that a writer
+//! waiting for room stops when its run ends:
+//! - a regular file or block device never blocks and is written directly;
+//! - a pipe, FIFO or terminal is reopened through `/proc/self/fd` when the run starts,
+//!   which gives the run its own non-blocking description of the same file (the host's
+//!   stays as the host set it): a write takes what fits, and the writer waits for room
+//!   through the run's signal;
+//! - a socket is written with `send(MSG_DONTWAIT)`, which needs no descriptor flag;
+//! - anything else (no `/proc`, a pseudo-terminal's master side, another device) is
+//!   written `PIPE_BUF` at a time, each after a wait saw it writable: that cannot block
+//!   on a pipe or terminal that only this run writes, and otherwise the teardown grace
+//!   bounds it.
+//!
+//! The writers of one stream of one run are serialised, so one `fd_write` is one piece
+//! among them; the lock is the run's own ([`EndLock`]: a writer queued for it stops when
+//! the run ends), never one shared with other runs or with the host (Rust's
+//! `std::io::stdout()` lock is not taken: a Rust host that prints partial lines through
+//! it flushes them itself before a run's output should follow). Runs writing the same
+//! pipe are separate writers, as processes are: writes of at most `PIPE_BUF` bytes never
+//! interleave, larger ones may.
 
 use std::fs::File;
-use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
 use rustix::event::PollFlags;
 use wasmtime_wasi::p1::types;
 
 use super::stat::FileKind;
-use super::stdio::{reopen_pipe, Output, OutputCallback, OutputName};
+use super::stdio::{reopen, Output, OutputCallback, OutputName};
 use super::{errno, Call};
+use crate::wait::EndLock;
 
 /// Live stdout or stderr of a run.
 pub(crate) enum OutputStream {
     /// The host's own stdout or stderr.
     Inherit(OutputName, Sink),
     Null,
-    File(Arc<File>, Mutex<()>, Sink),
-    Callback(OutputCallback, Mutex<()>),
+    File(Arc<File>, Sink),
+    /// Calls never overlap: the lock serialises the run's writers.
+    Callback(OutputCallback, EndLock),
     /// The host's stdout or stderr, closed when the run started: every write fails with
     /// `badf`, as on a closed descriptor (see [`crate::hostfd`]).
     Closed,
 }
 
-/// How a descriptor stream is written.
+/// How a descriptor stream is written, and the lock of the run's writers.
 pub(crate) struct Sink {
+    how: How,
+    lock: EndLock,
+}
+
+enum How {
     /// A regular file or block device: writes never block, so they need neither
     /// readiness checks nor `PIPE_BUF` chunks.
-    regular: bool,
-    /// The run's own non-blocking description of the same pipe, when it could be opened.
-    own: Option<File>,
+    Regular,
+    /// The run's own non-blocking description of the same pipe, FIFO or terminal.
+    Own(File),
+    /// A socket: `send` with `MSG_DONTWAIT`.
+    Socket,
+    /// Anything else: `PIPE_BUF` at a time, each after a wait saw it writable.
+    Polled,
 }
 
 impl Sink {
     fn of(fd: BorrowedFd<'_>) -> Sink {
-        match FileKind::of_fd(fd) {
-            Some((FileKind::Fifo, dev, ino)) => Sink { regular: false, own: reopen_pipe(fd, dev, ino, true) },
-            Some((kind, ..)) => Sink { regular: !kind.may_block(), own: None },
-            None => Sink { regular: false, own: None },
-        }
-    }
-
-    /// The descriptor to write: our own if we have one.
-    fn fd<'a>(&'a self, host: BorrowedFd<'a>) -> BorrowedFd<'a> {
-        self.own.as_ref().map_or(host, |f| f.as_fd())
+        let how = match FileKind::of_fd(fd) {
+            Some((FileKind::Socket, ..)) => How::Socket,
+            Some((kind, ..)) if !kind.may_block() => How::Regular,
+            Some((kind, dev, ino)) => reopen(fd, kind, dev, ino, true).map_or(How::Polled, How::Own),
+            None => How::Polled,
+        };
+        Sink { how, lock: EndLock::new() }
     }
 }
 
@@ -72,8 +90,8 @@ impl OutputStream {
                 OutputStream::Inherit(name, Sink::of(fd))
             }
             Output::Null => OutputStream::Null,
-            Output::File(f) => OutputStream::File(f.clone(), Mutex::new(()), Sink::of(f.as_fd())),
-            Output::Callback(cb) => OutputStream::Callback(cb.clone(), Mutex::new(())),
+            Output::File(f) => OutputStream::File(f.clone(), Sink::of(f.as_fd())),
+            Output::Callback(cb) => OutputStream::Callback(cb.clone(), EndLock::new()),
         }
     }
 
@@ -95,30 +113,19 @@ impl OutputStream {
     }
 
     /// Writes all of `bytes` in one piece: concurrent writers of the run never interleave
-    /// within it; a callback gets them with the calling thread's id. A descriptor that
-    /// could block is waited on through the run's signal, so a guest stuck on a full pipe
-    /// still stops when its run ends (a trap then).
+    /// within it; a callback gets them with the calling thread's id. Waits (for another
+    /// writer of the run, for room on a descriptor) go through the run's signal, so a
+    /// guest stuck on a full pipe still stops when its run ends (a trap then), and no
+    /// write starts after that.
     pub(crate) fn write(&self, call: &Call<'_>, bytes: &[u8]) -> Result<(), types::Error> {
         match self {
-            OutputStream::Inherit(OutputName::Stdout, sink) => {
-                // Hold std's lock (and flush its buffer) so Rust code in the host that
-                // prints to the same stream neither interleaves nor reorders with us.
-                let mut out = std::io::stdout().lock();
-                out.flush().map_err(errno::io)?;
-                write_fd(call, sink.fd(rustix::stdio::stdout()), bytes, sink)
-            }
-            OutputStream::Inherit(OutputName::Stderr, sink) => {
-                let _err = std::io::stderr().lock();
-                write_fd(call, sink.fd(rustix::stdio::stderr()), bytes, sink)
-            }
+            OutputStream::Inherit(OutputName::Stdout, sink) => write_fd(call, rustix::stdio::stdout(), bytes, sink),
+            OutputStream::Inherit(OutputName::Stderr, sink) => write_fd(call, rustix::stdio::stderr(), bytes, sink),
             OutputStream::Null => Ok(()),
             OutputStream::Closed => Err(types::Errno::Badf.into()),
-            OutputStream::File(f, lock, sink) => {
-                let _g = lock.lock();
-                write_fd(call, sink.fd(f.as_fd()), bytes, sink)
-            }
+            OutputStream::File(f, sink) => write_fd(call, f.as_fd(), bytes, sink),
             OutputStream::Callback(cb, lock) => {
-                let _g = lock.lock();
+                let _g = lock.lock(call.signal, call.slot).map_err(errno::trap)?;
                 cb(call.tid, bytes);
                 Ok(())
             }
@@ -126,30 +133,40 @@ impl OutputStream {
     }
 }
 
-/// Writes all of `bytes` to `fd`: to a regular file directly; to a non-blocking
-/// descriptor at once, waiting until it is writable after `EAGAIN`; to anything else at
-/// most `PIPE_BUF` at a time, each when `fd` is writable (a blocking pipe with room for
-/// one `PIPE_BUF` write takes it without blocking).
-fn write_fd(call: &Call<'_>, fd: BorrowedFd<'_>, mut bytes: &[u8], sink: &Sink) -> Result<(), types::Error> {
+/// Writes all of `bytes` to the host's `host` (or the run's own description of it) as
+/// `sink` says, holding the lock of the run's writers; between partial writes, a run that
+/// ended stops the writer.
+fn write_fd(call: &Call<'_>, host: BorrowedFd<'_>, mut bytes: &[u8], sink: &Sink) -> Result<(), types::Error> {
     const PIPE_BUF: usize = 4096;
-    // Waiting before each write is needed only where a write could block.
-    let poll_first = !sink.regular && sink.own.is_none();
+    let fd = match &sink.how {
+        How::Own(f) => f.as_fd(),
+        _ => host,
+    };
+    let _serial = sink.lock.lock(call.signal, call.slot).map_err(errno::trap)?;
     while !bytes.is_empty() {
-        let wrote = if poll_first {
-            call.wait_ready(fd, PollFlags::OUT, false)?;
-            rustix::io::write(fd, &bytes[..bytes.len().min(PIPE_BUF)])
-        } else {
-            errno::retry_intr(|| rustix::io::write(fd, bytes))
+        let wrote = match sink.how {
+            How::Regular | How::Own(_) => errno::retry_intr(|| rustix::io::write(fd, bytes)),
+            How::Socket => {
+                let flags = rustix::net::SendFlags::DONTWAIT | rustix::net::SendFlags::NOSIGNAL;
+                errno::retry_intr(|| rustix::net::send(fd, bytes, flags))
+            }
+            How::Polled => {
+                call.wait_ready(fd, PollFlags::OUT, false)?;
+                rustix::io::write(fd, &bytes[..bytes.len().min(PIPE_BUF)])
+            }
         };
         match wrote {
             Ok(0) => return Err(errno::io(std::io::ErrorKind::WriteZero.into())),
             Ok(n) => bytes = bytes.get(n..).unwrap_or_default(),
-            // Nothing written on a descriptor that could block: wait again. `EINTR` too
-            // is no plain retry here: another writer may have filled the pipe meanwhile,
-            // and a second write could then block where the signal cannot reach it.
-            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) if poll_first => {}
+            // Nothing written on a polled descriptor: wait again. `EINTR` too is no plain
+            // retry here: another writer may have filled the pipe meanwhile, and a second
+            // write could then block where the signal cannot reach it.
+            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) if matches!(sink.how, How::Polled) => {}
             Err(rustix::io::Errno::AGAIN) => call.wait_ready(fd, PollFlags::OUT, false)?,
             Err(e) => return Err(errno::sys(e)),
+        }
+        if !bytes.is_empty() {
+            call.signal.bail_if_ending().map_err(errno::trap)?;
         }
     }
     Ok(())

@@ -97,11 +97,18 @@ impl Stdio {
     }
 }
 
-/// A new non-blocking description of the pipe or FIFO at `fd` (device `dev`, inode
-/// `ino`), for reading or (`write`) writing, when `/proc` offers one and it is the same
-/// pipe (opening for writing fails while the pipe has no reader). The run then never
-/// changes the blocking mode of a description it shares with the host.
-pub(super) fn reopen_pipe(fd: BorrowedFd<'_>, dev: u64, ino: u64, write: bool) -> Option<File> {
+/// A new non-blocking description of the pipe, FIFO or terminal at `fd` (of `kind`,
+/// device `dev`, inode `ino`), for reading or (`write`) writing, when `/proc` offers one
+/// and it is the same file (opening a pipe for writing fails while it has no reader).
+/// The run then never changes the blocking mode of a description it shares with the
+/// host. A pseudo-terminal's master side is never reopened: opening it makes a new
+/// terminal.
+pub(super) fn reopen(fd: BorrowedFd<'_>, kind: FileKind, dev: u64, ino: u64, write: bool) -> Option<File> {
+    match kind {
+        FileKind::Fifo => {}
+        FileKind::CharDevice if is_terminal(fd) && !is_pty_master(fd) => {}
+        _ => return None,
+    }
     let f = std::fs::OpenOptions::new()
         .read(!write)
         .write(write)
@@ -109,5 +116,18 @@ pub(super) fn reopen_pipe(fd: BorrowedFd<'_>, dev: u64, ino: u64, write: bool) -
         .open(format!("/proc/self/fd/{}", fd.as_raw_fd()))
         .and_then(crate::hostfd::above_stdio)
         .ok()?;
-    (FileKind::of_fd(f.as_fd()) == Some((FileKind::Fifo, dev, ino))).then_some(f)
+    (FileKind::of_fd(f.as_fd()) == Some((kind, dev, ino))).then_some(f)
+}
+
+/// True when `fd` is a terminal.
+fn is_terminal(fd: BorrowedFd<'_>) -> bool {
+    std::io::IsTerminal::is_terminal(&fd)
+}
+
+/// True when `fd` is the master side of a pseudo-terminal (it has a terminal number).
+fn is_pty_master(fd: BorrowedFd<'_>) -> bool {
+    let mut n: libc::c_uint = 0;
+    // SAFETY: `TIOCGPTN` writes one unsigned int, to `n`; on anything but a master it
+    // fails and changes nothing.
+    unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGPTN, &mut n) == 0 }
 }

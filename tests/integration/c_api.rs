@@ -194,3 +194,20 @@ fn cargo_test_runs_under_wt_run() {
     }
     assert!(stdout.contains("test result: ok. 4 passed; 0 failed"), "{stdout}");
 }
+
+/// One run cannot stall another, and writers stop with their run wherever they wait
+/// (`tests/c/stalls.c`): a run cancelled while another blocks on the same full stdout
+/// pipe, stdout a terminal or a socket with no room, writers queued for a slow output
+/// callback; each returns without the teardown grace, every thread ended, no callback
+/// after `wt_run_free`, the host's descriptor flags unchanged.
+#[test]
+fn no_run_stalls_another_and_writers_stop_with_their_run() {
+    let exe = compile_with("cc", "-std=c11", "tests/c/stalls.c", "c-stalls", &["-pthread", "-D_XOPEN_SOURCE=700"]);
+    let out = c_program(&exe).arg(SHARED_GUESTS).stdin(Stdio::null()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}\nstdout: {stdout}\nstderr: {stderr}", out.status);
+    assert!(stdout.contains("checks passed"), "{stdout}");
+    // The stop times, for the header's table.
+    eprint!("{stderr}");
+}
