@@ -34,6 +34,22 @@ int checks = 0;
 /* Where the guests' writes may block: the grace they must not need. */
 #define BOUND_MS 3000.0
 
+/* Eight threads each write 65 520 bytes to stdout with each fd_write, forever (chunks
+   larger than the room a full terminal or socket has left); main waits forever. */
+static const char *const BIG_WRITERS =
+    "(module\n"
+    "  (import \"wasi\" \"thread-spawn\" (func $spawn (param i32) (result i32)))\n"
+    "  (import \"wasi_snapshot_preview1\" \"fd_write\" (func $write (param i32 i32 i32 i32) (result i32)))\n"
+    "  (import \"env\" \"memory\" (memory 2 2 shared))\n"
+    "  (func (export \"wasi_thread_start\") (param i32 i32)\n"
+    "    (loop $l (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))) (br $l)))\n"
+    "  (func (export \"_start\") (local $n i32)\n"
+    "    (i32.store (i32.const 0) (i32.const 16)) (i32.store (i32.const 4) (i32.const 65520))\n"
+    "    (loop $s (drop (call $spawn (local.get $n)))\n"
+    "      (local.set $n (i32.add (local.get $n) (i32.const 1)))\n"
+    "      (br_if $s (i32.lt_u (local.get $n) (i32.const 8))))\n"
+    "    (drop (memory.atomic.wait32 (i32.const 12) (i32.const 0) (i64.const -1)))))\n";
+
 static void sleep_ms(long ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
@@ -115,9 +131,9 @@ static wt_run_t *start(wt_engine_t *engine, wt_module_t *module, struct seen *s,
 }
 
 /* Cancels `run`, waits for it and frees it; checks how it ended (the 9 threads of the
-   writers guest all ended, terminated but for writers that were done before the
-   stream filled up, none left past the grace); returns how long the cancel took to
-   return from wt_run_wait. */
+   guest all ended, terminated but for writers that were done before the stream filled
+   up, none left past the grace); returns how long the cancel took to return from
+   wt_run_wait. */
 static double cancel_and_check(const char *what, wt_run_t *run, struct seen *s) {
     double t0 = now_ms();
     wt_run_cancel(run);
@@ -152,16 +168,16 @@ static void stdout_back(int saved) {
 }
 
 /* Row 1: A blocks on a full stdout pipe; B, on the same stdout, is cancelled. */
-static void two_runs_on_a_full_pipe(wt_engine_t *engine, wt_module_t *writers) {
+static void two_runs_on_a_full_pipe(wt_engine_t *engine, wt_module_t *module) {
     int p[2];
     CHECK(pipe(p) == 0);
     int baseline = task_count();
     int saved = stdout_to(p[1]);
     int flags = fcntl(1, F_GETFL);
     struct seen a = {0}, b = {0};
-    wt_run_t *run_a = start(engine, writers, &a, 0);
+    wt_run_t *run_a = start(engine, module, &a, 0);
     sleep_ms(200); /* A fills the pipe and waits for room */
-    wt_run_t *run_b = start(engine, writers, &b, 0);
+    wt_run_t *run_b = start(engine, module, &b, 0);
     sleep_ms(100);
     cancel_and_check("pipe nobody reads, the other run cancelled", run_b, &b);
     cancel_and_check("pipe nobody reads, the blocked run cancelled", run_a, &a);
@@ -174,12 +190,12 @@ static void two_runs_on_a_full_pipe(wt_engine_t *engine, wt_module_t *writers) {
 }
 
 /* Row 2: stdout is `fd` (a terminal, a socket) with no room. */
-static void full_stdout(wt_engine_t *engine, wt_module_t *writers, const char *what, int fd) {
+static void full_stdout(wt_engine_t *engine, wt_module_t *module, const char *what, int fd) {
     int baseline = task_count();
     int saved = stdout_to(fd);
     int flags = fcntl(1, F_GETFL);
     struct seen s = {0};
-    wt_run_t *run = start(engine, writers, &s, 0);
+    wt_run_t *run = start(engine, module, &s, 0);
     sleep_ms(300); /* the writers fill it */
     cancel_and_check(what, run, &s);
     CHECK(fcntl(1, F_GETFL) == flags);
@@ -189,28 +205,28 @@ static void full_stdout(wt_engine_t *engine, wt_module_t *writers, const char *w
     expect_threads_back_to(baseline);
 }
 
-static void full_terminal(wt_engine_t *engine, wt_module_t *writers) {
+static void full_terminal(wt_engine_t *engine, wt_module_t *module) {
     int master = posix_openpt(O_RDWR | O_NOCTTY);
     CHECK(master >= 0 && grantpt(master) == 0 && unlockpt(master) == 0);
     int slave = open(ptsname(master), O_RDWR | O_NOCTTY);
     CHECK(slave >= 0 && isatty(slave));
-    full_stdout(engine, writers, "terminal nobody reads", slave);
+    full_stdout(engine, module, "terminal nobody reads", slave);
     close(master);
 }
 
-static void full_socket(wt_engine_t *engine, wt_module_t *writers) {
+static void full_socket(wt_engine_t *engine, wt_module_t *module) {
     int sv[2];
     CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
-    full_stdout(engine, writers, "socket nobody reads", sv[0]);
+    full_stdout(engine, module, "socket nobody reads", sv[0]);
     close(sv[1]);
 }
 
 /* Row 4: an output callback of 300 ms, 8 writers queued for it, cancel during the first
    call: no other call follows. */
-static void queued_for_a_slow_callback(wt_engine_t *engine, wt_module_t *writers) {
+static void queued_for_a_slow_callback(wt_engine_t *engine, wt_module_t *module) {
     int baseline = task_count();
     struct seen s = {0};
-    wt_run_t *run = start(engine, writers, &s, 1);
+    wt_run_t *run = start(engine, module, &s, 1);
     while (atomic_load(&s.outputs) == 0) sleep_ms(1);
     sleep_ms(50); /* the other writers queue for the callback */
     cancel_and_check("writers queued for a 300 ms output callback", run, &s);
@@ -231,11 +247,13 @@ int main(int argc, char **argv) {
     wt_engine_t *engine = NULL;
     expect_ok(wt_engine_new(NULL, &engine));
     wt_module_t *writers = load(engine, writers_wat);
-    two_runs_on_a_full_pipe(engine, writers);
-    full_terminal(engine, writers);
-    full_socket(engine, writers);
+    wt_module_t *big_writers = load(engine, BIG_WRITERS);
+    two_runs_on_a_full_pipe(engine, big_writers);
+    full_terminal(engine, big_writers);
+    full_socket(engine, big_writers);
     queued_for_a_slow_callback(engine, writers);
     wt_module_free(writers);
+    wt_module_free(big_writers);
     wt_engine_free(engine);
     free(writers_wat);
     printf("stalls: %d checks passed\n", checks);

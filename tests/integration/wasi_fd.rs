@@ -725,8 +725,8 @@ fn threads_queued_for_a_file_position_stop_and_write_nothing_after_the_end() {
     c.timeout = Some(Duration::from_secs(1));
     let exits = Exits::default();
     exits.install(&mut c);
-    // Even threads read the first 16 MiB, odd ones write them, each after a seek to 0 so
-    // that the file stays 16 MiB: the test checks when it was last written.
+    // Even threads read 16 MiB, odd ones write them, each after a seek to 0 so that the
+    // file stays a few times 16 MiB; the test checks its size and when it was written.
     let thread = r#"
         (call $started)
         (loop $again
@@ -767,6 +767,5 @@ fn threads_queued_for_a_file_position_stop_and_write_nothing_after_the_end() {
     assert!(got.iter().all(|(_, h)| h.is_terminated()), "{:?}", got.iter().find(|(_, h)| !h.is_terminated()));
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(stat(&dir.join("file")), at_return, "the file was written after the run returned");
-    assert_eq!(at_return.0, 16 << 20);
     eventually("the run's threads to be gone", || os_threads() <= before);
 }
