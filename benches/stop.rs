@@ -50,6 +50,13 @@ const HEADER: &str = r#"(module
     (drop (call $spawn (i32.const 0)))
     (drop (memory.atomic.wait32 (i32.const 300) (i32.const 0) (i64.const -1)))))"#;
 
+/// A 16-byte `fd_write` to stdout.
+const WRITE_STDOUT: &str = "(i32.store (i32.const 700) (i32.const 800)) (i32.store (i32.const 704) (i32.const 16)) (call $started) (drop (call $fd_write (i32.const 1) (i32.const 700) (i32.const 1) (i32.const 720)))";
+
+/// `fd_write`s of 4 KiB to stdout until one blocks (a terminal frees some room after it
+/// was found full).
+const WRITE_STDOUT_LOOP: &str = "(i32.store (i32.const 700) (i32.const 4096)) (i32.store (i32.const 704) (i32.const 4096)) (call $started) (loop $l (drop (call $fd_write (i32.const 1) (i32.const 700) (i32.const 1) (i32.const 720))) (br $l))";
+
 struct Place {
     name: &'static str,
     body: String,
@@ -80,6 +87,42 @@ fn stdout_full_pipe(c: &mut RunConfig, _: &std::path::Path) -> Box<dyn std::any:
     unsafe { libc::fcntl(fd, libc::F_SETFL, 0) };
     c.stdout = Output::File(Arc::new(File::from(OwnedFd::from(writer))));
     Box::new(reader)
+}
+
+/// stdout is a terminal with no room (a pseudo-terminal whose master nobody reads).
+fn stdout_full_terminal(c: &mut RunConfig, _: &std::path::Path) -> Box<dyn std::any::Any> {
+    // SAFETY: opening a new pseudo-terminal master; checked below.
+    let master = unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY) };
+    assert!(master >= 0);
+    // SAFETY: `master` is the master just opened; ptsname's string is copied at once.
+    let name = unsafe {
+        assert!(libc::grantpt(master) == 0 && libc::unlockpt(master) == 0);
+        std::ffi::CStr::from_ptr(libc::ptsname(master)).to_owned()
+    };
+    // SAFETY: `master` is ours to own from here on.
+    let master = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(master) };
+    let mut slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags_nonblock()
+        .open(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(name.to_bytes()))
+        .unwrap();
+    while slave.write(&[b'x'; 256]).is_ok() {}
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&slave);
+    // SAFETY: F_SETFL on our own terminal description: back to blocking, full.
+    unsafe { libc::fcntl(fd, libc::F_SETFL, 0) };
+    c.stdout = Output::File(Arc::new(slave));
+    Box::new(master)
+}
+
+/// stdout is a socket with no room (its peer reads nothing).
+fn stdout_full_socket(c: &mut RunConfig, _: &std::path::Path) -> Box<dyn std::any::Any> {
+    let (mut ours, peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    ours.set_nonblocking(true).unwrap();
+    while ours.write(&[0u8; 4096]).is_ok() {}
+    ours.set_nonblocking(false).unwrap();
+    c.stdout = Output::File(Arc::new(File::from(OwnedFd::from(ours))));
+    Box::new(peer)
 }
 
 /// The bench's directory (on disk, not tmpfs, for `fd_sync` to have work to do),
@@ -175,9 +218,19 @@ fn places() -> Vec<Place> {
         Place { name: "fd_read, empty stdin pipe", body: "(call $started) (call $read_fd (i32.const 0))".into(), setup: stdin_pipe, delay_ms: 20 },
         Place {
             name: "fd_write, stdout a full pipe",
-            body: "(i32.store (i32.const 700) (i32.const 800)) (i32.store (i32.const 704) (i32.const 16)) (call $started) (drop (call $fd_write (i32.const 1) (i32.const 700) (i32.const 1) (i32.const 720)))".into(),
+            body: WRITE_STDOUT.into(),
             setup: stdout_full_pipe,
             delay_ms: 20,
+        },
+        Place {
+            name: "fd_write, stdout a full terminal",
+            body: WRITE_STDOUT_LOOP.into(),
+            setup: stdout_full_terminal,
+        },
+        Place {
+            name: "fd_write, stdout a full socket",
+            body: WRITE_STDOUT_LOOP.into(),
+            setup: stdout_full_socket,
         },
         Place {
             name: "fd_read, FIFO opened in a preopen, writer silent",
