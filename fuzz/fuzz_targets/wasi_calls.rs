@@ -1,8 +1,11 @@
 //! Drives WASI preview 1 calls with arbitrary arguments from several guest threads at
 //! once, in a preopened directory holding files, a subdirectory, a symlink and a FIFO
-//! whose writer stays silent. Each run has a 100 ms timeout; whatever the calls do, the
-//! run must end with one result within a bound (no thread left unstopped), the process
-//! must survive, and every descriptor the run opened must be closed afterwards.
+//! whose writer stays silent. Two runs of the program go on at once in the process, over
+//! the same directory; for some inputs the host's fds 0, 1 and 2 are closed meanwhile and
+//! the second run inherits them (closed for the guest too). Each run has a 100 ms
+//! timeout; whatever the calls do, each run must end with one result within a bound (no
+//! thread left unstopped), the process must survive, no descriptor of the library may
+//! land on 0, 1 or 2, and every descriptor the runs opened must be closed afterwards.
 #![no_main]
 
 use std::fmt::Write as _;
@@ -88,6 +91,8 @@ struct Program {
     memory: Vec<u8>,
     exit_thread: u8,
     stdin: Vec<u8>,
+    /// Close the host's fds 0, 1 and 2 while the runs go on.
+    closed_stdio: bool,
 }
 
 fn value(a: &Arg, ty: char) -> String {
@@ -165,6 +170,47 @@ fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
+fn is_open(fd: i32) -> bool {
+    // SAFETY: F_GETFD only reads the descriptor table.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
+}
+
+/// The host's fds 0, 1 and 2 closed until dropped (copies kept at 10 and above).
+struct ClosedStdio([i32; 3]);
+
+impl ClosedStdio {
+    fn new() -> ClosedStdio {
+        // SAFETY: duplicating and closing the process's own standard descriptors; they
+        // come back in `drop`.
+        ClosedStdio([0, 1, 2].map(|fd| unsafe {
+            let saved = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10);
+            assert!(saved >= 10);
+            libc::close(fd);
+            saved
+        }))
+    }
+}
+
+impl Drop for ClosedStdio {
+    fn drop(&mut self) {
+        for (fd, saved) in self.0.iter().enumerate() {
+            // SAFETY: the copies made in `new`, put back where they were.
+            unsafe {
+                libc::dup2(*saved, fd as i32);
+                libc::close(*saved);
+            }
+        }
+    }
+}
+
+/// What one run came to: its exit and how long it took.
+fn finish(run: Run, start: Instant) -> (wasithreads::RunExit, Duration) {
+    let exit = run.wait();
+    let took = start.elapsed();
+    drop(run);
+    (exit, took)
+}
+
 fuzz_target!(|data: &[u8]| {
     let Ok(program) = Program::arbitrary(&mut Unstructured::new(data)) else { return };
     let Ok(module) = Module::new(engine(), wat(&program).as_bytes()) else { return };
@@ -178,15 +224,31 @@ fuzz_target!(|data: &[u8]| {
     c.stderr = Output::Null;
     c.stdin = Input::Bytes(program.stdin.clone().into());
     c.preopens.push(Preopen { host: dir.clone(), guest: "/".into(), read_only: false });
+    // The second run inherits the host's stdio when it is closed, and discards otherwise
+    // (its output would go to the fuzzer's own).
+    let mut second = c.clone();
+    if program.closed_stdio {
+        second.stdin = Input::Inherit;
+        second.stdout = Output::Inherit;
+        second.stderr = Output::Inherit;
+    }
+    let closed = program.closed_stdio.then(ClosedStdio::new);
     let start = Instant::now();
-    let Ok(run) = Run::start(&module, &c) else { return };
-    let exit = run.wait();
-    let took = start.elapsed();
-    assert!(matches!(exit.kind, ExitKind::Code | ExitKind::Trap | ExitKind::Timeout), "{exit:?}");
-    assert!(exit.unstopped.is_empty(), "threads did not stop: {exit:?}");
-    assert!(took < Duration::from_secs(3), "the run took {took:?}");
-    drop(run);
-    assert_eq!(open_fds(), before, "descriptors leaked by the run");
+    let first = Run::start_background(&module, &c);
+    let other = Run::start_background(&module, &second);
+    let results: Vec<_> = [first, other].into_iter().flatten().map(|run| finish(run, start)).collect();
+    // None of the library's descriptors took the closed numbers.
+    let stdio_stayed_closed = closed.as_ref().map(|_| [0, 1, 2].map(|fd| !is_open(fd)));
+    drop(closed);
+    for (exit, took) in &results {
+        assert!(matches!(exit.kind, ExitKind::Code | ExitKind::Trap | ExitKind::Timeout), "{exit:?}");
+        assert!(exit.unstopped.is_empty(), "threads did not stop: {exit:?}");
+        assert!(*took < Duration::from_secs(3), "the run took {took:?}");
+    }
+    if let Some(closed) = stdio_stayed_closed {
+        assert_eq!(closed, [true; 3], "a descriptor of the library landed on 0, 1 or 2");
+    }
+    assert_eq!(open_fds(), before, "descriptors leaked by the runs");
     drop(keep);
     let _ = std::fs::remove_dir_all(&dir);
 });
