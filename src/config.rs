@@ -10,7 +10,7 @@ use crate::wasi::{Input, Output};
 /// Default for [`RunConfig::teardown_grace`].
 pub const DEFAULT_TEARDOWN_GRACE: Duration = Duration::from_secs(5);
 
-pub use crate::wasi::Preopen;
+pub use crate::wasi::{Preopen, PreopenSocket};
 
 /// Settings for one run. Reusable: a run copies what it needs when it starts.
 #[derive(Clone)]
@@ -22,6 +22,9 @@ pub struct RunConfig {
     /// Pass the host process's environment to the guest (default false).
     pub inherit_env: bool,
     pub preopens: Vec<Preopen>,
+    /// Listening sockets the guest gets as descriptors 3, 4, ... in this order, before
+    /// the preopened directories (as the Wasmtime 46 CLI's `--tcplisten`).
+    pub sockets: Vec<PreopenSocket>,
     /// Every cap of the run: threads, descriptors, memory, table elements.
     pub limits: Limits,
     /// End the run with [`crate::ExitKind::Timeout`] after this long (an instance: this
@@ -62,6 +65,7 @@ impl Default for RunConfig {
             args: Vec::new(),
             env: Vec::new(),
             preopens: Vec::new(),
+            sockets: Vec::new(),
             limits: Limits::default(),
             timeout: None,
             call_timeout: None,

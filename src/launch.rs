@@ -149,6 +149,7 @@ pub(crate) fn launch(module: &Module, config: &RunConfig) -> Result<Launch> {
         WasiState::new(
             if config.args.is_empty() { vec!["wasm".to_string()] } else { config.args.clone() },
             guest_env(config),
+            &config.sockets,
             &config.preopens,
             config.limits.max_fds,
             WriteQuota::new(&config.limits),

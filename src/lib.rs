@@ -58,7 +58,7 @@ mod wasi;
 
 pub mod ffi;
 
-pub use config::{Preopen, RunConfig};
+pub use config::{Preopen, PreopenSocket, RunConfig};
 pub use engine::{Engine, EngineConfig};
 pub use error::{os_errno, ErrorKind};
 pub use exit::{ExitKind, RunExit, ThreadExit};

@@ -36,7 +36,8 @@
 //!   rename, links);
 //! - `readdir.rs`: `fd_readdir`;
 //! - `poll.rs`: `poll_oneoff`;
-//! - `sock.rs`: sockets handed to the guest.
+//! - `sock.rs`: sockets handed to the guest;
+//! - `listen.rs`: listening sockets the host preopens for the guest ([`PreopenSocket`]).
 
 mod call;
 mod descriptor;
@@ -48,6 +49,7 @@ mod fds;
 mod fdstat;
 mod input;
 mod iovec;
+mod listen;
 mod open;
 mod output;
 mod path;
@@ -61,6 +63,7 @@ mod stdio;
 mod write;
 
 pub(crate) use call::Call;
+pub use listen::PreopenSocket;
 pub use stdio::{Input, Output, OutputCallback};
 
 use std::os::unix::fs::OpenOptionsExt;
@@ -72,8 +75,9 @@ use anyhow::{Context, Result};
 
 use crate::error::{error, ErrorKind, ResultKind};
 use crate::limits::{Budget, WriteQuota};
-use descriptor::{Descriptor, DirDesc};
+use descriptor::{Descriptor, DirDesc, FileDesc};
 use fds::FdTable;
+use stat::FileKind;
 use stdio::{OutputName, Stdio};
 
 /// A host directory the guest may use under `guest` path.
@@ -104,13 +108,15 @@ pub(crate) struct WasiState {
 
 impl WasiState {
     /// The state a run starts with: stdin, stdout and stderr at fds 0, 1 and 2, then each
-    /// preopened directory in the order given, in a table of at most `max_fds`
-    /// descriptors; the guest's monotonic clock starts now; `quota` caps what it writes
-    /// and creates under the preopens.
-    #[allow(clippy::too_many_arguments, reason = "each is one part of the state")]
+    /// preopened socket, then each preopened directory, each in the order given (as the
+    /// Wasmtime 46 CLI numbered them), in a table of at most `max_fds` descriptors; the
+    /// guest's monotonic clock starts now; `quota` caps what it writes and creates under
+    /// the preopens.
+    #[allow(clippy::too_many_arguments, reason = "each part of a run's WASI setup, from its config")]
     pub(crate) fn new(
         args: Vec<String>,
         env: Vec<String>,
+        sockets: &[PreopenSocket],
         preopens: &[Preopen],
         max_fds: u32,
         quota: WriteQuota,
@@ -118,7 +124,7 @@ impl WasiState {
         stdout: &Output,
         stderr: &Output,
     ) -> Result<WasiState> {
-        let fds = open_fds(preopens, max_fds)?;
+        let fds = open_fds(sockets, preopens, max_fds)?;
         let stdio = Stdio::open(stdin, stdout, stderr)?;
         Ok(WasiState { args, env, fds, stdio, copy_budget: iovec::copy_budget(), clock_zero: Instant::now(), quota })
     }
@@ -137,14 +143,14 @@ impl WasiState {
 }
 
 /// The descriptor table a run starts with.
-fn open_fds(preopens: &[Preopen], max_fds: u32) -> Result<FdTable> {
-    let count = preopens.len() as u64;
-    if u64::from(max_fds) < 3 + count {
+fn open_fds(sockets: &[PreopenSocket], preopens: &[Preopen], max_fds: u32) -> Result<FdTable> {
+    let (dirs, socks) = (preopens.len() as u64, sockets.len() as u64);
+    if u64::from(max_fds) < 3 + dirs + socks {
         return Err(error(
             ErrorKind::Limit,
             format!(
-                "the descriptor limit ({max_fds}) leaves no room for stdin, stdout, stderr and {count} preopened \
-                 directories"
+                "the descriptor limit ({max_fds}) leaves no room for stdin, stdout, stderr, {socks} preopened \
+                 sockets and {dirs} preopened directories"
             ),
         ));
     }
@@ -153,6 +159,13 @@ fn open_fds(preopens: &[Preopen], max_fds: u32) -> Result<FdTable> {
     table.insert(Descriptor::Stdin).ok().ok_or_else(full)?;
     table.insert(Descriptor::Output(OutputName::Stdout)).ok().ok_or_else(full)?;
     table.insert(Descriptor::Output(OutputName::Stderr)).ok().ok_or_else(full)?;
+    for s in sockets {
+        let sock = s.duplicate().context("duplicating a preopened socket").kind(ErrorKind::Io)?;
+        // Blocking for the guest (its `fdflags::nonblock` clear) until it says otherwise;
+        // the host descriptor is non-blocking and every wait goes through the run's signal.
+        let file = FileDesc::new(sock, FileKind::Socket, true, true, false, false);
+        table.insert(Descriptor::File(file)).ok().ok_or_else(full)?;
+    }
     for p in preopens {
         let dir = std::fs::OpenOptions::new()
             .read(true)

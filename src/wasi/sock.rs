@@ -24,6 +24,11 @@
 //! bytes go through a host copy buffer bounded as for `fd_read`/`fd_write` (`iovec.rs`:
 //! at most 1024 buffers, 16 MiB per call, within the run's copy budget; a short count
 //! otherwise).
+//!
+//! `sock_accept` counts the new connection against the run's descriptor limit: at the
+//! limit it fails with `mfile` and leaves the connection in the listener's backlog. The
+//! connections a run accepted are closed when the run ends (their peers see the close at
+//! once); the listener given by the host stays open (each run has its own duplicate).
 
 use std::os::fd::{AsFd, BorrowedFd};
 
@@ -196,6 +201,11 @@ pub(super) fn sock_accept(
     }
     let sock = Sock { fd: listener.file.as_fd(), nonblock: listener.is_nonblock() };
     let conn = loop {
+        // A run at its descriptor limit leaves the connection waiting in the backlog (for
+        // another thread or run, or for this guest once it closed something).
+        if call.wasi.fds.is_full() {
+            return Err(Errno::Mfile.into());
+        }
         match errno::retry_intr(|| rustix::net::accept_with(sock.fd, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC)) {
             Ok(conn) => break crate::hostfd::above_stdio(conn).map_err(errno::io)?,
             // The connection went before it was accepted: try the next.
@@ -212,7 +222,7 @@ pub(super) fn sock_accept(
         false,
         flags.contains(Fdflags::NONBLOCK),
     );
-    // A full table drops (closes) the new connection.
+    // A table filled meanwhile by another thread drops (closes) the new connection.
     let fd = call.wasi.fds.insert(Descriptor::File(file)).map_err(errno::fd)?;
     Ok(types::Fd::from(fd))
 }
