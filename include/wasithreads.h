@@ -449,6 +449,7 @@ typedef struct wt_bytes wt_bytes_t;
  * - arguments, environment, directories: `wt_run_config_push_arg`,
  *   `wt_run_config_push_env`, `wt_run_config_inherit_env`, `wt_run_config_preopen_dir`,
  *   `wt_run_config_preopen_dir_readonly`
+ * - listening sockets: `wt_run_config_preopen_socket`, `wt_run_config_preopen_tcp_listener`
  * - limits: `wt_run_config_set_max_threads`, `wt_run_config_set_max_fds`,
  *   `wt_run_config_set_max_memory`, `wt_run_config_set_max_table_elements`,
  *   `wt_run_config_set_max_memories`, `wt_run_config_set_max_instance_bytes`,
@@ -922,6 +923,45 @@ wt_error_t *wt_run_config_preopen_dir_readonly(wt_run_config_t *config,
                                                const char *guest_path);
 
 /**
+ * Gives the guest a listening socket the host owns: `fd` must be a bound, listening
+ * stream socket (TCP over IPv4 or IPv6, or Unix). It is duplicated now (the caller keeps
+ * `fd` and may close it) and made non-blocking: `O_NONBLOCK` belongs to the open socket,
+ * so the caller's `fd` becomes non-blocking too. Each run duplicates it again, so neither
+ * the guest closing its descriptor nor the run's end closes the host's listener; several
+ * runs may accept on it at once (each connection goes to one of them).
+ *
+ * Descriptor numbers: the guest finds stdin, stdout and stderr at 0, 1 and 2, then the
+ * sockets of `wt_run_config_preopen_socket` and `wt_run_config_preopen_tcp_listener` at
+ * 3, 4, ... in the order they were added, then the preopened directories (the numbering
+ * of the Wasmtime 46 CLI's `-S listenfd` and `-S tcplisten`). A socket's `fd_fdstat_get`
+ * says `socket_stream` and no `nonblock` flag: `sock_accept` waits for a connection
+ * until the guest sets `nonblock` (`fd_fdstat_set_flags`, or `fcntl(O_NONBLOCK)` in C);
+ * then it fails with `again`. `poll_oneoff` on it reports a pending connection as
+ * readable. Accepted connections are counted by `wt_run_config_set_max_fds` (past it
+ * `sock_accept` fails with `mfile` and the connection stays in the backlog) and closed
+ * when the run ends. A guest thread waiting in `sock_accept`, `sock_recv`, `sock_send`,
+ * `fd_read`, `fd_write` or `poll_oneoff` on a socket is stopped by the run's end like
+ * anywhere else.
+ *
+ * Returns NULL on success, else an error (config unchanged): a misuse for a negative
+ * `fd`, an I/O error for anything but a listening stream socket.
+ */
+wt_error_t *wt_run_config_preopen_socket(wt_run_config_t *config, int32_t fd);
+
+/**
+ * Binds a TCP socket to `address` ("127.0.0.1:8080", "[::1]:8080"; an IP address and a
+ * port, no host names; port 0 picks a free port), listens on it (`SO_REUSEADDR`, a
+ * backlog of 128) and gives it to the guest as `wt_run_config_preopen_socket` does.
+ * The socket is the config's: it stays bound until the config and every run it started
+ * are freed. `port_out` (NULL: not wanted) receives the port bound. Returns NULL on
+ * success, else an error (config unchanged): a misuse for an address that does not
+ * parse, an I/O error when binding fails.
+ */
+wt_error_t *wt_run_config_preopen_tcp_listener(wt_run_config_t *config,
+                                               const char *address,
+                                               uint16_t *port_out);
+
+/**
  * Sets the most spawned threads alive at once (the main thread not counted; default
  * 1024; 0 = the guest may spawn none). A thread counts until its `wasi_thread_start`
  * returns, so a guest that joined a thread may spawn another. Past the limit
@@ -931,13 +971,14 @@ wt_error_t *wt_run_config_preopen_dir_readonly(wt_run_config_t *config,
 void wt_run_config_set_max_threads(wt_run_config_t *config, uint32_t max_threads);
 
 /**
- * Sets the most descriptors a run may have open at once, stdin, stdout, stderr and
- * preopened directories included (default 256). Past it `path_open` fails with the WASI
- * errno `mfile` and the guest goes on; the host process's own descriptors are never
+ * Sets the most descriptors a run may have open at once, stdin, stdout, stderr,
+ * preopened sockets and directories included (default 256). Past it `path_open` and
+ * `sock_accept` fail with the WASI errno `mfile` and the guest goes on; the host process's own descriptors are never
  * exhausted by a guest. A limit that leaves no room for stdio and the preopens (0
  * included) makes runs fail to start.
  */
-void wt_run_config_set_max_fds(wt_run_config_t *config, uint32_t max_fds);
+void wt_run_config_set_max_fds(wt_run_config_t *config,
+                               uint32_t max_fds);
 
 /**
  * Caps the guest's linear memory at `bytes` or `WT_NO_MEMORY_LIMIT` (the default: only

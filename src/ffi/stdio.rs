@@ -160,7 +160,7 @@ pub extern "C" fn wt_run_config_set_stdin_fd(config: *mut wt_run_config_t, fd: i
 }
 
 /// A duplicate of the caller's descriptor, owned by the library.
-fn dup_fd(fd: i32) -> Result<File, ArgError> {
+pub(super) fn dup_fd(fd: i32) -> Result<File, ArgError> {
     if fd < 0 {
         return Err(ArgError::misuse(format!("{fd} is not a file descriptor")));
     }

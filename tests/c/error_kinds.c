@@ -51,6 +51,9 @@ int main(int argc, char **argv) {
     expect_kind(wt_run_config_push_env(config, "A=B", "c"), WT_ERROR_MISUSE, 0, "environment key");
     expect_kind(wt_run_config_set_output_null(config, 7), WT_ERROR_MISUSE, 0, "stream must be");
     expect_kind(wt_run_config_set_stdin_fd(config, -1), WT_ERROR_MISUSE, 0, "not a file descriptor");
+    expect_kind(wt_run_config_preopen_socket(config, -1), WT_ERROR_MISUSE, 0, "not a file descriptor");
+    expect_kind(wt_run_config_preopen_tcp_listener(config, "localhost:80", NULL), WT_ERROR_MISUSE, 0,
+                "not an IP address and port");
     wt_run_config_free(config);
 
     wt_module_t *hello = load(engine, HELLO);
@@ -122,6 +125,12 @@ int main(int argc, char **argv) {
     int fd = open(".", O_RDONLY);
     CHECK(fd >= 0 && close(fd) == 0);
     expect_kind(wt_run_config_set_stdin_fd(config, fd), WT_ERROR_IO, EBADF, "cannot duplicate descriptor");
+    expect_kind(wt_run_config_preopen_socket(config, fd), WT_ERROR_IO, EBADF, "cannot duplicate descriptor");
+    int pipe_fds[2];
+    CHECK(pipe(pipe_fds) == 0);
+    expect_kind(wt_run_config_preopen_socket(config, pipe_fds[0]), WT_ERROR_IO, ENOTSOCK,
+                "cannot be a preopened listener");
+    CHECK(close(pipe_fds[0]) == 0 && close(pipe_fds[1]) == 0);
     expect_ok(wt_run_config_set_coredump_path(config, path));
     expect_kind(wt_run(engine, hello, config, &how), WT_ERROR_IO, ENOENT, "core dump");
     wt_run_config_free(config);

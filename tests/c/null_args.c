@@ -109,6 +109,9 @@ int main(void) {
     NULL_ERROR(wt_run_config_set_stdin_file(NULL, "/dev/null"), "config");
     NULL_ERROR(wt_run_config_set_stdin_file(config, NULL), "path");
     NULL_ERROR(wt_run_config_set_stdin_fd(NULL, 0), "config");
+    NULL_ERROR(wt_run_config_preopen_socket(NULL, 0), "config");
+    NULL_ERROR(wt_run_config_preopen_tcp_listener(NULL, "127.0.0.1:0", NULL), "config");
+    NULL_ERROR(wt_run_config_preopen_tcp_listener(config, NULL, NULL), "address");
 
     /* Runs. */
     NULL_ERROR(wt_run(NULL, module, config, &exit_info), "engine");
