@@ -2,7 +2,8 @@
 # Installs what the build and tests need beyond the Rust toolchain: the
 # wasm32-wasip1-threads target (for the Rust guests), rustfmt and clippy, cmake, pkg-config, a C/C++
 # compiler, readelf and valgrind (Debian packages) when they are missing, and PyPI's ziglang
-# (clang and wasm-ld for the C plugin guest, tests/guests/plugin-c).
+# (clang and wasm-ld for the C guests: tests/guests/plugin-c, tests/common/c_guest.rs)
+# unless `python3 -m ziglang` or $WT_ZIG already works.
 set -euo pipefail
 rustup target list --installed | grep -qx wasm32-wasip1-threads || rustup target add wasm32-wasip1-threads
 # scripts/test.sh checks formatting and lints.
@@ -26,9 +27,9 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-# clang + wasm-ld for the C plugin guest (tests/guests/plugin-c/build.sh). A Debian python3
-# refuses a plain `pip install` (PEP 668): then with --break-system-packages, as for a tool.
-if ! python3 -c 'import ziglang' 2>/dev/null; then
+# A Debian python3 refuses a plain `pip install` (PEP 668): then with
+# --break-system-packages, as for a tool.
+if [ -z "${WT_ZIG:-}" ] && ! python3 -m ziglang version >/dev/null 2>&1; then
     python3 -m pip install --disable-pip-version-check -q ziglang==0.17.1 2>/dev/null ||
         python3 -m pip install --disable-pip-version-check -q --break-system-packages ziglang==0.17.1
 fi

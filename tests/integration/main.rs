@@ -36,6 +36,8 @@ mod plugins;
 mod rust_guest;
 /// Spawning, how a run ends, atomics: the run's semantics.
 mod semantics;
+/// Preopened listening sockets and threaded guest servers.
+mod sockets;
 /// Stdin, stdout and stderr.
 mod stdio;
 /// Cancel, timeout and drop stop every thread, wherever it is.

@@ -128,8 +128,36 @@ fn main() {
                 println!("{} {op}", if r.is_ok() { "ok" } else { "err" });
             }
         }
+        // A std::net echo server on the preopened listener at fd 3: every connection gets
+        // its own thread, which echoes what it reads until the peer shuts down.
+        Some("serve") => {
+            use std::io::Read;
+            use std::os::wasi::io::FromRawFd;
+            // SAFETY: the run gives the guest a listening socket at fd 3, owned by nothing else here.
+            let listener = unsafe { std::net::TcpListener::from_raw_fd(3) };
+            println!("listening");
+            for conn in listener.incoming() {
+                let mut conn = conn.expect("accept");
+                thread::spawn(move || {
+                    let mut buf = [0u8; 16384];
+                    loop {
+                        match conn.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                if conn.write_all(&buf[..n]).is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    let _ = conn.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        }
         _ => {
-            eprintln!("usage: rust-threads print|shared-fd PATH|exit-while-join|sum|panic-in-thread|echo|env|fs OP:PATH...");
+            eprintln!(
+                "usage: rust-threads print|shared-fd PATH|exit-while-join|sum|panic-in-thread|echo|env|fs OP:PATH...|serve"
+            );
             std::process::exit(2);
         }
     }
