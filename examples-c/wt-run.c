@@ -52,6 +52,12 @@ static const char USAGE[] =
     "  --dir HOST::GUEST    give the guest the host directory HOST as GUEST (read-write);\n"
     "                       --dir DIR alone maps DIR to the same path\n"
     "  --dir-ro HOST::GUEST the same, read-only\n"
+    "  --tcplisten ADDR     listen on the TCP address ADDR (IP:PORT; repeatable) and give\n"
+    "                       the guest the listening socket; port 0 picks a free port,\n"
+    "                       which is printed on stderr\n"
+    "  --listenfd           give the guest the listening sockets wt-run inherited by\n"
+    "                       socket activation (LISTEN_FDS and LISTEN_PID, as systemd\n"
+    "                       passes them; LISTEN_FDS and LISTEN_FDNAMES reach the guest)\n"
     "  --env KEY=VALUE      set an environment variable for the guest (repeatable);\n"
     "                       --env KEY passes wt-run's own value of KEY\n"
     "  --inherit-env        pass wt-run's own environment to the guest\n"
@@ -69,8 +75,11 @@ static const char USAGE[] =
     "\n"
     "Wasmtime's spellings: `run` before the options; -W threads=y,shared-memory=y and\n"
     "-S threads=y (threads are always on); -W max-memory-size=BYTES, -W max-wasm-stack=BYTES,\n"
-    "-W timeout=DURATION (e.g. 500ms, 10s); -S inherit-env; -C cache=n. Other -W, -S and\n"
-    "-C keys are refused with the reason.\n"
+    "-W timeout=DURATION (e.g. 500ms, 10s); -S inherit-env; -S tcplisten=ADDR; -S listenfd;\n"
+    "-C cache=n. Other -W, -S and -C keys are refused with the reason.\n"
+    "\n"
+    "Sockets: the guest finds the --listenfd sockets at descriptors 3, 4, ..., then the\n"
+    "--tcplisten ones in the order given, then the --dir directories (as Wasmtime 46).\n"
     "\n"
     "The compile cache: a module is compiled once and kept, machine code included, in\n"
     "$WT_RUN_CACHE_DIR, else $XDG_CACHE_HOME/wasithreads, else ~/.cache/wasithreads, one\n"
@@ -739,7 +748,54 @@ struct settings {
     size_t max_wasm_stack; /* SIZE_MAX = the library's default */
     int cache;
     const char *cache_dir;
+    int listenfd;               /* --listenfd / -S listenfd */
+    char *tcplisten[64];        /* --tcplisten / -S tcplisten addresses, in order (owned) */
+    size_t tcplisten_len;
 };
+
+/* Records one --tcplisten address; returns 0, or an exit status after printing why. */
+static int add_tcplisten(struct settings *set, const char *addr) {
+    if (!addr || !*addr) return usage_error("--tcplisten needs an address such as 127.0.0.1:8080");
+    if (set->tcplisten_len == sizeof set->tcplisten / sizeof set->tcplisten[0])
+        return usage_error("at most %zu --tcplisten addresses", sizeof set->tcplisten / sizeof set->tcplisten[0]);
+    set->tcplisten[set->tcplisten_len++] = strdup(addr);
+    return 0;
+}
+
+/* Gives the guest its sockets, in Wasmtime 46's order: the inherited ones (--listenfd:
+ * LISTEN_FDS descriptors from 3 when LISTEN_PID is this process, else none), then each
+ * --tcplisten address. Returns 0, or an exit status after printing why. */
+static int add_sockets(struct settings *set) {
+    if (set->listenfd) {
+        const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+        unsigned long long p = 0, n = 0;
+        if (pid && fds && !parse_u64(pid, ULLONG_MAX, &p) && p == (unsigned long long)getpid() &&
+            !parse_u64(fds, 1024, &n)) {
+            for (unsigned long long k = 0; k < n; k++) {
+                wt_error_t *err = wt_run_config_preopen_socket(set->config, (int32_t)(3 + k));
+                if (err) return fail("--listenfd", err);
+            }
+            const char *names = getenv("LISTEN_FDNAMES");
+            wt_error_t *err = wt_run_config_push_env(set->config, "LISTEN_FDS", fds);
+            if (!err && names) err = wt_run_config_push_env(set->config, "LISTEN_FDNAMES", names);
+            if (err) return fail("--listenfd", err);
+        }
+    }
+    for (size_t k = 0; k < set->tcplisten_len; k++) {
+        uint16_t port = 0;
+        wt_error_t *err = wt_run_config_preopen_tcp_listener(set->config, set->tcplisten[k], &port);
+        if (err && wt_error_kind(err) == WT_ERROR_MISUSE) {
+            int status = usage_error("--tcplisten: %s", wt_error_message(err));
+            wt_error_free(err);
+            return status;
+        }
+        if (err) return fail("--tcplisten", err);
+        const char *colon = strrchr(set->tcplisten[k], ':');
+        if (colon && strcmp(colon, ":0") == 0)
+            fprintf(stderr, "wt-run: --tcplisten %s listens on port %u\n", set->tcplisten[k], (unsigned)port);
+    }
+    return 0;
+}
 
 /* Wasmtime options wt-run does not have, and what to use instead. */
 static const struct {
@@ -790,10 +846,17 @@ static int apply_keys(struct settings *set, char which, const char *list) {
         } else if (which == 'S' && !strcmp(item, "cli")) {
             if (yes != 1)
                 status = usage_error("-S cli=%s: wt-run always gives the guest WASI's command-line interface", value);
-        } else if (which == 'S' && (!strcmp(item, "tcplisten") || !strcmp(item, "inherit-network") ||
-                                    !strcmp(item, "network") || !strcmp(item, "tcp") || !strcmp(item, "udp") ||
+        } else if (which == 'S' && !strcmp(item, "tcplisten")) {
+            status = add_tcplisten(set, value);
+        } else if (which == 'S' && !strcmp(item, "listenfd")) {
+            if (yes < 0) status = usage_error("-S listenfd takes y or n");
+            else set->listenfd = yes;
+        } else if (which == 'S' && (!strcmp(item, "inherit-network") || !strcmp(item, "network") ||
+                                    !strcmp(item, "tcp") || !strcmp(item, "udp") ||
                                     !strcmp(item, "allow-ip-name-lookup"))) {
-            status = usage_error("-S %s is not supported yet: wt-run gives guests no sockets", item);
+            status = usage_error("-S %s is not supported: wt-run gives guests only the listening sockets of "
+                                 "--tcplisten and --listenfd",
+                                 item);
         } else if (which == 'C' && !strcmp(item, "cache")) {
             if (yes < 0) status = usage_error("-C cache takes y or n");
             else set->cache = yes;
@@ -812,7 +875,7 @@ int main(int argc, char **argv) {
     if (!config) return 1;
     wt_run_config_set_diagnostic_callback(config, print_diagnostic, NULL);
     wt_run_config_set_thread_exit_callback(config, record_stop, NULL);
-    struct settings set = {config, SIZE_MAX, 1, NULL};
+    struct settings set = {config, SIZE_MAX, 1, NULL, 0, {NULL}, 0};
     struct cache cache = {0};
     int status = 2;
     int i = 1;
@@ -840,6 +903,9 @@ int main(int argc, char **argv) {
         } else if (strcmp(a, "--no-cache") == 0) {
             set.cache = 0;
             continue;
+        } else if (strcmp(a, "--listenfd") == 0) {
+            set.listenfd = 1;
+            continue;
         }
         /* An option with a value: "--name value", "--name=value", "-W value", "-Wvalue". */
         char name[32];
@@ -863,7 +929,7 @@ int main(int argc, char **argv) {
         }
         static const char *const WITH_VALUE[] = {
             "--dir",      "--dir-ro",         "--env",       "--max-threads", "--timeout-ms", "--max-memory",
-            "--max-fds",  "--coredump",       "--max-wasm-stack", "--cache-dir", "-W", "-S", "-C",
+            "--max-fds",  "--coredump",       "--max-wasm-stack", "--cache-dir", "--tcplisten", "-W", "-S", "-C",
         };
         int known = 0;
         for (size_t k = 0; k < sizeof WITH_VALUE / sizeof WITH_VALUE[0]; k++) known |= strcmp(name, WITH_VALUE[k]) == 0;
@@ -921,6 +987,8 @@ int main(int argc, char **argv) {
             wt_run_config_set_max_fds(config, (uint32_t)n);
         } else if (strcmp(name, "--cache-dir") == 0) {
             set.cache_dir = value;
+        } else if (strcmp(name, "--tcplisten") == 0) {
+            if ((status = add_tcplisten(&set, value))) goto out;
         } else if ((status = apply_keys(&set, name[1], value))) {
             goto out;
         }
@@ -930,6 +998,9 @@ int main(int argc, char **argv) {
         status = usage_error("%s", "no module given");
         goto out;
     }
+
+    if ((status = add_sockets(&set))) goto out;
+    status = 2;
 
     const char *path = argv[i];
     for (int j = i; j < argc; j++) {
@@ -1010,6 +1081,7 @@ config_error:
     status = usage_error("%s", wt_error_message(err));
     wt_error_free(err);
 out:
+    for (size_t k = 0; k < set.tcplisten_len; k++) free(set.tcplisten[k]);
     free(cache.dir);
     wt_run_config_free(config);
     return status;
