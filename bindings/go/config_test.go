@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,6 +70,46 @@ func TestMaxFds(t *testing.T) {
 	expectExit(t, exit, wasithreads.Exit{Kind: wasithreads.ExitCode, Code: 50 * 100})
 	err := runErr(t, opener, &wasithreads.RunConfig{Dirs: map[string]string{dir: "/"}, MaxFds: 3})
 	expectKind(t, "MaxFds without room for the preopen", err, wasithreads.ErrLimit, "descriptor limit (3)")
+}
+
+func TestListeners(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	got := make(chan string, 1)
+	go func() {
+		c, err := net.DialTimeout("tcp", l.Addr().String(), time.Minute)
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		defer c.Close()
+		_ = c.SetReadDeadline(time.Now().Add(time.Minute))
+		b, err := io.ReadAll(c)
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		got <- string(b)
+	}()
+	exit := run(t, socketHi, &wasithreads.RunConfig{Listeners: []syscall.Conn{l.(*net.TCPListener)}})
+	expectExit(t, exit, wasithreads.Exit{Kind: wasithreads.ExitCode, Code: 0})
+	if s := <-got; s != "hi" {
+		t.Fatalf("the client got %q", s)
+	}
+	// The listener is still the caller's, open and listening.
+	c, err := net.DialTimeout("tcp", l.Addr().String(), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+
+	exit = run(t, fd3Filetype, &wasithreads.RunConfig{ListenAddrs: []string{"127.0.0.1:0"}})
+	expectExit(t, exit, wasithreads.Exit{Kind: wasithreads.ExitCode, Code: 6})
+	err = runErr(t, fd3Filetype, &wasithreads.RunConfig{ListenAddrs: []string{"localhost:80"}})
+	expectKind(t, "a host name", err, wasithreads.ErrMisuse, "not an IP address and port")
 }
 
 func TestMaxTableElements(t *testing.T) {

@@ -251,3 +251,9 @@ const tabler = `(module (import "wasi_snapshot_preview1" "proc_exit" (func $exit
 
 // bigTable starts with a table of 100 elements and returns.
 const bigTable = `(module (memory (export "memory") 1) (table 100 funcref) (func (export "_start")))`
+
+// socketHi and fd3Filetype: see tests/guests/wat (shared with the Python tests).
+var (
+	socketHi    = sharedGuest("socket-hi.wat")
+	fd3Filetype = sharedGuest("fd3-filetype.wat")
+)

@@ -171,6 +171,17 @@ type RunConfig struct {
 	Dirs map[string]string
 	// ReadOnlyDirs is like Dirs, but the guest may only read.
 	ReadOnlyDirs map[string]string
+	// Listeners are listening sockets the guest gets at descriptors 3, 4, ... in this
+	// order, before ListenAddrs and the directories (as the Wasmtime 46 CLI's
+	// tcplisten): a *net.TCPListener or *net.UnixListener (any syscall.Conn of a bound,
+	// listening stream socket). Each run duplicates the descriptor; the listener stays
+	// the caller's, non-blocking as Go keeps it. Accepted connections count against
+	// MaxFds and are closed when the run ends.
+	Listeners []syscall.Conn
+	// ListenAddrs are TCP addresses ("127.0.0.1:8080", "[::1]:8080"; IP addresses
+	// only) each run binds and listens on for its guest, after Listeners. A Listener of
+	// your own lets several runs share one address and tells you the port 0 picked.
+	ListenAddrs []string
 
 	// Stdin is the guest's standard input; nil inherits the host process's stdin.
 	// An *os.File is used directly (its descriptor is duplicated; Fd() puts it in
@@ -199,8 +210,8 @@ type RunConfig struct {
 	// 0: the module's own maximum). memory.grow past it returns -1.
 	MaxMemory int64
 	// MaxFds is the most descriptors the run may have open at once, stdin, stdout,
-	// stderr and the preopened directories included (0: 256). Past it the guest's
-	// path_open fails with errno mfile and the guest goes on. A limit without room for
+	// stderr, the sockets and the preopened directories included (0: 256). Past it the
+	// guest's path_open and sock_accept fail with errno mfile and the guest goes on. A limit without room for
 	// stdio and the preopens makes the run fail to start (ErrLimit).
 	MaxFds int
 	// MaxTableElements caps the elements (function references) all threads' tables
@@ -583,6 +594,31 @@ func (s *setup) fill(c *C.wt_run_config_t, cfg *RunConfig) error {
 		C.free(unsafe.Pointer(ck))
 		C.free(unsafe.Pointer(cv))
 		if err := takeError(op, cerr); err != nil {
+			return err
+		}
+	}
+	for i, l := range cfg.Listeners {
+		if l == nil {
+			return misuse(op, fmt.Sprintf("Listeners[%d] is nil", i))
+		}
+		raw, err := l.SyscallConn()
+		if err != nil {
+			return &Error{Op: op, Kind: ErrIO, Message: fmt.Sprintf("Listeners[%d]: %v", i, err)}
+		}
+		var cerr *C.wt_error_t
+		if err := raw.Control(func(fd uintptr) {
+			cerr = C.wt_run_config_preopen_socket(c, C.int32_t(fd))
+		}); err != nil {
+			return &Error{Op: op, Kind: ErrIO, Message: fmt.Sprintf("Listeners[%d]: %v", i, err)}
+		}
+		if err := takeError(op, cerr); err != nil {
+			return err
+		}
+	}
+	for _, addr := range cfg.ListenAddrs {
+		if err := withCString(op, "listen address", addr, func(ca *C.char) *C.wt_error_t {
+			return C.wt_run_config_preopen_tcp_listener(c, ca, nil)
+		}); err != nil {
 			return err
 		}
 	}

@@ -424,6 +424,18 @@ public:
         });
     }
 
+    /// Gives the guest the listening socket `fd` (a bound, listening TCP or Unix stream
+    /// socket, duplicated; made non-blocking). Sockets are the guest's fds 3, 4, ... in
+    /// the order given, before the directories.
+    RunConfig &socket(int fd) { return with([&](auto *c) { detail::check(wt_run_config_preopen_socket(c, fd)); }); }
+    /// Listens on the TCP `address` ("127.0.0.1:8080"; port 0 picks one) for the guest,
+    /// as socket() does; returns the port bound.
+    uint16_t tcp_listener(const std::string &address) {
+        uint16_t port = 0;
+        with([&](auto *c) { detail::check(wt_run_config_preopen_tcp_listener(c, address.c_str(), &port)); });
+        return port;
+    }
+
     // Limits.
     /// Most spawned threads alive at once (default 1024).
     RunConfig &max_threads(uint32_t n) { return with([&](auto *c) { wt_run_config_set_max_threads(c, n); }); }

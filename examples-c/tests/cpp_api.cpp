@@ -1,6 +1,9 @@
 // Tests of the C++ wrapper (CTest cpp-api): each run keeps its own callbacks, exceptions
 // from callbacks cancel the run and come back from wait(), the module constructors, and
 // the settings the wrapper adds over the C API, each by what a guest then sees or does.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -296,6 +299,32 @@ int main() {
         config.stdin_file(temp_path("missing.txt"));  // opened by each run: that one cannot start
         expect_throw<wt::Error>([&] { wt::run(engine, cat, config); });
         config.stdin_inherit();
+    });
+
+    test("sockets: a listener the host owns and one the config binds", [&] {
+        auto fd3 = wt::Module::from_bytes(engine, std::string(R"((module
+  (import "wasi_snapshot_preview1" "fd_fdstat_get" (func $stat (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (call $exit (if (result i32) (call $stat (i32.const 3) (i32.const 0))
+                  (then (i32.const 255)) (else (i32.load8_u (i32.const 0)))))))"));
+        wt::RunConfig config;
+        CHECK(config.tcp_listener("127.0.0.1:0") != 0);
+        wt::Exit exit = wt::run(engine, fd3, config);
+        CHECK(exit.kind == wt::Exit::Kind::Code && exit.code == 6);  // socket_stream
+        int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        CHECK(bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0);
+        expect_throw<wt::Error>([&] { wt::RunConfig().socket(fd); });  // not listening yet
+        CHECK(listen(fd, 4) == 0);
+        wt::RunConfig own;
+        own.socket(fd);
+        close(fd);  // the config has its own copy
+        exit = wt::run(engine, fd3, own);
+        CHECK(exit.kind == wt::Exit::Kind::Code && exit.code == 6);
     });
 
     test("output: file, descriptor, null, inherit", [&] {

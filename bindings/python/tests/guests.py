@@ -5,6 +5,8 @@ Every threaded guest imports `wasi::thread-spawn` and a shared memory, and expor
 in spawn order (one spawning thread).
 """
 
+from pathlib import Path
+
 _HEADER = r"""
   (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
   (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
@@ -278,3 +280,11 @@ GROW_TABLE = b"""(module
   (func (export "_start")
     (call $proc_exit (i32.eq (table.grow $t (ref.null func) (i32.const 1000)) (i32.const -1)))))
 """
+
+
+# Shared with the Go tests (tests/guests/wat): SOCKET_HI accepts one connection on the
+# listener at fd 3, sends "hi", shuts down its side and exits with 0; FD3_FILETYPE exits
+# with fd 3's WASI file type (6: socket_stream).
+_SHARED = Path(__file__).resolve().parents[3] / "tests" / "guests" / "wat"
+SOCKET_HI = (_SHARED / "socket-hi.wat").read_bytes()
+FD3_FILETYPE = (_SHARED / "fd3-filetype.wat").read_bytes()

@@ -2,6 +2,7 @@
 
 import os
 import signal
+import socket
 import threading
 
 import pytest
@@ -189,3 +190,29 @@ def test_runs_from_several_python_threads_at_once(load, tmp_path):
         t.join()
     assert errors == []
     assert len(results) == 40 and all(r == wt.Exit(wt.ExitKind.CODE, 9, 0, None) for r in results)
+
+
+def test_a_preopened_socket_serves_a_connection(load):
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        with load(guests.SOCKET_HI).start(sockets=[server]) as run:
+            with socket.create_connection(("127.0.0.1", port), timeout=60) as client:
+                got = b""
+                while chunk := client.recv(16):
+                    got += chunk
+            exit = run.wait()
+        assert got == b"hi"
+        assert (exit.kind, exit.code) == (wt.ExitKind.CODE, 0)
+        # The host's listener stays open and listening.
+        socket.create_connection(("127.0.0.1", port), timeout=60).close()
+
+
+def test_sockets_by_address_and_refused_ones(load):
+    exit = load(guests.FD3_FILETYPE).run(sockets=["127.0.0.1:0"])
+    assert (exit.kind, exit.code) == (wt.ExitKind.CODE, 6)
+    with pytest.raises(wt.UsageError):
+        load(guests.FD3_FILETYPE).run(sockets=["localhost:80"])
+    with open(os.devnull, "rb") as f, pytest.raises(wt.HostIOError):
+        load(guests.FD3_FILETYPE).run(sockets=[f])
+    with pytest.raises(TypeError):
+        load(guests.FD3_FILETYPE).run(sockets="127.0.0.1:0")

@@ -44,6 +44,17 @@ def build(options: RunOptions, state: RunState) -> tuple[int, list[CFuncPtr]]:
             if mapping is not None:
                 for host, guest in mapping.items():
                     check(preopen(config, cpath(host, "host directory"), cstr(guest, "guest path")))
+        if o.sockets is not None:
+            if isinstance(o.sockets, (str, bytes)):
+                raise TypeError("sockets must be a list of sockets, fds or addresses, not a single string")
+            for sock in o.sockets:
+                if isinstance(sock, str):
+                    check(lib.wt_run_config_preopen_tcp_listener(config, cstr(sock, "socket address"), None))
+                elif isinstance(sock, bool) or not isinstance(sock, int) and not hasattr(sock, "fileno"):
+                    raise TypeError(f"a socket must be an fd, an object with fileno() or an address, not {sock!r}")
+                else:
+                    fd = sock if isinstance(sock, int) else int(sock.fileno())
+                    check(lib.wt_run_config_preopen_socket(config, fd))
         if o.timeout is not None:
             # 0 means "no timeout" to the C API: the smallest real timeout is 1 ms.
             lib.wt_run_config_set_timeout_ms(config, max(1, millis(o.timeout, "timeout")))

@@ -18,7 +18,7 @@ from __future__ import annotations
 import ctypes
 import os
 from _ctypes import CFuncPtr as CFuncPtr  # base class of every ctypes callback object
-from ctypes import POINTER, c_bool, c_char, c_char_p, c_int, c_int32, c_size_t, c_uint8, c_uint32, c_uint64, c_void_p
+from ctypes import POINTER, c_bool, c_char, c_char_p, c_int, c_int32, c_size_t, c_uint8, c_uint16, c_uint32, c_uint64, c_void_p
 from pathlib import Path
 
 #: Environment variable naming a libwasithreads.so to load instead of the packaged one.
@@ -106,6 +106,8 @@ PROTOTYPES = {
     "wt_run_config_inherit_env": (None, [P, c_bool]),
     "wt_run_config_preopen_dir": (P, [P, c_char_p, c_char_p]),
     "wt_run_config_preopen_dir_readonly": (P, [P, c_char_p, c_char_p]),
+    "wt_run_config_preopen_socket": (P, [P, c_int32]),
+    "wt_run_config_preopen_tcp_listener": (P, [P, c_char_p, POINTER(c_uint16)]),
     "wt_run_config_set_max_threads": (None, [P, c_uint32]),
     "wt_run_config_set_timeout_ms": (None, [P, c_uint64]),
     "wt_run_config_set_max_memory": (None, [P, c_uint64]),

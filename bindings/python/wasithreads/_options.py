@@ -15,7 +15,7 @@ import re
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Callable, TypeVar, Union
+from typing import TYPE_CHECKING, Callable, Protocol, TypeVar, Union
 
 from ._callbacks import DiagnosticCallback, ThreadExitCallback, ThreadStartCallback
 from ._convert import PathArg
@@ -38,6 +38,13 @@ R = TypeVar("R")
 Args = Iterable[Union[str, bytes]]
 Env = Union[Mapping[str, str], Iterable[tuple[str, str]]]
 Dirs = Mapping[PathArg, str]
+# A listening socket: an ``int`` fd, an object with ``fileno()`` (``socket.socket``), or
+# an "IP:PORT" address for the library to listen on.
+Sockets = Iterable[Union[int, str, "HasFileno"]]
+
+
+class HasFileno(Protocol):
+    def fileno(self) -> int: ...
 
 
 @dataclass_transform(kw_only_default=True, frozen_default=True)
@@ -62,6 +69,13 @@ class RunOptions:
         dirs: host directory -> guest path, read-write (e.g. ``{"/srv/data": "/data"}``).
             Without any, the guest has no file system.
         readonly_dirs: like ``dirs``, but the guest may only read.
+        sockets: listening sockets for the guest, at descriptors 3, 4, ... in this
+            order, before the directories (as the Wasmtime 46 CLI's ``tcplisten``): a
+            bound, listening TCP or Unix stream socket (a ``socket.socket`` or an ``int``
+            fd; duplicated, and made non-blocking, which the caller's socket shares), or
+            an ``"IP:PORT"`` string the run's config binds and listens on (pass a
+            ``socket.create_server(...)`` instead to learn a port 0 picked). Accepted
+            connections count against ``max_fds`` and close when the run ends.
         stdin: ``None`` = the host's stdin; ``DEVNULL`` = empty; ``bytes`` = that
             data (each run reads it from the start); a ``str``/``os.PathLike`` = a file
             opened when the run starts; an ``int`` fd or a file object with
@@ -80,8 +94,9 @@ class RunOptions:
             (``Exit.diagnostics``, ``on_diagnostic``).
         max_memory: cap on the guest's linear memory, bytes; ``memory.grow`` past it
             returns -1. Below the module's minimum the run cannot start (``LimitError``).
-        max_fds: most descriptors the run may have open at once, stdio and ``dirs``
-            included (default 256); past it ``path_open`` fails with ``mfile``. Too few
+        max_fds: most descriptors the run may have open at once, stdio, ``sockets``
+            and ``dirs`` included (default 256); past it ``path_open`` and
+            ``sock_accept`` fail with ``mfile``. Too few
             for stdio and the directories: the run cannot start (``LimitError``).
         max_table_elements: most table elements all threads' tables hold together
             (default 10 000 000); ``table.grow`` past it returns -1.
@@ -123,6 +138,7 @@ class RunOptions:
     inherit_env: bool = False
     dirs: Dirs | None = None
     readonly_dirs: Dirs | None = None
+    sockets: Sockets | None = None
     stdin: Input = None
     stdout: Output = None
     stderr: Output = None
