@@ -26,6 +26,9 @@ const HEADER: &str = r#"(module
   (import "wasi_snapshot_preview1" "clock_time_get" (func $clock (param i32 i64 i32) (result i32)))
   (import "wasi_snapshot_preview1" "fd_sync" (func $fd_sync (param i32) (result i32)))
   (import "wasi_snapshot_preview1" "fd_readdir" (func $fd_readdir (param i32 i32 i32 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "sock_accept" (func $accept (param i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "sock_recv" (func $recv (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "sock_send" (func $send (param i32 i32 i32 i32 i32) (result i32)))
   (import "env" "memory" (memory 1300 1300 shared))
   (export "memory" (memory 0))
   (data (i32.const 2000) "fifo")
@@ -160,6 +163,21 @@ fn fifo(c: &mut RunConfig, dir: &std::path::Path) -> Box<dyn std::any::Any> {
     Box::new((reader, writer))
 }
 
+/// A listener on 127.0.0.1 preopened at fd 3, nobody connecting.
+fn listener(c: &mut RunConfig, _: &std::path::Path) -> Box<dyn std::any::Any> {
+    c.sockets.push(wasithreads::PreopenSocket::bind_tcp("127.0.0.1:0").unwrap());
+    Box::new(())
+}
+
+/// A listener at fd 3 with one client connected (queued for the guest's accept) that
+/// never writes nor reads.
+fn silent_client(c: &mut RunConfig, _: &std::path::Path) -> Box<dyn std::any::Any> {
+    let l = wasithreads::PreopenSocket::bind_tcp("127.0.0.1:0").unwrap();
+    let client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    c.sockets.push(l);
+    Box::new(client)
+}
+
 trait NonBlock {
     fn custom_flags_nonblock(&mut self) -> &mut Self;
 }
@@ -226,16 +244,48 @@ fn places() -> Vec<Place> {
             name: "fd_write, stdout a full terminal",
             body: WRITE_STDOUT_LOOP.into(),
             setup: stdout_full_terminal,
+            delay_ms: 20,
         },
         Place {
             name: "fd_write, stdout a full socket",
             body: WRITE_STDOUT_LOOP.into(),
             setup: stdout_full_socket,
+            delay_ms: 20,
         },
         Place {
             name: "fd_read, FIFO opened in a preopen, writer silent",
             body: "(drop (call $path_open (i32.const 3) (i32.const 0) (i32.const 2000) (i32.const 4) (i32.const 0) (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 1000))) (call $started) (call $read_fd (i32.load (i32.const 1000)))".into(),
             setup: fifo,
+            delay_ms: 20,
+        },
+        Place {
+            name: "sock_accept, listener with no client",
+            body: "(call $started) (drop (call $accept (i32.const 3) (i32.const 0) (i32.const 1000)))".into(),
+            setup: listener,
+            delay_ms: 20,
+        },
+        Place {
+            name: "poll_oneoff, fd_read on a listener with no client",
+            body: "(i64.store (i32.const 400) (i64.const 7)) (i32.store8 (i32.const 408) (i32.const 1)) (i32.store (i32.const 416) (i32.const 3)) (call $started) (drop (call $poll (i32.const 400) (i32.const 504) (i32.const 1) (i32.const 600)))".into(),
+            setup: listener,
+            delay_ms: 20,
+        },
+        Place {
+            name: "sock_recv, accepted connection, peer silent",
+            body: "(drop (call $accept (i32.const 3) (i32.const 0) (i32.const 1000))) (i32.store (i32.const 700) (i32.const 800)) (i32.store (i32.const 704) (i32.const 16)) (call $started) (drop (call $recv (i32.load (i32.const 1000)) (i32.const 700) (i32.const 1) (i32.const 0) (i32.const 720) (i32.const 724)))".into(),
+            setup: silent_client,
+            delay_ms: 20,
+        },
+        Place {
+            name: "fd_read, accepted connection, peer silent",
+            body: "(drop (call $accept (i32.const 3) (i32.const 0) (i32.const 1000))) (call $started) (call $read_fd (i32.load (i32.const 1000)))".into(),
+            setup: silent_client,
+            delay_ms: 20,
+        },
+        Place {
+            name: "sock_send, accepted connection, peer never reads",
+            body: "(drop (call $accept (i32.const 3) (i32.const 0) (i32.const 1000))) (i32.store (i32.const 700) (i32.const 65536)) (i32.store (i32.const 704) (i32.const 65536)) (call $started) (loop $l (drop (call $send (i32.load (i32.const 1000)) (i32.const 700) (i32.const 1) (i32.const 0) (i32.const 720))) (br $l))".into(),
+            setup: silent_client,
             delay_ms: 20,
         },
         Place {
