@@ -18,7 +18,6 @@
 //! Needs PyPI's `ziglang` (clang + wasm-ld) and `cc`. Clients and servers use 127.0.0.1.
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use std::io::{Read, Write};

@@ -24,7 +24,7 @@ fn server_config(argv: &[&str]) -> (RunConfig, SocketAddr, Capture) {
     let addr = listener.local_addr().unwrap();
     let out = Capture::default();
     let mut c = RunConfig::default();
-    c.args = argv.iter().map(|s| s.to_string()).collect();
+    c.args = argv.iter().copied().map(String::from).collect();
     c.sockets.push(listener);
     c.stdout = out.output();
     (c, addr, out)
