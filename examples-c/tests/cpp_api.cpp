@@ -308,7 +308,7 @@ int main() {
   (memory (export "memory") 1)
   (func (export "_start")
     (call $exit (if (result i32) (call $stat (i32.const 3) (i32.const 0))
-                  (then (i32.const 255)) (else (i32.load8_u (i32.const 0)))))))"));
+                  (then (i32.const 255)) (else (i32.load8_u (i32.const 0))))))))"));
         wt::RunConfig config;
         CHECK(config.tcp_listener("127.0.0.1:0") != 0);
         wt::Exit exit = wt::run(engine, fd3, config);
