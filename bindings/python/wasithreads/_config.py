@@ -50,7 +50,7 @@ def build(options: RunOptions, state: RunState) -> tuple[int, list[CFuncPtr]]:
             for sock in o.sockets:
                 if isinstance(sock, str):
                     check(lib.wt_run_config_preopen_tcp_listener(config, cstr(sock, "socket address"), None))
-                elif isinstance(sock, bool) or not isinstance(sock, int) and not hasattr(sock, "fileno"):
+                elif isinstance(sock, bool) or (not isinstance(sock, int) and not hasattr(sock, "fileno")):
                     raise TypeError(f"a socket must be an fd, an object with fileno() or an address, not {sock!r}")
                 else:
                     fd = sock if isinstance(sock, int) else int(sock.fileno())

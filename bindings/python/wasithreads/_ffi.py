@@ -18,7 +18,20 @@ from __future__ import annotations
 import ctypes
 import os
 from _ctypes import CFuncPtr as CFuncPtr  # base class of every ctypes callback object
-from ctypes import POINTER, c_bool, c_char, c_char_p, c_int, c_int32, c_size_t, c_uint8, c_uint16, c_uint32, c_uint64, c_void_p
+from ctypes import (
+    POINTER,
+    c_bool,
+    c_char,
+    c_char_p,
+    c_int,
+    c_int32,
+    c_size_t,
+    c_uint8,
+    c_uint16,
+    c_uint32,
+    c_uint64,
+    c_void_p,
+)
 from pathlib import Path
 
 #: Environment variable naming a libwasithreads.so to load instead of the packaged one.
