@@ -17,16 +17,23 @@ use parking_lot::{Condvar, Mutex};
 use super::Teardown;
 use crate::exit::{ExitKind, RunExit};
 
-/// The bookkeeping of a run's life, and the condition variable every change of it (and
-/// every kick) signals.
+/// The bookkeeping of a run's life, and the condition variables that signal its changes.
+///
+/// A thread's end wakes nobody unless it was the last one (or gave a seat back to a
+/// spawn waiting at the thread limit): with thousands of threads ending at once, a
+/// supervisor woken by each would do O(threads) work per thread.
 pub(super) struct Lifecycle {
     state: Mutex<State>,
+    /// The run ended, its last thread left, its outcome was published, or a kick.
     cond: Condvar,
     /// A cancel was asked ([`Lifecycle::ask_cancel`]).
     cancel_asked: AtomicBool,
     /// The supervisor's bell: bumped when the run ends or a cancel is asked, and waited
     /// on (a futex) by the supervisor until the run ends.
     bell: AtomicU32,
+    /// A seat of the thread budget was given back, or the run ended: what a spawn at the
+    /// thread limit waits for.
+    seats: Condvar,
     /// Guest thread bodies on the pool that have not finished: what the supervisor joins.
     pub(super) unjoined: Arc<Unjoined>,
 }
@@ -51,6 +58,7 @@ impl Lifecycle {
             cond: Condvar::new(),
             cancel_asked: AtomicBool::new(false),
             bell: AtomicU32::new(0),
+            seats: Condvar::new(),
             unjoined: Arc::default(),
         }
     }
@@ -133,10 +141,17 @@ impl Lifecycle {
         // Taking the lock orders this notify after any waiter's check.
         drop(self.state.lock());
         self.cond.notify_all();
+        self.seats.notify_all();
     }
 
-    /// Calls `take` until it gives something, waiting for a [`Lifecycle::notify`]
-    /// between calls, until `until` (then it calls `take` a last time) or until the run
+    /// Wakes a spawn waiting at the thread limit after a seat was given back.
+    pub(super) fn seat_returned(&self) {
+        drop(self.state.lock());
+        self.seats.notify_all();
+    }
+
+    /// Calls `take` until it gives something, waiting for a [`Lifecycle::seat_returned`]
+    /// or [`Lifecycle::notify`] between calls, until `until` (then it calls `take` a last time) or until the run
     /// ends.
     pub(super) fn wait_for<S>(
         &self,
@@ -152,7 +167,7 @@ impl Lifecycle {
             if teardown.signal.is_ending() {
                 return None;
             }
-            if self.cond.wait_until(&mut st, until).timed_out() {
+            if self.seats.wait_until(&mut st, until).timed_out() {
                 return take();
             }
         }
@@ -170,8 +185,12 @@ impl Lifecycle {
 
     /// Called by each thread as its very last act on the run.
     pub(super) fn thread_gone(&self, tid: i32) {
-        self.state.lock().live.remove(&tid);
-        self.cond.notify_all();
+        let mut st = self.state.lock();
+        st.live.remove(&tid);
+        // Only the supervisor waits for this, and only for the last one.
+        if st.live.is_empty() {
+            self.cond.notify_all();
+        }
     }
 
     /// How the run ended, once it has.
@@ -218,17 +237,18 @@ impl Lifecycle {
         }
         let mut st = self.state.lock();
         // Kick until every thread has left; a thread that checked `ending` just before it
-        // was set may have started blocking after the previous kick.
+        // was set may have started blocking after the previous kick. A kick walks every
+        // thread's wait slot, so it is repeated on a timer (50 µs, doubling up to the
+        // interrupt tick), never on each thread's exit.
         let give_up = Instant::now() + teardown.grace;
         let mut pause = Duration::from_micros(50);
         while !st.live.is_empty() && Instant::now() < give_up {
             drop(st);
             self.kick(teardown);
             st = self.state.lock();
-            if !st.live.is_empty() {
-                self.cond.wait_for(&mut st, pause);
-                pause = (pause * 2).min(teardown.interrupt_tick);
-            }
+            let next_kick = (Instant::now() + pause).min(give_up);
+            while !st.live.is_empty() && !self.cond.wait_until(&mut st, next_kick).timed_out() {}
+            pause = (pause * 2).min(teardown.interrupt_tick);
         }
         let mut exit = st.first_exit.clone().expect("first_exit is set above");
         exit.unstopped = st.live.iter().copied().collect();
@@ -346,7 +366,11 @@ impl Unjoined {
 
 impl Drop for Joinable {
     fn drop(&mut self) {
-        *self.0.running.lock() -= 1;
-        self.0.cond.notify_all();
+        let mut running = self.0.running.lock();
+        *running -= 1;
+        // Only `join_all` waits, and only for the last one.
+        if *running == 0 {
+            self.0.cond.notify_all();
+        }
     }
 }
