@@ -14,6 +14,7 @@
 //! Lock order: a slot's `job` lock may be held while taking `idle`, never the other way
 //! round (a thread timing out holds its slot and looks itself up in `idle`).
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +28,27 @@ const IDLE_TIMEOUT: Duration = Duration::from_millis(500);
 pub(crate) const MAX_BLOCKING: usize = 64;
 
 type Job = Box<dyn FnOnce() + Send>;
+
+thread_local! {
+    /// On a pool thread: an address near the top of its stack (a local of its work loop)
+    /// and the stack's size. Zero elsewhere.
+    static STACK: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
+}
+
+/// The address of a local of the caller: about its stack pointer.
+#[inline(never)]
+fn stack_pointer() -> usize {
+    let here = 0u8;
+    std::hint::black_box(&here) as *const u8 as usize
+}
+
+/// On a thread of a pool: about how many bytes of its stack are left below the caller
+/// (what it used is measured from the start of its work loop, so this errs high by the
+/// few KiB above that: thread-local storage and the thread's start). `None` elsewhere.
+pub(crate) fn stack_left() -> Option<usize> {
+    let (top, size) = STACK.get();
+    (size > 0).then(|| size.saturating_sub(top.saturating_sub(stack_pointer())))
+}
 
 /// Where an idle thread waits for its next job.
 #[derive(Default)]
@@ -57,6 +79,11 @@ impl Pool {
             shutdown: AtomicBool::new(false),
             blocking: AtomicUsize::new(0),
         })
+    }
+
+    /// The stack size of the pool's threads.
+    pub(crate) fn stack_size(&self) -> usize {
+        self.stack_size
     }
 
     /// Runs `job` on an idle thread of the pool, or on a new one.
@@ -106,6 +133,7 @@ impl Pool {
 
     /// The life of one pool thread: run jobs until idle for too long or shut down.
     fn work(self: Arc<Self>, mut job: Job) {
+        STACK.set((stack_pointer(), self.stack_size));
         let slot = Arc::new(Slot::default());
         loop {
             job();

@@ -36,14 +36,27 @@ const EAGAIN: i32 = 6;
 const ENOSYS: i32 = 52;
 
 /// What a thread runs: for the main thread, instantiation (which runs the module's start
-/// function, if any) and `_start`; for the others, instantiation and
-/// `wasi_thread_start(tid, arg)`, telling the spawner through `started` whether the
-/// instance could be made. Either way the instance is made on the thread that runs it, so
-/// a start function never runs on another thread's native stack.
+/// function, if any) and `_start`; for the others, `wasi_thread_start(tid, arg)` of an
+/// instance the spawner made ([`Made`]), or instantiation first, telling the spawner
+/// through `started` whether the instance could be made.
+///
+/// A spawner makes the instance itself when it has the stack for it (see
+/// [`SPAWNER_STACK_SLACK`]): it then goes on at once, instead of waiting for the new
+/// thread to be scheduled and answer, which made starting many threads at once several
+/// times slower than native. Otherwise (a spawn from a start function that runs nested on
+/// a spawner's stack, a spawner off the pool) the instance is made on the new thread, so
+/// start functions that spawn can never nest without bound on one native stack.
 enum Entry {
     Main,
+    Made { arg: i32, start: TypedFunc<(i32, i32), ()> },
     Spawned { arg: i32, started: Arc<Started> },
 }
+
+/// How far below a full stack of the pool a spawner's native stack may be for it to make
+/// the new thread's instance itself. Pool threads have `max_wasm_stack` plus 2 MiB
+/// (`engine.rs`), so such a spawner has a whole wasm stack left for the instance's start
+/// function and 1 MiB for host code.
+const SPAWNER_STACK_SLACK: usize = 1 << 20;
 
 /// How a spawned thread's instantiation went, for the spawner waiting on it.
 #[derive(Default)]
@@ -156,13 +169,17 @@ fn run_thread(group: Arc<Group>, mut store: Store<StoreData>, entry: Entry, seat
                 let instance = group.pre().instantiate(&mut store)?;
                 instance.get_typed_func::<(), ()>(&mut store, "_start")?.call(&mut store, ())
             })()),
+            Entry::Made { arg, start } => Some((|| {
+                group.hooks.thread_started(tid);
+                group.teardown.signal.bail_if_ending()?;
+                start.call(&mut store, (tid, arg))
+            })()),
             Entry::Spawned { arg, started } => {
                 let answer = AnswerOnDrop(started);
                 let entry = match instantiate_spawned(&group, &mut store) {
                     Ok(f) => f,
                     Err(e) => {
-                        let stopped = e.is::<Terminated>() || group.teardown.is_interruption(e.downcast_ref::<Trap>());
-                        let why = if stopped { "the run ended".to_string() } else { trap_message(&group, &e) };
+                        let why = group.instantiation_failure(&e);
                         answer.0.set(Err(format!("instantiating thread {tid} failed: {why}")));
                         return None;
                     }
@@ -238,7 +255,7 @@ impl Group {
             self.hooks.diagnose(spawner, "thread-spawn failed: all thread ids of the run are used");
             return Ok(-EAGAIN);
         };
-        let store = match self.new_store(tid) {
+        let mut store = match self.new_store(tid) {
             Ok(store) => store,
             Err(why) => {
                 self.give_back_seat(Some(seat));
@@ -247,21 +264,58 @@ impl Group {
             }
         };
         self.life.add_thread(&self.teardown, tid)?;
-        let started = Arc::new(Started::default());
+        let pool = &self.program.pool;
+        let here = crate::pool::stack_left().is_some_and(|left| left + SPAWNER_STACK_SLACK >= pool.stack_size());
+        let (entry, started) = if here {
+            match self.instantiate_here(tid, &mut store) {
+                Ok(start) => (Entry::Made { arg, start }, None),
+                Err(why) => {
+                    drop(store);
+                    self.give_back_seat(Some(seat));
+                    self.life.thread_gone(tid);
+                    self.teardown.signal.bail_if_ending()?;
+                    self.hooks.diagnose(spawner, &format!("thread-spawn failed: {why}"));
+                    return Ok(-EAGAIN);
+                }
+            }
+        } else {
+            let started = Arc::new(Started::default());
+            (Entry::Spawned { arg, started: started.clone() }, Some(started))
+        };
         // On error the job, and the seat with it, was dropped unrun.
-        if let Err(e) = self.run_on_pool(store, Entry::Spawned { arg, started: started.clone() }, Some(seat)) {
+        if let Err(e) = self.run_on_pool(store, entry, Some(seat)) {
             self.life.notify();
             self.life.thread_gone(tid);
             self.hooks.diagnose(spawner, &format!("thread-spawn failed: {e:#}"));
             return Ok(-EAGAIN);
         }
         // The new thread counts itself out if its instance cannot be made.
-        match started.wait(&self.teardown)? {
-            Ok(()) => Ok(tid),
-            Err(why) => {
+        match started.map(|s| s.wait(&self.teardown)).transpose()? {
+            None | Some(Ok(())) => Ok(tid),
+            Some(Err(why)) => {
                 self.hooks.diagnose(spawner, &format!("thread-spawn failed: {why}"));
                 Ok(-EAGAIN)
             }
+        }
+    }
+
+    /// Makes thread `tid`'s instance in `store` on the spawner's thread (running the
+    /// module's start function here); `Err` says why it could not be made.
+    fn instantiate_here(&self, tid: i32, store: &mut Store<StoreData>) -> Result<TypedFunc<(i32, i32), ()>, String> {
+        match catch_unwind(AssertUnwindSafe(|| instantiate_spawned(self, store))) {
+            Ok(Ok(start)) => Ok(start),
+            Ok(Err(e)) => Err(format!("instantiating thread {tid} failed: {}", self.instantiation_failure(&e))),
+            Err(panic) => Err(format!("instantiating thread {tid} failed: host panic: {}", panic_message(&*panic))),
+        }
+    }
+
+    /// Why an instantiation failed: the run ending, or the trap with its backtrace.
+    fn instantiation_failure(&self, e: &wasmtime::Error) -> String {
+        let stopped = e.is::<Terminated>() || self.teardown.is_interruption(e.downcast_ref::<Trap>());
+        if stopped {
+            "the run ended".to_string()
+        } else {
+            trap_message(self, e)
         }
     }
 
@@ -270,7 +324,7 @@ impl Group {
     fn give_back_seat(&self, seat: Option<Share>) {
         if let Some(seat) = seat {
             drop(seat);
-            self.life.notify();
+            self.life.seat_returned();
         }
     }
 
