@@ -51,7 +51,9 @@ pub struct Limits {
     /// Most spawned threads running at once (the main thread not counted). A thread counts
     /// until its `wasi_thread_start` returns or it is stopped. Past the limit,
     /// `thread-spawn` returns a negative value to the guest (after waiting up to 20 ms for
-    /// a thread that is just finishing). Default [`DEFAULT_MAX_THREADS`].
+    /// a thread that is just finishing). Default [`DEFAULT_MAX_THREADS`]. What one thread
+    /// costs the host (stack, RSS, mappings) is in the header, at
+    /// `wt_run_config_set_max_threads`.
     pub max_threads: u32,
     /// Most descriptors open at once in the run, stdio and preopened directories
     /// included. Past it, `path_open` fails with `mfile`. Default [`DEFAULT_MAX_FDS`].
