@@ -30,6 +30,16 @@ pub struct EngineConfig {
     /// tools that cannot deliver a fault in JIT code to Wasmtime's signal handler (valgrind).
     /// Also on when the environment variable `WASITHREADS_EPOCH_INTERRUPTION=1` is set.
     pub epoch_interruption: bool,
+    /// The largest module [`Module::new`](crate::Module::new) loads, in bytes of
+    /// WebAssembly binary (WAT text is converted first); `None` (the default) for no
+    /// limit. A bigger module is refused before it is validated or compiled, which take
+    /// time and memory in proportion to it (about 3.5 s of CPU and 110 MB per MB of
+    /// small functions, BENCHMARKS.md): for hosts that load untrusted modules.
+    /// Deserialized modules are not checked.
+    pub max_module_bytes: Option<u64>,
+    /// The most functions, imported and defined, a module [`Module::new`](crate::Module::new)
+    /// loads may have; `None` (the default) for no limit. Checked with `max_module_bytes`.
+    pub max_functions: Option<u64>,
 }
 
 impl Default for EngineConfig {
@@ -40,6 +50,8 @@ impl Default for EngineConfig {
             max_wasm_stack: 1 << 20,
             interrupt_tick: Duration::from_millis(1),
             epoch_interruption: false,
+            max_module_bytes: None,
+            max_functions: None,
         }
     }
 }
@@ -68,6 +80,15 @@ struct EngineInner {
     interrupt_tick: Duration,
     epoch_interruption: bool,
     max_wasm_stack: usize,
+    limits: LoadLimits,
+}
+
+/// What modules an engine loads: see [`EngineConfig::max_module_bytes`] and
+/// [`EngineConfig::max_functions`].
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct LoadLimits {
+    pub(crate) max_module_bytes: Option<u64>,
+    pub(crate) max_functions: Option<u64>,
 }
 
 impl Drop for EngineInner {
@@ -133,6 +154,7 @@ impl Engine {
                 interrupt_tick: config.interrupt_tick.max(MIN_INTERRUPT_TICK),
                 epoch_interruption: epoch,
                 max_wasm_stack: config.max_wasm_stack,
+                limits: LoadLimits { max_module_bytes: config.max_module_bytes, max_functions: config.max_functions },
             }),
         })
     }
@@ -155,6 +177,11 @@ impl Engine {
     /// See [`EngineConfig::epoch_interruption`].
     pub(crate) fn epoch_interruption(&self) -> bool {
         self.inner.epoch_interruption
+    }
+
+    /// See [`EngineConfig::max_module_bytes`] and [`EngineConfig::max_functions`].
+    pub(crate) fn load_limits(&self) -> LoadLimits {
+        self.inner.limits
     }
 
     /// See [`EngineConfig::interrupt_tick`].

@@ -11,15 +11,19 @@
 //! per pool (per engine), so that syncs stuck on dead storage, which outlive the runs
 //! that started them, cannot pile up host threads without bound.
 //!
+//! In a forked child only the forking thread exists: the idle threads of the parent's
+//! pool are gone, and so are its blocking jobs. The pool notices the new process id at
+//! the next job and forgets both.
+//!
 //! Lock order: a slot's `job` lock may be held while taking `idle`, never the other way
 //! round (a thread timing out holds its slot and looks itself up in `idle`).
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
 
 /// How long an idle thread waits for a new job before it exits.
 const IDLE_TIMEOUT: Duration = Duration::from_millis(500);
@@ -50,11 +54,24 @@ pub(crate) fn stack_left() -> Option<usize> {
     (size > 0).then(|| size.saturating_sub(top.saturating_sub(stack_pointer())))
 }
 
-/// Where an idle thread waits for its next job.
+/// Where an idle thread waits for its next job. With the standard library's futex-based
+/// lock and condvar, not parking_lot's: a thread parked in parking_lot is listed in its
+/// process-wide table by the address of its thread-local data, and a forked child keeps
+/// that table but not the thread, so a child's new thread whose stack (and thread-local
+/// data) reuses the address corrupts the table: a notify is lost and a run hangs. Idle
+/// threads are the library's only threads parked between runs, when hosts fork.
 #[derive(Default)]
 struct Slot {
-    job: Mutex<Option<Job>>,
-    cond: Condvar,
+    job: std::sync::Mutex<Option<Job>>,
+    cond: std::sync::Condvar,
+}
+
+impl Slot {
+    /// The job lock. Jobs run outside it, so a panic cannot poison it; a poisoned lock
+    /// is used as it is.
+    fn job(&self) -> std::sync::MutexGuard<'_, Option<Job>> {
+        self.job.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 pub(crate) struct Pool {
@@ -64,6 +81,8 @@ pub(crate) struct Pool {
     shutdown: AtomicBool,
     /// Blocking jobs running now.
     blocking: AtomicUsize,
+    /// The process whose threads `idle` and `blocking` count (see the module doc).
+    pid: AtomicU32,
 }
 
 impl Pool {
@@ -78,12 +97,24 @@ impl Pool {
             idle: Mutex::new(Vec::new()),
             shutdown: AtomicBool::new(false),
             blocking: AtomicUsize::new(0),
+            pid: AtomicU32::new(std::process::id()),
         })
     }
 
     /// The stack size of the pool's threads.
     pub(crate) fn stack_size(&self) -> usize {
         self.stack_size
+    }
+
+    /// In a forked child, forgets the parent's idle threads and blocking jobs, which do not
+    /// exist here; `idle` is the locked idle list.
+    fn forget_parent(&self, idle: &mut Vec<Arc<Slot>>) {
+        let pid = std::process::id();
+        if self.pid.load(Ordering::Acquire) != pid {
+            idle.clear();
+            self.blocking.store(0, Ordering::Release);
+            self.pid.store(pid, Ordering::Release);
+        }
     }
 
     /// Runs `job` on an idle thread of the pool, or on a new one.
@@ -94,9 +125,13 @@ impl Pool {
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
         });
         // A statement of its own: the `idle` lock must be released before the slot's.
-        let idle = self.idle.lock().pop();
+        let idle = {
+            let mut idle = self.idle.lock();
+            self.forget_parent(&mut idle);
+            idle.pop()
+        };
         if let Some(slot) = idle {
-            *slot.job.lock() = Some(job);
+            *slot.job() = Some(job);
             slot.cond.notify_one();
             return Ok(());
         }
@@ -112,6 +147,7 @@ impl Pool {
     /// running already (`ErrorKind::WouldBlock`; the job is dropped unrun either way on
     /// error).
     pub(crate) fn execute_blocking(self: &Arc<Self>, job: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
+        self.forget_parent(&mut self.idle.lock());
         let taken =
             self.blocking.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < MAX_BLOCKING).then_some(n + 1));
         if taken.is_err() {
@@ -141,12 +177,15 @@ impl Pool {
                 return;
             }
             self.idle.lock().push(slot.clone());
-            let mut next = slot.job.lock();
+            let mut next = slot.job();
             job = loop {
                 if let Some(j) = next.take() {
                     break j;
                 }
-                if slot.cond.wait_for(&mut next, self.idle_timeout).timed_out() && next.is_none() {
+                let (guard, waited) =
+                    slot.cond.wait_timeout(next, self.idle_timeout).unwrap_or_else(std::sync::PoisonError::into_inner);
+                next = guard;
+                if waited.timed_out() && next.is_none() {
                     // Leave, unless a caller took this slot off the idle list and is about
                     // to hand it a job: then wait for that job.
                     let mut idle = self.idle.lock();
@@ -165,7 +204,7 @@ impl Pool {
         let idle: Vec<_> = self.idle.lock().drain(..).collect();
         for slot in idle {
             // An empty job: the thread runs it, sees `shutdown`, and exits.
-            *slot.job.lock() = Some(Box::new(|| {}));
+            *slot.job() = Some(Box::new(|| {}));
             slot.cond.notify_one();
         }
     }

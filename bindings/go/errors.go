@@ -24,8 +24,10 @@ var (
 	// does not provide, wasi::thread-spawn without a shared memory, no _start export.
 	ErrLink = errors.New("wasithreads: link error")
 	// ErrLimit: a run cannot start within its limits (MaxMemory below the module's
-	// minimum memory, MaxFds without room for stdio and the preopened directories), or
-	// the OS refused a thread or memory.
+	// minimum memory, MaxFds without room for stdio and the preopened directories), a
+	// module is over its engine's MaxModuleBytes or MaxFunctions (or has a function too
+	// big for Wasmtime once interruption points are added), or the OS refused a thread
+	// or memory.
 	ErrLimit = errors.New("wasithreads: limit")
 	// ErrMisuse: a bad argument or setting (a NUL byte in a string, a negative limit, an
 	// opt level the library does not have, a closed Engine or Module, ...).

@@ -19,6 +19,17 @@ var errorKinds = []error{
 
 // expectKind checks that err is an error of kind want (and of no other kind) whose text
 // contains phrase; want nil means no kind.
+// loadErr is the error of loading wat with an engine made from cfg.
+func loadErr(cfg *wasithreads.EngineConfig, wat string) error {
+	eng, err := wasithreads.NewEngine(cfg)
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	_, err = eng.LoadModule([]byte(wat))
+	return err
+}
+
 func expectKind(t *testing.T, what string, err error, want error, phrase string) {
 	t.Helper()
 	if err == nil {
@@ -96,6 +107,14 @@ func TestErrorKinds(t *testing.T) {
 			_, err := wasithreads.NewEngine(&wasithreads.EngineConfig{MaxWasmStack: 1 << 30})
 			return err
 		}(), wasithreads.ErrMisuse, "max wasm stack"},
+		{"module over MaxModuleBytes", loadErr(&wasithreads.EngineConfig{MaxModuleBytes: 8}, returner),
+			wasithreads.ErrLimit, "more than the 8 bytes"},
+		{"module over MaxFunctions", loadErr(&wasithreads.EngineConfig{MaxFunctions: 1, MaxModuleBytes: 1 << 20}, recurse),
+			wasithreads.ErrLimit, "functions, more than the 1"},
+		{"negative MaxFunctions", func() error {
+			_, err := wasithreads.NewEngine(&wasithreads.EngineConfig{MaxFunctions: -1})
+			return err
+		}(), wasithreads.ErrMisuse, "MaxFunctions"},
 		{"NUL in an argument", runErr(t, returner, &wasithreads.RunConfig{Args: []string{"a\x00b"}}),
 			wasithreads.ErrMisuse, "NUL"},
 		{"= in an environment key", runErr(t, returner, &wasithreads.RunConfig{Env: map[string]string{"A=B": "c"}}),

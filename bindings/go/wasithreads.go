@@ -93,6 +93,13 @@ type EngineConfig struct {
 	// variable WASITHREADS_EPOCH_INTERRUPTION=1 turns it on for every engine. Modules
 	// serialized by an engine with the other setting are refused (ErrBadModule).
 	EpochInterruption bool
+	// MaxModuleBytes is the largest module LoadModule compiles, in bytes of WebAssembly
+	// binary (WAT is converted first); a bigger one is refused with ErrLimit before it is
+	// compiled. 0 = no limit. For hosts that load untrusted modules.
+	MaxModuleBytes int64
+	// MaxFunctions is the most functions (imported and defined) of a module LoadModule
+	// compiles; more is refused with ErrLimit. 0 = no limit.
+	MaxFunctions int64
 }
 
 // Engine is a compilation and execution environment. It is safe for concurrent use.
@@ -138,6 +145,16 @@ func NewEngine(cfg *EngineConfig) (*Engine, error) {
 		}
 		if cfg.EpochInterruption {
 			C.wt_engine_config_set_epoch_interruption(c, true)
+		}
+		if cfg.MaxModuleBytes < 0 {
+			return nil, misuse(op, "MaxModuleBytes must not be negative")
+		} else if cfg.MaxModuleBytes > 0 {
+			C.wt_engine_config_set_max_module_bytes(c, C.uint64_t(cfg.MaxModuleBytes))
+		}
+		if cfg.MaxFunctions < 0 {
+			return nil, misuse(op, "MaxFunctions must not be negative")
+		} else if cfg.MaxFunctions > 0 {
+			C.wt_engine_config_set_max_functions(c, C.uint64_t(cfg.MaxFunctions))
 		}
 	}
 	var p *C.wt_engine_t

@@ -90,6 +90,15 @@
  *   descriptor in a process (guest runtimes treat that as a process does: Rust's std
  *   drops output to a closed stdout).
  *
+ * Fork. A child of `fork()` may use the library (a pre-fork server): create engines,
+ *   load and run, and load and run with the engines and modules the parent made before
+ *   the fork (each load starts its own compile threads; an engine's pool of guest
+ *   threads forgets the parent's threads in a child). The child has only the thread that
+ *   forked, so it must not touch a run going on at the fork, not even with `wt_run_free`
+ *   (leave the handle); and a lock another parent thread held at the fork stays held in
+ *   the child: fork while no other thread is inside a `wt_` function (no load, run or
+ *   free in progress). `exec` right after `fork` is always fine (close-on-exec).
+ *
  * Panics and exits. No function exits or aborts the process, whatever the guest does. A
  *   panic inside the library is caught at the function's boundary: a function returning
  *   `wt_error_t *` returns an error saying so; the others return NULL, false or nothing.
@@ -158,6 +167,12 @@
 #define WT_VERSION_MAJOR 0
 #define WT_VERSION_MINOR 1
 #define WT_VERSION_PATCH 0
+
+/**
+ * `wt_engine_config_set_max_module_bytes` and `wt_engine_config_set_max_functions`: no
+ * limit (the default).
+ */
+#define WT_NO_LOAD_LIMIT UINT64_MAX
 
 /**
  * `wt_run_config_set_timeout_ms`: no timeout (the default).
@@ -355,7 +370,8 @@ struct wt_run_config;
 
 /**
  * Settings for `wt_engine_new`: Cranelift's optimisation level, the on-disk compilation
- * cache, the wasm stack of a guest thread, how busy guest code is stopped. Plain data:
+ * cache, the wasm stack of a guest thread, how busy guest code is stopped, what modules
+ * it loads. Plain data:
  * change it from one thread at a time. `wt_engine_new` copies it, so one config may make
  * many engines and be changed or freed afterwards.
  *
@@ -367,6 +383,8 @@ struct wt_run_config;
  * - `wt_engine_config_set_max_wasm_stack`: the wasm stack of one guest thread
  * - `wt_engine_config_set_interrupt_tick_us`: how often an ending run wakes its threads
  * - `wt_engine_config_set_epoch_interruption`: epoch checks instead of the interrupt page
+ * - `wt_engine_config_set_max_module_bytes`: the largest module the engine loads
+ * - `wt_engine_config_set_max_functions`: the most functions of a module it loads
  *
  * Lifecycle: 1. `wt_engine_config_new`; 2. the setters; 3. `wt_engine_new`, any number of
  * times; 4. `wt_engine_config_free`.
@@ -785,6 +803,22 @@ void wt_engine_config_set_interrupt_tick_us(wt_engine_config_t *config, uint64_t
  * `WASITHREADS_EPOCH_INTERRUPTION=1` turns it on for every engine.
  */
 void wt_engine_config_set_epoch_interruption(wt_engine_config_t *config, bool enabled);
+
+/**
+ * Sets the largest module `wt_module_load` and `wt_module_load_file` accept, in bytes of
+ * WebAssembly binary (WAT text is converted first), or `WT_NO_LOAD_LIMIT` (the default).
+ * A bigger module is refused with a `WT_ERROR_LIMIT` error before it is validated or
+ * compiled, which take time and memory in proportion to its size (README, "Limits"):
+ * a host that loads untrusted modules sets it. `wt_module_deserialize` does not check it.
+ */
+void wt_engine_config_set_max_module_bytes(wt_engine_config_t *config, uint64_t bytes);
+
+/**
+ * Sets the most functions, imported and defined, of a module `wt_module_load` and
+ * `wt_module_load_file` accept, or `WT_NO_LOAD_LIMIT` (the default). A module with more
+ * is refused with a `WT_ERROR_LIMIT` error before it is validated or compiled.
+ */
+void wt_engine_config_set_max_functions(wt_engine_config_t *config, uint64_t functions);
 
 /**
  * Creates an engine from `config`, or from the defaults if `config` is NULL; the config is

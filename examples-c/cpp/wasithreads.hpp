@@ -222,6 +222,13 @@ public:
         wt_engine_config_set_epoch_interruption(get(), enabled);
         return *this;
     }
+    /// The largest module (binary bytes) the engine loads, or WT_NO_LOAD_LIMIT (default).
+    EngineConfig &max_module_bytes(uint64_t bytes) { wt_engine_config_set_max_module_bytes(get(), bytes); return *this; }
+    /// The most functions (imported and defined) of a module it loads, or WT_NO_LOAD_LIMIT.
+    EngineConfig &max_functions(uint64_t functions) {
+        wt_engine_config_set_max_functions(get(), functions);
+        return *this;
+    }
 
     wt_engine_config_t *get() const noexcept { return handle_.get(); }
 

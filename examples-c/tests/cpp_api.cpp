@@ -270,6 +270,14 @@ int main() {
         CHECK(wt::run(custom, module, config).kind == wt::Exit::Kind::Timeout);
         // A module belongs to the engine that loaded it.
         expect_throw<wt::Error>([&] { wt::run(engine, module, config); });
+        // Load limits: over one, a Limit error before compiling; WT_NO_LOAD_LIMIT lifts it.
+        wt::Engine small(wt::EngineConfig().max_module_bytes(8).max_functions(WT_NO_LOAD_LIMIT));
+        auto limit = expect_throw<wt::Error>([&] { wt::Module::from_bytes(small, guests::spin()); });
+        CHECK(limit.kind() == wt::ErrorKind::Limit);
+        CHECK(std::string(limit.what()).find("more than the 8 bytes") != std::string::npos);
+        wt::Engine few(wt::EngineConfig().max_module_bytes(WT_NO_LOAD_LIMIT).max_functions(0));
+        limit = expect_throw<wt::Error>([&] { wt::Module::from_bytes(few, guests::spin()); });
+        CHECK(std::string(limit.what()).find("functions, more than the 0") != std::string::npos);
     });
 
     test("stdin: bytes, file, descriptor, null", [&] {

@@ -11,7 +11,8 @@ pub struct wt_engine_config {
     pub(crate) inner: EngineConfig,
 }
 /// Settings for `wt_engine_new`: Cranelift's optimisation level, the on-disk compilation
-/// cache, the wasm stack of a guest thread, how busy guest code is stopped. Plain data:
+/// cache, the wasm stack of a guest thread, how busy guest code is stopped, what modules
+/// it loads. Plain data:
 /// change it from one thread at a time. `wt_engine_new` copies it, so one config may make
 /// many engines and be changed or freed afterwards.
 ///
@@ -23,6 +24,8 @@ pub struct wt_engine_config {
 /// - `wt_engine_config_set_max_wasm_stack`: the wasm stack of one guest thread
 /// - `wt_engine_config_set_interrupt_tick_us`: how often an ending run wakes its threads
 /// - `wt_engine_config_set_epoch_interruption`: epoch checks instead of the interrupt page
+/// - `wt_engine_config_set_max_module_bytes`: the largest module the engine loads
+/// - `wt_engine_config_set_max_functions`: the most functions of a module it loads
 ///
 /// Lifecycle: 1. `wt_engine_config_new`; 2. the setters; 3. `wt_engine_new`, any number of
 /// times; 4. `wt_engine_config_free`.
@@ -99,6 +102,31 @@ pub extern "C" fn wt_engine_config_set_interrupt_tick_us(config: *mut wt_engine_
 pub extern "C" fn wt_engine_config_set_epoch_interruption(config: *mut wt_engine_config_t, enabled: bool) {
     ffi_boundary! {
         with_live(config, |c| c.inner.epoch_interruption = enabled)
+    }
+}
+
+/// `WT_NO_LOAD_LIMIT` in the header (cbindgen.toml).
+const NO_LOAD_LIMIT: u64 = u64::MAX;
+
+/// Sets the largest module `wt_module_load` and `wt_module_load_file` accept, in bytes of
+/// WebAssembly binary (WAT text is converted first), or `WT_NO_LOAD_LIMIT` (the default).
+/// A bigger module is refused with a `WT_ERROR_LIMIT` error before it is validated or
+/// compiled, which take time and memory in proportion to its size (README, "Limits"):
+/// a host that loads untrusted modules sets it. `wt_module_deserialize` does not check it.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_engine_config_set_max_module_bytes(config: *mut wt_engine_config_t, bytes: u64) {
+    ffi_boundary! {
+        with_live(config, |c| c.inner.max_module_bytes = (bytes != NO_LOAD_LIMIT).then_some(bytes))
+    }
+}
+
+/// Sets the most functions, imported and defined, of a module `wt_module_load` and
+/// `wt_module_load_file` accept, or `WT_NO_LOAD_LIMIT` (the default). A module with more
+/// is refused with a `WT_ERROR_LIMIT` error before it is validated or compiled.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_engine_config_set_max_functions(config: *mut wt_engine_config_t, functions: u64) {
+    ffi_boundary! {
+        with_live(config, |c| c.inner.max_functions = (functions != NO_LOAD_LIMIT).then_some(functions))
     }
 }
 

@@ -26,7 +26,7 @@ use anyhow::Result;
 use wasmtime::error::Context as _;
 use wasmtime::Linker;
 
-use crate::engine::Engine;
+use crate::engine::{Engine, LoadLimits};
 use crate::error::{error, ErrorKind, ResultKind};
 use crate::group::StoreData;
 use crate::trace::OffsetMap;
@@ -87,18 +87,89 @@ fn to_binary(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
         .into())
 }
 
+/// Refuses a module bigger than the engine loads (see [`crate::EngineConfig`]), reading
+/// no more than its section headers and import entries. Malformed bytes pass, for the
+/// validation to say what is wrong with them.
+fn check_limits(wasm: &[u8], limits: LoadLimits) -> Result<()> {
+    if let Some(max) = limits.max_module_bytes {
+        if wasm.len() as u64 > max {
+            return Err(error(
+                ErrorKind::Limit,
+                format!(
+                    "the module is {} bytes, more than the {max} bytes this engine loads (its max module bytes)",
+                    wasm.len()
+                ),
+            ));
+        }
+    }
+    let Some(max) = limits.max_functions else { return Ok(()) };
+    let mut functions = 0u64;
+    for payload in wasmparser::Parser::new(0).parse_all(wasm) {
+        match payload {
+            Ok(wasmparser::Payload::ImportSection(imports)) => {
+                for import in imports.into_imports() {
+                    let Ok(import) = import else { return Ok(()) };
+                    if matches!(import.ty, wasmparser::TypeRef::Func(_) | wasmparser::TypeRef::FuncExact(_)) {
+                        functions += 1;
+                    }
+                }
+            }
+            Ok(wasmparser::Payload::FunctionSection(defined)) => functions += u64::from(defined.count()),
+            // Function bodies come after every section that declares functions.
+            Ok(wasmparser::Payload::CodeSectionStart { .. }) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    if functions > max {
+        return Err(error(
+            ErrorKind::Limit,
+            format!("the module has {functions} functions, more than the {max} this engine loads (its max functions)"),
+        ));
+    }
+    Ok(())
+}
+
+/// Module bytes per thread of a load's pool: a module this small or smaller is validated,
+/// rewritten and compiled by one thread.
+const LOAD_BYTES_PER_THREAD: usize = 256 << 10;
+
+/// The rayon pool of one load, for the parallel parts of validation, the rewrite
+/// (`body.rs`) and Wasmtime's compilation (which runs on the pool it is called from): one
+/// thread per [`LOAD_BYTES_PER_THREAD`] of module, at most one per CPU. A pool per load,
+/// not rayon's global pool, so that a small load never queues behind a big one's work
+/// (rayon runs a pool's queued jobs before one injected from outside), and so that a
+/// forked child, in which no thread of the parent's pools exists, can load: the pool's
+/// threads are made by the load that uses them, in the process it runs in. Its threads
+/// exit when it is dropped, after the load.
+fn load_pool(module_bytes: usize) -> Result<rayon::ThreadPool> {
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let threads = (1 + module_bytes / LOAD_BYTES_PER_THREAD).min(cpus);
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("wasithreads-load-{i}"))
+        .build()
+        .map_err(|e| error(ErrorKind::Limit, format!("starting {threads} threads to compile the module: {e}")))
+}
+
 impl Module {
     /// Loads a module from `.wasm` bytes or WAT text: validates it, checks its imports
     /// and exports against what wasithreads provides, rewrites its atomic waits and notifies, compiles.
     pub fn new(engine: &Engine, bytes: &[u8]) -> Result<Module> {
         let wasm = to_binary(bytes)?;
+        check_limits(&wasm, engine.load_limits())?;
         let wasmtime = engine.wasmtime();
-        wasmtime::Module::validate(wasmtime, &wasm).context("invalid WebAssembly module").kind(ErrorKind::BadModule)?;
-        let (rewritten, offsets) = rewrite::rewrite(&wasm)?;
-        let instance_bytes = cost::instance_bytes(&rewritten).kind(ErrorKind::BadModule)?;
-        let compiled = wasmtime::Module::from_binary(wasmtime, &rewritten);
-        // What Wasmtime cannot compile is a module it does not support.
-        let compiled = compiled.context("compiling module").kind(ErrorKind::BadModule)?;
+        let (compiled, offsets, instance_bytes) = load_pool(wasm.len())?.install(|| -> Result<_> {
+            wasmtime::Module::validate(wasmtime, &wasm)
+                .context("invalid WebAssembly module")
+                .kind(ErrorKind::BadModule)?;
+            let (rewritten, offsets) = rewrite::rewrite(&wasm)?;
+            let instance_bytes = cost::instance_bytes(&rewritten).kind(ErrorKind::BadModule)?;
+            // What Wasmtime cannot compile is a module it does not support.
+            let compiled = wasmtime::Module::from_binary(wasmtime, &rewritten)
+                .context("compiling module")
+                .kind(ErrorKind::BadModule)?;
+            Ok((compiled, offsets, instance_bytes))
+        })?;
         Module::from_compiled(engine, compiled, offsets, instance_bytes)
     }
 

@@ -33,6 +33,14 @@
 //!   thread reports as stopped. This replaces Wasmtime's epoch checks (a compare and
 //!   branch at the same places, about 5x the cost; see Wasmtime issue #1749 and PR
 //!   #12990).
+//! - The rewrite never makes a valid module invalid. A function body that would grow past
+//!   the size Wasmtime accepts with inline points (9 or more bytes each) gets compact
+//!   ones instead: a call (2 or 3 bytes) of a *helper*, a function the rewrite then adds
+//!   before the module's own (so its index is small: usually a 2-byte call), whose body
+//!   is the inline point; and only at loops something branches to (a loop nothing
+//!   branches to runs once). Only such bodies pay for the call. A body still too big
+//!   even so (more than about 5.4 MB of nothing but tiny loops) is refused, naming the
+//!   function and its offset in the user's module.
 //!
 //! A module may have at most one shared memory of its own (it is the one all threads
 //! share).
@@ -45,7 +53,7 @@ use wasm_encoder::{EntityType, Instruction, MemoryType, SectionId, ValType};
 use wasmparser::{DataKind, Operator, Parser, Payload, TypeRef};
 
 use super::adopt::{self, Plan, ADOPTED_IMPORT, ADOPT_EXPORT};
-use super::body::{self, Indices};
+use super::body::{self, Indices, TooBig};
 use super::points::Calls;
 use crate::error::{error, ErrorKind, ResultKind};
 use crate::host::{AtomicImport, FIRST_INSTANCE_IMPORT, INTERNAL_MODULE, SHARED_MEMORY_IMPORT};
@@ -209,6 +217,9 @@ struct Rewriter {
     scan: Scan,
     /// Function imports added after the module's own: atomics, then `first_instance`.
     added_func_imports: u32,
+    /// Whether the helper of compact interruption points (see the opening of this file)
+    /// comes after them, before the module's own functions.
+    helper: bool,
     /// Function index of the import for each instruction, in the rewritten module.
     index: BTreeMap<AtomicImport, u32>,
     /// Type indices of the added function types.
@@ -252,11 +263,16 @@ impl Rewriter {
         self.scan.memory_imports + u32::from(self.converts_memory())
     }
 
+    /// Functions the rewrite adds before the module's own: its imports, then the helper.
+    fn added_funcs(&self) -> u32 {
+        self.added_func_imports + u32::from(self.helper)
+    }
+
     /// Where the original module's indices go.
     fn indices(&self) -> Indices {
         Indices {
             func_imports: self.scan.num_func_imports,
-            added_func_imports: self.added_func_imports,
+            added_funcs: self.added_funcs(),
             memory_imports: self.scan.memory_imports,
             converted_memory: self.scan.shared.filter(|s| s.defined.is_some()).map(|s| s.index),
             added_memory_imports: self.added_memory_imports(),
@@ -278,12 +294,24 @@ impl Rewriter {
             point_memory,
             point_address,
             entry_points: &self.entry_points,
+            helper: self.helper.then_some(self.scan.num_func_imports + self.added_func_imports),
         }
+    }
+
+    /// The body of the helper: an inline interruption point.
+    fn helper_body(&self) -> wasm_encoder::Function {
+        let cx = self.body_context();
+        let mut f = wasm_encoder::Function::new([]);
+        for ins in body::point(cx.point_memory, cx.point_address) {
+            f.instruction(&ins);
+        }
+        f.instruction(&Instruction::End);
+        f
     }
 
     /// The body of the generated start function: apply the shared memory's active
     /// segments in the run's first instance, then run the module's own start function.
-    fn init_body(&mut self) -> Result<wasm_encoder::Function, reencode::Error> {
+    fn init_body(&mut self) -> Result<wasm_encoder::Function, reencode::Error<TooBig>> {
         let mut f = wasm_encoder::Function::new([]);
         let first_instance = self.scan.num_func_imports + self.added_func_imports - 1;
         let mem = self.memory_index(self.scan.shared.map_or(0, |s| s.index))?;
@@ -310,13 +338,13 @@ impl Rewriter {
 }
 
 impl Reencode for Rewriter {
-    type Error = std::convert::Infallible;
+    type Error = TooBig;
 
-    fn function_index(&mut self, func: u32) -> Result<u32, reencode::Error> {
+    fn function_index(&mut self, func: u32) -> Result<u32, reencode::Error<TooBig>> {
         Ok(self.indices().function(func))
     }
 
-    fn memory_index(&mut self, memory: u32) -> Result<u32, reencode::Error> {
+    fn memory_index(&mut self, memory: u32) -> Result<u32, reencode::Error<TooBig>> {
         Ok(self.indices().memory(memory))
     }
 
@@ -324,7 +352,7 @@ impl Reencode for Rewriter {
         &mut self,
         types: &mut wasm_encoder::TypeSection,
         section: wasmparser::TypeSectionReader<'_>,
-    ) -> Result<(), reencode::Error> {
+    ) -> Result<(), reencode::Error<TooBig>> {
         reencode::utils::parse_type_section(self, types, section)?;
         add_types(types);
         Ok(())
@@ -334,7 +362,7 @@ impl Reencode for Rewriter {
         &mut self,
         imports: &mut wasm_encoder::ImportSection,
         section: wasmparser::ImportSectionReader<'_>,
-    ) -> Result<(), reencode::Error> {
+    ) -> Result<(), reencode::Error<TooBig>> {
         reencode::utils::parse_import_section(self, imports, section)?;
         self.add_imports(imports);
         Ok(())
@@ -344,7 +372,7 @@ impl Reencode for Rewriter {
         &mut self,
         memories: &mut wasm_encoder::MemorySection,
         section: wasmparser::MemorySectionReader<'_>,
-    ) -> Result<(), reencode::Error> {
+    ) -> Result<(), reencode::Error<TooBig>> {
         for m in section {
             let index = self.scan.memory_imports + self.next_defined_memory;
             self.next_defined_memory += 1;
@@ -360,7 +388,10 @@ impl Reencode for Rewriter {
         &mut self,
         functions: &mut wasm_encoder::FunctionSection,
         section: wasmparser::FunctionSectionReader<'_>,
-    ) -> Result<(), reencode::Error> {
+    ) -> Result<(), reencode::Error<TooBig>> {
+        if self.helper {
+            functions.function(self.init_type);
+        }
         reencode::utils::parse_function_section(self, functions, section)?;
         if self.init_func.is_some() {
             functions.function(self.init_type);
@@ -376,8 +407,11 @@ impl Reencode for Rewriter {
         &mut self,
         code: &mut wasm_encoder::CodeSection,
         section: wasmparser::CodeSectionReader<'_>,
-    ) -> Result<(), reencode::Error> {
+    ) -> Result<(), reencode::Error<TooBig>> {
         let bodies = section.into_iter().collect::<Result<Vec<_>, _>>()?;
+        if self.helper {
+            code.function(&self.helper_body());
+        }
         for (f, map) in body::rewrite(&self.body_context(), bodies)? {
             code.function(&f);
             self.map.push_body(map);
@@ -441,7 +475,7 @@ impl Reencode for Rewriter {
         &mut self,
         data: &mut wasm_encoder::DataSection,
         datum: wasmparser::Data<'_>,
-    ) -> Result<(), reencode::Error> {
+    ) -> Result<(), reencode::Error<TooBig>> {
         let index = self.next_data;
         self.next_data += 1;
         if self.init_func.is_some() && self.scan.active.iter().any(|(i, _, _)| *i == index) {
@@ -451,7 +485,7 @@ impl Reencode for Rewriter {
         reencode::utils::parse_data(self, data, datum)
     }
 
-    fn start_section(&mut self, start: u32) -> Result<u32, reencode::Error> {
+    fn start_section(&mut self, start: u32) -> Result<u32, reencode::Error<TooBig>> {
         match self.init_func {
             Some(init) => Ok(init),
             None => self.function_index(start),
@@ -463,7 +497,7 @@ impl Reencode for Rewriter {
         module: &mut wasm_encoder::Module,
         after: Option<SectionId>,
         before: Option<SectionId>,
-    ) -> Result<(), reencode::Error> {
+    ) -> Result<(), reencode::Error<TooBig>> {
         // Sections the rewrite needs where the module has none, each added in the gap where
         // it belongs.
         let crosses = |id: SectionId| rank(after, 0) < rank(Some(id), 0) && rank(Some(id), 0) < rank(before, u8::MAX);
@@ -590,18 +624,42 @@ impl Rewriter {
 pub(crate) fn rewrite(wasm: &[u8]) -> Result<(Vec<u8>, OffsetMap)> {
     // Every other error of the scan is about the bytes.
     let scan = scan(wasm).context("reading module").kind(ErrorKind::BadModule)?;
+    let entry_points = super::points::entry_points(&scan.calls);
+    // Without the helper first; with it if a body needs compact points.
+    let (scan, entry_points) = match rewrite_with(wasm, scan, entry_points, false)? {
+        Ok(done) => return Ok(done),
+        Err(again) => again,
+    };
+    match rewrite_with(wasm, scan, entry_points, true)? {
+        Ok(done) => Ok(done),
+        Err(_) => Err(error(ErrorKind::Other, "the rewrite asked for compact interruption points twice")),
+    }
+}
+
+/// What a rewrite without the helper gives back for a second try with it.
+type Again = (Scan, Vec<bool>);
+
+/// The rewrite, with or without the helper of compact interruption points. Without it, a
+/// body too big for inline points gives back what the next try needs.
+fn rewrite_with(
+    wasm: &[u8],
+    scan: Scan,
+    entry_points: Vec<bool>,
+    helper: bool,
+) -> Result<Result<(Vec<u8>, OffsetMap), Again>> {
     let needs_init = !scan.active.is_empty();
     let atomics = scan.atomics.len() as u32;
     let adopt = scan.adopt.plan();
     let added_func_imports = atomics + u32::from(adopt.is_some()) + u32::from(needs_init);
     let index = scan.atomics.iter().enumerate().map(|(i, imp)| (*imp, scan.num_func_imports + i as u32)).collect();
-    let init_func = needs_init.then(|| scan.num_func_imports + added_func_imports + scan.num_defined_funcs);
+    let init_func =
+        needs_init.then(|| scan.num_func_imports + added_func_imports + u32::from(helper) + scan.num_defined_funcs);
     let first_type = scan.num_types;
     let scan_func_imports = scan.num_func_imports;
-    let entry_points = super::points::entry_points(&scan.calls);
     let mut r = Rewriter {
         scan,
         added_func_imports,
+        helper,
         index,
         wait32_type: first_type,
         first_instance_type: first_type + 3,
@@ -609,16 +667,23 @@ pub(crate) fn rewrite(wasm: &[u8]) -> Result<(Vec<u8>, OffsetMap)> {
         init_func,
         next_data: 0,
         next_defined_memory: 0,
-        map: OffsetMap::new(scan_func_imports, added_func_imports),
+        map: OffsetMap::new(scan_func_imports, added_func_imports + u32::from(helper)),
         entry_points,
         adopt,
         next_table: 0,
     };
     r.map.set_shared_memory(r.scan.shared.map(|s| s.index));
     let mut module = wasm_encoder::Module::new();
-    r.parse_core_module(&mut module, Parser::new(0), wasm)
-        .map_err(|e| error(ErrorKind::BadModule, format!("rewriting the module: {e}")))?;
-    Ok((module.finish(), r.map))
+    match r.parse_core_module(&mut module, Parser::new(0), wasm) {
+        Ok(()) => Ok(Ok((module.finish(), r.map))),
+        Err(reencode::Error::UserError(TooBig { compact: None, .. })) if !helper => Ok(Err((r.scan, r.entry_points))),
+        // A valid module the rewrite cannot keep valid: a limit of Wasmtime's.
+        Err(reencode::Error::UserError(too_big)) => Err(error(ErrorKind::Limit, too_big.to_string())),
+        Err(reencode::Error::ParseError(e)) => {
+            Err(anyhow::Error::from(e).context("rewriting the module")).kind(ErrorKind::BadModule)
+        }
+        Err(e) => Err(error(ErrorKind::BadModule, format!("rewriting the module: {e}"))),
+    }
 }
 
 #[cfg(test)]

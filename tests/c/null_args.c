@@ -37,6 +37,8 @@ int main(void) {
     wt_engine_config_set_cache(NULL, true);
     wt_engine_config_set_max_wasm_stack(NULL, 1 << 20);
     wt_engine_config_set_interrupt_tick_us(NULL, 100);
+    wt_engine_config_set_max_module_bytes(NULL, 1);
+    wt_engine_config_set_max_functions(NULL, 1);
     wt_engine_free(NULL);
     expect_ok(wt_engine_new(NULL, &engine));
 

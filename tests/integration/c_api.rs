@@ -133,6 +133,22 @@ fn null_for_every_pointer_argument() {
     checks_pass(&mut c_program(&exe));
 }
 
+/// A forked child creates an engine, loads and runs; another uses the parent's engine and
+/// module (`tests/c/fork.c`, which kills a child that hangs).
+#[test]
+fn a_forked_child_loads_and_runs() {
+    let exe = compile_with("cc", "-std=c11", "tests/c/fork.c", "c-fork", &["-D_POSIX_C_SOURCE=200809L"]);
+    checks_pass(c_program(&exe).arg(format!("{SHARED_GUESTS}/printers.wat")));
+}
+
+/// An engine's load limits refuse a module over them with a limit error, before
+/// compiling it (`tests/c/load_limits.c`).
+#[test]
+fn load_limits_refuse_big_modules() {
+    let exe = compile("cc", "-std=c11", "tests/c/load_limits.c", "c-load-limits");
+    checks_pass(&mut c_program(&exe));
+}
+
 /// The shared WAT guests of every language's tests.
 const SHARED_GUESTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/guests/wat");
 

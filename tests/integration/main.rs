@@ -26,6 +26,8 @@ mod interruption;
 mod limits;
 /// Host loops proportional to guest input stop when the run ends.
 mod long_calls;
+/// Loading: compile threads, load limits, bodies near Wasmtime's size limit.
+mod loads;
 /// Which module shapes load, and memories, tables and data segments.
 mod module_shapes;
 /// Host functions and instances with hand-written modules.

@@ -255,6 +255,17 @@ def test_engine_options(tmp_path):
         wt.Engine(opt_level="fast")
 
 
+def test_load_limits():
+    with wt.Engine(max_module_bytes=8) as e, pytest.raises(wt.LimitError, match="more than the 8 bytes"):
+        e.load(guests.printers(1))
+    with wt.Engine(max_functions=0) as e, pytest.raises(wt.LimitError, match="functions, more than the 0"):
+        e.load(guests.printers(1))
+    with wt.Engine(max_module_bytes=1 << 20, max_functions=100) as e:
+        assert e.load(guests.printers(1)).run(stdout=wt.DEVNULL).ok
+    with pytest.raises(ValueError):
+        wt.Engine(max_functions=-1)
+
+
 def test_max_memory_below_minimum_fails_to_start(load):
     with pytest.raises(wt.Error):
         load(guests.printers(1)).run(max_memory=1024)  # below the module's one page

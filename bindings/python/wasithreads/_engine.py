@@ -29,6 +29,11 @@ class Engine(Owned):
         epoch_interruption: stop busy guest code with Wasmtime's epoch checks instead of
             the interrupt page (default off; about five times the cost of the page's
             checks, but no signal: for running under valgrind and similar tools).
+        max_module_bytes: the largest module ``load`` compiles, in bytes of WebAssembly
+            binary (WAT is converted first); a bigger one raises ``LimitError`` before
+            it is compiled (default: no limit). For hosts that load untrusted modules.
+        max_functions: the most functions (imported and defined) of a module ``load``
+            compiles; more raises ``LimitError`` (default: no limit).
 
     Raises:
         UsageError: a setting out of range (``opt_level`` not 0-2, ``max_wasm_stack``
@@ -46,9 +51,19 @@ class Engine(Owned):
         max_wasm_stack: int | None = None,
         interrupt_tick_us: int | None = None,
         epoch_interruption: bool | None = None,
+        max_module_bytes: int | None = None,
+        max_functions: int | None = None,
     ) -> None:
         config = None
-        settings = (opt_level, cache, max_wasm_stack, interrupt_tick_us, epoch_interruption)
+        settings = (
+            opt_level,
+            cache,
+            max_wasm_stack,
+            interrupt_tick_us,
+            epoch_interruption,
+            max_module_bytes,
+            max_functions,
+        )
         if any(v is not None for v in settings):
             config = lib.wt_engine_config_new()
             if not config:
@@ -64,6 +79,10 @@ class Engine(Owned):
                 lib.wt_engine_config_set_interrupt_tick_us(config, uint(interrupt_tick_us, "interrupt_tick_us", 64))
             if epoch_interruption is not None:
                 lib.wt_engine_config_set_epoch_interruption(config, bool(epoch_interruption))
+            if max_module_bytes is not None:
+                lib.wt_engine_config_set_max_module_bytes(config, uint(max_module_bytes, "max_module_bytes", 64))
+            if max_functions is not None:
+                lib.wt_engine_config_set_max_functions(config, uint(max_functions, "max_functions", 64))
             out = c_void_p()
             check(lib.wt_engine_new(config, byref(out)))
         finally:
@@ -85,6 +104,9 @@ class Engine(Owned):
             ModuleError: the bytes are not a module wasithreads can compile.
             LinkError: the module imports something wasithreads does not provide, or
                 ``wasi::thread-spawn`` without a shared memory.
+            LimitError: the module is over the engine's ``max_module_bytes`` or
+                ``max_functions``, or has a function too big for Wasmtime once
+                interruption points are added.
             HostIOError: the file cannot be read.
         """
         out = c_void_p()

@@ -101,6 +101,8 @@ PROTOTYPES = {
     "wt_engine_config_set_max_wasm_stack": (None, [P, c_size_t]),
     "wt_engine_config_set_interrupt_tick_us": (None, [P, c_uint64]),
     "wt_engine_config_set_epoch_interruption": (None, [P, c_bool]),
+    "wt_engine_config_set_max_module_bytes": (None, [P, c_uint64]),
+    "wt_engine_config_set_max_functions": (None, [P, c_uint64]),
     "wt_engine_new": (P, [P, PP]),
     "wt_engine_free": (None, [P]),
     # modules
