@@ -19,8 +19,8 @@ var errorKinds = []error{
 
 // expectKind checks that err is an error of kind want (and of no other kind) whose text
 // contains phrase; want nil means no kind.
-// loadErr is the error of loading wat with an engine made from cfg.
-func loadErr(cfg *wasithreads.EngineConfig, wat string) error {
+// loadWithErr is the error of loading wat with an engine made from cfg.
+func loadWithErr(cfg *wasithreads.EngineConfig, wat string) error {
 	eng, err := wasithreads.NewEngine(cfg)
 	if err != nil {
 		return err
@@ -107,9 +107,9 @@ func TestErrorKinds(t *testing.T) {
 			_, err := wasithreads.NewEngine(&wasithreads.EngineConfig{MaxWasmStack: 1 << 30})
 			return err
 		}(), wasithreads.ErrMisuse, "max wasm stack"},
-		{"module over MaxModuleBytes", loadErr(&wasithreads.EngineConfig{MaxModuleBytes: 8}, returner),
+		{"module over MaxModuleBytes", loadWithErr(&wasithreads.EngineConfig{MaxModuleBytes: 8}, returner),
 			wasithreads.ErrLimit, "more than the 8 bytes"},
-		{"module over MaxFunctions", loadErr(&wasithreads.EngineConfig{MaxFunctions: 1, MaxModuleBytes: 1 << 20}, recurse),
+		{"module over MaxFunctions", loadWithErr(&wasithreads.EngineConfig{MaxFunctions: 1, MaxModuleBytes: 1 << 20}, recurse),
 			wasithreads.ErrLimit, "functions, more than the 1"},
 		{"negative MaxFunctions", func() error {
 			_, err := wasithreads.NewEngine(&wasithreads.EngineConfig{MaxFunctions: -1})
