@@ -33,8 +33,8 @@ pub struct EngineConfig {
     /// The largest module [`Module::new`](crate::Module::new) loads, in bytes of
     /// WebAssembly binary (WAT text is converted first); `None` (the default) for no
     /// limit. A bigger module is refused before it is validated or compiled, which take
-    /// time and memory in proportion to it (about 3.5 s of CPU and 110 MB per MB of
-    /// small functions, BENCHMARKS.md): for hosts that load untrusted modules.
+    /// time and memory in proportion to it (BENCHMARKS.md, "Loads"): for hosts that load
+    /// untrusted modules.
     /// Deserialized modules are not checked.
     pub max_module_bytes: Option<u64>,
     /// The most functions, imported and defined, a module [`Module::new`](crate::Module::new)
