@@ -431,7 +431,7 @@ impl Reencode for Rewriter {
         &mut self,
         tables: &mut wasm_encoder::TableSection,
         section: wasmparser::TableSectionReader<'_>,
-    ) -> Result<(), reencode::Error> {
+    ) -> Result<(), reencode::Error<TooBig>> {
         for table in section {
             let table = table?;
             let mut ty = self.table_type(table.ty)?;
@@ -451,7 +451,7 @@ impl Reencode for Rewriter {
         &mut self,
         elements: &mut wasm_encoder::ElementSection,
         section: wasmparser::ElementSectionReader<'_>,
-    ) -> Result<(), reencode::Error> {
+    ) -> Result<(), reencode::Error<TooBig>> {
         reencode::utils::parse_element_section(self, elements, section)?;
         if let Some(plan) = self.adopt {
             plan.add_element(elements, self.entry_func());
@@ -463,7 +463,7 @@ impl Reencode for Rewriter {
         &mut self,
         exports: &mut wasm_encoder::ExportSection,
         section: wasmparser::ExportSectionReader<'_>,
-    ) -> Result<(), reencode::Error> {
+    ) -> Result<(), reencode::Error<TooBig>> {
         reencode::utils::parse_export_section(self, exports, section)?;
         if self.adopt.is_some() {
             exports.export(ADOPT_EXPORT, wasm_encoder::ExportKind::Func, self.entry_func() + 1);
@@ -604,11 +604,12 @@ impl Rewriter {
         self.scan.num_func_imports + self.index.len() as u32
     }
 
-    /// The function index of the adoption entry, after the module's own functions and the
-    /// generated start function; the adoption export follows it.
+    /// The function index of the adoption entry, after the helper, the module's own
+    /// functions and the generated start function; the adoption export follows it.
     fn entry_func(&self) -> u32 {
         self.scan.num_func_imports
             + self.added_func_imports
+            + u32::from(self.helper)
             + self.scan.num_defined_funcs
             + u32::from(self.init_func.is_some())
     }

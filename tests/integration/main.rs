@@ -24,10 +24,10 @@ mod instance_caps;
 mod interruption;
 /// The caps of a run: descriptors, memory, tables, threads, copies.
 mod limits;
-/// Host loops proportional to guest input stop when the run ends.
-mod long_calls;
 /// Loading: compile threads, load limits, bodies near Wasmtime's size limit.
 mod loads;
+/// Host loops proportional to guest input stop when the run ends.
+mod long_calls;
 /// Which module shapes load, and memories, tables and data segments.
 mod module_shapes;
 /// Host functions and instances with hand-written modules.
