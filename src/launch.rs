@@ -181,6 +181,7 @@ pub(crate) fn launch(module: &Module, config: &RunConfig) -> Result<Launch> {
     }
     let host: Vec<HostFunc> = host.into_iter().cloned().collect();
     crate::host::define_host_funcs(&mut linker, &host).kind(ErrorKind::Link)?;
+    group.set_host_names(host.iter().map(|f| format!("{}::{}", f.module, f.name)).collect());
     group.set_pre(linker.instantiate_pre(&inner.wasmtime).context("linking the module").kind(ErrorKind::Link)?);
     Ok(Launch { group, store, gate })
 }

@@ -73,6 +73,8 @@ pub(crate) struct Group {
     program: Program,
     /// The linked module every thread instantiates; set once, before any thread starts.
     pre: OnceLock<InstancePre<StoreData>>,
+    /// The run's host functions, `module::name` by index (`host/imports.rs`).
+    host_names: OnceLock<Vec<String>>,
     /// The run's shared memory, if the module imports one.
     pub(crate) memory: Option<SharedMemory>,
     next_tid: AtomicI32,
@@ -100,6 +102,7 @@ impl Group {
         Arc::new(Group {
             program,
             pre: OnceLock::new(),
+            host_names: OnceLock::new(),
             memory,
             next_tid: AtomicI32::new(1),
             first_instance_claimed: AtomicBool::new(false),
@@ -110,6 +113,12 @@ impl Group {
             teardown,
             life: Lifecycle::new(),
         })
+    }
+
+    /// Names the host functions of the run (`module::name`, in the order they were
+    /// linked), for the report of a thread stuck in one. Called once, at launch.
+    pub(crate) fn set_host_names(&self, names: Vec<String>) {
+        let _ = self.host_names.set(names);
     }
 
     /// Sets the linked module every thread instantiates. Called once, before any thread.
@@ -234,7 +243,14 @@ impl Group {
     /// result is given without them, the host is told, and a thread of ours keeps kicking
     /// them until they are gone (each stops at its next interruption point).
     fn abandon(self: &Arc<Self>, tids: &[i32]) {
-        let list: Vec<String> = tids.iter().map(i32::to_string).collect();
+        let names = self.host_names.get();
+        let list: Vec<String> = tids
+            .iter()
+            .map(|&tid| match self.teardown.signal.host_call_of(tid).and_then(|i| names?.get(i as usize)) {
+                Some(name) => format!("{tid} (inside host function `{name}`)"),
+                None => tid.to_string(),
+            })
+            .collect();
         let grace = self.teardown.grace.as_millis();
         self.hooks.diagnose(
             tids[0],

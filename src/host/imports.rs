@@ -52,19 +52,22 @@ fn func_type(engine: &wasmtime::Engine, f: &crate::hostfunc::FuncType) -> wasmti
 /// Defines each of `funcs` in `linker`. Errors name a function defined twice or one that
 /// shadows a function of the library's.
 pub(crate) fn define(linker: &mut Linker<StoreData>, funcs: &[HostFunc]) -> anyhow::Result<()> {
-    for f in funcs {
+    for (index, f) in funcs.iter().enumerate() {
         let ty = func_type(linker.engine(), &f.ty);
         let func = Arc::new(f.clone());
+        let index = index as u32;
         linker.func_new(&f.module, &f.name, ty, move |mut caller, params, results| {
-            call(&func, &mut caller, params, results)
+            call(&func, index, &mut caller, params, results)
         })?;
     }
     Ok(())
 }
 
-/// One call of host function `f` by the guest thread of `caller`.
+/// One call of host function `f` (number `index` of the run's) by the guest thread of
+/// `caller`.
 fn call(
     f: &HostFunc,
+    index: u32,
     caller: &mut wasmtime::Caller<'_, StoreData>,
     params: &[wasmtime::Val],
     results: &mut [wasmtime::Val],
@@ -73,6 +76,7 @@ fn call(
     let mut outs: Vec<Val> = f.ty.results.iter().map(|&k| Val::zero(k)).collect();
     let group = caller.data().group.clone();
     let tid = caller.data().tid;
+    let slot = caller.data().waiter.slot().clone();
     group.teardown.signal.bail_if_ending()?;
     let memory = match &group.memory {
         Some(shared) => CallerMemory::Shared(shared.data()),
@@ -83,7 +87,9 @@ fn call(
     };
     let mut view = Caller { tid, memory, signal: &group.teardown.signal };
     let what = || format!("host function `{}::{}`", f.module, f.name);
+    slot.in_host_call(Some(index));
     let ran = group.call_host(|| catch_unwind(AssertUnwindSafe(|| (f.callback)(&mut view, &args, &mut outs))));
+    slot.in_host_call(None);
     match ran {
         // The run's end was reported to the host: no callback of it starts any more.
         None => return Err(wasmtime::Error::new(Terminated)),

@@ -102,6 +102,11 @@ impl Signal {
         }
     }
 
+    /// The host function thread `tid` is inside (its index in the run's list), if any.
+    pub(crate) fn host_call_of(&self, tid: i32) -> Option<u32> {
+        self.slots.lock().get(&tid).and_then(|s| s.host_call())
+    }
+
     /// Lists the wait slot of thread `tid` (made with its store) until the returned
     /// [`Waiter`] is dropped.
     pub(crate) fn waiter(&self, tid: i32) -> Waiter {

@@ -1,6 +1,6 @@
 //! A guest thread's wait slot: where it records what it is parked on.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::Slots;
@@ -10,6 +10,9 @@ use super::Slots;
 #[derive(Default)]
 pub(crate) struct WaitSlot {
     key: AtomicUsize,
+    /// The host function the thread is inside, as its index in the run's list plus one;
+    /// 0 when none. For the report of a thread that does not stop.
+    host_call: AtomicU32,
 }
 
 impl WaitSlot {
@@ -26,6 +29,16 @@ impl WaitSlot {
     }
 
     /// The key the thread is parked on, 0 if none.
+    /// The thread entered host function number `index` of its run (`None`: it left it).
+    pub(crate) fn in_host_call(&self, index: Option<u32>) {
+        self.host_call.store(index.map_or(0, |i| i + 1), Ordering::Relaxed);
+    }
+
+    /// The host function the thread is inside, if any.
+    pub(super) fn host_call(&self) -> Option<u32> {
+        self.host_call.load(Ordering::Relaxed).checked_sub(1)
+    }
+
     pub(super) fn key(&self) -> usize {
         self.key.load(Ordering::SeqCst)
     }

@@ -321,3 +321,29 @@ fn warm_call_cost() {
     }
     println!("twice_plus (host round trip): {:.0} ns", t.elapsed().as_nanos() as f64 / (n / 10) as f64);
 }
+
+#[test]
+fn a_thread_stuck_in_a_host_function_is_reported_by_name() {
+    let e = engine();
+    let m = load(
+        &e,
+        r#"(module (import "env" "stall" (func $stall)) (memory (export "memory") 1)
+             (func (export "_start") (call $stall)))"#,
+    );
+    let mut config = RunConfig::default();
+    // Ignores the run's end for a while, as a careless host function would.
+    config.imports.push(HostFunc::new("env", "stall", &[], &[], |_, _, _| {
+        std::thread::sleep(Duration::from_millis(1500));
+        Ok(())
+    }));
+    config.timeout = Some(Duration::from_millis(50));
+    config.teardown_grace = Duration::from_millis(100);
+    let said = Arc::new(parking_lot::Mutex::new(Vec::<String>::new()));
+    let sink = said.clone();
+    config.hooks.on_diagnostic = Some(Arc::new(move |_, m: &str| sink.lock().push(m.to_string())));
+    let exit = within(Duration::from_secs(30), move || wasithreads::Run::start(&m, &config).unwrap().wait());
+    assert_eq!(exit.kind, ExitKind::Timeout);
+    assert_eq!(exit.unstopped, vec![0]);
+    let said = said.lock();
+    assert!(said.iter().any(|m| m.contains("0 (inside host function `env::stall`)")), "{said:?}");
+}

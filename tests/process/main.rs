@@ -142,7 +142,9 @@ fn eight_host_threads_two_hundred_runs_each_on_one_engine() {
         for h in hosts {
             h.join().unwrap();
         }
-        assert_eq!(settle(baseline), baseline, "OS threads after 1600 concurrent runs");
+        // At most the baseline: a load's compile threads may still be leaving when it is taken.
+        let left = settle(baseline);
+        assert!(left <= baseline, "OS threads after 1600 concurrent runs: {left}, before: {baseline}");
     });
 }
 
@@ -181,7 +183,9 @@ fn cancel_races_with_exit_and_trap_one_result_each_time() {
             *seen.entry(format!("{:?}", exit.kind)).or_insert(0) += 1;
         }
         eprintln!("cancel race outcomes: {seen:?}");
-        assert_eq!(settle(baseline), baseline, "OS threads");
+        // At most the baseline: a load's compile threads may still be leaving when it is taken.
+        let left = settle(baseline);
+        assert!(left <= baseline, "OS threads: {left}, before: {baseline}");
     });
 }
 
