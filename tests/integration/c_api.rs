@@ -125,6 +125,22 @@ fn c_program_cancels_runs_from_a_signal_handler() {
     checks_pass(c_program(&exe).arg(SHARED_GUESTS));
 }
 
+/// The real C plugin (`tests/guests/plugin-c`) through the C API
+/// (`tests/c/plugin_real.c`): 8 host threads calling it at once with every result
+/// checked, crashes that end the instance, cancel and timeout with calls in flight and
+/// blocking host functions, background threads joined by close.
+#[test]
+fn c_program_drives_the_real_c_plugin() {
+    let exe = compile_with(
+        "cc",
+        "-std=c11",
+        "tests/c/plugin_real.c",
+        "c-plugin-real",
+        &["-pthread", "-D_POSIX_C_SOURCE=200809L"],
+    );
+    checks_pass(c_program(&exe).arg(crate::common::plugin::c_plugin()));
+}
+
 /// NULL for every pointer argument of every function gets an error or is ignored as
 /// documented, never a crash (`tests/c/null_args.c`).
 #[test]
