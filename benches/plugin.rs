@@ -14,9 +14,15 @@
 //! `wasi.thread-spawn` trap (no case calls them). `_initialize` runs once, on the first
 //! instance.
 //!
-//! A case is a function `fn(&Plain) -> Figure` listed in `CASES`: add one there (e.g. the
-//! same call through wasithreads' instance API) and its figure is printed beside the others;
-//! `ratio_to` names the case it is compared with.
+//! The `wasithreads ...` cases do the same work through wasithreads' own API on one
+//! long-lived [`wasithreads::Instance`] of the same plugin (default engine and config, the
+//! host functions as [`wasithreads::HostFunc`]s), each call from a host thread on a guest
+//! thread of its own (`CallMode::Parallel`), and are set against their baseline.
+//!
+//! A case is a function `fn(&Plain) -> Figure` listed in `CASES`: add one there and its
+//! figure is printed beside the others; `ratio_to` names the case it is compared with.
+//! After the table, a last figure: resident memory over 100 000 short-lived host threads
+//! each making one call (WT_BENCH_ONLY=rss: only that).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -220,6 +226,163 @@ fn new_thread_first_call(p: &Plain) -> Figure {
     })
 }
 
+/// The C plugin as a wasithreads instance, made once.
+fn wt() -> &'static wasithreads::Instance {
+    use wasithreads::{HostFunc, Instance, RunConfig, Val as V, ValKind::*};
+    static INSTANCE: std::sync::OnceLock<Instance> = std::sync::OnceLock::new();
+    INSTANCE.get_or_init(|| {
+        let module = wasithreads::Module::new(&common::engine(), common::plugin::c_plugin_bytes()).unwrap();
+        let mut config = RunConfig::default();
+        config.imports.push(HostFunc::new("env", "host_add", &[I64, I64], &[I64], |_, args, results| {
+            let (V::I64(a), V::I64(b)) = (args[0], args[1]) else { anyhow::bail!("not i64s") };
+            results[0] = V::I64(a.wrapping_add(b));
+            Ok(())
+        }));
+        config.imports.push(HostFunc::new("env", "host_log", &[I32, I32], &[], |_, _, _| Ok(())));
+        config.imports.push(HostFunc::new("env", "host_block", &[], &[], |_, _, _| Ok(())));
+        let instance = Instance::new(&module, &config).unwrap();
+        assert_eq!(instance.call_mode(), wasithreads::CallMode::Parallel);
+        instance
+    })
+}
+
+/// `wt_add` and friends: `iters` calls of `name(args)` through `Instance::call_into`.
+fn wt_calls(iters: u64, name: &str, args: impl Fn(u64) -> Vec<wasithreads::Val>) -> Figure {
+    let inst = wt();
+    let ty = inst.export_type(name).unwrap();
+    let mut results: Vec<wasithreads::Val> = ty.results.iter().map(|&k| wasithreads::Val::zero(k)).collect();
+    let all: Vec<Vec<wasithreads::Val>> = (0..iters).map(args).collect();
+    per_op(iters, |i| {
+        inst.call_into(name, &all[i as usize], &mut results).unwrap();
+        black_box(&results);
+    })
+}
+
+fn wt_add(_: &Plain) -> Figure {
+    use wasithreads::Val::I32;
+    wt_calls(1_000_000, "add", |i| vec![I32(i as i32), I32(1)])
+}
+
+fn wt_export_with_host_call(_: &Plain) -> Figure {
+    use wasithreads::Val::I64;
+    wt_calls(500_000, "call_host_add", |i| vec![I64(i as i64), I64(1)])
+}
+
+fn wt_host_call_in_guest(_: &Plain) -> Figure {
+    const N: i32 = 100_000;
+    let t = Instant::now();
+    let s = wt().call("host_add_loop", &[wasithreads::Val::I32(N)]).unwrap();
+    let took = t.elapsed();
+    assert_eq!(s, [wasithreads::Val::I64(i64::from(N) * i64::from(N + 1) / 2)]);
+    Figure::PerOp(took.as_secs_f64() / f64::from(N))
+}
+
+/// [`spin_throughput`] through the wasithreads instance: each host thread makes a first
+/// call (its guest thread) before the clock starts.
+fn wt_spin_throughput(threads: usize) -> f64 {
+    use wasithreads::Val::I32;
+    const SPIN: i32 = 1_000_000;
+    const CALLS: usize = 40;
+    let start = Arc::new(Barrier::new(threads + 1));
+    let workers: Vec<_> = (0..threads)
+        .map(|_| {
+            let start = start.clone();
+            std::thread::spawn(move || {
+                let inst = wt();
+                let mut r = [I32(0)];
+                inst.call_into("spin", &[I32(1)], &mut r).unwrap();
+                start.wait();
+                for _ in 0..CALLS {
+                    inst.call_into("spin", &[I32(SPIN)], &mut r).unwrap();
+                    black_box(&r);
+                }
+            })
+        })
+        .collect();
+    start.wait();
+    let t = Instant::now();
+    workers.into_iter().for_each(|w| w.join().unwrap());
+    (threads * CALLS) as f64 / t.elapsed().as_secs_f64()
+}
+
+fn wt_spin_one_thread(_: &Plain) -> Figure {
+    Figure::PerOp(1.0 / wt_spin_throughput(1))
+}
+
+fn wt_spin_two_threads_speedup(_: &Plain) -> Figure {
+    let one = wt_spin_throughput(1);
+    Figure::Number(wt_spin_throughput(2) / one)
+}
+
+/// A new host thread's first call through wasithreads: spawn, `add`, join. The guest
+/// thread of the host thread that exited before serves it.
+fn wt_new_thread_first_call(_: &Plain) -> Figure {
+    use wasithreads::Val::I32;
+    let inst = wt();
+    per_op(2_000, |i| {
+        std::thread::spawn(move || {
+            assert_eq!(inst.call("add", &[I32(i as i32), I32(1)]).unwrap(), [I32(i as i32 + 1)]);
+        })
+        .join()
+        .unwrap();
+    })
+}
+
+/// A host thread's first call that needs a new guest thread (an adoption: the guest's
+/// `pthread_create`, a new store and instance, `wasi_thread_start`): 8 host threads at
+/// once on a new instance, each making one call and then waiting for the others; the
+/// time per host thread, less a host thread spawn.
+fn wt_adoption(_: &Plain) -> Figure {
+    use wasithreads::Val::I32;
+    let module = wasithreads::Module::new(&common::engine(), common::plugin::rust_plugin_bytes()).unwrap();
+    let mut total = Duration::ZERO;
+    const ROUNDS: u32 = 10;
+    for _ in 0..ROUNDS {
+        let inst = Arc::new(wasithreads::Instance::new(&module, &wasithreads::RunConfig::default()).unwrap());
+        let held = Arc::new(Barrier::new(9));
+        let t = Instant::now();
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (inst, held) = (inst.clone(), held.clone());
+                std::thread::spawn(move || {
+                    inst.call("add", &[I32(1), I32(2)]).unwrap();
+                    held.wait();
+                })
+            })
+            .collect();
+        held.wait();
+        total += t.elapsed();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        inst.close();
+    }
+    Figure::PerOp(total.as_secs_f64() / f64::from(8 * ROUNDS))
+}
+
+/// Resident memory of this process, in KiB.
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// RSS growth (KiB) over `threads` short-lived host threads, each making one `add` call
+/// on the wasithreads instance, 4 at a time.
+fn wt_rss_growth(threads: i32) -> (u64, u64) {
+    use wasithreads::Val::I32;
+    let inst = wt();
+    let wave = |n: i32| {
+        for i in (0..n).step_by(4) {
+            let batch: Vec<_> =
+                (i..i + 4).map(|j| std::thread::spawn(move || inst.call("add", &[I32(j), I32(1)]).unwrap())).collect();
+            batch.into_iter().for_each(|t| drop(t.join().unwrap()));
+        }
+    };
+    wave(2_000);
+    let before = rss_kib();
+    wave(threads);
+    (before, rss_kib())
+}
+
 struct Case {
     name: &'static str,
     host: Host,
@@ -274,6 +437,48 @@ const CASES: &[Case] = &[
         run: new_thread_first_call,
         ratio_to: Some("host thread spawn + join (std)"),
     },
+    Case {
+        name: "wasithreads add(i32, i32): Instance::call_into",
+        host: Host::FuncNew,
+        run: wt_add,
+        ratio_to: Some("add(i32, i32): Func::call"),
+    },
+    Case {
+        name: "wasithreads call_host_add: call_into + HostFunc host call",
+        host: Host::FuncNew,
+        run: wt_export_with_host_call,
+        ratio_to: Some("call_host_add: export call + func_new host call"),
+    },
+    Case {
+        name: "wasithreads guest -> HostFunc -> guest, in a call",
+        host: Host::FuncNew,
+        run: wt_host_call_in_guest,
+        ratio_to: Some("guest -> func_new host function -> guest, in a call"),
+    },
+    Case {
+        name: "wasithreads spin(1e6), 1 host thread, per call",
+        host: Host::FuncNew,
+        run: wt_spin_one_thread,
+        ratio_to: Some("spin(1e6), 1 host thread, per call"),
+    },
+    Case {
+        name: "wasithreads spin(1e6), 2 host threads: throughput / 1 thread's",
+        host: Host::FuncNew,
+        run: wt_spin_two_threads_speedup,
+        ratio_to: None,
+    },
+    Case {
+        name: "wasithreads new host thread: spawn + first call (add) + join",
+        host: Host::FuncNew,
+        run: wt_new_thread_first_call,
+        ratio_to: Some("host thread spawn + join (std)"),
+    },
+    Case {
+        name: "wasithreads first call needing a new guest thread (8 at once), per host thread",
+        host: Host::FuncNew,
+        run: wt_adoption,
+        ratio_to: Some("host thread spawn + join (std)"),
+    },
 ];
 
 fn fmt_time(s: f64) -> String {
@@ -310,7 +515,7 @@ fn main() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let medians: Vec<(f64, bool)> = samples.into_iter().map(|(v, number)| (median(v), number)).collect();
-    println!("Wasmtime 48 on a plain Store, C plugin; medians of {n}\n");
+    println!("Wasmtime 48 on a plain Store and wasithreads' Instance, C plugin; medians of {n}\n");
     println!("| case | figure | ratio |");
     println!("|---|---|---|");
     for (c, (v, number)) in cases.iter().zip(&medians) {
@@ -321,5 +526,17 @@ fn main() {
             .map(|i| format!("{:.2}× {}", v / medians[i].0, cases[i].name))
             .unwrap_or_default();
         println!("| {} | {figure} | {ratio} |", c.name);
+    }
+    if only.as_deref().is_none_or(|o| "rss".contains(o)) {
+        const THREADS: i32 = 100_000;
+        let t = Instant::now();
+        let (before, after) = wt_rss_growth(THREADS);
+        println!(
+            "\nRSS over {THREADS} short-lived host threads each making one call (4 at a time, after 2 000): \
+             {before} KiB -> {after} KiB ({:+} KiB) in {:.1} s; {} idle guest threads",
+            after as i64 - before as i64,
+            t.elapsed().as_secs_f64(),
+            wt().idle_workers()
+        );
     }
 }
