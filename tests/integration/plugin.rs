@@ -288,40 +288,6 @@ fn a_call_past_the_call_timeout_ends_the_instance() {
     assert_eq!(inst.close().kind, ExitKind::Timeout);
 }
 
-/// A rough figure for development (the benchmark is benches/plugin.rs).
-#[test]
-#[ignore]
-fn warm_call_cost() {
-    let e = engine();
-    let m = Module::from_file(
-        &e,
-        std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/guests/wat/plugin.wat")),
-    )
-    .unwrap();
-    let mut config = RunConfig::default();
-    config.imports.push(HostFunc::new("env", "twice", &[ValKind::I32], &[ValKind::I32], |_, a, r| {
-        r[0] = a[0];
-        Ok(())
-    }));
-    config.imports.push(HostFunc::new("env", "block", &[], &[], |_, _, _| Ok(())));
-    let inst = Instance::new(&m, &config).unwrap();
-    let mut out = [Val::I32(0)];
-    for _ in 0..10000 {
-        inst.call_into("add", &[Val::I32(1), Val::I32(2)], &mut out).unwrap();
-    }
-    let n = 1_000_000;
-    let t = Instant::now();
-    for i in 0..n {
-        inst.call_into("add", &[Val::I32(i), Val::I32(2)], &mut out).unwrap();
-    }
-    println!("warm add: {:.0} ns", t.elapsed().as_nanos() as f64 / n as f64);
-    let t = Instant::now();
-    for i in 0..n / 10 {
-        inst.call_into("twice_plus", &[Val::I32(i)], &mut out).unwrap();
-    }
-    println!("twice_plus (host round trip): {:.0} ns", t.elapsed().as_nanos() as f64 / (n / 10) as f64);
-}
-
 #[test]
 fn a_thread_stuck_in_a_host_function_is_reported_by_name() {
     let e = engine();
