@@ -97,7 +97,7 @@ fn host_funcs<'c>(module: &Module, config: &'c RunConfig) -> Result<Vec<&'c Host
             return Err(error(
                 ErrorKind::Link,
                 format!(
-                    "unknown import `{}::{}` {}: wasithreads provides `{P1_MODULE}` functions, `wasi::thread-spawn` \
+                    "unknown import `{}::{}` of type {}: wasithreads provides `{P1_MODULE}` functions, `wasi::thread-spawn` \
                      and one memory, and the host defines no function of that name",
                     imp.module, imp.name, imp.wasm_ty
                 ),

@@ -119,7 +119,7 @@ func ExampleRunConfig_OnDiagnostic() {
 	})
 	fmt.Println(exit, err)
 	// Output:
-	// link error: unknown import `env::log`
+	// link error: unknown import `env::log` of type () -> ()
 	// thread 0: thread-spawn failed: the run's limit of 2 threads is reached
 	// exit code 2 (thread 0) <nil>
 }

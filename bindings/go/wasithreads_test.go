@@ -613,7 +613,7 @@ func TestBadModules(t *testing.T) {
 		{"\x00asm\x01\x00", "invalid WebAssembly"},
 		{`(module (import "wasi" "thread-spawn" (func (param i32) (result i32)))
 		  (import "env" "memory" (memory 1 1)) (func (export "_start")))`, "shared memory"},
-		{`(module (import "env" "f" (func)) (func (export "_start")))`, "env::f"},
+		{`(module (import "env" "t" (table 1 funcref)) (func (export "_start")))`, "env::t"},
 		{`(module (func (export "_start")`, "expected"},
 	} {
 		mod, err := eng.LoadModule([]byte(tc.bytes))

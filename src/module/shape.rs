@@ -149,11 +149,11 @@ fn check_imports(module: &wasmtime::Module) -> Result<Imports> {
                     atomics.push(AtomicImport::parse(n).ok_or_else(|| anyhow!("unknown import `{m}::{n}`"))?);
                 } else if m == P1_MODULE && !P1_FUNCTIONS.contains(&n) {
                     bail!("unknown import `{m}::{n}`: it is not a WASI preview 1 function");
-                } else if m != P1_MODULE {
-                    let ExternType::Func(f) = &ty else { unreachable!("matched as a function") };
+                } else if let (false, ExternType::Func(f)) = (m == P1_MODULE, &ty) {
                     let ty =
                         kinds(f.params()).zip(kinds(f.results())).map(|(params, results)| FuncType { params, results });
-                    host.push(HostImport { module: m.into(), name: n.into(), ty, wasm_ty: f.to_string() });
+                    let wasm_ty = ty.as_ref().map_or_else(|| f.to_string(), ToString::to_string);
+                    host.push(HostImport { module: m.into(), name: n.into(), ty, wasm_ty });
                 }
             }
             _ => bail!("unsupported import `{m}::{n}`: only functions and one memory can be imported"),
