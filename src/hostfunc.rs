@@ -71,6 +71,24 @@ pub struct FuncType {
     pub results: Vec<ValKind>,
 }
 
+impl FuncType {
+    /// The type of a Wasmtime function, if all its parameters and results are numbers
+    /// (what host functions and export calls can pass).
+    pub(crate) fn of(f: &wasmtime::FuncType) -> Option<FuncType> {
+        let kind = |t: wasmtime::ValType| match t {
+            wasmtime::ValType::I32 => Some(ValKind::I32),
+            wasmtime::ValType::I64 => Some(ValKind::I64),
+            wasmtime::ValType::F32 => Some(ValKind::F32),
+            wasmtime::ValType::F64 => Some(ValKind::F64),
+            _ => None,
+        };
+        Some(FuncType {
+            params: f.params().map(kind).collect::<Option<_>>()?,
+            results: f.results().map(kind).collect::<Option<_>>()?,
+        })
+    }
+}
+
 impl fmt::Display for FuncType {
     /// `(i32, i64) -> f32`, `() -> ()`, `(i32) -> (i32, i32)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

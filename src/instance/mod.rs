@@ -99,24 +99,15 @@ struct Export {
 /// The exports of `module` callable with [`Val`]s: functions of number types, not the
 /// library's own.
 fn callable_exports(module: &Module) -> HashMap<String, Export> {
-    let kind = |t: wasmtime::ValType| match t {
-        wasmtime::ValType::I32 => Some(ValKind::I32),
-        wasmtime::ValType::I64 => Some(ValKind::I64),
-        wasmtime::ValType::F32 => Some(ValKind::F32),
-        wasmtime::ValType::F64 => Some(ValKind::F64),
-        _ => None,
-    };
     let mut out = HashMap::new();
     for e in module.inner.wasmtime.exports() {
         let ExternType::Func(f) = e.ty() else { continue };
         if e.name().starts_with("wasithreads:") {
             continue;
         }
-        let params: Option<Vec<_>> = f.params().map(kind).collect();
-        let results: Option<Vec<_>> = f.results().map(kind).collect();
-        if let (Some(params), Some(results)) = (params, results) {
+        if let Some(ty) = FuncType::of(&f) {
             let index = out.len();
-            out.insert(e.name().to_string(), Export { ty: FuncType { params, results }, index });
+            out.insert(e.name().to_string(), Export { ty, index });
         }
     }
     out

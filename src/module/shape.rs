@@ -10,7 +10,7 @@ use super::adopt::{ADOPTED_IMPORT, ADOPT_EXPORT};
 use crate::error::{error, ErrorKind, ResultKind};
 use crate::group::THREAD_START;
 use crate::host::{AtomicImport, FIRST_INSTANCE_IMPORT, INTERNAL_MODULE, P1_FUNCTIONS, P1_MODULE, SPAWN_IMPORT};
-use crate::hostfunc::{FuncType, ValKind};
+use crate::hostfunc::FuncType;
 use crate::interrupt::{self, has_reserved_page, Placement};
 
 /// The memory a module imports; every run creates one and all its threads share it.
@@ -103,19 +103,6 @@ fn is_func(ty: &ExternType, params: &[ValType], results: &[ValType]) -> bool {
     same(&mut f.params(), params) && same(&mut f.results(), results)
 }
 
-/// The kinds of `types`, if each is one a host function can take or give.
-fn kinds(types: impl Iterator<Item = ValType>) -> Option<Vec<ValKind>> {
-    types
-        .map(|t| match t {
-            ValType::I32 => Some(ValKind::I32),
-            ValType::I64 => Some(ValKind::I64),
-            ValType::F32 => Some(ValKind::F32),
-            ValType::F64 => Some(ValKind::F64),
-            _ => None,
-        })
-        .collect()
-}
-
 /// Checks every import is one we provide or a function the host may define. Returns the
 /// memory import, whether the module imports `wasi::thread-spawn`, the atomics functions
 /// the rewrite added, and the functions left to the host.
@@ -150,8 +137,7 @@ fn check_imports(module: &wasmtime::Module) -> Result<Imports> {
                 } else if m == P1_MODULE && !P1_FUNCTIONS.contains(&n) {
                     bail!("unknown import `{m}::{n}`: it is not a WASI preview 1 function");
                 } else if let (false, ExternType::Func(f)) = (m == P1_MODULE, &ty) {
-                    let ty =
-                        kinds(f.params()).zip(kinds(f.results())).map(|(params, results)| FuncType { params, results });
+                    let ty = FuncType::of(f);
                     let wasm_ty = ty.as_ref().map_or_else(|| f.to_string(), ToString::to_string);
                     host.push(HostImport { module: m.into(), name: n.into(), ty, wasm_ty });
                 }
