@@ -726,6 +726,8 @@ typedef struct wt_run wt_run_t;
  * - `wt_instance_new`: instantiates a module and runs its `_initialize`
  * - `wt_instance_call`: calls an export, from any host thread
  * - `wt_instance_call_mode`: whether calls run in parallel
+ * - `wt_instance_export_count`, `wt_instance_export_name`, `wt_instance_export_type`:
+ *   the exports it can call and their types
  * - `wt_instance_memory_data`, `wt_instance_memory_size`, `wt_instance_memory_read`,
  *   `wt_instance_memory_write`: the guest memory
  * - `wt_instance_cancel`: ends it with `WT_EXIT_CANCELLED`
@@ -1456,6 +1458,37 @@ wt_error_t *wt_instance_call(const wt_instance_t *instance,
                              wt_val_t *results,
                              size_t nresults,
                              wt_exit_t *exit_out);
+
+/**
+ * How many exports `wt_instance_call` can reach: functions whose parameters and results
+ * are all numbers (i32, i64, f32, f64), whose name holds no NUL, other than the
+ * library's own (0 for a NULL `instance`).
+ */
+size_t wt_instance_export_count(const wt_instance_t *instance);
+
+/**
+ * The name of callable export `index` (0 to `wt_instance_export_count` - 1, in the
+ * module's order), owned by the instance and valid until `wt_instance_free`; NULL for
+ * an index out of range or a NULL `instance`.
+ */
+const char *wt_instance_export_name(const wt_instance_t *instance, size_t index);
+
+/**
+ * The type of export `name`: writes its parameter count to `*nparams_out` and its
+ * result count to `*nresults_out`, and the kinds of its first `params_len` parameters
+ * and `results_len` results to `params` and `results` (which may be NULL when their
+ * length is 0). As with `snprintf`, a count above the length given means the arrays
+ * were too short: call again with longer ones. Errors: `WT_ERROR_MISUSE` for NULL
+ * arguments or when the module has no export `name` that `wt_instance_call` can reach.
+ */
+wt_error_t *wt_instance_export_type(const wt_instance_t *instance,
+                                    const char *name,
+                                    wt_valkind_t *params,
+                                    size_t params_len,
+                                    size_t *nparams_out,
+                                    wt_valkind_t *results,
+                                    size_t results_len,
+                                    size_t *nresults_out);
 
 /**
  * How calls of `instance` run: `WT_CALLS_PARALLEL` or `WT_CALLS_SERIAL` (also for a

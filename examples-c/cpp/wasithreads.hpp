@@ -38,6 +38,9 @@
 // | `wt_instance_new` | plugins: C++ wrappers for host functions and instances come with issue 22 |
 // | `wt_instance_call` | plugins: C++ wrappers for host functions and instances come with issue 22 |
 // | `wt_instance_call_mode` | plugins: C++ wrappers for host functions and instances come with issue 22 |
+// | `wt_instance_export_count` | plugins: C++ wrappers for host functions and instances come with issue 22 |
+// | `wt_instance_export_name` | plugins: C++ wrappers for host functions and instances come with issue 22 |
+// | `wt_instance_export_type` | plugins: C++ wrappers for host functions and instances come with issue 22 |
 // | `wt_instance_memory_data` | plugins: C++ wrappers for host functions and instances come with issue 22 |
 // | `wt_instance_memory_size` | plugins: C++ wrappers for host functions and instances come with issue 22 |
 // | `wt_instance_memory_read` | plugins: C++ wrappers for host functions and instances come with issue 22 |

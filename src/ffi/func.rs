@@ -35,6 +35,17 @@ impl From<wt_valkind_t> for ValKind {
     }
 }
 
+impl From<ValKind> for wt_valkind_t {
+    fn from(k: ValKind) -> wt_valkind_t {
+        match k {
+            ValKind::I32 => wt_valkind::WT_I32,
+            ValKind::I64 => wt_valkind::WT_I64,
+            ValKind::F32 => wt_valkind::WT_F32,
+            ValKind::F64 => wt_valkind::WT_F64,
+        }
+    }
+}
+
 /// The value of a `wt_val_t`, read as its `kind` says.
 #[repr(C)]
 #[derive(Clone, Copy)]

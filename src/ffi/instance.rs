@@ -1,12 +1,12 @@
 //! `wt_instance_t`: a module instantiated for calls (a plugin), its export calls from any
 //! host thread, its guest memory, and its end.
 
-use std::ffi::c_char;
+use std::ffi::{c_char, CString};
 
 use super::args::{byte_arg, str_arg, ArgError};
 use super::engine::wt_engine_t;
 use super::error::wt_error_t;
-use super::func::{vals_arg, wt_val_t};
+use super::func::{vals_arg, wt_val_t, wt_valkind_t};
 use super::handle::Handle;
 use super::module::wt_module_t;
 use super::run::wt_exit_t;
@@ -41,6 +41,9 @@ impl super::boundary::Fallback for wt_call_mode_t {
 /// The opaque type behind `wt_instance_t`.
 pub struct wt_instance {
     inner: Instance,
+    /// The names of `inner`'s callable exports for `wt_instance_export_name`, in the
+    /// module's order (names holding a NUL, which C cannot pass, are left out).
+    export_names: Vec<CString>,
 }
 /// A module instantiated once for export calls (a plugin): `_initialize` has run, its
 /// guest threads go on between calls, and every setting of the run config it was made
@@ -59,6 +62,8 @@ pub struct wt_instance {
 /// - `wt_instance_new`: instantiates a module and runs its `_initialize`
 /// - `wt_instance_call`: calls an export, from any host thread
 /// - `wt_instance_call_mode`: whether calls run in parallel
+/// - `wt_instance_export_count`, `wt_instance_export_name`, `wt_instance_export_type`:
+///   the exports it can call and their types
 /// - `wt_instance_memory_data`, `wt_instance_memory_size`, `wt_instance_memory_read`,
 ///   `wt_instance_memory_write`: the guest memory
 /// - `wt_instance_cancel`: ends it with `WT_EXIT_CANCELLED`
@@ -98,7 +103,10 @@ pub extern "C" fn wt_instance_new(
         let default = RunConfig::default();
         // SAFETY: NULL or a live config (header contract).
         let config = unsafe { config.as_ref() }.map_or(&default, |c| &c.inner);
-        wt_error_t::from_result(Instance::new(&module.inner, config), |inner| *out = wt_instance { inner }.into_raw())
+        wt_error_t::from_result(Instance::new(&module.inner, config), |inner| {
+            let export_names = inner.exports().iter().filter_map(|(n, _)| CString::new(*n).ok()).collect();
+            *out = wt_instance { inner, export_names }.into_raw();
+        })
     }
 }
 
@@ -163,6 +171,73 @@ pub extern "C" fn wt_instance_call(
                 unsafe { *results.add(i) = v.into() };
             }
         })
+    }
+}
+
+/// How many exports `wt_instance_call` can reach: functions whose parameters and results
+/// are all numbers (i32, i64, f32, f64), whose name holds no NUL, other than the
+/// library's own (0 for a NULL `instance`).
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_instance_export_count(instance: *const wt_instance_t) -> usize {
+    ffi_boundary! {
+        // SAFETY: NULL or a live instance (header contract).
+        unsafe { instance.as_ref() }.map_or(0, |i| i.export_names.len())
+    }
+}
+
+/// The name of callable export `index` (0 to `wt_instance_export_count` - 1, in the
+/// module's order), owned by the instance and valid until `wt_instance_free`; NULL for
+/// an index out of range or a NULL `instance`.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_instance_export_name(instance: *const wt_instance_t, index: usize) -> *const c_char {
+    ffi_boundary! {
+        // SAFETY: NULL or a live instance (header contract).
+        unsafe { instance.as_ref() }
+            .and_then(|i| i.export_names.get(index))
+            .map_or(std::ptr::null(), |n| n.as_ptr())
+    }
+}
+
+/// The type of export `name`: writes its parameter count to `*nparams_out` and its
+/// result count to `*nresults_out`, and the kinds of its first `params_len` parameters
+/// and `results_len` results to `params` and `results` (which may be NULL when their
+/// length is 0). As with `snprintf`, a count above the length given means the arrays
+/// were too short: call again with longer ones. Errors: `WT_ERROR_MISUSE` for NULL
+/// arguments or when the module has no export `name` that `wt_instance_call` can reach.
+#[unsafe(no_mangle)]
+pub extern "C" fn wt_instance_export_type(
+    instance: *const wt_instance_t,
+    name: *const c_char,
+    params: *mut wt_valkind_t,
+    params_len: usize,
+    nparams_out: *mut usize,
+    results: *mut wt_valkind_t,
+    results_len: usize,
+    nresults_out: *mut usize,
+) -> *mut wt_error_t {
+    ffi_boundary! {
+        let instance = try_ref!(instance);
+        let nparams_out = try_mut!(nparams_out);
+        let nresults_out = try_mut!(nresults_out);
+        let name = try_arg!(str_arg(name, "name"));
+        if params_len > 0 && params.is_null() {
+            return ArgError::null("params").into_raw();
+        }
+        if results_len > 0 && results.is_null() {
+            return ArgError::null("results").into_raw();
+        }
+        let Some(ty) = instance.inner.export_type(name) else {
+            return ArgError::misuse(format!("the module has no callable export `{name}`")).into_raw();
+        };
+        for (out, len, kinds) in [(params, params_len, &ty.params), (results, results_len, &ty.results)] {
+            for (i, &k) in kinds.iter().take(len).enumerate() {
+                // SAFETY: `out` holds `len` kinds (header contract) and `i < len`.
+                unsafe { *out.add(i) = k.into() };
+            }
+        }
+        *nparams_out = ty.params.len();
+        *nresults_out = ty.results.len();
+        std::ptr::null_mut()
     }
 }
 

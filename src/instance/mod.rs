@@ -162,6 +162,14 @@ impl Instance {
         self.exports.get(name).map(|e| &e.ty)
     }
 
+    /// The exports calls can reach (functions whose parameters and results are all
+    /// numbers), with their types, in the module's order.
+    pub fn exports(&self) -> Vec<(&str, &FuncType)> {
+        let mut all: Vec<(&str, &Export)> = self.exports.iter().map(|(n, e)| (n.as_str(), e)).collect();
+        all.sort_by_key(|(_, e)| e.index);
+        all.into_iter().map(|(n, e)| (n, &e.ty)).collect()
+    }
+
     /// Calls export `name` with `args` on a guest thread of the calling host thread's
     /// (see [`CallMode`]) and returns its results.
     pub fn call(&self, name: &str, args: &[Val]) -> Result<Vec<Val>> {

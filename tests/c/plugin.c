@@ -163,6 +163,34 @@ int main(int argc, char **argv) {
     wt_val_t x = i32v(21);
     CHECK(call_i32(shared, "spawn_twice", &x, 1) == 42);
 
+    /* The exports it can call, in the module's order, and their types. */
+    size_t nexports = wt_instance_export_count(shared);
+    CHECK(nexports >= 10 && wt_instance_export_name(shared, nexports) == NULL);
+    CHECK(strcmp(wt_instance_export_name(shared, 0), "wasi_thread_start") == 0);
+    int saw_sum = 0;
+    for (size_t i = 0; i < nexports; i++) {
+        const char *name = wt_instance_export_name(shared, i);
+        CHECK(name != NULL && strncmp(name, "wasithreads:", 12) != 0);
+        saw_sum |= strcmp(name, "sum") == 0;
+    }
+    CHECK(saw_sum);
+    wt_valkind_t kinds[2] = {WT_F64, WT_F64}, rkind = WT_F64;
+    size_t np = 99, nr = 99;
+    expect_ok(wt_instance_export_type(shared, "sum", kinds, 2, &np, &rkind, 1, &nr));
+    CHECK(np == 2 && nr == 1 && kinds[0] == WT_I32 && kinds[1] == WT_I32 && rkind == WT_I64);
+    kinds[0] = WT_F64;
+    expect_ok(wt_instance_export_type(shared, "sum", kinds, 1, &np, NULL, 0, &nr)); /* too short: counts only */
+    CHECK(np == 2 && nr == 1 && kinds[0] == WT_I32 && kinds[1] == WT_I32);
+    expect_ok(wt_instance_export_type(shared, "boom", NULL, 0, &np, NULL, 0, &nr));
+    CHECK(np == 0 && nr == 0);
+    err = wt_instance_export_type(shared, "nope", NULL, 0, &np, NULL, 0, &nr);
+    CHECK(wt_error_kind(err) == WT_ERROR_MISUSE);
+    expect_error(err, "no callable export `nope`");
+    expect_error(wt_instance_export_type(shared, "sum", NULL, 2, &np, NULL, 0, &nr), "`params` is NULL");
+    expect_error(wt_instance_export_type(shared, "sum", NULL, 0, NULL, NULL, 0, &nr), "NULL");
+    expect_error(wt_instance_export_type(NULL, "sum", NULL, 0, &np, NULL, 0, &nr), "NULL");
+    CHECK(wt_instance_export_count(NULL) == 0 && wt_instance_export_name(NULL, 0) == NULL);
+
     /* Misuse leaves the instance alive. */
     wt_val_t r;
     err = wt_instance_call(shared, "nope", NULL, 0, &r, 1, NULL);
