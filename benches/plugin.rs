@@ -263,6 +263,13 @@ fn wt_add(_: &Plain) -> Figure {
     wt_calls(1_000_000, "add", |i| vec![I32(i as i32), I32(1)])
 }
 
+fn wt_typed_add(_: &Plain) -> Figure {
+    let add = wt().typed::<(i32, i32), i32>("add").unwrap();
+    per_op(1_000_000, |i| {
+        black_box(add.call((i as i32, 1)).unwrap());
+    })
+}
+
 fn wt_export_with_host_call(_: &Plain) -> Figure {
     use wasithreads::Val::I64;
     wt_calls(500_000, "call_host_add", |i| vec![I64(i as i64), I64(1)])
@@ -441,6 +448,12 @@ const CASES: &[Case] = &[
         name: "wasithreads add(i32, i32): Instance::call_into",
         host: Host::FuncNew,
         run: wt_add,
+        ratio_to: Some("add(i32, i32): Func::call"),
+    },
+    Case {
+        name: "wasithreads add(i32, i32): TypedExport::call",
+        host: Host::FuncNew,
+        run: wt_typed_add,
         ratio_to: Some("add(i32, i32): Func::call"),
     },
     Case {

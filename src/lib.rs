@@ -63,8 +63,11 @@ pub use engine::{Engine, EngineConfig};
 pub use error::{os_errno, ErrorKind};
 pub use exit::{ExitKind, RunExit, ThreadExit};
 pub use hooks::{DiagnosticCallback, Hooks, ThreadExitCallback, ThreadStartCallback, MAX_DIAGNOSTICS};
-pub use hostfunc::{Caller, FuncType, HostCallback, HostFunc, Val, ValKind};
-pub use instance::{CallMode, Instance, InstanceEnded};
+pub use hostfunc::{
+    Caller, FuncType, HostCallback, HostFunc, HostResults, IntoHostFunc, Val, ValKind, WasmList, WasmTy, WithCaller,
+    WithoutCaller,
+};
+pub use instance::{CallMode, Instance, InstanceEnded, TypedExport};
 pub use limits::Limits;
 pub use module::Module;
 pub use run::Run;

@@ -12,6 +12,7 @@
 
 mod deadline;
 mod stack;
+mod typed;
 mod worker;
 
 use std::collections::HashMap;
@@ -28,6 +29,7 @@ use crate::hostfunc::{check_vals, ArgsOf, Caller, CallerMemory, FuncType, Val, V
 use crate::launch::{launch, Launch};
 use crate::module::Module;
 use crate::run::Run;
+pub use typed::TypedExport;
 use worker::{Callee, Main, NoWorker, Worker, Workers};
 
 /// The error of a call (or of [`Instance::new`]) because the instance ended; its
@@ -204,6 +206,12 @@ impl Instance {
                 format!("`{name}` gives {} results, room for {} was given", export.ty.results.len(), results.len()),
             ));
         }
+        self.call_export(export, name, args, results)
+    }
+
+    /// Calls `export` (named `name`) with `args` of its parameter types, writing its
+    /// results to `results`, which holds as many as it gives.
+    fn call_export(&self, export: &Export, name: &str, args: &[Val], results: &mut [Val]) -> Result<()> {
         stack::check(self.wasm_stack)?;
         let group = self.run.group();
         let _watch = match &self.deadlines {

@@ -313,3 +313,106 @@ fn a_thread_stuck_in_a_host_function_is_reported_by_name() {
     let said = said.lock();
     assert!(said.iter().any(|m| m.contains("0 (inside host function `env::stall`)")), "{said:?}");
 }
+
+/// Imports and exports of every number type, for the typed Rust API.
+const TYPED: &str = r#"(module
+  (import "env" "mix" (func $mix (param i32 i64 f32 f64) (result f64)))
+  (import "env" "split" (func $split (param i64) (result i32 i32)))
+  (import "env" "check" (func $check (param i32)))
+  (memory (export "memory") 1)
+  (func (export "mix") (param i32 i64 f32 f64) (result f64)
+    (call $mix (local.get 0) (local.get 1) (local.get 2) (local.get 3)))
+  (func (export "split") (param i64) (result i32 i32) (call $split (local.get 0)))
+  (func (export "check") (param i32) (call $check (local.get 0)))
+  (func (export "half") (param i32) (result i32) (i32.shr_u (local.get 0) (i32.const 1))))"#;
+
+#[test]
+fn typed_host_functions_and_typed_calls_check_types_once() {
+    let mut config = RunConfig::default();
+    let mix = HostFunc::wrap("env", "mix", |a: i32, b: i64, c: f32, d: f64| -> anyhow::Result<f64> {
+        anyhow::ensure!(b == 7, "b is {b}");
+        Ok(f64::from(a) + f64::from(c) + d)
+    });
+    let split = HostFunc::wrap("env", "split", |_: &mut wasithreads::Caller<'_>, x: u64| {
+        (u32::try_from(x >> 32).unwrap(), u32::try_from(x & 0xffff_ffff).unwrap())
+    });
+    let check = HostFunc::wrap("env", "check", |c: &mut wasithreads::Caller<'_>, x: i32| -> anyhow::Result<()> {
+        anyhow::ensure!(x > 0, "x is {x} on thread {}", c.tid());
+        Ok(())
+    });
+    assert_eq!(mix.ty.to_string(), "(i32, i64, f32, f64) -> f64");
+    assert_eq!(split.ty.to_string(), "(i64) -> (i32, i32)");
+    assert_eq!(check.ty.to_string(), "(i32) -> ()");
+    config.imports.extend([mix, split, check]);
+    let e = engine();
+    let inst = Instance::new(&load(&e, TYPED), &config).unwrap();
+
+    let mix = inst.typed::<(i32, i64, f32, f64), f64>("mix").unwrap();
+    assert_eq!(mix.call((1, 7, 0.5, 2.0)).unwrap(), 3.5);
+    let split = inst.typed::<u64, (u32, u32)>("split").unwrap();
+    assert_eq!(split.call(0xffff_fffe_0000_0002).unwrap(), (0xffff_fffe, 2));
+    let half = inst.typed::<u32, u32>("half").unwrap();
+    assert_eq!(half.call(0xffff_fffe).unwrap(), 0x7fff_ffff, "u32 is an i32 read as unsigned");
+    assert_eq!(inst.typed::<i32, i32>("half").unwrap().call(-2).unwrap(), 0x7fff_ffff);
+    let check = inst.typed::<i32, ()>("check").unwrap();
+    check.call(5).unwrap();
+
+    // Wrong types or names are misuse, found before any call, and the instance lives on.
+    for (err, needle) in [
+        (inst.typed::<i32, i32>("mix").err().unwrap(), "`mix` is (i32, i64, f32, f64) -> f64, not (i32) -> i32"),
+        (inst.typed::<u64, (u32, u32, u32)>("split").err().unwrap(), "not (i64) -> (i32, i32, i32)"),
+        (inst.typed::<(), ()>("nope").err().unwrap(), "no callable export `nope`"),
+        (inst.typed::<(), ()>("memory").err().unwrap(), "no callable export `memory`"),
+    ] {
+        assert_eq!(ErrorKind::of(&err), ErrorKind::Misuse, "{err:#}");
+        assert!(format!("{err:#}").contains(needle), "{err:#}");
+    }
+    assert_eq!(mix.call((2, 7, 0.25, 0.0)).unwrap(), 2.25);
+
+    // A host function's `Err` traps the caller, which ends the instance.
+    let err = mix.call((1, 8, 0.0, 0.0)).unwrap_err();
+    let exit = &InstanceEnded::of(&err).unwrap().0;
+    assert_eq!(exit.kind, ExitKind::Trap);
+    assert!(exit.message.as_deref().unwrap().contains("host function `env::mix` failed: b is 8"), "{exit:?}");
+    assert_eq!(ErrorKind::of(&check.call(5).unwrap_err()), ErrorKind::Ended);
+
+    let names: Vec<&str> = inst.exports().iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, ["mix", "split", "check", "half"], "callable exports in the module's order");
+}
+
+#[test]
+fn a_typed_export_is_shared_by_host_threads_calling_in_parallel() {
+    let e = engine();
+    let m = load(&e, include_str!("../guests/wat/plugin.wat"));
+    let mut config = RunConfig::default();
+    config.imports.push(HostFunc::wrap("env", "twice", |x: i32| x * 2));
+    config.imports.push(HostFunc::wrap("env", "block", || ()));
+    let inst = Instance::new(&m, &config).unwrap();
+    assert_eq!(inst.call_mode(), CallMode::Parallel);
+    let add = inst.typed::<(i32, i32), i32>("add").unwrap();
+    let twice_plus = inst.typed::<i32, i32>("twice_plus").unwrap();
+    let whoami = inst.typed::<(), i32>("whoami").unwrap();
+    // All four host threads live until each has asked which guest thread it calls on.
+    let all_asked = std::sync::Barrier::new(4);
+    let tids: Vec<i32> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..4)
+            .map(|t| {
+                let (add, twice_plus, whoami, all_asked) = (&add, &twice_plus, &whoami, &all_asked);
+                s.spawn(move || {
+                    for i in 0..1000 {
+                        assert_eq!(add.call((i, t)).unwrap(), i + t);
+                        assert_eq!(twice_plus.call(i).unwrap(), 2 * i + 1);
+                    }
+                    let tid = whoami.call(()).unwrap();
+                    all_asked.wait();
+                    tid
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    let distinct: std::collections::BTreeSet<i32> = tids.iter().copied().collect();
+    assert_eq!(distinct.len(), 4, "each living host thread calls on a guest thread of its own: {tids:?}");
+    assert!(!distinct.contains(&0), "not on the main thread: {tids:?}");
+    assert_eq!(inst.close().kind, ExitKind::Cancelled, "closed while alive");
+}

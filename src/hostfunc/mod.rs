@@ -1,5 +1,6 @@
 //! Host functions: imports a host defines for its guests ([`HostFunc`]), the values they
-//! take and give ([`Val`]), and what a call of one sees of its caller ([`Caller`]).
+//! take and give ([`Val`]), and what a call of one sees of its caller ([`Caller`]);
+//! typed ones from closures in `typed.rs`.
 //!
 //! A host function is linked into every instance of a run or an [`Instance`](crate::Instance):
 //! the main thread's, each spawned thread's, each call worker's. It runs on the guest
@@ -13,6 +14,9 @@ use std::sync::Arc;
 use anyhow::{bail, Result};
 
 use crate::wait::Signal;
+
+mod typed;
+pub use typed::{HostResults, IntoHostFunc, WasmList, WasmTy, WithCaller, WithoutCaller};
 
 /// The type of a WebAssembly value a host function or export takes or gives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
