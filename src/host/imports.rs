@@ -4,14 +4,15 @@
 //! end was reported to the host), and turns an error or a panic into a trap of the
 //! calling thread, named after the function.
 
+use std::mem::MaybeUninit;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-use wasmtime::{Extern, Linker};
+use wasmtime::{Extern, Linker, ValRaw};
 
 use crate::exit::panic_message;
 use crate::group::StoreData;
-use crate::hostfunc::{Caller, CallerMemory, HostFunc, Val, ValKind};
+use crate::hostfunc::{scratch, Caller, CallerMemory, HostFunc, Val, ValKind};
 use crate::wait::Terminated;
 
 fn wasm_type(k: ValKind) -> wasmtime::ValType {
@@ -20,27 +21,6 @@ fn wasm_type(k: ValKind) -> wasmtime::ValType {
         ValKind::I64 => wasmtime::ValType::I64,
         ValKind::F32 => wasmtime::ValType::F32,
         ValKind::F64 => wasmtime::ValType::F64,
-    }
-}
-
-/// `v` as a [`Val`]; the linker checked its type against the function's.
-fn from_wasm(v: &wasmtime::Val) -> Val {
-    match v {
-        wasmtime::Val::I32(x) => Val::I32(*x),
-        wasmtime::Val::I64(x) => Val::I64(*x),
-        wasmtime::Val::F32(x) => Val::F32(f32::from_bits(*x)),
-        wasmtime::Val::F64(x) => Val::F64(f64::from_bits(*x)),
-        // Host functions and calls only have the four number types.
-        _ => Val::I32(0),
-    }
-}
-
-fn to_wasm(v: Val) -> wasmtime::Val {
-    match v {
-        Val::I32(x) => wasmtime::Val::I32(x),
-        Val::I64(x) => wasmtime::Val::I64(x),
-        Val::F32(x) => wasmtime::Val::F32(x.to_bits()),
-        Val::F64(x) => wasmtime::Val::F64(x.to_bits()),
     }
 }
 
@@ -56,39 +36,74 @@ pub(crate) fn define(linker: &mut Linker<StoreData>, funcs: &[HostFunc]) -> anyh
         let ty = func_type(linker.engine(), &f.ty);
         let func = Arc::new(f.clone());
         let index = index as u32;
-        linker.func_new(&f.module, &f.name, ty, move |mut caller, params, results| {
-            call(&func, index, &mut caller, params, results)
-        })?;
+        // SAFETY: `call` reads the first `func.ty.params.len()` values of `raw` as the
+        // parameters of `ty`, which was made from `func.ty`, and writes the first
+        // `func.ty.results.len()` as its results, all numbers: the contract of
+        // `Func::new_unchecked` (Wasmtime sizes `raw` for the larger of the two).
+        unsafe {
+            linker.func_new_unchecked(&f.module, &f.name, ty, move |caller, raw| call(&func, index, caller, raw))
+        }?;
     }
     Ok(())
 }
 
 /// One call of host function `f` (number `index` of the run's) by the guest thread of
-/// `caller`.
+/// `caller`, with its parameters in `raw` and its results to go there.
 fn call(
     f: &HostFunc,
     index: u32,
-    caller: &mut wasmtime::Caller<'_, StoreData>,
-    params: &[wasmtime::Val],
-    results: &mut [wasmtime::Val],
+    mut caller: wasmtime::Caller<'_, StoreData>,
+    raw: &mut [MaybeUninit<ValRaw>],
 ) -> wasmtime::Result<()> {
-    let args: Vec<Val> = params.iter().map(from_wasm).collect();
-    let mut outs: Vec<Val> = f.ty.results.iter().map(|&k| Val::zero(k)).collect();
-    let group = caller.data().group.clone();
-    let tid = caller.data().tid;
-    let slot = caller.data().waiter.slot().clone();
+    let (nparams, nresults) = (f.ty.params.len(), f.ty.results.len());
+    scratch(nparams + nresults, Val::I32(0), |vals| {
+        let (args, outs) = vals.split_at_mut(nparams);
+        for ((arg, &kind), v) in args.iter_mut().zip(&f.ty.params).zip(raw.iter()) {
+            // SAFETY: Wasmtime initialised the first `nparams` values with the arguments
+            // (the contract of `Func::new_unchecked`).
+            *arg = Val::from_raw(kind, unsafe { v.assume_init_ref() });
+        }
+        for (out, &kind) in outs.iter_mut().zip(&f.ty.results) {
+            *out = Val::zero(kind);
+        }
+        // The memory the caller sees, and the store's data beside it.
+        let shared = caller.data().group.memory.is_some();
+        let export = if shared { None } else { caller.get_export("memory") };
+        match export {
+            Some(Extern::Memory(m)) => {
+                let (bytes, data) = m.data_and_store_mut(&mut caller);
+                invoke(f, index, data, CallerMemory::Unshared(bytes), args, outs)
+            }
+            _ => {
+                let data = caller.data();
+                let memory = data.group.memory.as_ref().map_or(CallerMemory::None, |m| CallerMemory::Shared(m.data()));
+                invoke(f, index, data, memory, args, outs)
+            }
+        }?;
+        for (slot, out) in raw.iter_mut().zip(outs.iter()) {
+            *slot = MaybeUninit::new(out.to_raw());
+        }
+        Ok(())
+    })
+}
+
+/// Runs `f`'s callback for the thread of `data`, which sees `memory`, through the run's
+/// callback gate, and checks the results it set.
+fn invoke(
+    f: &HostFunc,
+    index: u32,
+    data: &StoreData,
+    memory: CallerMemory<'_>,
+    args: &[Val],
+    outs: &mut [Val],
+) -> wasmtime::Result<()> {
+    let group = &data.group;
+    let slot = data.waiter.slot();
     group.teardown.signal.bail_if_ending()?;
-    let memory = match &group.memory {
-        Some(shared) => CallerMemory::Shared(shared.data()),
-        None => match caller.get_export("memory") {
-            Some(Extern::Memory(m)) => CallerMemory::Unshared(m.data_mut(&mut *caller)),
-            _ => CallerMemory::None,
-        },
-    };
-    let mut view = Caller { tid, memory, signal: &group.teardown.signal };
+    let mut view = Caller { tid: data.tid, memory, signal: &group.teardown.signal };
     let what = || format!("host function `{}::{}`", f.module, f.name);
     slot.in_host_call(Some(index));
-    let ran = group.call_host(|| catch_unwind(AssertUnwindSafe(|| (f.callback)(&mut view, &args, &mut outs))));
+    let ran = group.call_host(|| catch_unwind(AssertUnwindSafe(|| (f.callback)(&mut view, args, outs))));
     slot.in_host_call(None);
     match ran {
         // The run's end was reported to the host: no callback of it starts any more.
@@ -105,7 +120,6 @@ fn call(
         if out.kind() != kind {
             wasmtime::bail!("{} set result {i} to an {}, but it returns an {kind} there", what(), out.kind());
         }
-        results[i] = to_wasm(*out);
     }
     Ok(())
 }

@@ -57,6 +57,26 @@ impl Val {
         }
     }
 
+    /// The value as Wasmtime passes it in raw calls.
+    pub(crate) fn to_raw(self) -> wasmtime::ValRaw {
+        match self {
+            Val::I32(x) => wasmtime::ValRaw::i32(x),
+            Val::I64(x) => wasmtime::ValRaw::i64(x),
+            Val::F32(x) => wasmtime::ValRaw::f32(x.to_bits()),
+            Val::F64(x) => wasmtime::ValRaw::f64(x.to_bits()),
+        }
+    }
+
+    /// The value of type `kind` in the raw `v`.
+    pub(crate) fn from_raw(kind: ValKind, v: &wasmtime::ValRaw) -> Val {
+        match kind {
+            ValKind::I32 => Val::I32(v.get_i32()),
+            ValKind::I64 => Val::I64(v.get_i64()),
+            ValKind::F32 => Val::F32(f32::from_bits(v.get_f32())),
+            ValKind::F64 => Val::F64(f64::from_bits(v.get_f64())),
+        }
+    }
+
     /// The zero of `kind`.
     pub fn zero(kind: ValKind) -> Val {
         match kind {
@@ -65,6 +85,17 @@ impl Val {
             ValKind::F32 => Val::F32(0.0),
             ValKind::F64 => Val::F64(0.0),
         }
+    }
+}
+
+/// Runs `f` on `n` copies of `zero`: on the stack for the few values calls pass, so a
+/// call allocates nothing.
+pub(crate) fn scratch<T: Copy, R>(n: usize, zero: T, f: impl FnOnce(&mut [T]) -> R) -> R {
+    const INLINE: usize = 16;
+    if n <= INLINE {
+        f(&mut [zero; INLINE][..n])
+    } else {
+        f(&mut vec![zero; n])
     }
 }
 

@@ -25,7 +25,7 @@ use wasmtime::{ExternType, ValRaw};
 use crate::config::RunConfig;
 use crate::error::{error, ErrorKind, ResultKind};
 use crate::exit::RunExit;
-use crate::hostfunc::{check_vals, ArgsOf, Caller, CallerMemory, FuncType, Val, ValKind};
+use crate::hostfunc::{check_vals, scratch, ArgsOf, Caller, CallerMemory, FuncType, Val};
 use crate::launch::{launch, Launch};
 use crate::module::Module;
 use crate::run::Run;
@@ -329,26 +329,6 @@ impl Instance {
 }
 
 /// The most parameters or results a call passes on the stack; more take a heap buffer.
-const INLINE_VALS: usize = 16;
-
-fn raw(v: Val) -> ValRaw {
-    match v {
-        Val::I32(x) => ValRaw::i32(x),
-        Val::I64(x) => ValRaw::i64(x),
-        Val::F32(x) => ValRaw::f32(x.to_bits()),
-        Val::F64(x) => ValRaw::f64(x.to_bits()),
-    }
-}
-
-fn cooked(kind: ValKind, v: &ValRaw) -> Val {
-    match kind {
-        ValKind::I32 => Val::I32(v.get_i32()),
-        ValKind::I64 => Val::I64(v.get_i64()),
-        ValKind::F32 => Val::F32(f32::from_bits(v.get_f32())),
-        ValKind::F64 => Val::F64(f64::from_bits(v.get_f64())),
-    }
-}
-
 /// Calls `export` (named `name`) on thread `tid`'s `callee`, with `args` already checked
 /// against its type; on failure ends the instance (a trap or `proc_exit` of this call)
 /// and gives its first exit.
@@ -365,32 +345,24 @@ fn call_on(
         return Err(group.ended_exit());
     };
     group.enter_call(tid)?;
-    let n = args.len().max(results.len());
-    let mut inline = [ValRaw::i32(0); INLINE_VALS];
-    let mut heap = Vec::new();
-    let buf: &mut [ValRaw] = if n <= INLINE_VALS {
-        &mut inline[..n]
-    } else {
-        heap.resize(n, ValRaw::i32(0));
-        &mut heap
-    };
-    for (slot, &a) in buf.iter_mut().zip(args) {
-        *slot = raw(a);
-    }
-    // SAFETY: `func` is an export of `callee`'s instance, in `callee.store`; `buf` holds
-    // the arguments, each of the type the export declares (checked by `Instance::checked`
-    // against the module's own export type), and has room for every result; they are
-    // numbers only (no references); the call is synchronous.
-    let done = unsafe { func.call_unchecked(&mut callee.store, buf as *mut [ValRaw]) };
-    let outcome = match done {
-        Ok(()) => {
-            for ((out, &kind), v) in results.iter_mut().zip(&export.ty.results).zip(buf.iter()) {
-                *out = cooked(kind, v);
-            }
-            Ok(())
+    let outcome = scratch(args.len().max(results.len()), ValRaw::i32(0), |buf| {
+        for (slot, &a) in buf.iter_mut().zip(args) {
+            *slot = a.to_raw();
         }
-        Err(e) => Err(group.call_failed(tid, &e)),
-    };
+        // SAFETY: `func` is an export of `callee`'s instance, in `callee.store`; `buf` holds
+        // the arguments, each of the type the export declares (checked by `Instance::checked`
+        // or `Instance::typed` against the module's own export type), and has room for
+        // every result; they are numbers only (no references); the call is synchronous.
+        match unsafe { func.call_unchecked(&mut callee.store, buf as *mut [ValRaw]) } {
+            Ok(()) => {
+                for ((out, &kind), v) in results.iter_mut().zip(&export.ty.results).zip(buf.iter()) {
+                    *out = Val::from_raw(kind, v);
+                }
+                Ok(())
+            }
+            Err(e) => Err(group.call_failed(tid, &e)),
+        }
+    });
     group.leave_call(tid);
     outcome
 }

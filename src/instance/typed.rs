@@ -7,10 +7,7 @@ use anyhow::Result;
 
 use super::{Export, Instance};
 use crate::error::{error, ErrorKind};
-use crate::hostfunc::{FuncType, Val, WasmList};
-
-/// The most parameters or results a typed call passes without allocating.
-const INLINE: usize = 8;
+use crate::hostfunc::{scratch, FuncType, Val, WasmList};
 
 /// Export `name` of an [`Instance`], checked to take `P` and give `R` (see
 /// [`Instance::typed`]). Calls may come from any host thread, as [`Instance::call`]s.
@@ -50,18 +47,13 @@ impl<P: WasmList, R: WasmList> TypedExport<'_, P, R> {
     /// Calls the export with `params` and returns its results. Errors as
     /// [`Instance::call_into`]'s, but for misuse, which [`Instance::typed`] ruled out.
     pub fn call(&self, params: P) -> Result<R> {
-        let mut inline = [Val::I32(0); 2 * INLINE];
-        let mut heap = Vec::new();
-        let buf = if P::LEN <= INLINE && R::LEN <= INLINE {
-            &mut inline[..P::LEN + R::LEN]
-        } else {
-            heap.resize(P::LEN + R::LEN, Val::I32(0));
-            &mut heap[..]
-        };
-        let (args, results) = buf.split_at_mut(P::LEN);
-        params.write(args);
-        self.instance.call_export(self.export, self.name, args, results)?;
-        R::read(results).ok_or_else(|| error(ErrorKind::Other, format!("`{}` gave results of other types", self.name)))
+        scratch(P::LEN + R::LEN, Val::I32(0), |buf| {
+            let (args, results) = buf.split_at_mut(P::LEN);
+            params.write(args);
+            self.instance.call_export(self.export, self.name, args, results)?;
+            R::read(results)
+                .ok_or_else(|| error(ErrorKind::Other, format!("`{}` gave results of other types", self.name)))
+        })
     }
 
     /// The export's name.
