@@ -1124,7 +1124,11 @@ void wt_run_config_set_teardown_grace_ms(wt_run_config_t *config, uint64_t grace
  * fails if it cannot be); the dump is written to a new file there (mode 0600) and renamed
  * to `path`, so a symlink or FIFO a guest put at `path` is replaced, never written
  * through. A failure to write does not change the run's result; it is reported through
- * the diagnostic callback. Returns NULL on success, else an error (config unchanged).
+ * the diagnostic callback. An instance (`wt_instance_new`) that ends by a trap writes
+ * one the same way when it is closed, with one difference: when the trap was in an
+ * export call, that thread's private memories (a module without a shared memory) are
+ * left out, since its store stays with the instance for `wt_instance_memory_read`.
+ * Returns NULL on success, else an error (config unchanged).
  */
 wt_error_t *wt_run_config_set_coredump_path(wt_run_config_t *config, const char *path);
 

@@ -125,6 +125,18 @@ impl Recorder {
     }
 }
 
+/// The core dump Wasmtime attached to `err`, if any, and the stack of the thread that
+/// failed with it, in the user's offsets.
+fn stack_of<'e>(err: &'e wasmtime::Error, offsets: &OffsetMap) -> (Option<&'e WasmCoreDump>, Vec<Frame>) {
+    let dump = err.downcast_ref::<WasmCoreDump>();
+    let frames = match (dump, err.downcast_ref::<WasmBacktrace>()) {
+        (Some(d), _) => d.frames(),
+        (None, Some(bt)) => bt.frames(),
+        (None, None) => &[],
+    };
+    (dump, crate::trace::frames(frames, offsets))
+}
+
 impl Recorder {
     /// Keeps what the dump needs of thread `tid`, which stopped with `err`: its stack
     /// and, when its trap ended the run (`ended_run`), the globals of its `store` and the
@@ -138,13 +150,7 @@ impl Recorder {
         ended_run: bool,
         offsets: &OffsetMap,
     ) -> Option<Store<T>> {
-        let dump = err.downcast_ref::<WasmCoreDump>();
-        let frames = match (dump, err.downcast_ref::<WasmBacktrace>()) {
-            (Some(d), _) => d.frames(),
-            (None, Some(bt)) => bt.frames(),
-            (None, None) => &[],
-        };
-        let frames = crate::trace::frames(frames, offsets);
+        let (dump, frames) = stack_of(err, offsets);
         let mut parts = self.parts.lock();
         if parts.closed {
             return Some(store);
@@ -159,6 +165,29 @@ impl Recorder {
                 None
             }
             _ => Some(store),
+        }
+    }
+
+    /// Like [`Recorder::keep`] for a store that stays with its owner (an instance's
+    /// call thread or main thread, which the host may still read): its stack and, when
+    /// its trap ended the run, its globals, but not its private memories, which the
+    /// dump then leaves out.
+    pub(crate) fn keep_borrowed<T>(
+        &self,
+        tid: i32,
+        store: &mut Store<T>,
+        err: &wasmtime::Error,
+        ended_run: bool,
+        offsets: &OffsetMap,
+    ) {
+        let (dump, frames) = stack_of(err, offsets);
+        let mut parts = self.parts.lock();
+        if parts.closed {
+            return;
+        }
+        parts.stacks.insert(tid, frames);
+        if let (Some(d), true) = (dump, ended_run) {
+            parts.trapped = Some(Private { globals: globals(d, store), memories: None });
         }
     }
 

@@ -88,19 +88,23 @@ impl Group {
         self.life.first_exit().unwrap_or_else(|| RunExit::host(crate::exit::ExitKind::Cancelled))
     }
 
-    /// Ends the instance for a call of thread `tid` that failed with `err` (a trap, a
-    /// `proc_exit`, or a stop because the instance is ending) and gives the instance's
-    /// first exit.
-    pub(crate) fn call_failed(&self, tid: i32, err: &wasmtime::Error) -> RunExit {
+    /// Ends the instance for a call of thread `tid` (in `store`) that failed with `err`
+    /// (a trap, a `proc_exit`, or a stop because the instance is ending) and gives the
+    /// instance's first exit. A trap goes to the core dump, if the config asks for one:
+    /// the thread's stack, and its globals when its trap ended the instance (the store
+    /// stays with the instance, so its private memories are left out).
+    pub(crate) fn call_failed(&self, tid: i32, store: &mut Store<StoreData>, err: &wasmtime::Error) -> RunExit {
         let stopped = err.is::<Terminated>() || self.teardown.is_interruption(err.downcast_ref::<Trap>());
         if !stopped {
             let exit = match err.downcast_ref::<I32Exit>() {
                 Some(code) => RunExit::code(tid, code.0),
                 None => RunExit::trap(tid, trap_message(self, err)),
             };
-            // An instance's stores stay with it (its workers, its main thread), so an
-            // instance's trap writes no core dump: the recorder needs the trapping store.
+            let trapped = exit.kind == crate::exit::ExitKind::Trap;
             self.finish(exit);
+            if let (Some(rec), true) = (&self.coredump, trapped) {
+                rec.keep_borrowed(tid, store, err, self.life.ended_by_trap_of(tid), &self.program.offsets);
+            }
         }
         self.ended_exit()
     }

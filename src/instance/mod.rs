@@ -136,7 +136,7 @@ impl Instance {
         let instance = match made {
             Ok(i) => i,
             Err(e) => {
-                let exit = group.call_failed(0, &e);
+                let exit = group.call_failed(0, &mut store, &e);
                 drop(run);
                 return Err(ended(exit).context("initialising the instance"));
             }
@@ -360,7 +360,7 @@ fn call_on(
                 }
                 Ok(())
             }
-            Err(e) => Err(group.call_failed(tid, &e)),
+            Err(e) => Err(group.call_failed(tid, &mut callee.store, &e)),
         }
     });
     group.leave_call(tid);

@@ -189,7 +189,7 @@ pub(crate) fn adopt(group: &Arc<Group>, main: &Mutex<Main>) -> Result<Worker, No
         let created = match created {
             Ok(r) => r,
             Err(e) => {
-                let exit = group.call_failed(0, &e);
+                let exit = group.call_failed(0, store, &e);
                 group.leave_call(0);
                 return Err(NoWorker::Ended(exit));
             }
@@ -225,7 +225,7 @@ pub(crate) fn adopt(group: &Arc<Group>, main: &Mutex<Main>) -> Result<Worker, No
             ErrorKind::Other,
             "the adopted thread's `wasi_thread_start` returned without starting it",
         ))),
-        Ok((_, Err(e))) | Err(e) => Err(NoWorker::Ended(group.call_failed(tid, &e))),
+        Ok((_, Err(e))) | Err(e) => Err(NoWorker::Ended(group.call_failed(tid, &mut store, &e))),
     };
     group.leave_call(tid);
     result

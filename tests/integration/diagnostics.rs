@@ -265,7 +265,7 @@ const TRAP_WITH_A_WAITER: &str = r#"(module
     (call $boom)))"#;
 
 /// A `corestack` section's thread name and frames (funcidx, codeoffset).
-fn corestack(data: &[u8]) -> (String, Vec<(u32, u32)>) {
+pub(crate) fn corestack(data: &[u8]) -> (String, Vec<(u32, u32)>) {
     let mut r = wasmparser::BinaryReader::new(data, 0);
     assert_eq!(r.read_u8().unwrap(), 0);
     let name = r.read_string().unwrap().to_string();

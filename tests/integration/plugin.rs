@@ -416,3 +416,49 @@ fn a_typed_export_is_shared_by_host_threads_calling_in_parallel() {
     assert!(!distinct.contains(&0), "not on the main thread: {tids:?}");
     assert_eq!(inst.close().kind, ExitKind::Cancelled, "closed while alive");
 }
+
+/// A trap in an export call writes the config's core dump, as a run's trap does: the
+/// trapping call thread's stack first (with the spawned and call threads' stacks),
+/// its globals, and the shared memory.
+#[test]
+fn a_trap_in_a_call_writes_the_core_dump() {
+    use wasmparser::{Parser, Payload};
+    let e = engine();
+    let m = load(&e, include_str!("../guests/wat/plugin.wat"));
+    let path = crate::common::temp_dir("instance-coredump").join("core.wasm");
+    let mut config = RunConfig { coredump_path: Some(path.clone()), ..RunConfig::default() };
+    config.imports.push(HostFunc::wrap("env", "twice", |x: i32| x * 2));
+    config.imports.push(HostFunc::wrap("env", "block", || ()));
+    let inst = Instance::new(&m, &config).unwrap();
+    let whoami = inst.typed::<(), i32>("whoami").unwrap();
+    let tid = whoami.call(()).unwrap();
+    assert!(tid > 0, "a call thread of its own");
+    inst.write(4096, &0x1122_3344_5566_7788u64.to_le_bytes()).unwrap();
+    let err = inst.typed::<(), ()>("boom").unwrap().call(()).unwrap_err();
+    assert_eq!(InstanceEnded::of(&err).unwrap().0.tid, tid);
+    assert_eq!(inst.close().kind, ExitKind::Trap);
+
+    let dump = std::fs::read(&path).expect("the core dump was written");
+    wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all()).validate_all(&dump).unwrap();
+    let (mut stacks, mut globals, mut shared, mut marker) = (Vec::new(), 0, false, false);
+    for payload in Parser::new(0).parse_all(&dump) {
+        match payload.unwrap() {
+            Payload::CustomSection(s) if s.name() == "corestack" => {
+                stacks.push(super::diagnostics::corestack(s.data()));
+            }
+            Payload::GlobalSection(r) => globals = r.count(),
+            Payload::MemorySection(r) => shared = r.into_iter().any(|m| m.unwrap().shared),
+            Payload::DataSection(r) => {
+                marker |= r.into_iter().any(|d| {
+                    let d = d.unwrap();
+                    d.data.windows(8).any(|w| w == 0x1122_3344_5566_7788u64.to_le_bytes())
+                });
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(stacks[0].0, format!("thread {tid}"), "the trapping call thread first: {stacks:?}");
+    assert!(!stacks[0].1.is_empty(), "with its frames: {stacks:?}");
+    assert!(globals >= 2, "the trapping thread's globals ($__stack_pointer, $tid): {globals}");
+    assert!(shared && marker, "the shared memory, with what the host wrote");
+}
