@@ -506,7 +506,10 @@ typedef void (*wt_output_callback_t)(void *user_data, int32_t tid, const uint8_t
  * main thread (tid 0) before its instance is made (so before the module's start
  * function), for a spawned thread after its instance is made and before
  * `wasi_thread_start` — a spawn that fails never calls it. Every tid it is called for
- * gets exactly one thread-exit callback. `user_data` must be safe to use from any thread.
+ * gets exactly one thread-exit callback. For an instance (`wt_instance_new`) it is
+ * called for the threads the guest spawns only: the main thread and the guest threads
+ * of host threads that call exports run on the host's own threads, whose start and end
+ * the host knows. `user_data` must be safe to use from any thread.
  * It may call `wt_run_cancel` on its own run; waiting for or freeing that run there is
  * refused or deferred (see "Threads" at the top).
  */

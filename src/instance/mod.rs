@@ -328,7 +328,6 @@ impl Instance {
     }
 }
 
-/// The most parameters or results a call passes on the stack; more take a heap buffer.
 /// Calls `export` (named `name`) on thread `tid`'s `callee`, with `args` already checked
 /// against its type; on failure ends the instance (a trap or `proc_exit` of this call)
 /// and gives its first exit.
