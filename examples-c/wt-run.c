@@ -13,6 +13,10 @@
  * Compiled modules are kept in an on-disk cache (see "The compile cache" below), so a
  * module is compiled once, not on every run.
  *
+ * With --invoke NAME, wt-run instantiates the module instead (its `_initialize` runs,
+ * `_start` does not), calls the export NAME with ARGS parsed by the export's type, and
+ * prints the results one a line, as Wasmtime 46's `wasmtime run --invoke` did.
+ *
  * Exit status: the guest's exit code when it is 0..255 (any other code, which a process
  * status cannot carry, is reported on stderr and gives 1, never 0); 134 if a guest thread
  * trapped (message and wasm backtrace on stderr); 124 on timeout; 2 for bad usage; 1 if
@@ -25,16 +29,20 @@
 #define _GNU_SOURCE /* dladdr, asprintf */
 #endif
 #include <dirent.h>
+#include <ctype.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -45,10 +53,19 @@
 
 static const char USAGE[] =
     "usage: wt-run [run] [OPTIONS] [--] MODULE.wasm [ARGS...]\n"
+    "       wt-run [run] [OPTIONS] --invoke NAME [--] MODULE.wasm [ARGS...]\n"
     "\n"
     "Runs a WebAssembly module (binary or WAT) that may use wasi-threads.\n"
     "\n"
     "options:\n"
+    "  --invoke NAME        instead of running _start, instantiate the module (running its\n"
+    "                       _initialize, if any), call its exported function NAME with ARGS\n"
+    "                       (as many as it takes; i32/i64 in decimal or 0x hex, f32/f64 as\n"
+    "                       1.5, 2e-3, inf, nan) and print its results, one a line, as\n"
+    "                       Wasmtime 46's --invoke does. A trap, proc_exit or timeout ends\n"
+    "                       it as it ends a run; a missing export or wrong arguments are\n"
+    "                       bad usage (the callable exports and types are listed). wt-run\n"
+    "                       defines no host functions: a module importing any fails\n"
     "  --dir HOST::GUEST    give the guest the host directory HOST as GUEST (read-write);\n"
     "                       --dir DIR alone maps DIR to the same path\n"
     "  --dir-ro HOST::GUEST the same, read-only\n"
@@ -713,9 +730,281 @@ static void report_stops(int print) {
 
 /* Reports and frees an error; returns 1. */
 static int fail(const char *what, wt_error_t *err) {
-    fprintf(stderr, "wt-run: %s: %s\n", what, wt_error_message(err));
+    const char *message = wt_error_message(err);
+    fprintf(stderr, "wt-run: %s: %s\n", what, message);
+    if (wt_error_kind(err) == WT_ERROR_LINK && strstr(message, "unknown import"))
+        fprintf(stderr, "wt-run: wt-run defines no host functions (nor does Wasmtime's `wasmtime run`): a module "
+                        "that imports any cannot run here; embed it with the library instead\n");
     wt_error_free(err);
     return 1;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * --invoke NAME [ARGS...]: instantiate (the module's `_initialize` runs, `_start` does
+ * not), call the export NAME with ARGS parsed by its type, print its results one a line,
+ * as Wasmtime 46's `wasmtime run --invoke` does.
+ */
+
+static const char *kind_name(wt_valkind_t k) {
+    switch (k) {
+    case WT_I32: return "i32";
+    case WT_I64: return "i64";
+    case WT_F32: return "f32";
+    case WT_F64: return "f64";
+    }
+    return "?";
+}
+
+/* Writes export `name`'s type as "(i32, i32) -> i32" to `out`; 0, or -1 if there is no
+ * such callable export. */
+static int export_signature(const wt_instance_t *inst, const char *name, char *out, size_t size) {
+    wt_valkind_t params[64], results[64];
+    size_t np = 0, nr = 0;
+    wt_error_t *err = wt_instance_export_type(inst, name, params, 64, &np, results, 64, &nr);
+    if (err) {
+        wt_error_free(err);
+        return -1;
+    }
+    size_t len = 0;
+    len += (size_t)snprintf(out + len, size - len, "(");
+    for (size_t k = 0; k < np && k < 64 && len < size; k++)
+        len += (size_t)snprintf(out + len, size - len, "%s%s", k ? ", " : "", kind_name(params[k]));
+    if (np > 64 && len < size) len += (size_t)snprintf(out + len, size - len, ", ...");
+    if (len < size) len += (size_t)snprintf(out + len, size - len, ") -> %s", nr == 1 ? "" : "(");
+    for (size_t k = 0; k < nr && k < 64 && len < size; k++)
+        len += (size_t)snprintf(out + len, size - len, "%s%s", k ? ", " : "", kind_name(results[k]));
+    if (nr != 1 && len < size) snprintf(out + len, size - len, "%s)", nr > 64 ? ", ..." : "");
+    return 0;
+}
+
+/* Lists the exports --invoke can call, with their types, on stderr. */
+static void list_exports(const wt_instance_t *inst) {
+    size_t n = wt_instance_export_count(inst);
+    if (n == 0) {
+        fprintf(stderr, "wt-run: the module exports no function --invoke can call\n");
+        return;
+    }
+    fprintf(stderr, "wt-run: the functions --invoke can call:\n");
+    for (size_t k = 0; k < n; k++) {
+        const char *name = wt_instance_export_name(inst, k);
+        char sig[512];
+        if (name && export_signature(inst, name, sig, sizeof sig) == 0) fprintf(stderr, "  %s %s\n", name, sig);
+    }
+}
+
+/* Parses an integer argument as Wasmtime 46 does: decimal with an optional sign, or
+ * hexadecimal after 0x/0X (no sign), within [min, max]. Returns 0 on success. */
+static int parse_int_arg(const char *s, long long min, long long max, long long *out) {
+    int hex = s[0] == '0' && (s[1] == 'x' || s[1] == 'X');
+    const char *digits = hex ? s + 2 : s + (s[0] == '+' || s[0] == '-');
+    if (!*digits) return -1;
+    for (const char *p = digits; *p; p++)
+        if (!(hex ? (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') || (*p >= 'A' && *p <= 'F')
+                  : (*p >= '0' && *p <= '9')))
+            return -1;
+    errno = 0;
+    long long v;
+    if (hex) {
+        unsigned long long u = strtoull(digits, NULL, 16);
+        if (errno || u > (unsigned long long)max) return -1;
+        v = (long long)u;
+    } else {
+        v = strtoll(s, NULL, 10);
+        if (errno || v < min || v > max) return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Parses a float argument as Rust's (so Wasmtime 46's) f32/f64 parsing does: an optional
+ * sign, then `inf`, `infinity` or `nan` in any case, or decimal digits with an optional
+ * point and exponent. Returns 0 on success. */
+static int parse_float_arg(const char *s, int f32, double *out) {
+    const char *p = s + (s[0] == '+' || s[0] == '-');
+    if (!strcasecmp(p, "inf") || !strcasecmp(p, "infinity") || !strcasecmp(p, "nan")) {
+        *out = tolower((unsigned char)p[0]) == 'n' ? NAN : (s[0] == '-' ? -INFINITY : INFINITY);
+        return 0;
+    }
+    size_t before = strspn(p, "0123456789"), after = 0;
+    const char *q = p + before;
+    if (*q == '.') {
+        after = strspn(q + 1, "0123456789");
+        q += 1 + after;
+    }
+    if (before + after == 0) return -1;
+    if (*q == 'e' || *q == 'E') {
+        q++;
+        q += *q == '+' || *q == '-';
+        size_t exp = strspn(q, "0123456789");
+        if (!exp) return -1;
+        q += exp;
+    }
+    if (*q) return -1;
+    /* strtof/strtod round correctly; out of range gives +-inf, as Rust's parse does. */
+    *out = f32 ? (double)strtof(s, NULL) : strtod(s, NULL);
+    return 0;
+}
+
+/* Prints a float as Rust's `Display` (so Wasmtime 46) does: the shortest digits that read
+ * back as the same value, positional (never an exponent); `NaN`, `inf`, `-inf`, `-0`. */
+static void print_float(double v, int f32) {
+    if (isnan(v)) {
+        puts("NaN");
+        return;
+    }
+    if (isinf(v)) {
+        puts(v < 0 ? "-inf" : "inf");
+        return;
+    }
+    char e[64];
+    for (int prec = 0; prec < 17; prec++) {
+        snprintf(e, sizeof e, "%.*e", prec, v);
+        if (f32 ? strtof(e, NULL) == (float)v : strtod(e, NULL) == v) break;
+    }
+    /* e is "[-]D[.DDD]e[+-]XX": its digits and the exponent of the first one. */
+    char digits[32];
+    size_t n = 0;
+    const char *p = e + (e[0] == '-');
+    for (; *p != 'e'; p++)
+        if (*p != '.') digits[n++] = *p;
+    while (n > 1 && digits[n - 1] == '0') n--;
+    long exp = strtol(p + 1, NULL, 10);
+    if (e[0] == '-') putchar('-');
+    if (exp < 0) {
+        fputs("0.", stdout);
+        for (long k = 0; k < -exp - 1; k++) putchar('0');
+        fwrite(digits, 1, n, stdout);
+    } else if ((size_t)exp + 1 >= n) {
+        fwrite(digits, 1, n, stdout);
+        for (size_t k = n; k < (size_t)exp + 1; k++) putchar('0');
+    } else {
+        fwrite(digits, 1, (size_t)exp + 1, stdout);
+        putchar('.');
+        fwrite(digits + exp + 1, 1, n - (size_t)exp - 1, stdout);
+    }
+    putchar('\n');
+}
+
+/* The exit status and message of an ended run or instance, as a run reports them. */
+static int report_exit(const wt_exit_t *how) {
+    fflush(stdout);
+    switch (how->kind) {
+    case WT_EXIT_CODE:
+        if (how->code < 0 || how->code > 255) {
+            fprintf(stderr, "wt-run: the guest exited with code %d, which is not a process exit status\n", how->code);
+            return 1;
+        }
+        return how->code;
+    case WT_EXIT_TRAP:
+        fprintf(stderr, "wt-run: guest thread %d trapped: %s\n", how->tid, how->message ? how->message : "");
+        return 134;
+    case WT_EXIT_TIMEOUT:
+        fprintf(stderr, "wt-run: timed out\n");
+        return 124;
+    case WT_EXIT_CANCELLED: return 130;
+    }
+    return 1;
+}
+
+/* Instantiates the module, calls `name` with `args` and prints its results. Returns the
+ * exit status. */
+static int invoke(const wt_engine_t *engine, const wt_module_t *module, const wt_run_config_t *config,
+                  const char *name, char **args, int nargs) {
+    wt_instance_t *inst = NULL;
+    wt_error_t *err = wt_instance_new(engine, module, config, &inst);
+    if (err) {
+        int status = fail("instantiating the module", err);
+        report_stops(1);
+        return status;
+    }
+    int status = 2;
+    wt_val_t *vals = NULL, *results = NULL;
+    wt_valkind_t params[64], kinds[64];
+    size_t np = 0, nr = 0;
+    char sig[512];
+    err = wt_instance_export_type(inst, name, params, 64, &np, kinds, 64, &nr);
+    if (err) {
+        wt_error_free(err);
+        fprintf(stderr, "wt-run: --invoke %s: the module exports no function %s that wt-run can call\n", name, name);
+        list_exports(inst);
+        goto out;
+    }
+    export_signature(inst, name, sig, sizeof sig);
+    if (np > 64 || nr > 64) {
+        fprintf(stderr, "wt-run: --invoke %s: %s has too many parameters or results\n", name, sig);
+        goto out;
+    }
+    if ((size_t)nargs != np) {
+        fprintf(stderr, "wt-run: --invoke %s takes %zu argument%s, %s, not %d\nTry 'wt-run --help'.\n", name, np,
+                np == 1 ? "" : "s", sig, nargs);
+        goto out;
+    }
+    vals = calloc(np + 1, sizeof *vals);
+    results = calloc(nr + 1, sizeof *results);
+    if (!vals || !results) {
+        status = 1;
+        goto out;
+    }
+    for (size_t k = 0; k < np; k++) {
+        long long v = 0;
+        double d = 0;
+        int bad;
+        vals[k].kind = params[k];
+        switch (params[k]) {
+        case WT_I32:
+            bad = parse_int_arg(args[k], INT32_MIN, INT32_MAX, &v);
+            vals[k].of.i32 = (int32_t)v;
+            break;
+        case WT_I64:
+            bad = parse_int_arg(args[k], INT64_MIN, INT64_MAX, &v);
+            vals[k].of.i64 = (int64_t)v;
+            break;
+        case WT_F32:
+            bad = parse_float_arg(args[k], 1, &d);
+            vals[k].of.f32 = (float)d;
+            break;
+        default:
+            bad = parse_float_arg(args[k], 0, &d);
+            vals[k].of.f64 = d;
+            break;
+        }
+        if (bad) {
+            fprintf(stderr, "wt-run: --invoke %s %s: argument %zu, '%s', is not an %s\nTry 'wt-run --help'.\n", name,
+                    sig, k + 1, args[k], kind_name(params[k]));
+            goto out;
+        }
+    }
+    wt_exit_t how;
+    err = wt_instance_call(inst, name, vals, np, results, nr, &how);
+    if (err && wt_error_kind(err) == WT_ERROR_ENDED) {
+        wt_error_free(err);
+        wt_instance_free(inst);
+        inst = NULL;
+        status = report_exit(&how);
+        report_stops(how.kind != WT_EXIT_CODE);
+        wt_exit_clear(&how);
+        goto out;
+    }
+    if (err) {
+        status = fail("--invoke", err);
+        goto out;
+    }
+    for (size_t k = 0; k < nr; k++) {
+        switch (results[k].kind) {
+        case WT_I32: printf("%" PRId32 "\n", results[k].of.i32); break;
+        case WT_I64: printf("%" PRId64 "\n", results[k].of.i64); break;
+        case WT_F32: print_float(results[k].of.f32, 1); break;
+        case WT_F64: print_float(results[k].of.f64, 0); break;
+        }
+    }
+    fflush(stdout);
+    status = 0;
+out:
+    free(vals);
+    free(results);
+    wt_instance_free(inst); /* ends the threads the guest left running */
+    report_stops(0);
+    return status;
 }
 
 /* Applies a --dir / --dir-ro value "HOST::GUEST" (or "DIR"). */
@@ -751,6 +1040,7 @@ struct settings {
     int listenfd;               /* --listenfd / -S listenfd */
     char *tcplisten[64];        /* --tcplisten / -S tcplisten addresses, in order (owned) */
     size_t tcplisten_len;
+    const char *invoke; /* --invoke NAME, or NULL to run _start */
 };
 
 /* Records one --tcplisten address; returns 0, or an exit status after printing why. */
@@ -801,7 +1091,6 @@ static int add_sockets(struct settings *set) {
 static const struct {
     const char *option, *instead;
 } REFUSED[] = {
-    {"--invoke", "wt-run runs a module's _start (WASI commands); calling other exports is not supported"},
     {"--mapdir", "use --dir HOST::GUEST"},
     {"--allow-precompiled", "wt-run caches compiled modules itself; give it the .wasm file"},
     {"--preload", "wt-run runs one module; linking others is not supported"},
@@ -875,7 +1164,7 @@ int main(int argc, char **argv) {
     if (!config) return 1;
     wt_run_config_set_diagnostic_callback(config, print_diagnostic, NULL);
     wt_run_config_set_thread_exit_callback(config, record_stop, NULL);
-    struct settings set = {config, SIZE_MAX, 1, NULL, 0, {NULL}, 0};
+    struct settings set = {config, SIZE_MAX, 1, NULL, 0, {NULL}, 0, NULL};
     struct cache cache = {0};
     int status = 2;
     int i = 1;
@@ -929,7 +1218,8 @@ int main(int argc, char **argv) {
         }
         static const char *const WITH_VALUE[] = {
             "--dir",      "--dir-ro",         "--env",       "--max-threads", "--timeout-ms", "--max-memory",
-            "--max-fds",  "--coredump",       "--max-wasm-stack", "--cache-dir", "--tcplisten", "-W", "-S", "-C",
+            "--max-fds",  "--coredump",       "--max-wasm-stack", "--cache-dir", "--tcplisten", "--invoke",
+            "-W",         "-S",               "-C",
         };
         int known = 0;
         for (size_t k = 0; k < sizeof WITH_VALUE / sizeof WITH_VALUE[0]; k++) known |= strcmp(name, WITH_VALUE[k]) == 0;
@@ -989,6 +1279,8 @@ int main(int argc, char **argv) {
             set.cache_dir = value;
         } else if (strcmp(name, "--tcplisten") == 0) {
             if ((status = add_tcplisten(&set, value))) goto out;
+        } else if (strcmp(name, "--invoke") == 0) {
+            set.invoke = value;
         } else if ((status = apply_keys(&set, name[1], value))) {
             goto out;
         }
@@ -1046,6 +1338,12 @@ int main(int argc, char **argv) {
         wt_engine_free(engine);
         goto out;
     }
+    if (set.invoke) {
+        status = invoke(engine, module, config, set.invoke, argv + i + 1, argc - i - 1);
+        wt_module_free(module);
+        wt_engine_free(engine);
+        goto out;
+    }
     wt_exit_t how;
     err = wt_run(engine, module, config, &how);
     wt_module_free(module);
@@ -1054,25 +1352,7 @@ int main(int argc, char **argv) {
         status = fail("running the module", err);
         goto out;
     }
-    fflush(stdout);
-    switch (how.kind) {
-    case WT_EXIT_CODE:
-        status = how.code;
-        if (how.code < 0 || how.code > 255) {
-            fprintf(stderr, "wt-run: the guest exited with code %d, which is not a process exit status\n", how.code);
-            status = 1;
-        }
-        break;
-    case WT_EXIT_TRAP:
-        fprintf(stderr, "wt-run: guest thread %d trapped: %s\n", how.tid, how.message ? how.message : "");
-        status = 134;
-        break;
-    case WT_EXIT_TIMEOUT:
-        fprintf(stderr, "wt-run: timed out\n");
-        status = 124;
-        break;
-    case WT_EXIT_CANCELLED: status = 130; break;
-    }
+    status = report_exit(&how);
     report_stops(how.kind != WT_EXIT_CODE);
     wt_exit_clear(&how);
     goto out;

@@ -1,0 +1,20 @@
+;; A reactor (library) module without host imports, for `wt-run --invoke`: `_initialize`
+;; writes "initialized" to stdout; the exports take and return every number type.
+(module
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 64) "initialized\n")
+  (func (export "_initialize")
+    (i32.store (i32.const 0) (i32.const 64))
+    (i32.store (i32.const 4) (i32.const 12))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 16))))
+  (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1)))
+  (func (export "add64") (param i64 i64) (result i64) (i64.add (local.get 0) (local.get 1)))
+  (func (export "fadd") (param f32 f32) (result f32) (f32.add (local.get 0) (local.get 1)))
+  (func (export "dadd") (param f64 f64) (result f64) (f64.add (local.get 0) (local.get 1)))
+  (func (export "pair") (param i32) (result i32 i64) (local.get 0) (i64.const -5))
+  (func (export "nothing"))
+  (func (export "spin") (loop $l (br $l)))
+  (func (export "boom") (unreachable))
+  (func (export "quit") (param i32) (call $exit (local.get 0))))
