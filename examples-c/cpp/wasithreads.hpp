@@ -341,30 +341,21 @@ namespace detail {
 /// The C++ types of WebAssembly values: int32_t, int64_t, float, double.
 template <typename T>
 struct Kind;
-template <>
-struct Kind<int32_t> {
-    static constexpr wt_valkind_t value = WT_I32;
-    static int32_t get(const wt_val_t &v) noexcept { return v.of.i32; }
-    static void set(wt_val_t &v, int32_t x) noexcept { v.of.i32 = x; }
+/// One of them: its C kind, and the member of wt_valunion_t that holds it.
+template <typename T, wt_valkind_t K, T wt_valunion_t::*Member>
+struct KindOf {
+    static constexpr wt_valkind_t value = K;
+    static T get(const wt_val_t &v) noexcept { return v.of.*Member; }
+    static void set(wt_val_t &v, T x) noexcept { v.of.*Member = x; }
 };
 template <>
-struct Kind<int64_t> {
-    static constexpr wt_valkind_t value = WT_I64;
-    static int64_t get(const wt_val_t &v) noexcept { return v.of.i64; }
-    static void set(wt_val_t &v, int64_t x) noexcept { v.of.i64 = x; }
-};
+struct Kind<int32_t> : KindOf<int32_t, WT_I32, &wt_valunion_t::i32> {};
 template <>
-struct Kind<float> {
-    static constexpr wt_valkind_t value = WT_F32;
-    static float get(const wt_val_t &v) noexcept { return v.of.f32; }
-    static void set(wt_val_t &v, float x) noexcept { v.of.f32 = x; }
-};
+struct Kind<int64_t> : KindOf<int64_t, WT_I64, &wt_valunion_t::i64> {};
 template <>
-struct Kind<double> {
-    static constexpr wt_valkind_t value = WT_F64;
-    static double get(const wt_val_t &v) noexcept { return v.of.f64; }
-    static void set(wt_val_t &v, double x) noexcept { v.of.f64 = x; }
-};
+struct Kind<float> : KindOf<float, WT_F32, &wt_valunion_t::f32> {};
+template <>
+struct Kind<double> : KindOf<double, WT_F64, &wt_valunion_t::f64> {};
 template <typename T, typename = void>
 struct IsValue : std::false_type {};
 template <typename T>

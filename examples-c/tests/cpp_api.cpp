@@ -21,27 +21,11 @@
 #include <thread>
 
 #include "cpp_guests.hpp"
+#include "cpp_test.hpp"
 #include "wasithreads.hpp"
 
 namespace wt = wasithreads;
 using Clock = std::chrono::steady_clock;
-
-static int passed = 0, failed = 0;
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) throw std::runtime_error(std::string("check failed: ") + #cond); \
-    } while (0)
-
-static void test(const char *name, const std::function<void()> &body) {
-    try {
-        body();
-        passed++;
-        std::cout << "ok   " << name << "\n";
-    } catch (const std::exception &e) {
-        failed++;
-        std::cout << "FAIL " << name << ": " << e.what() << "\n";
-    }
-}
 
 static std::string temp_path(const char *name) { return std::string(TEST_TMP_DIR) + "/" + name; }
 
@@ -73,17 +57,6 @@ struct Captured {
 struct CallbackError {
     int n;
 };
-
-/// Runs `body` and checks that it throws E; returns it.
-template <typename E>
-static E expect_throw(const std::function<void()> &body) {
-    try {
-        body();
-    } catch (const E &e) {
-        return e;
-    }
-    throw std::runtime_error("expected an exception, none (or another type) was thrown");
-}
 
 int main() {
     wt::Engine engine;
@@ -391,6 +364,5 @@ int main() {
 
     test("version", [] { CHECK(wt::version() == wt_version() && !wt::version().empty()); });
 
-    std::cout << passed << " passed, " << failed << " failed\n";
-    return failed ? 1 : 0;
+    return summary();
 }

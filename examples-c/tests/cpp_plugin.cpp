@@ -18,36 +18,10 @@
 #include <thread>
 #include <vector>
 
+#include "cpp_test.hpp"
 #include "wasithreads.hpp"
 
 namespace wt = wasithreads;
-
-static int passed = 0, failed = 0;
-#define CHECK(cond)                                                                                                \
-    do {                                                                                                           \
-        if (!(cond)) throw std::runtime_error(std::string("line ") + std::to_string(__LINE__) + ": " + #cond); \
-    } while (0)
-
-static void test(const char *name, const std::function<void()> &body) {
-    try {
-        body();
-        passed++;
-        std::cout << "ok   " << name << "\n";
-    } catch (const std::exception &e) {
-        failed++;
-        std::cout << "FAIL " << name << ": " << e.what() << "\n";
-    }
-}
-
-template <typename E>
-static E expect_throw(const std::function<void()> &body) {
-    try {
-        body();
-    } catch (const E &e) {
-        return e;
-    }
-    throw std::runtime_error("expected an exception, none (or another type) was thrown");
-}
 
 static bool contains(const std::string &s, const std::string &part) { return s.find(part) != std::string::npos; }
 
@@ -70,6 +44,28 @@ static void block_until_ending(wt::Caller &c) {
 /// Waits (without a time limit on the result) until `cond` holds, polling.
 static void wait_for(const std::function<bool()> &cond) {
     while (!cond()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+}
+
+/// Makes `n` calls at once, `call(i)` on thread i; once `ready()`, cancels the instance.
+/// Returns how many calls threw InstanceEnded with Exit::Kind::Cancelled.
+static int cancelled_calls(const wt::Instance &inst, int n, const std::function<void(int)> &call,
+                           const std::function<bool()> &ready) {
+    std::atomic<int> cancelled{0};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < n; i++)
+        threads.emplace_back([&, i] {
+            try {
+                call(i);
+            } catch (const wt::InstanceEnded &e) {
+                if (e.exit().kind == wt::Exit::Kind::Cancelled) cancelled++;
+            } catch (const std::exception &e) {
+                std::cerr << "call " << i << ": " << e.what() << "\n";
+            }
+        });
+    wait_for(ready);
+    inst.cancel();
+    for (auto &t : threads) t.join();
+    return cancelled;
 }
 
 /// The WAT plugin's host functions: env.twice (recording each caller's tid; throws
@@ -283,26 +279,39 @@ int main(int argc, char **argv) {
         CHECK(expect_throw<HostError>([&] { wt::run(engine, command, config); }).n == 2);
     });
 
+    test("an exception from a host function in _initialize comes out of the constructor", [&] {
+        auto init_calls = wt::Module::from_bytes(engine, std::string(R"((module
+  (import "env" "twice" (func $twice (param i32) (result i32)))
+  (memory 1)
+  (func (export "_initialize") (drop (call $twice (i32.const 4))))
+  (func (export "one") (result i32) (i32.const 1)))
+)"));
+        wt::RunConfig config;
+        config.define("env", "twice", [](int32_t x) -> int32_t { throw HostError(x); });
+        CHECK(expect_throw<HostError>([&] { wt::Instance inst(engine, init_calls, config); }).n == 4);
+    });
+
+    test("a call past the call timeout ends the instance", [&] {
+        WatHost host;
+        wt::RunConfig config = host.config();
+        config.call_timeout(std::chrono::milliseconds(50));
+        wt::Instance inst(engine, wat, config);
+        inst.call<int32_t(int32_t)>("spin", 1000);  // within the timeout: the instance goes on
+        auto e = expect_throw<wt::InstanceEnded>([&] { inst.call<int32_t(int32_t)>("spin", 2000000000); });
+        CHECK(e.exit().kind == wt::Exit::Kind::Timeout && contains(e.what(), "timeout"));
+    });
+
     test("cancel ends calls in flight, blocked in host functions or busy", [&] {
         WatHost host;
         wt::Instance inst(engine, wat, host.config());
-        std::atomic<int> ended{0};
-        std::vector<std::thread> threads;
-        for (int i = 0; i < 4; i++)
-            threads.emplace_back([&, i] {
-                try {
-                    if (i % 2) inst.call<void()>("block");
-                    else inst.call<int32_t(int32_t)>("spin", 2000000000);
-                } catch (const wt::InstanceEnded &e) {
-                    if (e.exit().kind == wt::Exit::Kind::Cancelled) ended++;
-                } catch (const std::exception &e) {
-                    std::cerr << "unexpected: " << e.what() << "\n";
-                }
-            });
-        wait_for([&] { return host.blocked == 2; });
-        inst.cancel();
-        for (auto &t : threads) t.join();
-        CHECK(ended == 4);
+        int cancelled = cancelled_calls(
+            inst, 4,
+            [&](int i) {
+                if (i % 2) inst.call<void()>("block");
+                else inst.call<int32_t(int32_t)>("spin", 2000000000);
+            },
+            [&] { return host.blocked == 2; });
+        CHECK(cancelled == 4);
         CHECK(inst.close().kind == wt::Exit::Kind::Cancelled);
     });
 
@@ -394,22 +403,9 @@ int main(int argc, char **argv) {
     test("C plugin: cancel with 8 calls blocked in a host function", [&] {
         CHost host;
         wt::Instance inst(engine, cplugin, host.config());
-        std::atomic<int> ended{0};
-        std::vector<std::thread> pool;
-        for (int k = 0; k < 8; k++)
-            pool.emplace_back([&] {
-                try {
-                    inst.call<int32_t()>("block");
-                } catch (const wt::InstanceEnded &e) {
-                    if (e.exit().kind == wt::Exit::Kind::Cancelled) ended++;
-                } catch (const std::exception &e) {
-                    std::cerr << "unexpected: " << e.what() << "\n";
-                }
-            });
-        wait_for([&] { return host.blocked == 8; });
-        inst.cancel();
-        for (auto &t : pool) t.join();
-        CHECK(ended == 8);
+        int cancelled = cancelled_calls(
+            inst, 8, [&](int) { inst.call<int32_t()>("block"); }, [&] { return host.blocked == 8; });
+        CHECK(cancelled == 8);
     });
 
     test("C plugin: a throwing host function", [&] {
@@ -420,6 +416,5 @@ int main(int argc, char **argv) {
         CHECK(expect_throw<HostError>([&] { inst.close(); }).n == 666);
     });
 
-    std::cout << passed << " passed, " << failed << " failed\n";
-    return failed ? 1 : 0;
+    return summary();
 }
