@@ -1242,7 +1242,7 @@ void wt_run_config_set_diagnostic_callback(wt_run_config_t *config,
  *
  * `callback` gets `env` on every call (see `wt_func_callback_t`); `finalizer` (NULL =
  * none) is called with `env` once the config and every run and instance made with it
- * were released, or when this definition is replaced or fails. Errors (and nothing
+ * were released, or at once when the definition fails. Errors (and nothing
  * defined, `finalizer` called): NULL `config`, `module`, `name` or `callback`, a
  * type array NULL with a non-zero count, an unknown kind, a name already defined on
  * this config, or one of the library's own imports (`wasi_snapshot_preview1`,
