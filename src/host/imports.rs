@@ -114,7 +114,8 @@ fn invoke(
             group.teardown.signal.bail_if_ending()?;
             wasmtime::bail!("{} failed: {e:#}", what())
         }
-        Some(Ok(Ok(()))) => {}
+        // One that returned after the run's end was decided: the thread stops here.
+        Some(Ok(Ok(()))) => group.teardown.signal.bail_if_ending()?,
     }
     for (i, (out, &kind)) in outs.iter().zip(&f.ty.results).enumerate() {
         if out.kind() != kind {

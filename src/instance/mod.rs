@@ -137,6 +137,8 @@ impl Instance {
             Ok(i) => i,
             Err(e) => {
                 let exit = group.call_failed(0, &mut store, &e);
+                // The main thread is done with wasm: the end need not wait for it.
+                group.main_idle();
                 drop(run);
                 return Err(ended(exit).context("initialising the instance"));
             }
@@ -353,6 +355,9 @@ fn call_on(
         // or `Instance::typed` against the module's own export type), and has room for
         // every result; they are numbers only (no references); the call is synchronous.
         match unsafe { func.call_unchecked(&mut callee.store, buf as *mut [ValRaw]) } {
+            // A call still running when the instance's end was decided returns that end,
+            // even if its wasm reached no interruption point after it.
+            Ok(()) if group.teardown.signal.is_ending() => Err(group.ended_exit()),
             Ok(()) => {
                 for ((out, &kind), v) in results.iter_mut().zip(&export.ty.results).zip(buf.iter()) {
                     *out = Val::from_raw(kind, v);

@@ -221,10 +221,42 @@ fn cancel_and_timeout_stop_a_call_in_flight() {
 fn an_initialize_that_traps_fails_the_instance_with_its_exit() {
     let e = engine();
     let m = load(&e, r#"(module (memory (export "memory") 1) (func (export "_initialize") (unreachable)))"#);
-    let err = Instance::new(&m, &RunConfig::default()).err().expect("trapped");
+    // The failed main thread is done: the end does not wait the (here 60 s) grace for it.
+    let config = RunConfig { teardown_grace: Duration::from_secs(60), ..RunConfig::default() };
+    let err = within(Duration::from_secs(30), move || Instance::new(&m, &config).err().expect("trapped"));
     assert_eq!(ErrorKind::of(&err), ErrorKind::Ended, "{err:#}");
     assert!(format!("{err:#}").contains("initialising the instance"), "{err:#}");
-    assert_eq!(InstanceEnded::of(&err).unwrap().0.kind, ExitKind::Trap);
+    let exit = &InstanceEnded::of(&err).unwrap().0;
+    assert_eq!(exit.kind, ExitKind::Trap);
+    assert!(exit.unstopped.is_empty(), "{exit:?}");
+}
+
+/// A call in flight when its instance is cancelled fails with the end, also when its
+/// host function then returns normally and its wasm returns without another wait.
+#[test]
+fn a_call_in_flight_at_cancel_ends_even_if_its_host_function_returns() {
+    let e = engine();
+    let m = load(
+        &e,
+        r#"(module (import "env" "wait_end" (func $w)) (memory (export "memory") 1)
+             (func (export "wait_end") (result i32) (call $w) (i32.const 5)))"#,
+    );
+    let entered = Arc::new(std::sync::Barrier::new(2));
+    let mut config = RunConfig::default();
+    let seen = entered.clone();
+    config.imports.push(HostFunc::wrap("env", "wait_end", move |c: &mut wasithreads::Caller<'_>| {
+        seen.wait();
+        while !c.is_ending() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }));
+    let inst = Arc::new(Instance::new(&m, &config).unwrap());
+    let caller = inst.clone();
+    let call = std::thread::spawn(move || caller.typed::<(), i32>("wait_end").unwrap().call(()));
+    entered.wait();
+    inst.cancel();
+    let err = within(Duration::from_secs(20), move || call.join().unwrap()).unwrap_err();
+    assert_eq!(InstanceEnded::of(&err).map(|e| e.0.kind), Some(ExitKind::Cancelled), "{err:#}");
 }
 
 #[test]
