@@ -1,9 +1,11 @@
 """Python callables called from guest threads: the ctypes trampolines around the user's
-callbacks and the state they share with their run.
+callbacks and host functions, and the state they share with their run or instance.
 
 A trampoline never lets an exception reach ctypes (which would only print it): it records
-it in the run's ``RunState``, which cancels the run; ``Run`` raises ``CallbackError``
-once the run has ended.
+it in the run's ``RunState``. A callback's exception cancels the run (or instance); a host
+function's is returned to the library as a ``wt_error_t``, which traps the calling guest
+thread and so ends the run (or instance). ``Run`` raises ``CallbackError`` once the run
+has ended, ``Instance`` its ``InstanceCallbackError`` from the calls that see the end.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from . import _ffi
 from ._capture import Capture
 from ._exit import THREAD_KINDS, Exit, ThreadExitKind, take_exit
 from ._ffi import CFuncPtr, lib
+from ._funcs import Caller, Func
+from ._memory import Pinned
+from ._values import ValKind, load, results_of, store
 
 if TYPE_CHECKING:
     from ctypes import _Pointer, c_char
@@ -50,21 +55,27 @@ class RunState:
 
     __slots__ = (
         "abandoned",
+        "cancel",
         "cancel_pending",
         "capture",
         "diagnostics",
         "errors",
         "lock",
+        "pinned",
         "reported",
         "run_ptr",
         "stopped",
         "user_callbacks",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, cancel: Callable[[int], None] = lib.wt_run_cancel) -> None:
         self.lock = threading.Lock()
         self.errors: list[BaseException] = []
+        # The wt_run_t or wt_instance_t once Python has it, and how to cancel it.
         self.run_ptr: int | None = None
+        self.cancel = cancel
+        # The memory's pin (see _memory), handed to the owner's Handle.
+        self.pinned = Pinned()
         self.cancel_pending = False
         self.reported = False
         # tid -> backtrace of each thread stopped by the run's end (Exit.stopped_at),
@@ -98,17 +109,22 @@ class RunState:
         if self.capture is not None:
             self.capture.close()
 
-    def failed(self, exc: BaseException, where: str, tid: int) -> None:
-        """A callback raised ``exc``: remember it and cancel the run."""
+    def record(self, exc: BaseException, where: str, tid: int) -> None:
+        """A callback or host function raised ``exc``: remember it."""
         if hasattr(exc, "add_note"):
-            exc.add_note(f"(raised in the wasithreads {where} callback on guest thread {tid})")
+            exc.add_note(f"(raised in the wasithreads {where} on guest thread {tid})")
         with self.lock:
             self.errors.append(exc)
+
+    def failed(self, exc: BaseException, where: str, tid: int) -> None:
+        """A callback raised ``exc``: remember it and cancel the run."""
+        self.record(exc, f"{where} callback", tid)
+        with self.lock:
             ptr = self.run_ptr
             if ptr is None:
                 self.cancel_pending = True  # the run has not been handed to Python yet
         if ptr is not None:
-            lib.wt_run_cancel(ptr)  # allowed from a callback of the run
+            self.cancel(ptr)  # allowed from a callback of the run
 
 
 def output_callback(state: RunState, fn: OutputCallback, where: str) -> CFuncPtr:
@@ -212,3 +228,59 @@ def thread_start_callback(state: RunState, fn: ThreadStartCallback) -> CFuncPtr:
             here.state = previous
 
     return _ffi.THREAD_START_CB(trampoline)
+
+
+def host_function_callback(state: RunState, func: Func, where: str) -> CFuncPtr:
+    """The ``wt_func_callback_t`` calling ``func`` (named ``where``, e.g. ``env::log``).
+    An exception, or a result of the wrong type, traps the calling guest thread with the
+    exception's text (and is kept in ``state.errors``)."""
+    here = current
+    fn = func.fn
+    wants_caller = func.caller
+    kinds = func.params
+    result_kinds = func.results
+    nresults = len(result_kinds)
+    single: ValKind | None = result_kinds[0] if nresults == 1 else None
+    pinned = state.pinned
+    error_new = lib.wt_error_new
+    caller_tid = lib.wt_caller_tid
+    what = f"host function {where}"
+
+    def trampoline(
+        _env: int | None,
+        caller_ptr: int,
+        args: _Pointer[_ffi.wt_val_t],
+        _nargs: int,
+        results: _Pointer[_ffi.wt_val_t],
+        _nresults: int,
+    ) -> int | None:
+        previous = here.state
+        here.state = state
+        caller = None
+        try:
+            values = [load(args[i], kind) for i, kind in enumerate(kinds)]
+            if wants_caller:
+                caller = Caller(caller_ptr, pinned)
+                value = fn(caller, *values)
+            else:
+                value = fn(*values)
+            if single is not None:
+                store(results[0], single, value, f"the result of {what}")
+            else:
+                for i, (kind, v) in enumerate(zip(result_kinds, results_of(value, result_kinds, what))):
+                    store(results[i], kind, v, f"result {i} of {what}")
+            return None
+        except BaseException as e:  # noqa: BLE001 - traps the guest thread; raised after the end
+            try:
+                state.record(e, what, caller_tid(caller_ptr))
+                text = f"{type(e).__name__}: {e}"
+            except BaseException:  # noqa: BLE001 - even str(e) may raise
+                text = type(e).__name__
+            err: int | None = error_new(text.encode("utf-8", "replace"))
+            return err
+        finally:
+            if caller is not None:
+                caller._ptr = None
+            here.state = previous
+
+    return _ffi.FUNC_CB(trampoline)

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Mapping
 
-from ._callbacks import RunState, diagnostic_callback, thread_exit_callback, thread_start_callback
+from ._callbacks import (
+    RunState,
+    diagnostic_callback,
+    host_function_callback,
+    thread_exit_callback,
+    thread_start_callback,
+)
 from ._convert import cpath, cstr, millis, uint
 from ._errors import check
-from ._ffi import CFuncPtr, lib
-from ._options import RunOptions
+from ._ffi import NO_FINALIZER, CFuncPtr, lib
+from ._funcs import Func
+from ._options import Imports, RunOptions
 from ._stdio import ERR, OUT, set_output, set_stdin
+from ._values import code
 
 
 def build(options: RunOptions, state: RunState) -> tuple[int, list[CFuncPtr]]:
@@ -21,11 +30,15 @@ def build(options: RunOptions, state: RunState) -> tuple[int, list[CFuncPtr]]:
     if o.backtraces:
         state.stopped = {}
     # set_output adds output callables to these.
-    state.user_callbacks = any(cb is not None for cb in (o.on_thread_exit, o.on_thread_start, o.on_diagnostic))
+    state.user_callbacks = bool(o.imports) or any(
+        cb is not None for cb in (o.on_thread_exit, o.on_thread_start, o.on_diagnostic)
+    )
     config: int | None = lib.wt_run_config_new()
     if not config:
         raise MemoryError("wt_run_config_new")
     try:
+        if o.imports is not None:
+            define_imports(config, state, keep, o.imports)
         if o.args is not None:
             if isinstance(o.args, (str, bytes)):
                 raise TypeError("args must be a list of strings, not a single string")
@@ -58,6 +71,8 @@ def build(options: RunOptions, state: RunState) -> tuple[int, list[CFuncPtr]]:
         if o.timeout is not None:
             # 0 means "no timeout" to the C API: the smallest real timeout is 1 ms.
             lib.wt_run_config_set_timeout_ms(config, max(1, millis(o.timeout, "timeout")))
+        if o.call_timeout is not None:
+            lib.wt_run_config_set_call_timeout_ms(config, max(1, millis(o.call_timeout, "call_timeout")))
         if o.max_threads is not None:
             lib.wt_run_config_set_max_threads(config, uint(o.max_threads, "max_threads", 32))
         if o.max_memory is not None:
@@ -111,3 +126,33 @@ def build(options: RunOptions, state: RunState) -> tuple[int, list[CFuncPtr]]:
         state.close_pipes()
         raise
     return config, keep
+
+
+def define_imports(config: int, state: RunState, keep: list[CFuncPtr], imports: Imports) -> None:
+    """Defines each host function of ``imports`` on ``config``; their trampolines go to
+    ``keep`` (the library calls them until the run or instance is freed)."""
+    if not isinstance(imports, Mapping):
+        raise TypeError(f"imports must be a mapping {{module: {{name: function}}}}, not {type(imports).__name__}")
+    for module, funcs in imports.items():
+        if not isinstance(funcs, Mapping):
+            raise TypeError(f"imports[{module!r}] must be a mapping {{name: function}}, not {type(funcs).__name__}")
+        for name, f in funcs.items():
+            func = f if isinstance(f, Func) else Func(f)
+            cb = host_function_callback(state, func, f"`{module}::{name}`")
+            keep.append(cb)
+            params = (ctypes.c_int * max(1, len(func.params)))(*(code(k) for k in func.params))
+            results = (ctypes.c_int * max(1, len(func.results)))(*(code(k) for k in func.results))
+            check(
+                lib.wt_run_config_define_func(
+                    config,
+                    cstr(module, "import module name"),
+                    cstr(name, "import name"),
+                    params,
+                    len(func.params),
+                    results,
+                    len(func.results),
+                    cb,
+                    None,
+                    NO_FINALIZER,
+                )
+            )

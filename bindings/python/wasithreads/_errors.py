@@ -81,6 +81,39 @@ class CallbackError(Error):
         self.errors = errors
 
 
+class InstanceEnded(Error):
+    """The instance ended, so the call did not run or did not return (``WT_ERROR_ENDED``).
+
+    An instance ends at the first of: a trap or ``proc_exit`` in any of its guest threads
+    (in a call, in a thread the guest spawned, in a host function that raised), its
+    ``call_timeout``, ``Instance.cancel``, ``Instance.close``. Every call in flight then
+    raises this, and so does every later call, at once, with the same ``exit``.
+
+    Attributes:
+        exit: the instance's first exit (as ``Run.wait`` gives a run's: ``kind``,
+            ``code``, ``tid``, the trap ``message`` with its wasm backtrace). ``None`` when
+            raised by ``Module.instantiate``, whose ``_initialize`` (or start function)
+            ended the instance: the message says how.
+    """
+
+    exit: Exit | None
+
+    def __init__(self, message: str, exit: Exit | None = None) -> None:
+        super().__init__(message)
+        self.exit = exit
+
+
+class InstanceCallbackError(CallbackError, InstanceEnded):
+    """The instance ended because a host function or callback of yours raised: both a
+    ``CallbackError`` (``errors``, ``__cause__`` = the first exception) and an
+    ``InstanceEnded`` (``exit``: a host function that raised traps its guest thread, so
+    usually ``ExitKind.TRAP`` with the exception's text; a callback that raised cancels
+    the instance). Raised, like ``InstanceEnded``, by every call after the end."""
+
+    def __init__(self, message: str, exit: Exit | None, errors: list[BaseException]) -> None:
+        CallbackError.__init__(self, message, exit, errors)
+
+
 class ExitError(Error):
     """Raised by ``Exit.check()``: the run did not end with exit code 0 (another code, a
     trap, a timeout or a cancel). ``exit`` is how it ended."""
@@ -100,12 +133,14 @@ WT_ERROR_LINK = 2
 WT_ERROR_LIMIT = 3
 WT_ERROR_MISUSE = 4
 WT_ERROR_IO = 5
+WT_ERROR_ENDED = 6
 _KINDS: dict[int, type[Error]] = {
     WT_ERROR_BAD_MODULE: ModuleError,
     WT_ERROR_LINK: LinkError,
     WT_ERROR_LIMIT: LimitError,
     WT_ERROR_MISUSE: UsageError,
     WT_ERROR_IO: HostIOError,
+    WT_ERROR_ENDED: InstanceEnded,
 }
 
 
@@ -122,12 +157,17 @@ def make_error(message: str, kind: int = WT_ERROR_OTHER, os_errno: int = 0) -> E
     return error
 
 
+def take(err: int) -> Error:
+    """The ``Error`` for a ``wt_error_t *`` a C call returned (freed here)."""
+    raw = lib.wt_error_message(err)
+    message = raw.decode("utf-8", "replace") if raw is not None else "unknown error"
+    kind = lib.wt_error_kind(err)
+    os_errno = lib.wt_error_os_errno(err)
+    lib.wt_error_free(err)
+    return make_error(message, kind, os_errno)
+
+
 def check(err: int | None) -> None:
     """Raises the ``Error`` a C call returned (a ``wt_error_t *``, freed here), if any."""
     if err:
-        raw = lib.wt_error_message(err)
-        message = raw.decode("utf-8", "replace") if raw is not None else "unknown error"
-        kind = lib.wt_error_kind(err)
-        os_errno = lib.wt_error_os_errno(err)
-        lib.wt_error_free(err)
-        raise make_error(message, kind, os_errno)
+        raise take(err)

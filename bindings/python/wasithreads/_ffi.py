@@ -23,8 +23,11 @@ from ctypes import (
     c_bool,
     c_char,
     c_char_p,
+    c_double,
+    c_float,
     c_int,
     c_int32,
+    c_int64,
     c_size_t,
     c_uint8,
     c_uint16,
@@ -42,6 +45,8 @@ ABI_MAJOR, ABI_MINOR = 0, 1
 
 WT_EXIT_CODE, WT_EXIT_TRAP, WT_EXIT_TIMEOUT, WT_EXIT_CANCELLED = 0, 1, 2, 3
 WT_THREAD_RETURNED, WT_THREAD_EXITED, WT_THREAD_TRAPPED, WT_THREAD_TERMINATED = 0, 1, 2, 3
+WT_I32, WT_I64, WT_F32, WT_F64 = 0, 1, 2, 3
+WT_CALLS_PARALLEL, WT_CALLS_SERIAL = 0, 1
 
 
 # The annotations say what ctypes returns for each field (for type checkers; ctypes reads
@@ -66,6 +71,20 @@ class wt_thread_exit_t(ctypes.Structure):
     backtrace: bytes | None
 
 
+class wt_valunion_t(ctypes.Union):
+    _fields_ = [("i32", c_int32), ("i64", c_int64), ("f32", c_float), ("f64", c_double)]
+    i32: int
+    i64: int
+    f32: float
+    f64: float
+
+
+class wt_val_t(ctypes.Structure):
+    _fields_ = [("kind", c_int), ("of", wt_valunion_t)]
+    kind: int
+    of: wt_valunion_t
+
+
 class wt_bytes_t(ctypes.Structure):
     _fields_ = [("data", POINTER(c_char)), ("len", c_size_t)]
     data: ctypes._Pointer[c_char]
@@ -84,6 +103,14 @@ THREAD_EXIT_CB = ctypes.CFUNCTYPE(None, c_void_p, c_int32, POINTER(wt_thread_exi
 THREAD_START_CB = ctypes.CFUNCTYPE(None, c_void_p, c_int32)
 # void (*)(void *user_data, int32_t tid, const char *message)
 DIAGNOSTIC_CB = ctypes.CFUNCTYPE(None, c_void_p, c_int32, c_char_p)
+
+# wt_error_t *(*)(void *env, wt_caller_t *caller, const wt_val_t *args, size_t nargs,
+#                 wt_val_t *results, size_t nresults)
+FUNC_CB = ctypes.CFUNCTYPE(c_void_p, c_void_p, c_void_p, POINTER(wt_val_t), c_size_t, POINTER(wt_val_t), c_size_t)
+# void (*)(void *env)
+FINALIZER = ctypes.CFUNCTYPE(None, c_void_p)
+#: A NULL wt_finalizer_t (the binding keeps its host functions alive itself).
+NO_FINALIZER = FINALIZER()
 
 # name: (restype, argtypes). Every function of the header is here except the ones the
 # README's "C API coverage" table lists as left out (tests/test_surface.py checks both).
@@ -125,6 +152,7 @@ PROTOTYPES = {
     "wt_run_config_preopen_tcp_listener": (P, [P, c_char_p, POINTER(c_uint16)]),
     "wt_run_config_set_max_threads": (None, [P, c_uint32]),
     "wt_run_config_set_timeout_ms": (None, [P, c_uint64]),
+    "wt_run_config_set_call_timeout_ms": (None, [P, c_uint64]),
     "wt_run_config_set_max_memory": (None, [P, c_uint64]),
     "wt_run_config_set_max_fds": (None, [P, c_uint32]),
     "wt_run_config_set_max_table_elements": (None, [P, c_uint64]),
@@ -153,6 +181,37 @@ PROTOTYPES = {
     "wt_run_wait": (P, [P, POINTER(wt_exit_t)]),
     "wt_run_try_wait": (c_bool, [P, POINTER(wt_exit_t)]),
     "wt_run_free": (None, [P]),
+    # host functions
+    "wt_run_config_define_func": (
+        P,
+        [P, c_char_p, c_char_p, POINTER(c_int), c_size_t, POINTER(c_int), c_size_t, FUNC_CB, P, FINALIZER],
+    ),
+    "wt_caller_tid": (c_int32, [P]),
+    "wt_caller_memory_data": (P, [P]),
+    "wt_caller_memory_size": (c_size_t, [P]),
+    "wt_caller_is_ending": (c_bool, [P]),
+    "wt_caller_end_fd": (c_int32, [P]),
+    "wt_error_new": (P, [c_char_p]),
+    # instances
+    "wt_instance_new": (P, [P, P, P, PP]),
+    "wt_instance_call": (
+        P,
+        [P, c_char_p, POINTER(wt_val_t), c_size_t, POINTER(wt_val_t), c_size_t, POINTER(wt_exit_t)],
+    ),
+    "wt_instance_export_count": (c_size_t, [P]),
+    "wt_instance_export_name": (c_char_p, [P, c_size_t]),
+    "wt_instance_export_type": (
+        P,
+        [P, c_char_p, POINTER(c_int), c_size_t, POINTER(c_size_t), POINTER(c_int), c_size_t, POINTER(c_size_t)],
+    ),
+    "wt_instance_call_mode": (c_int, [P]),
+    "wt_instance_memory_data": (P, [P]),
+    "wt_instance_memory_size": (c_size_t, [P]),
+    "wt_instance_memory_read": (P, [P, c_uint64, c_void_p, c_size_t]),
+    "wt_instance_memory_write": (P, [P, c_uint64, c_void_p, c_size_t]),
+    "wt_instance_cancel": (None, [P]),
+    "wt_instance_close": (P, [P, POINTER(wt_exit_t)]),
+    "wt_instance_free": (None, [P]),
 }
 
 

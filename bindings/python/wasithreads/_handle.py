@@ -7,6 +7,7 @@ import threading
 from typing import Callable, TypeVar
 
 from ._errors import UsageError
+from ._memory import Pinned
 
 T = TypeVar("T")
 
@@ -15,7 +16,7 @@ class Handle:
     """An owned C pointer. ``use`` brackets every C call that uses it; ``close`` waits
     for calls in flight, then frees exactly once."""
 
-    __slots__ = ("_closing", "_free", "_idle", "_lock", "_users", "_wake", "_what", "ptr")
+    __slots__ = ("_closing", "_free", "_idle", "_lock", "_pinned", "_users", "_wake", "_what", "end", "ptr")
 
     def __init__(
         self,
@@ -23,9 +24,15 @@ class Handle:
         free: Callable[[int], None],
         what: str,
         wake: Callable[[int], None] | None = None,
+        end: Callable[[int], None] | None = None,
+        pinned: Pinned | None = None,
     ) -> None:
         self.ptr: int | None = ptr
         self._free = free
+        # Ends the object and joins its threads (at interpreter exit, see _run).
+        self.end = end
+        # Views of the object's memory (see _memory): the free waits until they are gone.
+        self._pinned = pinned
         self._wake = wake
         self._what = what
         self._lock = threading.Lock()
@@ -91,7 +98,10 @@ class Handle:
                         except BaseException as e:  # noqa: BLE001 - re-raised below
                             interrupted = e
                 self.ptr = None
-                self._free(ptr)
+                if self._pinned is None:
+                    self._free(ptr)
+                else:
+                    self._pinned.free_when_unpinned(self._free, ptr)
                 live_runs.discard(self)
                 if interrupted is not None:
                     raise interrupted

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import threading
 from ctypes import byref
 from typing import TYPE_CHECKING
 
-from . import _config, _ffi
+from . import _config, _ffi, _waiter
 from ._callbacks import RunState
-from ._errors import check
+from ._errors import InstanceCallbackError, InstanceEnded, check, take
 from ._exit import Exit
 from ._ffi import lib
 from ._handle import Handle, Owned
+from ._instance import HelperJob, Instance, settled
 from ._options import RunOptions, takes_run_options
-from ._run import Run, is_main_thread
+from ._run import Run, is_main_thread, release_callbacks
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -108,6 +110,68 @@ class Module(Owned):
             run._close(report=False)
             raise
         return run
+
+    @takes_run_options
+    def instantiate(self, options: RunOptions) -> Instance:
+        """Instantiates the module once, as a plugin: on the calling thread as the
+        instance's main guest thread (tid 0), running its ``_initialize`` export if it has
+        one (a command's ``_start`` is not run; its exports can still be called). The
+        options (``imports`` above all) apply for the instance's whole life.
+
+        Use the ``Instance`` as a context manager (leaving the block closes it: every
+        guest thread ended and joined) or call ``close()``.
+
+        Raises:
+            LinkError: an import that neither WASI, ``thread-spawn`` nor ``imports``
+                provides, or a host function of another type (the message names both).
+            InstanceEnded: ``_initialize`` (or the start function) trapped, exited or ran
+                past the timeout; the message says how (``exit`` is ``None``).
+            InstanceCallbackError: the same, because a host function raised.
+            HostIOError, LimitError: as for ``run``.
+        """
+        return self._instantiate(options)
+
+    def _instantiate(self, options: RunOptions) -> Instance:
+        inst = Instance()
+        config, inst._keep = _config.build(options, inst._state)
+        out = byref(inst._out)
+        try:
+            err = self._engine._h.use(
+                lambda engine: self._h.use(lambda module: lib.wt_instance_new(engine, module, config, out))
+            )
+        finally:
+            lib.wt_run_config_free(config)
+        if err:
+            error = take(err)
+            state = inst._state
+            release_callbacks(state, inst._keep)
+            inst._keep = []
+            state.close_pipes()
+            if isinstance(error, InstanceEnded) and state.errors:
+                first = state.errors[0]
+                text = f"{type(first).__name__} raised in a callback; {error}"
+                wrapped = InstanceCallbackError(text, None, state.errors)
+                raise wrapped from first
+            raise error
+        inst._adopt()
+        return inst
+
+    @takes_run_options
+    async def instantiate_async(self, options: RunOptions) -> Instance:
+        """``instantiate`` for asyncio: instantiates on a helper thread (which is then the
+        instance's main guest thread) and awaits it without blocking the event loop.
+        Cancelling the awaiting task waits for ``_initialize`` to end, closes the
+        instance and raises ``CancelledError``."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Instance] = loop.create_future()
+        _waiter.wait_for(HelperJob(lambda: self._instantiate(options), loop, done))
+        try:
+            return await asyncio.shield(done)
+        except asyncio.CancelledError:
+            await settled(done)
+            if not done.cancelled() and done.exception() is None:
+                done.result().close()
+            raise
 
     def _run_here(self, config: int | None, state: RunState) -> Exit:
         """``wt_run`` on the calling thread (not the main thread; no Python callbacks of

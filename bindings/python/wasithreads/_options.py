@@ -15,10 +15,11 @@ import re
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Callable, Protocol, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Callable, Protocol, TypeVar, Union
 
 from ._callbacks import DiagnosticCallback, ThreadExitCallback, ThreadStartCallback
 from ._convert import PathArg
+from ._funcs import Func
 from ._stdio import Input, Output
 
 if TYPE_CHECKING:
@@ -41,6 +42,9 @@ Dirs = Mapping[PathArg, str]
 # A listening socket: an ``int`` fd, an object with ``fileno()`` (``socket.socket``), or
 # an "IP:PORT" address for the library to listen on.
 Sockets = Iterable[Union[int, str, "HasFileno"]]
+# Host functions: module name -> function name -> a callable (typed by its annotations) or
+# a Func.
+Imports = Mapping[str, Mapping[str, Union[Callable[..., Any], Func]]]
 
 
 class HasFileno(Protocol):
@@ -58,10 +62,24 @@ def _keyword_dataclass(cls: type[T]) -> type[T]:
 
 @_keyword_dataclass
 class RunOptions:
-    """What a run gets besides the module: the keyword arguments of ``Module.run`` and
-    ``Module.start``. Every option has a default: leave it out to get it.
+    """What a run gets besides the module: the keyword arguments of ``Module.run``,
+    ``Module.start`` and ``Module.instantiate`` (for an instance they apply for its whole
+    life). Every option has a default: leave it out to get it.
 
     Options:
+        imports: host functions the guest imports, ``{"env": {"log": fn}}``: a module
+            name, a function name, and a callable or a ``wasithreads.Func``. A callable's
+            WebAssembly signature comes from its annotations (``int`` is i32, ``float``
+            f64, ``wasithreads.i64``/``f32``/... say others; the return annotation: none
+            or ``None``, one type, or a ``tuple[...]`` of several); a first parameter
+            annotated ``wasithreads.Caller`` gets the calling guest thread (its ``tid``,
+            ``memory``, ``is_ending``, ``end_fd``). Host functions are called on the guest
+            thread that calls them (any thread of the run or instance, several at once),
+            with the GIL taken. Return ``None``, the value, or a tuple of the values. An
+            exception (or a result of the wrong type) traps the calling guest thread with
+            the exception's text, which ends the run or instance; the exception is raised
+            again, as the ``__cause__`` of a ``CallbackError``, by ``Run.wait`` /
+            ``Module.run`` or by the instance's calls and ``close``.
         args: the guest's argv, ``argv[0]`` first (default ``["wasm"]``).
         env: variables for the guest (a mapping or ``(key, value)`` pairs). The guest
             sees no host variable unless ``inherit_env=True``.
@@ -88,7 +106,12 @@ class RunOptions:
             ``fileno()`` (flushed now, then written to directly); a ``str``/
             ``os.PathLike`` = a file created or truncated now; another object with
             ``write()`` gets each write (``bytes``, decoded for text files).
-        timeout: seconds; the run ends with ``ExitKind.TIMEOUT`` after it.
+        timeout: seconds; the run ends with ``ExitKind.TIMEOUT`` after it (an instance
+            too, counted from ``instantiate``: it bounds the instance's whole life).
+        call_timeout: for instances, seconds one export call may take: past it the
+            whole instance ends with ``ExitKind.TIMEOUT`` (stopping a thread mid-call
+            could leave the guest's locks held), and every call in flight and after
+            raises ``InstanceEnded``. Runs ignore it.
         max_threads: most spawned threads alive at once (default 1024); past it
             ``thread-spawn`` returns an error to the guest, and a diagnostic says why
             (``Exit.diagnostics``, ``on_diagnostic``).
@@ -133,6 +156,7 @@ class RunOptions:
             yours needs without any Python call, and ``Exit.stopped_at`` empty.
     """
 
+    imports: Imports | None = None
     args: Args | None = None
     env: Env | None = None
     inherit_env: bool = False
@@ -143,6 +167,7 @@ class RunOptions:
     stdout: Output = None
     stderr: Output = None
     timeout: float | None = None
+    call_timeout: float | None = None
     max_threads: int | None = None
     max_memory: int | None = None
     max_fds: int | None = None

@@ -12,7 +12,7 @@ from typing import Callable
 from . import _ffi, _waiter
 from ._callbacks import RunState, current
 from ._errors import CallbackError, Error, UsageError, check
-from ._exit import Exit
+from ._exit import Exit, ExitKind
 from ._ffi import CFuncPtr, lib
 from ._handle import Handle, live_runs
 
@@ -34,6 +34,17 @@ def release_callbacks(state: RunState, keep: list[CFuncPtr]) -> None:
     run may still call them."""
     if state.abandoned and keep:
         _abandoned.append(keep)
+
+
+def end_run(ptr: int) -> None:
+    """Cancels a run and joins its threads (interpreter exit, see _close_runs_at_exit)."""
+    lib.wt_run_cancel(ptr)
+    raw = _ffi.wt_exit_t()
+    err = lib.wt_run_wait(ptr, byref(raw))
+    if err:
+        lib.wt_error_free(err)
+    else:
+        lib.wt_exit_clear(byref(raw))
 
 
 def is_main_thread() -> bool:
@@ -66,7 +77,7 @@ class Run:
         if self._h is not None or not self._out.value:
             return
         ptr = self._out.value
-        self._h = Handle(ptr, lib.wt_run_free, "run", wake=lib.wt_run_cancel)
+        self._h = Handle(ptr, lib.wt_run_free, "run", wake=lib.wt_run_cancel, end=end_run, pinned=self._state.pinned)
         state = self._state
         with state.lock:
             state.run_ptr = ptr
@@ -190,11 +201,10 @@ class Run:
         errors = list(self._state.errors)
         first = errors[0]
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        err = CallbackError(
-            f"a callback raised {type(first).__name__}: {first}{more}; the run was cancelled",
-            self._exit,
-            errors,
-        )
+        exit = self._exit
+        cancelled = exit is None or exit.kind is ExitKind.CANCELLED
+        how = "was cancelled" if cancelled or exit is None else f"ended ({exit.kind.name})"
+        err = CallbackError(f"a callback raised {type(first).__name__}: {first}{more}; the run {how}", exit, errors)
         err.__cause__ = first
         return err
 
@@ -371,12 +381,13 @@ def _resolve(future: asyncio.Future[None]) -> None:
 
 @atexit.register
 def _close_runs_at_exit() -> None:
-    # Guest threads must not call into Python while it finalizes: cancel and free (which
-    # joins their threads) every run still alive. Their callback objects are still
-    # referenced by their Run objects, which are alive (a dead Run has freed its handle).
+    # Guest threads must not call into Python while it finalizes: end, join and free
+    # every run and instance still alive (the free may wait for views of their memory;
+    # their threads are joined before). Their callback objects are still referenced by
+    # their Run and Instance objects, which are alive (a dead one has freed its handle).
     for h in list(live_runs):
         if h.ptr is not None:
             try:
-                h.close(before_free=lib.wt_run_cancel)
+                h.close(before_free=h.end)
             except Exception:  # noqa: BLE001 - nothing to report to at exit
                 pass

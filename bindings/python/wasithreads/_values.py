@@ -1,0 +1,167 @@
+"""WebAssembly values: their types (``ValKind``, the annotation markers ``i32`` ... ``f64``)
+and Python values checked and converted to and from ``wt_val_t``."""
+
+from __future__ import annotations
+
+import enum
+import math
+import operator
+import struct
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+from . import _ffi
+
+
+class ValKind(str, enum.Enum):
+    """The type of a WebAssembly value (``wt_valkind``). A ``str`` enum: ``ValKind.I32 ==
+    "i32"``, and ``ValKind("i64")`` is ``ValKind.I64``."""
+
+    I32 = "i32"
+    I64 = "i64"
+    F32 = "f32"
+    F64 = "f64"
+
+    def __str__(self) -> str:
+        return str.__str__(self)
+
+    def __format__(self, spec: str) -> str:
+        return str.__format__(self, spec)
+
+
+_CODES = {ValKind.I32: _ffi.WT_I32, ValKind.I64: _ffi.WT_I64, ValKind.F32: _ffi.WT_F32, ValKind.F64: _ffi.WT_F64}
+_KINDS = {code: kind for kind, code in _CODES.items()}
+
+
+def code(kind: ValKind) -> int:
+    """The ``wt_valkind`` number of ``kind``."""
+    return _CODES[kind]
+
+
+def from_code(value: int) -> ValKind:
+    return _KINDS[value]
+
+
+class _Marker:
+    # The metadata of the annotation markers below: which ValKind an annotation means.
+    __slots__ = ("kind",)
+
+    def __init__(self, kind: ValKind) -> None:
+        self.kind = kind
+
+    def __repr__(self) -> str:
+        return f"wasithreads.{self.kind.value}"
+
+
+#: Annotation markers for host function parameters and results: ``wt.i64`` is ``int`` to a
+#: type checker and a 64-bit integer to the binding (plain ``int`` is i32, plain ``float``
+#: is f64).
+i32 = Annotated[int, _Marker(ValKind.I32)]
+i64 = Annotated[int, _Marker(ValKind.I64)]
+f32 = Annotated[float, _Marker(ValKind.F32)]
+f64 = Annotated[float, _Marker(ValKind.F64)]
+
+#: What names a value type: a ``ValKind`` or its string, ``int`` (i32), ``float`` (f64),
+#: or one of the markers ``i32``, ``i64``, ``f32``, ``f64``.
+KindLike = Any
+
+
+def kind_of(t: KindLike, what: str) -> ValKind:
+    """The ``ValKind`` an annotation or type name ``t`` means; ``what`` names it in errors."""
+    if isinstance(t, ValKind):
+        return t
+    if isinstance(t, str):
+        try:
+            return ValKind(t)
+        except ValueError:
+            pass
+    if t is int:
+        return ValKind.I32
+    if t is float:
+        return ValKind.F64
+    for meta in getattr(t, "__metadata__", ()):
+        if isinstance(meta, _Marker):
+            return meta.kind
+    raise TypeError(
+        f"{what}: {t!r} is not a WebAssembly value type "
+        "(use int, float, wasithreads.i32/i64/f32/f64, a ValKind or its name)"
+    )
+
+
+# -- Python values <-> wt_val_t
+
+
+def _int_range(bits: int) -> tuple[int, int]:
+    return -(1 << (bits - 1)), 1 << bits
+
+
+_I32_LO, _I32_HI = _int_range(32)
+_I64_LO, _I64_HI = _int_range(64)
+_F32 = struct.Struct("f")
+
+
+def check_int(value: object, bits: int, what: str) -> int:
+    """``value`` as a signed integer of ``bits`` bits. Accepts -2**(bits-1) .. 2**bits - 1
+    (unsigned values, e.g. guest addresses past 2 GiB, wrap to the signed value)."""
+    if isinstance(value, (float, complex, str, bytes)) or not hasattr(type(value), "__index__"):
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+    n = operator.index(value)  # type: ignore[arg-type]
+    lo, hi = (_I32_LO, _I32_HI) if bits == 32 else (_I64_LO, _I64_HI)
+    if not lo <= n < hi:
+        raise OverflowError(f"{what} must be in {lo}..{hi - 1} for an i{bits}, not {n}")
+    return n - (1 << bits) if n >= (hi >> 1) else n
+
+
+def check_float(value: object, kind: ValKind, what: str) -> float:
+    """``value`` (an int or float) as a float; f32 values are rounded to single precision
+    (too large ones become infinite, as a C cast does)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(f"{what} must be a float or int, not {type(value).__name__}")
+    x = float(value)
+    if kind is ValKind.F32 and math.isfinite(x):
+        try:
+            x = _F32.unpack(_F32.pack(x))[0]
+        except OverflowError:
+            x = math.copysign(math.inf, x)
+    return x
+
+
+def store(val: _ffi.wt_val_t, kind: ValKind, value: object, what: str) -> None:
+    """Writes ``value`` of type ``kind`` into ``val`` (kind included), checked."""
+    of = val.of
+    if kind is ValKind.I32:
+        of.i32 = check_int(value, 32, what)
+    elif kind is ValKind.I64:
+        of.i64 = check_int(value, 64, what)
+    elif kind is ValKind.F32:
+        of.f32 = check_float(value, kind, what)
+    else:
+        of.f64 = check_float(value, kind, what)
+    val.kind = _CODES[kind]
+
+
+def load(val: _ffi.wt_val_t, kind: ValKind) -> int | float:
+    """The Python value of a ``wt_val_t`` of type ``kind``."""
+    of = val.of
+    if kind is ValKind.I32:
+        return of.i32
+    if kind is ValKind.I64:
+        return of.i64
+    if kind is ValKind.F32:
+        return of.f32
+    return of.f64
+
+
+def results_of(value: object, kinds: Sequence[ValKind], what: str) -> Sequence[object]:
+    """What a function returned, as one value per result: ``None`` for none, the value
+    for one, a tuple (any sequence) for several."""
+    n = len(kinds)
+    if n == 0:
+        if value is not None:
+            raise TypeError(f"{what} has no results but returned {type(value).__name__}")
+        return ()
+    if n == 1:
+        return (value,)
+    if not isinstance(value, (tuple, list)) or len(value) != n:
+        raise TypeError(f"{what} has {n} results: it must return a tuple of {n} values, not {value!r}")
+    return value
