@@ -233,7 +233,8 @@ def thread_start_callback(state: RunState, fn: ThreadStartCallback) -> CFuncPtr:
 def host_function_callback(state: RunState, func: Func, where: str) -> CFuncPtr:
     """The ``wt_func_callback_t`` calling ``func`` (named ``where``, e.g. ``env::log``).
     An exception, or a result of the wrong type, traps the calling guest thread with the
-    exception's text (and is kept in ``state.errors``)."""
+    exception's text, and is kept in ``state.errors`` unless the run or instance was
+    already ending."""
     here = current
     fn = func.fn
     wants_caller = func.caller
@@ -244,6 +245,7 @@ def host_function_callback(state: RunState, func: Func, where: str) -> CFuncPtr:
     pinned = state.pinned
     error_new = lib.wt_error_new
     caller_tid = lib.wt_caller_tid
+    is_ending = lib.wt_caller_is_ending
     what = f"host function {where}"
 
     def trampoline(
@@ -272,7 +274,10 @@ def host_function_callback(state: RunState, func: Func, where: str) -> CFuncPtr:
             return None
         except BaseException as e:  # noqa: BLE001 - traps the guest thread; raised after the end
             try:
-                state.record(e, what, caller_tid(caller_ptr))
+                # Raising once the run or instance is ending is how a blocking host
+                # function stops (the end's own exit is what is reported): not an error.
+                if not is_ending(caller_ptr):
+                    state.record(e, what, caller_tid(caller_ptr))
                 text = f"{type(e).__name__}: {e}"
             except BaseException:  # noqa: BLE001 - even str(e) may raise
                 text = type(e).__name__

@@ -194,10 +194,8 @@ PROTOTYPES = {
     "wt_error_new": (P, [c_char_p]),
     # instances
     "wt_instance_new": (P, [P, P, P, PP]),
-    "wt_instance_call": (
-        P,
-        [P, c_char_p, POINTER(wt_val_t), c_size_t, POINTER(wt_val_t), c_size_t, POINTER(wt_exit_t)],
-    ),
+    # The wt_val_t arrays are passed as plain pointers: the binding packs them with struct.
+    "wt_instance_call": (P, [P, c_char_p, c_void_p, c_size_t, c_void_p, c_size_t, POINTER(wt_exit_t)]),
     "wt_instance_export_count": (c_size_t, [P]),
     "wt_instance_export_name": (c_char_p, [P, c_size_t]),
     "wt_instance_export_type": (

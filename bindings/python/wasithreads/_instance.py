@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import enum
+import struct
 import threading
 from collections.abc import Iterator, Mapping
 from ctypes import byref, c_int, c_size_t, c_void_p
@@ -20,7 +21,7 @@ from ._ffi import CFuncPtr, lib
 from ._handle import Handle, live_runs
 from ._memory import view
 from ._run import release_callbacks
-from ._values import ValKind, from_code, load, store
+from ._values import ValKind, checked, code, from_code, vals_struct
 
 T = TypeVar("T")
 
@@ -68,12 +69,15 @@ class Export:
     """
 
     __slots__ = (
-        "_args_type",
+        "_args",
         "_cname",
         "_instance",
         "_nargs",
         "_nresults",
+        "_pack",
         "_results_type",
+        "_template",
+        "_unpack",
         "name",
         "params",
         "results",
@@ -89,8 +93,12 @@ class Export:
         self.results = results
         self._nargs = len(params)
         self._nresults = len(results)
-        self._args_type = _ffi.wt_val_t * max(1, self._nargs)
-        self._results_type = _ffi.wt_val_t * max(1, self._nresults)
+        # Arguments: (kind, value) pairs packed as wt_val_t; struct checks int ranges and
+        # types itself, and what it refuses goes through the checks that explain why.
+        self._pack = vals_struct(params).pack
+        self._template: list[object] = [x for k in params for x in (code(k), None)]
+        self._unpack = vals_struct(results).unpack_from
+        self._results_type = ctypes.c_char * (16 * self._nresults)
 
     def __call__(self, *args: int | float) -> Result:
         """Calls the export with ``args`` (checked against its parameter types) on the
@@ -105,22 +113,33 @@ class Export:
             LimitError: no guest thread could be made for this host thread, or the
                 calling thread's stack is too small.
         """
-        argv = self._args(args)
+        argv = self._packed(args)
+        if not self._nresults:
+            self._instance._call(self._cname, argv, self._nargs, None, 0)
+            return None
         resv = self._results_type()
         self._instance._call(self._cname, argv, self._nargs, resv, self._nresults)
         if self._nresults == 1:
-            return load(resv[0], self.results[0])
-        if not self._nresults:
-            return None
-        return tuple(load(resv[i], kind) for i, kind in enumerate(self.results))
+            value: int | float = self._unpack(resv)[1]
+            return value
+        return self._unpack(resv)[1::2]
 
-    def _args(self, args: tuple[object, ...]) -> ctypes.Array[_ffi.wt_val_t]:
+    def _packed(self, args: tuple[object, ...]) -> bytes | None:
         if len(args) != self._nargs:
             raise TypeError(f"{self.name}{self._signature()} takes {self._nargs} arguments, not {len(args)}")
-        argv = self._args_type()
+        if not args:
+            return None
+        pairs = self._template.copy()
+        pairs[1::2] = args
+        try:
+            return self._pack(*pairs)
+        except (struct.error, OverflowError, TypeError):
+            pass
+        # Refused by struct: an unsigned int past the signed range (allowed: it wraps), or
+        # a wrong value, which the checks report with what is wrong.
         for i, (kind, value) in enumerate(zip(self.params, args)):
-            store(argv[i], kind, value, f"argument {i + 1} of {self.name}{self._signature()}")
-        return argv
+            pairs[2 * i + 1] = checked(value, kind, f"argument {i + 1} of {self.name}{self._signature()}")
+        return self._pack(*pairs)
 
     async def call_async(self, *args: int | float) -> Result:
         """The call for asyncio: runs it on a helper thread (which gets a guest thread of
@@ -131,7 +150,7 @@ class Export:
         once the call has returned. To stop waiting without ending the instance, await
         ``asyncio.shield(...)`` of it.
         """
-        self._args(args)  # a wrong call raises here, in the caller's task
+        self._packed(args)  # a wrong call raises here, in the caller's task
         return await self._instance._in_helper(lambda: self(*args))
 
     def _signature(self) -> str:
@@ -329,9 +348,9 @@ class Instance:
     def _call(
         self,
         cname: bytes,
-        argv: ctypes.Array[_ffi.wt_val_t],
+        argv: bytes | None,
         nargs: int,
-        resv: ctypes.Array[_ffi.wt_val_t],
+        resv: ctypes.Array[ctypes.c_char] | None,
         nresults: int,
     ) -> None:
         h = self._h
@@ -339,7 +358,7 @@ class Instance:
             raise UsageError("the instance has not started")
         raw = _ffi.wt_exit_t()
         try:
-            err = h.use(lambda p: lib.wt_instance_call(p, cname, argv, nargs, resv, nresults, byref(raw)))
+            err = h.call(lib.wt_instance_call, cname, argv, nargs, resv, nresults, byref(raw))
         except UsageError:
             if self._exit is not None:  # closed
                 raise self._ended(self._exit, None) from None

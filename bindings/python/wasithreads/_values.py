@@ -126,6 +126,15 @@ def check_float(value: object, kind: ValKind, what: str) -> float:
     return x
 
 
+def checked(value: object, kind: ValKind, what: str) -> int | float:
+    """``value`` checked and converted for a value of type ``kind``."""
+    if kind is ValKind.I32:
+        return check_int(value, 32, what)
+    if kind is ValKind.I64:
+        return check_int(value, 64, what)
+    return check_float(value, kind, what)
+
+
 def store(val: _ffi.wt_val_t, kind: ValKind, value: object, what: str) -> None:
     """Writes ``value`` of type ``kind`` into ``val`` (kind included), checked."""
     of = val.of
@@ -150,6 +159,15 @@ def load(val: _ffi.wt_val_t, kind: ValKind) -> int | float:
     if kind is ValKind.F32:
         return of.f32
     return of.f64
+
+
+# struct formats of one wt_val_t (kind, padding, value, padding: 16 bytes) per kind.
+_FORMATS = {ValKind.I32: "i4xi4x", ValKind.I64: "i4xq", ValKind.F32: "i4xf4x", ValKind.F64: "i4xd"}
+
+
+def vals_struct(kinds: Sequence[ValKind]) -> struct.Struct:
+    """The layout of an array of ``wt_val_t`` of ``kinds``: (kind, value) pairs."""
+    return struct.Struct("<" + "".join(_FORMATS[k] for k in kinds))
 
 
 def results_of(value: object, kinds: Sequence[ValKind], what: str) -> Sequence[object]:
