@@ -1,6 +1,10 @@
-"""200 runs in a loop leave no thread and no file descriptor behind."""
+"""200 runs, and 100 instances, in a loop leave no thread and no file descriptor behind."""
 
 import os
+import threading
+from pathlib import Path
+
+import pytest
 
 import guests
 import wasithreads as wt
@@ -42,3 +46,31 @@ def test_200_runs_do_not_grow_threads_or_fds(load, tmp_path):
     # idle), so the count can differ by a thread or two from one moment to the next;
     # one run here uses at most 5. A leak of even one thread per run would add 200.
     assert count("/proc/self/task") <= threads + 5
+
+
+def test_100_instances_do_not_grow_threads_or_fds(engine):
+    module = engine.load(Path(__file__).resolve().parents[3] / "tests" / "guests" / "wat" / "plugin.wat")
+    funcs = {"env": {"twice": wt.Func(lambda x: 2 * x, [int], [int]), "block": wt.Func(lambda: None, [], [])}}
+
+    def one(i):
+        with module.instantiate(imports=funcs, stdout=wt.PIPE) as inst:
+            assert inst.exports.spawn_twice(i) == 2 * i
+            callers = [threading.Thread(target=lambda: inst.exports.twice_plus(i)) for _ in range(2)]
+            for t in callers:  # host threads that call once and exit
+                t.start()
+            for t in callers:
+                t.join()
+            if i % 3 == 0:
+                inst.memory.view()  # a view dropped at once
+            if i % 5 == 0:
+                with pytest.raises(wt.InstanceEnded):
+                    inst.exports.boom()
+
+    for i in range(10):
+        one(i)
+    threads, fds = count("/proc/self/task"), count("/proc/self/fd")
+    for i in range(100):
+        one(i)
+    assert count("/proc/self/fd") == fds
+    assert count("/proc/self/task") <= threads + 5  # as above: idle pooled threads come and go
+    module.close()

@@ -35,7 +35,8 @@ class ModuleError(Error):
 
 class LinkError(Error):
     """A valid module that wasithreads cannot run as it is: an import it does not provide
-    (only WASI preview 1, ``wasi::thread-spawn`` and one memory are), ``thread-spawn``
+    (WASI preview 1, ``wasi::thread-spawn``, one memory and the host functions of
+    ``imports`` are), a host function of another type than the import's, ``thread-spawn``
     without a shared memory, no ``_start`` export."""
 
 
@@ -60,14 +61,17 @@ class HostIOError(Error, OSError):
 
 class CallbackError(Error):
     """One or more callbacks (stdout/stderr/on_thread_exit/on_thread_start/on_diagnostic)
-    raised.
+    or host functions (``imports``) raised.
 
-    The first exception cancels the run. The run still ends normally (every guest thread is
-    stopped and joined); then ``Module.run`` / ``Run.wait`` (or ``Run.close`` if the run
-    was never waited for) raises this error. ``__cause__`` is the first exception.
+    The first exception of a callback cancels the run; one of a host function traps the
+    guest thread that called it, which ends the run. The run still ends normally (every
+    guest thread is stopped and joined); then ``Module.run`` / ``Run.wait`` (or
+    ``Run.close`` if the run was never waited for) raises this error. ``__cause__`` is
+    the first exception. (For an instance: ``InstanceCallbackError``.)
 
     Attributes:
-        exit: how the run ended (usually ``ExitKind.CANCELLED``, because of the exception).
+        exit: how the run ended (``ExitKind.CANCELLED`` after a callback's exception,
+            ``TRAP`` with the exception's text after a host function's).
         errors: every exception the callbacks raised, in order. On Python 3.11+ each
             carries a note saying which callback and guest thread raised it.
     """
