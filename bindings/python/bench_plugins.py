@@ -141,7 +141,7 @@ def raw_ctypes_add(inst: wt.Instance):
     from wasithreads import _ffi
 
     lib = _ffi.lib
-    ptr = inst._h.ptr
+    ptr = inst._core.h.ptr
     args = (_ffi.wt_val_t * 2)()
     for i, v in enumerate((1, 2)):
         args[i].kind = _ffi.WT_I32

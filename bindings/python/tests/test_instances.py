@@ -556,3 +556,17 @@ def test_a_raising_host_function_in_a_run_is_a_callback_error(load):
     assert err.exit.kind is wt.ExitKind.TRAP
     assert "host function `env::hit` failed: ValueError: hit" in err.exit.message
     assert "the run ended (TRAP)" in str(err)
+
+
+def test_an_instance_dropped_without_close_is_closed_at_once(wat_plugin):
+    inst = wat_plugin.instantiate(imports=imports())
+    add, memory = inst.exports.add, inst.memory  # they do not keep it alive
+    assert add(1, 2) == 3
+    handle = inst._core.h
+    del inst  # no reference cycle: closed by the refcount, without waiting for the gc
+    assert handle.closed
+    with pytest.raises(wt.InstanceEnded) as info:
+        add(1, 2)
+    assert info.value.exit.kind is wt.ExitKind.CANCELLED
+    with pytest.raises(wt.UsageError, match="closed"):
+        memory.read(0, 1)

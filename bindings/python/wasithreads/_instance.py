@@ -71,7 +71,7 @@ class Export:
     __slots__ = (
         "_args",
         "_cname",
-        "_instance",
+        "_core",
         "_nargs",
         "_nresults",
         "_pack",
@@ -84,9 +84,9 @@ class Export:
     )
 
     def __init__(
-        self, instance: Instance, name: str, params: tuple[ValKind, ...], results: tuple[ValKind, ...]
+        self, core: Core, name: str, params: tuple[ValKind, ...], results: tuple[ValKind, ...]
     ) -> None:
-        self._instance = instance
+        self._core = core
         self.name = name
         self._cname = name.encode()
         self.params = params
@@ -115,10 +115,10 @@ class Export:
         """
         argv = self._packed(args)
         if not self._nresults:
-            self._instance._call(self._cname, argv, self._nargs, None, 0)
+            self._core.call(self._cname, argv, self._nargs, None, 0)
             return None
         resv = self._results_type()
-        self._instance._call(self._cname, argv, self._nargs, resv, self._nresults)
+        self._core.call(self._cname, argv, self._nargs, resv, self._nresults)
         if self._nresults == 1:
             value: int | float = self._unpack(resv)[1]
             return value
@@ -151,7 +151,7 @@ class Export:
         ``asyncio.shield(...)`` of it.
         """
         self._packed(args)  # a wrong call raises here, in the caller's task
-        return await self._instance._in_helper(lambda: self(*args))
+        return await self._core.in_helper(lambda: self(*args))
 
     def _signature(self) -> str:
         params = ", ".join(k.value for k in self.params)
@@ -206,16 +206,13 @@ class Memory:
     host's business. A view keeps the memory mapped, also after the instance is closed.
     """
 
-    __slots__ = ("_instance",)
+    __slots__ = ("_core",)
 
-    def __init__(self, instance: Instance) -> None:
-        self._instance = instance
+    def __init__(self, core: Core) -> None:
+        self._core = core
 
     def _use(self, fn: Callable[[int], T]) -> T:
-        h = self._instance._h
-        if h is None:
-            raise UsageError("the instance has not started")
-        return h.use(fn)
+        return self._core.handle().use(fn)
 
     def __len__(self) -> int:
         size: int = self._use(lib.wt_instance_memory_size)
@@ -245,7 +242,7 @@ class Memory:
     def view(self) -> memoryview:
         """A writable ``memoryview`` of the whole memory at its current size (empty for a
         module without a shared memory)."""
-        pinned = self._instance._state.pinned
+        pinned = self._core.state.pinned
         return self._use(lambda p: view(lib.wt_instance_memory_data(p), lib.wt_instance_memory_size(p), pinned.pin))
 
     def __buffer__(self, flags: int) -> memoryview:  # Python 3.12+: memoryview(memory)
@@ -256,6 +253,87 @@ class Memory:
             return f"<wasithreads.Memory {len(self)} bytes>"
         except Error:
             return "<wasithreads.Memory closed>"
+
+
+class Core:
+    """What an instance's ``Export``s and ``Memory`` share with it: the handle, the state
+    its callbacks share, how it ended. Holds no reference to the ``Instance``, so that an
+    ``Instance`` dropped without ``close()`` is closed at once, also while its exports or
+    memory are still referenced."""
+
+    __slots__ = ("exit", "h", "lock", "state")
+
+    def __init__(self, state: RunState) -> None:
+        self.h: Handle | None = None
+        self.state = state
+        self.exit: Exit | None = None  # how it ended, once closed
+        self.lock = threading.Lock()
+
+    def handle(self) -> Handle:
+        h = self.h
+        if h is None:
+            raise UsageError("the instance has not started")
+        return h
+
+    def cancel(self) -> None:
+        h = self.h
+        if h is None:
+            return
+        try:
+            h.use(lib.wt_instance_cancel)
+        except Error:
+            pass  # closed: it has ended
+
+    def call(
+        self,
+        cname: bytes,
+        argv: bytes | None,
+        nargs: int,
+        resv: ctypes.Array[ctypes.c_char] | None,
+        nresults: int,
+    ) -> None:
+        h = self.h
+        if h is None:
+            raise UsageError("the instance has not started")
+        raw = _ffi.wt_exit_t()
+        try:
+            err = h.call(lib.wt_instance_call, cname, argv, nargs, resv, nresults, byref(raw))
+        except UsageError:
+            if self.exit is not None:  # closed
+                raise self.ended(self.exit, None) from None
+            raise
+        if err:
+            error = take(err)
+            if isinstance(error, InstanceEnded):
+                raise self.ended(take_exit(raw), str(error))
+            raise error
+
+    def ended(self, exit: Exit, message: str | None) -> InstanceEnded:
+        """The error for a call that found the instance ended with ``exit``."""
+        text = message or f"the instance ended: {_why(exit)}"
+        state = self.state
+        if not state.errors:
+            return InstanceEnded(text, exit)
+        state.reported = True
+        errors = list(state.errors)
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        err = InstanceCallbackError(f"{type(first).__name__} raised in a callback{more}; {text}", exit, errors)
+        err.__cause__ = first
+        return err
+
+    async def in_helper(self, fn: Callable[[], T]) -> T:
+        """``fn()`` on a helper thread, awaited; cancelling the task cancels the instance
+        and waits for ``fn`` to return."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[T] = loop.create_future()
+        _waiter.wait_for(HelperJob(fn, loop, done))
+        try:
+            return await asyncio.shield(done)
+        except asyncio.CancelledError:
+            self.cancel()
+            await settled(done)
+            raise
 
 
 class Instance:
@@ -287,19 +365,17 @@ class Instance:
     def __init__(self) -> None:
         # Made by Module.instantiate before wt_instance_new; see Module.instantiate.
         self._state = RunState(cancel=lib.wt_instance_cancel)
+        self._core = Core(self._state)
         self._keep: list[CFuncPtr] = []  # the ctypes callbacks: alive until wt_instance_free returned
         self._out = c_void_p()  # filled by wt_instance_new
-        self._h: Handle | None = None
-        self._exit: Exit | None = None  # how it ended, once closed
-        self._lock = threading.Lock()
-        self.memory = Memory(self)
+        self.memory = Memory(self._core)
         self.exports = Exports({})
 
     def _adopt(self) -> None:
-        if self._h is not None or not self._out.value:
+        if self._core.h is not None or not self._out.value:
             return
         ptr = self._out.value
-        self._h = Handle(
+        h = self._core.h = Handle(
             ptr,
             lib.wt_instance_free,
             "instance",
@@ -313,7 +389,7 @@ class Instance:
             pending = state.cancel_pending
         if pending:  # a callback raised during _initialize
             lib.wt_instance_cancel(ptr)
-        live_runs.add(self._h)
+        live_runs.add(h)
         serial = lib.wt_instance_call_mode(ptr) == _ffi.WT_CALLS_SERIAL
         self.call_mode = CallMode.SERIAL if serial else CallMode.PARALLEL
         exports = {}
@@ -323,7 +399,7 @@ class Instance:
                 continue
             name = raw.decode("utf-8", "replace")
             params, results = _export_type(ptr, raw)
-            exports[name] = Export(self, name, params, results)
+            exports[name] = Export(self._core, name, params, results)
         self.exports = Exports(exports)
 
     # -- calls
@@ -345,57 +421,6 @@ class Instance:
         except KeyError:
             raise KeyError(f"the instance has no callable export {name!r}") from None
 
-    def _call(
-        self,
-        cname: bytes,
-        argv: bytes | None,
-        nargs: int,
-        resv: ctypes.Array[ctypes.c_char] | None,
-        nresults: int,
-    ) -> None:
-        h = self._h
-        if h is None:
-            raise UsageError("the instance has not started")
-        raw = _ffi.wt_exit_t()
-        try:
-            err = h.call(lib.wt_instance_call, cname, argv, nargs, resv, nresults, byref(raw))
-        except UsageError:
-            if self._exit is not None:  # closed
-                raise self._ended(self._exit, None) from None
-            raise
-        if err:
-            error = take(err)
-            if isinstance(error, InstanceEnded):
-                raise self._ended(take_exit(raw), str(error))
-            raise error
-
-    def _ended(self, exit: Exit, message: str | None) -> InstanceEnded:
-        """The error for a call that found the instance ended with ``exit``."""
-        text = message or f"the instance ended: {_why(exit)}"
-        state = self._state
-        if not state.errors:
-            return InstanceEnded(text, exit)
-        state.reported = True
-        errors = list(state.errors)
-        first = errors[0]
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        err = InstanceCallbackError(f"{type(first).__name__} raised in a callback{more}; {text}", exit, errors)
-        err.__cause__ = first
-        return err
-
-    async def _in_helper(self, fn: Callable[[], T]) -> T:
-        """``fn()`` on a helper thread, awaited; cancelling the task cancels the instance
-        and waits for ``fn`` to return."""
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[T] = loop.create_future()
-        _waiter.wait_for(HelperJob(fn, loop, done))
-        try:
-            return await asyncio.shield(done)
-        except asyncio.CancelledError:
-            self.cancel()
-            await settled(done)
-            raise
-
     # -- control
 
     def cancel(self) -> None:
@@ -403,17 +428,11 @@ class Instance:
         guest thread stops within milliseconds and calls in flight raise
         ``InstanceEnded``. Returns at once; safe from any thread, from host functions and
         callbacks, any number of times."""
-        h = self._h
-        if h is None:
-            return
-        try:
-            h.use(lib.wt_instance_cancel)
-        except Error:
-            pass  # closed: it has ended
+        self._core.cancel()
 
     @property
     def closed(self) -> bool:
-        return self._h is None or self._h.closed
+        return self._core.h is None or self._core.h.closed
 
     def close(self) -> Exit:
         """Ends the instance if it still lives (as ``cancel``), waits until every guest
@@ -433,7 +452,7 @@ class Instance:
         """``close`` for asyncio: ends the instance and awaits the join of its threads
         (milliseconds, or up to the ``teardown_grace`` for a host function that does not
         return) without blocking the event loop."""
-        if self._exit is not None or self._h is None:
+        if self._core.exit is not None or self._core.h is None:
             return self._close(report=True)
         self.cancel()
         loop = asyncio.get_running_loop()
@@ -449,20 +468,20 @@ class Instance:
     def _close(self, report: bool) -> Exit:
         if getattr(self, "_out", None) is None:
             raise UsageError("the instance was not made")  # __init__ did not finish
-        if self._h is None:
+        if self._core.h is None:
             self._adopt()  # made, but an exception came before Module.instantiate finished
-        h = self._h
+        h = self._core.h
         if h is None:
             release_callbacks(self._state, self._keep)
             self._keep = []
             self._state.close_pipes()
             raise UsageError("the instance was not made")
-        if current.state is self._state and self._exit is None:
+        if current.state is self._state and self._core.exit is None:
             raise UsageError(
                 "Instance.close called from the instance's own host function or callback: it would wait for "
                 "itself (cancel() is allowed there)"
             )
-        if self._exit is None:
+        if self._core.exit is None:
             raw = _ffi.wt_exit_t()
             try:
                 h.use(lambda p: check(lib.wt_instance_close(p, byref(raw))))
@@ -470,21 +489,21 @@ class Instance:
                 pass  # another thread is closing it
             else:
                 exit = self._state.exit(raw)
-                with self._lock:
-                    if self._exit is None:
-                        self._exit = exit
+                with self._core.lock:
+                    if self._core.exit is None:
+                        self._core.exit = exit
         if h.close():
             with self._state.lock:
                 self._state.run_ptr = None
             release_callbacks(self._state, self._keep)
             self._keep = []
             self._state.close_pipes()
-        ended = self._exit
+        ended = self._core.exit
         if ended is None:  # freed at interpreter exit
             raise UsageError("the instance is closed")
         state = self._state
         if report and state.errors and not state.reported:
-            raise self._ended(ended, None)
+            raise self._core.ended(ended, None)
         return ended
 
     def __enter__(self) -> Instance:
@@ -508,7 +527,14 @@ class Instance:
             self.__exit__(exc_type, exc, tb)
 
     def __del__(self) -> None:
-        if getattr(self, "_h", None) is None:
+        core = getattr(self, "_core", None)
+        if core is None or core.h is None:
+            return
+        if current.state is self._state:
+            # Dropped inside its own host function or callback: closing would wait for
+            # this thread. Cancel, and close on another thread.
+            core.cancel()
+            threading.Thread(target=self._close, args=(False,), name="wasithreads-free", daemon=True).start()
             return
         try:
             self._close(report=True)
@@ -518,8 +544,8 @@ class Instance:
             pass
 
     def __repr__(self) -> str:
-        if self._exit is not None:
-            status = f"closed, ended {self._exit.kind.name}"
+        if self._core.exit is not None:
+            status = f"closed, ended {self._core.exit.kind.name}"
         elif self.closed:
             status = "closed"
         else:
