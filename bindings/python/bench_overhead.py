@@ -134,7 +134,8 @@ def find_header(explicit: str | None) -> Path:
     sys.exit("bench_overhead: cannot find wasithreads.h; pass --header")
 
 
-def build_c(tmp: Path, header: Path) -> Path:
+def build_c(tmp: Path, header: Path, source: str = C_SOURCE) -> Path:
+    """The C program ``source``, built against the header and the library Python loaded."""
     lib = Path(wt.library_path())
     libdir = tmp / "lib"
     libdir.mkdir()
@@ -142,7 +143,7 @@ def build_c(tmp: Path, header: Path) -> Path:
     for name in ("libwasithreads.so", f"libwasithreads.so.{wt.version()}"):
         (libdir / name).symlink_to(lib)
     src = tmp / "bench.c"
-    src.write_text(C_SOURCE)
+    src.write_text(source)
     exe = tmp / "bench"
     cc = os.environ.get("CC", "gcc")
     subprocess.run(

@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 
 import wasithreads as wt
+from bench_overhead import build_c  # next to this script
 
 REPO = Path(__file__).resolve().parent.parent.parent
 
@@ -104,24 +105,6 @@ def find_plugin(explicit: str | None, tmp: Path) -> Path:
     out = tmp / "plugin.wasm"
     subprocess.run(["bash", str(REPO / "tests" / "guests" / "plugin-c" / "build.sh"), str(out)], check=True)
     return out
-
-
-def build_c(tmp: Path, header: Path) -> Path:
-    lib = Path(wt.library_path())
-    libdir = tmp / "lib"
-    libdir.mkdir()
-    for name in ("libwasithreads.so", f"libwasithreads.so.{wt.version()}"):
-        (libdir / name).symlink_to(lib)
-    src = tmp / "bench.c"
-    src.write_text(C_SOURCE)
-    exe = tmp / "bench"
-    cc = os.environ.get("CC", "gcc")
-    subprocess.run(
-        [cc, "-O2", "-std=c11", "-Wall", "-Werror", f"-I{header.parent}", str(src), "-o", str(exe),
-         f"-L{libdir}", "-lwasithreads", f"-Wl,-rpath,{libdir}"],
-        check=True,
-    )
-    return exe
 
 
 def per_call_ns(fn, calls: int, batches: int) -> float:
@@ -200,7 +183,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="wt-bench-plugins-"))
     try:
         plugin = find_plugin(args.plugin, tmp)
-        exe = build_c(tmp, Path(args.header))
+        exe = build_c(tmp, Path(args.header), C_SOURCE)
         engine = wt.Engine()
         module = engine.load(plugin)
 

@@ -11,8 +11,8 @@ import pytest
 
 import guests
 import wasithreads as wt
-
-WAIT = 60  # seconds: only a guard against a hang, never a measured duration
+import workers
+from workers import WAIT
 
 
 def twice(x: int) -> int:
@@ -103,11 +103,7 @@ def test_each_python_thread_has_its_own_guest_thread(wat_plugin):
             tids[n] = (inst.exports.whoami(), inst.exports.whoami())
             alive.wait(WAIT)
 
-        threads = [threading.Thread(target=who, args=(n,)) for n in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(WAIT)
+        workers.run(who, 4)
         assert all(a == b for a, b in tids.values())  # kept between calls
         assert len({a for a, _ in tids.values()}) == 4  # one per host thread
         assert 0 not in {a for a, _ in tids.values()}
@@ -130,11 +126,7 @@ def test_eight_python_threads_call_concurrently(wat_plugin):
             except BaseException as e:  # noqa: BLE001 - reported below
                 errors.append(e)
 
-        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(WAIT)
+        workers.run(work, 8)
         assert not errors
         exit = inst.close()
     assert exit == wt.Exit(wt.ExitKind.CANCELLED, 0, -1)
@@ -153,18 +145,14 @@ def test_a_trap_ends_the_instance_for_every_later_call(wat_plugin):
     assert not isinstance(info.value, wt.CallbackError)
     later = []
 
-    def call():
+    def call(n):
         try:
-            inst.exports.add(1, 2)
+            inst.exports.add(n, 2)
         except wt.InstanceEnded as e:
             later.append(e.exit)
 
-    threads = [threading.Thread(target=call) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(WAIT)
-    call()
+    workers.run(call, 4)
+    call(0)
     assert later == [first] * 5
     assert inst.memory.read(600, 4) == (7).to_bytes(4, "little")  # memory outlives the end
     assert inst.close() == first
@@ -338,32 +326,6 @@ def test_memory_read_write_view_and_bounds(wat_plugin):
     gc.collect()
 
 
-def test_cancel_with_calls_in_flight(wat_plugin):
-    inst = wat_plugin.instantiate(imports=imports())
-    started = threading.Barrier(9)
-    outcomes = []
-
-    def spin():
-        inst.exports.add(0, 0)  # its guest thread is made
-        started.wait(WAIT)
-        try:
-            inst.exports.spin(2**31 - 1)  # seconds of work
-            outcomes.append("returned")
-        except wt.InstanceEnded as e:
-            outcomes.append(e.exit)
-
-    threads = [threading.Thread(target=spin) for _ in range(8)]
-    for t in threads:
-        t.start()
-    started.wait(WAIT)
-    inst.cancel()
-    for t in threads:
-        t.join(WAIT)
-    cancelled = wt.Exit(wt.ExitKind.CANCELLED, 0, -1)
-    assert outcomes == [cancelled] * 8
-    assert inst.close() == cancelled
-
-
 def test_a_blocking_host_function_is_stopped_by_cancel(wat_plugin):
     entered = threading.Event()
     left = []
@@ -379,17 +341,16 @@ def test_a_blocking_host_function_is_stopped_by_cancel(wat_plugin):
     with wat_plugin.instantiate(imports=imports(block=block)) as inst:
         outcome = []
 
-        def call():
+        def call(_):
             try:
                 inst.exports.block()
             except wt.InstanceEnded as e:
                 outcome.append(e.exit.kind)
 
-        t = threading.Thread(target=call)
-        t.start()
+        threads = workers.start(call, 1)
         assert entered.wait(WAIT)
         inst.cancel()
-        t.join(WAIT)
+        workers.join(threads)
         assert outcome == [wt.ExitKind.CANCELLED]
         assert left == [True]
 

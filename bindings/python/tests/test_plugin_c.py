@@ -10,8 +10,8 @@ import threading
 import pytest
 
 import wasithreads as wt
-
-WAIT = 60  # seconds: only a guard against a hang, never a measured duration
+import workers
+from workers import WAIT
 
 
 class Host:
@@ -112,11 +112,7 @@ def test_eight_python_threads_call_concurrently(c_plugin, host):
             except BaseException as e:  # noqa: BLE001 - reported below
                 errors.append(e)
 
-        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(WAIT)
+        workers.run(work, 8)
         assert not errors
         assert len(set(ids.values())) == 8
         assert x.mutex_counter(2) == 8 * 10 * 10
@@ -131,19 +127,15 @@ def test_a_trap_ends_the_instance_and_every_later_call(c_plugin, host):
     assert first.kind is wt.ExitKind.TRAP and "wasm backtrace" in first.message
     outcomes = []
 
-    def call(name, *args):
+    def call(n):
         try:
-            getattr(inst.exports, name)(*args)
+            inst.exports.add(n, 1) if n < 8 else inst.exports.spin(10)
             outcomes.append("returned")
         except wt.InstanceEnded as e:
             outcomes.append(e.exit)
 
-    threads = [threading.Thread(target=call, args=("add", n, 1)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(WAIT)
-    call("spin", 10)
+    workers.run(call, 8)
+    call(8)
     assert outcomes == [first] * 9
     assert inst.close() == first
 
@@ -153,8 +145,8 @@ def test_cancel_with_eight_calls_in_flight(c_plugin, host):
     ready = threading.Barrier(9)
     outcomes = []
 
-    def spin():
-        inst.exports.add(0, 0)
+    def spin(_):
+        inst.exports.add(0, 0)  # its guest thread is made
         ready.wait(WAIT)
         try:
             inst.exports.spin(2**31 - 1)  # seconds of work
@@ -162,13 +154,10 @@ def test_cancel_with_eight_calls_in_flight(c_plugin, host):
         except wt.InstanceEnded as e:
             outcomes.append(e.exit)
 
-    threads = [threading.Thread(target=spin) for _ in range(8)]
-    for t in threads:
-        t.start()
+    threads = workers.start(spin, 8)
     ready.wait(WAIT)
     inst.cancel()
-    for t in threads:
-        t.join(WAIT)
+    workers.join(threads)
     assert outcomes == [wt.Exit(wt.ExitKind.CANCELLED, 0, -1)] * 8
     assert inst.close().kind is wt.ExitKind.CANCELLED
 
@@ -177,23 +166,17 @@ def test_a_blocking_host_function_is_stopped_by_cancel(c_plugin, host):
     with c_plugin.instantiate(imports=host.imports()) as inst:
         outcomes = []
 
-        def call(name, *args):
+        def call(n):
             try:
-                outcomes.append(getattr(inst.exports, name)(*args))
+                outcomes.append(inst.exports.block() if n == 0 else inst.exports.block_in_threads(3))
             except wt.InstanceEnded as e:
                 outcomes.append(e.exit.kind)
 
-        threads = [
-            threading.Thread(target=call, args=("block",)),
-            threading.Thread(target=call, args=("block_in_threads", 3)),
-        ]
-        for t in threads:
-            t.start()
+        threads = workers.start(call, 2)
         for _ in range(4):  # the call's own thread and 3 pthreads are in host_block
             assert host.blocked.acquire(timeout=WAIT)
         inst.cancel()
-        for t in threads:
-            t.join(WAIT)
+        workers.join(threads)
         assert outcomes == [wt.ExitKind.CANCELLED] * 2
     assert inst.close().kind is wt.ExitKind.CANCELLED  # the host functions' exceptions are not errors
 

@@ -3,6 +3,7 @@ returned pointers. Problems raise ``TypeError`` / ``ValueError`` before any C ca
 
 from __future__ import annotations
 
+import enum
 import math
 import operator
 import os
@@ -11,6 +12,17 @@ from typing import SupportsIndex, Union
 
 #: A file system path, as ``os.fsencode`` takes it.
 PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+
+
+class StrEnum(str, enum.Enum):
+    """A ``str`` enum whose members print and format as their value (``enum.StrEnum``
+    of Python 3.11, for 3.9 too)."""
+
+    def __str__(self) -> str:
+        return str.__str__(self)
+
+    def __format__(self, spec: str) -> str:
+        return str.__format__(self, spec)
 
 
 def cstr(value: str | bytes, what: str) -> bytes:

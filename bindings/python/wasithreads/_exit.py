@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from . import _ffi
+from ._convert import StrEnum
 from ._errors import ExitError
 from ._ffi import lib
 
@@ -28,7 +29,7 @@ class ExitKind(enum.Enum):
     """The host cancelled the run (``Run.cancel``, Ctrl-C, a callback that raised)."""
 
 
-class ThreadExitKind(str, enum.Enum):
+class ThreadExitKind(StrEnum):
     """How one guest thread ended (``wt_thread_exit_kind``), as ``on_thread_exit`` gets
     it. A ``str`` enum: each member equals, prints and formats as its value
     (``ThreadExitKind.RETURNED == "returned"``, ``f"{kind}"`` is ``"returned"``)."""
@@ -41,12 +42,6 @@ class ThreadExitKind(str, enum.Enum):
     """The thread trapped, which ended the run."""
     TERMINATED = "terminated"
     """The run's end (another thread, a timeout, the host) stopped the thread."""
-
-    def __str__(self) -> str:
-        return str.__str__(self)
-
-    def __format__(self, spec: str) -> str:
-        return str.__format__(self, spec)
 
 
 _EXIT_KINDS = {k.value: k for k in ExitKind}

@@ -49,28 +49,19 @@ class Handle:
 
         Raises:
             UsageError: the handle is closed.
+        """
+        return self.call(fn)
+
+    def call(self, fn: Callable[..., T], *args: object) -> T:
+        """``fn(ptr, *args)``, with the pointer kept valid (``close`` waits) until it
+        returns (``args``: no closure to make on hot paths).
+
+        Raises:
+            UsageError: the handle is closed.
 
         The count of uses is raised and the flag saying so set with no Python-level call
         in between, so a KeyboardInterrupt can never leave a use counted that nobody
         releases (which would make ``close`` wait forever)."""
-        counted = False
-        try:
-            with self._lock:
-                if self.ptr is None or self._closing:
-                    raise UsageError(f"the {self._what} is closed")
-                ptr = self.ptr
-                self._users += 1
-                counted = True
-            return fn(ptr)
-        finally:
-            if counted:
-                with self._lock:
-                    self._users -= 1
-                    if self._users == 0 and self._idle is not None:
-                        self._idle.notify_all()
-
-    def call(self, fn: Callable[..., T], *args: object) -> T:
-        """``fn(ptr, *args)`` as ``use`` brackets it (no closure to make: hot paths)."""
         counted = False
         try:
             with self._lock:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import enum
 import struct
 import threading
 from collections.abc import Iterator, Mapping
@@ -14,7 +13,7 @@ from typing import Callable, TypeVar, Union
 
 from . import _ffi, _waiter
 from ._callbacks import RunState, current
-from ._convert import uint
+from ._convert import StrEnum, uint
 from ._errors import Error, InstanceCallbackError, InstanceEnded, UsageError, check, take
 from ._exit import Exit, take_exit
 from ._ffi import CFuncPtr, lib
@@ -29,7 +28,7 @@ T = TypeVar("T")
 Result = Union[None, int, float, tuple[Union[int, float], ...]]
 
 
-class CallMode(str, enum.Enum):
+class CallMode(StrEnum):
     """How an instance's export calls run (``wt_instance_call_mode``)."""
 
     PARALLEL = "parallel"
@@ -40,12 +39,6 @@ class CallMode(str, enum.Enum):
     ``__pthread_create`` in the name section) get it."""
     SERIAL = "serial"
     """Calls run one at a time on the instance's main guest thread; other callers wait."""
-
-    def __str__(self) -> str:
-        return str.__str__(self)
-
-    def __format__(self, spec: str) -> str:
-        return str.__format__(self, spec)
 
 
 def _why(exit: Exit) -> str:

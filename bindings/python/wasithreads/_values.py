@@ -3,7 +3,6 @@ and Python values checked and converted to and from ``wt_val_t``."""
 
 from __future__ import annotations
 
-import enum
 import math
 import operator
 import struct
@@ -11,9 +10,10 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 from . import _ffi
+from ._convert import StrEnum
 
 
-class ValKind(str, enum.Enum):
+class ValKind(StrEnum):
     """The type of a WebAssembly value (``wt_valkind``). A ``str`` enum: ``ValKind.I32 ==
     "i32"``, and ``ValKind("i64")`` is ``ValKind.I64``."""
 
@@ -21,12 +21,6 @@ class ValKind(str, enum.Enum):
     I64 = "i64"
     F32 = "f32"
     F64 = "f64"
-
-    def __str__(self) -> str:
-        return str.__str__(self)
-
-    def __format__(self, spec: str) -> str:
-        return str.__format__(self, spec)
 
 
 _CODES = {ValKind.I32: _ffi.WT_I32, ValKind.I64: _ffi.WT_I64, ValKind.F32: _ffi.WT_F32, ValKind.F64: _ffi.WT_F64}
