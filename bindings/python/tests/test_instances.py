@@ -5,6 +5,7 @@ instance's end, cancel, memory, asyncio; host functions in command runs."""
 import asyncio
 import gc
 import select
+import sys
 import threading
 
 import pytest
@@ -309,6 +310,8 @@ def test_memory_read_write_view_and_bounds(wat_plugin):
         view[9000:9004] = b"wxyz"
         assert mem.read(9000, 4) == b"wxyz"
         assert inst.exports.sum(9000, 4) == sum(b"wxyz")
+        if sys.version_info >= (3, 12):  # the buffer protocol of Python classes (__buffer__)
+            assert memoryview(mem)[600] == 7 and len(memoryview(mem)) == len(mem)
         with pytest.raises(wt.UsageError):
             mem.read(len(mem) - 2, 3)
         with pytest.raises(wt.UsageError):

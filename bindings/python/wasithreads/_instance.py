@@ -481,10 +481,11 @@ class Instance:
             except UsageError:
                 pass  # another thread is closing it
             else:
-                exit = self._state.exit(raw)
-                with self._core.lock:
+                with self._core.lock:  # one Exit, with the output of PIPE, even for concurrent closes
                     if self._core.exit is None:
-                        self._core.exit = exit
+                        self._core.exit = self._state.exit(raw)
+                    else:
+                        lib.wt_exit_clear(byref(raw))
         if h.close():
             with self._state.lock:
                 self._state.run_ptr = None
@@ -521,8 +522,8 @@ class Instance:
 
     def __del__(self) -> None:
         core = getattr(self, "_core", None)
-        if core is None or core.h is None:
-            return
+        if core is None or (core.h is None and not self._out.value):
+            return  # never made (an instance made but not adopted, after Ctrl-C, is closed here)
         if current.state is self._state:
             # Dropped inside its own host function or callback: closing would wait for
             # this thread. Cancel, and close on another thread.
