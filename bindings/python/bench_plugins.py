@@ -26,10 +26,12 @@ each a median over R rounds:
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import resource
 import shutil
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -125,11 +127,8 @@ def raw_ctypes_add(inst: wt.Instance):
 
     lib = _ffi.lib
     ptr = inst._core.h.ptr
-    args = (_ffi.wt_val_t * 2)()
-    for i, v in enumerate((1, 2)):
-        args[i].kind = _ffi.WT_I32
-        args[i].of.i32 = v
-    res = (_ffi.wt_val_t * 1)()
+    args = struct.pack("<i4xi4xi4xi4x", _ffi.WT_I32, 1, _ffi.WT_I32, 2)  # two wt_val_t
+    res = ctypes.create_string_buffer(16)
     call = lib.wt_instance_call
 
     def add() -> None:

@@ -20,7 +20,7 @@ from ._exit import THREAD_KINDS, Exit, ThreadExitKind, take_exit
 from ._ffi import CFuncPtr, lib
 from ._funcs import Caller, Func
 from ._memory import Pinned
-from ._values import ValKind, load, results_of, store
+from ._values import Layout, results_of
 
 if TYPE_CHECKING:
     from ctypes import _Pointer, c_char
@@ -238,39 +238,36 @@ def host_function_callback(state: RunState, func: Func, where: str) -> CFuncPtr:
     here = current
     fn = func.fn
     wants_caller = func.caller
-    kinds = func.params
-    result_kinds = func.results
-    nresults = len(result_kinds)
-    single: ValKind | None = result_kinds[0] if nresults == 1 else None
+    params = Layout(func.params)
+    results = Layout(func.results)
+    nresults = len(func.results)
     pinned = state.pinned
+    string_at = ctypes.string_at
+    memmove = ctypes.memmove
     error_new = lib.wt_error_new
     caller_tid = lib.wt_caller_tid
     is_ending = lib.wt_caller_is_ending
     what = f"host function {where}"
 
+    def result_name(i: int) -> str:
+        return f"the result of {what}" if nresults == 1 else f"result {i} of {what}"
+
     def trampoline(
-        _env: int | None,
-        caller_ptr: int,
-        args: _Pointer[_ffi.wt_val_t],
-        _nargs: int,
-        results: _Pointer[_ffi.wt_val_t],
-        _nresults: int,
+        _env: int | None, caller_ptr: int, args: int | None, _nargs: int, out: int | None, _nout: int
     ) -> int | None:
         previous = here.state
         here.state = state
         caller = None
         try:
-            values = [load(args[i], kind) for i, kind in enumerate(kinds)]
+            values = params.values(string_at(args, params.size)) if args else ()
             if wants_caller:
                 caller = Caller(caller_ptr, pinned)
                 value = fn(caller, *values)
             else:
                 value = fn(*values)
-            if single is not None:
-                store(results[0], single, value, f"the result of {what}")
-            else:
-                for i, (kind, v) in enumerate(zip(result_kinds, results_of(value, result_kinds, what))):
-                    store(results[i], kind, v, f"result {i} of {what}")
+            returned = (value,) if nresults == 1 else results_of(value, func.results, what)
+            if out is not None and returned:  # out is NULL only without results
+                memmove(out, results.pack(returned, result_name), results.size)
             return None
         except BaseException as e:  # noqa: BLE001 - traps the guest thread; raised after the end
             try:

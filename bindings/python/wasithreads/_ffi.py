@@ -23,11 +23,8 @@ from ctypes import (
     c_bool,
     c_char,
     c_char_p,
-    c_double,
-    c_float,
     c_int,
     c_int32,
-    c_int64,
     c_size_t,
     c_uint8,
     c_uint16,
@@ -71,20 +68,6 @@ class wt_thread_exit_t(ctypes.Structure):
     backtrace: bytes | None
 
 
-class wt_valunion_t(ctypes.Union):
-    _fields_ = [("i32", c_int32), ("i64", c_int64), ("f32", c_float), ("f64", c_double)]
-    i32: int
-    i64: int
-    f32: float
-    f64: float
-
-
-class wt_val_t(ctypes.Structure):
-    _fields_ = [("kind", c_int), ("of", wt_valunion_t)]
-    kind: int
-    of: wt_valunion_t
-
-
 class wt_bytes_t(ctypes.Structure):
     _fields_ = [("data", POINTER(c_char)), ("len", c_size_t)]
     data: ctypes._Pointer[c_char]
@@ -106,7 +89,8 @@ DIAGNOSTIC_CB = ctypes.CFUNCTYPE(None, c_void_p, c_int32, c_char_p)
 
 # wt_error_t *(*)(void *env, wt_caller_t *caller, const wt_val_t *args, size_t nargs,
 #                 wt_val_t *results, size_t nresults)
-FUNC_CB = ctypes.CFUNCTYPE(c_void_p, c_void_p, c_void_p, POINTER(wt_val_t), c_size_t, POINTER(wt_val_t), c_size_t)
+# (the wt_val_t arrays as plain addresses: the binding reads and writes them with struct)
+FUNC_CB = ctypes.CFUNCTYPE(c_void_p, c_void_p, c_void_p, c_void_p, c_size_t, c_void_p, c_size_t)
 # void (*)(void *env)
 FINALIZER = ctypes.CFUNCTYPE(None, c_void_p)
 #: A NULL wt_finalizer_t (the binding keeps its host functions alive itself).

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import struct
 import threading
 from collections.abc import Iterator, Mapping
 from ctypes import byref, c_int, c_size_t, c_void_p
@@ -20,7 +19,7 @@ from ._ffi import CFuncPtr, lib
 from ._handle import Handle, live_runs
 from ._memory import view
 from ._run import release_callbacks
-from ._values import ValKind, checked, code, from_code, vals_struct
+from ._values import Layout, ValKind, from_code
 
 T = TypeVar("T")
 
@@ -67,10 +66,9 @@ class Export:
         "_core",
         "_nargs",
         "_nresults",
-        "_pack",
+        "_params",
+        "_results",
         "_results_type",
-        "_template",
-        "_unpack",
         "name",
         "params",
         "results",
@@ -86,12 +84,9 @@ class Export:
         self.results = results
         self._nargs = len(params)
         self._nresults = len(results)
-        # Arguments: (kind, value) pairs packed as wt_val_t; struct checks int ranges and
-        # types itself, and what it refuses goes through the checks that explain why.
-        self._pack = vals_struct(params).pack
-        self._template: list[object] = [x for k in params for x in (code(k), None)]
-        self._unpack = vals_struct(results).unpack_from
-        self._results_type = ctypes.c_char * (16 * self._nresults)
+        self._params = Layout(params)
+        self._results = Layout(results)
+        self._results_type = ctypes.c_char * self._results.size
 
     def __call__(self, *args: int | float) -> Result:
         """Calls the export with ``args`` (checked against its parameter types) on the
@@ -112,27 +107,18 @@ class Export:
             return None
         resv = self._results_type()
         self._core.call(self._cname, argv, self._nargs, resv, self._nresults)
+        values = self._results.values(resv)
         if self._nresults == 1:
-            value: int | float = self._unpack(resv)[1]
+            value: int | float = values[0]
             return value
-        return self._unpack(resv)[1::2]
+        return values
 
     def _packed(self, args: tuple[object, ...]) -> bytes | None:
         if len(args) != self._nargs:
             raise TypeError(f"{self.name}{self._signature()} takes {self._nargs} arguments, not {len(args)}")
         if not args:
             return None
-        pairs = self._template.copy()
-        pairs[1::2] = args
-        try:
-            return self._pack(*pairs)
-        except (struct.error, OverflowError, TypeError):
-            pass
-        # Refused by struct: an unsigned int past the signed range (allowed: it wraps), or
-        # a wrong value, which the checks report with what is wrong.
-        for i, (kind, value) in enumerate(zip(self.params, args)):
-            pairs[2 * i + 1] = checked(value, kind, f"argument {i + 1} of {self.name}{self._signature()}")
-        return self._pack(*pairs)
+        return self._params.pack(args, lambda i: f"argument {i + 1} of {self.name}{self._signature()}")
 
     async def call_async(self, *args: int | float) -> Result:
         """The call for asyncio: runs it on a helper thread (which gets a guest thread of

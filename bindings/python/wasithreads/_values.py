@@ -7,7 +7,7 @@ import math
 import operator
 import struct
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, Callable
 
 from . import _ffi
 from ._convert import StrEnum
@@ -129,39 +129,43 @@ def checked(value: object, kind: ValKind, what: str) -> int | float:
     return check_float(value, kind, what)
 
 
-def store(val: _ffi.wt_val_t, kind: ValKind, value: object, what: str) -> None:
-    """Writes ``value`` of type ``kind`` into ``val`` (kind included), checked."""
-    of = val.of
-    if kind is ValKind.I32:
-        of.i32 = check_int(value, 32, what)
-    elif kind is ValKind.I64:
-        of.i64 = check_int(value, 64, what)
-    elif kind is ValKind.F32:
-        of.f32 = check_float(value, kind, what)
-    else:
-        of.f64 = check_float(value, kind, what)
-    val.kind = _CODES[kind]
-
-
-def load(val: _ffi.wt_val_t, kind: ValKind) -> int | float:
-    """The Python value of a ``wt_val_t`` of type ``kind``."""
-    of = val.of
-    if kind is ValKind.I32:
-        return of.i32
-    if kind is ValKind.I64:
-        return of.i64
-    if kind is ValKind.F32:
-        return of.f32
-    return of.f64
-
-
 # struct formats of one wt_val_t (kind, padding, value, padding: 16 bytes) per kind.
 _FORMATS = {ValKind.I32: "i4xi4x", ValKind.I64: "i4xq", ValKind.F32: "i4xf4x", ValKind.F64: "i4xd"}
 
 
-def vals_struct(kinds: Sequence[ValKind]) -> struct.Struct:
-    """The layout of an array of ``wt_val_t`` of ``kinds``: (kind, value) pairs."""
-    return struct.Struct("<" + "".join(_FORMATS[k] for k in kinds))
+class Layout:
+    """An array of ``wt_val_t`` of the given kinds, packed and read with one
+    ``struct.Struct``: (kind, value) pairs. ``struct`` checks int ranges and types
+    itself; what it refuses goes through ``checked``, which converts what is allowed
+    (unsigned ints past the signed range wrap; f32 overflows to infinity, as a C cast)
+    and says what is wrong with the rest."""
+
+    __slots__ = ("_pack", "_template", "_unpack", "kinds", "size")
+
+    def __init__(self, kinds: Sequence[ValKind]) -> None:
+        layout = struct.Struct("<" + "".join(_FORMATS[k] for k in kinds))
+        self.kinds = tuple(kinds)
+        self.size = layout.size
+        self._pack = layout.pack
+        self._unpack = layout.unpack_from
+        self._template: list[object] = [x for k in kinds for x in (_CODES[k], None)]
+
+    def pack(self, values: Sequence[object], what: Callable[[int], str]) -> bytes:
+        """``values`` (as many as kinds) as ``wt_val_t``s; ``what(i)`` names value i in
+        an error."""
+        pairs = self._template.copy()
+        pairs[1::2] = values
+        try:
+            return self._pack(*pairs)
+        except (struct.error, OverflowError, TypeError):
+            pass
+        for i, (kind, value) in enumerate(zip(self.kinds, values)):
+            pairs[2 * i + 1] = checked(value, kind, what(i))
+        return self._pack(*pairs)
+
+    def values(self, buffer: Any) -> tuple[Any, ...]:
+        """The values of the ``wt_val_t``s in ``buffer`` (any bytes-like object)."""
+        return self._unpack(buffer)[1::2]
 
 
 def results_of(value: object, kinds: Sequence[ValKind], what: str) -> Sequence[object]:
