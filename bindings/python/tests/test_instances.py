@@ -493,14 +493,22 @@ def test_host_functions_in_a_command_run_from_eight_threads(load):
     calls = []
     lock = threading.Lock()
 
+    views = []
+
     def hit(caller: wt.Caller, n: int) -> int:
         with lock:
             calls.append((caller.tid, n))
+            views.append(caller.memory)
         return 2 * n + 1
 
     module = load(hits_from_threads())
     assert module.run(imports={"env": {"hit": hit}}).ok
     assert sorted(n for _, n in calls) == list(range(8))
+    # A view of a run's memory outlives the run (its memory is released after the view).
+    assert [int.from_bytes(views[0][2048 + 4 * n : 2052 + 4 * n], "little") for n in range(8)] == [
+        2 * n + 1 for n in range(8)
+    ]
+    views.clear()
     assert sorted(tid for tid, _ in calls) == list(range(1, 9))
     # start() and run_async() take them too.
     with module.start(imports={"env": {"hit": hit}}) as run:
