@@ -317,6 +317,8 @@ def test_memory_read_write_view_and_bounds(wat_plugin):
         with pytest.raises(wt.UsageError):
             mem.write(len(mem) - 1, b"ab")
         assert mem.read(len(mem), 0) == b""
+        with pytest.raises(wt.UsageError):
+            mem.read(0, 2**62)  # refused before anything is allocated
         with pytest.raises(ValueError):
             mem.read(-1, 1)
         with pytest.raises(TypeError):

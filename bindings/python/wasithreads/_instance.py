@@ -14,7 +14,7 @@ from . import _ffi, _waiter
 from ._callbacks import RunState, current
 from ._convert import StrEnum, uint
 from ._errors import Error, InstanceCallbackError, InstanceEnded, UsageError, check, take
-from ._exit import Exit, take_exit
+from ._exit import Exit, ExitKind, take_exit
 from ._ffi import CFuncPtr, lib
 from ._handle import Handle, live_runs
 from ._memory import view
@@ -41,11 +41,11 @@ class CallMode(StrEnum):
 
 
 def _why(exit: Exit) -> str:
-    if exit.kind.name == "CODE":
+    if exit.kind is ExitKind.CODE:
         return f"thread {exit.tid} exited with code {exit.code}"
-    if exit.kind.name == "TRAP":
+    if exit.kind is ExitKind.TRAP:
         return f"thread {exit.tid} trapped: {exit.message}"
-    if exit.kind.name == "TIMEOUT":
+    if exit.kind is ExitKind.TIMEOUT:
         return "its timeout elapsed"
     return "it was cancelled"
 
@@ -61,7 +61,6 @@ class Export:
     """
 
     __slots__ = (
-        "_args",
         "_cname",
         "_core",
         "_nargs",
@@ -200,7 +199,9 @@ class Memory:
     def read(self, offset: int, n: int) -> bytes:
         """``n`` bytes at ``offset``. ``UsageError`` if they are not all inside the memory."""
         offset = uint(offset, "offset", 64)
-        n = uint(n, "n", 63)
+        n = uint(n, "n", 64)
+        if n > len(self):  # before allocating n bytes
+            raise UsageError(f"cannot read {n} bytes: the memory has {len(self)}")
         buf = ctypes.create_string_buffer(n)
         self._use(lambda p: check(lib.wt_instance_memory_read(p, offset, buf, n)))
         return buf.raw
@@ -297,7 +298,9 @@ class Core:
         errors = list(state.errors)
         first = errors[0]
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        err = InstanceCallbackError(f"{type(first).__name__} raised in a callback{more}; {text}", exit, errors)
+        err = InstanceCallbackError(
+            f"{type(first).__name__}: {first} raised in a host function or callback{more}; {text}", exit, errors
+        )
         err.__cause__ = first
         return err
 

@@ -149,7 +149,7 @@ class Module(Owned):
             state.close_pipes()
             if isinstance(error, InstanceEnded) and state.errors:
                 first = state.errors[0]
-                text = f"{type(first).__name__} raised in a callback; {error}"
+                text = f"{type(first).__name__}: {first} raised in a host function or callback; {error}"
                 wrapped = InstanceCallbackError(text, None, state.errors)
                 raise wrapped from first
             raise error
