@@ -573,3 +573,30 @@ def test_a_call_in_flight_at_cancel_raises_even_if_its_host_function_returns(wat
         inst.cancel()
         workers.join(threads)
     assert outcome == [wt.ExitKind.CANCELLED]  # today: [None], the call returned
+
+
+def test_cancelling_instantiate_async_closes_the_instance(engine):
+    wat = b"""(module (import "env" "wait" (func $wait)) (memory 1)
+      (func (export "_initialize") (call $wait)) (func (export "one") (result i32) (i32.const 1)))"""
+    entered, release = threading.Event(), threading.Event()
+    made = []
+
+    def wait(caller: wt.Caller) -> None:
+        entered.set()
+        assert release.wait(WAIT)
+        made.append(caller.tid)
+
+    async def main():
+        task = asyncio.ensure_future(module.instantiate_async(imports={"env": {"wait": wait}}))
+        while not entered.is_set():
+            await asyncio.sleep(0.001)
+        task.cancel()
+        await asyncio.sleep(0)
+        assert not task.done()  # _initialize is still running: the task waits for it
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    with engine.load(wat) as module:
+        asyncio.run(main())
+    assert made == [0]  # _initialize ran to its end on the instance's main thread
