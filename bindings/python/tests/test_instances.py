@@ -3,6 +3,7 @@ typed calls and their checks, host functions and what they may raise or return, 
 instance's end, cancel, memory, asyncio; host functions in command runs."""
 
 import asyncio
+import functools
 import gc
 import select
 import sys
@@ -230,6 +231,17 @@ def test_signatures_from_annotations_and_explicit():
     assert (explicit.params, explicit.results, explicit.caller) == (("i32", "i64", "f32", "f64"), ("i32",), False)
     with pytest.raises(TypeError, match="parameter 'x' has no annotation"):
         wt.Func(lambda x: x)
+    class Counter:
+        def __call__(self, x: wt.i64) -> wt.i64:
+            return x
+
+        def method(self, caller: wt.Caller, x: float) -> None: ...
+
+    assert (wt.Func(Counter()).params, wt.Func(Counter()).results) == (("i64",), ("i64",))
+    assert (wt.Func(Counter().method).caller, wt.Func(Counter().method).params) == (True, ("f64",))
+    partial = wt.Func(functools.partial(f))
+    assert (partial.caller, partial.params) == (True, ("i32", "i64", "f32", "f64"))
+
     def bad(x: str) -> None: ...
 
     def kw(*, x: int) -> None: ...
