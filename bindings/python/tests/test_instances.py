@@ -6,6 +6,7 @@ import asyncio
 import functools
 import gc
 import select
+import signal
 import sys
 import threading
 
@@ -612,3 +613,19 @@ def test_cancelling_instantiate_async_closes_the_instance(engine):
     with engine.load(wat) as module:
         asyncio.run(main())
     assert made == [0]  # _initialize ran to its end on the instance's main thread
+
+
+def test_ctrl_c_in_a_host_function_on_the_main_thread(wat_plugin):
+    def twice_(x: int) -> int:
+        signal.raise_signal(signal.SIGINT)  # as Ctrl-C while the host function runs
+        return 2 * x
+
+    assert threading.current_thread() is threading.main_thread()
+    with wat_plugin.instantiate(imports=imports(twice=twice_)) as inst:
+        with pytest.raises(KeyboardInterrupt) as info:
+            inst.exports.twice_plus(1)
+        assert isinstance(info.value.__cause__, wt.InstanceCallbackError)  # it ended the instance
+        with pytest.raises(wt.InstanceCallbackError) as later:
+            inst.exports.add(1, 2)
+        assert later.value.exit.kind is wt.ExitKind.TRAP
+        assert "KeyboardInterrupt" in later.value.exit.message

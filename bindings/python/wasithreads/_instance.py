@@ -284,9 +284,15 @@ class Core:
             raise
         if err:
             error = take(err)
-            if isinstance(error, InstanceEnded):
-                raise self.ended(take_exit(raw), str(error))
-            raise error
+            if not isinstance(error, InstanceEnded):
+                raise error
+            first_report = not self.state.reported
+            ended = self.ended(take_exit(raw), str(error))
+            if first_report and isinstance(ended.__cause__, KeyboardInterrupt):
+                # Ctrl-C while a host function ran Python on the main thread (a call's
+                # guest thread): it ended the instance; say it as Ctrl-C says it.
+                raise ended.__cause__ from ended
+            raise ended
 
     def ended(self, exit: Exit, message: str | None) -> InstanceEnded:
         """The error for a call that found the instance ended with ``exit``."""
