@@ -356,12 +356,20 @@ def test_a_blocking_host_function_is_stopped_by_cancel(wat_plugin):
         left.append(caller.is_ending)
         raise InterruptedError("the instance is ending")  # how a host function stops: not reported
 
+    assert block_then_cancel(wat_plugin, block, entered) == [wt.ExitKind.CANCELLED]
+    assert left == [True]
+
+
+def block_then_cancel(wat_plugin, block, entered):
+    """What a call of the export `block` (whose env.block is `block`, which sets `entered`)
+    gives when the instance is cancelled while it is in the host function: a list of the
+    result or of the InstanceEnded's exit kind."""
     with wat_plugin.instantiate(imports=imports(block=block)) as inst:
         outcome = []
 
         def call(_):
             try:
-                inst.exports.block()
+                outcome.append(inst.exports.block())
             except wt.InstanceEnded as e:
                 outcome.append(e.exit.kind)
 
@@ -369,8 +377,7 @@ def test_a_blocking_host_function_is_stopped_by_cancel(wat_plugin):
         assert entered.wait(WAIT)
         inst.cancel()
         workers.join(threads)
-        assert outcome == [wt.ExitKind.CANCELLED]
-        assert left == [True]
+    return outcome
 
 
 def test_close_from_a_host_function_is_refused(wat_plugin):
@@ -572,19 +579,7 @@ def test_a_call_in_flight_at_cancel_raises_even_if_its_host_function_returns(wat
         while not select.select([caller.end_fd], [], [], 10)[0]:
             pass  # then returns normally, as a host function that ignores is_ending would
 
-    with wat_plugin.instantiate(imports=imports(block=block)) as inst:
-        outcome = []
-
-        def call(_):
-            try:
-                outcome.append(inst.exports.block())
-            except wt.InstanceEnded as e:
-                outcome.append(e.exit.kind)
-
-        threads = workers.start(call, 1)
-        assert entered.wait(WAIT)
-        inst.cancel()
-        workers.join(threads)
+    outcome = block_then_cancel(wat_plugin, block, entered)
     assert outcome == [wt.ExitKind.CANCELLED]  # today: [None], the call returned
 
 
