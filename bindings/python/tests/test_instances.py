@@ -413,29 +413,19 @@ def test_call_timeout_ends_the_instance(wat_plugin):
         assert info.value.exit == wt.Exit(wt.ExitKind.TIMEOUT, 0, -1)
 
 
-# A short teardown_grace in the two tests below only because of the library bug that
-# test_a_failed_initialize_does_not_wait_for_its_own_thread shows (each would take 5 s).
-GRACE = 0.1
-
-
 def test_initialize_that_traps_fails_instantiate(engine):
     with engine.load(b'(module (memory 1) (func (export "_initialize") unreachable))') as module:
         with pytest.raises(wt.InstanceEnded, match="unreachable") as info:
-            module.instantiate(teardown_grace=GRACE)
+            module.instantiate()
         assert info.value.exit is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: when _initialize traps, wt_instance_new waits the whole teardown grace "
-    "for thread 0 (the calling thread itself) and reports it as not stopped",
-)
 def test_a_failed_initialize_does_not_wait_for_its_own_thread(engine):
     diagnostics = []
     module = engine.load(b'(module (memory 1) (func (export "_initialize") unreachable))')
     with pytest.raises(wt.InstanceEnded):
-        module.instantiate(teardown_grace=GRACE, on_diagnostic=lambda tid, m: diagnostics.append((tid, m)))
-    assert diagnostics == []  # today: [(0, "thread(s) 0 had not stopped 100 ms after the run ended ...")]
+        module.instantiate(teardown_grace=60, on_diagnostic=lambda tid, m: diagnostics.append((tid, m)))
+    assert diagnostics == []  # no "thread(s) 0 had not stopped": it is the calling thread
 
 
 def test_initialize_calling_a_host_function_that_raises(engine):
@@ -447,7 +437,7 @@ def test_initialize_calling_a_host_function_that_raises(engine):
 
     with engine.load(wat) as module:
         with pytest.raises(wt.InstanceCallbackError, match="not now") as info:
-            module.instantiate(imports={"env": {"f": f}}, teardown_grace=GRACE)
+            module.instantiate(imports={"env": {"f": f}})
         assert isinstance(info.value.__cause__, RuntimeError)
 
 
@@ -566,11 +556,6 @@ def test_an_instance_dropped_without_close_is_closed_at_once(wat_plugin):
         memory.read(0, 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library: a call in flight when its instance is cancelled returns its results when its "
-    "wasm reaches no interruption point after the cancel (the header: calls in flight return WT_ERROR_ENDED)",
-)
 def test_a_call_in_flight_at_cancel_raises_even_if_its_host_function_returns(wat_plugin):
     entered = threading.Event()
 
@@ -580,7 +565,7 @@ def test_a_call_in_flight_at_cancel_raises_even_if_its_host_function_returns(wat
             pass  # then returns normally, as a host function that ignores is_ending would
 
     outcome = block_then_cancel(wat_plugin, block, entered)
-    assert outcome == [wt.ExitKind.CANCELLED]  # today: [None], the call returned
+    assert outcome == [wt.ExitKind.CANCELLED]
 
 
 def test_cancelling_instantiate_async_closes_the_instance(engine):
