@@ -41,3 +41,21 @@ void wtgo_set_thread_start_callback(wt_run_config_t *config, uintptr_t id) {
 void wtgo_set_diagnostic_callback(wt_run_config_t *config, uintptr_t id) {
     wt_run_config_set_diagnostic_callback(config, wtgo_diagnostic, (void *)id);
 }
+
+// Host functions (plugin.go): env is the definition's id in the hostFuncs registry; the
+// finalizer removes it once the library holds the definition no more.
+static wt_error_t *wtgo_host_call(void *env, wt_caller_t *caller, const wt_val_t *args, size_t nargs,
+                                  wt_val_t *results, size_t nresults) {
+    return wtgoHostCall((uintptr_t)env, caller, (wt_val_t *)args, nargs, results, nresults);
+}
+
+static void wtgo_host_finalize(void *env) {
+    wtgoHostFinalize((uintptr_t)env);
+}
+
+wt_error_t *wtgo_define_func(wt_run_config_t *config, const char *module, const char *name,
+                             const wt_valkind_t *params, size_t nparams,
+                             const wt_valkind_t *results, size_t nresults, uintptr_t id) {
+    return wt_run_config_define_func(config, module, name, params, nparams, results, nresults,
+                                     wtgo_host_call, (void *)id, wtgo_host_finalize);
+}

@@ -8,6 +8,7 @@ package wasithreads
 /*
 #include <stdint.h>
 #include <stddef.h>
+#include "wasithreads.h"
 */
 import "C"
 

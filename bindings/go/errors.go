@@ -37,6 +37,11 @@ var (
 	// the core dump's directory, the compilation cache). The *Error wraps the OS error
 	// (Errno, a syscall.Errno), so errors.Is(err, fs.ErrNotExist) and the like work.
 	ErrIO = errors.New("wasithreads: I/O error")
+	// ErrEnded: an instance ended (a trap or proc_exit in any of its threads, its
+	// timeout, a cancel, Close), so the call did not run or did not return. Every
+	// *InstanceEnded is ErrEnded; so is the *Error of Instantiate when the module's start
+	// function or _initialize ended the instance (its message says how).
+	ErrEnded = errors.New("wasithreads: instance ended")
 )
 
 // ErrClosed is returned by methods of an Engine or Module that was closed. It is also
@@ -57,12 +62,14 @@ func (closedError) Is(target error) bool { return target == ErrMisuse }
 type Error struct {
 	Op      string // what was being done, e.g. "load module", "run"
 	Message string // the library's message
-	// Kind is ErrBadModule, ErrLink, ErrLimit, ErrMisuse, ErrIO, or nil for an internal
-	// error of the library.
+	// Kind is ErrBadModule, ErrLink, ErrLimit, ErrMisuse, ErrIO, ErrEnded, or nil for an
+	// internal error of the library.
 	Kind error
 	// Errno is the OS error behind the error (wt_error_os_errno), 0 if none: set for
 	// ErrIO errors a failed OS call caused.
 	Errno syscall.Errno
+
+	cause error // returned by Unwrap when Errno is 0: a host function's *CallbackError
 }
 
 func (e *Error) Error() string { return "wasithreads: " + e.Op + ": " + e.Message }
@@ -70,10 +77,12 @@ func (e *Error) Error() string { return "wasithreads: " + e.Op + ": " + e.Messag
 // Is reports whether target is the error's Kind.
 func (e *Error) Is(target error) bool { return e.Kind != nil && target == e.Kind }
 
-// Unwrap returns the OS error behind the error (Errno), or nil if none.
+// Unwrap returns the OS error behind the error (Errno); for an ErrEnded error of
+// Instantiate, the *CallbackError of a host function or callback that failed meanwhile;
+// else nil.
 func (e *Error) Unwrap() error {
 	if e.Errno == 0 {
-		return nil
+		return e.cause
 	}
 	return e.Errno
 }
@@ -89,6 +98,10 @@ const (
 	opRunConfig   = "run config"
 	opRun         = "run"
 	opWait        = "wait for run"
+	opInstantiate = "instantiate"
+	opCall        = "call"
+	opMemory      = "memory"
+	opClose       = "close instance"
 )
 
 // takeError converts and frees a wt_error_t; nil for NULL.
@@ -120,6 +133,8 @@ func errorKind(kind C.wt_error_kind_t) error {
 		return ErrMisuse
 	case C.WT_ERROR_IO:
 		return ErrIO
+	case C.WT_ERROR_ENDED:
+		return ErrEnded
 	}
 	return nil
 }

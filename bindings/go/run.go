@@ -144,7 +144,8 @@ func (f OutputFunc) Write(p []byte) (int, error) { f(-1, p); return len(p), nil 
 // RunConfig holds the settings of one run; nil or the zero value means the library's
 // defaults: argv {"wasm"}, no environment, no directories, stdio inherited from the host
 // process, at most 1024 spawned threads alive at once, no timeout. A RunConfig is only
-// read, when the run starts: one may serve many runs, including concurrent ones.
+// read, when the run starts: one may serve many runs, including concurrent ones. It
+// configures instances (Module.Instantiate) the same way, for the instance's whole life.
 //
 // Threading: Stdout, Stderr (when not an *os.File), OnThreadStart, OnThreadExit and
 // OnDiagnostic are called on guest threads (or, for OnDiagnostic, the run's supervisor
@@ -236,8 +237,8 @@ type RunConfig struct {
 	// preopened directories (0: no cap); past it creating one fails with dquot.
 	MaxFilesCreated int64
 	// Timeout ends the run with ExitTimeout once it has gone on that long (0: none;
-	// rounded up to whole milliseconds). A context deadline, by contrast, ends it with
-	// ExitCancelled.
+	// rounded up to whole milliseconds); an instance, once that long has passed since
+	// Instantiate. A context deadline, by contrast, ends it with ExitCancelled.
 	Timeout time.Duration
 	// TeardownGrace bounds how long the end of a run waits for its threads to stop (0:
 	// 5 s; rounded up to whole milliseconds). Threads stop within milliseconds wherever
@@ -262,6 +263,15 @@ type RunConfig struct {
 	// OnThreadExit is called once for every thread of the run (main included), on that
 	// thread, after it stopped running wasm.
 	OnThreadExit func(tid int32, how ThreadExit)
+	// Imports are the host functions the module imports (see Imports), linked into every
+	// thread of each run or instance.
+	Imports Imports
+	// CallTimeout, for instances (Module.Instantiate), ends the instance with
+	// ExitTimeout when one export call has gone on that long (0: none; rounded up to whole
+	// milliseconds). It ends the whole instance, not only that call: stopping a thread in
+	// the middle of its work could leave the guest's locks held. Runs ignore it.
+	CallTimeout time.Duration
+
 	// OnDiagnostic is told what the guest itself only sees as an error code, or what the
 	// host should know: a thread-spawn that failed and why (MaxThreads reached, a trap in
 	// the new thread's start function, the OS refusing a thread), threads that had not
@@ -279,12 +289,15 @@ type emptyStdin struct{}
 
 func (emptyStdin) Read([]byte) (int, error) { return 0, io.EOF }
 
-// CallbackError reports that a writer, reader or callback of the RunConfig panicked or
-// failed during a run. Run (and Run.Wait) return it together with the run's *Exit, which
-// says how the guest ended; only the first failure is kept, Count says how many there
-// were.
+// CallbackError reports that a writer, reader, callback or host function of the
+// RunConfig panicked or failed during a run or instance. Run (and Run.Wait) return it
+// together with the run's *Exit, which says how the guest ended, Instance.Close with the
+// instance's, and an *InstanceEnded carries it; only the first failure is kept, Count
+// says how many there were.
 type CallbackError struct {
-	Callback string // "Stdout", "Stderr", "Stdin", "OnThreadStart", "OnThreadExit" or "OnDiagnostic"
+	// Callback is "Stdout", "Stderr", "Stdin", "OnThreadStart", "OnThreadExit",
+	// "OnDiagnostic", or, for a host function of Imports, its "module::name".
+	Callback string
 	Tid      int32  // the guest thread that made the call; -1 for Stdin
 	Panic    any    // the value the callback panicked with; nil if it returned an error
 	Err      error  // the error returned, or the panic value if it is an error
@@ -300,7 +313,9 @@ func (e *CallbackError) Error() string {
 		what = fmt.Sprintf("failed: %v", e.Err)
 	}
 	s := fmt.Sprintf("wasithreads: %s callback (guest thread %d) %s", e.Callback, e.Tid, what)
-	if e.Callback == "Stdin" {
+	if strings.Contains(e.Callback, "::") {
+		s = fmt.Sprintf("wasithreads: host function %s (guest thread %d) %s", e.Callback, e.Tid, what)
+	} else if e.Callback == "Stdin" {
 		s = fmt.Sprintf("wasithreads: Stdin reader %s", what)
 	}
 	if e.Count > 1 {
@@ -703,6 +718,11 @@ func (s *setup) fill(c *C.wt_run_config_t, cfg *RunConfig) error {
 	} else if ms > 0 {
 		C.wt_run_config_set_timeout_ms(c, ms)
 	}
+	if ms, err := millis(op, "CallTimeout", cfg.CallTimeout); err != nil {
+		return err
+	} else if ms > 0 {
+		C.wt_run_config_set_call_timeout_ms(c, ms)
+	}
 	if ms, err := millis(op, "TeardownGrace", cfg.TeardownGrace); err != nil {
 		return err
 	} else if ms > 0 {
@@ -766,6 +786,9 @@ func (s *setup) fill(c *C.wt_run_config_t, cfg *RunConfig) error {
 		if st.onDiag != nil {
 			C.wtgo_set_diagnostic_callback(c, h)
 		}
+	}
+	if err := defineImports(c, cfg.Imports, st); err != nil {
+		return err
 	}
 
 	if cfg.StdinFile != "" {
@@ -893,6 +916,18 @@ func (s *runState) fail(callback string, tid int32, p any, err error, stack []by
 		}
 		s.first = &CallbackError{Callback: callback, Tid: tid, Panic: p, Err: err, Stack: stack}
 	}
+}
+
+// snapshot is a copy of the first failure (Count set), or nil.
+func (s *runState) snapshot() *CallbackError {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.first == nil {
+		return nil
+	}
+	c := *s.first
+	c.Count = s.failures
+	return &c
 }
 
 func (s *runState) result() error {

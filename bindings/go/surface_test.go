@@ -28,7 +28,8 @@ func headerFunctions(t *testing.T) map[string]bool {
 }
 
 // calledFunctions are the wt_ functions the package's own sources call: C.wt_x( in Go,
-// wt_x( in C.
+// wt_x( in C. Names ending in _t are types (a conversion, C.wt_valkind_t(k), looks like a
+// call), which no function of the header is named like.
 func calledFunctions(t *testing.T) map[string]bool {
 	called := map[string]bool{}
 	goCall := regexp.MustCompile(`\bC\.(wt_\w+)\(`)
@@ -51,7 +52,9 @@ func calledFunctions(t *testing.T) map[string]bool {
 				re = cCall
 			}
 			for _, m := range re.FindAllStringSubmatch(string(src), -1) {
-				called[m[1]] = true
+				if !strings.HasSuffix(m[1], "_t") {
+					called[m[1]] = true
+				}
 			}
 		}
 	}
@@ -101,6 +104,9 @@ func TestCAPISurface(t *testing.T) {
 	header, called, table := headerFunctions(t), calledFunctions(t), surfaceTable(t)
 	var problems []string
 	for fn := range header {
+		if strings.HasSuffix(fn, "_t") {
+			t.Errorf("%s: a function of the header named like a type; calledFunctions ignores such names", fn)
+		}
 		leftOut, listed := table[fn]
 		switch {
 		case !listed:
