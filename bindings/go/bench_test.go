@@ -2,8 +2,10 @@ package wasithreads_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 
@@ -68,6 +70,128 @@ func BenchmarkOutput(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(time.Since(start).Nanoseconds())/float64(b.N)/400, "ns/write")
+		})
+	}
+}
+
+// benchInstance instantiates a plugin for a benchmark: plugin.wat ("wat") or the real C
+// plugin ("c"), with host functions that do nothing.
+func benchInstance(b *testing.B, which string) *wasithreads.Instance {
+	var mod *wasithreads.Module
+	var imports wasithreads.Imports
+	switch which {
+	case "wat":
+		mod = load(b, pluginWat)
+		imports = wasithreads.Imports{"env": {
+			"twice": wasithreads.HostFunc(func(x int32) int32 { return 2 * x }),
+			"block": wasithreads.HostFunc(func() {}),
+		}}
+	default:
+		mod = realPlugin(b)
+		imports = wasithreads.Imports{"env": {
+			"host_log":   wasithreads.HostFunc(func(int32, int32) {}),
+			"host_add":   wasithreads.HostFunc(func(a, b int64) int64 { return a + b }),
+			"host_block": wasithreads.HostFunc(func() {}),
+		}}
+	}
+	inst, err := mod.Instantiate(context.Background(), &wasithreads.RunConfig{Imports: imports})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { inst.Close() })
+	return inst
+}
+
+// BenchmarkCallAdd measures a warm call of the trivial export add(i32, i32) -> i32 from
+// one goroutine, through Call (interface{} arguments and results) and CallVals, on
+// plugin.wat and the real C plugin.
+func BenchmarkCallAdd(b *testing.B) {
+	for _, which := range []string{"wat", "c"} {
+		b.Run(which+"/Call", func(b *testing.B) {
+			inst := benchInstance(b, which)
+			ctx := context.Background()
+			for i := 0; i < 1000; i++ { // warm up: the calling thread's guest thread
+				if _, err := inst.Call(ctx, "add", 1, 2); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				res, err := inst.Call(ctx, "add", i, 2)
+				if err != nil || res[0] != int32(i+2) {
+					b.Fatal(res, err)
+				}
+			}
+		})
+		b.Run(which+"/CallVals", func(b *testing.B) {
+			inst := benchInstance(b, which)
+			ctx := context.Background()
+			two := wasithreads.ValI32(2)
+			for i := 0; i < 1000; i++ {
+				if _, err := inst.CallVals(ctx, "add", two, two); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				res, err := inst.CallVals(ctx, "add", wasithreads.ValI32(int32(i)), two)
+				if err != nil || res[0].I32() != int32(i+2) {
+					b.Fatal(res, err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkCallSpin measures the C plugin's CPU-bound spin(1 << 20) (about a millisecond
+// of xorshift rounds, no memory traffic) called b.N times in all by 1 or 2 goroutines at
+// once: ns/op is wall time per call, so ns/op of goroutines=1 over that of goroutines=2
+// is the speed-up of two parallel callers.
+func BenchmarkCallSpin(b *testing.B) {
+	const rounds = 1 << 20
+	for _, goroutines := range []int{1, 2} {
+		b.Run(fmt.Sprintf("goroutines=%d", goroutines), func(b *testing.B) {
+			inst := benchInstance(b, "c")
+			want, err := inst.Call(context.Background(), "spin", rounds)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			for g := 0; g < goroutines; g++ { // warm up: each goroutine's guest thread
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					inst.Call(context.Background(), "spin", 1)
+				}()
+			}
+			wg.Wait()
+			b.ResetTimer()
+			errs := make(chan error, goroutines)
+			for g := 0; g < goroutines; g++ {
+				n := b.N / goroutines
+				if g < b.N%goroutines {
+					n++
+				}
+				wg.Add(1)
+				go func(n int) {
+					defer wg.Done()
+					for i := 0; i < n; i++ {
+						res, err := inst.Call(context.Background(), "spin", rounds)
+						if err != nil || res[0] != want[0] {
+							errs <- fmt.Errorf("spin = %v, %v; want %v", res, err, want[0])
+							return
+						}
+					}
+				}(n)
+			}
+			wg.Wait()
+			b.StopTimer()
+			close(errs)
+			for err := range errs {
+				b.Fatal(err)
+			}
 		})
 	}
 }

@@ -15,7 +15,23 @@ import (
 
 var errorKinds = []error{
 	wasithreads.ErrBadModule, wasithreads.ErrLink, wasithreads.ErrLimit, wasithreads.ErrMisuse, wasithreads.ErrIO,
+	wasithreads.ErrEnded,
 }
+
+// instanceCallErr is the error of calling export name of a fresh instance of wat.
+func instanceCallErr(t *testing.T, wat, name string, args ...interface{}) error {
+	t.Helper()
+	inst, err := load(t, wat).Instantiate(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Close()
+	_, err = inst.Call(context.Background(), name, args...)
+	return err
+}
+
+// trapper is a reactor whose boom() traps.
+const trapper = `(module (memory (export "memory") 1) (func (export "boom") unreachable))`
 
 // expectKind checks that err is an error of kind want (and of no other kind) whose text
 // contains phrase; want nil means no kind.
@@ -126,6 +142,8 @@ func TestErrorKinds(t *testing.T) {
 			wasithreads.ErrIO, "none.wasm"},
 		{"missing preopen", runErr(t, returner, &wasithreads.RunConfig{Dirs: map[string]string{filepath.Join(dir, "none"): "/"}}),
 			wasithreads.ErrIO, "none"},
+		{"a call that ends the instance", instanceCallErr(t, trapper, "boom"), wasithreads.ErrEnded, "instance ended"},
+		{"a call with a wrong argument count", instanceCallErr(t, trapper, "boom", 1), wasithreads.ErrMisuse, "takes 0 arguments"},
 	} {
 		expectKind(t, tc.what, tc.err, tc.kind, tc.phrase)
 		t.Logf("%s: %v", tc.what, tc.err)

@@ -4,6 +4,13 @@ package wasithreads
 #include <stdint.h>
 #include <stdlib.h>
 #include "wasithreads.h"
+
+// The C arguments, results and exit of one call, in C memory: passing Go memory to C
+// costs a pointer check per argument (cgocheck).
+typedef struct {
+    wt_val_t vals[8];
+    wt_exit_t exit;
+} wtgo_call_scratch;
 */
 import "C"
 
@@ -436,9 +443,10 @@ func (i *Instance) call(ctx context.Context, e *export, args []Val) ([]Val, erro
 	}
 	defer i.release()
 	n := len(e.Params) + len(e.Results)
-	var buf [8]C.wt_val_t
-	cv := buf[:]
-	if n > len(buf) {
+	sc := scratchPool.Get().(*callScratch)
+	defer scratchPool.Put(sc)
+	cv := sc.p.vals[:]
+	if n > len(cv) {
 		cv = make([]C.wt_val_t, n)
 	}
 	var argp, resp *C.wt_val_t
@@ -452,18 +460,12 @@ func (i *Instance) call(ctx context.Context, e *export, args []Val) ([]Val, erro
 		resp = &cv[len(e.Params)]
 	}
 	var stop chan struct{}
-	if ctx.Done() != nil {
+	if done := ctx.Done(); done != nil {
 		stop = make(chan struct{})
-		go func() {
-			select {
-			case <-ctx.Done():
-				i.Cancel()
-			case <-stop:
-			}
-		}()
+		go i.cancelOn(done, stop)
 	}
-	var ce C.wt_exit_t
-	cerr := C.wt_instance_call(i.ptr, e.cname, argp, C.size_t(len(args)), resp, C.size_t(len(e.Results)), &ce)
+	ce := &sc.p.exit
+	cerr := C.wt_instance_call(i.ptr, e.cname, argp, C.size_t(len(args)), resp, C.size_t(len(e.Results)), ce)
 	if stop != nil {
 		close(stop)
 	}
@@ -473,7 +475,7 @@ func (i *Instance) call(ctx context.Context, e *export, args []Val) ([]Val, erro
 		if !ended {
 			return nil, err
 		}
-		end := &InstanceEnded{Exit: takeExit(&ce), Callback: i.callbackError()}
+		end := &InstanceEnded{Exit: takeExit(ce), Callback: i.callbackError()}
 		if end.Exit.Kind == ExitCancelled {
 			end.ctxErr = ctx.Err()
 		}
@@ -484,6 +486,30 @@ func (i *Instance) call(ctx context.Context, e *export, args []Val) ([]Val, erro
 		res[k] = valFromC(&cv[len(e.Params)+k])
 	}
 	return res, nil
+}
+
+// callScratch holds the C memory of a call (its arguments, results and exit), pooled;
+// a finalizer frees the C memory of one the pool dropped.
+type callScratch struct {
+	p *C.wtgo_call_scratch
+}
+
+var scratchPool = sync.Pool{New: func() interface{} {
+	sc := &callScratch{p: (*C.wtgo_call_scratch)(C.calloc(1, C.sizeof_wtgo_call_scratch))}
+	if sc.p == nil {
+		panic("wasithreads: out of memory")
+	}
+	runtime.SetFinalizer(sc, func(sc *callScratch) { C.free(unsafe.Pointer(sc.p)) })
+	return sc
+}}
+
+// cancelOn cancels the instance if done closes before stop.
+func (i *Instance) cancelOn(done <-chan struct{}, stop chan struct{}) {
+	select {
+	case <-done:
+		i.Cancel()
+	case <-stop:
+	}
 }
 
 // Memory is the instance's shared memory at its current size (nil for a module without
