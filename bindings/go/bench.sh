@@ -8,6 +8,7 @@
 # the C plugin's add from C (testdata/call_add.c) and Go (BenchmarkCallAdd), alternated
 # ROUNDS times, and BenchmarkCallSpin (1 and 2 goroutines calling a CPU-bound export).
 # The C plugin is target/guests/plugin-c/plugin.wasm (cargo test makes it).
+# WASITHREADS_BENCH=calls runs only the plugin calls.
 # Environment as in test.sh.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -22,7 +23,9 @@ cc -O2 -Wall -Wextra -I"$incdir" "$here/testdata/run_tiny.c" -L"$shim" -lwasithr
 (cd "$here" && CGO_LDFLAGS="-g -O2 -L$shim -Wl,-rpath,$shim" \
   go test -c -tags wasithreads_shared -o "$out/wasithreads.test" .)
 median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+# WASITHREADS_BENCH=calls: only the plugin calls below.
 for pin in "taskset -c 0" ""; do
+  [ "${WASITHREADS_BENCH:-}" = calls ] && break
   [ -n "$pin" ] && ! command -v taskset >/dev/null && continue
   : >"$out/c-sync"; : >"$out/c-async"; : >"$out/go-sync"; : >"$out/go-cancel"
   for _ in $(seq "$rounds"); do

@@ -553,26 +553,19 @@ func (i *Instance) ReadAt(p []byte, off int64) (int, error) {
 		return 0, i.endedAfterClose()
 	}
 	defer i.release()
-	size := int64(C.wt_instance_memory_size(i.ptr)) // memories only grow
-	if size == 0 && C.wt_instance_memory_data(i.ptr) == nil {
-		// No shared memory: the library checks the bounds of an unshared one.
-		cerr := C.wt_instance_memory_read(i.ptr, C.uint64_t(off), bytesArg(p), C.size_t(len(p)))
-		runtime.KeepAlive(p)
-		if e := takeError(opMemory, cerr); e != nil {
-			return 0, e
+	n, err := len(p), error(nil)
+	// A shared memory's size is known (and only grows): clip to it. An unshared one's is
+	// not, and the library checks its bounds.
+	if size := int64(C.wt_instance_memory_size(i.ptr)); size > 0 || C.wt_instance_memory_data(i.ptr) != nil {
+		if off >= size {
+			if n == 0 {
+				return 0, nil
+			}
+			return 0, io.EOF
 		}
-		return len(p), nil
-	}
-	if off >= size {
-		if len(p) == 0 {
-			return 0, nil
+		if int64(n) > size-off {
+			n, err = int(size-off), io.EOF
 		}
-		return 0, io.EOF
-	}
-	n := len(p)
-	var err error
-	if int64(n) > size-off {
-		n, err = int(size-off), io.EOF
 	}
 	cerr := C.wt_instance_memory_read(i.ptr, C.uint64_t(off), bytesArg(p), C.size_t(n))
 	runtime.KeepAlive(p)

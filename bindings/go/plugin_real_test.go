@@ -178,8 +178,6 @@ func TestRealPluginMemoryRoundTrip(t *testing.T) {
 func TestRealPluginEightGoroutines(t *testing.T) {
 	inst, h := realInstance(t)
 	const goroutines, rounds = 8, 300
-	var wg sync.WaitGroup
-	errs := make(chan error, goroutines)
 	stackSum := func(n int32) int32 {
 		var s int32
 		for i := int32(0); i < 256; i++ {
@@ -187,34 +185,31 @@ func TestRealPluginEightGoroutines(t *testing.T) {
 		}
 		return s
 	}
-	for g := 0; g < goroutines; g++ {
-		wg.Add(1)
-		go func(g int32) {
-			defer wg.Done()
-			ctx := context.Background()
-			check := func(name string, want interface{}, args ...interface{}) bool {
-				res, err := inst.Call(ctx, name, args...)
-				if err != nil || len(res) != 1 || res[0] != want {
-					errs <- fmt.Errorf("goroutine %d: %s%v = %v, %v; want %v", g, name, args, res, err, want)
-					return false
-				}
-				return true
+	inGoroutines(t, goroutines, func(g int32) error {
+		ctx := context.Background()
+		check := func(name string, want interface{}, args ...interface{}) error {
+			res, err := inst.Call(ctx, name, args...)
+			if err != nil || len(res) != 1 || res[0] != want {
+				return fmt.Errorf("goroutine %d: %s%v = %v, %v; want %v", g, name, args, res, err, want)
 			}
-			for i := int32(0); i < rounds; i++ {
-				n := g*1000 + i
-				if !check("add", n+7, n, 7) || !check("stack_sum", stackSum(n), n) ||
-					!check("alloc_check", 64+i, 64+i) || !check("mutex_add", int32(0), int32(i%3), 5) ||
-					!check("call_host_add", int64(n)+1<<33, n, int64(1)<<33) {
-					return
+			return nil
+		}
+		for i := int32(0); i < rounds; i++ {
+			n := g*1000 + i
+			for _, err := range []error{
+				check("add", n+7, n, 7),
+				check("stack_sum", stackSum(n), n),
+				check("alloc_check", 64+i, 64+i),
+				check("mutex_add", int32(0), int32(i%3), 5),
+				check("call_host_add", int64(n)+1<<33, n, int64(1)<<33),
+			} {
+				if err != nil {
+					return err
 				}
 			}
-		}(int32(g))
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+		}
+		return nil
+	})
 	for kind := int32(0); kind < 3; kind++ {
 		want := int32(0)
 		for i := 0; i < rounds; i++ {

@@ -305,31 +305,17 @@ func lcg(n int32) int32 {
 	return x
 }
 
-func TestInstanceEightGoroutines(t *testing.T) {
-	inst, _, _ := pluginInstance(t)
-	const goroutines, rounds = 8, 500
+// inGoroutines runs f(0) ... f(n-1) in n goroutines at once and reports their errors.
+func inGoroutines(t *testing.T, n int, f func(g int32) error) {
+	t.Helper()
 	var wg sync.WaitGroup
-	errs := make(chan error, goroutines)
-	for g := 0; g < goroutines; g++ {
+	errs := make(chan error, n)
+	for g := 0; g < n; g++ {
 		wg.Add(1)
 		go func(g int32) {
 			defer wg.Done()
-			ctx := context.Background()
-			for i := int32(0); i < rounds; i++ {
-				res, err := inst.Call(ctx, "add", g, i)
-				if err != nil || res[0] != g+i {
-					errs <- fmt.Errorf("goroutine %d: add(%d, %d) = %v, %v", g, g, i, res, err)
-					return
-				}
-				n := g*100 + i
-				if res, err = inst.Call(ctx, "spin", n); err != nil || res[0] != lcg(n) {
-					errs <- fmt.Errorf("goroutine %d: spin(%d) = %v, %v; want %d", g, n, res, err, lcg(n))
-					return
-				}
-				if res, err = inst.Call(ctx, "twice_plus", n); err != nil || res[0] != 2*n+1 {
-					errs <- fmt.Errorf("goroutine %d: twice_plus(%d) = %v, %v", g, n, res, err)
-					return
-				}
+			if err := f(g); err != nil {
+				errs <- err
 			}
 		}(int32(g))
 	}
@@ -338,6 +324,28 @@ func TestInstanceEightGoroutines(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
+}
+
+func TestInstanceEightGoroutines(t *testing.T) {
+	inst, _, _ := pluginInstance(t)
+	const goroutines, rounds = 8, 500
+	inGoroutines(t, goroutines, func(g int32) error {
+		ctx := context.Background()
+		for i := int32(0); i < rounds; i++ {
+			res, err := inst.Call(ctx, "add", g, i)
+			if err != nil || res[0] != g+i {
+				return fmt.Errorf("goroutine %d: add(%d, %d) = %v, %v", g, g, i, res, err)
+			}
+			n := g*100 + i
+			if res, err = inst.Call(ctx, "spin", n); err != nil || res[0] != lcg(n) {
+				return fmt.Errorf("goroutine %d: spin(%d) = %v, %v; want %d", g, n, res, err, lcg(n))
+			}
+			if res, err = inst.Call(ctx, "twice_plus", n); err != nil || res[0] != 2*n+1 {
+				return fmt.Errorf("goroutine %d: twice_plus(%d) = %v, %v", g, n, res, err)
+			}
+		}
+		return nil
+	})
 	exit, err := inst.Close()
 	if err != nil || exit.Kind != wasithreads.ExitCancelled {
 		t.Errorf("Close = %v, %v; want cancelled (nothing ended it before), no error", exit, err)
