@@ -195,3 +195,47 @@ func BenchmarkCallSpin(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkHostCall measures a guest -> Go host function -> guest round trip: the C
+// plugin's host_add_loop(1000) calls env.host_add(i, 1) a thousand times from one guest
+// thread, with host_add made by HostFunc (a signature it converts without reflection, and
+// one it calls through reflection) or NewHostFunc (explicit signature); ns/roundtrip is
+// the time per host call.
+func BenchmarkHostCall(b *testing.B) {
+	i64 := []wasithreads.ValKind{wasithreads.I64}
+	for _, bc := range []struct {
+		name string
+		add  *wasithreads.Func
+	}{
+		{"HostFunc", wasithreads.HostFunc(func(a, b int64) int64 { return a + b })},
+		{"HostFuncReflect", wasithreads.HostFunc(func(a, b int64) (int64, error) { return a + b, nil })},
+		{"NewHostFunc", wasithreads.NewHostFunc(append(i64, wasithreads.I64), i64,
+			func(_ *wasithreads.Caller, a []wasithreads.Val) ([]wasithreads.Val, error) {
+				return []wasithreads.Val{wasithreads.ValI64(a[0].I64() + a[1].I64())}, nil
+			})},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			inst, err := realPlugin(b).Instantiate(context.Background(), &wasithreads.RunConfig{
+				Imports: wasithreads.Imports{"env": {
+					"host_log":   wasithreads.HostFunc(func(int32, int32) {}),
+					"host_add":   bc.add,
+					"host_block": wasithreads.HostFunc(func() {}),
+				}}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer inst.Close()
+			const n = 1000
+			want := int64(n*(n-1)/2 + n)
+			b.ResetTimer()
+			start := time.Now()
+			for i := 0; i < b.N; i++ {
+				res, err := inst.Call(context.Background(), "host_add_loop", n)
+				if err != nil || res[0] != want {
+					b.Fatal(res, err)
+				}
+			}
+			b.ReportMetric(float64(time.Since(start).Nanoseconds())/float64(b.N)/n, "ns/roundtrip")
+		})
+	}
+}

@@ -201,6 +201,9 @@ func HostFunc(fn interface{}) *Func {
 	if v.Kind() != reflect.Func || v.IsNil() {
 		return &Func{err: fmt.Sprintf("HostFunc needs a func, got %T", fn)}
 	}
+	if f := hostFuncFast(fn); f != nil {
+		return f
+	}
 	t := v.Type()
 	if t.IsVariadic() {
 		return &Func{err: fmt.Sprintf("HostFunc needs a func that is not variadic, got %v", t)}
@@ -256,6 +259,50 @@ func HostFunc(fn interface{}) *Func {
 		return res, nil
 	}
 	return f
+}
+
+// hostFuncFast is HostFunc without reflection for common signatures (a reflective call
+// costs about as much again as the rest of a host call); nil for the others.
+func hostFuncFast(fn interface{}) *Func {
+	i32, i64 := []ValKind{I32}, []ValKind{I64}
+	i32x2, i64x2 := []ValKind{I32, I32}, []ValKind{I64, I64}
+	switch fn := fn.(type) {
+	case func():
+		return &Func{call: func(*Caller, []Val) ([]Val, error) { fn(); return nil, nil }}
+	case func(*Caller):
+		return &Func{call: func(c *Caller, _ []Val) ([]Val, error) { fn(c); return nil, nil }}
+	case func(*Caller) error:
+		return &Func{call: func(c *Caller, _ []Val) ([]Val, error) { return nil, fn(c) }}
+	case func(int32):
+		return &Func{params: i32, call: func(_ *Caller, a []Val) ([]Val, error) { fn(a[0].I32()); return nil, nil }}
+	case func(int32, int32):
+		return &Func{params: i32x2, call: func(_ *Caller, a []Val) ([]Val, error) {
+			fn(a[0].I32(), a[1].I32())
+			return nil, nil
+		}}
+	case func(*Caller, int32, int32):
+		return &Func{params: i32x2, call: func(c *Caller, a []Val) ([]Val, error) {
+			fn(c, a[0].I32(), a[1].I32())
+			return nil, nil
+		}}
+	case func(int32) int32:
+		return &Func{params: i32, results: i32, call: func(_ *Caller, a []Val) ([]Val, error) {
+			return []Val{ValI32(fn(a[0].I32()))}, nil
+		}}
+	case func(*Caller, int32) int32:
+		return &Func{params: i32, results: i32, call: func(c *Caller, a []Val) ([]Val, error) {
+			return []Val{ValI32(fn(c, a[0].I32()))}, nil
+		}}
+	case func(int32, int32) int32:
+		return &Func{params: i32x2, results: i32, call: func(_ *Caller, a []Val) ([]Val, error) {
+			return []Val{ValI32(fn(a[0].I32(), a[1].I32()))}, nil
+		}}
+	case func(int64, int64) int64:
+		return &Func{params: i64x2, results: i64, call: func(_ *Caller, a []Val) ([]Val, error) {
+			return []Val{ValI64(fn(a[0].I64(), a[1].I64()))}, nil
+		}}
+	}
+	return nil
 }
 
 // fromVal converts a value to the Go type t of a HostFunc parameter.

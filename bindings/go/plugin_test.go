@@ -586,9 +586,17 @@ func TestInstantiateErrors(t *testing.T) {
 func TestNewHostFuncAndValues(t *testing.T) {
 	guest := `(module
   (import "env" "mix" (func $mix (param i32 i64 f32 f64) (result f64 i32)))
+  (import "env" "mix2" (func $mix2 (param i32 i64 f32 f64) (result f64 i32)))
   (memory 1)
   (func (export "go") (param i32 i64 f32 f64) (result f64 i32)
-    (call $mix (local.get 0) (local.get 1) (local.get 2) (local.get 3))))`
+    (call $mix (local.get 0) (local.get 1) (local.get 2) (local.get 3)))
+  (func (export "go2") (param i32 i64 f32 f64) (result f64 i32)
+    (call $mix2 (local.get 0) (local.get 1) (local.get 2) (local.get 3))))`
+	// The same through reflection, with unsigned and named types.
+	type count uint32
+	mix2 := wasithreads.HostFunc(func(a count, b uint64, x float32, y float64) (float64, uint32, error) {
+		return float64(a) + float64(b) + float64(x) + y, uint32(a) * 2, nil
+	})
 	kinds := []wasithreads.ValKind{wasithreads.I32, wasithreads.I64, wasithreads.F32, wasithreads.F64}
 	mix := wasithreads.NewHostFunc(kinds, []wasithreads.ValKind{wasithreads.F64, wasithreads.I32},
 		func(c *wasithreads.Caller, a []wasithreads.Val) ([]wasithreads.Val, error) {
@@ -602,7 +610,7 @@ func TestNewHostFuncAndValues(t *testing.T) {
 		t.Errorf("Params %v Results %v", p, r)
 	}
 	inst, err := load(t, guest).Instantiate(context.Background(), &wasithreads.RunConfig{
-		Imports: wasithreads.Imports{"env": {"mix": mix}}})
+		Imports: wasithreads.Imports{"env": {"mix": mix, "mix2": mix2}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -610,6 +618,14 @@ func TestNewHostFuncAndValues(t *testing.T) {
 	res, err := inst.Call(context.Background(), "go", -1, int64(1)<<40, float32(0.5), 0.25)
 	if err != nil || len(res) != 2 || res[0] != float64(-1)+float64(int64(1)<<40)+0.75 || res[1] != int32(0) {
 		t.Errorf("go(...) = %v, %v", res, err)
+	}
+	res, err = inst.Call(context.Background(), "go2", uint32(0x80000000), uint64(1)<<63, float32(0.5), 0.25)
+	if err != nil || len(res) != 2 || res[0] != float64(0x80000000)+float64(uint64(1)<<63)+0.75 || res[1] != int32(0) {
+		t.Errorf("go2(...) = %v, %v", res, err)
+	}
+	res, err = inst.Call(context.Background(), "go2", -1, int64(-1), float32(-0.5), -1.0)
+	if err != nil || res[0] != float64(0xffffffff)+float64(uint64(1<<64-1))-1.5 || res[1] != int32(-2) {
+		t.Errorf("go2(-1, ...) = %v, %v", res, err)
 	}
 	if _, err := inst.Call(context.Background(), "go", 1, 2, 0.1, 0.25); !errors.Is(err, wasithreads.ErrMisuse) {
 		t.Errorf("0.1 for an f32: %v", err)
@@ -732,4 +748,26 @@ func TestInstanceFinalizer(t *testing.T) {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+}
+
+func TestCallTimeoutEndsTheInstance(t *testing.T) {
+	b := newBlocker()
+	inst, err := load(t, pluginWat).Instantiate(context.Background(), &wasithreads.RunConfig{
+		Imports:     wasithreads.Imports{"env": {"twice": (&twiceCalls{}).fn(), "block": b.fn()}},
+		CallTimeout: 20 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Close()
+	if got := call1(t, inst, "add", 1, 2); got != int32(3) {
+		t.Errorf("add = %v", got)
+	}
+	_, err = inst.Call(context.Background(), "block")
+	expectEnded(t, err, wasithreads.ExitTimeout)
+	if b.ending.Load() != 1 {
+		t.Error("the blocked host function did not see the end")
+	}
+	_, err = inst.Call(context.Background(), "add", 1, 2)
+	expectEnded(t, err, wasithreads.ExitTimeout)
 }
