@@ -52,8 +52,8 @@ cc -O2 -Wall -Wextra -I"$incdir" "$here/testdata/call_add.c" -L"$shim" -lwasithr
 for _ in $(seq "$rounds"); do
   "$out/call_add" "$plugin" 100000 1 | sed -n 's/.*median \([0-9.]*\) ns.*/\1/p' >>"$out/c-add"
   (cd "$here" && "$out/wasithreads.test" -test.run '^$' -test.bench 'CallAdd/c/' -test.benchtime 100000x) >"$out/go"
-  sed -n 's|^BenchmarkCallAdd/c/Call-[0-9]* *[0-9]* *\([0-9.]*\) ns/op.*|\1|p' "$out/go" >>"$out/go-add"
-  sed -n 's|^BenchmarkCallAdd/c/CallVals-[0-9]* *[0-9]* *\([0-9.]*\) ns/op.*|\1|p' "$out/go" >>"$out/go-addvals"
+  sed -n 's|^BenchmarkCallAdd/c/Call[-0-9]*[[:space:]]*[0-9]*[[:space:]]*\([0-9.]*\) ns/op.*|\1|p' "$out/go" >>"$out/go-add"
+  sed -n 's|^BenchmarkCallAdd/c/CallVals[-0-9]*[[:space:]]*[0-9]*[[:space:]]*\([0-9.]*\) ns/op.*|\1|p' "$out/go" >>"$out/go-addvals"
 done
 echo "warm call of the C plugin's add(i32, i32), median over $rounds rounds of 100000 calls, ns per call:"
 echo "  C  wt_instance_call                $(median <"$out/c-add")   (rounds: $(tr '\n' ' ' <"$out/c-add"))"
