@@ -26,6 +26,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"unsafe"
 )
 
@@ -375,9 +376,10 @@ func toVal(r reflect.Value) Val {
 type Imports map[string]map[string]*Func
 
 // Caller is the guest thread that called a host function. It is valid only during that
-// call: afterwards its methods return -1, nil or false.
+// call: afterwards its methods return -1, nil or false (Done's channel stays valid).
 type Caller struct {
-	ptr *C.wt_caller_t
+	ptr   *C.wt_caller_t
+	state *runState
 }
 
 // Tid is the calling guest thread's id: 0 for the main thread, > 0 for threads the guest
@@ -420,6 +422,65 @@ func (c *Caller) EndFd() int {
 		return -1
 	}
 	return int(C.wt_caller_end_fd(c.ptr))
+}
+
+// Done returns a channel that is closed when the run or instance ends, for a host
+// function that blocks on channels of its own:
+//
+//	select {
+//	case job := <-queue:
+//		...
+//	case <-c.Done():
+//		return errors.New("ending") // not reported as a failure
+//	}
+//
+// The first call of a run or instance starts a goroutine that waits (in poll, on its
+// own OS thread) on a duplicate of EndFd until the end; later calls share its channel,
+// which stays valid after the call. nil (a channel never ready) if the OS refused the
+// descriptor, and after the call.
+func (c *Caller) Done() <-chan struct{} {
+	if c.ptr == nil || c.state == nil {
+		return nil
+	}
+	return c.state.endChannel(int(C.wt_caller_end_fd(c.ptr)))
+}
+
+// endChannel is the run's end channel, made on first use from the end descriptor fd
+// (valid at that moment: the caller is in a host call of the run).
+func (s *runState) endChannel(fd int) <-chan struct{} {
+	s.endOnce.Do(func() {
+		if fd < 0 {
+			return
+		}
+		// A duplicate, closed by the waiter: the library closes fd when it releases the
+		// run, which may come before the waiter's first poll.
+		dup, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_DUPFD_CLOEXEC, 0)
+		if errno != 0 {
+			return
+		}
+		s.end = make(chan struct{})
+		go func() {
+			waitReadable(int(dup))
+			syscall.Close(int(dup))
+			close(s.end)
+		}()
+	})
+	return s.end
+}
+
+// waitReadable blocks until fd is readable (or poll fails for another reason than an
+// interruption).
+func waitReadable(fd int) {
+	pfd := struct {
+		fd              int32
+		events, revents int16
+	}{fd: int32(fd), events: 1} // POLLIN
+	for {
+		_, _, e := syscall.Syscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&pfd)), 1, 0, 0, 0, 0)
+		if e != syscall.EINTR {
+			return
+		}
+	}
 }
 
 // hostEntry is one definition of a host function for one C config.
@@ -491,7 +552,7 @@ func defineImports(c *C.wt_run_config_t, imports Imports, st *runState) error {
 // hostCall runs one host function call on the guest thread that made it. It never lets
 // a panic out; a failure becomes the returned message (and is recorded in the state).
 func (h *hostEntry) hostCall(caller *C.wt_caller_t, args []C.wt_val_t, results []C.wt_val_t) (msg string, failed bool) {
-	c := &Caller{ptr: caller}
+	c := &Caller{ptr: caller, state: h.state}
 	defer func() {
 		c.ptr = nil
 		if v := recover(); v != nil {

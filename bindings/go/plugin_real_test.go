@@ -70,6 +70,7 @@ type realHost struct {
 func (h *realHost) config() *wasithreads.RunConfig {
 	h.logs = map[string]int32{}
 	h.block = newBlocker()
+	h.block.useDone = true // plugin_test.go's blocked host functions poll EndFd
 	return &wasithreads.RunConfig{
 		Timeout: safety,
 		Imports: wasithreads.Imports{"env": {
@@ -297,11 +298,12 @@ func TestRealPluginCancelStopsBlockedHostFunctions(t *testing.T) {
 	for i := 0; i < callers+1; i++ {
 		expectEnded(t, <-errs, wasithreads.ExitCancelled)
 	}
-	if got := h.block.ending.Load(); got != callers+4 {
-		t.Errorf("%d blocked host functions saw the end, want %d", got, callers+4)
-	}
 	if exit, err := inst.Close(); err != nil || exit.Kind != wasithreads.ExitCancelled {
 		t.Errorf("Close = %v, %v", exit, err)
+	}
+	// Close joined every thread: each host function has returned.
+	if got := h.block.ending.Load(); got != callers+4 {
+		t.Errorf("%d blocked host functions saw the end, want %d", got, callers+4)
 	}
 	_, err := inst.Call(context.Background(), "add", 1, 2)
 	if !errors.Is(err, wasithreads.ErrEnded) {

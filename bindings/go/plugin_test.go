@@ -37,11 +37,13 @@ func waitEnd(fd int) {
 }
 
 // blocker is a host function for env.block: it counts itself in, then waits for the
-// end of its instance through EndFd, as a host function blocked on a queue would.
+// end of its instance, as a host function blocked on a queue would: through EndFd, or
+// with useDone through Caller.Done.
 type blocker struct {
-	in     atomic.Int32
-	ending atomic.Int32 // how many saw IsEnding after the end fd fired
-	inCh   chan struct{}
+	in      atomic.Int32
+	ending  atomic.Int32 // how many saw IsEnding after the end fd fired
+	inCh    chan struct{}
+	useDone bool
 }
 
 func newBlocker() *blocker { return &blocker{inCh: make(chan struct{}, 64)} }
@@ -54,7 +56,15 @@ func (b *blocker) fn() *wasithreads.Func {
 		}
 		b.in.Add(1)
 		b.inCh <- struct{}{}
-		waitEnd(fd)
+		if b.useDone {
+			never := make(chan struct{})
+			select {
+			case <-never:
+			case <-c.Done():
+			}
+		} else {
+			waitEnd(fd)
+		}
 		if c.IsEnding() {
 			b.ending.Add(1)
 		}
@@ -474,13 +484,14 @@ func TestCancelWithCallsInFlight(t *testing.T) {
 	for err := range errs {
 		expectEnded(t, err, wasithreads.ExitCancelled)
 	}
-	if got := b.ending.Load(); got != blockers {
-		t.Errorf("%d blocked host functions saw IsEnding, want %d", got, blockers)
-	}
 	// The blocked host functions returned errors while ending: no failure.
 	exit, err := inst.Close()
 	if err != nil || exit.Kind != wasithreads.ExitCancelled || exit.Tid != -1 {
 		t.Errorf("Close = %+v, %v", exit, err)
+	}
+	// Close joined every thread: each host function has returned.
+	if got := b.ending.Load(); got != blockers {
+		t.Errorf("%d blocked host functions saw IsEnding, want %d", got, blockers)
 	}
 }
 
@@ -765,9 +776,10 @@ func TestCallTimeoutEndsTheInstance(t *testing.T) {
 	}
 	_, err = inst.Call(context.Background(), "block")
 	expectEnded(t, err, wasithreads.ExitTimeout)
+	_, err = inst.Call(context.Background(), "add", 1, 2)
+	expectEnded(t, err, wasithreads.ExitTimeout)
+	inst.Close()
 	if b.ending.Load() != 1 {
 		t.Error("the blocked host function did not see the end")
 	}
-	_, err = inst.Call(context.Background(), "add", 1, 2)
-	expectEnded(t, err, wasithreads.ExitTimeout)
 }

@@ -896,6 +896,9 @@ type runState struct {
 	mu       sync.Mutex
 	failures int
 	first    *CallbackError
+
+	endOnce sync.Once
+	end     chan struct{} // Caller.Done: closed at the end; nil if not made
 }
 
 type outStream struct {
