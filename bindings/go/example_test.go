@@ -123,3 +123,70 @@ func ExampleRunConfig_OnDiagnostic() {
 	// thread 0: thread-spawn failed: the run's limit of 2 threads is reached
 	// exit code 2 (thread 0) <nil>
 }
+
+// A plugin (tests/guests/wat/plugin.wat): instantiated once, its exports called from
+// several goroutines at once, host functions called from its guest threads, data passed
+// through its memory.
+func ExampleModule_Instantiate() {
+	eng, err := wasithreads.NewEngine(nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer eng.Close()
+	mod, err := eng.LoadModule([]byte(pluginWat))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer mod.Close()
+
+	imports := wasithreads.Imports{"env": {
+		// Called on the guest thread that calls it, concurrently with other threads.
+		"twice": wasithreads.HostFunc(func(c *wasithreads.Caller, x int32) int32 { return 2 * x }),
+		// A host function that blocks returns when the instance ends.
+		"block": wasithreads.HostFunc(func(c *wasithreads.Caller) error {
+			<-c.Done()
+			return errors.New("ending")
+		}),
+	}}
+	inst, err := mod.Instantiate(context.Background(), &wasithreads.RunConfig{Imports: imports})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer inst.Close()
+
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	sums := make([]int32, 4)
+	for g := range sums {
+		wg.Add(1)
+		go func(g int) { // calls from goroutines run in parallel, each on a guest thread
+			defer wg.Done()
+			res, err := inst.Call(ctx, "twice_plus", g) // twice(g) + 1, twice in the host
+			if err != nil {
+				log.Fatal(err)
+			}
+			sums[g] = res[0].(int32)
+		}(g)
+	}
+	wg.Wait()
+	fmt.Println(sums)
+
+	if _, err := inst.WriteAt([]byte{1, 2, 3, 4}, 4096); err != nil {
+		log.Fatal(err)
+	}
+	res, err := inst.Call(ctx, "sum", 4096, 4) // -> i64
+	fmt.Println(res[0], err)
+
+	_, err = inst.Call(ctx, "boom") // a trap ends the instance
+	var end *wasithreads.InstanceEnded
+	if errors.As(err, &end) {
+		fmt.Println(end.Exit.Kind)
+	}
+	_, err = inst.Call(ctx, "add", 1, 2)
+	fmt.Println(errors.Is(err, wasithreads.ErrEnded))
+	// Output:
+	// [1 3 5 7]
+	// 10 <nil>
+	// trap
+	// true
+}

@@ -129,7 +129,8 @@ func (e *InstanceEnded) Unwrap() error {
 //
 // Close it when done: it ends the instance, joins its threads and releases it. A
 // finalizer closes an Instance that became unreachable — its background threads
-// included — so keep a reference while they should go on.
+// included — so keep a reference while they should go on. A host function or callback
+// of its RunConfig that refers to the instance keeps it reachable until Close.
 type Instance struct {
 	// refs is 1 until Close, plus one per method using ptr; the last release frees ptr.
 	refs atomic.Int64
