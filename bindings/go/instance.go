@@ -76,9 +76,10 @@ type export struct {
 	cname *C.char // owned by the instance, valid until wt_instance_free
 }
 
-// InstanceEnded is the error of every Instance.Call (and of ReadAt, WriteAt, Memory's
-// callers after Close) once the instance has ended: a trap or proc_exit in any of its
-// threads, its timeout, a cancel (Instance.Cancel, or the context of a call), Close.
+// InstanceEnded is the error of every Instance.Call and CallVals once the instance has
+// ended — a trap or proc_exit in any of its threads, its timeout, a cancel
+// (Instance.Cancel, or the context of a call), Close — and of ReadAt and WriteAt after
+// Close.
 // Exit is the instance's first exit, the same for every call. errors.Is(err, ErrEnded)
 // holds; for the call whose context ended the instance, so does errors.Is(err,
 // ctx.Err()).
