@@ -560,10 +560,8 @@ func TestInstantiateErrors(t *testing.T) {
 	if _, err = mod.Instantiate(done, nil); err != context.Canceled {
 		t.Errorf("done context: %v", err)
 	}
-	// _initialize that ends the instance: ErrEnded, with the host function's panic. (The
-	// library's wt_instance_new then returns only after the whole TeardownGrace, 5 s
-	// here, though no thread is left: a library bug, reported; not hidden by a shorter
-	// grace.)
+	// _initialize that ends the instance: ErrEnded, with the host function's panic,
+	// without waiting the TeardownGrace for the calling thread.
 	initTraps := `(module
   (import "env" "hello" (func $hello (param i32)))
   (memory (export "memory") 1)
