@@ -10,10 +10,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 
 	"wasithreads"
 )
@@ -23,18 +21,7 @@ import (
 var pluginWat = sharedGuest("plugin.wat")
 
 // waitEnd blocks until fd (a Caller's EndFd) is readable.
-func waitEnd(fd int) {
-	pfd := struct {
-		fd             int32
-		events, revent int16
-	}{fd: int32(fd), events: 1} // POLLIN
-	for {
-		_, _, e := syscall.Syscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&pfd)), 1, 0, 0, 0, 0)
-		if e != syscall.EINTR {
-			return
-		}
-	}
-}
+var waitEnd = wasithreads.WaitReadable
 
 // blocker is a host function for env.block: it counts itself in, then waits for the
 // end of its instance, as a host function blocked on a queue would: through EndFd, or
