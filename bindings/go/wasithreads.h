@@ -1009,12 +1009,13 @@ wt_error_t *wt_run_config_preopen_tcp_listener(wt_run_config_t *config,
  *
  * What one live guest thread costs the host process (measured with the default engine
  * settings, by `cargo bench --bench fanout`): an OS thread with a native stack of
- * `max_wasm_stack` + 2 MiB (3 MiB address space by default) and a 256 KiB signal stack,
- * about 19 KiB of RSS while it waits, and 4 memory mappings (6 in a Rust host, whose
- * threads get a signal stack of their own too). Linux's default `vm.max_map_count`
- * (65 530 mappings per process) thus allows about 15 000 guest threads alive at once in
- * one process, all runs together; the threads-max and `RLIMIT_NPROC` limits apply too.
- * 10 000 threads work with the defaults.
+ * `max_wasm_stack` + 2 MiB + 256 KiB (3.25 MiB address space by default; the last 256
+ * KiB, untouched until a signal, are its signal stack), about 19 KiB of RSS while it
+ * waits, and 2 memory mappings (4 in a Rust host, whose threads get a signal stack of
+ * their own too). Linux's default `vm.max_map_count` (65 530 mappings per process) thus
+ * allows about 30 000 guest threads alive at once in one process (15 000 in a Rust
+ * host), all runs together; the threads-max and `RLIMIT_NPROC` limits apply too. 10 000
+ * threads work with the defaults.
  */
 void wt_run_config_set_max_threads(wt_run_config_t *config, uint32_t max_threads);
 
