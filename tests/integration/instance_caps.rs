@@ -40,9 +40,10 @@ fn spawn_until_refused(extra: &str) -> String {
 type Diagnostics = Arc<Mutex<Vec<(i32, String)>>>;
 
 /// Starts `wat` in the background with `config` and waits until its `_start` stopped
-/// spawning: the run, the threads that were started (the main one included) and the
-/// diagnostics.
-fn run_until_refused(wat: &str, mut config: RunConfig) -> (Run, usize, Diagnostics) {
+/// spawning: the run, the count of threads started (the main one included; a spawned
+/// thread counts itself in when it starts, which may be after the refusal: read it once
+/// the run is joined) and the diagnostics.
+fn run_until_refused(wat: &str, mut config: RunConfig) -> (Run, Arc<Mutex<usize>>, Diagnostics) {
     let log = diagnostics(&mut config);
     let started = Arc::new(Mutex::new(0usize));
     let s = started.clone();
@@ -53,8 +54,7 @@ fn run_until_refused(wat: &str, mut config: RunConfig) -> (Run, usize, Diagnosti
     eventually("the guest to stop spawning", || {
         log.lock().unwrap().iter().any(|(_, m)| m.contains("thread-spawn failed"))
     });
-    let n = *started.lock().unwrap();
-    (run, n, log)
+    (run, started, log)
 }
 
 /// Row 9 of issue 20: each thread instantiating 98 private memories of 0 pages took the
@@ -66,7 +66,6 @@ fn run_until_refused(wat: &str, mut config: RunConfig) -> (Run, usize, Diagnosti
 fn zero_page_memories_count_against_the_run_and_the_host_stays_alive() {
     let mems = "(memory 0 0)\n".repeat(98);
     let (run, started, log) = run_until_refused(&spawn_until_refused(&mems), RunConfig::default());
-    assert_eq!(started, 10, "1024 memories hold 10 instances of 98: {:?}", log.lock().unwrap());
     let why = log.lock().unwrap().iter().find(|(_, m)| m.contains("thread-spawn failed")).cloned().unwrap();
     assert!(why.1.contains("limit of 1024 private memories"), "{why:?}");
     // The host's own allocations and threads, and a second run, while the guest holds its
@@ -85,6 +84,8 @@ fn zero_page_memories_count_against_the_run_and_the_host_stays_alive() {
     run.cancel();
     let exit = run.wait();
     assert_eq!(exit.kind, ExitKind::Cancelled, "{exit:?}");
+    let started = *started.lock().unwrap();
+    assert_eq!(started, 10, "1024 memories hold 10 instances of 98: {:?}", log.lock().unwrap());
 
     // The cap is the host's: 0 memories refuses the run itself.
     let mut c = RunConfig::default();
@@ -105,11 +106,11 @@ fn instances_with_many_globals_count_against_the_run() {
     let mut c = RunConfig::default();
     c.limits.max_instance_bytes = 2 << 20;
     let (run, started, log) = run_until_refused(&spawn_until_refused(&globals), c.clone());
-    assert_eq!(started, 3, "{:?}", log.lock().unwrap());
     let why = log.lock().unwrap().iter().find(|(_, m)| m.contains("thread-spawn failed")).cloned().unwrap();
     assert!(why.1.contains("instance memory limit"), "{why:?}");
     run.cancel();
     assert_eq!(run.wait().kind, ExitKind::Cancelled);
+    assert_eq!(*started.lock().unwrap(), 3, "{:?}", log.lock().unwrap());
 
     c.limits.max_instance_bytes = 100_000;
     let e = engine();
