@@ -201,7 +201,10 @@ def test_close_stops_the_plugins_background_threads(c_plugin, host):
     exit = inst.close()
     assert exit.kind is wt.ExitKind.CANCELLED
     assert sorted(kind for _, kind in exits) == ["terminated"] * 3  # the 3 workers, stopped by close
-    assert set(exit.stopped_at) == {tid for tid, _ in exits}
+    # Where each was, for those stopped in wasm: a worker that had not yet run any wasm
+    # (still starting, on a loaded machine) ends "terminated" with no backtrace.
+    assert exit.stopped_at and set(exit.stopped_at) <= {tid for tid, _ in exits}
+    assert all(bt.startswith("wasm backtrace:") for bt in exit.stopped_at.values())
     with pytest.raises(wt.InstanceEnded):
         inst.exports.worker_count()
 
