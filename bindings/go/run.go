@@ -665,53 +665,41 @@ func (s *setup) fill(c *C.wt_run_config_t, cfg *RunConfig) error {
 			}
 		}
 	}
-	switch {
-	case cfg.MaxThreads < 0 || uint64(cfg.MaxThreads) > math.MaxUint32:
-		return misuse(op, fmt.Sprintf("MaxThreads out of range: %d", cfg.MaxThreads))
-	case cfg.MaxThreads > 0:
-		C.wt_run_config_set_max_threads(c, C.uint32_t(cfg.MaxThreads))
+	u32caps := []struct {
+		name string
+		v    int
+		set  func(C.uint32_t)
+	}{
+		{"MaxThreads", cfg.MaxThreads, func(v C.uint32_t) { C.wt_run_config_set_max_threads(c, v) }},
+		{"MaxFds", cfg.MaxFds, func(v C.uint32_t) { C.wt_run_config_set_max_fds(c, v) }},
+		{"MaxMemories", cfg.MaxMemories, func(v C.uint32_t) { C.wt_run_config_set_max_memories(c, v) }},
 	}
-	switch {
-	case cfg.MaxFds < 0 || uint64(cfg.MaxFds) > math.MaxUint32:
-		return misuse(op, fmt.Sprintf("MaxFds out of range: %d", cfg.MaxFds))
-	case cfg.MaxFds > 0:
-		C.wt_run_config_set_max_fds(c, C.uint32_t(cfg.MaxFds))
+	for _, k := range u32caps {
+		switch {
+		case k.v < 0 || uint64(k.v) > math.MaxUint32:
+			return misuse(op, fmt.Sprintf("%s out of range: %d", k.name, k.v))
+		case k.v > 0:
+			k.set(C.uint32_t(k.v))
+		}
 	}
-	switch {
-	case cfg.MaxMemory < 0:
-		return misuse(op, "MaxMemory must not be negative")
-	case cfg.MaxMemory > 0:
-		C.wt_run_config_set_max_memory(c, C.uint64_t(cfg.MaxMemory))
+	u64caps := []struct {
+		name string
+		v    int64
+		set  func(C.uint64_t)
+	}{
+		{"MaxMemory", cfg.MaxMemory, func(v C.uint64_t) { C.wt_run_config_set_max_memory(c, v) }},
+		{"MaxTableElements", cfg.MaxTableElements, func(v C.uint64_t) { C.wt_run_config_set_max_table_elements(c, v) }},
+		{"MaxInstanceBytes", cfg.MaxInstanceBytes, func(v C.uint64_t) { C.wt_run_config_set_max_instance_bytes(c, v) }},
+		{"MaxWriteBytes", cfg.MaxWriteBytes, func(v C.uint64_t) { C.wt_run_config_set_max_write_bytes(c, v) }},
+		{"MaxFilesCreated", cfg.MaxFilesCreated, func(v C.uint64_t) { C.wt_run_config_set_max_files_created(c, v) }},
 	}
-	switch {
-	case cfg.MaxTableElements < 0:
-		return misuse(op, "MaxTableElements must not be negative")
-	case cfg.MaxTableElements > 0:
-		C.wt_run_config_set_max_table_elements(c, C.uint64_t(cfg.MaxTableElements))
-	}
-	switch {
-	case cfg.MaxMemories < 0 || uint64(cfg.MaxMemories) > math.MaxUint32:
-		return misuse(op, fmt.Sprintf("MaxMemories out of range: %d", cfg.MaxMemories))
-	case cfg.MaxMemories > 0:
-		C.wt_run_config_set_max_memories(c, C.uint32_t(cfg.MaxMemories))
-	}
-	switch {
-	case cfg.MaxInstanceBytes < 0:
-		return misuse(op, "MaxInstanceBytes must not be negative")
-	case cfg.MaxInstanceBytes > 0:
-		C.wt_run_config_set_max_instance_bytes(c, C.uint64_t(cfg.MaxInstanceBytes))
-	}
-	switch {
-	case cfg.MaxWriteBytes < 0:
-		return misuse(op, "MaxWriteBytes must not be negative")
-	case cfg.MaxWriteBytes > 0:
-		C.wt_run_config_set_max_write_bytes(c, C.uint64_t(cfg.MaxWriteBytes))
-	}
-	switch {
-	case cfg.MaxFilesCreated < 0:
-		return misuse(op, "MaxFilesCreated must not be negative")
-	case cfg.MaxFilesCreated > 0:
-		C.wt_run_config_set_max_files_created(c, C.uint64_t(cfg.MaxFilesCreated))
+	for _, k := range u64caps {
+		switch {
+		case k.v < 0:
+			return misuse(op, k.name+" must not be negative")
+		case k.v > 0:
+			k.set(C.uint64_t(k.v))
+		}
 	}
 	if ms, err := millis(op, "Timeout", cfg.Timeout); err != nil {
 		return err
