@@ -201,25 +201,10 @@ const places = `(module
     (loop $arrived (br_if $arrived (i32.ne (i32.atomic.load (i32.const 0x40)) (i32.const 6))))
     (call $waiter)))`
 
-// createAndWrite creates the file "f" in preopen fd 3 and writes 5 bytes to it: exits
-// with 100 * (path_open's errno) + (fd_write's errno).
-const createAndWrite = `(module
-  (import "wasi_snapshot_preview1" "path_open"
-    (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
-  (memory (export "memory") 1)
-  (data (i32.const 100) "f")
-  (data (i32.const 200) "hello")
-  (func (export "_start") (local $errno i32)
-    ;; oflags CREAT, rights FD_WRITE; the fd goes to 8
-    (local.set $errno (call $path_open (i32.const 3) (i32.const 0) (i32.const 100) (i32.const 1)
-                                       (i32.const 1) (i64.const 0x40) (i64.const 0) (i32.const 0) (i32.const 8)))
-    (i32.store (i32.const 16) (i32.const 200))
-    (i32.store (i32.const 20) (i32.const 5))
-    (call $proc_exit (i32.add (i32.mul (local.get $errno) (i32.const 100))
-      (call $fd_write (i32.load (i32.const 8)) (i32.const 16) (i32.const 1) (i32.const 24))))))
-`
+// createAndWrite (tests/guests/wat/create-and-write.wat) creates the file "f" in
+// preopen fd 3 and writes 5 bytes to it: exits with 100 * (path_open's errno) +
+// (fd_write's errno).
+var createAndWrite = sharedGuest("create-and-write.wat")
 
 // opener creates and opens the file "f" in preopen fd 3 until path_open fails (at most
 // 50 times), then exits with 100 * (files opened) + (the failing errno, 0 if none).
