@@ -2,6 +2,9 @@
 #ifndef WASITHREADS_TEST_CHECK_H
 #define WASITHREADS_TEST_CHECK_H
 
+#include <dirent.h>
+#include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +68,31 @@ static inline wt_module_t *load(wt_engine_t *engine, const char *wat) {
     expect_ok(wt_module_load(engine, (const uint8_t *)wat, strlen(wat), &module));
     CHECK(module != NULL);
     return module;
+}
+
+/* Threads of this process (the entries of /proc/self/task). */
+static inline int thread_count(void) {
+    DIR *d = opendir("/proc/self/task");
+    CHECK(d != NULL);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.') n++;
+    closedir(d);
+    return n;
+}
+
+/* The body of a host function that blocks as one waiting on a queue or a socket would,
+ * polling the end descriptor beside its own: counts itself in `entered`, then waits until
+ * the run or instance ends and returns the error that stops its thread. */
+static inline wt_error_t *block_until_end(wt_caller_t *caller, atomic_int *entered) {
+    int fd = wt_caller_end_fd(caller);
+    if (fd < 0) return wt_error_new("no end fd");
+    atomic_fetch_add(entered, 1);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    while (poll(&p, 1, 10000) == 0) {
+    }
+    return wt_caller_is_ending(caller) ? wt_error_new("ending") : wt_error_new("woken but not ending");
 }
 
 #endif

@@ -35,13 +35,7 @@ static wt_error_t *twice(void *env, wt_caller_t *caller, const wt_val_t *args, s
 static wt_error_t *block(void *env, wt_caller_t *caller, const wt_val_t *args, size_t nargs, wt_val_t *results,
                          size_t nresults) {
     (void)env; (void)args; (void)nargs; (void)results; (void)nresults;
-    int fd = wt_caller_end_fd(caller);
-    if (fd < 0) return wt_error_new("no end fd");
-    atomic_store(&blocked, 1);
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    while (poll(&p, 1, 10000) == 0) {
-    }
-    return wt_caller_is_ending(caller) ? wt_error_new("ending") : wt_error_new("woken but not ending");
+    return block_until_end(caller, &blocked);
 }
 
 static void finalize(void *env) {

@@ -69,13 +69,7 @@ static wt_error_t *host_add(void *env, wt_caller_t *caller, const wt_val_t *args
 static wt_error_t *host_block(void *env, wt_caller_t *caller, const wt_val_t *args, size_t nargs, wt_val_t *results,
                               size_t nresults) {
     (void)env; (void)args; (void)nargs; (void)results; (void)nresults;
-    int fd = wt_caller_end_fd(caller);
-    if (fd < 0) return wt_error_new("no end fd");
-    atomic_fetch_add(&blocked, 1);
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    while (poll(&p, 1, 10000) == 0) {
-    }
-    return wt_caller_is_ending(caller) ? wt_error_new("ending") : wt_error_new("woken but not ending");
+    return block_until_end(caller, &blocked);
 }
 
 /* Guest stdout, every write appended. */
@@ -282,21 +276,11 @@ static double now(void) {
     return t.tv_sec + t.tv_nsec / 1e9;
 }
 
-static int os_threads(void) {
-    DIR *d = opendir("/proc/self/task");
-    CHECK(d != NULL);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.') n++;
-    closedir(d);
-    return n;
-}
 
 /* The thread count once the engine's idle pool threads (0.5 s idle) have gone. */
 static int settled_threads(void) {
     usleep(1200000);
-    return os_threads();
+    return thread_count();
 }
 
 int main(int argc, char **argv) {
@@ -438,7 +422,7 @@ int main(int argc, char **argv) {
     usleep(200000);
     int64_t second = call_i64("worker_count", NULL, 0);
     CHECK(second > first);
-    CHECK(os_threads() >= threads0 + 4);
+    CHECK(thread_count() >= threads0 + 4);
     expect_ok(wt_instance_close(inst, &how));
     CHECK(how.kind == WT_EXIT_CANCELLED);
     wt_instance_free(inst);

@@ -61,24 +61,13 @@ static double now_ms(void) {
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-/* Threads of this process. */
-static int task_count(void) {
-    DIR *d = opendir("/proc/self/task");
-    CHECK(d != NULL);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.') n++;
-    closedir(d);
-    return n;
-}
 
 /* Waits (bounded) until the process has at most `baseline` threads: the engine's idle
    pool threads leave after 0.5 s. */
 static void expect_threads_back_to(int baseline) {
-    for (int i = 0; i < 500 && task_count() > baseline; i++) sleep_ms(10);
-    if (task_count() > baseline) fprintf(stderr, "threads: %d, before: %d\n", task_count(), baseline);
-    CHECK(task_count() <= baseline);
+    for (int i = 0; i < 500 && thread_count() > baseline; i++) sleep_ms(10);
+    if (thread_count() > baseline) fprintf(stderr, "threads: %d, before: %d\n", thread_count(), baseline);
+    CHECK(thread_count() <= baseline);
 }
 
 /* What one run's callbacks saw. */
@@ -171,7 +160,7 @@ static void stdout_back(int saved) {
 static void two_runs_on_a_full_pipe(wt_engine_t *engine, wt_module_t *module) {
     int p[2];
     CHECK(pipe(p) == 0);
-    int baseline = task_count();
+    int baseline = thread_count();
     int saved = stdout_to(p[1]);
     int flags = fcntl(1, F_GETFL);
     struct seen a = {0}, b = {0};
@@ -191,7 +180,7 @@ static void two_runs_on_a_full_pipe(wt_engine_t *engine, wt_module_t *module) {
 
 /* Row 2: stdout is `fd` (a terminal, a socket) with no room. */
 static void full_stdout(wt_engine_t *engine, wt_module_t *module, const char *what, int fd) {
-    int baseline = task_count();
+    int baseline = thread_count();
     int saved = stdout_to(fd);
     int flags = fcntl(1, F_GETFL);
     struct seen s = {0};
@@ -224,7 +213,7 @@ static void full_socket(wt_engine_t *engine, wt_module_t *module) {
 /* Row 4: an output callback of 300 ms, 8 writers queued for it, cancel during the first
    call: no other call follows. */
 static void queued_for_a_slow_callback(wt_engine_t *engine, wt_module_t *module) {
-    int baseline = task_count();
+    int baseline = thread_count();
     struct seen s = {0};
     wt_run_t *run = start(engine, module, &s, 1);
     while (atomic_load(&s.outputs) == 0) sleep_ms(1);
