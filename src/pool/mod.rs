@@ -25,11 +25,13 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-/// The size of the alternate signal stack each pool thread gives Wasmtime: the minimum
-/// Wasmtime accepts (`MIN_STACK_SIZE` in its `lazy_per_thread_init`). Without one of that
-/// size already installed, Wasmtime maps one per thread on its first wasm call (a
-/// mapping, a guard page, two more system calls) and unmaps it when the thread exits.
-const SIGNAL_STACK: usize = 256 * 1024;
+use signal_stack::{SignalStack, SIGNAL_STACK};
+use spares::Spares;
+
+mod futex_hash;
+mod os_thread;
+mod signal_stack;
+mod spares;
 
 /// How long an idle thread waits for a new job before it exits.
 const IDLE_TIMEOUT: Duration = Duration::from_millis(500);
@@ -38,6 +40,25 @@ const IDLE_TIMEOUT: Duration = Duration::from_millis(500);
 pub(crate) const MAX_BLOCKING: usize = 64;
 
 type Job = Box<dyn FnOnce() + Send>;
+
+/// Threads of every pool alive in the process: what the futex hash is sized for.
+static THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts a pool thread in the process's [`THREADS`] while it lives.
+struct Counted;
+
+impl Counted {
+    fn new() -> Counted {
+        futex_hash::fit(THREADS.fetch_add(1, Ordering::Relaxed) + 1);
+        Counted
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        THREADS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 thread_local! {
     /// On a pool thread: an address near the top of its stack (a local of its work loop)
@@ -89,6 +110,8 @@ pub(crate) struct Pool {
     blocking: AtomicUsize,
     /// The process whose threads `idle` and `blocking` count (see the module doc).
     pid: AtomicU32,
+    /// Threads made ahead of a burst of jobs (`spares.rs`).
+    spares: Spares,
 }
 
 impl Pool {
@@ -104,6 +127,7 @@ impl Pool {
             shutdown: AtomicBool::new(false),
             blocking: AtomicUsize::new(0),
             pid: AtomicU32::new(std::process::id()),
+            spares: Spares::new(),
         })
     }
 
@@ -139,14 +163,17 @@ impl Pool {
         if let Some(slot) = idle {
             *slot.job() = Some(job);
             slot.cond.notify_one();
+            self.spares.taken();
             return Ok(());
         }
+        self.note_miss();
         let pool = self.clone();
-        std::thread::Builder::new()
-            .name("wasithreads-worker".into())
-            .stack_size(self.stack_size + SIGNAL_STACK)
-            .spawn(move || pool.work(job))?;
-        Ok(())
+        os_thread::spawn(self.thread_stack(), Box::new(move || pool.work(Arc::new(Slot::default()), Some(job))))
+    }
+
+    /// The stack size of a new thread: the pool's, and its signal stack below.
+    fn thread_stack(&self) -> usize {
+        self.stack_size + SIGNAL_STACK
     }
 
     /// Runs a blocking job like [`Pool::execute`], unless [`MAX_BLOCKING`] of them are
@@ -173,35 +200,49 @@ impl Pool {
         })
     }
 
-    /// The life of one pool thread: run jobs until idle for too long or shut down.
-    fn work(self: Arc<Self>, mut job: Job) {
+    /// The life of one pool thread: run `first`, then jobs handed to `slot`, until idle
+    /// for too long or shut down. A spare thread starts with no job, its slot already
+    /// listed as idle by its maker.
+    fn work(self: Arc<Self>, slot: Arc<Slot>, first: Option<Job>) {
         STACK.set((stack_pointer(), self.stack_size));
         let _signal_stack = SignalStack::at_stack_bottom();
-        let slot = Arc::new(Slot::default());
+        let _counted = Counted::new();
+        let mut job = first;
         loop {
-            job();
-            if self.shutdown.load(Ordering::SeqCst) {
-                return;
+            if let Some(job) = job.take() {
+                job();
+                if self.shutdown.load(Ordering::SeqCst) {
+                    return;
+                }
+                self.idle.lock().push(slot.clone());
             }
-            self.idle.lock().push(slot.clone());
-            let mut next = slot.job();
-            job = loop {
-                if let Some(j) = next.take() {
-                    break j;
+            match self.next_job(&slot) {
+                Some(next) => job = Some(next),
+                None => return,
+            }
+        }
+    }
+
+    /// Waits for a job on `slot`, which is listed as idle; `None` once it waited
+    /// [`IDLE_TIMEOUT`] and took itself off the list (the thread then exits).
+    fn next_job(&self, slot: &Arc<Slot>) -> Option<Job> {
+        let mut next = slot.job();
+        loop {
+            if let Some(j) = next.take() {
+                return Some(j);
+            }
+            let (guard, waited) =
+                slot.cond.wait_timeout(next, self.idle_timeout).unwrap_or_else(std::sync::PoisonError::into_inner);
+            next = guard;
+            if waited.timed_out() && next.is_none() {
+                // Leave, unless a caller took this slot off the idle list and is about
+                // to hand it a job: then wait for that job.
+                let mut idle = self.idle.lock();
+                if let Some(i) = idle.iter().position(|s| Arc::ptr_eq(s, slot)) {
+                    idle.swap_remove(i);
+                    return None;
                 }
-                let (guard, waited) =
-                    slot.cond.wait_timeout(next, self.idle_timeout).unwrap_or_else(std::sync::PoisonError::into_inner);
-                next = guard;
-                if waited.timed_out() && next.is_none() {
-                    // Leave, unless a caller took this slot off the idle list and is about
-                    // to hand it a job: then wait for that job.
-                    let mut idle = self.idle.lock();
-                    if let Some(i) = idle.iter().position(|s| Arc::ptr_eq(s, &slot)) {
-                        idle.swap_remove(i);
-                        return;
-                    }
-                }
-            };
+            }
         }
     }
 
@@ -214,56 +255,6 @@ impl Pool {
             *slot.job() = Some(Box::new(|| {}));
             slot.cond.notify_one();
         }
-    }
-}
-
-/// The lowest [`SIGNAL_STACK`] bytes of a pool thread's own stack, made its alternate
-/// signal stack for the thread's life, so that Wasmtime uses it instead of mapping one.
-/// The thread's stack is that much larger than the pool's stack size, so the frames above
-/// never reach it, and the stack's guard page lies right below it: a signal handler that
-/// overflowed it would fault there, as on Wasmtime's own signal stack.
-struct SignalStack;
-
-impl SignalStack {
-    /// Installs it, unless the thread's stack is not what [`Pool::execute`] asked for
-    /// (then Wasmtime maps its own, as on any thread).
-    fn at_stack_bottom() -> Option<SignalStack> {
-        let (low, size) = own_stack()?;
-        if size < 2 * SIGNAL_STACK {
-            return None;
-        }
-        let stack = libc::stack_t { ss_sp: low, ss_flags: 0, ss_size: SIGNAL_STACK };
-        // SAFETY: `low..low + SIGNAL_STACK` is the bottom of this thread's own stack,
-        // mapped read-write for as long as the thread lives, which outlives this value
-        // (a local of the thread's outermost frame); nothing else uses those bytes, as
-        // the thread was made `SIGNAL_STACK` larger than the stack it runs on.
-        let installed = unsafe { libc::sigaltstack(&stack, std::ptr::null_mut()) } == 0;
-        installed.then_some(SignalStack)
-    }
-}
-
-impl Drop for SignalStack {
-    fn drop(&mut self) {
-        let off = libc::stack_t { ss_sp: std::ptr::null_mut(), ss_flags: libc::SS_DISABLE, ss_size: 0 };
-        // SAFETY: disables this thread's alternate signal stack before its stack is
-        // unmapped (or reused for another thread); no pointer is kept.
-        unsafe { libc::sigaltstack(&off, std::ptr::null_mut()) };
-    }
-}
-
-/// The lowest address and the size of the calling thread's stack (above its guard page).
-fn own_stack() -> Option<(*mut libc::c_void, usize)> {
-    // SAFETY: `attr` is initialised by `pthread_getattr_np` before it is read and
-    // destroyed once; the out-parameters are locals.
-    unsafe {
-        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
-        if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) != 0 {
-            return None;
-        }
-        let (mut low, mut size) = (std::ptr::null_mut(), 0usize);
-        let got = libc::pthread_attr_getstack(&attr, &mut low, &mut size);
-        libc::pthread_attr_destroy(&mut attr);
-        (got == 0 && !low.is_null()).then_some((low, size))
     }
 }
 

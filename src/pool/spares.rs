@@ -1,0 +1,124 @@
+//! Spare threads made ahead of a burst of jobs, off the submitter's path.
+//!
+//! A guest that starts thousands of threads in a loop submits a job per thread. With no
+//! idle thread, the submitter (the spawning guest thread) makes the OS thread itself:
+//! about 40 µs of `mmap`, `mprotect` and `clone`, two thirds of its time per spawn.
+//! Once jobs keep finding no idle thread ([`STREAK`] misses, each within [`BURST`] of the
+//! last), the pool starts a *grower*: a thread that makes spare threads and lists their
+//! slots as idle as soon as each exists, before it has even been scheduled, so the
+//! submitter's next jobs are handed over at once while the thread creation runs on
+//! another CPU. The grower keeps [`SPARES`] slots idle and leaves once no job has taken
+//! one for [`BURST`], or the pool shuts down, or the OS refuses a thread. What it made
+//! and nobody used leaves after the idle timeout, like any idle thread.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{os_thread, Pool, Slot};
+
+/// Misses (jobs finding no idle thread) this close together are one burst.
+pub(super) const BURST: Duration = Duration::from_millis(10);
+/// Misses in a row, within a burst, that start a grower: fewer threads than that are
+/// started at the submitter's pace, and nothing is made ahead for them.
+const STREAK: u32 = 8;
+/// Idle slots a grower keeps ahead of the jobs.
+const SPARES: usize = 8;
+/// The grower's stack: it only locks and makes threads.
+const GROWER_STACK: usize = 256 * 1024;
+/// How often a grower with enough spares looks again.
+const POLL: Duration = Duration::from_micros(50);
+
+/// A pool's bookkeeping of bursts and of its grower.
+pub(super) struct Spares {
+    /// A grower is running.
+    growing: AtomicBool,
+    /// Misses in a row within [`BURST`] of each other.
+    streak: AtomicU32,
+    /// When the last miss was, in nanoseconds since `epoch`.
+    last_miss: AtomicU64,
+    /// Jobs handed to an idle thread (what a grower watches for).
+    taken: AtomicU64,
+    epoch: Instant,
+}
+
+impl Spares {
+    pub(super) fn new() -> Spares {
+        Spares {
+            growing: AtomicBool::new(false),
+            streak: AtomicU32::new(0),
+            last_miss: AtomicU64::new(0),
+            taken: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// A job was handed to an idle thread.
+    pub(super) fn taken(&self) {
+        self.taken.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A job found no idle thread: true when that makes a burst and no grower runs yet
+    /// (the caller then starts one).
+    pub(super) fn missed(&self) -> bool {
+        let now = self.now();
+        let last = self.last_miss.swap(now, Ordering::Relaxed);
+        let streak = if now.saturating_sub(last) < BURST.as_nanos() as u64 {
+            self.streak.fetch_add(1, Ordering::Relaxed) + 1
+        } else {
+            self.streak.store(1, Ordering::Relaxed);
+            1
+        };
+        streak >= STREAK && !self.growing.swap(true, Ordering::AcqRel)
+    }
+}
+
+impl Pool {
+    /// Starts a grower if this miss makes a burst (see the module doc). Best effort: with
+    /// no thread for it, jobs go on making their own.
+    pub(super) fn note_miss(self: &Arc<Self>) {
+        if !self.spares.missed() {
+            return;
+        }
+        let pool = self.clone();
+        if os_thread::spawn(GROWER_STACK, Box::new(move || pool.grow())).is_err() {
+            self.spares.growing.store(false, Ordering::Release);
+        }
+    }
+
+    /// The grower's life: keep [`SPARES`] slots idle until the burst is over.
+    fn grow(self: Arc<Self>) {
+        let mut seen = self.spares.taken.load(Ordering::Relaxed);
+        let mut quiet_since = Instant::now();
+        while !self.shutdown.load(Ordering::SeqCst) {
+            let taken = self.spares.taken.load(Ordering::Relaxed);
+            if taken != seen {
+                seen = taken;
+                quiet_since = Instant::now();
+            } else if quiet_since.elapsed() >= BURST {
+                break;
+            }
+            if self.idle.lock().len() >= SPARES {
+                std::thread::sleep(POLL);
+            } else if !self.add_spare() {
+                break;
+            }
+        }
+        self.spares.growing.store(false, Ordering::Release);
+    }
+
+    /// Makes a thread and lists its slot as idle; false if the OS refused the thread.
+    fn add_spare(self: &Arc<Self>) -> bool {
+        let slot = Arc::new(Slot::default());
+        let (pool, its) = (self.clone(), slot.clone());
+        let made = os_thread::spawn(self.thread_stack(), Box::new(move || pool.work(its, None))).is_ok();
+        if made {
+            self.idle.lock().push(slot);
+        }
+        made
+    }
+}
