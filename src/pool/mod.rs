@@ -99,6 +99,13 @@ impl Slot {
     fn job(&self) -> std::sync::MutexGuard<'_, Option<Job>> {
         self.job.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+
+    /// Hands the slot's thread an empty job: it runs it, sees the pool shut down, and
+    /// exits.
+    fn stop(&self) {
+        *self.job() = Some(Box::new(|| {}));
+        self.cond.notify_one();
+    }
 }
 
 pub(crate) struct Pool {
@@ -143,6 +150,7 @@ impl Pool {
         if self.pid.load(Ordering::Acquire) != pid {
             idle.clear();
             self.blocking.store(0, Ordering::Release);
+            self.spares.forget_parent();
             self.pid.store(pid, Ordering::Release);
         }
     }
@@ -251,9 +259,7 @@ impl Pool {
         self.shutdown.store(true, Ordering::SeqCst);
         let idle: Vec<_> = self.idle.lock().drain(..).collect();
         for slot in idle {
-            // An empty job: the thread runs it, sees `shutdown`, and exits.
-            *slot.job() = Some(Box::new(|| {}));
-            slot.cond.notify_one();
+            slot.stop();
         }
     }
 }

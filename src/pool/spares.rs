@@ -57,6 +57,12 @@ impl Spares {
         u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
+    /// In a forked child: the parent's grower is not here.
+    pub(super) fn forget_parent(&self) {
+        self.growing.store(false, Ordering::Release);
+        self.streak.store(0, Ordering::Relaxed);
+    }
+
     /// A job was handed to an idle thread.
     pub(super) fn taken(&self) {
         self.taken.fetch_add(1, Ordering::Relaxed);
@@ -115,10 +121,117 @@ impl Pool {
     fn add_spare(self: &Arc<Self>) -> bool {
         let slot = Arc::new(Slot::default());
         let (pool, its) = (self.clone(), slot.clone());
-        let made = os_thread::spawn(self.thread_stack(), Box::new(move || pool.work(its, None))).is_ok();
-        if made {
-            self.idle.lock().push(slot);
+        if os_thread::spawn(self.thread_stack(), Box::new(move || pool.work(its, None))).is_err() {
+            return false;
         }
-        made
+        self.idle.lock().push(slot.clone());
+        // A shutdown sets its flag before it empties the list: if it came before the
+        // slot was listed, it did not see the slot, which must be stopped here.
+        if self.shutdown.load(Ordering::SeqCst) {
+            let mut idle = self.idle.lock();
+            if let Some(i) = idle.iter().position(|s| Arc::ptr_eq(s, &slot)) {
+                idle.swap_remove(i);
+                drop(idle);
+                slot.stop();
+            }
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::mpsc;
+
+    /// Waits up to 10 s for `done`.
+    fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+        let give_up = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < give_up, "{what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// A burst of jobs that all block, as guest threads do: past [`STREAK`] misses a
+    /// grower lists spare threads, later jobs are handed to them, every job runs, and once
+    /// the burst is over the grower stops and the unused spares leave.
+    #[test]
+    fn a_burst_of_blocking_jobs_is_served_by_spares_made_ahead() {
+        let pool = Pool::with_idle_timeout(256 * 1024, Duration::from_millis(100));
+        let (release, released) = mpsc::channel::<()>();
+        let released = Arc::new(parking_lot::Mutex::new(released));
+        let ran = Arc::new(AtomicUsize::new(0));
+        let submit = |n: usize| {
+            for _ in 0..n {
+                let (released, ran) = (released.clone(), ran.clone());
+                pool.execute(move || {
+                    ran.fetch_add(1, Ordering::SeqCst);
+                    let _ = released.lock().recv();
+                })
+                .unwrap();
+            }
+        };
+        submit(STREAK as usize);
+        eventually("no spare thread was listed", || !pool.idle.lock().is_empty());
+        submit(56);
+        assert!(pool.spares.taken.load(Ordering::Relaxed) > 0, "no job was handed to a spare");
+        eventually("not every job ran", || ran.load(Ordering::SeqCst) == 64);
+        for _ in 0..64 {
+            release.send(()).unwrap();
+        }
+        eventually("the grower did not stop", || !pool.spares.growing.load(Ordering::Acquire));
+        // The 64 threads and the spares nobody used leave after the idle timeout.
+        eventually("idle threads did not leave", || pool.idle.lock().is_empty());
+        pool.shutdown();
+    }
+
+    /// A few jobs in a row start no grower: nothing is made ahead for a program with a
+    /// handful of threads.
+    #[test]
+    fn a_few_jobs_make_no_spares() {
+        let pool = Pool::with_idle_timeout(256 * 1024, Duration::from_millis(100));
+        let (tx, rx) = mpsc::channel();
+        let (release, released) = mpsc::channel::<()>();
+        let released = Arc::new(parking_lot::Mutex::new(released));
+        for _ in 0..STREAK - 1 {
+            let (tx, released) = (tx.clone(), released.clone());
+            pool.execute(move || {
+                tx.send(()).unwrap();
+                let _ = released.lock().recv();
+            })
+            .unwrap();
+        }
+        for _ in 0..STREAK - 1 {
+            rx.recv_timeout(Duration::from_secs(10)).expect("a job ran");
+        }
+        assert!(!pool.spares.growing.load(Ordering::Acquire), "a grower started");
+        assert!(pool.idle.lock().is_empty(), "spares were made");
+        for _ in 0..STREAK - 1 {
+            release.send(()).unwrap();
+        }
+        pool.shutdown();
+    }
+
+    /// The pool shut down while a grower runs: the grower stops, and every spare it
+    /// listed is told to exit (none stays listed).
+    #[test]
+    fn a_shutdown_during_a_burst_stops_the_grower_and_its_spares() {
+        let pool = Pool::with_idle_timeout(256 * 1024, Duration::from_secs(60));
+        let (release, released) = mpsc::channel::<()>();
+        let released = Arc::new(parking_lot::Mutex::new(released));
+        for _ in 0..STREAK {
+            let released = released.clone();
+            pool.execute(move || {
+                let _ = released.lock().recv();
+            })
+            .unwrap();
+        }
+        eventually("no spare thread was listed", || !pool.idle.lock().is_empty());
+        pool.shutdown();
+        eventually("the grower did not stop", || !pool.spares.growing.load(Ordering::Acquire));
+        assert!(pool.idle.lock().is_empty(), "a spare stayed listed after the shutdown");
+        drop(release);
     }
 }
