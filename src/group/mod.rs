@@ -16,6 +16,7 @@
 //!   calls counted as running threads.
 
 mod adopt;
+mod heap;
 mod lifecycle;
 mod teardown;
 mod thread;

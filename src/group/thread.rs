@@ -255,6 +255,7 @@ impl Group {
             self.hooks.diagnose(spawner, "thread-spawn failed: all thread ids of the run are used");
             return Ok(-EAGAIN);
         };
+        super::heap::make_room();
         let mut store = match self.new_store(tid) {
             Ok(store) => store,
             Err(why) => {
