@@ -14,10 +14,14 @@
 //! from then to the run's `wait` returning with every thread joined (main noticing,
 //! `proc_exit`, stopping and joining the N threads; native: the process's remaining wall
 //! time, the kernel ending its threads in `exit`); *total*, wasithreads: `Run::start` to
-//! `wait` returning, in this process (engine and module reused, as a host would); native
-//! and Wasmtime 46: the process's wall time minus that of the same process with N = 0
-//! (process start-up and, for Wasmtime, compilation). Per thread: what N live threads add
-//! to RSS, address space (VmSize) and mappings, over a run (or process) with one thread.
+//! `wait` returning, in this process (engine and module reused, as a host would), with no
+//! idle pool thread left from earlier runs (*cold*: every OS thread is made, as in a
+//! fresh process); native and Wasmtime 46: the process's wall time minus that of the same
+//! process with N = 0 (process start-up and, for Wasmtime, compilation); *warm*: the
+//! total of a second run right after the first, whose pool threads take its jobs. No run
+//! starts while threads of an earlier one are still leaving. Per thread: what N live
+//! threads add to RSS, address space (VmSize) and mappings, over a run (or process) with
+//! one thread.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -167,13 +171,19 @@ fn mappings() -> u64 {
     std::fs::read_to_string("/proc/self/maps").unwrap().lines().count() as u64
 }
 
-/// (RSS KiB, VmSize KiB, mappings) of this process while `n` threads of `module` live.
-fn our_memory(module: &Module, n: u32, idle_threads: u64) -> (u64, u64, u64) {
-    // Idle pool threads of earlier runs leave after 500 ms.
+/// Waits until this process is back to `idle_threads` threads: the pool's idle threads
+/// of earlier runs leave after 500 ms. Before a cold run (the pool must make every
+/// thread) and before a native run (threads leaving here would slow it down).
+fn settle(idle_threads: u64) {
     let give_up = Instant::now() + Duration::from_secs(20);
     while threads() > idle_threads && Instant::now() < give_up {
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// (RSS KiB, VmSize KiB, mappings) of this process while `n` threads of `module` live.
+fn our_memory(module: &Module, n: u32, idle_threads: u64) -> (u64, u64, u64) {
+    settle(idle_threads);
     let during: Arc<Mutex<Option<(u64, u64, u64)>>> = Arc::default();
     let started = Arc::new(AtomicUsize::new(0));
     let mut c = RunConfig::default();
@@ -215,6 +225,8 @@ struct Figures {
     live: f64,
     end: f64,
     total: f64,
+    /// Total of a run right after another (wasithreads: the pool's threads are there).
+    warm: f64,
     per_thread: (f64, f64, f64),
 }
 
@@ -233,10 +245,11 @@ fn main() {
     let idle_threads = threads();
     let kinds = [Kind::Wait, Kind::Sleep, Kind::Busy];
     println!(
-        "\n| threads block in | N | wasithreads live / end / total | native live / end / total | ratio (total) | Wasmtime 46 total | per thread: RSS, address space, mappings (wasithreads; native) |"
+        "\n| threads block in | N | wasithreads live / end / total | native live / end / total | ratio (total) | wasithreads warm, ratio | Wasmtime 46 total | per thread: RSS, address space, mappings (wasithreads; native) |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for kind in kinds.into_iter().filter(|k| only.as_deref().is_none_or(|o| o == k.name())) {
+        settle(idle_threads);
         let empty_native =
             median((0..reps).map(|_| process(Command::new(&native).args([kind.name(), "0"])).0).collect());
         let peer_module = |n: u32| {
@@ -268,11 +281,16 @@ fn main() {
             let (mut live, mut end, mut total) = (vec![], vec![], vec![]);
             let (mut nlive, mut ntotal, mut ptotal) = (vec![], vec![], vec![]);
             let peer_path = peer.as_ref().map(|_| peer_module(n));
+            let mut warm = vec![];
             for _ in 0..reps {
+                settle(idle_threads);
                 let (l, e, t) = ours(&module, n);
                 live.push(l);
                 end.push(e);
                 total.push(t);
+                // Again at once: the pool's threads of the first run take the jobs.
+                warm.push(ours(&module, n).2);
+                settle(idle_threads);
                 let (wall, out) = process(Command::new(&native).args([kind.name(), &n.to_string()]));
                 nlive.push(out.trim().parse::<f64>().unwrap() / 1e9);
                 ntotal.push(wall - empty_native);
@@ -287,6 +305,7 @@ fn main() {
                 live: median(live),
                 end: median(end),
                 total: median(total),
+                warm: median(warm),
                 per_thread: (per(mn.0, m1.0), per(mn.1, m1.1), per(mn.2, m1.2)),
             };
             let (_, out) = process(Command::new(&native).args([kind.name(), &n.to_string(), "mem"]));
@@ -299,6 +318,7 @@ fn main() {
                 live: nat_live,
                 end: nat_total - nat_live,
                 total: nat_total,
+                warm: f64::NAN,
                 per_thread: (per(1), per(2), per(3)),
             };
             let peer_total = (!ptotal.is_empty()).then(|| {
@@ -319,7 +339,7 @@ fn print_row(kind: Kind, n: u32, ours: &Figures, nat: &Figures, peer: Option<f64
     let (r, v, m) = ours.per_thread;
     let (nr, nv, nm) = nat.per_thread;
     println!(
-        "| {} | {n} | {} / {} / {} | {} / {} / {} | {:.2}× | {} | {r:.1} KiB, {:.2} MiB, {m:.1}; {nr:.1} KiB, {:.2} MiB, {nm:.1} |",
+        "| {} | {n} | {} / {} / {} | {} / {} / {} | {:.2}× | {}, {:.2}× | {} | {r:.1} KiB, {:.2} MiB, {m:.1}; {nr:.1} KiB, {:.2} MiB, {nm:.1} |",
         kind.what(),
         fmt_ms(ours.live),
         fmt_ms(ours.end),
@@ -328,6 +348,8 @@ fn print_row(kind: Kind, n: u32, ours: &Figures, nat: &Figures, peer: Option<f64
         fmt_ms(nat.end),
         fmt_ms(nat.total),
         ours.total / nat.total,
+        fmt_ms(ours.warm),
+        ours.warm / nat.total,
         peer.map_or("—".into(), |p| if p.is_nan() { "fails".into() } else { fmt_ms(p) }),
         v / 1024.0,
         nv / 1024.0,
