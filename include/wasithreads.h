@@ -412,6 +412,18 @@ typedef struct wt_error wt_error_t;
  * that guest threads run on. Thread-safe: any number of host threads may load modules and
  * run them on one engine at once. Owned by the caller.
  *
+ * The pool. A guest thread runs on an idle thread of the pool, or on a new one. A thread
+ * whose guest thread ended waits 500 ms for another, then exits; `wt_engine_free` tells
+ * idle ones to exit at once. When spawns keep finding no idle thread (8 in a row, each
+ * within 10 ms of the last: a guest starting many threads), a helper thread makes up to
+ * 8 threads ahead of them, so the spawning guest thread does not make each OS thread
+ * itself; it stops 10 ms after the spawns do, and what it made and nobody used leaves
+ * after the 500 ms. On Linux 6.16 and later, once the process has 64 pool threads, the
+ * library grows the process's futex hash (`PR_FUTEX_HASH`, which the kernel sizes from
+ * the number of CPUs: 16 buckets on 2 CPUs) to 16 384 buckets, 1 MiB of kernel memory, so
+ * that thousands of blocked threads do not slow every futex call of the process; a
+ * process on the global hash, or whose hash the host fixed, is left as it is.
+ *
  * Methods:
  * - `wt_engine_new`: an engine from a config (or the defaults)
  * - `wt_engine_free`: releases the caller's handle
@@ -1010,12 +1022,12 @@ wt_error_t *wt_run_config_preopen_tcp_listener(wt_run_config_t *config,
  * What one live guest thread costs the host process (measured with the default engine
  * settings, by `cargo bench --bench fanout`): an OS thread with a native stack of
  * `max_wasm_stack` + 2 MiB + 256 KiB (3.25 MiB address space by default; the last 256
- * KiB, untouched until a signal, are its signal stack), about 19 KiB of RSS while it
- * waits, and 2 memory mappings (4 in a Rust host, whose threads get a signal stack of
- * their own too). Linux's default `vm.max_map_count` (65 530 mappings per process) thus
- * allows about 30 000 guest threads alive at once in one process (15 000 in a Rust
- * host), all runs together; the threads-max and `RLIMIT_NPROC` limits apply too. 10 000
- * threads work with the defaults.
+ * KiB, untouched until a signal, are its signal stack), 15 KiB of RSS while it waits in
+ * `memory.atomic.wait` (19 KiB sleeping in `poll_oneoff`), and 2 memory mappings, in C
+ * and Rust hosts alike. Linux's default `vm.max_map_count` (65 530 mappings per process)
+ * thus allows about 30 000 guest threads alive at once in one process, all runs
+ * together; the threads-max and `RLIMIT_NPROC` limits apply too. 10 000 threads work
+ * with the defaults.
  */
 void wt_run_config_set_max_threads(wt_run_config_t *config, uint32_t max_threads);
 

@@ -238,12 +238,12 @@ pub extern "C" fn wt_run_config_preopen_tcp_listener(
 /// What one live guest thread costs the host process (measured with the default engine
 /// settings, by `cargo bench --bench fanout`): an OS thread with a native stack of
 /// `max_wasm_stack` + 2 MiB + 256 KiB (3.25 MiB address space by default; the last 256
-/// KiB, untouched until a signal, are its signal stack), about 19 KiB of RSS while it
-/// waits, and 2 memory mappings (4 in a Rust host, whose threads get a signal stack of
-/// their own too). Linux's default `vm.max_map_count` (65 530 mappings per process) thus
-/// allows about 30 000 guest threads alive at once in one process (15 000 in a Rust
-/// host), all runs together; the threads-max and `RLIMIT_NPROC` limits apply too. 10 000
-/// threads work with the defaults.
+/// KiB, untouched until a signal, are its signal stack), 15 KiB of RSS while it waits in
+/// `memory.atomic.wait` (19 KiB sleeping in `poll_oneoff`), and 2 memory mappings, in C
+/// and Rust hosts alike. Linux's default `vm.max_map_count` (65 530 mappings per process)
+/// thus allows about 30 000 guest threads alive at once in one process, all runs
+/// together; the threads-max and `RLIMIT_NPROC` limits apply too. 10 000 threads work
+/// with the defaults.
 #[unsafe(no_mangle)]
 pub extern "C" fn wt_run_config_set_max_threads(config: *mut wt_run_config_t, max_threads: u32) {
     ffi_boundary! { with_config(config, |c| c.limits.max_threads = max_threads) }
