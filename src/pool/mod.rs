@@ -25,10 +25,12 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use idle::{Idle, UNLISTED};
 use signal_stack::{SignalStack, SIGNAL_STACK};
 use spares::Spares;
 
 mod futex_hash;
+mod idle;
 mod os_thread;
 mod signal_stack;
 mod spares;
@@ -87,10 +89,17 @@ pub(crate) fn stack_left() -> Option<usize> {
 /// that table but not the thread, so a child's new thread whose stack (and thread-local
 /// data) reuses the address corrupts the table: a notify is lost and a run hangs. Idle
 /// threads are the library's only threads parked between runs, when hosts fork.
-#[derive(Default)]
 struct Slot {
     job: std::sync::Mutex<Option<Job>>,
     cond: std::sync::Condvar,
+    /// Its place in the idle list, [`UNLISTED`] when not listed (`idle.rs`).
+    at: AtomicUsize,
+}
+
+impl Default for Slot {
+    fn default() -> Slot {
+        Slot { job: Default::default(), cond: Default::default(), at: AtomicUsize::new(UNLISTED) }
+    }
 }
 
 impl Slot {
@@ -111,7 +120,7 @@ impl Slot {
 pub(crate) struct Pool {
     stack_size: usize,
     idle_timeout: Duration,
-    idle: Mutex<Vec<Arc<Slot>>>,
+    idle: Mutex<Idle>,
     shutdown: AtomicBool,
     /// Blocking jobs running now.
     blocking: AtomicUsize,
@@ -130,7 +139,7 @@ impl Pool {
         Arc::new(Pool {
             stack_size,
             idle_timeout,
-            idle: Mutex::new(Vec::new()),
+            idle: Mutex::new(Idle::default()),
             shutdown: AtomicBool::new(false),
             blocking: AtomicUsize::new(0),
             pid: AtomicU32::new(std::process::id()),
@@ -145,10 +154,10 @@ impl Pool {
 
     /// In a forked child, forgets the parent's idle threads and blocking jobs, which do not
     /// exist here; `idle` is the locked idle list.
-    fn forget_parent(&self, idle: &mut Vec<Arc<Slot>>) {
+    fn forget_parent(&self, idle: &mut Idle) {
         let pid = std::process::id();
         if self.pid.load(Ordering::Acquire) != pid {
-            idle.clear();
+            idle.take_all();
             self.blocking.store(0, Ordering::Release);
             self.spares.forget_parent();
             self.pid.store(pid, Ordering::Release);
@@ -245,9 +254,7 @@ impl Pool {
             if waited.timed_out() && next.is_none() {
                 // Leave, unless a caller took this slot off the idle list and is about
                 // to hand it a job: then wait for that job.
-                let mut idle = self.idle.lock();
-                if let Some(i) = idle.iter().position(|s| Arc::ptr_eq(s, slot)) {
-                    idle.swap_remove(i);
+                if self.idle.lock().remove(slot) {
                     return None;
                 }
             }
@@ -257,7 +264,7 @@ impl Pool {
     /// Tells idle threads to exit now, and busy ones to exit after their job.
     pub(crate) fn shutdown(&self) {
         self.shutdown.store(true, Ordering::SeqCst);
-        let idle: Vec<_> = self.idle.lock().drain(..).collect();
+        let idle = self.idle.lock().take_all();
         for slot in idle {
             slot.stop();
         }

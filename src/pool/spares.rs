@@ -127,13 +127,8 @@ impl Pool {
         self.idle.lock().push(slot.clone());
         // A shutdown sets its flag before it empties the list: if it came before the
         // slot was listed, it did not see the slot, which must be stopped here.
-        if self.shutdown.load(Ordering::SeqCst) {
-            let mut idle = self.idle.lock();
-            if let Some(i) = idle.iter().position(|s| Arc::ptr_eq(s, &slot)) {
-                idle.swap_remove(i);
-                drop(idle);
-                slot.stop();
-            }
+        if self.shutdown.load(Ordering::SeqCst) && self.idle.lock().remove(&slot) {
+            slot.stop();
         }
         true
     }
