@@ -229,9 +229,15 @@ impl Pool {
             if let Some(job) = job.take() {
                 job();
                 if self.shutdown.load(Ordering::SeqCst) {
+                    self.stop_next_idle();
                     return;
                 }
                 self.idle.lock().push(slot.clone());
+                // A shutdown that came meanwhile may have found the list empty.
+                if self.shutdown.load(Ordering::SeqCst) && self.idle.lock().remove(&slot) {
+                    self.stop_next_idle();
+                    return;
+                }
             }
             match self.next_job(&slot) {
                 Some(next) => job = Some(next),
@@ -261,19 +267,63 @@ impl Pool {
         }
     }
 
-    /// Tells idle threads to exit now, and busy ones to exit after their job.
+    /// Tells idle threads to exit, and busy ones to exit after their job. Without waiting
+    /// for them, and without waking them all at once: this wakes one idle thread, and each
+    /// thread that leaves wakes the next. Thousands of threads woken together fought the
+    /// caller (a host freeing its engine before it exits) for the CPUs: 10 000 idle
+    /// threads made `wt_engine_free` take 0.35-0.5 s.
     pub(crate) fn shutdown(&self) {
         self.shutdown.store(true, Ordering::SeqCst);
-        let idle = self.idle.lock().take_all();
-        for slot in idle {
+        self.stop_next_idle();
+    }
+
+    /// Tells one idle thread, if any, to exit (after the pool shut down).
+    fn stop_next_idle(&self) {
+        let next = self.idle.lock().pop();
+        if let Some(slot) = next {
             slot.stop();
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
+
+    /// Waits up to 10 s for `done`, failing with `what`.
+    pub(in crate::pool) fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+        let give_up = std::time::Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(std::time::Instant::now() < give_up, "{what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// A shutdown ends every idle thread (one tells the next), long before their idle
+    /// timeout.
+    #[test]
+    fn a_shutdown_ends_every_idle_thread_without_waiting_for_the_timeout() {
+        const N: usize = 50;
+        let pool = Pool::with_idle_timeout(256 * 1024, Duration::from_secs(60));
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Each job waits for all to run: N jobs on N threads.
+        let all = Arc::new(std::sync::Barrier::new(N));
+        for _ in 0..N {
+            let (tx, all) = (tx.clone(), all.clone());
+            pool.execute(move || {
+                all.wait();
+                // SAFETY: gettid has no arguments and cannot fail.
+                tx.send(unsafe { libc::gettid() }).unwrap();
+            })
+            .unwrap();
+        }
+        let tids: Vec<i32> = (0..N).map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap()).collect();
+        eventually("the threads did not go idle", || pool.idle.lock().len() >= N);
+        pool.shutdown();
+        eventually("an idle thread outlived the shutdown", || {
+            tids.iter().all(|t| !std::path::Path::new(&format!("/proc/self/task/{t}")).exists())
+        });
+    }
     use std::sync::atomic::AtomicUsize;
 
     /// Jobs handed out just as idle threads time out: with a 1 ms idle timeout, many
