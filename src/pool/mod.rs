@@ -43,17 +43,39 @@ pub(crate) const MAX_BLOCKING: usize = 64;
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// Threads of every pool alive in the process: what the futex hash is sized for.
+/// Threads of every pool alive in the process: what the futex hash is sized for. A forked
+/// child starts again from 0 (`forget_threads_in_child`).
 static THREADS: AtomicUsize = AtomicUsize::new(0);
 
 /// Counts a pool thread in the process's [`THREADS`] while it lives.
 struct Counted;
 
 impl Counted {
-    fn new() -> Counted {
-        futex_hash::fit(THREADS.fetch_add(1, Ordering::Relaxed) + 1);
+    /// Counts the calling thread, of a pool whose threads have `stack` bytes of stack;
+    /// the thread that brings the count to `futex_hash::MIN_THREADS` has another thread
+    /// grow the futex hash (it can wait for an RCU grace period; no job should).
+    fn new(stack: usize) -> Counted {
+        if futex_hash::due(THREADS.fetch_add(1, Ordering::Relaxed) + 1) {
+            let _ = os_thread::spawn(stack, Box::new(futex_hash::grow));
+        }
         Counted
     }
+}
+
+/// A forked child has only the thread that forked: none of the parent's pool threads.
+extern "C" fn forget_threads_in_child() {
+    THREADS.store(0, Ordering::Relaxed);
+}
+
+/// Registers [`forget_threads_in_child`] with `pthread_atfork`, once per process.
+fn count_threads_per_process() {
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    REGISTERED.call_once(|| {
+        // SAFETY: registers a child handler that only stores to an atomic (async-signal-
+        // safe), with no prepare or parent handler; it stays valid for the process's
+        // life, as the library's code does once loaded.
+        unsafe { libc::pthread_atfork(None, None, Some(forget_threads_in_child)) };
+    });
 }
 
 impl Drop for Counted {
@@ -136,6 +158,7 @@ impl Pool {
     }
 
     fn with_idle_timeout(stack_size: usize, idle_timeout: Duration) -> Arc<Pool> {
+        count_threads_per_process();
         Arc::new(Pool {
             stack_size,
             idle_timeout,
@@ -180,12 +203,14 @@ impl Pool {
         if let Some(slot) = idle {
             *slot.job() = Some(job);
             slot.cond.notify_one();
-            self.spares.taken();
+            self.spares.hit();
             return Ok(());
         }
-        self.note_miss();
         let pool = self.clone();
-        os_thread::spawn(self.thread_stack(), Box::new(move || pool.work(Arc::new(Slot::default()), Some(job))))
+        os_thread::spawn(self.thread_stack(), Box::new(move || pool.work(Arc::new(Slot::default()), Some(job))))?;
+        // After the job's own thread: at the OS's thread limit, the job gets the thread.
+        self.note_miss();
+        Ok(())
     }
 
     /// The stack size of a new thread: the pool's, and its signal stack below.
@@ -223,7 +248,7 @@ impl Pool {
     fn work(self: Arc<Self>, slot: Arc<Slot>, first: Option<Job>) {
         STACK.set((stack_pointer(), self.stack_size));
         let _signal_stack = SignalStack::at_stack_bottom();
-        let _counted = Counted::new();
+        let _counted = Counted::new(self.thread_stack());
         let mut job = first;
         loop {
             if let Some(job) = job.take() {
@@ -277,9 +302,14 @@ impl Pool {
         self.stop_next_idle();
     }
 
-    /// Tells one idle thread, if any, to exit (after the pool shut down).
+    /// Tells one idle thread, if any, to exit (after the pool shut down). In a forked
+    /// child the parent's idle threads are forgotten first: they are not there to tell.
     fn stop_next_idle(&self) {
-        let next = self.idle.lock().pop();
+        let next = {
+            let mut idle = self.idle.lock();
+            self.forget_parent(&mut idle);
+            idle.pop()
+        };
         if let Some(slot) = next {
             slot.stop();
         }

@@ -9,7 +9,9 @@
 //! process's memory-map lock, were a tenth of the time to start one.
 //!
 //! The standard library still works on these threads: `std::thread::current()` makes a
-//! handle on first use, and thread-local destructors run at the thread's exit.
+//! handle on first use (unnamed: a panic message says `<unnamed>`, as the standard
+//! library does not know the pthread's name), and thread-local destructors run at the
+//! thread's exit.
 
 use std::ffi::c_void;
 use std::io;
@@ -27,23 +29,23 @@ pub(super) fn spawn(stack_size: usize, body: Body) -> io::Result<()> {
     let page = page_size();
     let stack_size = stack_size.div_ceil(page).saturating_mul(page);
     let arg = Box::into_raw(Box::new(body));
-    // SAFETY: `attr` is initialised before use and destroyed once. `start` takes back
-    // the box `arg` points to, exactly once, on the new thread; if no thread was made,
-    // it is taken back here instead.
+    // SAFETY: `attr` is used and destroyed only once `pthread_attr_init` made it. `start`
+    // takes back the box `arg` points to, exactly once, on the new thread; if no thread
+    // was made, it is taken back here instead.
     let made = unsafe {
         let mut attr: libc::pthread_attr_t = std::mem::zeroed();
         let mut made = libc::pthread_attr_init(&mut attr);
         if made == 0 {
             made = libc::pthread_attr_setstacksize(&mut attr, stack_size);
+            if made == 0 {
+                made = libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
+            }
+            if made == 0 {
+                let mut thread: libc::pthread_t = 0;
+                made = libc::pthread_create(&mut thread, &attr, start, arg.cast());
+            }
+            libc::pthread_attr_destroy(&mut attr);
         }
-        if made == 0 {
-            made = libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
-        }
-        if made == 0 {
-            let mut thread: libc::pthread_t = 0;
-            made = libc::pthread_create(&mut thread, &attr, start, arg.cast());
-        }
-        libc::pthread_attr_destroy(&mut attr);
         if made != 0 {
             drop(Box::from_raw(arg));
         }
@@ -55,7 +57,8 @@ pub(super) fn spawn(stack_size: usize, body: Body) -> io::Result<()> {
     }
 }
 
-/// The new thread's start: names it and runs its body. Nothing unwinds out of here.
+/// The new thread's start: names it and runs its body. Nothing unwinds out of here: a
+/// panic is caught (a payload whose drop panics in turn aborts, as anywhere in Rust).
 extern "C" fn start(arg: *mut c_void) -> *mut c_void {
     // SAFETY: `arg` is the box `spawn` leaked for this thread alone.
     let body = unsafe { Box::from_raw(arg.cast::<Body>()) };

@@ -3,13 +3,14 @@
 //! A guest that starts thousands of threads in a loop submits a job per thread. With no
 //! idle thread, the submitter (the spawning guest thread) makes the OS thread itself:
 //! about 40 µs of `mmap`, `mprotect` and `clone`, two thirds of its time per spawn.
-//! Once jobs keep finding no idle thread ([`STREAK`] misses, each within [`BURST`] of the
-//! last), the pool starts a *grower*: a thread that makes spare threads and lists their
-//! slots as idle as soon as each exists, before it has even been scheduled, so the
-//! submitter's next jobs are handed over at once while the thread creation runs on
-//! another CPU. The grower keeps [`SPARES`] slots idle and leaves once no job has taken
-//! one for [`BURST`], or the pool shuts down, or the OS refuses a thread. What it made
-//! and nobody used leaves after the idle timeout, like any idle thread.
+//! Once jobs keep finding no idle thread ([`STREAK`] misses in a row, each within
+//! [`BURST`] of the last), the pool starts a *grower*: a thread that makes spare threads
+//! and lists their slots as idle as soon as each exists, before it has even been
+//! scheduled, so the submitter's next jobs are handed over at once while the thread
+//! creation runs on another CPU. The grower keeps [`SPARES`] slots idle and leaves once
+//! it had nothing to make for [`BURST`] (so a steady load that idle threads serve keeps
+//! no grower), or the pool shuts down, or the OS refuses a thread. What it made and
+//! nobody used leaves after the idle timeout, like any idle thread.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -24,8 +25,6 @@ pub(super) const BURST: Duration = Duration::from_millis(10);
 const STREAK: u32 = 8;
 /// Idle slots a grower keeps ahead of the jobs.
 const SPARES: usize = 8;
-/// The grower's stack: it only locks and makes threads.
-const GROWER_STACK: usize = 256 * 1024;
 /// How often a grower with enough spares looks again.
 const POLL: Duration = Duration::from_micros(50);
 
@@ -37,8 +36,8 @@ pub(super) struct Spares {
     streak: AtomicU32,
     /// When the last miss was, in nanoseconds since `epoch`.
     last_miss: AtomicU64,
-    /// Jobs handed to an idle thread (what a grower watches for).
-    taken: AtomicU64,
+    /// Spare threads made so far.
+    made: AtomicU64,
     epoch: Instant,
 }
 
@@ -48,7 +47,7 @@ impl Spares {
             growing: AtomicBool::new(false),
             streak: AtomicU32::new(0),
             last_miss: AtomicU64::new(0),
-            taken: AtomicU64::new(0),
+            made: AtomicU64::new(0),
             epoch: Instant::now(),
         }
     }
@@ -63,9 +62,11 @@ impl Spares {
         self.streak.store(0, Ordering::Relaxed);
     }
 
-    /// A job was handed to an idle thread.
-    pub(super) fn taken(&self) {
-        self.taken.fetch_add(1, Ordering::Relaxed);
+    /// A job was handed to an idle thread: misses since were not in a row.
+    pub(super) fn hit(&self) {
+        if self.streak.load(Ordering::Relaxed) != 0 {
+            self.streak.store(0, Ordering::Relaxed);
+        }
     }
 
     /// A job found no idle thread: true when that makes a burst and no grower runs yet
@@ -84,36 +85,43 @@ impl Spares {
 }
 
 impl Pool {
-    /// Starts a grower if this miss makes a burst (see the module doc). Best effort: with
-    /// no thread for it, jobs go on making their own.
+    /// Called after a job that found no idle thread got a thread of its own: starts a
+    /// grower if this miss makes a burst (see the module doc). Best effort: with no
+    /// thread for it, jobs go on making their own, and the streak starts over.
     pub(super) fn note_miss(self: &Arc<Self>) {
         if !self.spares.missed() {
             return;
         }
         let pool = self.clone();
-        if os_thread::spawn(GROWER_STACK, Box::new(move || pool.grow())).is_err() {
-            self.spares.growing.store(false, Ordering::Release);
+        if os_thread::spawn(self.thread_stack(), Box::new(move || pool.grow())).is_err() {
+            self.stop_growing();
         }
     }
 
-    /// The grower's life: keep [`SPARES`] slots idle until the burst is over.
+    /// The grower's life: keep [`SPARES`] slots idle until it had nothing to make for
+    /// [`BURST`].
     fn grow(self: Arc<Self>) {
-        let mut seen = self.spares.taken.load(Ordering::Relaxed);
-        let mut quiet_since = Instant::now();
+        let mut full_since: Option<Instant> = None;
         while !self.shutdown.load(Ordering::SeqCst) {
-            let taken = self.spares.taken.load(Ordering::Relaxed);
-            if taken != seen {
-                seen = taken;
-                quiet_since = Instant::now();
-            } else if quiet_since.elapsed() >= BURST {
-                break;
-            }
             if self.idle.lock().len() >= SPARES {
+                if full_since.get_or_insert_with(Instant::now).elapsed() >= BURST {
+                    break;
+                }
                 std::thread::sleep(POLL);
-            } else if !self.add_spare() {
+                continue;
+            }
+            full_since = None;
+            if !self.add_spare() {
                 break;
             }
+            self.spares.made.fetch_add(1, Ordering::Relaxed);
         }
+        self.stop_growing();
+    }
+
+    /// The grower is gone: the next one takes a new streak of misses.
+    fn stop_growing(&self) {
+        self.spares.streak.store(0, Ordering::Relaxed);
         self.spares.growing.store(false, Ordering::Release);
     }
 
@@ -163,7 +171,7 @@ mod tests {
         submit(STREAK as usize);
         eventually("no spare thread was listed", || !pool.idle.lock().is_empty());
         submit(56);
-        assert!(pool.spares.taken.load(Ordering::Relaxed) > 0, "no job was handed to a spare");
+        assert!(pool.spares.made.load(Ordering::Relaxed) > 0, "no spare was made");
         eventually("not every job ran", || ran.load(Ordering::SeqCst) == 64);
         for _ in 0..64 {
             release.send(()).unwrap();
