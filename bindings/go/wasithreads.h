@@ -414,16 +414,20 @@ typedef struct wt_error wt_error_t;
  *
  * The pool. A guest thread runs on an idle thread of the pool, or on a new one. A thread
  * whose guest thread ended waits 500 ms for another, then exits; `wt_engine_free` tells
- * idle ones to exit without waiting for them (one wakes the next, so that freeing an
- * engine with thousands of idle threads takes well under a millisecond). When spawns keep finding no idle thread (8 in a row, each
- * within 10 ms of the last: a guest starting many threads), a helper thread makes up to
- * 8 threads ahead of them, so the spawning guest thread does not make each OS thread
- * itself; it stops 10 ms after the spawns do, and what it made and nobody used leaves
- * after the 500 ms. On Linux 6.16 and later, once the process has 64 pool threads, the
- * library grows the process's futex hash (`PR_FUTEX_HASH`, which the kernel sizes from
- * the number of CPUs: 16 buckets on 2 CPUs) to 16 384 buckets, 1 MiB of kernel memory, so
- * that thousands of blocked threads do not slow every futex call of the process; a
- * process on the global hash, or whose hash the host fixed, is left as it is.
+ * idle ones to exit without waiting for them (one wakes the next, so freeing an engine
+ * with thousands of idle threads takes well under a millisecond). When spawns keep
+ * finding no idle thread (8 in a row, each within 10 ms of the last: a guest starting
+ * many threads), a helper thread makes up to 8 threads ahead of them, so the spawning
+ * guest thread does not make each OS thread itself; it stops once it had nothing to make
+ * for 10 ms, and what it made and nobody used leaves after the 500 ms. On Linux 6.16 and
+ * later, when the process reaches 64 pool threads, the library grows the process's
+ * futex hash once (`prctl(PR_FUTEX_HASH)`; the kernel sizes it from the number of CPUs:
+ * 16 buckets on 2 CPUs) to 16 384 buckets, 1 MiB of kernel memory, so that thousands of
+ * blocked threads do not slow every futex call of the process. A process on the global
+ * hash, or whose hash is larger than the kernel makes it by itself (4 buckets per online
+ * CPU: the host set it), is left as it is, and so is every process when the environment
+ * variable `WASITHREADS_KEEP_FUTEX_HASH=1` is set (for sandboxes that refuse unknown
+ * `prctl` calls).
  *
  * Methods:
  * - `wt_engine_new`: an engine from a config (or the defaults)
