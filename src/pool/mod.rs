@@ -13,7 +13,13 @@
 //!
 //! In a forked child only the forking thread exists: the idle threads of the parent's
 //! pool are gone, and so are its blocking jobs. The pool notices the new process id at
-//! the next job and forgets both.
+//! the next job (or its shutdown) and forgets both.
+//!
+//! - `os_thread.rs`: a pool thread is a bare pthread;
+//! - `signal_stack.rs`: its alternate signal stack is the bottom of its own stack;
+//! - `idle.rs`: the idle list, with each slot's place in it;
+//! - `spares.rs`: threads made ahead of a burst of jobs;
+//! - `futex_hash.rs`: the process's futex hash, grown once for many threads.
 //!
 //! Lock order: a slot's `job` lock may be held while taking `idle`, never the other way
 //! round (a thread timing out holds its slot and looks itself up in `idle`).
@@ -62,6 +68,12 @@ impl Counted {
     }
 }
 
+impl Drop for Counted {
+    fn drop(&mut self) {
+        THREADS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// A forked child has only the thread that forked: none of the parent's pool threads.
 extern "C" fn forget_threads_in_child() {
     THREADS.store(0, Ordering::Relaxed);
@@ -76,12 +88,6 @@ fn count_threads_per_process() {
         // life, as the library's code does once loaded.
         unsafe { libc::pthread_atfork(None, None, Some(forget_threads_in_child)) };
     });
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        THREADS.fetch_sub(1, Ordering::Relaxed);
-    }
 }
 
 thread_local! {
@@ -319,6 +325,7 @@ impl Pool {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+    use std::sync::atomic::AtomicUsize;
 
     /// Waits up to 10 s for `done`, failing with `what`.
     pub(in crate::pool) fn eventually(what: &str, mut done: impl FnMut() -> bool) {
@@ -354,7 +361,6 @@ pub(super) mod tests {
             tids.iter().all(|t| !std::path::Path::new(&format!("/proc/self/task/{t}")).exists())
         });
     }
-    use std::sync::atomic::AtomicUsize;
 
     /// Jobs handed out just as idle threads time out: with a 1 ms idle timeout, many
     /// hand-overs race with a thread leaving. Every job must run, and nothing may hang
