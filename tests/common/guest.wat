@@ -12,8 +12,8 @@
 
   ;; Addresses: 100 tid seen by a thread, 104 arg seen, 200 started counter, 204 counter of
   ;; threads that finished printing (mode 6),
-  ;; 300/312 wait words (never notified), 400 a subscription, 504 events, 600 nevents,
-  ;; 700 iovec, 800 read buffer, 1000.. output text.
+  ;; 300/312 wait words (never notified), 700 iovec, 800 read buffer, 1000.. output text,
+  ;; 0x1EFFC and 0x1F000.. the sleeps' subscriptions (see $sleep).
   (data (i32.const 1000) "hello from thread\n")
 
   (func $print (param $ptr i32) (param $len i32)
@@ -21,15 +21,22 @@
     (i32.store (i32.const 704) (local.get $len))
     (drop (call $fd_write (i32.const 1) (i32.const 700) (i32.const 1) (i32.const 720))))
 
-  ;; Sleep for $ns nanoseconds with poll_oneoff on the monotonic clock.
+  ;; Sleep for $ns nanoseconds with poll_oneoff on the monotonic clock. Each call takes a
+  ;; subscription, event and count of its own (128 bytes from a ring of 32 at 0x1F000,
+  ;; picked with the counter at 0x1EFFC): with one shared subscription, main's 5 ms sleep
+  ;; could read the hour a mode-2 thread was writing at the same time, and sleep an hour.
   (func $sleep (param $ns i64)
-    (i64.store (i32.const 400) (i64.const 0))
-    (i32.store8 (i32.const 408) (i32.const 0))
-    (i32.store (i32.const 416) (i32.const 1))
-    (i64.store (i32.const 424) (local.get $ns))
-    (i64.store (i32.const 432) (i64.const 0))
-    (i32.store16 (i32.const 440) (i32.const 0))
-    (drop (call $poll_oneoff (i32.const 400) (i32.const 504) (i32.const 1) (i32.const 600))))
+    (local $sub i32)
+    (local.set $sub (i32.add (i32.const 0x1F000)
+      (i32.mul (i32.and (i32.atomic.rmw.add (i32.const 0x1EFFC) (i32.const 1)) (i32.const 31)) (i32.const 128))))
+    (i64.store (local.get $sub) (i64.const 0))
+    (i32.store8 offset=8 (local.get $sub) (i32.const 0))
+    (i32.store offset=16 (local.get $sub) (i32.const 1))
+    (i64.store offset=24 (local.get $sub) (local.get $ns))
+    (i64.store offset=32 (local.get $sub) (i64.const 0))
+    (i32.store16 offset=40 (local.get $sub) (i32.const 0))
+    (drop (call $poll_oneoff (local.get $sub) (i32.add (local.get $sub) (i32.const 48)) (i32.const 1)
+      (i32.add (local.get $sub) (i32.const 80)))))
 
   ;; Wait until the counter at $addr reaches at least $n.
   (func $wait_count (param $addr i32) (param $n i32)
