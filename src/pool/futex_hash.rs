@@ -35,10 +35,12 @@ const SLOTS: usize = 1 << 14;
 /// The process in which the growth was started: a forked child has a hash of its own.
 static DONE_IN: AtomicU32 = AtomicU32::new(0);
 
-/// True exactly once per process, for the caller that brings the pool to `threads`
-/// threads when that reaches [`MIN_THREADS`]: the caller then has [`grow`] run.
+/// True once per process, for the caller that brings the pool's thread count to
+/// [`MIN_THREADS`] (`threads`: the count with it): the caller then has [`grow`] run. Only
+/// that caller looks further (the count rises one at a time), so threads made later
+/// cost nothing here.
 pub(super) fn due(threads: usize) -> bool {
-    if threads < MIN_THREADS {
+    if threads != MIN_THREADS {
         return false;
     }
     let pid = std::process::id();
@@ -83,13 +85,14 @@ mod tests {
         unsafe { libc::prctl(PR_FUTEX_HASH, PR_FUTEX_HASH_GET_SLOTS, 0, 0, 0) }
     }
 
-    /// `due` says yes once per process, and only from [`MIN_THREADS`] threads on.
+    /// `due` says yes once per process, and only when the count reaches [`MIN_THREADS`].
     #[test]
     fn the_growth_is_due_once_for_many_threads() {
         assert!(!due(MIN_THREADS - 1));
+        assert!(!due(1000), "due for a count past the threshold");
         // Other tests of this process may have made 64 pool threads already.
-        let first = due(1000);
-        assert!(!due(1000) && !due(100_000), "due twice (first call: {first})");
+        let first = due(MIN_THREADS);
+        assert!(!due(MIN_THREADS), "due twice (first call: {first})");
     }
 
     /// The kernel's own size is grown; a size only the host can have set is not. Run in a

@@ -259,13 +259,7 @@ impl Pool {
         loop {
             if let Some(job) = job.take() {
                 job();
-                if self.shutdown.load(Ordering::SeqCst) {
-                    self.stop_next_idle();
-                    return;
-                }
-                self.idle.lock().push(slot.clone());
-                // A shutdown that came meanwhile may have found the list empty.
-                if self.shutdown.load(Ordering::SeqCst) && self.idle.lock().remove(&slot) {
+                if !self.list_idle(&slot) {
                     self.stop_next_idle();
                     return;
                 }
@@ -275,6 +269,18 @@ impl Pool {
                 None => return,
             }
         }
+    }
+
+    /// Lists `slot` as idle; false if the pool shut down. The flag is read under the list's
+    /// lock, which a shutdown takes after setting it (to tell the first idle thread): a
+    /// slot listed here is always seen by the shutdown's chain of leaving threads.
+    fn list_idle(&self, slot: &Arc<Slot>) -> bool {
+        let mut idle = self.idle.lock();
+        if self.shutdown.load(Ordering::SeqCst) {
+            return false;
+        }
+        idle.push(slot.clone());
+        true
     }
 
     /// Waits for a job on `slot`, which is listed as idle; `None` once it waited

@@ -132,10 +132,8 @@ impl Pool {
         if os_thread::spawn(self.thread_stack(), Box::new(move || pool.work(its, None))).is_err() {
             return false;
         }
-        self.idle.lock().push(slot.clone());
-        // A shutdown sets its flag before it empties the list: if it came before the
-        // slot was listed, it did not see the slot, which must be stopped here.
-        if self.shutdown.load(Ordering::SeqCst) && self.idle.lock().remove(&slot) {
+        if !self.list_idle(&slot) {
+            // The pool shut down: the spare runs an empty job and leaves like the others.
             slot.stop();
         }
         true
